@@ -1,0 +1,89 @@
+//! Keep OAuth 2.0 tokens alive for many users across many providers, without
+//! ever burning a single-use refresh token.
+//!
+//! This crate holds the traits and types every other crate of the workspace
+//! shares, and the [`TokenManager`] that refreshes tokens safely. It does no
+//! HTTP and touches no filesystem: providers ([`TokenProvider`]) and stores
+//! ([`TokenStore`]) plug in from other crates, or from your own code.
+//!
+//! # Why a manager
+//!
+//! Some providers (Fitbit among them) issue refresh tokens that can be used
+//! **once**. Two refreshes racing, in one process or in two, burn the user's
+//! grant and force them to log in again. The [`TokenManager`] refreshes each
+//! account at most once at a time: in-process through a single flight per
+//! key, across processes through the store's key lock, and it saves the new
+//! pair with compare-and-swap before anyone gets to use it.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Duration, SystemTime};
+//! use auth_core::testing::FakeProvider;
+//! use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore};
+//! use store_memory::MemoryTokenStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> auth_core::Result<()> {
+//! let store = MemoryTokenStore::new();
+//! let provider = Arc::new(FakeProvider::new("fitbit"));
+//! let manager = TokenManager::builder(Arc::new(store.clone()))
+//!     .provider(provider.clone())
+//!     .build();
+//!
+//! // A token that expired an hour ago.
+//! let key = TokenKey::parse("fitbit", "26FWFL")?;
+//! let issued = SystemTime::now() - Duration::from_secs(7200);
+//! let old = TokenSet::new("old-access", "Bearer", issued)
+//!     .with_refresh_token("old-refresh")
+//!     .with_expires_in(Duration::from_secs(3600));
+//! store.save(&key, &old, None).await?;
+//!
+//! // The manager refreshes it once, saves the new pair, and hands it out.
+//! let token = manager.access_token(&key).await?;
+//! assert_ne!(token.secret(), "old-access");
+//! assert_eq!(provider.refresh_calls(), 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `conformance`: the `conformance` module, the suite every [`TokenStore`]
+//!   should pass.
+//! - `testing`: the `testing` module with `FakeProvider`, a scriptable
+//!   provider for tests.
+
+mod authorization;
+mod clock;
+mod error;
+mod id;
+mod introspection;
+mod manager;
+mod provider;
+pub mod redact;
+mod store;
+mod token;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use authorization::{AuthorizeRequest, Callback, PendingAuthorization};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result, Source, StoreErrorKind};
+pub use id::{AccountId, MAX_ID_LEN, ProviderId, TokenKey};
+pub use introspection::{GrantedScope, Introspection};
+pub use manager::{
+    DEFAULT_LOCK_WAIT, DEFAULT_SKEW, RetryPolicy, TokenEvent, TokenManager, TokenManagerBuilder,
+};
+pub use provider::TokenProvider;
+pub use store::{KeyLock, TokenStore, Version, Versioned};
+pub use token::{AccessToken, TOKEN_FORMAT_VERSION, TokenSet};
+
+/// Re-exported so implementors use the same `async_trait` macro.
+pub use async_trait::async_trait;
+/// Re-exported so implementors and callers use the same `secrecy` version.
+pub use secrecy;

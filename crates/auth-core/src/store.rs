@@ -1,0 +1,108 @@
+//! The [`TokenStore`] trait: where tokens live between processes and restarts.
+
+use std::fmt::{self, Debug};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::id::{ProviderId, TokenKey};
+use crate::token::TokenSet;
+
+/// A stored value's version, for compare-and-swap. Versions of one key only
+/// grow; their values mean nothing across keys or stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version(pub u64);
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+/// A value and the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its version.
+    pub version: Version,
+}
+
+/// An exclusive lease on one key, from [`TokenStore::lock`]. Dropping it
+/// releases the lease.
+pub trait KeyLock: Debug + Send + Sync {
+    /// The key this lock holds.
+    fn key(&self) -> &TokenKey;
+}
+
+/// Durable storage for token sets, shared by every process that manages the
+/// same accounts.
+///
+/// Used as `Arc<dyn TokenStore>`. Every implementation should run the
+/// conformance suite in `auth_core::conformance` (feature `conformance`);
+/// each clause below has a test function of the same name there.
+///
+/// # Contract
+///
+/// - **round_trip**: a saved token loads back equal (every field, secrets
+///   included) with the version `save` returned.
+/// - **missing_key**: `load` of a key never saved returns `Ok(None)`.
+/// - **create_only**: `save` with `expected = None` succeeds only if the key
+///   does not exist; otherwise it fails with
+///   [`StoreErrorKind::Conflict`](crate::StoreErrorKind::Conflict) and
+///   changes nothing.
+/// - **cas_conflict**: `save` with `expected = Some(v)` succeeds only if the
+///   stored version is `v`; otherwise it fails with `Conflict` and changes
+///   nothing.
+/// - **overwrite_bumps_version**: a successful `save` returns a version
+///   greater than the one it replaced.
+/// - **delete**: `delete` removes the key and returns `true`; a later `load`
+///   returns `None`.
+/// - **delete_missing**: `delete` of an absent key returns `Ok(false)`.
+/// - **list_filtered**: `list(None)` returns every stored key;
+///   `list(Some(p))` only provider `p`'s.
+/// - **keys_isolated**: keys that differ in provider, account, or only in
+///   letter case never see each other's tokens.
+/// - **lock_exclusive**: while one [`KeyLock`] for a key is alive, `lock` on
+///   the same key waits; locks on other keys do not.
+/// - **lock_released_on_drop**: dropping the lock lets the next waiter in.
+/// - **lock_timeout**: a `lock` that cannot be had within `wait` fails with
+///   [`StoreErrorKind::LockTimeout`](crate::StoreErrorKind::LockTimeout), in
+///   bounded time.
+/// - **concurrent_cas**: of many concurrent `save`s with the same
+///   `expected` version, exactly one succeeds.
+/// - **debug_hides_secrets**: the store's `Debug` shows no token.
+///
+/// Where the backend can, locks and compare-and-swap hold **across
+/// processes**: the [`TokenManager`](crate::TokenManager) relies on them to
+/// refresh each account once. A store that is only process-local must say so
+/// in its docs.
+///
+/// A store never deletes or overwrites data it cannot decode: it reports
+/// [`StoreErrorKind::Corrupt`](crate::StoreErrorKind::Corrupt) and leaves it
+/// for a person to look at.
+#[async_trait]
+pub trait TokenStore: Debug + Send + Sync {
+    /// Loads a token and its version.
+    async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>>;
+
+    /// Compare-and-swap: stores `token` only if the stored version is
+    /// `expected` (`None`: the key must not exist). Returns the new version.
+    async fn save(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version>;
+
+    /// Removes a token. Returns whether there was one.
+    async fn delete(&self, key: &TokenKey) -> Result<bool>;
+
+    /// Lists stored keys, of one provider or of all.
+    async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>>;
+
+    /// Takes an exclusive lease on one key, waiting at most `wait`.
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>>;
+}

@@ -1,0 +1,464 @@
+//! [`TokenSet`]: what one authorization grant gives us, and its stored form.
+//!
+//! Secrets live in [`secrecy`] types and are read only through
+//! [`ExposeSecret`]; `Debug` prints `[redacted]` in their place. The serialized
+//! form is explicit and versioned (see [`TokenSet`]'s serde section) because
+//! stores keep it on disk for years: a reader refuses a format newer than it
+//! knows instead of guessing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The stored format version written by this crate.
+pub const TOKEN_FORMAT_VERSION: u32 = 1;
+
+const REDACTED: &str = "[redacted]";
+
+/// The tokens of one grant, plus what we know about them.
+///
+/// `Debug` never shows the access or refresh token; read them with
+/// [`access_token`](Self::access_token) and
+/// [`refresh_token`](Self::refresh_token) and then
+/// [`ExposeSecret::expose_secret`].
+///
+/// # Serialized form
+///
+/// `Serialize` writes, and `Deserialize` reads, a JSON object with a
+/// `"format"` field (currently `1`); a larger number is refused with an error
+/// that says the data was written by a newer version. Times are RFC 3339
+/// strings. This form contains the secrets: it is for stores, never for logs.
+///
+/// ```
+/// use auth_core::TokenSet;
+/// use std::time::{Duration, SystemTime};
+///
+/// let now = SystemTime::now();
+/// let token = TokenSet::new("access", "Bearer", now)
+///     .with_refresh_token("refresh")
+///     .with_expires_in(Duration::from_secs(28_800))
+///     .with_scopes(["activity", "sleep"]);
+/// assert!(!format!("{token:?}").contains("access\""));
+/// let json = serde_json::to_string(&token).unwrap();
+/// let back: TokenSet = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.scopes().len(), 2);
+/// ```
+#[derive(Clone)]
+pub struct TokenSet {
+    access_token: SecretString,
+    refresh_token: Option<SecretString>,
+    token_type: String,
+    expires_at: Option<SystemTime>,
+    issued_at: SystemTime,
+    scopes: BTreeSet<String>,
+    extras: BTreeMap<String, serde_json::Value>,
+    reauthorization_required: Option<String>,
+}
+
+impl TokenSet {
+    /// A token set with an access token only, issued at `issued_at`.
+    pub fn new(
+        access_token: impl Into<String>,
+        token_type: impl Into<String>,
+        issued_at: SystemTime,
+    ) -> Self {
+        Self {
+            access_token: SecretString::from(access_token.into()),
+            refresh_token: None,
+            token_type: token_type.into(),
+            expires_at: None,
+            issued_at,
+            scopes: BTreeSet::new(),
+            extras: BTreeMap::new(),
+            reauthorization_required: None,
+        }
+    }
+
+    /// Sets the refresh token.
+    #[must_use]
+    pub fn with_refresh_token(mut self, refresh_token: impl Into<String>) -> Self {
+        self.refresh_token = Some(SecretString::from(refresh_token.into()));
+        self
+    }
+
+    /// Sets or clears the refresh token from an existing secret.
+    #[must_use]
+    pub fn with_refresh_secret(mut self, refresh_token: Option<SecretString>) -> Self {
+        self.refresh_token = refresh_token;
+        self
+    }
+
+    /// Stamps the absolute expiry as `issued_at + expires_in`.
+    #[must_use]
+    pub fn with_expires_in(mut self, expires_in: Duration) -> Self {
+        self.expires_at = self.issued_at.checked_add(expires_in);
+        self
+    }
+
+    /// Sets the absolute expiry.
+    #[must_use]
+    pub fn with_expires_at(mut self, expires_at: Option<SystemTime>) -> Self {
+        self.expires_at = expires_at;
+        self
+    }
+
+    /// Sets the granted scopes.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a provider-specific field, for example Fitbit's `user_id`.
+    ///
+    /// Extras are printed by `Debug` by name only, but they are stored in
+    /// clear: never put a credential here.
+    #[must_use]
+    pub fn with_extra(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.extras.insert(name.into(), value);
+        self
+    }
+
+    /// The access token. Read it with [`ExposeSecret::expose_secret`].
+    pub fn access_token(&self) -> &SecretString {
+        &self.access_token
+    }
+
+    /// The refresh token, if the grant has one.
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The token type, usually `Bearer`.
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// When the access token expires, if the server said.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// When we received the token.
+    pub fn issued_at(&self) -> SystemTime {
+        self.issued_at
+    }
+
+    /// The scopes the server granted, which may be fewer than requested.
+    pub fn scopes(&self) -> &BTreeSet<String> {
+        &self.scopes
+    }
+
+    /// Provider-specific fields.
+    pub fn extras(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.extras
+    }
+
+    /// A provider-specific field as a string, if present and a string.
+    pub fn extra_str(&self, name: &str) -> Option<&str> {
+        self.extras.get(name).and_then(serde_json::Value::as_str)
+    }
+
+    /// Why this grant needs a new authorization, if it does. A flagged token
+    /// is kept (never silently deleted) but not refreshed again.
+    pub fn reauthorization_required(&self) -> Option<&str> {
+        self.reauthorization_required.as_deref()
+    }
+
+    /// Flags the grant as needing a new authorization, for `reason`.
+    #[must_use]
+    pub fn flagged_for_reauthorization(mut self, reason: impl Into<String>) -> Self {
+        self.reauthorization_required = Some(reason.into());
+        self
+    }
+
+    /// Whether the access token is still usable at `now` with `margin` to
+    /// spare. A token without a known expiry counts as usable.
+    pub fn is_fresh(&self, now: SystemTime, margin: Duration) -> bool {
+        match self.expires_at {
+            None => true,
+            Some(expires_at) => now
+                .checked_add(margin)
+                .is_some_and(|deadline| deadline < expires_at),
+        }
+    }
+
+    /// Merges a refresh response into this grant: the new set wins, but a
+    /// response without a refresh token keeps ours (Google omits it), and a
+    /// response without scopes keeps ours (RFC 6749 §5.1: omitted means
+    /// unchanged). Extras the new set lacks are kept. The result is never
+    /// flagged for reauthorization.
+    #[must_use]
+    pub fn merge_refreshed(&self, mut new: TokenSet) -> TokenSet {
+        if new.refresh_token.is_none() {
+            new.refresh_token.clone_from(&self.refresh_token);
+        }
+        if new.scopes.is_empty() {
+            new.scopes.clone_from(&self.scopes);
+        }
+        for (name, value) in &self.extras {
+            new.extras
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+        new.reauthorization_required = None;
+        new
+    }
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &REDACTED)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| REDACTED),
+            )
+            .field("token_type", &self.token_type)
+            .field(
+                "expires_at",
+                &self.expires_at.map(humantime::format_rfc3339_seconds),
+            )
+            .field(
+                "issued_at",
+                &humantime::format_rfc3339_seconds(self.issued_at),
+            )
+            .field("scopes", &self.scopes)
+            .field("extras", &self.extras.keys().collect::<Vec<_>>())
+            .field("reauthorization_required", &self.reauthorization_required)
+            .finish()
+    }
+}
+
+/// The wire form of a token set, format 1.
+#[derive(Serialize, Deserialize)]
+struct WireV1 {
+    format: u32,
+    access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    token_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    issued_at: String,
+    #[serde(default)]
+    scopes: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    extras: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reauthorization_required: Option<String>,
+}
+
+/// Reads only the format number first, so a newer format gets a clear error
+/// instead of a confusing field error.
+#[derive(Deserialize)]
+struct FormatProbe {
+    format: Option<u32>,
+}
+
+fn parse_time(field: &str, value: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339_weak(value)
+        .map_err(|e| format!("{field} is not an RFC 3339 time ({e})"))
+}
+
+impl Serialize for TokenSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireV1 {
+            format: TOKEN_FORMAT_VERSION,
+            access_token: self.access_token.expose_secret().to_owned(),
+            refresh_token: self
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+            token_type: self.token_type.clone(),
+            expires_at: self
+                .expires_at
+                .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            issued_at: humantime::format_rfc3339_millis(self.issued_at).to_string(),
+            scopes: self.scopes.clone(),
+            extras: self.extras.clone(),
+            reauthorization_required: self.reauthorization_required.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        let probe = FormatProbe::deserialize(&value).map_err(D::Error::custom)?;
+        match probe.format {
+            Some(TOKEN_FORMAT_VERSION) => {}
+            Some(newer) if newer > TOKEN_FORMAT_VERSION => {
+                return Err(D::Error::custom(format!(
+                    "token format {newer} was written by a newer version of this library \
+                     (this one reads format {TOKEN_FORMAT_VERSION}); upgrade to read it"
+                )));
+            }
+            Some(other) => {
+                return Err(D::Error::custom(format!("unknown token format {other}")));
+            }
+            None => return Err(D::Error::custom("token has no \"format\" field")),
+        }
+        let wire = WireV1::deserialize(value).map_err(|e| {
+            // serde_json's messages name fields, never values, so they are safe.
+            D::Error::custom(format!("invalid token: {e}"))
+        })?;
+        let expires_at = wire
+            .expires_at
+            .as_deref()
+            .map(|t| parse_time("expires_at", t))
+            .transpose()
+            .map_err(D::Error::custom)?;
+        let issued_at = parse_time("issued_at", &wire.issued_at).map_err(D::Error::custom)?;
+        Ok(TokenSet {
+            access_token: SecretString::from(wire.access_token),
+            refresh_token: wire.refresh_token.map(SecretString::from),
+            token_type: wire.token_type,
+            expires_at,
+            issued_at,
+            scopes: wire.scopes,
+            extras: wire.extras,
+            reauthorization_required: wire.reauthorization_required,
+        })
+    }
+}
+
+/// A valid access token handed out by
+/// [`TokenManager::access_token`](crate::TokenManager::access_token).
+///
+/// It shares the cached [`TokenSet`], so handing one out costs an `Arc`
+/// clone. `Debug` never shows the token.
+#[derive(Clone)]
+pub struct AccessToken(Arc<TokenSet>);
+
+impl AccessToken {
+    pub(crate) fn new(set: Arc<TokenSet>) -> Self {
+        Self(set)
+    }
+
+    /// The access token itself: put it in an `Authorization` header, never in
+    /// a log.
+    pub fn secret(&self) -> &str {
+        self.0.access_token.expose_secret()
+    }
+
+    /// The token type, usually `Bearer`.
+    pub fn token_type(&self) -> &str {
+        &self.0.token_type
+    }
+
+    /// When the token expires, if known.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+
+    /// The whole token set this token came from.
+    pub fn token_set(&self) -> &Arc<TokenSet> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &REDACTED)
+            .field("token_type", &self.0.token_type)
+            .field(
+                "expires_at",
+                &self.0.expires_at.map(humantime::format_rfc3339_seconds),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TokenSet {
+        TokenSet::new(
+            "ACCESS-SECRET-1",
+            "Bearer",
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
+        )
+        .with_refresh_token("REFRESH-SECRET-1")
+        .with_expires_in(Duration::from_secs(60))
+        .with_scopes(["sleep", "activity"])
+        .with_extra("user_id", serde_json::json!("26FWFL"))
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let text = format!("{:?} {:?}", sample(), AccessToken::new(Arc::new(sample())));
+        assert!(!text.contains("ACCESS-SECRET-1"), "{text}");
+        assert!(!text.contains("REFRESH-SECRET-1"), "{text}");
+        assert!(text.contains("user_id"));
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let json = serde_json::to_string(&sample()).unwrap();
+        let back: TokenSet = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.access_token().expose_secret(), "ACCESS-SECRET-1");
+        assert_eq!(
+            back.refresh_token().unwrap().expose_secret(),
+            "REFRESH-SECRET-1"
+        );
+        assert_eq!(back.expires_at(), sample().expires_at());
+        assert_eq!(back.issued_at(), sample().issued_at());
+        assert_eq!(back.extra_str("user_id"), Some("26FWFL"));
+        assert_eq!(back.scopes().len(), 2);
+    }
+
+    #[test]
+    fn newer_format_is_refused_clearly() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["format"] = serde_json::json!(7);
+        let err = serde_json::from_value::<TokenSet>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("newer version"), "{err}");
+    }
+
+    #[test]
+    fn decode_errors_do_not_echo_secrets() {
+        let v = serde_json::json!({"format": 1, "access_token": "ACCESS-SECRET-1", "token_type": 5, "issued_at": "x"});
+        let err = serde_json::from_value::<TokenSet>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("ACCESS-SECRET-1"), "{err}");
+    }
+
+    #[test]
+    fn merge_keeps_old_refresh_token_and_scopes() {
+        let old = sample();
+        let new = TokenSet::new("ACCESS-2", "Bearer", SystemTime::UNIX_EPOCH);
+        let merged = old.merge_refreshed(new);
+        assert_eq!(
+            merged.refresh_token().unwrap().expose_secret(),
+            "REFRESH-SECRET-1"
+        );
+        assert_eq!(merged.access_token().expose_secret(), "ACCESS-2");
+        assert_eq!(merged.scopes(), old.scopes());
+        assert_eq!(merged.extra_str("user_id"), Some("26FWFL"));
+    }
+
+    #[test]
+    fn freshness_respects_margin() {
+        let t = sample();
+        let issued = t.issued_at();
+        assert!(t.is_fresh(issued, Duration::from_secs(30)));
+        assert!(!t.is_fresh(issued, Duration::from_secs(60)));
+        assert!(!t.is_fresh(issued + Duration::from_secs(61), Duration::ZERO));
+    }
+}

@@ -1,0 +1,394 @@
+//! The token manager's refresh protocol, proven against a fake provider.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use auth_core::secrecy::ExposeSecret;
+use auth_core::testing::Scripted;
+use auth_core::{AuthorizeRequest, Callback, Error, TokenEvent, TokenStore};
+use support::{expired_token, key, setup_with, valid_token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_callers_on_an_expired_token_make_one_refresh() {
+    let s = setup_with(Some(expired_token())).await;
+    s.provider.hold_refreshes();
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let manager = s.manager.clone();
+        tasks.push(tokio::spawn(
+            async move { manager.access_token(&key()).await },
+        ));
+    }
+    s.provider.refresh_started().await;
+    s.provider.release_refreshes(1);
+    let mut secrets = std::collections::HashSet::new();
+    for task in tasks {
+        let token = task.await.unwrap().unwrap();
+        secrets.insert(token.secret().to_owned());
+    }
+    assert_eq!(s.provider.refresh_calls(), 1);
+    assert_eq!(secrets.len(), 1, "callers got different tokens");
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.access_token().expose_secret(),
+        secrets.iter().next().unwrap()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_transient_failures_then_success_are_retried_and_saved() {
+    let s = setup_with(Some(expired_token())).await;
+    s.provider
+        .script_refresh(Scripted::Fail(Error::transient("connection reset")));
+    s.provider.script_refresh(Scripted::Fail(Error::Transient {
+        message: "503".into(),
+        status: Some(503),
+        retry_after: Some(Duration::from_secs(2)),
+        source: None,
+    }));
+    s.provider.script_refresh(Scripted::Fresh);
+    let token = s.manager.access_token(&key()).await.unwrap();
+    assert_eq!(s.provider.refresh_calls(), 3);
+    // Every attempt used the same refresh token: retries never skip ahead.
+    assert_eq!(
+        s.provider.seen_refresh_tokens(),
+        vec!["old-refresh-secret"; 3]
+    );
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_bounded_and_the_stored_token_is_intact() {
+    let s = setup_with(Some(expired_token())).await;
+    for _ in 0..10 {
+        s.provider
+            .script_refresh(Scripted::Fail(Error::transient("down")));
+    }
+    let err = s.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(s.provider.refresh_calls(), 4);
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.refresh_token().unwrap().expose_secret(),
+        "old-refresh-secret"
+    );
+    assert!(stored.value.reauthorization_required().is_none());
+}
+
+#[tokio::test]
+async fn a_long_retry_after_is_returned_not_waited_for() {
+    let s = setup_with(Some(expired_token())).await;
+    s.provider.script_refresh(Scripted::Fail(Error::Transient {
+        message: "rate limited".into(),
+        status: Some(429),
+        retry_after: Some(Duration::from_secs(1800)),
+        source: None,
+    }));
+    let err = s.manager.access_token(&key()).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(1800)));
+    assert_eq!(s.provider.refresh_calls(), 1);
+}
+
+#[tokio::test]
+async fn invalid_grant_flags_the_token_and_keeps_it() {
+    let s = setup_with(Some(expired_token())).await;
+    let mut events = s.manager.subscribe();
+    s.provider
+        .script_refresh(Scripted::Fail(Error::reauthorization_required(
+            None,
+            "invalid_grant: refresh token invalid",
+        )));
+    let err = s.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err}");
+    assert!(
+        err.to_string().contains("fake/26FWFL"),
+        "the error names the account: {err}"
+    );
+    let stored = s
+        .store
+        .inner
+        .load(&key())
+        .await
+        .unwrap()
+        .expect("the token was deleted");
+    assert_eq!(
+        stored.value.refresh_token().unwrap().expose_secret(),
+        "old-refresh-secret"
+    );
+    assert!(
+        stored
+            .value
+            .reauthorization_required()
+            .unwrap()
+            .contains("invalid_grant")
+    );
+    match events.recv().await.unwrap() {
+        TokenEvent::ReauthorizationRequired { key: k, .. } => assert_eq!(k, key()),
+        other => panic!("unexpected event {other:?}"),
+    }
+    // A flagged token is not sent to the server again.
+    let err = s.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required());
+    assert_eq!(s.provider.refresh_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_refresh_without_refresh_token_keeps_the_old_one() {
+    let s = setup_with(Some(expired_token())).await;
+    s.provider
+        .script_refresh(Scripted::FreshWithoutRefreshToken);
+    let token = s.manager.access_token(&key()).await.unwrap();
+    assert!(token.token_set().refresh_token().is_some());
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.refresh_token().unwrap().expose_secret(),
+        "old-refresh-secret"
+    );
+    assert_ne!(
+        stored.value.access_token().expose_secret(),
+        "old-access-secret"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_leader_mid_refresh_does_not_wedge_the_others() {
+    let s = setup_with(Some(expired_token())).await;
+    s.provider.hold_refreshes();
+    let leader = {
+        let manager = s.manager.clone();
+        tokio::spawn(async move { manager.access_token(&key()).await })
+    };
+    s.provider.refresh_started().await;
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    let follower = {
+        let manager = s.manager.clone();
+        tokio::spawn(async move { manager.access_token(&key()).await })
+    };
+    s.provider.release_refreshes(1);
+    let token = follower.await.unwrap().unwrap();
+    assert_eq!(
+        s.provider.refresh_calls(),
+        1,
+        "the abandoned refresh must finish, not restart"
+    );
+    // And it was saved, though its first caller was gone.
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+}
+
+#[tokio::test]
+async fn the_hot_path_does_no_store_io() {
+    let s = setup_with(Some(valid_token())).await;
+    s.manager.access_token(&key()).await.unwrap();
+    let after_first = s.store.io_calls();
+    for _ in 0..1000 {
+        s.manager.access_token(&key()).await.unwrap();
+    }
+    assert_eq!(
+        s.store.io_calls(),
+        after_first,
+        "the hot path touched the store"
+    );
+    assert_eq!(s.store.loads.load(Ordering::SeqCst), 1);
+    assert_eq!(s.provider.refresh_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_token_refreshed_by_another_process_is_used_without_a_request() {
+    let s = setup_with(Some(expired_token())).await;
+    // Prime this manager's cache with the expired token's version.
+    let other = auth_core::TokenManager::builder(s.store.clone())
+        .provider(s.provider.clone())
+        .build();
+    other.access_token(&key()).await.unwrap();
+    assert_eq!(s.provider.refresh_calls(), 1);
+    // The first manager sees the other's token in the store and sends nothing.
+    let token = s.manager.access_token(&key()).await.unwrap();
+    assert_eq!(s.provider.refresh_calls(), 1);
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+}
+
+#[tokio::test]
+async fn no_token_stored_is_reauthorization_required() {
+    let s = setup_with(None).await;
+    let err = s.manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_reauthorization_required(), "{err}");
+    assert!(err.to_string().contains("no token is stored"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_provider_is_invalid_input() {
+    let s = setup_with(None).await;
+    let err = s
+        .manager
+        .access_token(&auth_core::TokenKey::parse("nope", "a").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert!(
+        err.to_string().contains("fake"),
+        "lists the registered providers: {err}"
+    );
+}
+
+#[tokio::test]
+async fn force_refresh_refreshes_a_valid_token_once() {
+    let s = setup_with(Some(valid_token())).await;
+    let before = s.manager.access_token(&key()).await.unwrap();
+    let after = s.manager.force_refresh(&key()).await.unwrap();
+    assert_ne!(before.secret(), after.secret());
+    assert_eq!(s.provider.refresh_calls(), 1);
+    assert_eq!(
+        s.manager.access_token(&key()).await.unwrap().secret(),
+        after.secret()
+    );
+}
+
+#[tokio::test]
+async fn complete_authorization_checks_state_then_saves() {
+    let s = setup_with(None).await;
+    let pending = s
+        .manager
+        .begin_authorization(
+            &key().provider,
+            AuthorizeRequest::new().account(key().account),
+        )
+        .unwrap();
+    // A forged callback is refused before any token request.
+    let forged = Callback::parse("code=stolen&state=forged").unwrap();
+    let err = s
+        .manager
+        .complete_authorization(&pending, &forged)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert_eq!(s.provider.exchange_calls(), 0);
+    // The user denied.
+    let denied = Callback::parse(&format!(
+        "error=access_denied&state={}",
+        pending.state().expose_secret()
+    ))
+    .unwrap();
+    let err = s
+        .manager
+        .complete_authorization(&pending, &denied)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AuthorizationDenied { .. }), "{err}");
+    // The real callback.
+    let mut events = s.manager.subscribe();
+    let good = Callback::parse(&format!(
+        "code=c0de&state={}",
+        pending.state().expose_secret()
+    ))
+    .unwrap();
+    let (stored_key, token) = s
+        .manager
+        .complete_authorization(&pending, &good)
+        .await
+        .unwrap();
+    assert_eq!(stored_key, key());
+    assert_eq!(s.provider.exchange_calls(), 1);
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+    assert_eq!(
+        events.recv().await.unwrap(),
+        TokenEvent::Authorized { key: key() }
+    );
+}
+
+#[tokio::test]
+async fn reauthorizing_replaces_a_flagged_token() {
+    let s = setup_with(Some(
+        expired_token().flagged_for_reauthorization("invalid_grant"),
+    ))
+    .await;
+    assert!(
+        s.manager
+            .access_token(&key())
+            .await
+            .unwrap_err()
+            .is_reauthorization_required()
+    );
+    let pending = s
+        .manager
+        .begin_authorization(
+            &key().provider,
+            AuthorizeRequest::new().account(key().account),
+        )
+        .unwrap();
+    let cb = Callback::parse(&format!("code=c&state={}", pending.state().expose_secret())).unwrap();
+    s.manager
+        .complete_authorization(&pending, &cb)
+        .await
+        .unwrap();
+    let token = s.manager.access_token(&key()).await.unwrap();
+    assert!(token.token_set().reauthorization_required().is_none());
+}
+
+#[tokio::test]
+async fn revoke_revokes_at_the_server_then_deletes() {
+    let s = setup_with(Some(valid_token())).await;
+    s.manager.revoke(&key()).await.unwrap();
+    assert_eq!(s.provider.revoke_calls(), 1);
+    assert!(s.store.inner.load(&key()).await.unwrap().is_none());
+    assert!(
+        s.manager
+            .access_token(&key())
+            .await
+            .unwrap_err()
+            .is_reauthorization_required()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_revoke_keeps_the_token() {
+    let s = setup_with(Some(valid_token())).await;
+    s.provider
+        .script_revoke_failure(Error::transient("server down"));
+    assert!(s.manager.revoke(&key()).await.unwrap_err().is_transient());
+    assert!(s.store.inner.load(&key()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn refreshed_event_is_emitted() {
+    let s = setup_with(Some(expired_token())).await;
+    let mut events = s.manager.subscribe();
+    s.manager.access_token(&key()).await.unwrap();
+    match events.recv().await.unwrap() {
+        TokenEvent::Refreshed { key: k, expires_at } => {
+            assert_eq!(k, key());
+            assert!(expires_at.is_some());
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn introspect_uses_the_stored_token() {
+    let s = setup_with(Some(valid_token())).await;
+    let info = s.manager.introspect(&key()).await.unwrap();
+    assert!(info.active);
+    assert_eq!(s.provider.introspect_calls(), 1);
+}
+
+#[tokio::test]
+async fn logout_deletes_locally_only() {
+    let s = setup_with(Some(valid_token())).await;
+    assert!(s.manager.remove(&key()).await.unwrap());
+    assert_eq!(s.provider.revoke_calls(), 0);
+    assert!(!s.manager.remove(&key()).await.unwrap());
+}
+
+#[tokio::test]
+async fn manager_works_as_a_shared_trait_object_graph() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<auth_core::TokenManager>();
+    let _: Arc<dyn TokenStore> = Arc::new(store_memory::MemoryTokenStore::new());
+}

@@ -1,0 +1,160 @@
+//! [`MemoryTokenStore`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use auth_core::{
+    Error, KeyLock, ProviderId, Result, StoreErrorKind, TokenKey, TokenSet, TokenStore, Version,
+    Versioned,
+};
+use tokio::sync::OwnedMutexGuard;
+
+/// Tokens in memory. Clones share the same tokens and locks.
+#[derive(Clone, Default)]
+pub struct MemoryTokenStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    tokens: Mutex<HashMap<TokenKey, Versioned<TokenSet>>>,
+    locks: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Versions come from one counter, so a key deleted and created again
+    /// never reuses a version someone may still hold.
+    next_version: Mutex<u64>,
+}
+
+impl MemoryTokenStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Versioned<TokenSet>>> {
+        self.shared
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) -> Version {
+        let mut next = self
+            .shared
+            .next_version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *next += 1;
+        Version(*next)
+    }
+}
+
+impl fmt::Debug for MemoryTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTokenStore")
+            .field("tokens", &self.tokens().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A held lease on one key of a [`MemoryTokenStore`].
+struct MemoryKeyLock {
+    key: TokenKey,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl fmt::Debug for MemoryKeyLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryKeyLock")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl KeyLock for MemoryKeyLock {
+    fn key(&self) -> &TokenKey {
+        &self.key
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryTokenStore {
+    async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
+        Ok(self.tokens().get(key).cloned())
+    }
+
+    async fn save(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version> {
+        let mut tokens = self.tokens();
+        let current = tokens.get(key).map(|v| v.version);
+        if current != expected {
+            return Err(conflict(key, expected, current));
+        }
+        let version = self.bump();
+        tokens.insert(
+            key.clone(),
+            Versioned {
+                value: token.clone(),
+                version,
+            },
+        );
+        Ok(version)
+    }
+
+    async fn delete(&self, key: &TokenKey) -> Result<bool> {
+        Ok(self.tokens().remove(key).is_some())
+    }
+
+    async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
+        Ok(self
+            .tokens()
+            .keys()
+            .filter(|k| provider.is_none_or(|p| &k.provider == p))
+            .cloned()
+            .collect())
+    }
+
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
+        let mutex = {
+            let mut locks = self
+                .shared
+                .locks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(locks.entry(key.clone()).or_default())
+        };
+        match tokio::time::timeout(wait, mutex.lock_owned()).await {
+            Ok(guard) => Ok(Box::new(MemoryKeyLock {
+                key: key.clone(),
+                _guard: guard,
+            })),
+            Err(_) => Err(Error::store(
+                StoreErrorKind::LockTimeout,
+                Some(key.clone()),
+                format!(
+                    "could not take the key lock within {wait:?}; another task holds it \
+                     (a refresh in progress?); try again"
+                ),
+            )),
+        }
+    }
+}
+
+fn conflict(key: &TokenKey, expected: Option<Version>, current: Option<Version>) -> Error {
+    let show = |v: Option<Version>| v.map_or_else(|| "absent".to_owned(), |v| v.to_string());
+    Error::store(
+        StoreErrorKind::Conflict,
+        Some(key.clone()),
+        format!(
+            "expected version {}, found {}; reload and try again",
+            show(expected),
+            show(current)
+        ),
+    )
+}

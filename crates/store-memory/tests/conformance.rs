@@ -1,0 +1,30 @@
+//! The whole `TokenStore` conformance suite against `MemoryTokenStore`.
+//!
+//! This is all a store written outside this repository needs too: enable
+//! `auth-core`'s `conformance` feature and call `run_all`.
+
+use store_memory::MemoryTokenStore;
+
+#[tokio::test]
+async fn passes_the_whole_conformance_suite() {
+    auth_core::conformance::run_all(&MemoryTokenStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_on_a_multi_threaded_runtime() {
+    auth_core::conformance::run_all(&MemoryTokenStore::new()).await;
+}
+
+#[tokio::test]
+async fn clones_share_state() {
+    use auth_core::{TokenKey, TokenStore};
+    let a = MemoryTokenStore::new();
+    let b = a.clone();
+    let key = TokenKey::parse("p", "acct").unwrap();
+    a.save(&key, &auth_core::conformance::sample_token("x"), None)
+        .await
+        .unwrap();
+    assert!(b.load(&key).await.unwrap().is_some());
+    assert!(b.delete(&key).await.unwrap());
+    assert!(a.load(&key).await.unwrap().is_none());
+}
