@@ -1,0 +1,168 @@
+//! Turning what the server answered into the auth-core error taxonomy.
+//!
+//! Classification looks at the status first (410, 429, 5xx mean the same
+//! everywhere), then at the error code the provider's [`Hooks`] parse from
+//! the body, then at the status again. Server text passes through
+//! [`auth_core::redact`] with the secrets of the request, because servers
+//! quote what they were sent.
+
+use auth_core::{Error, ProviderId, redact};
+
+use crate::hooks::{Hooks, ServerError};
+use crate::http::{HttpError, ResponseMeta};
+
+/// Everything classification needs to know about the request.
+pub(crate) struct Context<'a> {
+    pub(crate) provider: &'a ProviderId,
+    pub(crate) endpoint: &'static str,
+    pub(crate) hooks: &'a dyn Hooks,
+    pub(crate) successor: Option<&'a str>,
+    pub(crate) secrets: &'a [&'a str],
+}
+
+/// A short, redacted excerpt of a body.
+pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    redact::redact(text.trim(), secrets)
+}
+
+impl Context<'_> {
+    fn say(&self, text: &str) -> String {
+        redact::redact(text, self.secrets)
+    }
+
+    /// No complete response came back.
+    pub(crate) fn transport(&self, err: &HttpError) -> Error {
+        match err {
+            HttpError::BodyTooLarge { limit } => Error::protocol(
+                None,
+                format!(
+                    "the {} endpoint of {} sent a response larger than {limit} bytes; refusing to read it",
+                    self.endpoint, self.provider
+                ),
+                "",
+            ),
+            HttpError::Transport(cause) | HttpError::InvalidRequest(cause) => Error::Transient {
+                message: format!(
+                    "no answer from the {} endpoint of {} ({}); the outcome is unknown, so the same \
+                     request may be retried",
+                    self.endpoint,
+                    self.provider,
+                    self.say(cause)
+                ),
+                status: None,
+                retry_after: None,
+                source: None,
+            },
+        }
+    }
+
+    /// The server answered, but not with what the operation expected.
+    pub(crate) fn response(&self, meta: &ResponseMeta) -> Error {
+        let status = meta.status.as_u16();
+        let server = self.hooks.parse_error(meta);
+        let detail = server
+            .as_ref()
+            .map(|e| self.describe(e))
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let where_ = format!("the {} endpoint of {}", self.endpoint, self.provider);
+        if status == 410 {
+            return Error::ProviderRetired {
+                provider: self.provider.clone(),
+                successor: self.successor.unwrap_or("a successor").to_owned(),
+                message: format!("{where_} answered 410 Gone ({detail})"),
+            };
+        }
+        if status == 429 || meta.status.is_server_error() {
+            return Error::Transient {
+                message: format!("{where_} answered {detail}"),
+                status: Some(status),
+                retry_after: self.hooks.retry_after(&meta.headers),
+                source: None,
+            };
+        }
+        if let Some(server) = &server {
+            match server.code.as_str() {
+                "invalid_grant" | "invalid_token" | "expired_token" => {
+                    return Error::reauthorization_required(
+                        None,
+                        format!("{where_} refused the grant ({detail})"),
+                    );
+                }
+                "invalid_client" | "unauthorized_client" => {
+                    return Error::configuration(format!(
+                        "{where_} rejected the client credentials ({detail}); check the client id, \
+                         the secret and the authentication method"
+                    ));
+                }
+                "invalid_request"
+                | "invalid_scope"
+                | "unsupported_grant_type"
+                | "unsupported_response_type"
+                | "unsupported_token_type"
+                | "redirect_uri_mismatch" => {
+                    return Error::configuration(format!(
+                        "{where_} rejected the request ({detail}); check the provider configuration"
+                    ));
+                }
+                "access_denied" => {
+                    return Error::AuthorizationDenied {
+                        error: server.code.clone(),
+                        description: server.description.as_deref().map(|d| self.say(d)),
+                    };
+                }
+                "temporarily_unavailable" | "server_error" => {
+                    return Error::Transient {
+                        message: format!("{where_} answered {detail}"),
+                        status: Some(status),
+                        retry_after: self.hooks.retry_after(&meta.headers),
+                        source: None,
+                    };
+                }
+                _ => {}
+            }
+        }
+        match status {
+            409 => Error::Transient {
+                message: format!(
+                    "{where_} answered 409 Conflict ({detail}): another refresh of this grant is in flight"
+                ),
+                status: Some(status),
+                retry_after: self.hooks.retry_after(&meta.headers),
+                source: None,
+            },
+            401 | 403 => Error::configuration(format!(
+                "{where_} refused the request with {detail}; check the client credentials and scopes"
+            )),
+            300..=399 => Error::protocol(
+                Some(status),
+                format!(
+                    "{where_} answered with a redirect{}; redirects are never followed, check the endpoint URL",
+                    meta.headers
+                        .get(http::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|l| format!(" to {}", self.say(l)))
+                        .unwrap_or_default()
+                ),
+                excerpt(&meta.body, self.secrets),
+            ),
+            200..=299 => Error::protocol(
+                Some(status),
+                format!("{where_} sent a success response this client cannot read"),
+                excerpt(&meta.body, self.secrets),
+            ),
+            _ => Error::protocol(
+                Some(status),
+                format!("{where_} answered {detail} without a recognizable error body"),
+                excerpt(&meta.body, self.secrets),
+            ),
+        }
+    }
+
+    fn describe(&self, e: &ServerError) -> String {
+        match &e.description {
+            Some(d) => format!("{}: {}", e.code, self.say(d)),
+            None => e.code.clone(),
+        }
+    }
+}

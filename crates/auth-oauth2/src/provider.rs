@@ -1,0 +1,769 @@
+//! [`OAuth2Provider`]: a standards provider on the `oauth2` crate.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use auth_core::{
+    AccountId, AuthorizeRequest, Callback, Clock, Error, Introspection, PendingAuthorization,
+    ProviderId, Result, SystemClock, TokenProvider, TokenSet,
+};
+use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenType};
+use oauth2::{
+    AccessToken, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields, IntrospectionUrl,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RevocationUrl, Scope,
+    StandardRevocableToken, StandardTokenIntrospectionResponse, StandardTokenResponse,
+    TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::classify::Context;
+use crate::config::{ClientAuth, Endpoints, HttpConfig, require_secure};
+use crate::discovery::{Metadata, discover};
+use crate::hooks::{Hooks, IntrospectionContext, RevocationToken, StandardHooks};
+use crate::http::{Exchange, HttpClient, ResponseMeta};
+
+/// Every token-response field the `oauth2` crate does not model.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExtraFields {
+    /// The fields, by name.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ExtraTokenFields for ExtraFields {}
+
+type TokenResponseWithExtras = StandardTokenResponse<ExtraFields, BasicTokenType>;
+
+type Client = oauth2::Client<
+    BasicErrorResponse,
+    TokenResponseWithExtras,
+    StandardTokenIntrospectionResponse<oauth2::EmptyExtraTokenFields, BasicTokenType>,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+    EndpointSet,
+>;
+
+/// A standards OAuth 2.0 provider: authorization code with PKCE S256,
+/// refresh with rotation, RFC 7662 introspection and RFC 7009 revocation,
+/// configured by endpoints or by discovery, with [`Hooks`] for quirks.
+///
+/// Build one with [`OAuth2Provider::builder`] or [`OAuth2Provider::discover`].
+#[derive(Clone)]
+pub struct OAuth2Provider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: ProviderId,
+    client: Client,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    auth: ClientAuth,
+    endpoints: Endpoints,
+    redirect_uri: Option<String>,
+    default_scopes: Vec<String>,
+    extra_authorize_params: Vec<(String, String)>,
+    issuer: Option<String>,
+    require_iss: bool,
+    successor: Option<String>,
+    hooks: Arc<dyn Hooks>,
+    http: HttpClient,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for OAuth2Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("OAuth2Provider")
+            .field("id", &i.id)
+            .field("client_id", &i.client_id)
+            .field(
+                "client_secret",
+                &i.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("auth", &i.auth)
+            .field("endpoints", &i.endpoints)
+            .field("redirect_uri", &i.redirect_uri)
+            .field("issuer", &i.issuer)
+            .field("hooks", &i.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`OAuth2Provider`].
+pub struct OAuth2ProviderBuilder {
+    id: ProviderId,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    auth: ClientAuth,
+    endpoints: Option<Endpoints>,
+    redirect_uri: Option<String>,
+    default_scopes: Vec<String>,
+    extra_authorize_params: Vec<(String, String)>,
+    issuer: Option<String>,
+    require_iss: bool,
+    successor: Option<String>,
+    hooks: Arc<dyn Hooks>,
+    http_config: HttpConfig,
+    http: Option<HttpClient>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for OAuth2ProviderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2ProviderBuilder")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("auth", &self.auth)
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuth2ProviderBuilder {
+    /// Sets the client secret (for `client_secret_basic` and `_post`).
+    #[must_use]
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(SecretString::from(secret.into()));
+        self
+    }
+
+    /// Sets how the client authenticates (default `client_secret_basic`).
+    #[must_use]
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sets the endpoints.
+    #[must_use]
+    pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = Some(endpoints);
+        self
+    }
+
+    /// Sets the default redirect URI, registered with the provider.
+    #[must_use]
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// Scopes requested when an [`AuthorizeRequest`] names none.
+    #[must_use]
+    pub fn default_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.default_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A query parameter added to every authorize URL.
+    #[must_use]
+    pub fn authorize_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_authorize_params
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// The issuer identifier. With `require_iss`, callbacks must carry an
+    /// `iss` equal to it (RFC 9207); discovery sets both from the metadata.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>, require_iss: bool) -> Self {
+        self.issuer = Some(issuer.into());
+        self.require_iss = require_iss;
+        self
+    }
+
+    /// The provider that replaces this one when it answers 410 Gone.
+    #[must_use]
+    pub fn successor(mut self, successor: impl Into<String>) -> Self {
+        self.successor = Some(successor.into());
+        self
+    }
+
+    /// The provider's quirks.
+    #[must_use]
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// HTTP timeouts and body cap.
+    #[must_use]
+    pub fn http_config(mut self, config: HttpConfig) -> Self {
+        self.http_config = config;
+        self
+    }
+
+    /// Shares an existing HTTP client (and its connection pool); its own
+    /// configuration then applies.
+    #[must_use]
+    pub fn http_client(mut self, http: HttpClient) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Stamps tokens with this clock (for tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and builds the provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] when endpoints are missing or not https
+    /// (loopback excepted), a secret is missing for a confidential method,
+    /// or the redirect URI is not a URL.
+    pub fn build(self) -> Result<OAuth2Provider> {
+        let endpoints = self.endpoints.ok_or_else(|| {
+            Error::configuration(format!(
+                "provider {}: no endpoints configured; set them or use discovery",
+                self.id
+            ))
+        })?;
+        endpoints.validate()?;
+        if self.auth != ClientAuth::None && self.client_secret.is_none() {
+            return Err(Error::configuration(format!(
+                "provider {}: client authentication {} needs a client secret",
+                self.id,
+                self.auth.as_str()
+            )));
+        }
+        if self.client_id.is_empty() {
+            return Err(Error::configuration(format!(
+                "provider {}: the client id is empty",
+                self.id
+            )));
+        }
+        if let Some(uri) = &self.redirect_uri {
+            RedirectUrl::new(uri.clone()).map_err(|e| {
+                Error::configuration(format!(
+                    "provider {}: redirect URI {uri:?} is not a URL ({e})",
+                    self.id
+                ))
+            })?;
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => HttpClient::new(&self.http_config)?,
+        };
+        let mut client = oauth2::Client::new(ClientId::new(self.client_id.clone()))
+            .set_auth_uri(AuthUrl::from_url(endpoints.authorize.clone()))
+            .set_token_uri(TokenUrl::from_url(endpoints.token.clone()))
+            .set_introspection_url_option(
+                endpoints
+                    .introspection
+                    .clone()
+                    .map(IntrospectionUrl::from_url),
+            )
+            .set_revocation_url_option(endpoints.revocation.clone().map(RevocationUrl::from_url))
+            .set_auth_type(match self.auth {
+                ClientAuth::ClientSecretPost | ClientAuth::None => AuthType::RequestBody,
+                ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+            });
+        if self.auth != ClientAuth::None
+            && let Some(secret) = &self.client_secret
+        {
+            client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+        }
+        Ok(OAuth2Provider {
+            inner: Arc::new(Inner {
+                id: self.id,
+                client,
+                client_id: self.client_id,
+                client_secret: self.client_secret,
+                auth: self.auth,
+                endpoints,
+                redirect_uri: self.redirect_uri,
+                default_scopes: self.default_scopes,
+                extra_authorize_params: self.extra_authorize_params,
+                issuer: self.issuer,
+                require_iss: self.require_iss,
+                successor: self.successor,
+                hooks: self.hooks,
+                http,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+impl OAuth2Provider {
+    /// Starts configuring a provider by hand.
+    pub fn builder(id: ProviderId, client_id: impl Into<String>) -> OAuth2ProviderBuilder {
+        OAuth2ProviderBuilder {
+            id,
+            client_id: client_id.into(),
+            client_secret: None,
+            auth: ClientAuth::default(),
+            endpoints: None,
+            redirect_uri: None,
+            default_scopes: Vec::new(),
+            extra_authorize_params: Vec::new(),
+            issuer: None,
+            require_iss: false,
+            successor: None,
+            hooks: Arc::new(StandardHooks),
+            http_config: HttpConfig::default(),
+            http: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Fetches the server's metadata (RFC 8414, then OpenID discovery) from
+    /// `issuer` and returns a builder with its endpoints and issuer set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] when the issuer is not https (loopback
+    /// excepted) or the metadata names another issuer; [`Error::Transient`]
+    /// when the server cannot be reached; [`Error::Protocol`] for malformed
+    /// metadata.
+    pub async fn discover(
+        id: ProviderId,
+        client_id: impl Into<String>,
+        issuer: &Url,
+        http_config: HttpConfig,
+    ) -> Result<OAuth2ProviderBuilder> {
+        require_secure("issuer", issuer)?;
+        let http = HttpClient::new(&http_config)?;
+        let Metadata {
+            issuer: canonical,
+            endpoints,
+            iss_parameter_supported,
+        } = discover(&http, &id, issuer).await?;
+        Ok(Self::builder(id, client_id)
+            .endpoints(endpoints)
+            .issuer(canonical, iss_parameter_supported)
+            .http_client(http))
+    }
+
+    /// The endpoints in use.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The client authentication method.
+    pub fn client_auth(&self) -> ClientAuth {
+        self.inner.auth
+    }
+
+    /// The hooks in use.
+    pub fn hooks(&self) -> &Arc<dyn Hooks> {
+        &self.inner.hooks
+    }
+
+    /// The shared HTTP client.
+    pub fn http_client(&self) -> &HttpClient {
+        &self.inner.http
+    }
+
+    fn context<'a>(&'a self, endpoint: &'static str, secrets: &'a [&'a str]) -> Context<'a> {
+        Context {
+            provider: &self.inner.id,
+            endpoint,
+            hooks: self.inner.hooks.as_ref(),
+            successor: self.inner.successor.as_deref(),
+            secrets,
+        }
+    }
+
+    fn client_secret_str(&self) -> &str {
+        self.inner
+            .client_secret
+            .as_ref()
+            .map_or("", |s| s.expose_secret())
+    }
+
+    /// Classifies the outcome of one `oauth2` request made through
+    /// `exchange`, with the full response when there was one.
+    fn finish<T, E>(
+        &self,
+        endpoint: &'static str,
+        secrets: &[&str],
+        outcome: std::result::Result<T, oauth2::RequestTokenError<crate::http::HttpError, E>>,
+        exchange: &Exchange,
+    ) -> Result<(T, ResponseMeta)>
+    where
+        E: oauth2::ErrorResponse + 'static,
+    {
+        let meta = exchange.last();
+        if let Some(meta) = &meta {
+            self.inner.hooks.observe_response(meta);
+        }
+        let ctx = self.context(endpoint, secrets);
+        match (outcome, meta) {
+            (Ok(value), Some(meta)) if meta.status.is_success() => Ok((value, meta)),
+            (Err(oauth2::RequestTokenError::Request(err)), _) => Err(ctx.transport(&err)),
+            (_, Some(meta)) => Err(ctx.response(&meta)),
+            (Ok(_), None) => Err(Error::protocol(
+                None,
+                format!(
+                    "the {endpoint} request of {} produced no response",
+                    self.inner.id
+                ),
+                "",
+            )),
+            (Err(err), None) => Err(Error::configuration(format!(
+                "the {endpoint} request of {} could not be made: {}",
+                self.inner.id,
+                auth_core::redact::redact(&err.to_string(), secrets)
+            ))),
+        }
+    }
+
+    /// A form POST to `url` with this client's authentication, as the
+    /// `oauth2` crate would send it (RFC 6749 §2.3.1 encoding for Basic).
+    fn client_form_request(
+        &self,
+        url: &Url,
+        params: &[(&str, &str)],
+    ) -> Result<oauth2::HttpRequest> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in params {
+            form.append_pair(name, value);
+        }
+        let mut builder = http::Request::post(url.as_str())
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        match (self.inner.auth, &self.inner.client_secret) {
+            (ClientAuth::ClientSecretBasic, Some(secret)) => {
+                use base64::Engine as _;
+                let encode = |v: &str| {
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                };
+                let pair = format!(
+                    "{}:{}",
+                    encode(&self.inner.client_id),
+                    encode(secret.expose_secret())
+                );
+                let value = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                );
+                builder = builder.header(http::header::AUTHORIZATION, value);
+            }
+            (ClientAuth::ClientSecretPost, Some(secret)) => {
+                form.append_pair("client_id", &self.inner.client_id);
+                form.append_pair("client_secret", secret.expose_secret());
+            }
+            _ => {
+                form.append_pair("client_id", &self.inner.client_id);
+            }
+        }
+        builder
+            .body(form.finish().into_bytes())
+            .map_err(|e| Error::configuration(format!("cannot build a request to {url}: {e}")))
+    }
+
+    fn token_set(&self, response: &TokenResponseWithExtras) -> TokenSet {
+        let hooks = &self.inner.hooks;
+        let mut token = TokenSet::new(
+            response.access_token().secret().clone(),
+            token_type_name(response.token_type()),
+            self.inner.clock.now(),
+        );
+        if let Some(refresh) = response.refresh_token() {
+            token = token.with_refresh_token(refresh.secret().clone());
+        }
+        if let Some(expires_in) = response.expires_in() {
+            token = token.with_expires_in(expires_in);
+        }
+        if let Some(scopes) = response.scopes() {
+            token = token
+                .with_scopes(hooks.parse_scopes(scopes.iter().map(|s| s.to_string()).collect()));
+        }
+        for (name, value) in hooks.token_extras(&response.extra_fields().fields) {
+            token = token.with_extra(name, value);
+        }
+        token
+    }
+
+    fn check_iss(&self, callback: &Callback) -> Result<()> {
+        match (&self.inner.issuer, callback.iss()) {
+            (Some(expected), Some(got)) if got != expected => Err(Error::invalid_input(format!(
+                "the callback's iss {got:?} is not this provider's issuer {expected:?} (RFC 9207); \
+                 the response may come from another server (mix-up attack); start the authorization again"
+            ))),
+            (Some(_), None) if self.inner.require_iss => Err(Error::invalid_input(
+                "the callback carries no iss although the server promises one (RFC 9207); \
+                 start the authorization again",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn token_type_name(token_type: &BasicTokenType) -> String {
+    match token_type {
+        BasicTokenType::Bearer => "Bearer".to_owned(),
+        BasicTokenType::Mac => "MAC".to_owned(),
+        BasicTokenType::Extension(other) => other.clone(),
+    }
+}
+
+#[async_trait]
+impl TokenProvider for OAuth2Provider {
+    fn id(&self) -> &ProviderId {
+        &self.inner.id
+    }
+
+    fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
+        let scopes = if request.scopes.is_empty() {
+            self.inner.default_scopes.clone()
+        } else {
+            request.scopes.clone()
+        };
+        let redirect_uri = request
+            .redirect_uri
+            .clone()
+            .or_else(|| self.inner.redirect_uri.clone());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = match &request.state {
+            Some(state) => CsrfToken::new(state.clone()),
+            None => CsrfToken::new_random(),
+        };
+        let mut auth = self
+            .inner
+            .client
+            .authorize_url(|| state)
+            .add_scopes(scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge);
+        let redirect = redirect_uri
+            .as_ref()
+            .map(|uri| {
+                RedirectUrl::new(uri.clone()).map_err(|e| {
+                    Error::invalid_input(format!("redirect URI {uri:?} is not a URL ({e})"))
+                })
+            })
+            .transpose()?;
+        if let Some(redirect) = redirect {
+            auth = auth.set_redirect_uri(Cow::Owned(redirect));
+        }
+        if let Some(prompt) = &request.prompt {
+            auth = auth.add_extra_param("prompt", prompt.clone());
+        }
+        for (name, value) in self
+            .inner
+            .extra_authorize_params
+            .iter()
+            .cloned()
+            .chain(self.inner.hooks.authorize_params(&request))
+            .chain(request.extra_params.iter().cloned())
+        {
+            auth = auth.add_extra_param(name, value);
+        }
+        let (url, state) = auth.url();
+        Ok(PendingAuthorization::new(
+            self.inner.id.clone(),
+            request.account,
+            url,
+            state.secret().clone(),
+            Some(verifier.secret().clone()),
+            redirect_uri,
+            scopes,
+            self.inner.clock.now(),
+        ))
+    }
+
+    async fn exchange_code(
+        &self,
+        pending: &PendingAuthorization,
+        callback: &Callback,
+    ) -> Result<TokenSet> {
+        let code = callback.code_or_error()?;
+        pending.verify_state(callback)?;
+        self.check_iss(callback)?;
+        let code = code.expose_secret();
+        let verifier = pending
+            .pkce_verifier()
+            .map(|v| v.expose_secret().to_owned());
+        let redirect = pending
+            .redirect_uri
+            .as_ref()
+            .map(|uri| {
+                RedirectUrl::new(uri.clone()).map_err(|e| {
+                    Error::invalid_input(format!("redirect URI {uri:?} is not a URL ({e})"))
+                })
+            })
+            .transpose()?;
+        let secrets = [code, self.client_secret_str()];
+        let client = &self.inner.client;
+        let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
+        if let Some(verifier) = verifier {
+            request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier));
+        }
+        if let Some(redirect) = redirect {
+            request = request.set_redirect_uri(Cow::Owned(redirect));
+        }
+        let exchange = Exchange::new(&self.inner.http);
+        let outcome = request.request_async(&exchange).await;
+        let (response, _) = self.finish("token", &secrets, outcome, &exchange)?;
+        Ok(self.token_set(&response))
+    }
+
+    async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
+        let refresh = current.refresh_token().ok_or_else(|| {
+            Error::reauthorization_required(None, "the token has no refresh token")
+        })?;
+        let refresh = refresh.expose_secret();
+        let secrets = [
+            refresh,
+            current.access_token().expose_secret(),
+            self.client_secret_str(),
+        ];
+        let client = &self.inner.client;
+        let token = RefreshToken::new(refresh.to_owned());
+        let exchange = Exchange::new(&self.inner.http);
+        let outcome = client
+            .exchange_refresh_token(&token)
+            .request_async(&exchange)
+            .await;
+        let (response, _) = self.finish("token", &secrets, outcome, &exchange)?;
+        Ok(self.token_set(&response))
+    }
+
+    async fn revoke(&self, token: &TokenSet) -> Result<()> {
+        if self.inner.endpoints.revocation.is_none() {
+            return Err(Error::Unsupported {
+                provider: self.inner.id.clone(),
+                operation: "revoke",
+            });
+        }
+        let (value, hint) = match self.inner.hooks.revocation_token(token) {
+            RevocationToken::Access(t) => (t, "access_token"),
+            RevocationToken::Refresh(t) => (t, "refresh_token"),
+        };
+        let refresh = token.refresh_token().map_or("", |t| t.expose_secret());
+        let secrets = [
+            token.access_token().expose_secret(),
+            refresh,
+            self.client_secret_str(),
+        ];
+        let endpoint = self
+            .inner
+            .endpoints
+            .revocation
+            .as_ref()
+            .unwrap_or(&self.inner.endpoints.token);
+        // RFC 7009 by hand: the oauth2 crate refuses non-https revocation
+        // URLs outright, which would rule out loopback test servers.
+        let request =
+            self.client_form_request(endpoint, &[("token", value), ("token_type_hint", hint)])?;
+        let exchange = Exchange::new(&self.inner.http);
+        let outcome: std::result::Result<(), oauth2::RequestTokenError<_, BasicErrorResponse>> =
+            exchange
+                .send(request)
+                .await
+                .map(|_| ())
+                .map_err(oauth2::RequestTokenError::Request);
+        match self.finish("revocation", &secrets, outcome, &exchange) {
+            Ok(_) => Ok(()),
+            // The token is already dead: the grant is gone, which is what
+            // revocation wanted.
+            Err(err) if err.is_reauthorization_required() => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn introspect(&self, token: &TokenSet) -> Result<Introspection> {
+        let Some(endpoint) = &self.inner.endpoints.introspection else {
+            return Err(Error::Unsupported {
+                provider: self.inner.id.clone(),
+                operation: "introspect",
+            });
+        };
+        let access = token.access_token().expose_secret();
+        let secrets = [access, self.client_secret_str()];
+        let hooks = &self.inner.hooks;
+        let custom = hooks.introspection_request(&IntrospectionContext {
+            endpoint,
+            token,
+            client_id: &self.inner.client_id,
+        });
+        let client = &self.inner.client;
+        let access_token = AccessToken::new(access.to_owned());
+        let meta = match custom {
+            Some(request) => {
+                let exchange = Exchange::new(&self.inner.http);
+                let ctx = self.context("introspection", &secrets);
+                exchange
+                    .send(request)
+                    .await
+                    .map_err(|e| ctx.transport(&e))?;
+                let meta = exchange
+                    .last()
+                    .ok_or_else(|| Error::protocol(None, "no introspection response", ""))?;
+                hooks.observe_response(&meta);
+                if !meta.status.is_success() {
+                    return Err(ctx.response(&meta));
+                }
+                meta
+            }
+            None => {
+                // oauth2 builds the RFC 7662 request; the hooks read the raw
+                // answer, which may be richer than its typed response.
+                let request = client
+                    .introspect(&access_token)
+                    .map_err(|e| {
+                        Error::configuration(format!(
+                            "provider {}: cannot introspect ({e})",
+                            self.inner.id
+                        ))
+                    })?
+                    .set_token_type_hint("access_token");
+                let exchange = Exchange::new(&self.inner.http);
+                let outcome = match request.request_async(&exchange).await {
+                    // A body oauth2 cannot type is still for the hooks to read.
+                    Err(oauth2::RequestTokenError::Parse(..)) => Ok(()),
+                    other => other.map(|_| ()),
+                };
+                self.finish("introspection", &secrets, outcome, &exchange)?
+                    .1
+            }
+        };
+        hooks.parse_introspection(&meta).map_err(|e| match e {
+            Error::Protocol {
+                status,
+                message,
+                excerpt,
+            } => Error::Protocol {
+                status,
+                message,
+                excerpt: auth_core::redact::redact(&excerpt, &secrets),
+            },
+            other => other,
+        })
+    }
+
+    fn account_for(&self, token: &TokenSet) -> Option<AccountId> {
+        self.inner.hooks.account_for(token)
+    }
+}
