@@ -17,6 +17,7 @@ pub(crate) struct Context<'a> {
     pub(crate) endpoint: &'static str,
     pub(crate) hooks: &'a dyn Hooks,
     pub(crate) successor: Option<&'a str>,
+    pub(crate) retirement_notice: Option<&'a str>,
     pub(crate) secrets: &'a [&'a str],
 }
 
@@ -70,7 +71,10 @@ impl Context<'_> {
             return Error::ProviderRetired {
                 provider: self.provider.clone(),
                 successor: self.successor.unwrap_or("a successor").to_owned(),
-                message: format!("{where_} answered 410 Gone ({detail})"),
+                message: match self.retirement_notice {
+                    Some(notice) => format!("{where_} answered 410 Gone ({detail}). {notice}"),
+                    None => format!("{where_} answered 410 Gone ({detail})"),
+                },
             };
         }
         if status == 429 || meta.status.is_server_error() {

@@ -50,6 +50,7 @@ pub(crate) async fn discover(http: &HttpClient, id: &ProviderId, issuer: &Url) -
         endpoint: "discovery",
         hooks: &hooks,
         successor: None,
+        retirement_notice: None,
         secrets: &[],
     };
     let mut last_status = None;

@@ -99,6 +99,14 @@ pub trait Hooks: Debug + Send + Sync {
         parse_rfc7662(response)
     }
 
+    /// Whether an error answer to a custom introspection request means "not
+    /// active" rather than a failure (Google's tokeninfo answers 400
+    /// `invalid_token` for a dead token). The default: never.
+    fn introspection_error_means_inactive(&self, response: &ResponseMeta) -> bool {
+        let _ = response;
+        false
+    }
+
     /// The account a new token belongs to. The default knows none.
     fn account_for(&self, token: &TokenSet) -> Option<auth_core::AccountId> {
         let _ = token;

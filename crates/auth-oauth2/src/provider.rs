@@ -75,6 +75,7 @@ struct Inner {
     issuer: Option<String>,
     require_iss: bool,
     successor: Option<String>,
+    retirement_notice: Option<String>,
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
@@ -112,6 +113,7 @@ pub struct OAuth2ProviderBuilder {
     issuer: Option<String>,
     require_iss: bool,
     successor: Option<String>,
+    retirement_notice: Option<String>,
     hooks: Arc<dyn Hooks>,
     http_config: HttpConfig,
     http: Option<HttpClient>,
@@ -194,6 +196,14 @@ impl OAuth2ProviderBuilder {
     #[must_use]
     pub fn successor(mut self, successor: impl Into<String>) -> Self {
         self.successor = Some(successor.into());
+        self
+    }
+
+    /// What to tell users when the provider answers 410 Gone, for example
+    /// when and why it was shut down.
+    #[must_use]
+    pub fn retirement_notice(mut self, notice: impl Into<String>) -> Self {
+        self.retirement_notice = Some(notice.into());
         self
     }
 
@@ -299,6 +309,7 @@ impl OAuth2ProviderBuilder {
                 issuer: self.issuer,
                 require_iss: self.require_iss,
                 successor: self.successor,
+                retirement_notice: self.retirement_notice,
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
@@ -322,6 +333,7 @@ impl OAuth2Provider {
             issuer: None,
             require_iss: false,
             successor: None,
+            retirement_notice: None,
             hooks: Arc::new(StandardHooks),
             http_config: HttpConfig::default(),
             http: None,
@@ -388,6 +400,7 @@ impl OAuth2Provider {
             endpoint,
             hooks: self.inner.hooks.as_ref(),
             successor: self.inner.successor.as_deref(),
+            retirement_notice: self.inner.retirement_notice.as_deref(),
             secrets,
         }
     }
@@ -723,6 +736,9 @@ impl TokenProvider for OAuth2Provider {
                     .ok_or_else(|| Error::protocol(None, "no introspection response", ""))?;
                 hooks.observe_response(&meta);
                 if !meta.status.is_success() {
+                    if hooks.introspection_error_means_inactive(&meta) {
+                        return Ok(Introspection::inactive());
+                    }
                     return Err(ctx.response(&meta));
                 }
                 meta
