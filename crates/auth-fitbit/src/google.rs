@@ -1,0 +1,368 @@
+//! [`GoogleHealthProvider`]: Google OAuth 2.0 for the Google Health API,
+//! which replaced the legacy Fitbit Web API on 2026-11-02.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use auth_core::{
+    AccountId, AuthorizeRequest, Callback, Clock, Error, GrantedScope, Introspection,
+    PendingAuthorization, ProviderId, Result, SystemClock, TokenProvider, TokenSet,
+};
+use auth_oauth2::{
+    ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
+    epoch_seconds_or_millis,
+};
+use secrecy::ExposeSecret;
+use url::Url;
+
+use crate::fitbit::GOOGLE_HEALTH;
+
+/// Google Health API scopes (`https://www.googleapis.com/auth/googlehealth.*`).
+pub mod scopes {
+    /// The common prefix of every Google Health scope.
+    pub const PREFIX: &str = "https://www.googleapis.com/auth/googlehealth.";
+    /// Activity and fitness, read.
+    pub const ACTIVITY_AND_FITNESS_READONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.readonly";
+    /// Activity and fitness, write.
+    pub const ACTIVITY_AND_FITNESS_WRITEONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.activity_and_fitness.writeonly";
+    /// Health metrics and measurements, read.
+    pub const HEALTH_METRICS_AND_MEASUREMENTS_READONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.health_metrics_and_measurements.readonly";
+    /// Health metrics and measurements, write.
+    pub const HEALTH_METRICS_AND_MEASUREMENTS_WRITEONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.health_metrics_and_measurements.writeonly";
+    /// Location, read.
+    pub const LOCATION_READONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.location.readonly";
+    /// Nutrition, read.
+    pub const NUTRITION_READONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.nutrition.readonly";
+    /// Nutrition, write.
+    pub const NUTRITION_WRITEONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.nutrition.writeonly";
+    /// Profile, read.
+    pub const PROFILE_READONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.profile.readonly";
+    /// Profile, write.
+    pub const PROFILE_WRITEONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.profile.writeonly";
+    /// Settings, read.
+    pub const SETTINGS_READONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.settings.readonly";
+    /// Settings, write.
+    pub const SETTINGS_WRITEONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.settings.writeonly";
+    /// Sleep, read.
+    pub const SLEEP_READONLY: &str = "https://www.googleapis.com/auth/googlehealth.sleep.readonly";
+    /// Sleep, write.
+    pub const SLEEP_WRITEONLY: &str =
+        "https://www.googleapis.com/auth/googlehealth.sleep.writeonly";
+    /// Electrocardiogram readings, read.
+    pub const ECG_READONLY: &str = "https://www.googleapis.com/auth/googlehealth.ecg.readonly";
+    /// Irregular rhythm notifications, read.
+    pub const IRN_READONLY: &str = "https://www.googleapis.com/auth/googlehealth.irn.readonly";
+}
+
+/// Google's OAuth endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoogleEndpoints {
+    /// The issuer identifier, checked against the callback's `iss`.
+    pub issuer: String,
+    /// `https://accounts.google.com/o/oauth2/v2/auth`.
+    pub authorize: Url,
+    /// `https://oauth2.googleapis.com/token`.
+    pub token: Url,
+    /// `https://oauth2.googleapis.com/revoke`.
+    pub revoke: Url,
+    /// `https://oauth2.googleapis.com/tokeninfo`.
+    pub tokeninfo: Url,
+}
+
+impl Default for GoogleEndpoints {
+    fn default() -> Self {
+        Self {
+            issuer: "https://accounts.google.com".to_owned(),
+            authorize: Url::parse("https://accounts.google.com/o/oauth2/v2/auth")
+                .expect("static URL"),
+            token: Url::parse("https://oauth2.googleapis.com/token").expect("static URL"),
+            revoke: Url::parse("https://oauth2.googleapis.com/revoke").expect("static URL"),
+            tokeninfo: Url::parse("https://oauth2.googleapis.com/tokeninfo").expect("static URL"),
+        }
+    }
+}
+
+impl GoogleEndpoints {
+    /// All endpoints under one base URL, with Google's paths (for a local
+    /// emulator); the issuer is the base URL without its trailing slash.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] when `base` cannot be joined.
+    pub fn with_base(base: &Url) -> Result<Self> {
+        let join = |path: &str| {
+            base.join(path)
+                .map_err(|e| Error::configuration(format!("cannot join {path} to {base}: {e}")))
+        };
+        Ok(Self {
+            issuer: base.as_str().trim_end_matches('/').to_owned(),
+            authorize: join("o/oauth2/v2/auth")?,
+            token: join("token")?,
+            revoke: join("revoke")?,
+            tokeninfo: join("tokeninfo")?,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct GoogleHooks;
+
+impl Hooks for GoogleHooks {
+    fn authorize_params(&self, _request: &AuthorizeRequest) -> Vec<(String, String)> {
+        // Without offline access Google issues no refresh token at all.
+        vec![("access_type".to_owned(), "offline".to_owned())]
+    }
+
+    fn introspection_request(
+        &self,
+        context: &IntrospectionContext<'_>,
+    ) -> Option<auth_oauth2::HttpRequest> {
+        // POST keeps the token out of URLs, and so out of access logs.
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("access_token", context.token.access_token().expose_secret())
+            .finish();
+        http::Request::post(context.endpoint.as_str())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(body.into_bytes())
+            .ok()
+    }
+
+    fn parse_introspection(&self, response: &ResponseMeta) -> Result<Introspection> {
+        let value: serde_json::Value = serde_json::from_slice(&response.body).map_err(|e| {
+            Error::protocol(
+                Some(response.status.as_u16()),
+                format!("Google's tokeninfo answer is not JSON ({e})"),
+                auth_core::redact::redact(&String::from_utf8_lossy(&response.body), &[]),
+            )
+        })?;
+        let text = |name: &str| {
+            value
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let mut info = Introspection::active(
+            text("scope")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(GrantedScope::new)
+                .collect(),
+        );
+        info.client_id = text("aud").or_else(|| text("azp"));
+        info.subject = text("sub");
+        info.expires_at = value.get("exp").and_then(epoch_seconds_or_millis);
+        info.token_type = Some("access_token".to_owned());
+        if let Some(access_type) = value.get("access_type") {
+            info.extras
+                .insert("access_type".to_owned(), access_type.clone());
+        }
+        Ok(info)
+    }
+
+    fn introspection_error_means_inactive(&self, response: &ResponseMeta) -> bool {
+        response.status == http::StatusCode::BAD_REQUEST
+    }
+}
+
+/// Google OAuth 2.0 for the Google Health API.
+///
+/// Always asks for `access_type=offline` (else Google issues no refresh
+/// token); pass `prompt("consent")` in the [`AuthorizeRequest`] to get a
+/// refresh token again for a user who already consented. Refresh responses
+/// carry no refresh token: the [`TokenManager`](auth_core::TokenManager)
+/// keeps the stored one. Google's `tokeninfo` serves as introspection.
+///
+/// Google does not name the user in its token response, so give the
+/// account in the [`AuthorizeRequest`] (the migration helper uses the
+/// legacy Fitbit account id).
+#[derive(Clone)]
+pub struct GoogleHealthProvider {
+    inner: OAuth2Provider,
+}
+
+impl fmt::Debug for GoogleHealthProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleHealthProvider")
+            .field("oauth2", &self.inner)
+            .finish()
+    }
+}
+
+/// Builds a [`GoogleHealthProvider`].
+pub struct GoogleHealthProviderBuilder {
+    id: String,
+    client_id: String,
+    client_secret: String,
+    redirect_uri: Option<String>,
+    scopes: Vec<String>,
+    endpoints: GoogleEndpoints,
+    http: HttpConfig,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for GoogleHealthProviderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleHealthProviderBuilder")
+            .field("id", &self.id)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("endpoints", &self.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GoogleHealthProviderBuilder {
+    /// Registers under another provider id than `google-health`.
+    #[must_use]
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// The redirect URI registered for the client, matched exactly.
+    #[must_use]
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
+        self
+    }
+
+    /// Scopes requested when an authorization names none; see [`scopes`].
+    #[must_use]
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Other endpoints than Google's (an emulator).
+    #[must_use]
+    pub fn endpoints(mut self, endpoints: GoogleEndpoints) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// HTTP timeouts and body cap.
+    #[must_use]
+    pub fn http_config(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Stamps tokens with this clock (for tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the configuration and builds the provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] for an invalid id, an empty secret or a
+    /// non-https endpoint (loopback excepted).
+    pub fn build(self) -> Result<GoogleHealthProvider> {
+        let id = ProviderId::new(&self.id)?;
+        if self.client_secret.is_empty() {
+            return Err(Error::configuration(format!(
+                "provider {id}: the Google client secret is empty"
+            )));
+        }
+        let endpoints = Endpoints::new(self.endpoints.authorize, self.endpoints.token)
+            .with_introspection(self.endpoints.tokeninfo)
+            .with_revocation(self.endpoints.revoke);
+        let mut builder = OAuth2Provider::builder(id, self.client_id)
+            .client_secret(self.client_secret)
+            .client_auth(ClientAuth::ClientSecretPost)
+            .endpoints(endpoints)
+            .issuer(self.endpoints.issuer, false)
+            .default_scopes(self.scopes)
+            .hooks(Arc::new(GoogleHooks))
+            .http_config(self.http)
+            .clock(self.clock);
+        if let Some(uri) = self.redirect_uri {
+            builder = builder.redirect_uri(uri);
+        }
+        Ok(GoogleHealthProvider {
+            inner: builder.build()?,
+        })
+    }
+}
+
+impl GoogleHealthProvider {
+    /// Starts configuring a Google OAuth client (a "Web application" client).
+    pub fn builder(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> GoogleHealthProviderBuilder {
+        GoogleHealthProviderBuilder {
+            id: GOOGLE_HEALTH.to_owned(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            redirect_uri: None,
+            scopes: Vec::new(),
+            endpoints: GoogleEndpoints::default(),
+            http: HttpConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The standards provider underneath.
+    pub fn oauth2(&self) -> &OAuth2Provider {
+        &self.inner
+    }
+}
+
+#[async_trait]
+impl TokenProvider for GoogleHealthProvider {
+    fn id(&self) -> &ProviderId {
+        self.inner.id()
+    }
+
+    fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
+        self.inner.authorize(request)
+    }
+
+    async fn exchange_code(
+        &self,
+        pending: &PendingAuthorization,
+        callback: &Callback,
+    ) -> Result<TokenSet> {
+        self.inner.exchange_code(pending, callback).await
+    }
+
+    async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
+        self.inner.refresh(current).await
+    }
+
+    async fn revoke(&self, token: &TokenSet) -> Result<()> {
+        self.inner.revoke(token).await
+    }
+
+    async fn introspect(&self, token: &TokenSet) -> Result<Introspection> {
+        self.inner.introspect(token).await
+    }
+
+    fn account_for(&self, token: &TokenSet) -> Option<AccountId> {
+        self.inner.account_for(token)
+    }
+}
