@@ -15,7 +15,6 @@ use auth_oauth2::{
     ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
     ServerError, parse_retry_after,
 };
-use http::HeaderMap;
 use secrecy::ExposeSecret;
 use url::Url;
 
@@ -110,8 +109,16 @@ impl Hooks for FitbitHooks {
         parse_fitbit_error(&response.body)
     }
 
-    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
-        parse_retry_after(headers, self.clock.now()).or_else(|| {
+    fn retry_after(&self, response: &ResponseMeta) -> Option<Duration> {
+        let headers = &response.headers;
+        let stated = parse_retry_after(headers, self.clock.now());
+        if response.status != http::StatusCode::TOO_MANY_REQUESTS {
+            return stated;
+        }
+        // Rate limited without Retry-After: the quota resets at the top of
+        // the hour, which Fitbit-Rate-Limit-Reset counts down to. (On other
+        // answers that header says nothing about when to retry.)
+        stated.or_else(|| {
             let reset = headers.get("fitbit-rate-limit-reset")?.to_str().ok()?;
             reset.trim().parse().ok().map(Duration::from_secs)
         })

@@ -81,7 +81,20 @@ impl Context<'_> {
             return Error::Transient {
                 message: format!("{where_} answered {detail}"),
                 status: Some(status),
-                retry_after: self.hooks.retry_after(&meta.headers),
+                retry_after: self.hooks.retry_after(meta),
+                source: None,
+            };
+        }
+        if status == 409 {
+            // Whatever the body says, a conflict on a token endpoint means
+            // another refresh of this grant is in flight (Fitbit documents
+            // it so): the caller reloads and tries again.
+            return Error::Transient {
+                message: format!(
+                    "{where_} answered 409 Conflict ({detail}): another refresh of this grant is in flight"
+                ),
+                status: Some(status),
+                retry_after: self.hooks.retry_after(meta),
                 source: None,
             };
         }
@@ -119,7 +132,7 @@ impl Context<'_> {
                     return Error::Transient {
                         message: format!("{where_} answered {detail}"),
                         status: Some(status),
-                        retry_after: self.hooks.retry_after(&meta.headers),
+                        retry_after: self.hooks.retry_after(meta),
                         source: None,
                     };
                 }
@@ -127,14 +140,6 @@ impl Context<'_> {
             }
         }
         match status {
-            409 => Error::Transient {
-                message: format!(
-                    "{where_} answered 409 Conflict ({detail}): another refresh of this grant is in flight"
-                ),
-                status: Some(status),
-                retry_after: self.hooks.retry_after(&meta.headers),
-                source: None,
-            },
             401 | 403 => Error::configuration(format!(
                 "{where_} refused the request with {detail}; check the client credentials and scopes"
             )),

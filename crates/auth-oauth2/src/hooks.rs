@@ -44,10 +44,11 @@ pub trait Hooks: Debug + Send + Sync {
         parse_rfc6749_error(&response.body)
     }
 
-    /// How long the server asked us to wait. The default reads
-    /// `Retry-After` (seconds or an HTTP date).
-    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
-        parse_retry_after(headers, SystemTime::now())
+    /// How long the server asked us to wait before trying again, from a
+    /// 429, 409 or 5xx answer. The default reads `Retry-After` (seconds or
+    /// an HTTP date).
+    fn retry_after(&self, response: &ResponseMeta) -> Option<Duration> {
+        parse_retry_after(&response.headers, SystemTime::now())
     }
 
     /// Called with every response, for providers that expose headers such as
