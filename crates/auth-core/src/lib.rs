@@ -48,6 +48,27 @@
 //! # }
 //! ```
 //!
+//! # Where this departs from the first design, and why
+//!
+//! - **The single flight is a spawned task**, not a shared future polled by
+//!   its callers: a shared future dies with its last caller, and a refresh
+//!   abandoned between the server rotating the token and the new pair being
+//!   saved is exactly how grants get burned. So the manager needs a Tokio
+//!   runtime.
+//! - **The reauthorization flag lives in the stored [`TokenSet`]**
+//!   ([`TokenSet::reauthorization_required`]), not in the manager's memory,
+//!   so every process sharing the store sees it and none sends the dead
+//!   refresh token again.
+//! - **Two more error variants**: [`Error::InvalidInput`] (a bad id, an
+//!   unknown provider, a callback whose state does not match) and
+//!   [`Error::AuthorizationDenied`] (the user clicked deny). Neither fits the
+//!   server-side classes, and an app reacts to each differently.
+//! - **[`Error`] is `Clone`** (sources are `Arc`ed), because one refresh
+//!   result is handed to every caller that waited on it.
+//! - **`exchange_code` takes references** and the manager checks the
+//!   callback's error and state before calling it; providers check again
+//!   (and check `iss`), so a provider used on its own is safe too.
+//!
 //! # Feature flags
 //!
 //! - `conformance`: the `conformance` module, the suite every [`TokenStore`]
