@@ -230,6 +230,46 @@ pub async fn overwrite_bumps_version(store: &dyn TokenStore) {
     cleanup(store, &[&k]).await;
 }
 
+/// A key deleted and created again never reuses a version.
+pub async fn versions_survive_delete(store: &dyn TokenStore) {
+    let k = key("versions-survive-delete", "alice");
+    let mut highest = store
+        .save(&k, &sample_token("0"), None)
+        .await
+        .expect("versions_survive_delete: create");
+    highest = store
+        .save(&k, &sample_token("1"), Some(highest))
+        .await
+        .expect("versions_survive_delete: update");
+    for round in 0..3 {
+        assert!(
+            store
+                .delete(&k)
+                .await
+                .expect("versions_survive_delete: delete")
+        );
+        let again = store
+            .save(&k, &sample_token(&format!("again-{round}")), None)
+            .await
+            .expect("versions_survive_delete: re-create");
+        assert!(
+            again > highest,
+            "versions_survive_delete: {again} after {highest}"
+        );
+        let err = store
+            .save(&k, &sample_token("stale"), Some(highest))
+            .await
+            .expect_err("versions_survive_delete: a stale version won");
+        assert_eq!(
+            err.store_kind(),
+            Some(StoreErrorKind::Conflict),
+            "versions_survive_delete: {err}"
+        );
+        highest = again;
+    }
+    cleanup(store, &[&k]).await;
+}
+
 /// `delete` removes the key and says so.
 pub async fn delete(store: &dyn TokenStore) {
     let k = key("delete", "alice");
@@ -487,6 +527,7 @@ pub async fn run_all(store: &dyn TokenStore) {
     create_only(store).await;
     cas_conflict(store).await;
     overwrite_bumps_version(store).await;
+    versions_survive_delete(store).await;
     delete(store).await;
     delete_missing(store).await;
     list_filtered(store).await;

@@ -58,11 +58,15 @@ pub trait KeyLock: Debug + Send + Sync {
 ///   nothing.
 /// - **overwrite_bumps_version**: a successful `save` returns a version
 ///   greater than the one it replaced.
+/// - **versions_survive_delete**: a key deleted and created again gets a
+///   version greater than any it had before, so a caller holding an old
+///   version can never overwrite the new token.
 /// - **delete**: `delete` removes the key and returns `true`; a later `load`
 ///   returns `None`.
 /// - **delete_missing**: `delete` of an absent key returns `Ok(false)`.
 /// - **list_filtered**: `list(None)` returns every stored key;
-///   `list(Some(p))` only provider `p`'s.
+///   `list(Some(p))` only provider `p`'s. A key whose data cannot be decoded
+///   may be listed (then `load` reports it as corrupt).
 /// - **keys_isolated**: keys that differ in provider, account, or only in
 ///   letter case never see each other's tokens.
 /// - **lock_exclusive**: while one [`KeyLock`] for a key is alive, `lock` on

@@ -295,31 +295,36 @@ impl<'de> Deserialize<'de> for TokenSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let value = serde_json::Value::deserialize(d)?;
-        let probe = FormatProbe::deserialize(&value).map_err(D::Error::custom)?;
+        // serde_json quotes a string of the wrong type in its messages, and
+        // that string may be a token: every string of the input is redacted
+        // from every error.
+        let mut strings = Vec::new();
+        collect_strings(&value, &mut strings);
+        let strings: Vec<&str> = strings.iter().map(String::as_str).collect();
+        let fail = |message: String| D::Error::custom(crate::redact::redact(&message, &strings));
+        let probe = FormatProbe::deserialize(&value).map_err(|e| fail(e.to_string()))?;
         match probe.format {
             Some(TOKEN_FORMAT_VERSION) => {}
             Some(newer) if newer > TOKEN_FORMAT_VERSION => {
-                return Err(D::Error::custom(format!(
+                return Err(fail(format!(
                     "token format {newer} was written by a newer version of this library \
                      (this one reads format {TOKEN_FORMAT_VERSION}); upgrade to read it"
                 )));
             }
             Some(other) => {
-                return Err(D::Error::custom(format!("unknown token format {other}")));
+                return Err(fail(format!("unknown token format {other}")));
             }
-            None => return Err(D::Error::custom("token has no \"format\" field")),
+            None => return Err(fail("token has no \"format\" field".to_owned())),
         }
-        let wire = WireV1::deserialize(value).map_err(|e| {
-            // serde_json's messages name fields, never values, so they are safe.
-            D::Error::custom(format!("invalid token: {e}"))
-        })?;
+        let wire =
+            WireV1::deserialize(value.clone()).map_err(|e| fail(format!("invalid token: {e}")))?;
         let expires_at = wire
             .expires_at
             .as_deref()
             .map(|t| parse_time("expires_at", t))
             .transpose()
-            .map_err(D::Error::custom)?;
-        let issued_at = parse_time("issued_at", &wire.issued_at).map_err(D::Error::custom)?;
+            .map_err(fail)?;
+        let issued_at = parse_time("issued_at", &wire.issued_at).map_err(fail)?;
         Ok(TokenSet {
             access_token: SecretString::from(wire.access_token),
             refresh_token: wire.refresh_token.map(SecretString::from),
@@ -330,6 +335,15 @@ impl<'de> Deserialize<'de> for TokenSet {
             extras: wire.extras,
             reauthorization_required: wire.reauthorization_required,
         })
+    }
+}
+
+fn collect_strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
     }
 }
 
@@ -437,6 +451,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("ACCESS-SECRET-1"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_do_not_quote_string_values() {
+        let v = serde_json::json!({"format": "ACCESS-SECRET-1"});
+        let err = serde_json::from_value::<TokenSet>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("ACCESS-SECRET-1"), "{err}");
+        let v = serde_json::json!({"format": 1, "access_token": "a", "token_type": "Bearer",
+            "issued_at": "2026-01-01T00:00:00Z", "scopes": "REFRESH-SECRET-1"});
+        let err = serde_json::from_value::<TokenSet>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("REFRESH-SECRET-1"), "{err}");
     }
 
     #[test]

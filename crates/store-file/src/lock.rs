@@ -1,0 +1,242 @@
+//! Cross-process, per-key advisory locks on lock files, with a bounded wait.
+//!
+//! Each key has two lock files beside its token file:
+//!
+//! - the **lease** (`<account>.lock`), held by a [`FileKeyLock`] from
+//!   [`TokenStore::lock`](auth_core::TokenStore::lock) for as long as the
+//!   caller likes (a refresh round trip);
+//! - the **write lock** (`<account>.wlock`), held by `save` and `delete` for
+//!   the few milliseconds of one compare-and-swap. It is separate so that a
+//!   task holding the lease can still save without deadlocking against
+//!   itself.
+//!
+//! The locks are `flock(2)`-style (through `fs4`): they conflict between any
+//! two open file handles, in one process or in two, and the OS drops them
+//! when the holder closes the file or dies. Lock files must never be deleted:
+//! a process could hold a lock on the old inode while another locks a new
+//! file of the same name, and both would think they hold the key.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use auth_core::{KeyLock, TokenKey};
+use fs4::{FileExt, TryLockError};
+
+use crate::permissions;
+
+/// The first pause between two attempts; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+/// The longest pause between two attempts, which bounds how late a waiter
+/// notices a released lock.
+const MAX_BACKOFF: Duration = Duration::from_millis(20);
+
+/// A held lock on one lock file, released when dropped.
+#[derive(Debug)]
+pub(crate) struct HeldLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl HeldLock {
+    /// The locked file, to read or write what it keeps.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The lock file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // Closing the file releases the lock too, unless the descriptor was
+        // duplicated somewhere; unlocking first makes the release certain.
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+/// Why [`acquire`] gave up.
+#[derive(Debug)]
+pub(crate) enum AcquireError {
+    /// Someone else held the lock for the whole wait.
+    TimedOut,
+    /// The caller stopped waiting (its future was dropped).
+    Cancelled,
+    /// The lock file could not be opened or locked.
+    Io(io::Error),
+}
+
+impl From<io::Error> for AcquireError {
+    fn from(err: io::Error) -> Self {
+        Self::Io(err)
+    }
+}
+
+/// Set when the caller no longer wants the lock; checked between attempts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// A guard that sets the flag when dropped: hold it in the future that
+    /// waits, so dropping the future stops the blocking thread polling.
+    pub(crate) fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop {
+            cancel: self.clone(),
+            armed: true,
+        }
+    }
+}
+
+/// Sets its [`Cancel`] when dropped, unless disarmed.
+#[derive(Debug)]
+pub(crate) struct CancelOnDrop {
+    cancel: Cancel,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    /// Keeps the flag clear: the wait ended normally.
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cancel.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Opens (creating it as 0600 if needed) and exclusively locks the lock file
+/// at `path`, trying for at most `wait`. Blocks the calling thread: call it
+/// on a blocking thread.
+pub(crate) fn acquire(
+    path: &Path,
+    wait: Duration,
+    cancel: &Cancel,
+) -> Result<HeldLock, AcquireError> {
+    let file = permissions::private_open_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let deadline = Instant::now() + wait;
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match FileExt::try_lock(&file) {
+            Ok(()) => {
+                return Ok(HeldLock {
+                    file,
+                    path: path.to_owned(),
+                });
+            }
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(AcquireError::Io(e)),
+        }
+        if cancel.is_set() {
+            return Err(AcquireError::Cancelled);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(AcquireError::TimedOut);
+        }
+        // Polling, not waiting for an event: flock has no timed wait, and a
+        // thread parked in a blocking flock could not be given up on.
+        std::thread::sleep(backoff.min(deadline - now));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// A lease on one key of a [`FileTokenStore`](crate::FileTokenStore),
+/// across processes. Dropping it releases the lease; so does the death of
+/// the process.
+pub(crate) struct FileKeyLock {
+    key: TokenKey,
+    held: HeldLock,
+}
+
+impl FileKeyLock {
+    pub(crate) fn new(key: TokenKey, held: HeldLock) -> Self {
+        Self { key, held }
+    }
+}
+
+impl std::fmt::Debug for FileKeyLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileKeyLock")
+            .field("key", &self.key)
+            .field("path", &self.held.path())
+            .finish()
+    }
+}
+
+impl KeyLock for FileKeyLock {
+    fn key(&self) -> &TokenKey {
+        &self.key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_handles_in_one_process_exclude_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("k.lock");
+        let cancel = Cancel::default();
+        let held = acquire(&path, Duration::from_secs(1), &cancel).unwrap();
+        let started = Instant::now();
+        let second = acquire(&path, Duration::from_millis(50), &cancel);
+        assert!(matches!(second, Err(AcquireError::TimedOut)), "{second:?}");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        drop(held);
+        acquire(&path, Duration::ZERO, &cancel).expect("a released lock can be taken at once");
+    }
+
+    #[test]
+    fn a_cancelled_wait_stops_early() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("k.lock");
+        let _held = acquire(&path, Duration::from_secs(1), &Cancel::default()).unwrap();
+        let cancel = Cancel::default();
+        drop(cancel.on_drop());
+        let started = Instant::now();
+        let result = acquire(&path, Duration::from_secs(30), &cancel);
+        assert!(matches!(result, Err(AcquireError::Cancelled)), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_disarmed_guard_leaves_the_flag_clear() {
+        let cancel = Cancel::default();
+        cancel.on_drop().disarm();
+        assert!(!cancel.is_set());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn lock_files_are_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("k.lock");
+        let held = acquire(&path, Duration::ZERO, &Cancel::default()).unwrap();
+        assert_eq!(
+            held.file().metadata().unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Damaged token files give a `Corrupt` error naming the file, are never
+//! overwritten, and do not stop the other keys from working.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use auth_core::{Error, StoreErrorKind, TokenKey, TokenStore, Version};
+use store_file::FileTokenStore;
+
+/// Makes a damaged file from the good file's bytes.
+type Damage = fn(&[u8]) -> Vec<u8>;
+
+/// The kinds of damage, by name.
+fn damages() -> Vec<(&'static str, Damage)> {
+    vec![
+        ("truncated", (|good: &[u8]| good[..good.len() / 2].to_vec())),
+        (
+            "garbage",
+            (|_: &[u8]| b"\x00\x17this is not a token \xff\xfe".to_vec()),
+        ),
+        ("empty", (|_: &[u8]| Vec::new())),
+        (
+            "future schema",
+            (|good: &[u8]| {
+                let mut value: serde_json::Value = serde_json::from_slice(good).expect("json");
+                value["schema"] = serde_json::json!(2);
+                serde_json::to_vec(&value).expect("json")
+            }),
+        ),
+        (
+            "future token format",
+            (|good: &[u8]| {
+                let mut value: serde_json::Value = serde_json::from_slice(good).expect("json");
+                value["token"]["format"] = serde_json::json!(2);
+                serde_json::to_vec(&value).expect("json")
+            }),
+        ),
+        ("not an object", (|_: &[u8]| b"[1, 2, 3]".to_vec())),
+    ]
+}
+
+fn assert_corrupt(err: &Error, path: &Path, damage: &str) {
+    assert_eq!(
+        err.store_kind(),
+        Some(StoreErrorKind::Corrupt),
+        "{damage}: {err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&path.display().to_string()),
+        "{damage}: the error does not name the file: {message}"
+    );
+    assert!(
+        message.contains("left untouched"),
+        "{damage}: the error does not say the file was kept: {message}"
+    );
+    if damage.starts_with("future") {
+        assert!(
+            message.contains("newer version"),
+            "{damage}: the error does not say to upgrade: {message}"
+        );
+    }
+    assert!(
+        !message.contains("access-"),
+        "{damage}: the error quotes the token: {message}"
+    );
+}
+
+/// A store with a damaged `victim` (saved at the returned version before the
+/// damage) and a healthy `neighbour`.
+async fn damaged_store(
+    damage: Damage,
+) -> (
+    tempfile::TempDir,
+    FileTokenStore,
+    TokenKey,
+    TokenKey,
+    Version,
+) {
+    let (dir, store) = support::temp_store();
+    let victim = support::key("fitbit", "victim");
+    let neighbour = support::key("fitbit", "neighbour");
+    let version = store
+        .save(&victim, &support::token(1), None)
+        .await
+        .expect("save victim");
+    store
+        .save(&neighbour, &support::token(2), None)
+        .await
+        .expect("save neighbour");
+    let path = store.token_path(&victim);
+    let good = std::fs::read(&path).expect("read the good file");
+    std::fs::write(&path, damage(&good)).expect("damage the file");
+    (dir, store, victim, neighbour, version)
+}
+
+#[tokio::test]
+async fn each_kind_of_damage_is_reported_and_left_untouched() {
+    for (damage, make) in damages() {
+        let (_dir, store, victim, neighbour, _) = damaged_store(make).await;
+        let path = store.token_path(&victim);
+        let before = std::fs::read(&path).expect("read the damaged file");
+
+        let err = store.load(&victim).await.expect_err(damage);
+        assert_corrupt(&err, &path, damage);
+        assert!(
+            matches!(&err, Error::Store { key: Some(k), .. } if *k == victim),
+            "{damage}: the error does not carry the key: {err:?}"
+        );
+
+        // Saving over it fails the same way, whatever the expected version.
+        for expected in [None, Some(Version(1)), Some(Version(u64::MAX))] {
+            let err = store
+                .save(&victim, &support::token(3), expected)
+                .await
+                .expect_err(damage);
+            assert_corrupt(&err, &path, damage);
+        }
+        assert_eq!(
+            std::fs::read(&path).expect("read again"),
+            before,
+            "{damage}: the damaged file changed"
+        );
+
+        // The neighbour still loads, saves and locks.
+        let loaded = store
+            .load(&neighbour)
+            .await
+            .expect("load neighbour")
+            .expect("neighbour is there");
+        assert_eq!(support::generation_of(&loaded.value), 2, "{damage}");
+        store
+            .save(&neighbour, &support::token(4), Some(loaded.version))
+            .await
+            .expect("save neighbour");
+        drop(
+            store
+                .lock(&neighbour, Duration::from_secs(1))
+                .await
+                .expect("lock neighbour"),
+        );
+        // And the damaged key is still listed, for a person to find.
+        let listed = store.list(None).await.expect("list");
+        assert_eq!(listed, vec![neighbour.clone(), victim.clone()], "{damage}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_moved_from_another_key_is_reported() {
+    let (_dir, store) = support::temp_store();
+    let alice = support::key("fitbit", "alice");
+    let bob = support::key("fitbit", "bob");
+    store
+        .save(&alice, &support::token(1), None)
+        .await
+        .expect("save alice");
+    std::fs::copy(store.token_path(&alice), store.token_path(&bob)).expect("copy by hand");
+
+    let err = store
+        .load(&bob)
+        .await
+        .expect_err("loaded alice's token as bob's");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
+    assert!(
+        err.to_string().contains("holds the token of fitbit/alice"),
+        "{err}"
+    );
+    let err = store
+        .save(&bob, &support::token(2), None)
+        .await
+        .expect_err("overwrote the copied file");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
+    assert!(store.load(&alice).await.expect("load alice").is_some());
+}
+
+#[tokio::test]
+async fn delete_removes_a_damaged_file_on_request_and_versions_still_grow() {
+    for (damage, make) in damages() {
+        let (_dir, store, victim, neighbour, old_version) = damaged_store(make).await;
+
+        assert!(
+            store.delete(&victim).await.expect(damage),
+            "{damage}: delete said there was nothing"
+        );
+        assert!(
+            !store.token_path(&victim).exists(),
+            "{damage}: the file is still there"
+        );
+        assert!(
+            store.load(&victim).await.expect(damage).is_none(),
+            "{damage}"
+        );
+        assert!(
+            store.load(&neighbour).await.expect(damage).is_some(),
+            "{damage}: the neighbour went too"
+        );
+        let new_version = store
+            .save(&victim, &support::token(5), None)
+            .await
+            .expect(damage);
+        assert!(
+            new_version > old_version,
+            "{damage}: {new_version} is not above {old_version}"
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! A `TokenManager` per store value, all on one root, behave like managers
+//! in separate processes: each has its own single flight, so only the
+//! store's lease and compare-and-swap keep them to one refresh.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use auth_core::testing::FakeProvider;
+use auth_core::{TokenManager, TokenSet, TokenStore};
+use store_file::FileTokenStore;
+
+const MANAGERS: usize = 4;
+const CALLERS_PER_MANAGER: usize = 25;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_sharing_a_root_refresh_an_expired_token_once() {
+    let (_dir, store) = support::temp_store();
+    let key = support::key("fake", "26FWFL");
+    let issued = SystemTime::now() - Duration::from_secs(7200);
+    let expired = TokenSet::new("old-access", "Bearer", issued)
+        .with_refresh_token("old-refresh")
+        .with_expires_in(Duration::from_secs(3600));
+    store
+        .save(&key, &expired, None)
+        .await
+        .expect("save the expired token");
+
+    let provider = Arc::new(FakeProvider::new("fake"));
+    let managers: Vec<TokenManager> = (0..MANAGERS)
+        .map(|_| {
+            let own_store = FileTokenStore::open(store.root()).expect("open the root again");
+            TokenManager::builder(Arc::new(own_store))
+                .provider(provider.clone())
+                .build()
+        })
+        .collect();
+
+    // The first refresh waits at the gate while every caller piles up.
+    provider.hold_refreshes();
+    let key_ref = &key;
+    let calls = managers
+        .iter()
+        .flat_map(|manager| (0..CALLERS_PER_MANAGER).map(move |_| manager.access_token(key_ref)));
+    let all = futures::future::join_all(calls);
+    let release = async {
+        provider.refresh_started().await;
+        // Enough permits for any extra refresh, so a bug fails the count
+        // below instead of hanging the test.
+        provider.release_refreshes(MANAGERS * CALLERS_PER_MANAGER);
+    };
+    let (results, ()) = tokio::join!(all, release);
+
+    assert_eq!(
+        provider.refresh_calls(),
+        1,
+        "the managers refreshed more than once"
+    );
+    assert_eq!(
+        provider.seen_refresh_tokens(),
+        vec!["old-refresh".to_owned()]
+    );
+    let secrets: Vec<String> = results
+        .into_iter()
+        .map(|r| r.expect("access_token").secret().to_owned())
+        .collect();
+    assert!(
+        secrets.iter().all(|s| *s == secrets[0]),
+        "callers got different tokens"
+    );
+    assert_ne!(secrets[0], "old-access");
+    let stored = store.load(&key).await.expect("load").expect("there");
+    assert_eq!(
+        auth_core::secrecy::ExposeSecret::expose_secret(stored.value.access_token()),
+        secrets[0],
+        "the refreshed token was not saved"
+    );
+}

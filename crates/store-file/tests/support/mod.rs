@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests: stores in temporary
+//! directories, recognizable tokens, captured logs and child processes.
+
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+pub(crate) mod child;
+pub(crate) mod logs;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use auth_core::secrecy::ExposeSecret;
+use auth_core::{TokenKey, TokenSet};
+use store_file::FileTokenStore;
+
+/// A store in a fresh temporary directory, removed when the guard drops.
+pub(crate) fn temp_store() -> (tempfile::TempDir, FileTokenStore) {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let store = FileTokenStore::open(dir.path().join("tokens")).expect("open the store");
+    (dir, store)
+}
+
+/// A key from two ids, which must be valid.
+pub(crate) fn key(provider: &str, account: &str) -> TokenKey {
+    TokenKey::parse(provider, account).expect("valid test key")
+}
+
+/// A token whose every field says which `generation` it is, so that a mix
+/// of two tokens is visible.
+pub(crate) fn token(generation: u64) -> TokenSet {
+    let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000 + generation);
+    // Long enough that the file is more than one small write.
+    let padding = format!("{generation:020}").repeat(100);
+    TokenSet::new(format!("access-{generation}-{padding}"), "Bearer", issued)
+        .with_refresh_token(format!("refresh-{generation}-{padding}"))
+        .with_expires_in(Duration::from_secs(3600))
+        .with_scopes([format!("scope-{generation}")])
+        .with_extra("generation", serde_json::json!(generation))
+}
+
+/// The generation of a token made by [`token`], after checking that every
+/// field agrees on it.
+pub(crate) fn generation_of(token: &TokenSet) -> u64 {
+    let generation = token
+        .extras()
+        .get("generation")
+        .and_then(serde_json::Value::as_u64)
+        .expect("the token has a generation");
+    let want = self::token(generation);
+    assert_eq!(
+        token.access_token().expose_secret(),
+        want.access_token().expose_secret(),
+        "access token of another generation"
+    );
+    assert_eq!(
+        token.refresh_token().map(|t| t.expose_secret().to_owned()),
+        want.refresh_token().map(|t| t.expose_secret().to_owned()),
+        "refresh token of another generation"
+    );
+    assert_eq!(
+        token.issued_at(),
+        want.issued_at(),
+        "issued_at of another generation"
+    );
+    assert_eq!(
+        token.expires_at(),
+        want.expires_at(),
+        "expires_at of another generation"
+    );
+    assert_eq!(
+        token.scopes(),
+        want.scopes(),
+        "scopes of another generation"
+    );
+    generation
+}
+
+/// The Unix permission bits of a path.
+#[cfg(unix)]
+pub(crate) fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+/// Every file and directory under `root`, depth first.
+pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("dir entry").path();
+            if std::fs::symlink_metadata(&path).expect("lstat").is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out
+}

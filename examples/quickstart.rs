@@ -1,0 +1,109 @@
+//! Run: cargo run -p examples --example quickstart
+//!
+//! The shortest useful program: a `TokenManager` with the legacy Fitbit
+//! provider (a "server" app) over the file store. It logs a user in, gets a
+//! valid access token, shows whose it is and when it expires, and forces a
+//! refresh. It runs against the in-process emulator, which consents at once,
+//! and it never prints a token.
+#![allow(
+    clippy::print_stdout,
+    reason = "an example reports to the person running it on stdout"
+)]
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use auth_core::{AuthorizeRequest, Callback, TokenManager, TokenStore};
+use auth_emulator::{Emulator, demo};
+use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use secrecy::ExposeSecret as _;
+use store_file::FileTokenStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    // Fitbit's servers, played locally; a token directory that goes away at exit.
+    let emulator = Emulator::builder().with_demo_clients().start().await?;
+    let dir = tempfile::tempdir()?;
+
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+        .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
+        .redirect_uri(demo::REDIRECT_URI)
+        .scopes([Scope::Activity, Scope::Sleep])
+        .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+        .build()?;
+    let store = FileTokenStore::open(dir.path().join("tokens"))?;
+    let manager = TokenManager::builder(Arc::new(store))
+        .provider(Arc::new(fitbit))
+        .build();
+
+    // Log in: send the user to the authorize URL, and finish with where they come back.
+    let pending = manager.begin_authorization(&"fitbit".parse()?, AuthorizeRequest::new())?;
+    let callback = Callback::parse(&play_browser(&pending.authorize_url).await?)?;
+    let (key, _) = manager.complete_authorization(&pending, &callback).await?;
+    println!("logged in: {key}");
+
+    // The call an app makes before every API request: served from the cache
+    // while valid, refreshed first when it is about to expire.
+    let token = manager.access_token(&key).await?;
+    let user_id = auth_fitbit::user_id(token.token_set()).ok_or("the token names no user")?;
+    let expires_at = token.expires_at().ok_or("the token has no expiry")?;
+    let left = expires_at.duration_since(SystemTime::now())?;
+    println!(
+        "access token [redacted, {} chars] for user_id {user_id}, expires in {}",
+        token.secret().len(),
+        humantime::format_duration(Duration::from_secs(left.as_secs()))
+    );
+
+    // Force a refresh, as after an API answered 401. Fitbit rotates the pair;
+    // the manager saves the new one before handing it out.
+    let refreshed = manager.force_refresh(&key).await?;
+    check(
+        refreshed.secret() != token.secret(),
+        "the refresh brought a new access token",
+    )?;
+    check(
+        emulator.counters().fitbit_token_refresh == 1,
+        "it took exactly one refresh request",
+    )?;
+
+    // The next run of the program (a new store over the same directory) finds the new pair.
+    let reopened = FileTokenStore::open(dir.path().join("tokens"))?;
+    let stored = reopened
+        .load(&key)
+        .await?
+        .ok_or("the token was not saved")?;
+    let same = stored.value.access_token().expose_secret() == refreshed.secret();
+    check(same, "the refreshed pair is on disk")?;
+    println!("quickstart: all checks passed");
+    Ok(())
+}
+
+/// Plays the user's browser: opens the authorize URL (the emulator consents
+/// at once) and returns the redirect back to the app, which carries the code.
+async fn play_browser(authorize_url: &url::Url) -> Result<String, Box<dyn Error>> {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let answer = browser.get(authorize_url.as_str()).send().await?;
+    let location = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .ok_or_else(|| {
+            format!(
+                "the consent page answered {} without a redirect",
+                answer.status()
+            )
+        })?;
+    Ok(location.to_str()?.to_owned())
+}
+
+/// Fails the run unless `ok`: an example exits 0 only if what it shows happened.
+fn check(ok: bool, what: &str) -> Result<(), Box<dyn Error>> {
+    if ok {
+        println!("  ok: {what}");
+        Ok(())
+    } else {
+        Err(format!("check failed: {what}").into())
+    }
+}
