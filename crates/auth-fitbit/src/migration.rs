@@ -19,7 +19,8 @@
 //!    legacy endpoints answer 410, so revoking fails; remove it locally with
 //!    [`TokenManager::remove`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use auth_core::{
     AccessToken, AccountId, AuthorizeRequest, Error, ProviderId, Result, TokenKey, TokenManager,
@@ -160,11 +161,17 @@ pub async fn plan(
 
 /// The dual-provider bridge: one call that gives a user's token from
 /// whichever provider they are on, Google Health first.
+///
+/// Users only ever move from legacy Fitbit to Google Health, so once the
+/// bridge has seen a user on Google Health it remembers that and goes
+/// straight to the manager's in-memory cache; users not seen there yet cost
+/// a store read to check whether they moved (perhaps in another process).
 #[derive(Debug, Clone)]
 pub struct Bridge {
     manager: TokenManager,
     legacy: ProviderId,
     google: ProviderId,
+    moved: Arc<RwLock<HashSet<AccountId>>>,
 }
 
 impl Bridge {
@@ -174,7 +181,15 @@ impl Bridge {
             manager,
             legacy,
             google,
+            moved: Arc::default(),
         }
+    }
+
+    fn known_moved(&self, account: &AccountId) -> bool {
+        self.moved
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(account)
     }
 
     /// Which provider `account` is on: Google Health if a token is stored
@@ -184,9 +199,18 @@ impl Bridge {
     ///
     /// The store's errors.
     pub async fn provider_for(&self, account: &AccountId) -> Result<Option<ProviderId>> {
+        if self.known_moved(account) {
+            return Ok(Some(self.google.clone()));
+        }
         for id in [&self.google, &self.legacy] {
             let key = TokenKey::new(id.clone(), account.clone());
             if self.manager.stored(&key).await?.is_some() {
+                if id == &self.google {
+                    self.moved
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(account.clone());
+                }
                 return Ok(Some(id.clone()));
             }
         }

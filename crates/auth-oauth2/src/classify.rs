@@ -71,8 +71,9 @@ impl Context<'_> {
             return Error::ProviderRetired {
                 provider: self.provider.clone(),
                 successor: self.successor.unwrap_or("a successor").to_owned(),
+                // The provider's own notice says it better than a 410 body.
                 message: match self.retirement_notice {
-                    Some(notice) => format!("{where_} answered 410 Gone ({detail}). {notice}"),
+                    Some(notice) => format!("{where_} answered 410 Gone. {notice}"),
                     None => format!("{where_} answered 410 Gone ({detail})"),
                 },
             };

@@ -1,0 +1,157 @@
+//! The command line, as clap sees it. Parsing only: no I/O happens here.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// The account used when `--account` is not given.
+pub(crate) const DEFAULT_ACCOUNT: &str = "default";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok, 1 unexpected, 2 usage or configuration, 3 login required \
+(no token, or the grant is gone), 4 temporary failure (network, 5xx, 429) after retries, \
+5 provider retired.
+
+Try it offline first: authctl demo";
+
+/// Keeps OAuth 2.0 tokens of several providers and accounts fresh, for
+/// people and scripts.
+#[derive(Debug, Parser)]
+#[command(name = "authctl", version, about, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// The config file (TOML). Default: the platform config directory,
+    /// for example ~/.config/authctl/config.toml.
+    #[arg(long, global = true, env = "AUTHCTL_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG
+    /// overrides it.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Log in: send the browser to the provider, receive the callback on
+    /// the loopback redirect URI, store the token.
+    Login(LoginArgs),
+    /// Print a valid access token (refreshing it if needed) and nothing else.
+    Token(KeyArgs),
+    /// Refresh the token now and print a summary.
+    Refresh(KeyArgs),
+    /// Ask the provider what it knows about the stored access token.
+    Introspect(IntrospectArgs),
+    /// Revoke the grant at the provider, then delete the token locally.
+    Revoke(KeyArgs),
+    /// Delete the token locally only.
+    Logout(KeyArgs),
+    /// List stored tokens (never their secrets).
+    Status(StatusArgs),
+    /// Run the local emulator of the Fitbit and Google servers, and print
+    /// config sections for its demo clients.
+    Emulator(EmulatorArgs),
+    /// Walk through the whole story offline against an in-process emulator:
+    /// Fitbit login, refresh, the 410 retirement, the move to Google Health.
+    Demo,
+}
+
+/// A provider and an account.
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// The provider: the NAME of a [providers.NAME] section of the config.
+    pub(crate) provider: String,
+
+    /// The account the token belongs to.
+    #[arg(long, value_name = "ID", default_value = DEFAULT_ACCOUNT)]
+    pub(crate) account: String,
+}
+
+/// `authctl login`.
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// Which provider and account.
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+
+    /// A scope to request instead of the configured ones; repeat for more.
+    #[arg(long = "scope", value_name = "S")]
+    pub(crate) scopes: Vec<String>,
+
+    /// Do not open a browser; only print the URL.
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+
+    /// Read the URL the browser was redirected to from stdin instead of
+    /// listening on the redirect URI (for remote shells).
+    #[arg(long)]
+    pub(crate) manual: bool,
+
+    /// Give up when the callback has not come back within SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
+}
+
+/// `authctl introspect`.
+#[derive(Debug, Args)]
+pub(crate) struct IntrospectArgs {
+    /// Which provider and account.
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `authctl status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `authctl emulator`.
+#[derive(Debug, Args)]
+pub(crate) struct EmulatorArgs {
+    /// The port on 127.0.0.1 (0: any free port).
+    #[arg(long, value_name = "P", default_value_t = 8975)]
+    pub(crate) port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn account_defaults_to_default() {
+        let cli = Cli::try_parse_from(["authctl", "token", "fitbit"]).unwrap();
+        let Command::Token(args) = cli.command else {
+            panic!("not token")
+        };
+        assert_eq!(args.account, DEFAULT_ACCOUNT);
+    }
+
+    #[test]
+    fn scopes_repeat() {
+        let cli = Cli::try_parse_from([
+            "authctl", "login", "fitbit", "--scope", "sleep", "--scope", "activity",
+        ])
+        .unwrap();
+        let Command::Login(args) = cli.command else {
+            panic!("not login")
+        };
+        assert_eq!(args.scopes, ["sleep", "activity"]);
+    }
+}

@@ -1,0 +1,93 @@
+//! The commands on one stored account: `token`, `refresh`, `introspect`,
+//! `revoke` and `logout`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use auth_core::TokenManager;
+
+use super::{Session, open_store, token_key};
+use crate::cli::{IntrospectArgs, KeyArgs};
+use crate::config::Config;
+use crate::exit::{CliResult, Failure, Target};
+use crate::output::{self, TokenView};
+
+/// `authctl token`: a valid access token on stdout, refreshed if needed;
+/// across processes, only one refreshes (the file store's key lock).
+pub(crate) async fn token(config: Option<&Path>, args: KeyArgs) -> CliResult {
+    let session = Session::open(config, &args.provider, &args.account).await?;
+    let token = session
+        .manager
+        .access_token(&session.key)
+        .await
+        .map_err(|e| session.fail(&e))?;
+    output::token(token.secret());
+    Ok(())
+}
+
+/// `authctl refresh`: refreshes now and prints the summary.
+pub(crate) async fn refresh(config: Option<&Path>, args: KeyArgs) -> CliResult {
+    let session = Session::open(config, &args.provider, &args.account).await?;
+    let token = session
+        .manager
+        .force_refresh(&session.key)
+        .await
+        .map_err(|e| session.fail(&e))?;
+    let now = SystemTime::now();
+    TokenView::new(&session.key, token.token_set(), now).print_summary("refreshed", now);
+    Ok(())
+}
+
+/// `authctl introspect`: the server's view of the stored access token.
+pub(crate) async fn introspect(config: Option<&Path>, args: IntrospectArgs) -> CliResult {
+    let session = Session::open(config, &args.key.provider, &args.key.account).await?;
+    let info = session
+        .manager
+        .introspect(&session.key)
+        .await
+        .map_err(|e| session.fail(&e))?;
+    output::introspection(&session.key, &info, args.json);
+    Ok(())
+}
+
+/// `authctl revoke`: at the server first, then locally. When the server
+/// refuses, the local token is kept.
+pub(crate) async fn revoke(config: Option<&Path>, args: KeyArgs) -> CliResult {
+    let session = Session::open(config, &args.provider, &args.account).await?;
+    session
+        .manager
+        .revoke(&session.key)
+        .await
+        .map_err(|e| session.fail(&e))?;
+    let provider = session.provider()?;
+    output::line(&format!(
+        "revoked {} at {} and deleted it locally",
+        session.key,
+        provider.name()
+    ));
+    Ok(())
+}
+
+/// `authctl logout`: deletes the local token only. The provider need not
+/// be configured, so a token of a removed section can still be dropped.
+pub(crate) async fn logout(config: Option<&Path>, args: KeyArgs) -> CliResult {
+    let config = Config::load(config)?;
+    let key = token_key(&args.provider, &args.account)?;
+    let (root, store) = open_store(&config)?;
+    let manager = TokenManager::builder(Arc::new(store)).build();
+    let removed = manager
+        .remove(&key)
+        .await
+        .map_err(|e| Failure::from_auth(&e, &Target::key(&key)))?;
+    if removed {
+        output::line(&format!(
+            "logged out: deleted the token of {key} from {} (the grant itself was not revoked \
+             at the provider)",
+            root.display()
+        ));
+    } else {
+        output::line(&format!("no token stored for {key}; nothing to do"));
+    }
+    Ok(())
+}

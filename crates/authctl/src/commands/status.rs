@@ -1,0 +1,53 @@
+//! `authctl status`: the stored tokens, without their secrets.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use auth_core::TokenStore as _;
+
+use super::open_store;
+use crate::cli::StatusArgs;
+use crate::config::Config;
+use crate::exit::{CliResult, Failure, Target};
+use crate::output::{self, StatusRow, TokenView};
+
+/// Runs `authctl status`. It needs no provider section: it reads the store
+/// only. A token that cannot be read is listed with its error, and the
+/// command then exits 1 after listing the others.
+pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
+    let config = Config::load(config)?;
+    let (root, store) = open_store(&config)?;
+    let everywhere = Target {
+        provider: "-",
+        account: None,
+    };
+    let mut keys = store
+        .list(None)
+        .await
+        .map_err(|e| Failure::from_auth(&e, &everywhere))?;
+    keys.sort();
+    let now = SystemTime::now();
+    let mut rows = Vec::with_capacity(keys.len());
+    let mut broken = None;
+    for key in keys {
+        match store.load(&key).await {
+            Ok(Some(stored)) => {
+                rows.push(StatusRow::Token(TokenView::new(&key, &stored.value, now)))
+            }
+            // Deleted between list and load.
+            Ok(None) => {}
+            Err(e) => {
+                broken.get_or_insert_with(|| Failure::from_auth(&e, &Target::key(&key)));
+                rows.push(StatusRow::Broken {
+                    key,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    output::status(&root, &rows, args.json, now);
+    match broken {
+        Some(failure) => Err(failure),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,255 @@
+//! The TOML config: where it is, what it may say, and the providers it
+//! builds.
+//!
+//! Everything that can be checked without the network or the environment
+//! is checked when the file is read, for every provider, so a typo surfaces
+//! at once with the file, the provider and the field named. Secrets from
+//! the environment are read only when a provider is built, so a missing
+//! variable for one provider never breaks commands on another.
+//!
+//! This module must never print a client secret, nor put one in an error.
+
+mod provider;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use store_file::FileTokenStore;
+
+use crate::exit::{CliResult, Failure};
+pub(crate) use provider::{ProviderConfig, ProviderKind};
+
+/// The environment variable that overrides the store directory.
+pub(crate) const STORE_ENV: &str = "AUTHCTL_STORE";
+
+/// The whole file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    providers: BTreeMap<String, toml::Table>,
+}
+
+/// `[store]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<PathBuf>,
+}
+
+/// The config as read, or an empty one when there is no file.
+#[derive(Debug)]
+pub(crate) struct Config {
+    /// The file read, or the default location that does not exist.
+    file: Option<PathBuf>,
+    found: bool,
+    store_path: Option<PathBuf>,
+    providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// The default config file: `config.toml` in the platform config directory.
+fn default_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "authctl").map(|d| d.config_dir().join("config.toml"))
+}
+
+impl Config {
+    /// Reads `explicit` (from `--config` or `AUTHCTL_CONFIG`), or the
+    /// default file if it exists, or nothing.
+    ///
+    /// A missing explicit file is an error; a missing default file is an
+    /// empty config.
+    pub(crate) fn load(explicit: Option<&Path>) -> CliResult<Self> {
+        let (path, required) = match explicit {
+            Some(path) => (path.to_owned(), true),
+            None => match default_file() {
+                Some(path) => (path, false),
+                None => {
+                    return Ok(Self {
+                        file: None,
+                        found: false,
+                        store_path: None,
+                        providers: BTreeMap::new(),
+                    });
+                }
+            },
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let config = Self::parse(&text, &path)?;
+                config.warn_if_secret_readable(&path);
+                Ok(config)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self {
+                file: Some(path),
+                found: false,
+                store_path: None,
+                providers: BTreeMap::new(),
+            }),
+            Err(e) => Err(Failure::usage(
+                format!("cannot read the config file {}: {e}", path.display()),
+                "pass an existing file with --config FILE (or AUTHCTL_CONFIG=FILE)",
+            )),
+        }
+    }
+
+    /// Parses and checks the text of `file`.
+    pub(crate) fn parse(text: &str, file: &Path) -> CliResult<Self> {
+        let shown = file.display().to_string();
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            Failure::usage(
+                format!("{shown}: {}", e.to_string().trim_end()),
+                format!("fix {shown}; `authctl emulator` prints example sections"),
+            )
+        })?;
+        let mut providers = BTreeMap::new();
+        for (name, table) in raw.providers {
+            let provider = ProviderConfig::from_table(&shown, &name, table)?;
+            providers.insert(name, provider);
+        }
+        let base = file.parent().unwrap_or_else(|| Path::new("."));
+        Ok(Self {
+            file: Some(file.to_owned()),
+            found: true,
+            store_path: raw.store.path.map(|p| resolve_path(&p, base)),
+            providers,
+        })
+    }
+
+    /// The provider section `name`.
+    pub(crate) fn provider(&self, name: &str) -> CliResult<&ProviderConfig> {
+        self.providers.get(name).ok_or_else(|| {
+            let (message, next) = match (&self.file, self.found) {
+                (Some(file), true) => {
+                    let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                    let known = if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    };
+                    (
+                        format!(
+                            "no provider {name:?} is configured in {} (configured: {known})",
+                            file.display()
+                        ),
+                        format!("add a [providers.{name}] section to {}", file.display()),
+                    )
+                }
+                (Some(file), false) => (
+                    format!(
+                        "no provider {name:?} is configured: there is no config file at {}",
+                        file.display()
+                    ),
+                    format!(
+                        "create {} with a [providers.{name}] section, or pass one with --config",
+                        file.display()
+                    ),
+                ),
+                (None, _) => (
+                    format!("no provider {name:?} is configured and no config file was found"),
+                    format!("pass a config file with a [providers.{name}] section with --config"),
+                ),
+            };
+            Failure::usage(
+                message,
+                format!("{next}; `authctl emulator` prints example sections"),
+            )
+        })
+    }
+
+    /// The token store directory: `AUTHCTL_STORE`, else `[store] path`,
+    /// else the file store's platform default.
+    pub(crate) fn store_root(&self) -> CliResult<PathBuf> {
+        if let Some(dir) = std::env::var_os(STORE_ENV).filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(dir));
+        }
+        if let Some(path) = &self.store_path {
+            return Ok(path.clone());
+        }
+        FileTokenStore::default_root().map_err(|e| {
+            Failure::usage(
+                e.to_string(),
+                format!("set [store] path in the config, or the {STORE_ENV} environment variable"),
+            )
+        })
+    }
+
+    /// Warns when the file holds a client secret and others may read it.
+    fn warn_if_secret_readable(&self, path: &Path) {
+        let inline: Vec<&str> = self
+            .providers
+            .values()
+            .filter(|p| p.has_inline_secret())
+            .map(ProviderConfig::name)
+            .collect();
+        if inline.is_empty() {
+            return;
+        }
+        if let Some(mode) = readable_by_others(path) {
+            crate::output::warn(&format!(
+                "{} holds a client_secret (in [providers.{}]) and other users can read it \
+                 (mode {mode:o}); run: chmod 600 {}, or move the secret to an environment \
+                 variable named by client_secret_env",
+                path.display(),
+                inline.join("], [providers."),
+                path.display()
+            ));
+        }
+    }
+}
+
+/// The file's mode when group or others may read it.
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o044 != 0).then_some(mode)
+}
+
+/// Other platforms have no mode bits to check.
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> Option<u32> {
+    None
+}
+
+/// `~/x` is under the home directory; a relative path is relative to the
+/// config file's directory.
+fn resolve_path(path: &Path, base: &Path) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~")
+        && let Some(dirs) = directories::BaseDirs::new()
+    {
+        return dirs.home_dir().join(rest);
+    }
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        base.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_store_path_is_relative_to_the_file() {
+        let config = Config::parse(
+            "[store]\npath = \"tokens\"\n",
+            Path::new("/etc/authctl/config.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.store_path.as_deref(),
+            Some(Path::new("/etc/authctl/tokens"))
+        );
+    }
+
+    #[test]
+    fn an_unknown_table_is_named() {
+        let err = Config::parse("[stor]\npath = \"x\"\n", Path::new("/etc/a.toml")).unwrap_err();
+        assert_eq!(err.kind().code(), 2);
+        assert!(err.message().contains("/etc/a.toml") && err.message().contains("stor"));
+    }
+}

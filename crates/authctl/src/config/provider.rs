@@ -1,0 +1,699 @@
+//! One `[providers.NAME]` section: its fields, the rules per kind, and
+//! the provider it builds. Never prints or reports a client secret.
+
+use std::fmt;
+use std::sync::Arc;
+
+use auth_core::{ProviderId, TokenProvider};
+use auth_fitbit::{
+    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope,
+};
+use auth_oauth2::{ClientAuth, Endpoints, HttpConfig, OAuth2Provider, is_loopback};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::exit::{CliResult, Failure, Target};
+
+/// The redirect URI used when a provider names none: the loopback callback
+/// registered for the emulator's demo clients (RFC 8252).
+pub(crate) const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
+
+/// One `[providers.NAME]` table, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: String,
+    client_id: String,
+    client_secret_env: Option<String>,
+    /// Read as a raw value so that a mistyped secret is never echoed by a
+    /// type error.
+    client_secret: Option<toml::Value>,
+    app_type: Option<String>,
+    redirect_uri: Option<String>,
+    scopes: Option<Vec<String>>,
+    issuer: Option<String>,
+    auth_method: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    introspect_url: Option<String>,
+    revoke_url: Option<String>,
+    tokeninfo_url: Option<String>,
+}
+
+/// The three kinds of provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProviderKind {
+    /// The legacy Fitbit server.
+    Fitbit,
+    /// Google OAuth for the Google Health API.
+    GoogleHealth,
+    /// Any standards OAuth 2.0 server.
+    OAuth2,
+}
+
+impl ProviderKind {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "fitbit" => Some(Self::Fitbit),
+            "google-health" => Some(Self::GoogleHealth),
+            "oauth2" => Some(Self::OAuth2),
+            _ => None,
+        }
+    }
+
+    /// The name used in the config.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Fitbit => "fitbit",
+            Self::GoogleHealth => "google-health",
+            Self::OAuth2 => "oauth2",
+        }
+    }
+}
+
+/// Where the client secret comes from.
+enum SecretSource {
+    None,
+    Env(String),
+    Inline(SecretString),
+}
+
+/// Endpoint URLs given in the config.
+#[derive(Debug, Default, Clone)]
+struct Urls {
+    authorize: Option<Url>,
+    token: Option<Url>,
+    introspect: Option<Url>,
+    revoke: Option<Url>,
+    tokeninfo: Option<Url>,
+}
+
+/// One checked `[providers.NAME]` section.
+pub(crate) struct ProviderConfig {
+    file: String,
+    name: String,
+    kind: ProviderKind,
+    client_id: String,
+    secret: SecretSource,
+    app_type: AppType,
+    redirect_uri: Url,
+    scopes: Vec<String>,
+    issuer: Option<String>,
+    auth_method: ClientAuth,
+    urls: Urls,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = match &self.secret {
+            SecretSource::None => "none".to_owned(),
+            SecretSource::Env(name) => format!("env {name}"),
+            SecretSource::Inline(_) => "[redacted]".to_owned(),
+        };
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &secret)
+            .field("redirect_uri", &self.redirect_uri.as_str())
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names the file and provider in every message about a section.
+struct Section<'a> {
+    file: &'a str,
+    name: &'a str,
+}
+
+impl Section<'_> {
+    fn error(&self, field: &str, problem: impl fmt::Display) -> Failure {
+        Failure::usage(
+            format!(
+                "{}: [providers.{}] {field}: {problem}",
+                self.file, self.name
+            ),
+            format!(
+                "fix `{field}` in the [providers.{}] section of {}",
+                self.name, self.file
+            ),
+        )
+    }
+
+    fn not_for_kind(&self, field: &str, value: bool, kind: ProviderKind) -> CliResult {
+        if value {
+            Err(self.error(
+                field,
+                format!("does not apply to kind = \"{}\"; remove it", kind.as_str()),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn parse_url(&self, field: &str, value: &str) -> CliResult<Url> {
+        let url = Url::parse(value)
+            .map_err(|e| self.error(field, format!("{value:?} is not a valid URL ({e})")))?;
+        if url.fragment().is_some() {
+            return Err(self.error(field, format!("{value:?} must not have a #fragment")));
+        }
+        Ok(url)
+    }
+
+    /// An endpoint URL: https, or http to a loopback host.
+    fn endpoint(&self, field: &str, value: Option<&str>) -> CliResult<Option<Url>> {
+        let url = value.map(|v| self.parse_url(field, v)).transpose()?;
+        if let Some(url) = &url {
+            let secure = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url));
+            if !secure {
+                return Err(self.error(
+                    field,
+                    format!(
+                        "{url} uses {}://; only https:// is allowed, or http:// to a loopback \
+                         host (127.0.0.1, [::1], localhost)",
+                        url.scheme()
+                    ),
+                ));
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// Turns a serde error from one section into a message naming the field.
+fn field_error(section: &Section<'_>, err: &toml::de::Error) -> Failure {
+    let text = err.to_string();
+    let mut problem = Vec::new();
+    let mut field = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.strip_prefix("in `").and_then(|l| l.strip_suffix('`')) {
+            Some(name) => field = Some(name.to_owned()),
+            None => problem.push(line),
+        }
+    }
+    let problem = problem.join(" ");
+    match field {
+        Some(field) => section.error(&field, problem),
+        None => Failure::usage(
+            format!("{}: [providers.{}]: {problem}", section.file, section.name),
+            format!(
+                "fix the [providers.{}] section of {}",
+                section.name, section.file
+            ),
+        ),
+    }
+}
+
+impl ProviderConfig {
+    pub(super) fn from_table(file: &str, name: &str, table: toml::Table) -> CliResult<Self> {
+        let section = Section { file, name };
+        let raw: RawProvider = RawProvider::deserialize(toml::Value::Table(table))
+            .map_err(|e| field_error(&section, &e))?;
+        ProviderId::new(name).map_err(|e| {
+            Failure::usage(
+                format!("{file}: [providers.{name}]: the name is not a valid provider id ({e})"),
+                format!("rename the section in {file}"),
+            )
+        })?;
+        let kind = ProviderKind::parse(&raw.kind).ok_or_else(|| {
+            section.error(
+                "kind",
+                format!(
+                    "{:?} is not a provider kind; use \"fitbit\", \"google-health\" or \"oauth2\"",
+                    raw.kind
+                ),
+            )
+        })?;
+        if raw.client_id.trim().is_empty() {
+            return Err(section.error("client_id", "must not be empty"));
+        }
+        let secret = secret_source(&section, &raw)?;
+        let urls = Urls {
+            authorize: section.endpoint("authorize_url", raw.authorize_url.as_deref())?,
+            token: section.endpoint("token_url", raw.token_url.as_deref())?,
+            introspect: section.endpoint("introspect_url", raw.introspect_url.as_deref())?,
+            revoke: section.endpoint("revoke_url", raw.revoke_url.as_deref())?,
+            tokeninfo: section.endpoint("tokeninfo_url", raw.tokeninfo_url.as_deref())?,
+        };
+        if let Some(issuer) = raw.issuer.as_deref() {
+            section.endpoint("issuer", Some(issuer))?;
+        }
+        let has_secret = !matches!(secret, SecretSource::None);
+        let (app_type, auth_method) = match kind {
+            ProviderKind::Fitbit => (
+                fitbit_rules(&section, &raw, has_secret)?,
+                ClientAuth::ClientSecretBasic,
+            ),
+            ProviderKind::GoogleHealth => {
+                google_rules(&section, &raw, has_secret)?;
+                (AppType::Server, ClientAuth::ClientSecretPost)
+            }
+            ProviderKind::OAuth2 => (
+                AppType::Server,
+                oauth2_rules(&section, &raw, has_secret, &urls)?,
+            ),
+        };
+        let redirect_uri = section.parse_url(
+            "redirect_uri",
+            raw.redirect_uri.as_deref().unwrap_or(DEFAULT_REDIRECT_URI),
+        )?;
+        Ok(Self {
+            file: file.to_owned(),
+            name: name.to_owned(),
+            kind,
+            client_id: raw.client_id,
+            secret,
+            app_type,
+            redirect_uri,
+            scopes: raw.scopes.unwrap_or_default(),
+            issuer: raw.issuer,
+            auth_method,
+            urls,
+        })
+    }
+
+    /// Whether the secret is written in the file itself.
+    pub(super) fn has_inline_secret(&self) -> bool {
+        matches!(self.secret, SecretSource::Inline(_))
+    }
+
+    /// The provider name (the provider id).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kind.
+    pub(crate) fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    /// The redirect URI registered with the provider.
+    pub(crate) fn redirect_uri(&self) -> &Url {
+        &self.redirect_uri
+    }
+
+    fn section(&self) -> Section<'_> {
+        Section {
+            file: &self.file,
+            name: &self.name,
+        }
+    }
+
+    /// Reads the client secret, from the environment if so configured.
+    fn client_secret(&self) -> CliResult<Option<SecretString>> {
+        match &self.secret {
+            SecretSource::None => Ok(None),
+            SecretSource::Inline(secret) => Ok(Some(secret.clone())),
+            SecretSource::Env(var) => match std::env::var(var) {
+                Ok(value) if !value.is_empty() => Ok(Some(SecretString::from(value))),
+                _ => Err(Failure::usage(
+                    format!(
+                        "{}: [providers.{}] client_secret_env: the environment variable {var} is \
+                         not set (or is empty)",
+                        self.file, self.name
+                    ),
+                    format!("export {var}=<the client secret> and run the command again"),
+                )),
+            },
+        }
+    }
+
+    /// Builds the provider. For `oauth2` with an issuer this fetches the
+    /// server's metadata.
+    pub(crate) async fn build(&self) -> CliResult<Arc<dyn TokenProvider>> {
+        let secret = self.client_secret()?;
+        let target = Target {
+            provider: &self.name,
+            account: None,
+        };
+        let library = |e: auth_core::Error| {
+            Failure::from_auth(&e, &target)
+                .context(format!("{}: [providers.{}]", self.file, self.name))
+        };
+        let urls = self.urls.clone();
+        let provider: Arc<dyn TokenProvider> = match self.kind {
+            ProviderKind::Fitbit => {
+                let mut endpoints = FitbitEndpoints::default();
+                override_url(&mut endpoints.authorize, urls.authorize);
+                override_url(&mut endpoints.token, urls.token);
+                override_url(&mut endpoints.introspect, urls.introspect);
+                override_url(&mut endpoints.revoke, urls.revoke);
+                let mut builder = FitbitProvider::builder(&self.client_id, self.app_type)
+                    .id(&self.name)
+                    .redirect_uri(self.redirect_uri.as_str())
+                    .scopes(self.scopes.iter().map(|s| Scope::parse(s)))
+                    .endpoints(endpoints);
+                if let Some(secret) = &secret {
+                    builder = builder.client_secret(secret.expose_secret());
+                }
+                Arc::new(builder.build().map_err(library)?)
+            }
+            ProviderKind::GoogleHealth => {
+                let mut endpoints = GoogleEndpoints::default();
+                if let Some(authorize) = &urls.authorize {
+                    // Google's issuer is the origin of its authorize
+                    // endpoint; the same holds for the emulator.
+                    endpoints.issuer = authorize.origin().ascii_serialization();
+                }
+                override_url(&mut endpoints.authorize, urls.authorize);
+                override_url(&mut endpoints.token, urls.token);
+                override_url(&mut endpoints.revoke, urls.revoke);
+                override_url(&mut endpoints.tokeninfo, urls.tokeninfo);
+                if let Some(issuer) = &self.issuer {
+                    endpoints.issuer = issuer.trim_end_matches('/').to_owned();
+                }
+                let secret = secret.ok_or_else(|| {
+                    self.section()
+                        .error("client_secret_env", "missing: the Google client secret")
+                })?;
+                let builder =
+                    GoogleHealthProvider::builder(&self.client_id, secret.expose_secret())
+                        .id(&self.name)
+                        .redirect_uri(self.redirect_uri.as_str())
+                        .scopes(self.scopes.clone())
+                        .endpoints(endpoints);
+                Arc::new(builder.build().map_err(library)?)
+            }
+            ProviderKind::OAuth2 => {
+                let id = ProviderId::new(&self.name).map_err(library)?;
+                let mut builder = match (&self.issuer, urls.authorize, urls.token) {
+                    (Some(issuer), _, _) => {
+                        let issuer = Url::parse(issuer).map_err(|e| {
+                            self.section()
+                                .error("issuer", format!("not a valid URL ({e})"))
+                        })?;
+                        OAuth2Provider::discover(
+                            id,
+                            &self.client_id,
+                            &issuer,
+                            HttpConfig::default(),
+                        )
+                        .await
+                        .map_err(library)?
+                    }
+                    (None, Some(authorize), Some(token)) => {
+                        let mut endpoints = Endpoints::new(authorize, token);
+                        if let Some(url) = urls.introspect {
+                            endpoints = endpoints.with_introspection(url);
+                        }
+                        if let Some(url) = urls.revoke {
+                            endpoints = endpoints.with_revocation(url);
+                        }
+                        OAuth2Provider::builder(id, &self.client_id).endpoints(endpoints)
+                    }
+                    _ => {
+                        return Err(self.section().error(
+                            "token_url",
+                            "missing: give issuer, or authorize_url and token_url",
+                        ));
+                    }
+                };
+                builder = builder
+                    .client_auth(self.auth_method)
+                    .redirect_uri(self.redirect_uri.as_str())
+                    .default_scopes(self.scopes.clone());
+                if let Some(secret) = &secret {
+                    builder = builder.client_secret(secret.expose_secret());
+                }
+                Arc::new(builder.build().map_err(library)?)
+            }
+        };
+        Ok(provider)
+    }
+}
+
+/// Where the secret comes from; at most one of the two keys.
+fn secret_source(section: &Section<'_>, raw: &RawProvider) -> CliResult<SecretSource> {
+    match (&raw.client_secret_env, &raw.client_secret) {
+        (Some(_), Some(_)) => Err(section.error(
+            "client_secret",
+            "give either client_secret_env or client_secret, not both (prefer client_secret_env)",
+        )),
+        (Some(var), None) => {
+            if var.is_empty() || var.contains(['=', '\0']) {
+                return Err(section.error(
+                    "client_secret_env",
+                    format!("{var:?} is not an environment variable name"),
+                ));
+            }
+            Ok(SecretSource::Env(var.clone()))
+        }
+        (None, Some(toml::Value::String(secret))) => {
+            Ok(SecretSource::Inline(SecretString::from(secret.clone())))
+        }
+        (None, Some(_)) => Err(section.error("client_secret", "must be a string")),
+        (None, None) => Ok(SecretSource::None),
+    }
+}
+
+/// `kind = "fitbit"`: the app type decides whether there is a secret.
+fn fitbit_rules(section: &Section<'_>, raw: &RawProvider, has_secret: bool) -> CliResult<AppType> {
+    let kind = ProviderKind::Fitbit;
+    section.not_for_kind("issuer", raw.issuer.is_some(), kind)?;
+    section.not_for_kind("auth_method", raw.auth_method.is_some(), kind)?;
+    section.not_for_kind("tokeninfo_url", raw.tokeninfo_url.is_some(), kind)?;
+    let app_type = match raw.app_type.as_deref() {
+        None | Some("server") => AppType::Server,
+        Some("public") => AppType::Client,
+        Some(other) => {
+            return Err(section.error(
+                "app_type",
+                format!("{other:?} is not an app type; use \"server\" or \"public\""),
+            ));
+        }
+    };
+    match (app_type, has_secret) {
+        (AppType::Server, false) => Err(section.error(
+            "client_secret_env",
+            "missing: a Fitbit server app needs its client secret; name the environment \
+             variable that holds it (or set app_type = \"public\")",
+        )),
+        (AppType::Client, true) => Err(section.error(
+            "app_type",
+            "a public app has no client secret; remove client_secret_env / client_secret, or \
+             use app_type = \"server\"",
+        )),
+        _ => Ok(app_type),
+    }
+}
+
+/// `kind = "google-health"`: a web client with a secret; tokeninfo is its
+/// introspection.
+fn google_rules(section: &Section<'_>, raw: &RawProvider, has_secret: bool) -> CliResult {
+    let kind = ProviderKind::GoogleHealth;
+    section.not_for_kind("app_type", raw.app_type.is_some(), kind)?;
+    section.not_for_kind("auth_method", raw.auth_method.is_some(), kind)?;
+    section.not_for_kind("introspect_url", raw.introspect_url.is_some(), kind)?;
+    if has_secret {
+        Ok(())
+    } else {
+        Err(section.error(
+            "client_secret_env",
+            "missing: a Google web client needs its client secret; name the environment \
+             variable that holds it",
+        ))
+    }
+}
+
+/// `kind = "oauth2"`: discovery or explicit endpoints, and a secret that
+/// matches the client authentication method.
+fn oauth2_rules(
+    section: &Section<'_>,
+    raw: &RawProvider,
+    has_secret: bool,
+    urls: &Urls,
+) -> CliResult<ClientAuth> {
+    let kind = ProviderKind::OAuth2;
+    section.not_for_kind("app_type", raw.app_type.is_some(), kind)?;
+    section.not_for_kind("tokeninfo_url", raw.tokeninfo_url.is_some(), kind)?;
+    let auth_method = match raw.auth_method.as_deref() {
+        None => ClientAuth::ClientSecretBasic,
+        Some(method) => method.parse::<ClientAuth>().map_err(|_| {
+            section.error(
+                "auth_method",
+                format!(
+                    "{method:?} is not supported; use \"client_secret_basic\", \
+                     \"client_secret_post\" or \"none\""
+                ),
+            )
+        })?,
+    };
+    match (auth_method, has_secret) {
+        (ClientAuth::None, true) => {
+            return Err(section.error(
+                "auth_method",
+                "\"none\" is for public clients, which have no secret; remove the secret or \
+                 choose client_secret_basic / client_secret_post",
+            ));
+        }
+        (ClientAuth::None, false) | (_, true) => {}
+        (_, false) => {
+            return Err(section.error(
+                "client_secret_env",
+                format!(
+                    "missing: auth_method {} needs a client secret; name the environment \
+                     variable that holds it (or use auth_method = \"none\")",
+                    auth_method.as_str()
+                ),
+            ));
+        }
+    }
+    let endpoints = [
+        ("authorize_url", urls.authorize.is_some()),
+        ("token_url", urls.token.is_some()),
+        ("introspect_url", urls.introspect.is_some()),
+        ("revoke_url", urls.revoke.is_some()),
+    ];
+    if raw.issuer.is_some() {
+        if let Some((field, _)) = endpoints.iter().find(|(_, set)| *set) {
+            return Err(section.error(
+                field,
+                "the endpoints come from discovery when issuer is set; give either issuer or \
+                 the endpoint URLs",
+            ));
+        }
+    } else if let Some((field, _)) = endpoints[..2].iter().find(|(_, set)| !*set) {
+        return Err(section.error(
+            field,
+            "missing: an oauth2 provider needs issuer (for discovery) or authorize_url and \
+             token_url",
+        ));
+    }
+    Ok(auth_method)
+}
+
+fn override_url(slot: &mut Url, value: Option<Url>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(text: &str) -> CliResult<Config> {
+        Config::parse(text, Path::new("/etc/authctl.toml"))
+    }
+
+    fn message(text: &str) -> String {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.kind().code(), 2);
+        err.message().to_owned()
+    }
+
+    const FITBIT: &str = r#"
+[store]
+path = "tokens"
+
+[providers.fitbit]
+kind = "fitbit"
+client_id = "23ABCD"
+client_secret_env = "FITBIT_SECRET"
+app_type = "server"
+redirect_uri = "http://127.0.0.1:8976/callback"
+scopes = ["activity", "sleep"]
+token_url = "http://127.0.0.1:9/oauth2/token"
+"#;
+
+    #[test]
+    fn a_good_file_parses() {
+        let config = parse(FITBIT).unwrap();
+        let p = config.provider("fitbit").unwrap();
+        assert_eq!(p.kind(), ProviderKind::Fitbit);
+        assert_eq!(p.scopes, ["activity", "sleep"]);
+        assert_eq!(config.store_path.as_deref(), Some(Path::new("/etc/tokens")));
+    }
+
+    #[test]
+    fn unknown_keys_name_file_provider_and_field() {
+        let m = message(&FITBIT.replace("app_type", "app_typo"));
+        assert!(m.contains("/etc/authctl.toml"), "{m}");
+        assert!(m.contains("[providers.fitbit]"), "{m}");
+        assert!(m.contains("app_typo"), "{m}");
+        let m = message(&format!("{FITBIT}\n[stor]\npath = \"x\"\n"));
+        assert!(m.contains("stor"), "{m}");
+    }
+
+    #[test]
+    fn missing_fields_and_bad_values_are_named() {
+        let m = message(&FITBIT.replace("client_id = \"23ABCD\"", ""));
+        assert!(
+            m.contains("client_id") && m.contains("[providers.fitbit]"),
+            "{m}"
+        );
+        let m = message(&FITBIT.replace("http://127.0.0.1:9/oauth2/token", "not a url"));
+        assert!(m.contains("token_url") && m.contains("not a url"), "{m}");
+        let m = message(&FITBIT.replace("http://127.0.0.1:9/", "http://example.com/"));
+        assert!(m.contains("token_url") && m.contains("https"), "{m}");
+        let m = message(&FITBIT.replace("\"server\"", "\"desktop\""));
+        assert!(m.contains("app_type"), "{m}");
+        let m = message(&FITBIT.replace("client_id = \"23ABCD\"", "client_id = 5"));
+        assert!(m.contains("client_id") && m.contains("integer"), "{m}");
+        let m = message(&FITBIT.replace("kind = \"fitbit\"", "kind = \"fitbot\""));
+        assert!(m.contains("kind") && m.contains("fitbot"), "{m}");
+    }
+
+    #[test]
+    fn kind_specific_rules() {
+        let m = message(&FITBIT.replace("app_type = \"server\"", "issuer = \"https://x\""));
+        assert!(m.contains("issuer") && m.contains("does not apply"), "{m}");
+        let m = message(&FITBIT.replace("client_secret_env = \"FITBIT_SECRET\"", ""));
+        assert!(m.contains("client_secret_env"), "{m}");
+        let public = FITBIT
+            .replace("client_secret_env = \"FITBIT_SECRET\"", "")
+            .replace("\"server\"", "\"public\"");
+        assert_eq!(
+            parse(&public).unwrap().provider("fitbit").unwrap().app_type,
+            AppType::Client
+        );
+        let m = message(
+            "[providers.acme]\nkind = \"oauth2\"\nclient_id = \"x\"\nauth_method = \"none\"\n",
+        );
+        assert!(m.contains("authorize_url"), "{m}");
+        let m = message(
+            "[providers.acme]\nkind = \"oauth2\"\nclient_id = \"x\"\nissuer = \"https://id.example\"\n",
+        );
+        assert!(m.contains("client_secret_env"), "{m}");
+    }
+
+    #[test]
+    fn a_mistyped_secret_is_not_echoed() {
+        let text = FITBIT.replace(
+            "client_secret_env = \"FITBIT_SECRET\"",
+            "client_secret = 123456789",
+        );
+        let m = message(&text);
+        assert!(!m.contains("123456789"), "{m}");
+        assert!(m.contains("client_secret"), "{m}");
+    }
+
+    #[test]
+    fn debug_hides_an_inline_secret() {
+        let text = FITBIT.replace(
+            "client_secret_env = \"FITBIT_SECRET\"",
+            "client_secret = \"inline-secret-value\"",
+        );
+        let config = parse(&text).unwrap();
+        let dbg = format!("{config:?}");
+        assert!(!dbg.contains("inline-secret-value"), "{dbg}");
+    }
+
+    #[test]
+    fn missing_provider_says_how_to_add_it() {
+        let err = parse(FITBIT)
+            .unwrap()
+            .provider("google-health")
+            .unwrap_err();
+        assert!(
+            err.next().contains("[providers.google-health]"),
+            "{}",
+            err.next()
+        );
+    }
+}
