@@ -57,7 +57,11 @@ async fn eight_processes_make_one_refresh() {
                 let mut token = String::new();
                 out.read_line(&mut token).unwrap();
                 let status = child.wait_with_output().unwrap();
-                (status.status.success(), token.trim().to_owned(), String::from_utf8_lossy(&status.stderr).into_owned())
+                (
+                    status.status.success(),
+                    token.trim().to_owned(),
+                    String::from_utf8_lossy(&status.stderr).into_owned(),
+                )
             })
             .collect::<Vec<_>>()
     })
@@ -69,7 +73,11 @@ async fn eight_processes_make_one_refresh() {
     }
     let tokens: std::collections::HashSet<_> = outputs.iter().map(|(_, t, _)| t.clone()).collect();
     assert_eq!(tokens.len(), 1, "processes got different tokens");
-    assert!(!tokens.contains(auth_core::secrecy::ExposeSecret::expose_secret(original.access_token())));
+    assert!(
+        !tokens.contains(auth_core::secrecy::ExposeSecret::expose_secret(
+            original.access_token()
+        ))
+    );
     let c = w.emulator.counters();
     assert_eq!(c.fitbit_token_refresh, 1, "refreshes at the server");
     assert_eq!(c.reuse_detections, 0);

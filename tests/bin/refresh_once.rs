@@ -33,7 +33,11 @@ async fn main() {
     }
 }
 
-async fn run(store_dir: &str, base: &str, account: &str) -> Result<String, Box<dyn std::error::Error>> {
+async fn run(
+    store_dir: &str,
+    base: &str,
+    account: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
     let store = FileTokenStore::open(store_dir)?;
     let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)

@@ -392,3 +392,29 @@ async fn manager_works_as_a_shared_trait_object_graph() {
     assert_send_sync::<auth_core::TokenManager>();
     let _: Arc<dyn TokenStore> = Arc::new(store_memory::MemoryTokenStore::new());
 }
+
+#[tokio::test]
+async fn a_stale_pending_authorization_is_refused() {
+    let clock = Arc::new(auth_core::ManualClock::new(std::time::SystemTime::now()));
+    let s = setup_with(None).await;
+    let manager = auth_core::TokenManager::builder(s.store.clone())
+        .provider(s.provider.clone())
+        .clock(clock.clone())
+        .pending_max_age(Duration::from_secs(600))
+        .build();
+    let pending = manager
+        .begin_authorization(
+            &key().provider,
+            AuthorizeRequest::new().account(key().account),
+        )
+        .unwrap();
+    clock.advance(Duration::from_secs(601));
+    let cb = Callback::parse(&format!("code=c&state={}", pending.state().expose_secret())).unwrap();
+    let err = manager
+        .complete_authorization(&pending, &cb)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+    assert!(err.to_string().contains("start it again"), "{err}");
+    assert_eq!(s.provider.exchange_calls(), 0);
+}

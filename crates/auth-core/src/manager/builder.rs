@@ -14,6 +14,8 @@ use crate::store::TokenStore;
 
 /// The default refresh skew: tokens expiring within it are refreshed.
 pub const DEFAULT_SKEW: Duration = Duration::from_secs(5 * 60);
+/// The default age beyond which a pending authorization is refused.
+pub const DEFAULT_PENDING_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// The default bound on waiting for a store key lock.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 
@@ -27,6 +29,7 @@ pub struct TokenManagerBuilder {
     lock_wait: Duration,
     retry: RetryPolicy,
     event_capacity: usize,
+    pending_max_age: Duration,
 }
 
 impl TokenManagerBuilder {
@@ -39,6 +42,7 @@ impl TokenManagerBuilder {
             lock_wait: DEFAULT_LOCK_WAIT,
             retry: RetryPolicy::default(),
             event_capacity: 256,
+            pending_max_age: DEFAULT_PENDING_MAX_AGE,
         }
     }
 
@@ -88,6 +92,15 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// Refuses callbacks for authorizations started longer ago than this
+    /// (default 1 hour; providers' codes live minutes, so an older one is a
+    /// stale or replayed browser tab).
+    #[must_use]
+    pub fn pending_max_age(mut self, max_age: Duration) -> Self {
+        self.pending_max_age = max_age;
+        self
+    }
+
     /// Builds the manager.
     pub fn build(self) -> TokenManager {
         let (events, _) = broadcast::channel(self.event_capacity);
@@ -102,6 +115,7 @@ impl TokenManagerBuilder {
                 skew: self.skew,
                 lock_wait: self.lock_wait,
                 retry: self.retry,
+                pending_max_age: self.pending_max_age,
             }),
         }
     }

@@ -16,7 +16,7 @@ use futures::future::{BoxFuture, Shared};
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
-pub use builder::{DEFAULT_LOCK_WAIT, DEFAULT_SKEW, TokenManagerBuilder};
+pub use builder::{DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE, DEFAULT_SKEW, TokenManagerBuilder};
 pub use events::TokenEvent;
 pub use retry::RetryPolicy;
 
@@ -94,6 +94,7 @@ struct Inner {
     skew: Duration,
     lock_wait: Duration,
     retry: RetryPolicy,
+    pending_max_age: Duration,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -161,8 +162,10 @@ impl TokenManager {
     }
 
     /// Finishes an authorization: checks the callback (error, then state in
-    /// constant time), exchanges the code, and saves the token, replacing
-    /// (and so un-flagging) any token stored for the account.
+    /// constant time, then that the authorization is younger than the
+    /// builder's `pending_max_age`), exchanges the code, and saves the
+    /// token, replacing (and so un-flagging) any token stored for the
+    /// account.
     ///
     /// # Errors
     ///
@@ -176,6 +179,18 @@ impl TokenManager {
     ) -> Result<(TokenKey, AccessToken)> {
         callback.code_or_error()?;
         pending.verify_state(callback)?;
+        let age = self
+            .inner
+            .now()
+            .duration_since(pending.created_at)
+            .unwrap_or_default();
+        if age > self.inner.pending_max_age {
+            return Err(Error::invalid_input(format!(
+                "this authorization was started {} ago, longer than the {} allowed; start it again",
+                humantime::format_duration(Duration::from_secs(age.as_secs())),
+                humantime::format_duration(self.inner.pending_max_age)
+            )));
+        }
         let provider = self.inner.provider(&pending.provider)?;
         let token = provider.exchange_code(pending, callback).await?;
         let account = match (&pending.account, provider.account_for(&token)) {
