@@ -28,6 +28,7 @@ use auth_core::{
     AccountId, AuthorizeRequest, Callback, Error, ProviderId, TokenManager, TokenProvider, TokenSet,
 };
 use auth_oauth2::{Endpoints, Hooks, OAuth2Provider, ResponseMeta, ServerError};
+use examples::{check, play_browser};
 use store_memory::MemoryTokenStore;
 
 /// Acme's quirks. Every method not written here keeps the standards behaviour.
@@ -147,35 +148,6 @@ async fn main() -> Result<(), Box<dyn StdError>> {
     )?;
     println!("custom_provider: all checks passed");
     Ok(())
-}
-
-/// Plays the user's browser: opens the authorize URL (Acme consents at once)
-/// and returns the redirect back to the app, which carries the code.
-async fn play_browser(authorize_url: &url::Url) -> Result<String, Box<dyn StdError>> {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = browser.get(authorize_url.as_str()).send().await?;
-    let location = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .ok_or_else(|| {
-            format!(
-                "the consent page answered {} without a redirect",
-                answer.status()
-            )
-        })?;
-    Ok(location.to_str()?.to_owned())
-}
-
-/// Fails the run unless `ok`: an example exits 0 only if what it shows happened.
-fn check(ok: bool, what: &str) -> Result<(), Box<dyn StdError>> {
-    if ok {
-        println!("  ok: {what}");
-        Ok(())
-    } else {
-        Err(format!("check failed: {what}").into())
-    }
 }
 
 /// "Acme": a made-up authorization server, small but strict where it

@@ -30,6 +30,7 @@ use auth_core::{
 };
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use examples::{check, play_browser};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Tokens as JSON strings in a sorted map, shared by its clones.
@@ -267,33 +268,4 @@ async fn main() -> std::result::Result<(), Box<dyn StdError>> {
     println!("stored version now {}; {store:?}", after.version);
     println!("custom_store: all checks passed");
     Ok(())
-}
-
-/// Plays the user's browser: opens the authorize URL (the emulator consents
-/// at once) and returns the redirect back to the app, which carries the code.
-async fn play_browser(authorize_url: &url::Url) -> std::result::Result<String, Box<dyn StdError>> {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = browser.get(authorize_url.as_str()).send().await?;
-    let location = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .ok_or_else(|| {
-            format!(
-                "the consent page answered {} without a redirect",
-                answer.status()
-            )
-        })?;
-    Ok(location.to_str()?.to_owned())
-}
-
-/// Fails the run unless `ok`: an example exits 0 only if what it shows happened.
-fn check(ok: bool, what: &str) -> std::result::Result<(), Box<dyn StdError>> {
-    if ok {
-        println!("  ok: {what}");
-        Ok(())
-    } else {
-        Err(format!("check failed: {what}").into())
-    }
 }

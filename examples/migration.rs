@@ -37,6 +37,7 @@ use auth_fitbit::migration::{self, Access, Bridge};
 use auth_fitbit::{
     AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope, scopes,
 };
+use examples::{check, play_browser};
 use store_memory::MemoryTokenStore;
 
 #[tokio::main]
@@ -214,33 +215,4 @@ async fn log_in(
 async fn on(bridge: &Bridge, account: &str) -> Result<ProviderId, Box<dyn StdError>> {
     let (provider, _token) = bridge.access_token(&AccountId::new(account)?).await?;
     Ok(provider)
-}
-
-/// Plays the user's browser: opens the authorize URL (the emulator consents
-/// at once) and returns the redirect back to the app, which carries the code.
-async fn play_browser(authorize_url: &url::Url) -> Result<String, Box<dyn StdError>> {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = browser.get(authorize_url.as_str()).send().await?;
-    let location = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .ok_or_else(|| {
-            format!(
-                "the consent page answered {} without a redirect",
-                answer.status()
-            )
-        })?;
-    Ok(location.to_str()?.to_owned())
-}
-
-/// Fails the run unless `ok`: an example exits 0 only if what it shows happened.
-fn check(ok: bool, what: &str) -> Result<(), Box<dyn StdError>> {
-    if ok {
-        println!("  ok: {what}");
-        Ok(())
-    } else {
-        Err(format!("check failed: {what}").into())
-    }
 }

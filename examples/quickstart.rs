@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use auth_core::{AuthorizeRequest, Callback, TokenManager, TokenStore};
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use examples::{check, play_browser};
 use secrecy::ExposeSecret as _;
 use store_file::FileTokenStore;
 
@@ -77,33 +78,4 @@ async fn main() -> Result<(), Box<dyn Error>> {
     check(same, "the refreshed pair is on disk")?;
     println!("quickstart: all checks passed");
     Ok(())
-}
-
-/// Plays the user's browser: opens the authorize URL (the emulator consents
-/// at once) and returns the redirect back to the app, which carries the code.
-async fn play_browser(authorize_url: &url::Url) -> Result<String, Box<dyn Error>> {
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = browser.get(authorize_url.as_str()).send().await?;
-    let location = answer
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .ok_or_else(|| {
-            format!(
-                "the consent page answered {} without a redirect",
-                answer.status()
-            )
-        })?;
-    Ok(location.to_str()?.to_owned())
-}
-
-/// Fails the run unless `ok`: an example exits 0 only if what it shows happened.
-fn check(ok: bool, what: &str) -> Result<(), Box<dyn Error>> {
-    if ok {
-        println!("  ok: {what}");
-        Ok(())
-    } else {
-        Err(format!("check failed: {what}").into())
-    }
 }

@@ -47,6 +47,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use examples::check;
 use rand::Rng as _;
 use reqwest::redirect::Policy;
 use serde::Deserialize;
@@ -493,14 +494,4 @@ async fn sign_in(
         trail.push(format!("{} -> {side} {}", status.as_u16(), url.path()));
     }
     Err("too many redirects".into())
-}
-
-/// Fails the run unless `ok`: an example exits 0 only if what it shows happened.
-fn check(ok: bool, what: &str) -> Result<(), Box<dyn StdError>> {
-    if ok {
-        println!("  ok: {what}");
-        Ok(())
-    } else {
-        Err(format!("check failed: {what}").into())
-    }
 }

@@ -1,5 +1,6 @@
-//! Runnable examples for app builders. This library is empty on purpose: the
-//! examples are the point, and each is a single file to read and copy.
+//! Runnable examples for app builders. The examples are the point, each a
+//! single file to read and copy; this library holds only the two helpers
+//! they share: playing the user's browser, and checking a claim.
 //!
 //! Every example runs offline against the in-process emulator
 //! (`auth-emulator`), needs no input, and exits 0 only if what it shows
@@ -15,3 +16,46 @@
 //!
 //! `cargo test -p examples` builds and runs each of them (the test
 //! `run_examples`), checking its exit status and that it printed no secret.
+
+#![allow(clippy::print_stdout)] // `check` reports each claim it verified on stdout
+
+use std::error::Error;
+
+/// Plays the user's browser: opens the authorize URL (the emulator consents
+/// at once) and returns where it redirects to, the app's callback URL with
+/// the code and state.
+///
+/// # Errors
+///
+/// When the request fails or the page does not redirect.
+pub async fn play_browser(authorize_url: &url::Url) -> Result<String, Box<dyn Error>> {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let answer = browser.get(authorize_url.as_str()).send().await?;
+    let location = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .ok_or_else(|| {
+            format!(
+                "the consent page answered {} without a redirect",
+                answer.status()
+            )
+        })?;
+    Ok(location.to_str()?.to_owned())
+}
+
+/// Fails the run unless `ok`: an example exits 0 only if what it shows
+/// happened. Prints `ok: what` when it did.
+///
+/// # Errors
+///
+/// When `ok` is false, naming `what`.
+pub fn check(ok: bool, what: &str) -> Result<(), Box<dyn Error>> {
+    if ok {
+        println!("  ok: {what}");
+        Ok(())
+    } else {
+        Err(format!("check failed: {what}").into())
+    }
+}

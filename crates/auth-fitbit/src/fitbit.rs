@@ -6,10 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use auth_core::{
-    AccountId, AuthorizeRequest, Callback, Clock, Error, Introspection, PendingAuthorization,
-    ProviderId, Result, SystemClock, TokenProvider, TokenSet,
+    AccountId, AuthorizeRequest, Clock, Error, Introspection, ProviderId, Result, SystemClock,
+    TokenSet,
 };
 use auth_oauth2::{
     ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
@@ -376,13 +375,10 @@ pub fn user_id(token: &TokenSet) -> Option<&str> {
     token.extra_str(USER_ID)
 }
 
-#[async_trait]
-impl TokenProvider for FitbitProvider {
-    fn id(&self) -> &ProviderId {
-        self.inner.id()
-    }
-
-    fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
+impl FitbitProvider {
+    /// Fitbit shows invalid parameters on its own page and never redirects
+    /// back, so a bad `prompt` is refused here, where the app can see why.
+    fn check_prompt(&self, request: &AuthorizeRequest) -> Result<()> {
         if let Some(prompt) = &request.prompt
             && Prompt::parse(prompt).is_none()
         {
@@ -390,30 +386,8 @@ impl TokenProvider for FitbitProvider {
                 "Fitbit does not accept prompt={prompt:?}; use none, consent, login or \"login consent\""
             )));
         }
-        self.inner.authorize(request)
-    }
-
-    async fn exchange_code(
-        &self,
-        pending: &PendingAuthorization,
-        callback: &Callback,
-    ) -> Result<TokenSet> {
-        self.inner.exchange_code(pending, callback).await
-    }
-
-    async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
-        self.inner.refresh(current).await
-    }
-
-    async fn revoke(&self, token: &TokenSet) -> Result<()> {
-        self.inner.revoke(token).await
-    }
-
-    async fn introspect(&self, token: &TokenSet) -> Result<Introspection> {
-        self.inner.introspect(token).await
-    }
-
-    fn account_for(&self, token: &TokenSet) -> Option<AccountId> {
-        self.inner.account_for(token)
+        Ok(())
     }
 }
+
+crate::delegate::forward_token_provider!(FitbitProvider, check_authorize = check_prompt);

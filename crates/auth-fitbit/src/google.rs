@@ -4,10 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use auth_core::{
-    AccountId, AuthorizeRequest, Callback, Clock, Error, GrantedScope, Introspection,
-    PendingAuthorization, ProviderId, Result, SystemClock, TokenProvider, TokenSet,
+    AuthorizeRequest, Clock, Error, GrantedScope, Introspection, ProviderId, Result, SystemClock,
 };
 use auth_oauth2::{
     ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
@@ -332,37 +330,4 @@ impl GoogleHealthProvider {
     }
 }
 
-#[async_trait]
-impl TokenProvider for GoogleHealthProvider {
-    fn id(&self) -> &ProviderId {
-        self.inner.id()
-    }
-
-    fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
-        self.inner.authorize(request)
-    }
-
-    async fn exchange_code(
-        &self,
-        pending: &PendingAuthorization,
-        callback: &Callback,
-    ) -> Result<TokenSet> {
-        self.inner.exchange_code(pending, callback).await
-    }
-
-    async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
-        self.inner.refresh(current).await
-    }
-
-    async fn revoke(&self, token: &TokenSet) -> Result<()> {
-        self.inner.revoke(token).await
-    }
-
-    async fn introspect(&self, token: &TokenSet) -> Result<Introspection> {
-        self.inner.introspect(token).await
-    }
-
-    fn account_for(&self, token: &TokenSet) -> Option<AccountId> {
-        self.inner.account_for(token)
-    }
-}
+crate::delegate::forward_token_provider!(GoogleHealthProvider);

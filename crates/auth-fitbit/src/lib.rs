@@ -73,6 +73,7 @@
 //! # }
 //! ```
 
+mod delegate;
 mod error_body;
 mod fitbit;
 mod google;
