@@ -418,3 +418,104 @@ async fn a_stale_pending_authorization_is_refused() {
     assert!(err.to_string().contains("start it again"), "{err}");
     assert_eq!(s.provider.exchange_calls(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_abandoned_by_its_only_caller_still_finishes_and_saves() {
+    let s = setup_with(Some(expired_token())).await;
+    let mut events = s.manager.subscribe();
+    s.provider.hold_refreshes();
+    let only = {
+        let manager = s.manager.clone();
+        tokio::spawn(async move { manager.access_token(&key()).await })
+    };
+    s.provider.refresh_started().await;
+    only.abort();
+    assert!(only.await.unwrap_err().is_cancelled());
+    // Nobody is waiting any more; the server's answer must still be saved.
+    s.provider.release_refreshes(1);
+    match events.recv().await.unwrap() {
+        TokenEvent::Refreshed { key: k, .. } => assert_eq!(k, key()),
+        other => panic!("unexpected event {other:?}"),
+    }
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.refresh_token().unwrap().expose_secret(),
+        "fake-refresh-1"
+    );
+    assert_eq!(s.provider.refresh_calls(), 1);
+}
+
+/// A provider whose first refresh panics, to prove a bug in a provider
+/// cannot wedge an account.
+#[derive(Debug)]
+struct PanicsOnce {
+    inner: auth_core::testing::FakeProvider,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[auth_core::async_trait]
+impl auth_core::TokenProvider for PanicsOnce {
+    fn id(&self) -> &auth_core::ProviderId {
+        self.inner.id()
+    }
+    fn authorize(
+        &self,
+        request: AuthorizeRequest,
+    ) -> auth_core::Result<auth_core::PendingAuthorization> {
+        self.inner.authorize(request)
+    }
+    async fn exchange_code(
+        &self,
+        pending: &auth_core::PendingAuthorization,
+        callback: &Callback,
+    ) -> auth_core::Result<auth_core::TokenSet> {
+        self.inner.exchange_code(pending, callback).await
+    }
+    async fn refresh(
+        &self,
+        current: &auth_core::TokenSet,
+    ) -> auth_core::Result<auth_core::TokenSet> {
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("provider bug");
+        }
+        self.inner.refresh(current).await
+    }
+    async fn revoke(&self, token: &auth_core::TokenSet) -> auth_core::Result<()> {
+        self.inner.revoke(token).await
+    }
+    async fn introspect(
+        &self,
+        token: &auth_core::TokenSet,
+    ) -> auth_core::Result<auth_core::Introspection> {
+        self.inner.introspect(token).await
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_provider_gives_an_error_and_does_not_wedge_the_account() {
+    let store = Arc::new(support::CountingStore::default());
+    store
+        .inner
+        .save(&key(), &expired_token(), None)
+        .await
+        .unwrap();
+    let provider = Arc::new(PanicsOnce {
+        inner: auth_core::testing::FakeProvider::new("fake"),
+        panicked: std::sync::atomic::AtomicBool::new(false),
+    });
+    let manager = auth_core::TokenManager::builder(store.clone())
+        .provider(provider)
+        .build();
+    let err = manager.access_token(&key()).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("panicked"), "{err}");
+    let stored = store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.refresh_token().unwrap().expose_secret(),
+        "old-refresh-secret"
+    );
+    manager
+        .access_token(&key())
+        .await
+        .expect("the next call works");
+}
