@@ -74,8 +74,12 @@ enum Side {
     /// `TokenManager::force_refresh` with a `FakeProvider`: no network.
     Bookkeeping,
     /// `FitbitProvider::refresh` run in a task of its own that the caller
-    /// awaits, as the manager's single flight runs it.
+    /// awaits, as the first version of the manager's single flight ran it.
     SpawnedProvider,
+    /// `FitbitProvider::refresh` behind a `futures` `Shared`, as an earlier
+    /// version of the manager's single flight ran it (kept to show why it
+    /// no longer does).
+    SharedProvider,
 }
 
 /// The sides, each with its own chained grant.
@@ -154,6 +158,18 @@ impl Sides {
                 let fresh = tokio::spawn(async move { provider.refresh(&sent).await })
                     .await
                     .expect("the refresh task completes")
+                    .expect("the provider refresh succeeds");
+                *lock(&self.provider_token) = current.merge_refreshed(fresh);
+            }
+            Side::SharedProvider => {
+                use futures::FutureExt as _;
+                let current = lock(&self.provider_token).clone();
+                let provider = Arc::clone(&self.world.provider);
+                let sent = current.clone();
+                let fresh = async move { provider.refresh(&sent).await.map_err(|e| e.to_string()) }
+                    .boxed()
+                    .shared()
+                    .await
                     .expect("the provider refresh succeeds");
                 *lock(&self.provider_token) = current.merge_refreshed(fresh);
             }
@@ -318,6 +334,7 @@ fn diagnosis(sides: &Arc<Sides>, n: u64) {
         Side::Raw,
         Side::Provider,
         Side::SpawnedProvider,
+        Side::SharedProvider,
         Side::Manager,
         Side::Bookkeeping,
     ] {

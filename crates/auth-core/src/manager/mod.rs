@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
-use tokio::sync::broadcast;
+use futures::future::BoxFuture;
+use tokio::sync::{broadcast, watch};
 use tracing::{debug, warn};
 
 pub use builder::{DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE, DEFAULT_SKEW, TokenManagerBuilder};
@@ -38,7 +38,10 @@ struct Cached {
     version: Version,
 }
 
-type Flight = Shared<BoxFuture<'static, Result<Arc<TokenSet>>>>;
+/// What followers of a flight wait on: the leader's result, once there.
+type Flight = watch::Receiver<Option<Result<Arc<TokenSet>>>>;
+/// The refresh work itself, owned by whoever drives it.
+type Work = BoxFuture<'static, Result<Arc<TokenSet>>>;
 
 /// Why a flight runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,12 +64,12 @@ enum Mode {
 ///
 /// 1. **Fast path.** A cached token valid for longer than the skew is
 ///    returned with no I/O, no await and no allocation beyond an `Arc` clone.
-/// 2. **Single flight.** The first caller per key starts the refresh as a
-///    shared future; every other caller awaits the same one, and whoever
-///    polls drives it. A caller that gives up (its future is dropped) while
-///    the refresh is unfinished hands it to a spawned task, so a refresh is
-///    never cancelled halfway, between the server rotating the refresh token
-///    and the new pair being saved.
+/// 2. **Single flight.** The first caller per key leads: it runs the
+///    refresh itself, and every other caller waits for its result. A leader
+///    that gives up (its future is dropped) while the refresh is unfinished
+///    hands it to a spawned task, so a refresh is never cancelled halfway,
+///    between the server rotating the refresh token and the new pair being
+///    saved.
 /// 3. **Lock and reload.** The task takes the store's key lock (across
 ///    processes where the store can), then reloads the token. If another
 ///    process refreshed meanwhile, that token is used and nothing is sent.
@@ -79,12 +82,12 @@ enum Mode {
 ///    needing reauthorization (it is never deleted) and returns
 ///    [`Error::ReauthorizationRequired`].
 ///
-/// Where this differs from the first design sketch: a plain shared future
-/// dies with its last caller, and a refresh abandoned after the server
-/// rotated the token is exactly how grants get burned, so abandoned flights
-/// are finished by a task. (Spawning every refresh as a task was simpler but
-/// cost two thread hand-offs per refresh, measured at about 90 µs on
-/// loopback; see BENCHMARKS.md.)
+/// Where this differs from the first design sketch: a future shared by its
+/// callers dies with its last caller, and a refresh abandoned after the
+/// server rotated the token is exactly how grants get burned, so abandoned
+/// flights are finished by a task. (Spawning every refresh, or driving it
+/// through a `futures` `Shared`, was simpler but cost two thread hand-offs
+/// per refresh, about 90 µs on loopback; see BENCHMARKS.md.)
 #[derive(Clone)]
 pub struct TokenManager {
     inner: Arc<Inner>,
@@ -328,52 +331,66 @@ impl TokenManager {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Joins the key's flight, or starts one.
+    /// Joins the key's flight, or leads a new one.
+    ///
+    /// The leader polls the refresh work itself: no task hop, no shared
+    /// future (both were measured to cost two thread hand-offs per refresh).
+    /// Followers wait for its result on a watch channel. A leader dropped
+    /// before the work is done hands the work to a task, which finishes it
+    /// and tells the followers.
     async fn fly(&self, key: &TokenKey, mode: Mode) -> Result<Arc<TokenSet>> {
         loop {
-            let (flight, ours) = {
+            let joined = {
                 let mut flights = self
                     .inner
                     .flights
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 match flights.get(key) {
-                    Some(flight) => (flight.clone(), false),
+                    Some(flight) => Ok(flight.clone()),
                     None => {
-                        let flight = self.inner.start_flight(key.clone(), mode);
-                        flights.insert(key.clone(), flight.clone());
-                        (flight, true)
+                        let (done, flight) = watch::channel(None);
+                        flights.insert(key.clone(), flight);
+                        Err(self.inner.flight_work(key.clone(), mode, done))
                     }
                 }
             };
-            // Callers poll the flight themselves (no task hop on the way
-            // back); one that is dropped midway hands it to a task.
-            let mut guard = FinishOnDrop(Some(flight.clone()));
-            let result = flight.await;
-            guard.0 = None;
-            // A forced refresh must not be satisfied by a flight that only
-            // read a token still fresh: wait it out, then fly our own.
-            if ours || mode == Mode::Fresh {
-                return result;
+            match joined {
+                Err(work) => {
+                    let mut guard = FinishOnDrop(Some(work));
+                    let result = guard.0.as_mut().expect("work is present until done").await;
+                    guard.0 = None;
+                    return result;
+                }
+                Ok(mut flight) => {
+                    let result = match flight.wait_for(Option::is_some).await {
+                        Ok(done) => done.clone().expect("waited for Some"),
+                        Err(_) => Err(Error::transient(format!(
+                            "the refresh of {key} was abandoned outside a Tokio runtime; try again"
+                        ))),
+                    };
+                    // A forced refresh must not be satisfied by a flight
+                    // that only read a token still fresh: fly our own.
+                    if mode == Mode::Fresh {
+                        return result;
+                    }
+                }
             }
         }
     }
 }
 
-/// Drives an unfinished flight to completion in a task when the caller that
-/// was polling it goes away: a refresh abandoned between the server rotating
-/// the token and the new pair being saved is how grants get burned.
-struct FinishOnDrop(Option<Flight>);
+/// Drives unfinished refresh work to completion in a task when its leader
+/// goes away: a refresh abandoned between the server rotating the token and
+/// the new pair being saved is how grants get burned.
+struct FinishOnDrop(Option<Work>);
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
-        let Some(flight) = self.0.take() else { return };
-        if flight.peek().is_some() {
-            return;
-        }
+        let Some(work) = self.0.take() else { return };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(flight);
+                runtime.spawn(work);
             }
             Err(_) => {
                 warn!("a refresh was abandoned outside a Tokio runtime and cannot be finished")
@@ -417,7 +434,14 @@ impl Inner {
         let _ = self.events.send(event);
     }
 
-    fn start_flight(self: &Arc<Self>, key: TokenKey, mode: Mode) -> Flight {
+    /// The work of one flight: the protocol, then leaving the flight map
+    /// and telling the followers.
+    fn flight_work(
+        self: &Arc<Self>,
+        key: TokenKey,
+        mode: Mode,
+        done: watch::Sender<Option<Result<Arc<TokenSet>>>>,
+    ) -> Work {
         let inner = Arc::clone(self);
         async move {
             let result = AssertUnwindSafe(inner.ensure(&key, mode))
@@ -435,10 +459,10 @@ impl Inner {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&key);
+            done.send_replace(Some(result.clone()));
             result
         }
         .boxed()
-        .shared()
     }
 
     async fn load_required(&self, key: &TokenKey) -> Result<Versioned<TokenSet>> {
