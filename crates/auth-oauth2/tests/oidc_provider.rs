@@ -189,19 +189,7 @@ async fn a_wrong_state_is_rejected_before_any_token_request() {
     let p = confidential(&server).await;
     let pending = p.authorize(AuthorizeRequest::new()).unwrap();
     let callback_url = browser_login(&pending.authorize_url, &server.redirect_uri).await;
-    let mut forged = callback_url.clone();
-    let pairs: Vec<(String, String)> = callback_url
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "state" {
-                "forged".to_owned()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let forged = with_param(&callback_url, "state", Some("forged"));
     let err = p
         .exchange_code(&pending, &Callback::parse(forged.as_str()).unwrap())
         .await
@@ -224,19 +212,7 @@ async fn a_tampered_iss_is_rejected_before_any_token_request() {
         callback_url.query_pairs().any(|(k, _)| k == "iss"),
         "the server sends iss"
     );
-    let pairs: Vec<(String, String)> = callback_url
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "iss" {
-                "https://evil.example".to_owned()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    let mut tampered = callback_url.clone();
-    tampered.query_pairs_mut().clear().extend_pairs(pairs);
+    let tampered = with_param(&callback_url, "iss", Some("https://evil.example"));
     let err = p
         .exchange_code(&pending, &Callback::parse(tampered.as_str()).unwrap())
         .await
@@ -244,13 +220,7 @@ async fn a_tampered_iss_is_rejected_before_any_token_request() {
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert!(err.to_string().contains("RFC 9207"), "{err}");
     // A missing iss is refused too, since the server promises one.
-    let without: Vec<(String, String)> = callback_url
-        .query_pairs()
-        .filter(|(k, _)| k != "iss")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let mut stripped = callback_url.clone();
-    stripped.query_pairs_mut().clear().extend_pairs(without);
+    let stripped = with_param(&callback_url, "iss", None);
     assert!(
         p.exchange_code(&pending, &Callback::parse(stripped.as_str()).unwrap())
             .await
@@ -300,4 +270,19 @@ async fn store_token(store: &MemoryTokenStore, key: &TokenKey) -> auth_core::Tok
         .unwrap()
         .unwrap()
         .value
+}
+
+/// The callback URL with one parameter replaced, or removed with `None`.
+fn with_param(url: &url::Url, name: &str, value: Option<&str>) -> url::Url {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter_map(|(k, v)| match (k == name, value) {
+            (true, Some(new)) => Some((k.into_owned(), new.to_owned())),
+            (true, None) => None,
+            (false, _) => Some((k.into_owned(), v.into_owned())),
+        })
+        .collect();
+    let mut changed = url.clone();
+    changed.query_pairs_mut().clear().extend_pairs(pairs);
+    changed
 }
