@@ -519,3 +519,29 @@ async fn a_panicking_provider_gives_an_error_and_does_not_wedge_the_account() {
         .await
         .expect("the next call works");
 }
+
+#[test]
+fn a_flight_dropped_outside_a_runtime_does_not_wedge_the_key() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(setup_with(Some(expired_token())));
+    s.provider.hold_refreshes();
+    let manager = s.manager.clone();
+    let mut leader = Box::pin(async move { manager.access_token(&key()).await });
+    // One poll inside the runtime takes the leader to the held refresh.
+    rt.block_on(async {
+        assert!(futures::poll!(&mut leader).is_pending());
+    });
+    assert_eq!(s.provider.refresh_calls(), 1);
+    // Dropped outside any runtime, the work cannot be handed to a task.
+    drop(leader);
+    s.provider.release_refreshes(10);
+    let token = rt
+        .block_on(s.manager.access_token(&key()))
+        .expect("the next caller clears the dead flight and refreshes");
+    assert_eq!(s.provider.refresh_calls(), 2);
+    let stored = rt.block_on(s.store.inner.load(&key())).unwrap().unwrap();
+    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+}

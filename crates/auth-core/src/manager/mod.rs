@@ -363,11 +363,23 @@ impl TokenManager {
                     return result;
                 }
                 Ok(mut flight) => {
-                    let result = match flight.wait_for(Option::is_some).await {
-                        Ok(done) => done.clone().expect("waited for Some"),
-                        Err(_) => Err(Error::transient(format!(
-                            "the refresh of {key} was abandoned outside a Tokio runtime; try again"
-                        ))),
+                    let outcome = flight
+                        .wait_for(Option::is_some)
+                        .await
+                        .map(|done| done.clone().expect("waited for Some"));
+                    let Ok(result) = outcome else {
+                        // The work was dropped unfinished (its leader went
+                        // away outside a runtime): clear the dead flight and
+                        // start over.
+                        let mut flights = self
+                            .inner
+                            .flights
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        if flights.get(key).is_some_and(|f| f.same_channel(&flight)) {
+                            flights.remove(key);
+                        }
+                        continue;
                     };
                     // A forced refresh must not be satisfied by a flight
                     // that only read a token still fresh: fly our own.
