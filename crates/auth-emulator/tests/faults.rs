@@ -47,15 +47,7 @@ async fn status_fault_answers_in_the_rfc6749_shape_on_google() {
     let http = http();
     emu.inject(Endpoint::GoogleToken, Fault::Status(503), 1);
     emu.inject(Endpoint::GoogleTokeninfo, Fault::Status(500), 1);
-    let (status, body) = json(
-        google_token(
-            &http,
-            &emu,
-            &[("grant_type", "refresh_token"), ("refresh_token", "x")],
-        )
-        .await,
-    )
-    .await;
+    let (status, body) = google_refresh_json(&http, &emu, "x").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"], "temporarily_unavailable");
     let (status, body) = json(
@@ -239,15 +231,7 @@ async fn drop_after_processing_works_on_google_too() {
         .await;
     assert!(lost.is_err());
     let refresh = tokens.refresh_token.expect("rt");
-    let (status, body) = json(
-        google_token(
-            &http,
-            &emu,
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        )
-        .await,
-    )
-    .await;
+    let (status, body) = google_refresh_json(&http, &emu, &refresh).await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,

@@ -178,15 +178,7 @@ async fn refresh_answers_without_refresh_token_and_the_old_one_stays_valid() {
     let refresh = seeded.refresh_token.expect("offline grant");
     let mut seen = vec![seeded.access_token];
     for _ in 0..3 {
-        let (status, body) = json(
-            google_token(
-                &http,
-                &emu,
-                &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-            )
-            .await,
-        )
-        .await;
+        let (status, body) = google_refresh_json(&http, &emu, &refresh).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body.get("refresh_token").is_none(), "{body}");
         assert_eq!(body["scope"], HEALTH_SLEEP);
@@ -431,15 +423,7 @@ async fn revoking_either_token_revokes_the_grant() {
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body, serde_json::json!({}));
-        let (status, body) = json(
-            google_token(
-                &http,
-                &emu,
-                &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-            )
-            .await,
-        )
-        .await;
+        let (status, body) = google_refresh_json(&http, &emu, &refresh).await;
         assert_oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
         let info = http
             .get(emu.google_endpoints().tokeninfo)

@@ -285,6 +285,26 @@ pub async fn google_consent(http: &reqwest::Client, emu: &Emulator, extra: &[(&s
 }
 
 /// POSTs to the Google token endpoint with `client_secret_post`.
+/// A Google refresh with `refresh_token`, as status and JSON body.
+pub async fn google_refresh_json(
+    http: &reqwest::Client,
+    emu: &Emulator,
+    refresh_token: &str,
+) -> (StatusCode, Value) {
+    json(
+        google_token(
+            http,
+            emu,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await,
+    )
+    .await
+}
+
 pub async fn google_token(
     http: &reqwest::Client,
     emu: &Emulator,
