@@ -154,6 +154,12 @@ pub enum StoreErrorKind {
     Io,
     /// The backend is unavailable or failed otherwise.
     Other,
+    /// The backend cannot be reached now (a refused connection, a timeout,
+    /// a database restarting); trying again later may succeed.
+    Unavailable,
+    /// The key's lease was lost while held (its lock file was replaced, its
+    /// lease expired or its session died); the write was refused.
+    LeaseLost,
 }
 
 impl fmt::Display for StoreErrorKind {
@@ -164,6 +170,8 @@ impl fmt::Display for StoreErrorKind {
             Self::Corrupt => "corrupt data",
             Self::Io => "I/O",
             Self::Other => "backend",
+            Self::Unavailable => "unavailable",
+            Self::LeaseLost => "lease lost",
         })
     }
 }
@@ -279,9 +287,22 @@ impl Error {
         matches!(self, Self::ReauthorizationRequired { .. })
     }
 
-    /// Whether trying again later may succeed.
+    /// Whether trying again later may succeed without anyone changing
+    /// anything: [`Error::Transient`], and store errors of the kinds
+    /// [`LockTimeout`](StoreErrorKind::LockTimeout),
+    /// [`Unavailable`](StoreErrorKind::Unavailable) and
+    /// [`LeaseLost`](StoreErrorKind::LeaseLost).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient { .. })
+        match self {
+            Self::Transient { .. } => true,
+            Self::Store { kind, .. } => matches!(
+                kind,
+                StoreErrorKind::LockTimeout
+                    | StoreErrorKind::Unavailable
+                    | StoreErrorKind::LeaseLost
+            ),
+            _ => false,
+        }
     }
 
     /// How long the server asked to wait, for transient errors.

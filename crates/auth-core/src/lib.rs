@@ -87,6 +87,7 @@ mod introspection;
 mod manager;
 mod provider;
 pub mod redact;
+mod resource;
 mod store;
 mod token;
 
@@ -105,8 +106,9 @@ pub use manager::{
     TokenManager, TokenManagerBuilder,
 };
 pub use provider::TokenProvider;
+pub use resource::ResourceResponse;
 pub use store::{KeyLock, TokenStore, Version, Versioned};
-pub use token::{AccessToken, TOKEN_FORMAT_VERSION, TokenSet};
+pub use token::{AccessToken, RefreshCooldown, TOKEN_FORMAT_VERSION, TokenSet};
 
 /// Re-exported so implementors use the same `async_trait` macro.
 pub use async_trait::async_trait;

@@ -6,9 +6,11 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::authorization::{AuthorizeRequest, Callback, PendingAuthorization};
+use crate::error::Error;
 use crate::error::Result;
-use crate::id::{AccountId, ProviderId};
+use crate::id::{AccountId, ProviderId, TokenKey};
 use crate::introspection::Introspection;
+use crate::resource::ResourceResponse;
 use crate::token::TokenSet;
 
 /// One OAuth 2.0 authorization server with one client registration.
@@ -66,5 +68,51 @@ pub trait TokenProvider: Debug + Send + Sync {
     fn account_for(&self, token: &TokenSet) -> Option<AccountId> {
         let _ = token;
         None
+    }
+
+    /// Whether the first use of a refreshed access token ends the server's
+    /// replay window for the refresh that issued it.
+    ///
+    /// Fitbit answers an identical refresh request with the same new pair
+    /// "until the newly issued access or refresh token is used". While the
+    /// manager holds a rotated pair it could not save yet, handing out the
+    /// new access token would end that window, and a crash before the save
+    /// would then lose the grant for good; so, while this returns `true`,
+    /// the manager serves the old access token (if it is still valid) until
+    /// the new pair is saved. Providers whose refresh tokens do not rotate
+    /// (Google) return `false`. The default is `true`, the safe answer.
+    fn use_ends_replay_window(&self) -> bool {
+        true
+    }
+
+    /// Whether [`mint`](Self::mint) can get a token without any stored grant.
+    /// The default is `false`.
+    fn can_mint(&self) -> bool {
+        false
+    }
+
+    /// Gets a new token for `key` with no stored grant and no refresh token,
+    /// for grants where the client acts as itself (client credentials,
+    /// RFC 6749 §4.4). The manager calls it, under the key's lease, where it
+    /// would otherwise fail because no token is stored or the stored one has
+    /// no refresh token. The default answers
+    /// [`Unsupported`](crate::Error::Unsupported).
+    async fn mint(&self, key: &TokenKey) -> Result<TokenSet> {
+        let _ = key;
+        Err(Error::Unsupported {
+            provider: self.id().clone(),
+            operation: "mint",
+        })
+    }
+
+    /// Whether a resource server's answer says that the access token sent
+    /// with the request is bad (expired or revoked), so that a refresh and
+    /// one retry may help.
+    ///
+    /// The default follows RFC 6750 §3.1: HTTP 401 with a `Bearer` challenge
+    /// carrying `error="invalid_token"`. Providers add their documented
+    /// answers (Fitbit's `expired_token` and `invalid_token` error bodies).
+    fn rejects_token(&self, response: &ResourceResponse<'_>) -> bool {
+        response.is_rfc6750_invalid_token()
     }
 }

@@ -1,5 +1,6 @@
 //! The [`TokenStore`] trait: where tokens live between processes and restarts.
 
+use std::any::Any;
 use std::fmt::{self, Debug};
 use std::time::Duration;
 
@@ -32,9 +33,24 @@ pub struct Versioned<T> {
 
 /// An exclusive lease on one key, from [`TokenStore::lock`]. Dropping it
 /// releases the lease.
-pub trait KeyLock: Debug + Send + Sync {
+///
+/// `Any` is a supertrait so that a store can recognise its own leases in
+/// [`TokenStore::save_leased`] (`(lease as &dyn Any).downcast_ref()`), for
+/// example to fence a write in the same statement that checks the lease.
+#[async_trait]
+pub trait KeyLock: Any + Debug + Send + Sync {
     /// The key this lock holds.
     fn key(&self) -> &TokenKey;
+
+    /// Checks that the lease is still held, as the backend sees it now: the
+    /// lock file is still the one at its path, the lease row is still ours
+    /// and unexpired, the session that holds the lock is still alive.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreErrorKind::LeaseLost`](crate::StoreErrorKind::LeaseLost) when
+    /// the lease is gone; the backend's errors when it cannot tell.
+    async fn check(&self) -> Result<()>;
 }
 
 /// Durable storage for token sets, shared by every process that manages the
@@ -78,7 +94,35 @@ pub trait KeyLock: Debug + Send + Sync {
 /// - **concurrent_cas**: of many concurrent `save`s with the same
 ///   `expected` version, exactly one succeeds.
 /// - **debug_hides_secrets**: the store's `Debug` shows no token.
+/// - **minimal_round_trip**: a token with no refresh token, no expiry, no
+///   scopes and no extras round trips too.
+/// - **cas_expected_newer**: `save` with an `expected` version newer than
+///   the stored one fails with `Conflict` and changes nothing.
+/// - **hostile_ids**: ids with quotes, `%`, `_`, backslashes, dots, slashes
+///   and 1,000 characters are stored apart and round trip through `save`,
+///   `load`, `list`, `lock` and `delete`.
+/// - **lock_waits**: `lock` on a held key really waits: it returns only
+///   after the holder releases, and not before.
+/// - **cancelled_waiter_leaves_unlocked**: a `lock` future dropped while it
+///   waits leaves nothing held.
+/// - **save_under_lease**: `save` and [`save_leased`](Self::save_leased)
+///   succeed while the caller holds the key's lease (the lease is not a
+///   write lock against its own holder).
+/// - **load_under_lease_sees_latest**: `load` while holding the lease sees
+///   the latest successful `save`, from this instance or another one.
+/// - **lease_check**: [`KeyLock::check`] succeeds on a lease that is held.
+/// - **undecodable_never_overwritten**: data the store cannot decode makes
+///   `load` fail with `Corrupt`, and `save` (create-only or with any
+///   expected version) fails without replacing it. Stores that cannot hold
+///   undecodable data (the memory store) pass trivially.
 ///
+/// Stores whose instances share state (two [`FileTokenStore`]s on one
+/// directory, two Postgres stores on one database) must also keep these
+/// clauses **between instances**: the suite's `run_all_shared(a, b)` runs
+/// the cross-instance variants (a lock held through `a` excludes `b`, a save
+/// through `a` is seen by `b`, CAS decides between them).
+///
+/// [`FileTokenStore`]: https://docs.rs/store-file///
 /// Where the backend can, locks and compare-and-swap hold **across
 /// processes**: the [`TokenManager`](crate::TokenManager) relies on them to
 /// refresh each account once. A store that is only process-local must say so
@@ -108,5 +152,35 @@ pub trait TokenStore: Debug + Send + Sync {
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>>;
 
     /// Takes an exclusive lease on one key, waiting at most `wait`.
+    ///
+    /// Waiting must not tie up a thread: poll with async sleeps, or wait on
+    /// an async primitive. A `lock` future dropped while it waits leaves
+    /// nothing held.
     async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>>;
+
+    /// A compare-and-swap [`save`](Self::save) by the holder of `lease`,
+    /// which is **fenced**: it fails with
+    /// [`LeaseLost`](crate::StoreErrorKind::LeaseLost) if the lease is no
+    /// longer held. The manager writes only through this method.
+    ///
+    /// The default checks the lease, then saves. A store that can check the
+    /// lease and write in one atomic step (a conditional `UPDATE`) should
+    /// override it; the default leaves a window between check and save that
+    /// only a store whose leases cannot be lost (memory) may accept.
+    async fn save_leased(
+        &self,
+        lease: &dyn KeyLock,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version> {
+        lease.check().await?;
+        self.save(lease.key(), token, expected).await
+    }
+
+    /// A [`delete`](Self::delete) by the holder of `lease`, fenced like
+    /// [`save_leased`](Self::save_leased).
+    async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
+        lease.check().await?;
+        self.delete(lease.key()).await
+    }
 }

@@ -57,6 +57,34 @@ pub struct TokenSet {
     scopes: BTreeSet<String>,
     extras: BTreeMap<String, serde_json::Value>,
     reauthorization_required: Option<String>,
+    cooldown: Option<RefreshCooldown>,
+}
+
+/// A pause before the next refresh attempt of one account, after refreshes
+/// failed for a transient reason (an outage, a rate limit, a lock timeout).
+///
+/// It is stored with the token, so every process sharing the store honours
+/// it: an outage costs one refresh attempt per cooldown, not one per call.
+/// A successful refresh or a new authorization clears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RefreshCooldown {
+    /// No refresh is attempted before this time.
+    pub until: SystemTime,
+    /// How many failed attempts in a row led here.
+    pub failures: u32,
+}
+
+impl RefreshCooldown {
+    /// A cooldown until `until`, after `failures` failures in a row.
+    pub fn new(until: SystemTime, failures: u32) -> Self {
+        Self { until, failures }
+    }
+
+    /// Whether the cooldown still holds at `now`.
+    pub fn is_active(&self, now: SystemTime) -> bool {
+        now < self.until
+    }
 }
 
 impl TokenSet {
@@ -75,7 +103,23 @@ impl TokenSet {
             scopes: BTreeSet::new(),
             extras: BTreeMap::new(),
             reauthorization_required: None,
+            cooldown: None,
         }
+    }
+
+    /// Replaces the access token with an existing secret (for stores that
+    /// transform secrets, such as an encrypting wrapper).
+    #[must_use]
+    pub fn with_access_secret(mut self, access_token: SecretString) -> Self {
+        self.access_token = access_token;
+        self
+    }
+
+    /// Removes a provider-specific field.
+    #[must_use]
+    pub fn without_extra(mut self, name: &str) -> Self {
+        self.extras.remove(name);
+        self
     }
 
     /// Sets the refresh token.
@@ -180,6 +224,27 @@ impl TokenSet {
         self
     }
 
+    /// Clears the reauthorization flag (an operator's decision that the
+    /// flag was wrong) and any cooldown.
+    #[must_use]
+    pub fn unflagged(mut self) -> Self {
+        self.reauthorization_required = None;
+        self.cooldown = None;
+        self
+    }
+
+    /// The cooldown before the next refresh attempt, if one was recorded.
+    pub fn refresh_cooldown(&self) -> Option<&RefreshCooldown> {
+        self.cooldown.as_ref()
+    }
+
+    /// Sets or clears the refresh cooldown.
+    #[must_use]
+    pub fn with_refresh_cooldown(mut self, cooldown: Option<RefreshCooldown>) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
     /// Whether the access token is still usable at `now` with `margin` to
     /// spare. A token without a known expiry counts as usable.
     pub fn is_fresh(&self, now: SystemTime, margin: Duration) -> bool {
@@ -210,6 +275,7 @@ impl TokenSet {
                 .or_insert_with(|| value.clone());
         }
         new.reauthorization_required = None;
+        new.cooldown = None;
         new
     }
 }
@@ -234,6 +300,15 @@ impl fmt::Debug for TokenSet {
             .field("scopes", &self.scopes)
             .field("extras", &self.extras.keys().collect::<Vec<_>>())
             .field("reauthorization_required", &self.reauthorization_required)
+            .field(
+                "cooldown",
+                &self.cooldown.map(|c| {
+                    (
+                        humantime::format_rfc3339_seconds(c.until).to_string(),
+                        c.failures,
+                    )
+                }),
+            )
             .finish()
     }
 }
@@ -255,6 +330,16 @@ struct WireV1 {
     extras: BTreeMap<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reauthorization_required: Option<String>,
+    /// Added in 0.2 within format 1: readers that do not know it ignore it
+    /// and lose only the pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cooldown: Option<WireCooldown>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireCooldown {
+    until: String,
+    failures: u32,
 }
 
 /// Reads only the format number first, so a newer format gets a clear error
@@ -286,6 +371,10 @@ impl Serialize for TokenSet {
             scopes: self.scopes.clone(),
             extras: self.extras.clone(),
             reauthorization_required: self.reauthorization_required.clone(),
+            cooldown: self.cooldown.map(|c| WireCooldown {
+                until: humantime::format_rfc3339_millis(c.until).to_string(),
+                failures: c.failures,
+            }),
         }
         .serialize(s)
     }
@@ -325,6 +414,16 @@ impl<'de> Deserialize<'de> for TokenSet {
             .transpose()
             .map_err(fail)?;
         let issued_at = parse_time("issued_at", &wire.issued_at).map_err(fail)?;
+        let cooldown = wire
+            .cooldown
+            .map(|c| {
+                parse_time("cooldown.until", &c.until).map(|until| RefreshCooldown {
+                    until,
+                    failures: c.failures,
+                })
+            })
+            .transpose()
+            .map_err(fail)?;
         Ok(TokenSet {
             access_token: SecretString::from(wire.access_token),
             refresh_token: wire.refresh_token.map(SecretString::from),
@@ -334,6 +433,7 @@ impl<'de> Deserialize<'de> for TokenSet {
             scopes: wire.scopes,
             extras: wire.extras,
             reauthorization_required: wire.reauthorization_required,
+            cooldown,
         })
     }
 }
@@ -480,6 +580,27 @@ mod tests {
         assert_eq!(merged.access_token().expose_secret(), "ACCESS-2");
         assert_eq!(merged.scopes(), old.scopes());
         assert_eq!(merged.extra_str("user_id"), Some("26FWFL"));
+    }
+
+    #[test]
+    fn cooldown_round_trips_and_is_cleared_by_a_refresh() {
+        let until = SystemTime::UNIX_EPOCH + Duration::from_millis(5_000_123);
+        let cooling = sample().with_refresh_cooldown(Some(RefreshCooldown::new(until, 3)));
+        let json = serde_json::to_string(&cooling).unwrap();
+        let back: TokenSet = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back.refresh_cooldown(),
+            Some(&RefreshCooldown::new(until, 3))
+        );
+        assert!(format!("{back:?}").contains("cooldown"));
+        let merged = back.merge_refreshed(TokenSet::new("A2", "Bearer", until));
+        assert_eq!(merged.refresh_cooldown(), None);
+        assert_eq!(
+            back.flagged_for_reauthorization("x")
+                .unflagged()
+                .refresh_cooldown(),
+            None
+        );
     }
 
     #[test]

@@ -15,6 +15,16 @@
 //! when the holder closes the file or dies. Lock files must never be deleted:
 //! a process could hold a lock on the old inode while another locks a new
 //! file of the same name, and both would think they hold the key.
+//!
+//! Since someone may delete them anyway (`rm *.lock`, a provider directory
+//! removed by hand), a lock is only trusted while its file is still the file
+//! at its path (same device and inode): checked right after locking (a
+//! mismatch means we locked an orphan, so we try again on the new file), and
+//! by [`KeyLock::check`] before a refresh is sent and before a save.
+//!
+//! Waiting for the lease costs no thread: [`acquire_async`] polls the
+//! non-blocking `try_lock` with async sleeps in between, so a thousand keys
+//! waiting at once leave the blocking pool free for loads and saves.
 
 use std::fs::File;
 use std::io;
@@ -23,7 +33,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use auth_core::{KeyLock, TokenKey};
+use async_trait::async_trait;
+use auth_core::{Error, KeyLock, StoreErrorKind, TokenKey};
 use fs4::{FileExt, TryLockError};
 
 use crate::permissions;
@@ -119,32 +130,135 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Opens (creating it as 0600 if needed) the lock file at `path`.
+pub(crate) fn open_lock_file(path: &Path) -> io::Result<File> {
+    permissions::private_open_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// One non-blocking attempt: `Some` when `file` is now locked by us and is
+/// still the file at `path`. A locked orphan (the path now names another
+/// file, or none) is unlocked and reported as `Err(Replaced)`.
+fn try_once(file: &File, path: &Path) -> Result<bool, TryError> {
+    match FileExt::try_lock(file) {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(false),
+        Err(TryLockError::Error(e)) => return Err(TryError::Io(e)),
+    }
+    match same_file(file, path) {
+        Ok(true) => Ok(true),
+        Ok(false) => {
+            let _ = FileExt::unlock(file);
+            Err(TryError::Replaced)
+        }
+        Err(e) => {
+            let _ = FileExt::unlock(file);
+            Err(TryError::Io(e))
+        }
+    }
+}
+
+enum TryError {
+    /// The lock file was deleted or replaced: open the path again.
+    Replaced,
+    Io(io::Error),
+}
+
+/// Whether the open `file` is the file now at `path` (same device and
+/// inode). `false` when the path names another file or none.
+pub(crate) fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    let held = file.metadata()?;
+    let now = match std::fs::metadata(path) {
+        Ok(now) => now,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(identity(&held) == identity(&now))
+}
+
+#[cfg(unix)]
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    // Without inode numbers the best available identity is the creation
+    // time and length of a file nobody writes; documented as weaker.
+    let created = metadata
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    (created, metadata.len())
+}
+
+/// Takes the lock file at `path` without tying up a thread while waiting:
+/// polls `try_lock` with async sleeps (1 ms doubling to 20 ms) for at most
+/// `wait`. Opening the file runs on the blocking pool. Dropping the future
+/// leaves nothing locked.
+pub(crate) async fn acquire_async(path: &Path, wait: Duration) -> Result<HeldLock, AcquireError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut backoff = FIRST_BACKOFF;
+    'reopen: loop {
+        let file = {
+            let path = path.to_owned();
+            tokio::task::spawn_blocking(move || open_lock_file(&path))
+                .await
+                .map_err(|e| AcquireError::Io(io::Error::other(e)))??
+        };
+        loop {
+            match try_once(&file, path) {
+                Ok(true) => {
+                    return Ok(HeldLock {
+                        file,
+                        path: path.to_owned(),
+                    });
+                }
+                Ok(false) => {}
+                Err(TryError::Replaced) => continue 'reopen,
+                Err(TryError::Io(e)) => return Err(AcquireError::Io(e)),
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(AcquireError::TimedOut);
+            }
+            tokio::time::sleep(backoff.min(deadline - now)).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
 /// Opens (creating it as 0600 if needed) and exclusively locks the lock file
 /// at `path`, trying for at most `wait`. Blocks the calling thread: call it
-/// on a blocking thread.
+/// on a blocking thread. Used for the short-lived write lock.
 pub(crate) fn acquire(
     path: &Path,
     wait: Duration,
     cancel: &Cancel,
 ) -> Result<HeldLock, AcquireError> {
-    let file = permissions::private_open_options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
+    let mut file = open_lock_file(path)?;
     let deadline = Instant::now() + wait;
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match FileExt::try_lock(&file) {
-            Ok(()) => {
+        match try_once(&file, path) {
+            Ok(true) => {
                 return Ok(HeldLock {
                     file,
                     path: path.to_owned(),
                 });
             }
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => return Err(AcquireError::Io(e)),
+            Ok(false) => {}
+            Err(TryError::Replaced) => {
+                file = open_lock_file(path)?;
+                continue;
+            }
+            Err(TryError::Io(e)) => return Err(AcquireError::Io(e)),
         }
         if cancel.is_set() {
             return Err(AcquireError::Cancelled);
@@ -183,9 +297,37 @@ impl std::fmt::Debug for FileKeyLock {
     }
 }
 
+#[async_trait]
 impl KeyLock for FileKeyLock {
     fn key(&self) -> &TokenKey {
         &self.key
+    }
+
+    /// Checks that the locked file is still the lock file at its path (same
+    /// device and inode): someone may have deleted or replaced it, and then
+    /// a second holder could lock the new file.
+    async fn check(&self) -> auth_core::Result<()> {
+        match same_file(self.held.file(), self.held.path()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::store(
+                StoreErrorKind::LeaseLost,
+                Some(self.key.clone()),
+                format!(
+                    "the lock file {} was deleted or replaced while its lease was held, so \
+                     another process may hold the key too; the write was refused (never delete \
+                     lock files of a store in use)",
+                    self.held.path().display()
+                ),
+            )),
+            Err(e) => Err(Error::store(
+                StoreErrorKind::Io,
+                Some(self.key.clone()),
+                format!(
+                    "could not check the lock file {}: {e}",
+                    self.held.path().display()
+                ),
+            )),
+        }
     }
 }
 

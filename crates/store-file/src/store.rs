@@ -363,19 +363,22 @@ impl TokenStore for FileTokenStore {
     }
 
     async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.clone();
-        let cancel = Cancel::default();
-        let guard = cancel.on_drop();
-        let held = blocking(move || {
-            let paths = KeyPaths::new(&inner.root, &key);
-            ensure_dir(&inner.root, &paths.dir, &key)?;
-            let held = take_lock(&key, "key lock", &paths.lease, wait, &cancel)?;
-            Ok(FileKeyLock::new(key, held))
-        })
-        .await;
-        guard.disarm();
-        Ok(Box::new(held?))
+        let paths = KeyPaths::new(&self.inner.root, key);
+        {
+            let (root, dir, key) = (self.inner.root.clone(), paths.dir.clone(), key.clone());
+            blocking(move || ensure_dir(&root, &dir, &key)).await?;
+        }
+        let held = lock::acquire_async(&paths.lease, wait)
+            .await
+            .map_err(|e| match e {
+                AcquireError::TimedOut | AcquireError::Cancelled => {
+                    error::lock_timeout(key, "key lock", &paths.lease, wait)
+                }
+                AcquireError::Io(err) => {
+                    error::io(Some(key), "open or lock the key lock", &paths.lease, err)
+                }
+            })?;
+        Ok(Box::new(FileKeyLock::new(key.clone(), held)))
     }
 }
 

@@ -40,6 +40,16 @@ impl MemoryTokenStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Number of keys with a lock entry (held or waited for); for tests of
+    /// bounded memory.
+    pub fn lock_entries(&self) -> usize {
+        self.shared
+            .locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     fn bump(&self) -> Version {
         let mut next = self
             .shared
@@ -59,10 +69,25 @@ impl fmt::Debug for MemoryTokenStore {
     }
 }
 
-/// A held lease on one key of a [`MemoryTokenStore`].
+/// A held lease on one key of a [`MemoryTokenStore`]. Dropping it releases
+/// the lease, and removes the key's entry from the lock map when nobody else
+/// holds or waits for it, so the map does not grow with every key ever
+/// locked.
 struct MemoryKeyLock {
     key: TokenKey,
-    _guard: OwnedMutexGuard<()>,
+    guard: Option<OwnedMutexGuard<()>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for MemoryKeyLock {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        let mutex = Arc::clone(OwnedMutexGuard::mutex(&guard));
+        drop(guard);
+        self.shared.forget_if_idle(&self.key, &mutex);
+    }
 }
 
 impl fmt::Debug for MemoryKeyLock {
@@ -73,9 +98,15 @@ impl fmt::Debug for MemoryKeyLock {
     }
 }
 
+#[async_trait]
 impl KeyLock for MemoryKeyLock {
     fn key(&self) -> &TokenKey {
         &self.key
+    }
+
+    /// A memory lease cannot be lost while its holder lives.
+    async fn check(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -129,19 +160,61 @@ impl TokenStore for MemoryTokenStore {
                 .unwrap_or_else(PoisonError::into_inner);
             Arc::clone(locks.entry(key.clone()).or_default())
         };
-        match tokio::time::timeout(wait, mutex.lock_owned()).await {
-            Ok(guard) => Ok(Box::new(MemoryKeyLock {
-                key: key.clone(),
-                _guard: guard,
-            })),
-            Err(_) => Err(Error::store(
-                StoreErrorKind::LockTimeout,
-                Some(key.clone()),
-                format!(
-                    "could not take the key lock within {wait:?}; another task holds it \
-                     (a refresh in progress?); try again"
-                ),
-            )),
+        // Declared before the wait, so it drops after it: a timed-out or
+        // cancelled waiter leaves no lock entry behind.
+        let mut waiting = Waiting {
+            shared: &self.shared,
+            key,
+            mutex: Some(Arc::clone(&mutex)),
+        };
+        let guard = tokio::time::timeout(wait, mutex.lock_owned())
+            .await
+            .map_err(|_| {
+                Error::store(
+                    StoreErrorKind::LockTimeout,
+                    Some(key.clone()),
+                    format!(
+                        "could not take the key lock within {wait:?}; another task holds it \
+                         (a refresh in progress?); try again"
+                    ),
+                )
+            })?;
+        waiting.mutex = None;
+        Ok(Box::new(MemoryKeyLock {
+            key: key.clone(),
+            guard: Some(guard),
+            shared: Arc::clone(&self.shared),
+        }))
+    }
+}
+
+/// A waiter for a key lock; if it goes away without the lock, it removes
+/// the key's lock entry unless someone else holds or waits for it.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    key: &'a TokenKey,
+    mutex: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(mutex) = self.mutex.take() {
+            self.shared.forget_if_idle(self.key, &mutex);
+        }
+    }
+}
+
+impl Shared {
+    /// Removes `key`'s lock entry if it is `mutex` and only the map and the
+    /// caller hold it. Waiters clone the entry under the map's mutex, so none
+    /// can slip in between the count and the removal.
+    fn forget_if_idle(&self, key: &TokenKey, mutex: &Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if locks
+            .get(key)
+            .is_some_and(|m| Arc::ptr_eq(m, mutex) && Arc::strong_count(m) == 2)
+        {
+            locks.remove(key);
         }
     }
 }
