@@ -282,6 +282,25 @@ impl Error {
         self
     }
 
+    /// The error's class as a short, stable, lower-case name
+    /// (`reauthorization_required`, `transient`, `configuration`,
+    /// `provider_retired`, `protocol`, `store`, `unsupported`,
+    /// `invalid_input`, `authorization_denied`): for metrics labels and
+    /// structured logs, where the message would be too varied.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::ReauthorizationRequired { .. } => "reauthorization_required",
+            Self::Transient { .. } => "transient",
+            Self::Configuration { .. } => "configuration",
+            Self::ProviderRetired { .. } => "provider_retired",
+            Self::Protocol { .. } => "protocol",
+            Self::Store { .. } => "store",
+            Self::Unsupported { .. } => "unsupported",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::AuthorizationDenied { .. } => "authorization_denied",
+        }
+    }
+
     /// Whether only a new authorization can help.
     pub fn is_reauthorization_required(&self) -> bool {
         matches!(self, Self::ReauthorizationRequired { .. })

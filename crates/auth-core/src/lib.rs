@@ -48,6 +48,16 @@
 //! # }
 //! ```
 //!
+//! # Background refresh
+//!
+//! A [`Refresher`], spawned next to the manager, refreshes tokens a lead
+//! time before they expire, through the same protocol, so callers of
+//! [`TokenManager::access_token`] find a fresh token in the cache. It scans
+//! the store once and then follows the manager's [`TokenEvent`]s; it caps
+//! its concurrency overall and per provider, backs off per key and per
+//! provider, can keep dormant non-rotating grants alive, splits the accounts
+//! between hosts by [`Shard`], and stops with [`TokenManager::shutdown`].
+//!
 //! # Where this departs from the first design, and why
 //!
 //! - **An abandoned refresh is finished, not cancelled.** The single flight
@@ -78,6 +88,14 @@
 //!   should pass.
 //! - `testing`: the `testing` module with `FakeProvider`, a scriptable
 //!   provider for tests.
+//! - `metrics`: counters and histograms on the [`metrics`] facade, named in
+//!   the [`telemetry`] module: refreshes by provider and outcome class,
+//!   refresh latency, lease waits, cache hits and misses, reauthorizations,
+//!   background refreshes. Labels are the provider and the class, never the
+//!   account. Install the recorder before building the manager. Without the
+//!   feature, nothing is recorded and the hot path pays nothing.
+//!
+//! [`metrics`]: https://docs.rs/metrics
 
 mod authorization;
 mod clock;
@@ -87,8 +105,10 @@ mod introspection;
 mod manager;
 mod provider;
 pub mod redact;
+mod refresher;
 mod resource;
 mod store;
+pub mod telemetry;
 mod token;
 
 #[cfg(feature = "conformance")]
@@ -107,6 +127,9 @@ pub use manager::{
     TokenManager, TokenManagerBuilder,
 };
 pub use provider::TokenProvider;
+pub use refresher::{
+    DEFAULT_LEAD, Refresher, RefresherBuilder, RefresherEvent, RefresherStats, Shard,
+};
 pub use resource::ResourceResponse;
 pub use store::{KeyLock, TokenStore, Version, Versioned};
 pub use token::{AccessToken, RefreshCooldown, TOKEN_FORMAT_VERSION, TokenSet};

@@ -15,6 +15,7 @@ use super::{CooldownPolicy, Inner, RetryPolicy, TokenManager};
 use crate::clock::Clock;
 use crate::provider::TokenProvider;
 use crate::store::TokenStore;
+use crate::telemetry::Telemetry;
 
 /// The default refresh skew: tokens expiring within it are refreshed.
 pub const DEFAULT_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -170,6 +171,7 @@ impl TokenManagerBuilder {
             );
         }
         let (events, _) = broadcast::channel(self.event_capacity);
+        let telemetry = Telemetry::new(self.providers.keys());
         TokenManager {
             inner: Arc::new(Inner {
                 providers: self.providers,
@@ -180,6 +182,7 @@ impl TokenManagerBuilder {
                 tasks: Arc::new(Tasks::default()),
                 closing: AtomicBool::new(false),
                 events,
+                telemetry,
                 clock: self.clock,
                 skew: self.skew,
                 lock_wait: self.lock_wait,

@@ -64,4 +64,8 @@ pub enum TokenEvent {
         /// The account.
         key: TokenKey,
     },
+    /// [`TokenManager::shutdown`](super::TokenManager::shutdown) was called:
+    /// no new refresh starts. Background work (a
+    /// [`Refresher`](crate::Refresher)) stops on it.
+    ShuttingDown,
 }

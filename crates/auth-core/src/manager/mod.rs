@@ -8,8 +8,10 @@
 //! - `cache`: the sharded, bounded, version-monotonic token cache;
 //! - `unsaved`: rotated pairs held in memory until their save lands;
 //! - `writers`: login, logout, revoke and clearing a flag, under the lease;
-//! - `builder`, `events`, `retry`: configuration and what apps observe.
+//! - `builder`, `events`, `retry`: configuration and what apps observe;
+//! - `ahead`: the entry point of the background [`Refresher`](crate::Refresher).
 
+mod ahead;
 mod builder;
 mod cache;
 mod events;
@@ -34,6 +36,8 @@ pub use builder::{
 pub use events::TokenEvent;
 pub use retry::{CooldownPolicy, RetryPolicy};
 
+pub(crate) use ahead::Ahead;
+
 use crate::authorization::{AuthorizeRequest, Callback, PendingAuthorization};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -41,6 +45,7 @@ use crate::id::{ProviderId, TokenKey};
 use crate::introspection::Introspection;
 use crate::provider::TokenProvider;
 use crate::store::TokenStore;
+use crate::telemetry::Telemetry;
 use crate::token::{AccessToken, TokenSet};
 
 use cache::Cache;
@@ -111,6 +116,7 @@ pub(crate) struct Inner {
     tasks: Arc<Tasks>,
     closing: AtomicBool,
     events: broadcast::Sender<TokenEvent>,
+    telemetry: Telemetry,
     clock: Option<Arc<dyn Clock>>,
     skew: Duration,
     lock_wait: Duration,
@@ -163,8 +169,10 @@ impl TokenManager {
             .cache
             .fresh(key, self.inner.now(), self.inner.skew)
         {
+            self.inner.telemetry.cache_hit(&key.provider);
             return Ok(AccessToken::new(token));
         }
+        self.inner.telemetry.cache_miss(&key.provider);
         self.inner.fly(key, Goal::Fresh).await.map(AccessToken::new)
     }
 
@@ -408,7 +416,9 @@ impl TokenManager {
     /// [`Error::Store`] when a new token could not be saved and is lost
     /// with this process (each is also logged at error level, with its key).
     pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
-        self.inner.closing.store(true, Ordering::SeqCst);
+        if !self.inner.closing.swap(true, Ordering::SeqCst) {
+            self.inner.emit(TokenEvent::ShuttingDown);
+        }
         let idle = self.inner.tasks.wait_idle(timeout).await;
         let unsaved = self.inner.unsaved.keys();
         for key in &unsaved {
@@ -435,7 +445,9 @@ impl TokenManager {
         Ok(())
     }
 
-    /// Whether [`shutdown`](Self::shutdown) was called.
+    /// Whether [`shutdown`](Self::shutdown) was called. Subscribers also
+    /// get a [`TokenEvent::ShuttingDown`] (or, if they lagged, an error from
+    /// `recv`, after which they should look here).
     pub fn is_shutting_down(&self) -> bool {
         self.inner.closing.load(Ordering::SeqCst)
     }

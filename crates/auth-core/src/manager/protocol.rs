@@ -42,6 +42,7 @@ use crate::error::{Error, Result, StoreErrorKind};
 use crate::id::TokenKey;
 use crate::provider::TokenProvider;
 use crate::store::{KeyLock, Version, Versioned};
+use crate::telemetry;
 use crate::token::{RefreshCooldown, TokenSet};
 
 /// What a caller wants from a flight.
@@ -103,6 +104,9 @@ enum Saved {
 const MAX_ROUNDS: usize = 4;
 /// The first and the longest pause between background save attempts.
 const SAVE_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// A lease wait at least this long is logged at info level (shorter ones at
+/// debug): it means another caller or process held the key.
+const LEASE_WAIT_NOTICE: Duration = Duration::from_millis(50);
 
 impl Inner {
     // ---- Step 2: the single flight ----------------------------------------
@@ -225,9 +229,20 @@ impl Inner {
         })
     }
 
-    /// Takes the key's lease, across processes where the store can.
+    /// Takes the key's lease, across processes where the store can, and
+    /// reports how long that took (log and `metrics`).
     async fn take_lease(&self, key: &TokenKey) -> Result<Box<dyn KeyLock>> {
-        self.store.lock(key, self.lock_wait).await
+        let started = tokio::time::Instant::now();
+        let lease = self.store.lock(key, self.lock_wait).await;
+        let waited = started.elapsed();
+        telemetry::lease_wait(&key.provider, waited);
+        let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        if waited >= LEASE_WAIT_NOTICE {
+            info!(%key, waited_ms, taken = lease.is_ok(), "waited for the key's lease");
+        } else {
+            debug!(%key, waited_ms, taken = lease.is_ok(), "took the key's lease");
+        }
+        lease
     }
 
     /// The lease could not be had in time: someone else is refreshing or
@@ -351,9 +366,12 @@ impl Inner {
         current: Versioned<TokenSet>,
     ) -> Outcome {
         debug!(%key, "refreshing");
+        let started = tokio::time::Instant::now();
         let answer = self
             .call_provider(key, lease.as_ref(), || provider.refresh(&current.value))
             .await;
+        let class = answer.as_ref().map_or_else(Error::class, |_| "ok");
+        telemetry::refresh(&key.provider, class, started.elapsed());
         match answer {
             Ok(fresh) => {
                 let sent = current
@@ -380,7 +398,10 @@ impl Inner {
                 self.cool_down(key, goal, lease.as_ref(), current, err)
                     .await
             }
-            Err(err) => Err(err.for_key(key)),
+            Err(err) => {
+                warn!(%key, class = err.class(), error = %err, "refresh failed; the stored token is kept");
+                Err(err.for_key(key))
+            }
         }
     }
 
@@ -651,6 +672,7 @@ impl Inner {
             }
         }
         warn!(%key, %reason, "reauthorization required");
+        telemetry::reauthorization(&key.provider);
         self.emit(TokenEvent::ReauthorizationRequired {
             key: key.clone(),
             reason,

@@ -1,0 +1,77 @@
+//! The manager's entry point for the background
+//! [`Refresher`](crate::Refresher): refresh a key *through the protocol*
+//! when its token is due, so the single flight, the lease, the stored
+//! cooldown and every other rule apply to background refreshes exactly as
+//! to callers'.
+//!
+//! It must never refresh a token that someone else already replaced: the
+//! flight's goal is [`Goal::Replace`] of the token it judged due, so a
+//! newer token found in the store (another process, another host) is the
+//! answer, with no request.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::TokenManager;
+use super::protocol::Goal;
+use crate::error::{Error, Result};
+use crate::id::TokenKey;
+use crate::token::TokenSet;
+
+/// What [`TokenManager::refresh_if`] did.
+#[derive(Debug)]
+pub(crate) enum Ahead {
+    /// The current token was not due; nothing was sent.
+    NotDue(Arc<TokenSet>),
+    /// The due token was replaced: refreshed now, or found already replaced
+    /// in the store.
+    Replaced(Arc<TokenSet>),
+}
+
+impl TokenManager {
+    /// The manager's clock (the system clock unless the builder set one).
+    pub(crate) fn now(&self) -> SystemTime {
+        self.inner.now()
+    }
+
+    /// The refresh skew: callers refresh tokens expiring within it.
+    pub(crate) fn skew(&self) -> Duration {
+        self.inner.skew
+    }
+
+    /// Refreshes `key` through the protocol if `due(current, now)` says its
+    /// current token is due; the current token is the cached one, else the
+    /// stored one. A flagged token is an error, as for callers.
+    ///
+    /// # Errors
+    ///
+    /// As for [`refresh`](Self::refresh): no stale token is served, and a
+    /// stored cooldown still running is a transient error with its
+    /// `retry_after`.
+    pub(crate) async fn refresh_if(
+        &self,
+        key: &TokenKey,
+        due: impl FnOnce(&TokenSet, SystemTime) -> bool,
+    ) -> Result<Ahead> {
+        let current = match self.inner.cache.get(key).and_then(|e| e.token) {
+            Some(token) => token,
+            None => match self.inner.store.load(key).await? {
+                Some(stored) => Arc::new(stored.value),
+                None => {
+                    return Err(Error::reauthorization_required(
+                        Some(key.clone()),
+                        "no token is stored for this account",
+                    ));
+                }
+            },
+        };
+        if let Some(reason) = current.reauthorization_required() {
+            return Err(Error::reauthorization_required(Some(key.clone()), reason));
+        }
+        if !due(&current, self.inner.now()) {
+            return Ok(Ahead::NotDue(current));
+        }
+        let token = self.inner.fly(key, Goal::Replace(current)).await?;
+        Ok(Ahead::Replaced(token))
+    }
+}

@@ -1,0 +1,674 @@
+//! The background [`Refresher`], under Tokio's paused clock: the manager's
+//! clock, the providers' and the refresher's schedule all read tokio time,
+//! so ten minutes pass in milliseconds and nothing sleeps for real.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use auth_core::secrecy::ExposeSecret;
+use auth_core::testing::FakeProvider;
+use auth_core::{
+    AuthorizeRequest, Callback, Clock, CooldownPolicy, Error, Introspection, PendingAuthorization,
+    ProviderId, Refresher, RefresherEvent, Result, Shard, TokenKey, TokenManager, TokenProvider,
+    TokenSet, TokenStore, async_trait,
+};
+use store_memory::MemoryTokenStore;
+use tokio::time::Instant;
+
+/// Wall-clock time that moves with tokio's (paused) clock.
+#[derive(Debug)]
+struct TokioClock {
+    start: SystemTime,
+    at: Instant,
+}
+
+impl TokioClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            at: Instant::now(),
+        })
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> SystemTime {
+        self.start + self.at.elapsed()
+    }
+}
+
+/// How many are running now, and the most ever.
+#[derive(Debug, Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Gauge {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+}
+
+/// A provider whose refreshes take `latency` of tokio time, fail while
+/// `failing_until` has not passed, and are all recorded.
+#[derive(Debug)]
+struct TimedProvider {
+    inner: FakeProvider,
+    clock: Arc<TokioClock>,
+    latency: Duration,
+    failing_until: Instant,
+    global: Arc<Gauge>,
+    own: Gauge,
+    /// Every refresh call: the refresh token sent and when (wall clock).
+    calls: Mutex<Vec<(String, SystemTime)>>,
+    /// The refresh tokens of the refreshes that succeeded.
+    successes: Mutex<Vec<String>>,
+}
+
+impl TimedProvider {
+    fn new(id: &str, clock: &Arc<TokioClock>, latency: Duration, global: &Arc<Gauge>) -> Self {
+        Self {
+            inner: FakeProvider::new(id)
+                .with_clock(clock.clone())
+                .with_lifetime(Duration::from_secs(3600)),
+            clock: Arc::clone(clock),
+            latency,
+            failing_until: Instant::now(),
+            global: Arc::clone(global),
+            own: Gauge::default(),
+            calls: Mutex::default(),
+            successes: Mutex::default(),
+        }
+    }
+
+    fn failing_for(mut self, outage: Duration) -> Self {
+        self.failing_until = Instant::now() + outage;
+        self
+    }
+
+    fn calls(&self) -> Vec<(String, SystemTime)> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn successes(&self) -> Vec<String> {
+        self.successes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl TokenProvider for TimedProvider {
+    fn id(&self) -> &ProviderId {
+        self.inner.id()
+    }
+    fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
+        self.inner.authorize(request)
+    }
+    async fn exchange_code(
+        &self,
+        pending: &PendingAuthorization,
+        callback: &Callback,
+    ) -> Result<TokenSet> {
+        self.inner.exchange_code(pending, callback).await
+    }
+    async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
+        let sent = current
+            .refresh_token()
+            .map(|r| r.expose_secret().to_owned())
+            .unwrap_or_default();
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((sent.clone(), self.clock.now()));
+        if Instant::now() < self.failing_until {
+            return Err(Error::transient("HTTP 503 from the test provider"));
+        }
+        self.global.enter();
+        self.own.enter();
+        tokio::time::sleep(self.latency).await;
+        let answer = self.inner.refresh(current).await;
+        self.own.leave();
+        self.global.leave();
+        if answer.is_ok() {
+            self.successes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(sent);
+        }
+        answer
+    }
+    async fn revoke(&self, token: &TokenSet) -> Result<()> {
+        self.inner.revoke(token).await
+    }
+    async fn introspect(&self, token: &TokenSet) -> Result<Introspection> {
+        self.inner.introspect(token).await
+    }
+}
+
+/// Stores account `i`'s token: access `a-i`, refresh `r-i`, expiring at
+/// `expires_at`.
+async fn store_token(store: &MemoryTokenStore, key: &TokenKey, i: usize, expires_at: SystemTime) {
+    let token = TokenSet::new(
+        format!("a-{i}"),
+        "Bearer",
+        expires_at - Duration::from_secs(3600),
+    )
+    .with_refresh_token(format!("r-{i}"))
+    .with_expires_at(Some(expires_at));
+    store.save(key, &token, None).await.unwrap();
+}
+
+const SKEW: Duration = Duration::from_secs(60);
+const LEAD: Duration = Duration::from_secs(3 * 60);
+
+/// 1,000 accounts of two providers, their tokens expiring in clusters of 50
+/// over ten minutes: each is refreshed exactly once, before the skew would
+/// make a caller refresh it; never more than the caps at once; no caller
+/// ever waits; and the refresher stops with the manager.
+#[tokio::test(start_paused = true)]
+async fn a_thousand_accounts_are_each_refreshed_once_before_expiry() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let latency = Duration::from_secs(2);
+    let global = Arc::new(Gauge::default());
+    let alpha = Arc::new(TimedProvider::new("alpha", &clock, latency, &global));
+    let beta = Arc::new(TimedProvider::new("beta", &clock, latency, &global));
+    let store = MemoryTokenStore::new();
+    let mut keys = Vec::new();
+    let mut expiry = HashMap::new();
+    for i in 0..1000 {
+        let provider = if i % 2 == 0 { "alpha" } else { "beta" };
+        let key = TokenKey::parse(provider, &format!("user-{i}")).unwrap();
+        // Clusters of 50 every 30 s, from 5 to 14.5 minutes from now.
+        let expires_at = start + Duration::from_secs(5 * 60 + (i as u64 / 50) * 30);
+        store_token(&store, &key, i, expires_at).await;
+        expiry.insert(format!("r-{i}"), expires_at);
+        keys.push(key);
+    }
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(alpha.clone())
+        .provider(beta.clone())
+        .clock(clock.clone())
+        .refresh_skew(SKEW)
+        .build();
+    let refresher = Refresher::builder(manager.clone())
+        .lead(LEAD)
+        .jitter(Duration::from_secs(20))
+        .max_concurrent(5)
+        .max_per_provider(3)
+        .spawn();
+    let mut refresher_events = refresher.subscribe();
+
+    // Callers: 10 accounts every half second for 16 minutes.
+    let callers = tokio::spawn({
+        let manager = manager.clone();
+        let keys = keys.clone();
+        async move {
+            let (mut calls, mut waited) = (0usize, 0usize);
+            for round in 0..(16 * 60 * 2) {
+                for j in 0..10 {
+                    let key = &keys[(round * 37 + j * 101) % keys.len()];
+                    let asked = Instant::now();
+                    let token = manager.access_token(key).await;
+                    assert!(token.is_ok(), "{key}: {token:?}");
+                    if asked.elapsed() > Duration::ZERO {
+                        waited += 1;
+                    }
+                    calls += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            (calls, waited)
+        }
+    });
+    let (calls, waited) = callers.await.unwrap();
+    assert_eq!(calls, 16 * 60 * 2 * 10);
+    assert_eq!(waited, 0, "no access_token caller may wait for a refresh");
+
+    // Each account refreshed exactly once, finished before its expiry minus
+    // the skew (when a caller would have refreshed it).
+    let mut per_token: HashMap<String, usize> = HashMap::new();
+    for provider in [&alpha, &beta] {
+        for (sent, at) in provider.calls() {
+            let expires_at = expiry
+                .get(&sent)
+                .unwrap_or_else(|| panic!("a refresh of a successor token ({sent}) in the window"));
+            assert!(
+                at + latency + SKEW <= *expires_at,
+                "{sent} was refreshed too late: {:?} before expiry",
+                expires_at.duration_since(at).unwrap_or_default()
+            );
+            *per_token.entry(sent).or_default() += 1;
+        }
+        assert_eq!(provider.calls().len(), provider.successes().len());
+    }
+    assert_eq!(per_token.len(), 1000, "every account was refreshed");
+    assert!(per_token.values().all(|&n| n == 1), "each exactly once");
+
+    // The caps held, and bound: the clusters wanted more than 5 at once.
+    assert!(global.max() <= 5, "global peak {}", global.max());
+    assert_eq!(global.max(), 5, "the overall cap was reached");
+    assert!(alpha.own.max() <= 3 && beta.own.max() <= 3);
+    let stats = refresher.stats();
+    assert!(stats.peak_running <= 5);
+    assert_eq!(stats.refreshed, 1000);
+    assert_eq!(stats.failed, 0);
+    // Every token is scheduled again, for its successor's expiry.
+    assert_eq!(stats.scheduled, 1000);
+
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    refresher.stopped().await;
+    // The channel lagged on the 1,000 Refreshed events; Stopped is last.
+    let mut stopped = false;
+    loop {
+        match refresher_events.try_recv() {
+            Ok(event) => stopped = event == RefresherEvent::Stopped,
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(stopped, "the refresher said it stopped");
+}
+
+/// A provider down for five minutes gets a handful of probes, one at a
+/// time with growing pauses, not one request per due account; once it is
+/// back, every account is refreshed, each successfully once.
+#[tokio::test(start_paused = true)]
+async fn a_failing_provider_gets_backoff_not_a_storm() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let outage = Duration::from_secs(5 * 60);
+    let global = Arc::new(Gauge::default());
+    let provider = Arc::new(
+        TimedProvider::new("alpha", &clock, Duration::from_millis(200), &global)
+            .failing_for(outage),
+    );
+    let store = MemoryTokenStore::new();
+    for i in 0..200 {
+        let key = TokenKey::parse("alpha", &format!("user-{i}")).unwrap();
+        // From 5 to 15 minutes: the first 2 minutes of due times fall in
+        // the outage (due 3 minutes ahead).
+        let expires_at = start + Duration::from_secs(5 * 60 + i as u64 * 3);
+        store_token(&store, &key, i, expires_at).await;
+    }
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .refresh_skew(SKEW)
+        .build();
+    let refresher = Refresher::builder(manager.clone())
+        .lead(LEAD)
+        .jitter(Duration::from_secs(20))
+        .max_concurrent(8)
+        .max_per_provider(4)
+        .backoff(CooldownPolicy::new(
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        ))
+        .provider_backoff(CooldownPolicy::new(
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        ))
+        .spawn();
+
+    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+
+    let outage_end = start + outage;
+    let calls = provider.calls();
+    let during: Vec<_> = calls.iter().filter(|(_, at)| *at < outage_end).collect();
+    let failed_attempts = refresher.stats().failed;
+    // Each background attempt may be retried by the manager's own policy
+    // (4 attempts within its deadline), so calls are ≤ 4 × attempts; the
+    // attempts are the refresher's backoff: 15 s, 30 s, 60 s, 120 s, …
+    assert!(
+        (1..=8).contains(&failed_attempts),
+        "{failed_attempts} failed background attempts during a 5-minute outage"
+    );
+    assert!(
+        during.len() <= 4 * 8,
+        "{} refresh requests during the outage",
+        during.len()
+    );
+    // Never two at once while failing: the provider is probed one at a time.
+    let mut probe_times: Vec<SystemTime> = during.iter().map(|(_, at)| *at).collect();
+    probe_times.dedup();
+    assert_eq!(probe_times.len(), during.len());
+
+    // After the outage, everyone is refreshed, each once successfully.
+    let mut successes = provider.successes();
+    successes.sort();
+    successes.dedup();
+    assert_eq!(successes.len(), 200);
+    assert_eq!(provider.successes().len(), 200);
+    assert!(
+        calls.iter().all(|(sent, _)| sent.starts_with("r-")),
+        "no successor token is due within 20 minutes"
+    );
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    refresher.stopped().await;
+}
+
+/// A dormant grant (its access token long expired) is left alone, unless
+/// its provider has a keep-alive: then it is refreshed once it has been
+/// idle that long, and not again until it has been idle that long again.
+#[tokio::test(start_paused = true)]
+async fn keep_alive_refreshes_only_idle_dormant_grants() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let global = Arc::new(Gauge::default());
+    let google = Arc::new(TimedProvider::new(
+        "google",
+        &clock,
+        Duration::from_millis(100),
+        &global,
+    ));
+    let fitbit = Arc::new(TimedProvider::new(
+        "fitbit",
+        &clock,
+        Duration::from_millis(100),
+        &global,
+    ));
+    let store = MemoryTokenStore::new();
+    let day = Duration::from_secs(24 * 3600);
+    // Idle 40 days: due for a 30-day keep-alive now.
+    let old = TokenKey::parse("google", "old").unwrap();
+    store_token(
+        &store,
+        &old,
+        1,
+        start - 40 * day + Duration::from_secs(3600),
+    )
+    .await;
+    // Idle 10 days: due in 20 days.
+    let recent = TokenKey::parse("google", "recent").unwrap();
+    store_token(
+        &store,
+        &recent,
+        2,
+        start - 10 * day + Duration::from_secs(3600),
+    )
+    .await;
+    // A dormant Fitbit grant: no keep-alive, never touched.
+    let fitbit_key = TokenKey::parse("fitbit", "dormant").unwrap();
+    store_token(&store, &fitbit_key, 3, start - 40 * day).await;
+
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(google.clone())
+        .provider(fitbit.clone())
+        .clock(clock.clone())
+        .refresh_skew(SKEW)
+        .build();
+    let refresher = Refresher::builder(manager.clone())
+        .lead(LEAD)
+        .keep_alive(ProviderId::new("google").unwrap(), 30 * day)
+        .spawn();
+    let mut events = refresher.subscribe();
+
+    // A few hours: only the 40-day-idle grant is refreshed, once, although
+    // its new access token expires within the hour (keep-alives stay
+    // keep-alives: nobody is using it).
+    tokio::time::sleep(Duration::from_secs(6 * 3600)).await;
+    let sent: Vec<String> = google.calls().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(sent, ["r-1"]);
+    assert!(fitbit.calls().is_empty());
+    match events.try_recv() {
+        Ok(RefresherEvent::Scanned { scheduled }) => assert_eq!(scheduled, 2),
+        other => panic!("{other:?}"),
+    }
+    match events.try_recv() {
+        Ok(RefresherEvent::Refreshed {
+            key, keep_alive, ..
+        }) => {
+            assert_eq!(key, old);
+            assert!(keep_alive);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // 21 days on: the recent one has now been idle 31 days.
+    tokio::time::sleep(21 * day).await;
+    let sent: Vec<String> = google.calls().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(sent, ["r-1", "r-2"]);
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    refresher.stopped().await;
+}
+
+/// A refused grant leaves the schedule (and the token is kept, flagged);
+/// the refresher says so and does not try again.
+#[tokio::test(start_paused = true)]
+async fn a_refused_grant_is_dropped_from_the_schedule() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let provider = Arc::new(FakeProvider::new("alpha").with_clock(clock.clone()));
+    provider.script_refresh(auth_core::testing::Scripted::Fail(
+        Error::reauthorization_required(None, "invalid_grant"),
+    ));
+    let store = MemoryTokenStore::new();
+    let key = TokenKey::parse("alpha", "gone").unwrap();
+    store_token(&store, &key, 0, start + Duration::from_secs(10 * 60)).await;
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .refresh_skew(SKEW)
+        .build();
+    let refresher = Refresher::builder(manager.clone()).lead(LEAD).spawn();
+    let mut events = refresher.subscribe();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(provider.refresh_calls(), 1);
+    assert_eq!(refresher.stats().scheduled, 0);
+    let mut dropped = false;
+    while let Ok(event) = events.try_recv() {
+        if let RefresherEvent::Dropped { key: k, .. } = event {
+            assert_eq!(k, key);
+            dropped = true;
+        }
+    }
+    assert!(dropped);
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert!(stored.value.reauthorization_required().is_some());
+    refresher.stop();
+    refresher.stopped().await;
+}
+
+/// Shards split the accounts: each key has exactly one owner, and the
+/// split is roughly even.
+#[test]
+fn shards_partition_the_keys() {
+    let shards: Vec<Shard> = (0..4).map(|i| Shard::new(i, 4).unwrap()).collect();
+    let mut counts = [0usize; 4];
+    for i in 0..4000 {
+        let key = TokenKey::parse("fitbit", &format!("user-{i}")).unwrap();
+        let owners: Vec<usize> = (0..4).filter(|&s| shards[s].owns(&key)).collect();
+        assert_eq!(owners.len(), 1);
+        counts[owners[0]] += 1;
+    }
+    assert!(
+        counts.iter().all(|&c| (800..1200).contains(&c)),
+        "{counts:?}"
+    );
+    assert!(Shard::new(4, 4).is_err() && Shard::new(0, 0).is_err());
+    assert!(Shard::all().owns(&TokenKey::parse("a", "b").unwrap()));
+}
+
+/// Two refreshers each owning half of the accounts refresh each account
+/// once between them.
+#[tokio::test(start_paused = true)]
+async fn sharded_refreshers_split_the_work() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let global = Arc::new(Gauge::default());
+    let provider = Arc::new(TimedProvider::new(
+        "alpha",
+        &clock,
+        Duration::from_millis(100),
+        &global,
+    ));
+    let store = MemoryTokenStore::new();
+    for i in 0..100 {
+        let key = TokenKey::parse("alpha", &format!("user-{i}")).unwrap();
+        store_token(
+            &store,
+            &key,
+            i,
+            start + Duration::from_secs(5 * 60 + i as u64),
+        )
+        .await;
+    }
+    let mut managers = Vec::new();
+    let mut refreshers = Vec::new();
+    for index in 0..2 {
+        let manager = TokenManager::builder(Arc::new(store.clone()))
+            .provider(provider.clone())
+            .clock(clock.clone())
+            .refresh_skew(SKEW)
+            .build();
+        refreshers.push(
+            Refresher::builder(manager.clone())
+                .lead(LEAD)
+                .shard(Shard::new(index, 2).unwrap())
+                .spawn(),
+        );
+        managers.push(manager);
+    }
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    let mut sent: Vec<String> = provider.calls().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(sent.len(), 100);
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 100);
+    let (a, b) = (refreshers[0].stats(), refreshers[1].stats());
+    assert_eq!(a.refreshed + b.refreshed, 100);
+    assert!(a.refreshed > 20 && b.refreshed > 20, "{a:?} {b:?}");
+    for manager in &managers {
+        manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+    for refresher in &refreshers {
+        refresher.stopped().await;
+    }
+}
+
+/// A writer that keeps what the fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Self;
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+/// Info-level logs tell refresh outcomes, reauthorizations and lease waits,
+/// each with its key, and never a token.
+#[tokio::test(start_paused = true)]
+async fn info_logs_name_the_key_and_no_secret() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(captured.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let provider = Arc::new(FakeProvider::new("alpha").with_clock(clock.clone()));
+    let store = MemoryTokenStore::new();
+    let ahead = TokenKey::parse("alpha", "ahead-user").unwrap();
+    let refused = TokenKey::parse("alpha", "refused-user").unwrap();
+    let waited = TokenKey::parse("alpha", "waiting-user").unwrap();
+    store_token(&store, &ahead, 1, start + Duration::from_secs(5 * 60)).await;
+    store_token(&store, &refused, 2, start - Duration::from_secs(60)).await;
+    store_token(&store, &waited, 3, start - Duration::from_secs(60)).await;
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .refresh_skew(SKEW)
+        .build();
+
+    // A lease held elsewhere for a second: the refresh waits for it.
+    let lease = store
+        .lock(&waited, Duration::from_secs(1))
+        .await
+        .expect("the lease");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(lease);
+    });
+    manager.access_token(&waited).await.unwrap();
+    release.await.unwrap();
+
+    provider.script_refresh(auth_core::testing::Scripted::Fail(
+        Error::reauthorization_required(None, "invalid_grant"),
+    ));
+    assert!(manager.access_token(&refused).await.is_err());
+
+    let refresher = Refresher::builder(manager.clone()).lead(LEAD).spawn();
+    tokio::time::sleep(Duration::from_secs(5 * 60)).await;
+    assert_eq!(refresher.stats().refreshed, 1);
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    refresher.stopped().await;
+
+    let logs = String::from_utf8(
+        captured
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone(),
+    )
+    .unwrap();
+    let line = |needle: &str, key: &TokenKey| {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains(needle) && l.contains(&key.to_string())),
+            "no log line with {needle:?} and {key} in:\n{logs}"
+        );
+    };
+    line("waited for the key's lease", &waited);
+    line("token refreshed and saved", &waited);
+    line("reauthorization required", &refused);
+    line("refreshed ahead of expiry", &ahead);
+    for secret in [
+        "a-1",
+        "r-1",
+        "a-2",
+        "r-2",
+        "a-3",
+        "r-3",
+        "fake-access",
+        "fake-refresh",
+    ] {
+        assert!(
+            !logs.contains(&format!("{secret}\"")) && !logs.contains(&format!("{secret} ")),
+            "a token ({secret}) in the logs:\n{logs}"
+        );
+    }
+}
