@@ -358,3 +358,27 @@ async fn the_most_verbose_logs_carry_no_secret() {
     assert_code(&output, 0);
     world.assert_no_secrets(&output, false);
 }
+
+/// On a fresh machine `authctl status` reports that no token is stored and
+/// creates nothing: no store directory, no config directory.
+#[test]
+fn status_on_a_fresh_home_creates_no_directory() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    for args in [&["status"][..], &["status", "--json"][..]] {
+        let output = support::authctl(home.path())
+            .args(args)
+            .output()
+            .expect("authctl runs");
+        assert_code(&output, 0);
+        if args.len() == 2 {
+            assert_eq!(stdout(&output).trim(), "[]");
+        } else {
+            assert!(stdout(&output).contains("no tokens stored"));
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(home.path())
+        .expect("read the home")
+        .map(|entry| entry.expect("an entry").path())
+        .collect();
+    assert!(left.is_empty(), "status created {left:?}");
+}

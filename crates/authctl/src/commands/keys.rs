@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use auth_core::TokenManager;
+use auth_core::secrecy::ExposeSecret as _;
+use auth_core::{DEFAULT_SKEW, TokenManager};
 
 use super::{Session, open_store, token_key};
 use crate::cli::{IntrospectArgs, KeyArgs};
@@ -15,8 +16,28 @@ use crate::output::{self, TokenView};
 
 /// `authctl token`: a valid access token on stdout, refreshed if needed;
 /// across processes, only one refreshes (the file store's key lock).
+///
+/// A stored token that the manager would hand out as it is (unflagged, and
+/// valid for longer than its refresh skew) is printed straight from the
+/// store, before any provider is built: building one sets up an HTTP client
+/// and loads the system's TLS roots, which cost several times the rest of
+/// the command, and a valid token needs no request. The checks that come
+/// before the store in [`Session::open`] (the config, the key, the provider
+/// section and its client secret) come first here too, with the same
+/// errors; everything else goes through the manager as before.
 pub(crate) async fn token(config: Option<&Path>, args: KeyArgs) -> CliResult {
-    let session = Session::open(config, &args.provider, &args.account).await?;
+    let config = Config::load(config)?;
+    let key = token_key(&args.provider, &args.account)?;
+    config.provider(&args.provider)?.check_secret()?;
+    let (_, store) = open_store(&config)?;
+    if let Ok(Some(stored)) = store.load(&key).await
+        && stored.value.reauthorization_required().is_none()
+        && stored.value.is_fresh(SystemTime::now(), DEFAULT_SKEW)
+    {
+        output::token(stored.value.access_token().expose_secret());
+        return Ok(());
+    }
+    let session = Session::with_config(config, key).await?;
     let token = session
         .manager
         .access_token(&session.key)

@@ -146,7 +146,12 @@ impl Session {
     async fn open(config: Option<&Path>, provider: &str, account: &str) -> CliResult<Self> {
         let config = Config::load(config)?;
         let key = token_key(provider, account)?;
-        let section = config.provider(provider)?;
+        Self::with_config(config, key).await
+    }
+
+    /// Builds the provider of `key` from `config` and opens the store.
+    async fn with_config(config: Config, key: TokenKey) -> CliResult<Self> {
+        let section = config.provider(key.provider.as_str())?;
         let built = section.build().await?;
         let (_, store) = open_store(&config)?;
         let manager = track(

@@ -14,8 +14,17 @@ use crate::output::{self, StatusRow, TokenView};
 /// Runs `authctl status`. It needs no provider section: it reads the store
 /// only. A token that cannot be read is listed with its error, and the
 /// command then exits 1 after listing the others.
+///
+/// A store directory that does not exist yet holds no tokens: it is reported
+/// empty and not created (opening the store would create it), so that
+/// looking leaves no trace on a fresh machine.
 pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
     let config = Config::load(config)?;
+    let root = config.store_root()?;
+    if !root.exists() {
+        output::status(&root, &[], args.json, SystemTime::now());
+        return Ok(());
+    }
     let (root, store) = open_store(&config)?;
     let everywhere = Target {
         provider: "-",

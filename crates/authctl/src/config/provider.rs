@@ -320,6 +320,22 @@ impl ProviderConfig {
         }
     }
 
+    /// Fails as [`build`](Self::build) would on a client secret missing from
+    /// the environment, without building anything.
+    pub(crate) fn check_secret(&self) -> CliResult<()> {
+        let secret = self.client_secret()?;
+        if self.kind == ProviderKind::GoogleHealth && secret.is_none() {
+            return Err(self.google_secret_missing());
+        }
+        Ok(())
+    }
+
+    /// The error for a Google section without a client secret.
+    fn google_secret_missing(&self) -> Failure {
+        self.section()
+            .error("client_secret_env", "missing: the Google client secret")
+    }
+
     /// Builds the provider. For `oauth2` with an issuer this fetches the
     /// server's metadata.
     pub(crate) async fn build(&self) -> CliResult<Arc<dyn TokenProvider>> {
@@ -364,10 +380,7 @@ impl ProviderConfig {
                 if let Some(issuer) = &self.issuer {
                     endpoints.issuer = issuer.trim_end_matches('/').to_owned();
                 }
-                let secret = secret.ok_or_else(|| {
-                    self.section()
-                        .error("client_secret_env", "missing: the Google client secret")
-                })?;
+                let secret = secret.ok_or_else(|| self.google_secret_missing())?;
                 let builder =
                     GoogleHealthProvider::builder(&self.client_id, secret.expose_secret())
                         .id(&self.name)
