@@ -376,6 +376,12 @@ impl Inner {
             Err(err) if err.is_reauthorization_required() => {
                 Err(self.flag(key, lease.as_ref(), current, err).await)
             }
+            // The lease was gone before a request went out: nothing was
+            // sent, so nothing to cool down from; the caller tries again.
+            Err(err) if err.store_kind() == Some(StoreErrorKind::LeaseLost) => {
+                warn!(%key, error = %err, "the lease was lost before the refresh was sent");
+                Err(err)
+            }
             Err(err) if err.is_transient() => {
                 self.cool_down(key, goal, lease.as_ref(), current, err)
                     .await
