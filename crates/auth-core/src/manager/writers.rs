@@ -29,8 +29,11 @@ impl Inner {
     ) -> Arc<TokenSet> {
         let token = Arc::new(token);
         let unsaved = Arc::new(Unsaved::new(Arc::clone(&token), Origin::Grant, None, true));
-        // A login replaces whatever was unsaved for the account.
+        // A login replaces whatever was unsaved for the account, and the
+        // previous grant's token must not be served from the cache while
+        // the new one waits for its save.
         self.unsaved.abandon(key);
+        self.cache.forget(key);
         let lease = match lease {
             Some(lease) => Some(lease),
             None => match self.store.lock(key, self.lock_wait).await {
