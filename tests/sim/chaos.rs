@@ -1,5 +1,6 @@
 //! The one seeded RNG of a run, and the fault rates it draws against.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -70,6 +71,8 @@ pub(crate) struct Chaos {
     disk_full_until: Mutex<Option<SystemTime>>,
     /// The token endpoint answers 503 until then.
     outage_until: Mutex<Option<SystemTime>>,
+    /// Faults a regression test asks for: name → how many more times.
+    scripted: Mutex<BTreeMap<&'static str, u32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,6 +86,25 @@ impl Chaos {
             rates: Mutex::new(Rates::default()),
             disk_full_until: Mutex::new(None),
             outage_until: Mutex::new(None),
+            scripted: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Makes fault `name` happen the next `times` times it is considered
+    /// (names as in [`Rates`], and `refresh_slow` waits 5 s).
+    pub(crate) fn script(&self, name: &'static str, times: u32) {
+        *lock(&self.scripted).entry(name).or_default() += times;
+    }
+
+    /// Whether a scripted fault `name` is due now (and uses it up).
+    pub(crate) fn scripted(&self, name: &'static str) -> bool {
+        let mut scripted = lock(&self.scripted);
+        match scripted.get_mut(name) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
         }
     }
 

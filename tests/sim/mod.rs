@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod chaos;
+pub(crate) mod rig;
 pub(crate) mod server;
 pub(crate) mod store;
 pub(crate) mod world;

@@ -379,7 +379,7 @@ impl Server {
             faulted("503 (outage)");
             return Err(Self::transient("service unavailable", Some(503), None));
         }
-        if self.chaos.chance(rates.refresh_5xx) {
+        if self.chaos.scripted("refresh_5xx") || self.chaos.chance(rates.refresh_5xx) {
             faulted("500");
             return Err(Self::transient("internal server error", Some(500), None));
         }
@@ -406,7 +406,7 @@ impl Server {
         answer: Result<(usize, usize)>,
         rates: &super::chaos::Rates,
     ) -> Result<TokenSet> {
-        if self.chaos.chance(rates.refresh_lost) {
+        if self.chaos.scripted("refresh_lost") || self.chaos.chance(rates.refresh_lost) {
             self.model().stats.lost_answers += 1;
             return Err(Self::transient(
                 "connection reset by peer (the server processed the request)",
@@ -414,7 +414,9 @@ impl Server {
                 None,
             ));
         }
-        if self.chaos.chance(rates.refresh_slow) {
+        if self.chaos.scripted("refresh_slow") {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        } else if self.chaos.chance(rates.refresh_slow) {
             let late = self
                 .chaos
                 .duration(Duration::from_secs(15), Duration::from_secs(40));
@@ -455,7 +457,7 @@ impl Server {
             let g = m.new_grant(account, now);
             (g, m.grants[g].pairs[0].token.clone())
         };
-        if self.chaos.chance(rates.exchange_lost) {
+        if self.chaos.scripted("exchange_lost") || self.chaos.chance(rates.exchange_lost) {
             return Err(Self::transient(
                 "connection reset by peer (the code was exchanged)",
                 None,

@@ -63,7 +63,7 @@ impl FaultStore {
 impl TokenStore for FaultStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
         self.gone(key)?;
-        if self.chaos.chance(self.chaos.rates().load_fail) {
+        if self.chaos.scripted("load_fail") || self.chaos.chance(self.chaos.rates().load_fail) {
             return Err(self.fail(StoreErrorKind::Io, key, "read error"));
         }
         self.inner.load(key).await
@@ -79,7 +79,7 @@ impl TokenStore for FaultStore {
         if self.chaos.disk_full(self.clock.now()) {
             return Err(self.fail(StoreErrorKind::Io, key, "No space left on device"));
         }
-        if self.chaos.chance(self.chaos.rates().save_fail) {
+        if self.chaos.scripted("save_fail") || self.chaos.chance(self.chaos.rates().save_fail) {
             return Err(self.fail(StoreErrorKind::Io, key, "write error"));
         }
         self.inner.save(key, token, expected).await
@@ -100,10 +100,10 @@ impl TokenStore for FaultStore {
     async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
         self.gone(key)?;
         let rates = self.chaos.rates();
-        if self.chaos.chance(rates.lock_fail) {
+        if self.chaos.scripted("lock_fail") || self.chaos.chance(rates.lock_fail) {
             return Err(self.fail(StoreErrorKind::Unavailable, key, "lock backend unavailable"));
         }
-        if self.chaos.chance(rates.lock_timeout) {
+        if self.chaos.scripted("lock_timeout") || self.chaos.chance(rates.lock_timeout) {
             // A timeout takes the whole wait, like a real one.
             tokio::time::sleep(wait).await;
             return Err(self.fail(StoreErrorKind::LockTimeout, key, "lock wait timed out"));
