@@ -315,7 +315,10 @@ async fn an_unsaved_login_is_never_served_rejected_or_expired() {
         .fill_disk_until(Some(rig.clock.now() + Duration::from_secs(900)));
     let (_, t) = login(&rig, &manager, &key, true).await.unwrap();
     // Served while it waits for its save, and the old grant is not.
-    assert_eq!(manager.access_token(&key).await.unwrap().secret(), t.secret());
+    assert_eq!(
+        manager.access_token(&key).await.unwrap().secret(),
+        t.secret()
+    );
     assert!(manager.force_refresh(&key, &t).await.is_err());
     sleep_secs(7 * 60).await;
     match manager.access_token(&key).await {

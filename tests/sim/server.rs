@@ -92,6 +92,9 @@ pub(crate) enum SendClass {
     /// Spent; its successor reached only processes that reported giving up
     /// its save (`TokenEvent::SaveFailed`).
     SaveGaveUp,
+    /// Spent; its successor reached only processes that then logged the
+    /// account in again, which supersedes (and drops) the unsaved pair.
+    Superseded,
     /// Spent, although a live process had received its successor: a bug.
     Violation(String),
     /// The grant is dead already.
@@ -227,8 +230,10 @@ impl Server {
         let mut m = self.model();
         m.procs[proc].dead = true;
         m.procs[proc].clean = Some(clean);
-        m.log
-            .push((None, format!("process {proc} died (clean shutdown: {clean})")));
+        m.log.push((
+            None,
+            format!("process {proc} died (clean shutdown: {clean})"),
+        ));
     }
 
     /// Adds a line to the trace of `account`.
@@ -238,7 +243,9 @@ impl Server {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        self.model().log.push((Some(account.clone()), format!("@{at} {line}")));
+        self.model()
+            .log
+            .push((Some(account.clone()), format!("@{at} {line}")));
     }
 
     pub(crate) fn is_dead(&self, proc: usize) -> bool {
@@ -434,8 +441,10 @@ impl Server {
         }
         let token = pair.token.clone();
         let account = m.grants[g].account.clone();
-        m.log
-            .push((Some(account), format!("pair g{g}#{i} delivered to process {proc}")));
+        m.log.push((
+            Some(account),
+            format!("pair g{g}#{i} delivered to process {proc}"),
+        ));
         Ok(token)
     }
 
@@ -451,7 +460,12 @@ impl Server {
                     *used = true;
                     account.clone()
                 }
-                _ => return Err(Error::reauthorization_required(None, "invalid_grant (code)")),
+                _ => {
+                    return Err(Error::reauthorization_required(
+                        None,
+                        "invalid_grant (code)",
+                    ));
+                }
             };
             m.stats.exchanges += 1;
             let g = m.new_grant(account, now);
@@ -481,7 +495,10 @@ impl Server {
             m.stats.revokes += 1;
             let found = match token.refresh_token() {
                 Some(r) => m.by_refresh.get(r.expose_secret()).copied(),
-                None => m.by_access.get(token.access_token().expose_secret()).copied(),
+                None => m
+                    .by_access
+                    .get(token.access_token().expose_secret())
+                    .copied(),
             };
             if let Some((g, i)) = found {
                 let account = m.grants[g].account.clone();
@@ -570,22 +587,16 @@ impl Model {
             };
         }
         let account = &self.grants[g].account;
-        let holders: Vec<usize> = next
-            .delivered_to
-            .iter()
-            .copied()
-            .filter(|&p| {
-                let proc = self.procs.get(p);
-                let lost_with_it = proc.is_some_and(|p| p.dead && p.clean == Some(false));
-                let gave_up = proc.is_some_and(|p| p.save_failed.contains(account));
-                !lost_with_it && !gave_up
-            })
-            .collect();
+        let holders = self.holders(g, i + 1);
         if holders.is_empty() {
-            let gave_up = next
-                .delivered_to
-                .iter()
-                .any(|&p| self.procs.get(p).is_some_and(|p| p.save_failed.contains(account)));
+            if next.delivered_to.iter().all(|&p| self.relogged(g, p)) {
+                return SendClass::Superseded;
+            }
+            let gave_up = next.delivered_to.iter().any(|&p| {
+                self.procs
+                    .get(p)
+                    .is_some_and(|p| p.save_failed.contains(account))
+            });
             return if gave_up {
                 SendClass::SaveGaveUp
             } else {
@@ -596,6 +607,33 @@ impl Model {
             "g{g}#{i} sent after its successor #{} had reached process(es) {holders:?}",
             i + 1
         ))
+    }
+
+    /// The processes that received pair `i` of grant `g` and can still be
+    /// expected to save it: not dead with it unsaved, not given up on its
+    /// save, and not superseded by a new login of theirs.
+    pub(crate) fn holders(&self, g: usize, i: usize) -> Vec<usize> {
+        let account = &self.grants[g].account;
+        self.grants[g].pairs[i]
+            .delivered_to
+            .iter()
+            .copied()
+            .filter(|&p| {
+                let proc = self.procs.get(p);
+                let lost_with_it = proc.is_some_and(|p| p.dead && p.clean == Some(false));
+                let gave_up = proc.is_some_and(|p| p.save_failed.contains(account));
+                !lost_with_it && !gave_up && !self.relogged(g, p)
+            })
+            .collect()
+    }
+
+    /// Whether process `p` received a later grant of `g`'s account (a new
+    /// login there, which replaces whatever it held unsaved).
+    fn relogged(&self, g: usize, p: usize) -> bool {
+        let account = &self.grants[g].account;
+        self.grants[g + 1..]
+            .iter()
+            .any(|later| &later.account == account && later.pairs[0].delivered_to.contains(&p))
     }
 
     /// Classifies a refresh token on arrival, and counts it as a use of
@@ -729,7 +767,9 @@ impl TokenProvider for SimProvider {
     }
 
     async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
-        let refresh = current.refresh_token().map(|r| r.expose_secret().to_owned());
+        let refresh = current
+            .refresh_token()
+            .map(|r| r.expose_secret().to_owned());
         self.server.refresh(self.proc, refresh.as_deref()).await
     }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{
-    AccessToken, AccountId, AuthorizeRequest, Callback, Clock, Error, ProviderId, Result, TokenEvent,
-    TokenKey, TokenManager, TokenStore,
+    AccessToken, AccountId, AuthorizeRequest, Callback, Clock, Error, ProviderId, Result,
+    TokenEvent, TokenKey, TokenManager, TokenStore,
 };
 use store_memory::MemoryTokenStore;
 use tokio::sync::broadcast::error::RecvError;
@@ -100,7 +100,11 @@ impl Report {
             self.summary()
         );
         for (account, v) in self.violations.iter().take(12) {
-            let _ = writeln!(msg, "  [{}] {v}", account.as_ref().map_or("-", |a| a.as_str()));
+            let _ = writeln!(
+                msg,
+                "  [{}] {v}",
+                account.as_ref().map_or("-", |a| a.as_str())
+            );
         }
         msg.push_str(&self.trace);
         panic!("{msg}");
@@ -146,6 +150,8 @@ struct Ledger {
     /// Access tokens handed out, per process and account, for later
     /// `force_refresh` (a process's callers hold only its own tokens).
     handed: BTreeMap<(usize, AccountId), Vec<AccessToken>>,
+    /// Grants whose tokens each process handed out, per account.
+    served: BTreeMap<(usize, AccountId), std::collections::BTreeSet<usize>>,
 }
 
 impl Ledger {
@@ -161,6 +167,8 @@ impl Ledger {
 /// What the operation tasks share.
 struct Shared {
     chaos: Arc<Chaos>,
+    /// The shared store, read without faults by the checks.
+    store: MemoryTokenStore,
     clock: Arc<SimClock>,
     server: Arc<Server>,
     ledger: Mutex<Ledger>,
@@ -224,8 +232,10 @@ impl World {
             Arc::clone(&chaos),
             Arc::clone(&clock),
         ));
+        let store = MemoryTokenStore::new();
         let shared = Arc::new(Shared {
             chaos,
+            store: store.clone(),
             clock,
             server,
             ledger: Mutex::default(),
@@ -237,7 +247,7 @@ impl World {
         let mut world = Self {
             config,
             shared,
-            store: MemoryTokenStore::new(),
+            store,
             procs: Vec::new(),
             accounts,
         };
@@ -425,11 +435,7 @@ impl World {
             if self.shared.server.is_dead(p.id) {
                 continue;
             }
-            let clean = p
-                .manager
-                .shutdown(Duration::from_secs(120))
-                .await
-                .is_ok();
+            let clean = p.manager.shutdown(Duration::from_secs(120)).await.is_ok();
             self.shared.server.kill(p.id, clean);
         }
     }
@@ -521,20 +527,11 @@ impl World {
                 continue;
             }
             let next = &grant.pairs[i + 1];
-            let holders: Vec<usize> = next
-                .delivered_to
-                .iter()
-                .copied()
-                .filter(|&p| {
-                    let proc = &m.procs[p];
-                    !(proc.dead && proc.clean == Some(false))
-                        && !proc.save_failed.contains(&key.account)
-                })
-                .collect();
+            let holders = m.holders(g, i + 1);
             if next.delivered_to.is_empty() {
                 ledger.allow("(c) stored pair one behind: its successor's answer was lost");
             } else if holders.is_empty() {
-                ledger.allow("(c) stored pair one behind: successor lost with a process that reported it");
+                ledger.allow("(c) stored pair one behind: successor lost with a process that reported it, or superseded by its new login");
             } else {
                 ledger.violate(
                     Some(&key.account),
@@ -604,8 +601,25 @@ async fn call(
             ),
         );
     }
+    // The old tokens are what was stored when the remove started and what
+    // this process had handed out; a login still being saved by another
+    // process is not (see the report: a remove cannot see it).
     let old_grants = match op {
-        Op::Remove | Op::Revoke => shared.server.settled_grants(&key.account),
+        Op::Remove | Op::Revoke => {
+            let mut grants: Vec<usize> = shared
+                .ledger()
+                .served
+                .get(&(proc, key.account.clone()))
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            let stored = shared.store.load(&key).await.expect("the inner store");
+            if let Some(refresh) = stored.as_ref().and_then(|s| s.value.refresh_token())
+                && let Some((g, _)) = shared.server.pair_of_refresh(refresh.expose_secret())
+            {
+                grants.push(g);
+            }
+            grants
+        }
         _ => Vec::new(),
     };
     let work = perform(&shared, &manager, &key, &op);
@@ -701,8 +715,10 @@ async fn call(
     let pair = server.pair_of_access(&secret);
     if let Op::Force(rejected) = &op {
         let old = server.pair_of_access(rejected.secret());
+        // A later grant (a new login) is newer than any pair of an earlier
+        // one, whatever their issue order.
         let newer = match (pair, old) {
-            (Some((_, _, new)), Some((_, _, old))) => new > old,
+            (Some((g, i, _)), Some((og, oi, _))) => (g, i) > (og, oi),
             _ => false,
         };
         if !newer {
@@ -718,6 +734,11 @@ async fn call(
     // (e) nothing removed or revoked on this process comes back to a call
     // that started after the removal completed.
     if let Some((g, i, _)) = pair {
+        ledger
+            .served
+            .entry((proc, key.account.clone()))
+            .or_default()
+            .insert(g);
         let mut broken = Vec::new();
         for b in &ledger.barriers {
             if b.proc == proc
@@ -734,7 +755,10 @@ async fn call(
             ledger.violate(account, v);
         }
     }
-    let handed = ledger.handed.entry((proc, key.account.clone())).or_default();
+    let handed = ledger
+        .handed
+        .entry((proc, key.account.clone()))
+        .or_default();
     handed.push(token);
     if handed.len() > 8 {
         handed.remove(0);
