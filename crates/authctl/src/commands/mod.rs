@@ -3,6 +3,7 @@
 
 mod demo;
 mod emulator;
+mod encryption;
 mod keys;
 mod login;
 mod status;
@@ -10,7 +11,7 @@ mod status;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth_core::{TokenKey, TokenManager};
+use auth_core::{TokenKey, TokenManager, TokenStore};
 use store_file::FileTokenStore;
 
 use crate::cli::{Cli, Command};
@@ -30,6 +31,8 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Logout(args) => keys::logout(config, args).await,
         Command::Status(args) => status::run(config, args).await,
         Command::Emulator(args) => emulator::run(args).await,
+        Command::Keygen => encryption::keygen(),
+        Command::Rekey(args) => encryption::rekey(config, args).await,
         Command::Demo => demo::run().await,
     };
     match result {
@@ -66,6 +69,18 @@ fn open_store(config: &Config) -> CliResult<(PathBuf, FileTokenStore)> {
     Ok((root, store))
 }
 
+/// The configured store as the token manager sees it: the file store,
+/// wrapped in an [`EncryptedStore`](store_encrypted::EncryptedStore) when
+/// `[store]` names encryption keys.
+fn managed_store(config: &Config, store: FileTokenStore) -> CliResult<Arc<dyn TokenStore>> {
+    Ok(
+        match encryption::encrypted(config, Arc::new(store.clone()))? {
+            Some(encrypted) => Arc::new(encrypted),
+            None => Arc::new(store),
+        },
+    )
+}
+
 /// Everything a command on one account needs.
 struct Session {
     config: Config,
@@ -81,7 +96,7 @@ impl Session {
         let section = config.provider(provider)?;
         let built = section.build().await?;
         let (_, store) = open_store(&config)?;
-        let manager = TokenManager::builder(Arc::new(store))
+        let manager = TokenManager::builder(managed_store(&config, store)?)
             .provider(built)
             .build();
         Ok(Self {
