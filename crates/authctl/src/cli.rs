@@ -64,6 +64,9 @@ pub(crate) enum Command {
     /// Walk through the whole story offline against an in-process emulator:
     /// Fitbit login, refresh, the 410 retirement, the move to Google Health.
     Demo,
+    /// Clear a reauthorization flag you know is wrong (and any refresh
+    /// cooldown), so the next `token` or `refresh` asks the server again.
+    ClearFlag(KeyArgs),
 }
 
 /// A provider and an account.

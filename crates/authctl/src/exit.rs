@@ -23,6 +23,9 @@ pub(crate) enum ExitKind {
     Transient,
     /// 5: the provider has been switched off (HTTP 410).
     Retired,
+    /// 130: interrupted (Ctrl-C), after the refresh in progress was
+    /// finished and saved.
+    Interrupted,
 }
 
 impl ExitKind {
@@ -34,6 +37,7 @@ impl ExitKind {
             Self::Reauthorization => 3,
             Self::Transient => 4,
             Self::Retired => 5,
+            Self::Interrupted => 130,
         }
     }
 }
@@ -178,6 +182,16 @@ impl Failure {
                 ExitKind::Transient,
                 message,
                 "another process changed the token at the same time; try again",
+            ),
+            StoreErrorKind::Unavailable => Self::new(
+                ExitKind::Transient,
+                message,
+                "the token store cannot be reached now; try again when it is back",
+            ),
+            StoreErrorKind::LeaseLost => Self::new(
+                ExitKind::Transient,
+                message,
+                "the token's lock was lost (were lock files deleted?); try again",
             ),
             _ => Self::new(
                 ExitKind::Unexpected,

@@ -9,20 +9,94 @@ mod login;
 mod status;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use auth_core::{TokenKey, TokenManager, TokenStore};
 use store_file::FileTokenStore;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, ProviderConfig};
-use crate::exit::{CliResult, Failure, Target};
+use crate::exit::{CliResult, ExitKind, Failure, Target};
 use crate::output;
 
+/// The token managers this command built, shut down before the process
+/// exits so that no refresh is cut between the server's answer and the save.
+static MANAGERS: Mutex<Vec<TokenManager>> = Mutex::new(Vec::new());
+
+/// How long the process waits at exit for refreshes and saves in progress:
+/// a little over the manager's save retry time, so that a new pair whose
+/// save failed (a full disk) gets every chance to land.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(330);
+
+/// Registers a manager for the shutdown at exit.
+fn track(manager: TokenManager) -> TokenManager {
+    MANAGERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(manager.clone());
+    manager
+}
+
+/// Shuts down every manager this command built, waiting for their work.
+async fn shutdown_all() -> CliResult {
+    let managers = std::mem::take(&mut *MANAGERS.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut failure = None;
+    for manager in managers {
+        if let Err(err) = manager.shutdown(SHUTDOWN_WAIT).await {
+            failure.get_or_insert(Failure::from_auth(
+                &err,
+                &Target {
+                    provider: "-",
+                    account: None,
+                },
+            ));
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 /// Runs the command and returns the process exit code.
+///
+/// Ctrl-C stops the command, but not a refresh in progress: that is handed
+/// to the manager's background work, and the process exits only after
+/// [`TokenManager::shutdown`] has waited for it (a second Ctrl-C ends the
+/// process at once).
 pub(crate) async fn run(cli: Cli) -> u8 {
-    let config = cli.config.as_deref();
     let result = match cli.command {
+        // It waits for Ctrl-C itself, and holds no token.
+        Command::Emulator(args) => emulator::run(args).await,
+        command => interruptible(cli.config.as_deref(), command).await,
+    };
+    let closed = shutdown_all().await;
+    match result.and(closed) {
+        Ok(()) => 0,
+        Err(failure) => {
+            output::failure(&failure);
+            failure.kind().code()
+        }
+    }
+}
+
+/// Runs `command` until it ends or Ctrl-C is pressed.
+async fn interruptible(config: Option<&Path>, command: Command) -> CliResult {
+    let command = run_command(config, command);
+    tokio::select! {
+        result = command => result,
+        _ = tokio::signal::ctrl_c() => {
+            output::note("interrupted; finishing any refresh in progress before exiting (Ctrl-C again to quit now)");
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(ExitKind::Interrupted.code()));
+                }
+            });
+            Err(Failure::new(ExitKind::Interrupted, "interrupted", "run the command again"))
+        }
+    }
+}
+
+async fn run_command(config: Option<&Path>, command: Command) -> CliResult {
+    match command {
         Command::Login(args) => login::run(config, args).await,
         Command::Token(args) => keys::token(config, args).await,
         Command::Refresh(args) => keys::refresh(config, args).await,
@@ -34,13 +108,7 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Keygen => encryption::keygen(),
         Command::Rekey(args) => encryption::rekey(config, args).await,
         Command::Demo => demo::run().await,
-    };
-    match result {
-        Ok(()) => 0,
-        Err(failure) => {
-            output::failure(&failure);
-            failure.kind().code()
-        }
+        Command::ClearFlag(args) => keys::clear_flag(config, args).await,
     }
 }
 
@@ -96,9 +164,11 @@ impl Session {
         let section = config.provider(provider)?;
         let built = section.build().await?;
         let (_, store) = open_store(&config)?;
-        let manager = TokenManager::builder(managed_store(&config, store)?)
-            .provider(built)
-            .build();
+        let manager = track(
+            TokenManager::builder(managed_store(&config, store)?)
+                .provider(built)
+                .build(),
+        );
         Ok(Self {
             config,
             manager,
