@@ -55,8 +55,8 @@ pub(crate) enum Command {
     /// Run the local emulator of the Fitbit and Google servers, and print
     /// config sections for its demo clients.
     Emulator(EmulatorArgs),
-    /// Print a new encryption key entry (KID:BASE64) for [store]
-    /// encryption_keys_env or encryption_keys_file.
+    /// Print a new encryption key entry (KID:BASE64) for the `[store]`
+    /// `encryption_keys_env` or `encryption_keys_file`.
     Keygen,
     /// Re-encrypt every stored token with the primary key (and encrypt
     /// plaintext ones); prints counts, never a secret.
