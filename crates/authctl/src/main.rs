@@ -87,6 +87,17 @@ fn main() -> ExitCode {
     // clap exits with 2 on usage errors, and 0 for --help and --version.
     let cli = cli::Cli::parse();
     output::init_tracing(cli.verbose);
+    // A valid stored token needs no runtime (see `token_before_runtime`).
+    if let cli::Command::Token(args) = &cli.command {
+        match commands::token_before_runtime(cli.config.as_deref(), args) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => {}
+            Err(failure) => {
+                output::failure(&failure);
+                return ExitCode::from(failure.kind().code());
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -114,6 +114,22 @@ impl FileTokenStore {
             })
     }
 
+    /// [`load`](TokenStore::load) on the calling thread: one file read,
+    /// blocking. For programs that need one token before (or without) an
+    /// async runtime, such as a command line printing a stored token; async
+    /// code should call `load`, which does this on the blocking pool.
+    ///
+    /// # Errors
+    ///
+    /// As for [`load`](TokenStore::load).
+    pub fn load_blocking(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
+        let record = read_record(key, &KeyPaths::new(&self.inner.root, key).token)?;
+        Ok(record.map(|r| Versioned {
+            value: r.token,
+            version: Version(r.version),
+        }))
+    }
+
     /// Sets how long `save` and `delete` wait for another writer of the same
     /// key before failing with
     /// [`LockTimeout`](auth_core::StoreErrorKind::LockTimeout). The default
@@ -320,14 +336,9 @@ fn delete_blocking(inner: &Inner, key: &TokenKey, cancel: &Cancel) -> Result<boo
 #[async_trait]
 impl TokenStore for FileTokenStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let inner = Arc::clone(&self.inner);
+        let store = self.clone();
         let key = key.clone();
-        let record =
-            blocking(move || read_record(&key, &KeyPaths::new(&inner.root, &key).token)).await?;
-        Ok(record.map(|r| Versioned {
-            value: r.token,
-            version: Version(r.version),
-        }))
+        blocking(move || store.load_blocking(&key)).await
     }
 
     async fn save(

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use auth_core::secrecy::ExposeSecret as _;
 use auth_core::{DEFAULT_SKEW, TokenManager};
 
-use super::{Session, open_store, token_key};
+use super::{Session, managed_store, open_store, token_key};
 use crate::cli::{IntrospectArgs, KeyArgs};
 use crate::config::Config;
 use crate::exit::{CliResult, Failure, Target};
@@ -23,16 +23,17 @@ use crate::output::{self, TokenView};
 /// and loads the system's TLS roots, which cost several times the rest of
 /// the command, and a valid token needs no request. The checks that come
 /// before the store in [`Session::open`] (the config, the key, the provider
-/// section and its client secret) come first here too, with the same
-/// errors; everything else goes through the manager as before.
+/// section and its client secret, the store and its encryption keys) come
+/// first here too, with the same errors; everything else goes through the
+/// manager as before.
 pub(crate) async fn token(config: Option<&Path>, args: KeyArgs) -> CliResult {
     let config = Config::load(config)?;
     let key = token_key(&args.provider, &args.account)?;
     config.provider(&args.provider)?.check_secret()?;
     let (_, store) = open_store(&config)?;
+    let store = managed_store(&config, store)?;
     if let Ok(Some(stored)) = store.load(&key).await
-        && stored.value.reauthorization_required().is_none()
-        && stored.value.is_fresh(SystemTime::now(), DEFAULT_SKEW)
+        && servable(&stored.value)
     {
         output::token(stored.value.access_token().expose_secret());
         return Ok(());
@@ -45,6 +46,41 @@ pub(crate) async fn token(config: Option<&Path>, args: KeyArgs) -> CliResult {
         .map_err(|e| session.fail(&e))?;
     output::token(token.secret());
     Ok(())
+}
+
+/// The part of `authctl token` that runs before the async runtime starts:
+/// a valid token in an unencrypted store is read on the calling thread and
+/// printed, with no runtime, no thread and no provider (the whole command
+/// is then about as fast as `cat` of the token file, see BENCHMARKS.md).
+/// It makes the same checks as [`token`], in the same order, with the same
+/// errors. `Ok(false)`: nothing was printed, run [`token`] (which repeats
+/// the checks, and so fails the same way).
+pub(crate) fn token_before_runtime(config: Option<&Path>, args: &KeyArgs) -> CliResult<bool> {
+    let config = Config::load(config)?;
+    let key = token_key(&args.provider, &args.account)?;
+    config.provider(&args.provider)?.check_secret()?;
+    if config.encryption().is_some() {
+        // Decrypting takes the encrypted store, which is async.
+        return Ok(false);
+    }
+    let (_, store) = open_store(&config)?;
+    match store.load_blocking(&key) {
+        Ok(Some(stored)) if servable(&stored.value) => {
+            output::token(stored.value.access_token().expose_secret());
+            Ok(true)
+        }
+        // Refreshing, reporting a flag, a missing token or a read error are
+        // the manager's business.
+        _ => Ok(false),
+    }
+}
+
+/// Whether the manager would hand `token` out as it is, with no request:
+/// unflagged and valid for longer than the refresh skew (step 1 of the
+/// protocol, which the manager's `access_token` answers from the store
+/// the same way).
+fn servable(token: &auth_core::TokenSet) -> bool {
+    token.reauthorization_required().is_none() && token.is_fresh(SystemTime::now(), DEFAULT_SKEW)
 }
 
 /// `authctl refresh`: refreshes now and prints the summary.

@@ -8,6 +8,8 @@ mod keys;
 mod login;
 mod status;
 
+pub(crate) use keys::token_before_runtime;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
