@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt as _;
 use tokio::sync::{Notify, broadcast, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -306,6 +306,7 @@ impl RefresherBuilder {
             running: HashMap::new(),
             providers: HashMap::new(),
             tasks: JoinSet::new(),
+            scan: None,
         };
         tokio::spawn(async move {
             worker.run(manager_events).await;
@@ -543,6 +544,9 @@ struct Worker {
     running: HashMap<TokenKey, u32>,
     providers: HashMap<ProviderId, ProviderState>,
     tasks: JoinSet<Done>,
+    /// The scan in progress, which `finish` cancels (a store that cannot
+    /// list would keep it retrying forever).
+    scan: Option<AbortHandle>,
 }
 
 impl Worker {
@@ -553,7 +557,7 @@ impl Worker {
             warn!(lead = ?self.config.lead, ?skew, "the refresher's lead is not longer than the manager's skew; using twice the skew");
             Arc::make_mut(&mut self.config).lead = lead;
         }
-        self.start_scan(Duration::ZERO);
+        self.start_scan();
         loop {
             if self.manager.is_shutting_down() {
                 break;
@@ -569,11 +573,12 @@ impl Worker {
                     Ok(event) => self.on_event(event),
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         warn!(missed, "the refresher missed manager events; scanning the store again");
-                        self.start_scan(Duration::ZERO);
+                        self.start_scan();
                     }
                 },
                 Some(done) = self.tasks.join_next() => match done {
                     Ok(done) => self.on_done(done),
+                    Err(err) if err.is_cancelled() => {}
                     Err(err) => warn!(error = %err, "a refresher task failed"),
                 },
                 () = sleep_until(wake) => {}
@@ -585,6 +590,9 @@ impl Worker {
     /// Lets refreshes in progress finish (the manager starts no new one once
     /// shutting down), drops the rest, and says so.
     async fn finish(mut self) {
+        if let Some(scan) = self.scan.take() {
+            scan.abort();
+        }
         while let Some(done) = self.tasks.join_next().await {
             if let Ok(Done::Refresh { key, kind, result }) = done {
                 self.on_refreshed(key, kind, result);
@@ -610,12 +618,15 @@ impl Worker {
 
     // ---- The scan -----------------------------------------------------------
 
-    /// Reads every owned key once, in a task, after `delay`.
-    fn start_scan(&mut self, delay: Duration) {
+    /// Reads every owned key once, in a task (retrying the listing until
+    /// the store answers).
+    fn start_scan(&mut self) {
         let manager = self.manager.clone();
         let shard = self.config.shard;
-        self.tasks.spawn(async move {
-            tokio::time::sleep(delay).await;
+        if let Some(previous) = self.scan.take() {
+            previous.abort();
+        }
+        let scan = self.tasks.spawn(async move {
             let keys = loop {
                 match manager.list(None).await {
                     Ok(keys) => break keys,
@@ -646,9 +657,11 @@ impl Worker {
                 .await;
             Done::Scan(tokens)
         });
+        self.scan = Some(scan);
     }
 
     fn on_scan(&mut self, tokens: Vec<(TokenKey, TokenSet)>) {
+        self.scan = None;
         for (key, token) in tokens {
             if self.running.contains_key(&key) {
                 continue;

@@ -672,3 +672,51 @@ async fn info_logs_name_the_key_and_no_secret() {
         );
     }
 }
+
+/// A store whose `list` always fails.
+#[derive(Debug, Default)]
+struct UnlistableStore(MemoryTokenStore);
+
+#[async_trait]
+impl TokenStore for UnlistableStore {
+    async fn load(&self, key: &TokenKey) -> Result<Option<auth_core::Versioned<TokenSet>>> {
+        self.0.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        expected: Option<auth_core::Version>,
+    ) -> Result<auth_core::Version> {
+        self.0.save(key, token, expected).await
+    }
+    async fn delete(&self, key: &TokenKey) -> Result<bool> {
+        self.0.delete(key).await
+    }
+    async fn list(&self, _provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
+        Err(Error::store(
+            auth_core::StoreErrorKind::Unavailable,
+            None,
+            "the test store cannot list",
+        ))
+    }
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn auth_core::KeyLock>> {
+        self.0.lock(key, wait).await
+    }
+}
+
+/// A scan that keeps failing does not keep the refresher from stopping
+/// with the manager.
+#[tokio::test(start_paused = true)]
+async fn a_failing_scan_does_not_block_shutdown() {
+    let manager = TokenManager::builder(Arc::new(UnlistableStore::default()))
+        .provider(Arc::new(FakeProvider::new("alpha")))
+        .build();
+    let refresher = Refresher::builder(manager.clone()).spawn();
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    assert_eq!(refresher.stats().scheduled, 0);
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), refresher.stopped())
+        .await
+        .expect("the refresher stopped");
+}
