@@ -38,6 +38,12 @@ pub struct Counters {
     pub google_revoke: u64,
     /// Google discovery document requests.
     pub google_discovery: u64,
+    /// Requests to the Fitbit profile resource endpoint.
+    pub fitbit_profile: u64,
+    /// Requests to the Google Health identity resource endpoint.
+    pub google_health_identity: u64,
+    /// Resource requests answered 200.
+    pub resource_ok: u64,
     /// Fitbit refreshes answered again with the identical earlier response,
     /// inside the replay window.
     pub replays: u64,
@@ -80,6 +86,8 @@ impl Counters {
             (Endpoint::GoogleRevoke, _) => &mut self.google_revoke,
             (Endpoint::GoogleTokeninfo, _) => &mut self.google_tokeninfo,
             (Endpoint::GoogleDiscovery, _) => &mut self.google_discovery,
+            (Endpoint::FitbitProfile, _) => &mut self.fitbit_profile,
+            (Endpoint::GoogleHealthIdentity, _) => &mut self.google_health_identity,
         };
         *counter += 1;
     }

@@ -29,11 +29,17 @@ pub enum Endpoint {
     GoogleTokeninfo,
     /// `GET /.well-known/openid-configuration` (Google discovery document).
     GoogleDiscovery,
+    /// `GET /1/user/-/profile.json` (legacy Fitbit Web API: the user's
+    /// profile, a resource endpoint).
+    FitbitProfile,
+    /// `GET /v4/users/me/identity` (Google Health API: the user's legacy
+    /// Fitbit id and Google Health id, a resource endpoint).
+    GoogleHealthIdentity,
 }
 
 impl Endpoint {
     /// Every endpoint, Fitbit first.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::FitbitAuthorize,
         Endpoint::FitbitToken,
         Endpoint::FitbitIntrospect,
@@ -43,6 +49,8 @@ impl Endpoint {
         Endpoint::GoogleRevoke,
         Endpoint::GoogleTokeninfo,
         Endpoint::GoogleDiscovery,
+        Endpoint::FitbitProfile,
+        Endpoint::GoogleHealthIdentity,
     ];
 
     /// The path this endpoint is served at, relative to the base URL.
@@ -57,6 +65,8 @@ impl Endpoint {
             Endpoint::GoogleRevoke => "/revoke",
             Endpoint::GoogleTokeninfo => "/tokeninfo",
             Endpoint::GoogleDiscovery => "/.well-known/openid-configuration",
+            Endpoint::FitbitProfile => "/1/user/-/profile.json",
+            Endpoint::GoogleHealthIdentity => "/v4/users/me/identity",
         }
     }
 
@@ -69,6 +79,7 @@ impl Endpoint {
                 | Endpoint::FitbitToken
                 | Endpoint::FitbitIntrospect
                 | Endpoint::FitbitRevoke
+                | Endpoint::FitbitProfile
         )
     }
 
@@ -76,6 +87,15 @@ impl Endpoint {
     /// pages), as opposed to an API called by the app's back end.
     pub const fn is_browser_page(self) -> bool {
         matches!(self, Endpoint::FitbitAuthorize | Endpoint::GoogleAuthorize)
+    }
+
+    /// Whether this is a resource (data API) endpoint rather than part of
+    /// the authorization server.
+    pub const fn is_resource(self) -> bool {
+        matches!(
+            self,
+            Endpoint::FitbitProfile | Endpoint::GoogleHealthIdentity
+        )
     }
 }
 

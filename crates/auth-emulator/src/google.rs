@@ -30,6 +30,7 @@ pub(crate) fn handle(state: &mut State, endpoint: Endpoint, req: &Request) -> Re
         Endpoint::GoogleToken => token_endpoint(state, req),
         Endpoint::GoogleRevoke => revoke(state, req),
         Endpoint::GoogleTokeninfo => tokeninfo(state, req),
+        Endpoint::GoogleHealthIdentity => crate::resource::google_identity(state, req),
         _ => discovery(state),
     }
 }

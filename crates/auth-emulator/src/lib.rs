@@ -77,6 +77,8 @@
 //! | Testing-status apps | optional refresh-token expiry ([`EmulatorBuilder::google_refresh_token_lifetime`]) | §3 "expire after 7 days" |
 //! | Discovery | RFC 8414 fields pointing at the emulator, `code_challenge_methods_supported: ["S256","plain"]` | §3, §4 RFC 8414 |
 //! | `iss` in the Google callback | the issuer, as in RFC 9207 | §4 RFC 9207 |
+//! | Fitbit profile (resource) | `GET /1/user/-/profile.json` with `Authorization: Bearer`: `{"user":{"encodedId",…}}`; 401 with errorType `invalid_token` (unknown, revoked or [invalidated](Emulator::invalidate_access_token) token, no header) or `expired_token`, no `WWW-Authenticate` challenge; 403 `insufficient_scope` without `profile`; the rate-limit headers and quota; 410 in retired mode | §2 error body (`expired_token`, `invalid_token`), rate limits; §1 410 |
+//! | Google Health identity (resource) | `GET /v4/users/me/identity` with `Authorization: Bearer`: `legacyUserId` (the Fitbit user id; the Google user id unless [set otherwise](Emulator::set_legacy_user_id), absent for no Fitbit history) and `healthUserId`; 401 with `WWW-Authenticate: Bearer … error="invalid_token"` and a Google API error body | §3 identity across the move (migration guide, "Data Access"); §2 Google error shape |
 //! | Exact redirect URIs, loopback | compared character for character; the demo clients use `http://127.0.0.1:8976/callback` | §4 RFC 9700, RFC 8252 |
 //!
 //! Decisions where `PROVIDERS.md` says nothing:
@@ -99,6 +101,11 @@
 //!   unknown token is revoked "successfully" (RFC 7009).
 //! - Google consent with `prompt=none` is granted like any other.
 //! - Google tokens carry no `id_token` and there is no userinfo endpoint.
+//! - The profile body carries only `encodedId`, `displayName` and
+//!   `timezone`; `healthUserId` is an opaque 20-digit string derived from
+//!   the Google user id. Google Health scopes are not checked on the
+//!   identity endpoint (its required scope is not documented in
+//!   `PROVIDERS.md`).
 //!
 //! # Faults and observation
 //!
@@ -124,6 +131,7 @@ mod params;
 mod pkce;
 mod rate_limit;
 mod reply;
+mod resource;
 mod router;
 mod scopes;
 mod server;

@@ -31,9 +31,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             dispatch(shared, endpoint, req)
         };
         let methods: MethodRouter<Arc<Shared>> = match endpoint {
-            Endpoint::FitbitAuthorize | Endpoint::GoogleAuthorize | Endpoint::GoogleDiscovery => {
-                get(handler)
-            }
+            Endpoint::FitbitAuthorize
+            | Endpoint::GoogleAuthorize
+            | Endpoint::GoogleDiscovery
+            | Endpoint::FitbitProfile
+            | Endpoint::GoogleHealthIdentity => get(handler),
             Endpoint::GoogleTokeninfo => get(handler).post(handler),
             _ => post(handler),
         };

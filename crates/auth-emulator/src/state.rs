@@ -71,6 +71,10 @@ pub(crate) struct State {
     pub(crate) google: Authority,
     /// (client, user) pairs that already granted Google offline access.
     pub(crate) google_offline_consents: HashSet<(String, String)>,
+    /// The legacy Fitbit id the identity endpoint gives for a Google user,
+    /// where it is not the Google user id itself (`None`: no Fitbit
+    /// history).
+    pub(crate) legacy_user_ids: HashMap<String, Option<String>>,
 }
 
 impl State {
@@ -86,6 +90,7 @@ impl State {
             fitbit: Authority::default(),
             google: Authority::default(),
             google_offline_consents: HashSet::new(),
+            legacy_user_ids: HashMap::new(),
         }
     }
 
