@@ -60,6 +60,10 @@ macro_rules! forward_token_provider {
             fn account_for(&self, token: &auth_core::TokenSet) -> Option<auth_core::AccountId> {
                 auth_core::TokenProvider::account_for(&self.inner, token)
             }
+
+            fn rejects_token(&self, response: &auth_core::ResourceResponse<'_>) -> bool {
+                self.token_rejected(response)
+            }
         }
     };
 }

@@ -297,6 +297,24 @@ impl TokenManager {
         Ok((key, AccessToken::new(token)))
     }
 
+    /// Saves a token that the app obtained and checked itself as a new
+    /// authorization for `key`, exactly as
+    /// [`complete_authorization`](Self::complete_authorization) saves the
+    /// one it exchanged: under the key's lease, replacing (and so
+    /// un-flagging) any token stored for the account, and never lost to a
+    /// lock wait or a store failure (it is kept in memory, served, and its
+    /// save retried in the background).
+    ///
+    /// It exists for checks that need the new token before it may be
+    /// stored, such as the identity check of a migration (see
+    /// `auth_fitbit::migration::Bridge::link`): exchange with the provider,
+    /// check, then save here.
+    pub async fn save_authorization(&self, key: &TokenKey, token: TokenSet) -> AccessToken {
+        let token = self.inner.save_grant(key, None, token).await;
+        self.inner.emit(TokenEvent::Authorized { key: key.clone() });
+        AccessToken::new(token)
+    }
+
     /// Revokes the grant at the provider, then deletes the token locally,
     /// under the key's lease. If the provider cannot revoke, nothing is
     /// deleted.
