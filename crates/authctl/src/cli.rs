@@ -42,6 +42,10 @@ pub(crate) enum Command {
     Login(LoginArgs),
     /// Print a valid access token (refreshing it if needed) and nothing else.
     Token(KeyArgs),
+    /// Make an authenticated GET and print the response body: the token
+    /// goes only to URL's origin (https, or http on loopback), and a
+    /// rejected token is refreshed once and the request retried once.
+    Get(GetArgs),
     /// Refresh the token now and print a summary.
     Refresh(KeyArgs),
     /// Ask the provider what it knows about the stored access token.
@@ -74,6 +78,20 @@ pub(crate) enum Command {
 pub(crate) struct KeyArgs {
     /// The provider: the NAME of a [providers.NAME] section of the config.
     pub(crate) provider: String,
+
+    /// The account the token belongs to.
+    #[arg(long, value_name = "ID", default_value = DEFAULT_ACCOUNT)]
+    pub(crate) account: String,
+}
+
+/// `authctl get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The provider: the NAME of a [providers.NAME] section of the config.
+    pub(crate) provider: String,
+
+    /// The URL to GET; the token is sent to its origin only.
+    pub(crate) url: String,
 
     /// The account the token belongs to.
     #[arg(long, value_name = "ID", default_value = DEFAULT_ACCOUNT)]

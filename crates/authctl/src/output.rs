@@ -102,6 +102,19 @@ pub(crate) fn failure(failure: &Failure) {
     eprintln!("  {}", failure.next());
 }
 
+/// A response body on stdout as it came, with a newline after it when it
+/// has none (the whole output of `authctl get`).
+pub(crate) fn body(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = out.write_all(bytes);
+    if !bytes.ends_with(b"\n") {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+}
+
 /// JSON on stdout, pretty-printed.
 pub(crate) fn json(value: &Value) {
     match serde_json::to_string_pretty(value) {

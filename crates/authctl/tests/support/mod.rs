@@ -239,9 +239,20 @@ tokeninfo_url = "{gi}"
     /// Seeds a legacy Fitbit grant at the emulator and stores it for
     /// `account`, already expired when `expired`.
     pub(crate) async fn seed_fitbit(&self, account: &str, expired: bool) -> IssuedTokens {
-        let issued =
-            self.emulator
-                .seed_fitbit_grant(FITBIT_CLIENT_ID, USER, &["activity", "sleep"]);
+        self.seed_fitbit_scopes(account, expired, &["activity", "sleep"])
+            .await
+    }
+
+    /// As [`seed_fitbit`](Self::seed_fitbit), with these scopes.
+    pub(crate) async fn seed_fitbit_scopes(
+        &self,
+        account: &str,
+        expired: bool,
+        scopes: &[&str],
+    ) -> IssuedTokens {
+        let issued = self
+            .emulator
+            .seed_fitbit_grant(FITBIT_CLIENT_ID, USER, scopes);
         self.remember(issued.access_token.clone());
         if let Some(refresh) = &issued.refresh_token {
             self.remember(refresh.clone());
