@@ -180,3 +180,10 @@ async fn migration() {
     let out = run("migration", &[]).await;
     assert!(out.contains("DA7E44 is on Google Health"), "{out}");
 }
+
+#[tokio::test]
+async fn api_client() {
+    let out = run("api_client", &[]).await;
+    assert!(out.contains("3 profile requests and 1 refresh"), "{out}");
+    assert!(out.contains("provider fitbit is retired"), "{out}");
+}
