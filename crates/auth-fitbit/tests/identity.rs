@@ -6,7 +6,6 @@ mod support;
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{AuthorizeRequest, Error};
-use auth_emulator::Endpoint;
 use auth_fitbit::AppType;
 use auth_fitbit::migration::{self, Access, Bridge};
 use support::{browse, fitbit_id, fitbit_key, google_id, google_key, login, world};
@@ -190,5 +189,4 @@ async fn link_needs_the_identity_check_and_a_legacy_token() {
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert_eq!(w.emulator.counters().google_token_authorization_code, 0);
     assert_eq!(w.emulator.counters().google_health_identity, 0);
-    let _ = Endpoint::GoogleHealthIdentity;
 }

@@ -8,7 +8,7 @@ use auth_core::AuthorizeRequest;
 use auth_emulator::Endpoint;
 use auth_fitbit::AppType;
 use auth_reqwest::{BearerAuth, auth_error};
-use support::{fitbit_id, google_key, world};
+use support::{fitbit_id, world};
 
 #[tokio::test]
 async fn a_revoked_fitbit_token_is_refreshed_once_and_retried() {
@@ -73,5 +73,4 @@ async fn a_retired_provider_is_an_error_of_its_class() {
         "{err}"
     );
     assert_eq!(w.emulator.counters().fitbit_profile, 0);
-    let _ = google_key("x");
 }

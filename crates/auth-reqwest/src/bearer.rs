@@ -59,7 +59,7 @@ enum Account {
 /// Redirects happen inside reqwest, below any middleware. reqwest removes
 /// `Authorization` when a redirect changes the scheme, host or port, so a
 /// token never follows a redirect to another origin (this crate's tests
-/// hold reqwest to that); [`client`](crate::client) also stops at any
+/// hold reqwest to that); [`client()`](crate::client()) also stops at any
 /// cross-origin redirect and hands it back to the caller.
 #[derive(Clone)]
 pub struct BearerAuth {
