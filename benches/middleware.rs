@@ -73,7 +73,9 @@ fn world() -> World {
         .build()
         .expect("runtime");
     let (url, manager, key, token) = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = Router::new().route("/1/user/-/profile.json", get(resource));
         tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
@@ -86,7 +88,12 @@ fn world() -> World {
         let manager = TokenManager::builder(Arc::new(store))
             .provider(Arc::new(FakeProvider::new("fake")))
             .build();
-        let token = manager.access_token(&key).await.expect("token").secret().to_owned();
+        let token = manager
+            .access_token(&key)
+            .await
+            .expect("token")
+            .secret()
+            .to_owned();
         (
             format!("http://127.0.0.1:{}/1/user/-/profile.json", addr.port()),
             manager,

@@ -6,7 +6,7 @@
 //!
 //! 1. Register both providers with one [`TokenManager`]: a
 //!    [`FitbitProvider`](crate::FitbitProvider) under `fitbit` and a
-//!    [`GoogleHealthProvider`](crate::GoogleHealthProvider) under
+//!    [`GoogleHealthProvider`] under
 //!    `google-health`.
 //! 2. Keep each user under the **same account id** in both. The per-user
 //!    flag is then simply which provider holds a usable token: the
