@@ -186,7 +186,10 @@ impl TokenManager {
         rejected: &AccessToken,
     ) -> Result<AccessToken> {
         let goal = Goal::Replace(Arc::clone(rejected.token_set()));
-        if let Some(token) = self.inner.cache.get(key).and_then(|e| e.token)
+        // The cache answers only when this process holds no newer unsaved
+        // token: the rejected token may be newer than the cached one.
+        if self.inner.unsaved.get(key).is_none()
+            && let Some(token) = self.inner.cache.get(key).and_then(|e| e.token)
             && goal.satisfied_by(&token, self.inner.now(), Duration::ZERO)
         {
             return Ok(AccessToken::new(token));
