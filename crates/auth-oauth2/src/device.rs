@@ -225,7 +225,7 @@ impl OAuth2Provider {
             let token = self.parse_token_response(&meta)?;
             return Ok(DevicePoll::Token(Box::new(token)));
         }
-        device_error(self, &meta, &secrets).map_or_else(|| Err(ctx.response(&meta)), |r| r)
+        device_error(self, &meta, &secrets).unwrap_or_else(|| Err(ctx.response(&meta)))
     }
 
     /// Polls until the person answers, the codes expire, or a hard error
