@@ -410,9 +410,13 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     Some(tag[at..at + len].replace("&amp;", "&"))
 }
 
-/// `tests/oidc-provider` of this crate.
+/// `tests/oidc-provider` of auth-oauth2, found from any crate of the
+/// workspace: other crates' tests (authctl's) include this file by path.
 fn server_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crates live in crates/")
+        .join("auth-oauth2")
         .join("tests")
         .join("oidc-provider")
 }
