@@ -66,10 +66,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         first.len()
     );
 
-    // Tokens from this server live 2 s, inside the manager's skew, so the
-    // next call mints a new one: the "refresh" of this grant is a new request.
-    let next = manager.access_token(&key).await?;
-    check(next.secret() != first, "an expiring token is replaced")?;
+    // While it is valid, it is served from the cache.
+    let again = manager.access_token(&key).await?;
+    check(again.secret() == first, "the valid token is served again")?;
+    check(server.requests() == 1, "with no new request")?;
+
+    // This grant has no refresh token: replacing the token (after an API
+    // rejected it, or once it nears expiry) is a new token request.
+    let next = manager.force_refresh(&key, &again).await?;
+    check(next.secret() != first, "a rejected token is replaced")?;
     check(server.requests() == 2, "by exactly one more token request")?;
     println!("service_token: all checks passed");
     manager.shutdown(Duration::from_secs(30)).await?;
@@ -78,7 +83,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
 /// A made-up client credentials server: `POST /token` with Basic
 /// authentication, `grant_type=client_credentials`, a known scope and the
-/// audience; tokens live 2 seconds.
+/// audience; tokens live an hour.
 mod server {
     use std::error::Error;
     use std::sync::Arc;
@@ -165,7 +170,7 @@ mod server {
         Json(json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": 2,
+            "expires_in": 3600,
             "scope": "metrics:read",
         }))
         .into_response()
