@@ -125,6 +125,14 @@ impl Failure {
                     target.command("logout")
                 ),
             ),
+            Error::Configuration { message: text, .. } if text.starts_with("wrong key ") => {
+                Self::new(
+                    ExitKind::Usage,
+                    message,
+                    "give authctl the key named above through [store] encryption_keys_env or \
+                     encryption_keys_file; nothing was printed or changed",
+                )
+            }
             Error::Configuration { .. } => Self::new(
                 ExitKind::Usage,
                 message,

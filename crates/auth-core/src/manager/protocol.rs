@@ -179,6 +179,9 @@ impl Inner {
                 return unsaved.interim(key, self.now(), goal.rejected());
             }
             Some(_) => {}
+            // A rejected token is almost always still the stored one: go
+            // straight for the lease, which reloads anyway.
+            None if matches!(goal, Goal::Replace(_)) => {}
             None => {
                 if let Some(done) = self.peek(key, goal, provider.as_ref()).await? {
                     return done;
@@ -235,6 +238,11 @@ impl Inner {
     /// never refresh without the lease.
     async fn after_lock_timeout(&self, key: &TokenKey, goal: &Goal, err: Error) -> Outcome {
         let now = self.now();
+        // This process holds a newer token than the store: the store's is
+        // not the answer (it may be an older grant's).
+        if let Some(unsaved) = self.unsaved.get(key) {
+            return unsaved.interim(key, now, goal.rejected());
+        }
         if let Ok(Some(stored)) = self.store.load(key).await {
             let token = &stored.value;
             let valid = token.reauthorization_required().is_none()

@@ -3,6 +3,7 @@
 
 mod demo;
 mod emulator;
+mod encryption;
 mod keys;
 mod login;
 mod status;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use auth_core::{TokenKey, TokenManager};
+use auth_core::{TokenKey, TokenManager, TokenStore};
 use store_file::FileTokenStore;
 
 use crate::cli::{Cli, Command};
@@ -104,6 +105,8 @@ async fn run_command(config: Option<&Path>, command: Command) -> CliResult {
         Command::Logout(args) => keys::logout(config, args).await,
         Command::Status(args) => status::run(config, args).await,
         Command::Emulator(args) => emulator::run(args).await,
+        Command::Keygen => encryption::keygen(),
+        Command::Rekey(args) => encryption::rekey(config, args).await,
         Command::Demo => demo::run().await,
         Command::ClearFlag(args) => keys::clear_flag(config, args).await,
     }
@@ -134,6 +137,18 @@ fn open_store(config: &Config) -> CliResult<(PathBuf, FileTokenStore)> {
     Ok((root, store))
 }
 
+/// The configured store as the token manager sees it: the file store,
+/// wrapped in an [`EncryptedStore`](store_encrypted::EncryptedStore) when
+/// `[store]` names encryption keys.
+fn managed_store(config: &Config, store: FileTokenStore) -> CliResult<Arc<dyn TokenStore>> {
+    Ok(
+        match encryption::encrypted(config, Arc::new(store.clone()))? {
+            Some(encrypted) => Arc::new(encrypted),
+            None => Arc::new(store),
+        },
+    )
+}
+
 /// Everything a command on one account needs.
 struct Session {
     config: Config,
@@ -150,7 +165,7 @@ impl Session {
         let built = section.build().await?;
         let (_, store) = open_store(&config)?;
         let manager = track(
-            TokenManager::builder(Arc::new(store))
+            TokenManager::builder(managed_store(&config, store)?)
                 .provider(built)
                 .build(),
         );
