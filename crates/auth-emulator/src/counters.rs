@@ -11,6 +11,7 @@ use crate::endpoint::Endpoint;
 /// (retired mode) or by `429`. Token endpoint requests are split by
 /// `grant_type`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     /// Requests to the legacy Fitbit consent page.
     pub fitbit_authorize: u64,
@@ -102,6 +103,7 @@ impl Counters {
 /// It holds whatever the client sent, secrets included: it exists so that
 /// tests can check where a client put its credentials.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordedRequest {
     /// The HTTP method, for example `POST`.
     pub method: String,

@@ -10,6 +10,7 @@ use std::fmt;
 /// and `oauth2.googleapis.com`. All of them are served from the emulator's one
 /// base URL.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// `GET /oauth2/authorize` (legacy Fitbit consent page).
     FitbitAuthorize,

@@ -100,8 +100,5 @@ pub use hooks::{
     Hooks, IntrospectionContext, RevocationToken, ServerError, StandardHooks,
     epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
-pub use http::{HttpClient, HttpError, ResponseMeta};
+pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};
 pub use provider::{ExtraFields, OAuth2Provider, OAuth2ProviderBuilder};
-
-/// Re-exported so hooks can build requests with the same types.
-pub use oauth2::{HttpRequest, HttpResponse};
