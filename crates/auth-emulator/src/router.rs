@@ -36,7 +36,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             | Endpoint::GoogleDiscovery
             | Endpoint::FitbitProfile
             | Endpoint::GoogleHealthIdentity => get(handler),
-            Endpoint::GoogleTokeninfo => get(handler).post(handler),
+            Endpoint::GoogleTokeninfo | Endpoint::GoogleDevicePage => get(handler).post(handler),
             _ => post(handler),
         };
         router = router.route(endpoint.path(), methods);

@@ -36,6 +36,8 @@ pub(crate) struct Config {
     pub(crate) base_url: Url,
     /// The Google issuer: the base URL without its trailing slash.
     pub(crate) issuer: String,
+    /// The polling interval of Google device logins (5 s at Google).
+    pub(crate) google_device_interval: Duration,
 }
 
 /// What the next consent pages will do, as queued by tests.
@@ -75,6 +77,8 @@ pub(crate) struct State {
     /// where it is not the Google user id itself (`None`: no Fitbit
     /// history).
     pub(crate) legacy_user_ids: HashMap<String, Option<String>>,
+    /// Google device logins in progress, by device code.
+    pub(crate) google_devices: HashMap<String, crate::device::DeviceLogin>,
 }
 
 impl State {
@@ -91,6 +95,7 @@ impl State {
             google: Authority::default(),
             google_offline_consents: HashSet::new(),
             legacy_user_ids: HashMap::new(),
+            google_devices: HashMap::new(),
         }
     }
 

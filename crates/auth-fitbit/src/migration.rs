@@ -318,7 +318,7 @@ impl Bridge {
             Some(_) => {}
         }
         let key = TokenKey::new(self.google.clone(), account.clone());
-        let token = self.manager.save_authorization(&key, grant).await;
+        let token = self.manager.save_authorization(&key, grant).await?;
         self.moved
             .write()
             .unwrap_or_else(PoisonError::into_inner)
