@@ -64,6 +64,21 @@ macro_rules! forward_token_provider {
             fn rejects_token(&self, response: &auth_core::ResourceResponse<'_>) -> bool {
                 self.token_rejected(response)
             }
+
+            fn use_ends_replay_window(&self) -> bool {
+                auth_core::TokenProvider::use_ends_replay_window(&self.inner)
+            }
+
+            fn can_mint(&self) -> bool {
+                auth_core::TokenProvider::can_mint(&self.inner)
+            }
+
+            async fn mint(
+                &self,
+                key: &auth_core::TokenKey,
+            ) -> auth_core::Result<auth_core::TokenSet> {
+                auth_core::TokenProvider::mint(&self.inner, key).await
+            }
         }
     };
 }

@@ -303,7 +303,10 @@ impl GoogleHealthProviderBuilder {
             .default_scopes(self.scopes)
             .hooks(Arc::new(GoogleHooks))
             .http_config(self.http)
-            .clock(self.clock);
+            .clock(self.clock)
+            // Google refresh tokens do not rotate (PROVIDERS.md section 3):
+            // a refreshed access token may be used before its save lands.
+            .rotating_refresh_tokens(false);
         if let Some(uri) = self.redirect_uri {
             builder = builder.redirect_uri(uri);
         }

@@ -80,6 +80,7 @@ struct Inner {
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
+    rotating_refresh_tokens: bool,
 }
 
 impl fmt::Debug for OAuth2Provider {
@@ -121,6 +122,7 @@ pub struct OAuth2ProviderBuilder {
     http_config: HttpConfig,
     http: Option<HttpClient>,
     clock: Arc<dyn Clock>,
+    rotating_refresh_tokens: bool,
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -242,6 +244,17 @@ impl OAuth2ProviderBuilder {
         self
     }
 
+    /// Whether the server may rotate refresh tokens (the default, `true`).
+    /// A server that never does (Google) has no replay window for a use of
+    /// the new access token to end, so the manager may hand out a refreshed
+    /// token before its save lands
+    /// ([`TokenProvider::use_ends_replay_window`] answers this value).
+    #[must_use]
+    pub fn rotating_refresh_tokens(mut self, rotating: bool) -> Self {
+        self.rotating_refresh_tokens = rotating;
+        self
+    }
+
     /// Stamps tokens with this clock (for tests).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -334,6 +347,7 @@ impl OAuth2ProviderBuilder {
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
+                rotating_refresh_tokens: self.rotating_refresh_tokens,
             }),
         })
     }
@@ -360,6 +374,7 @@ impl OAuth2Provider {
             http_config: HttpConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
+            rotating_refresh_tokens: true,
         }
     }
 
@@ -840,6 +855,10 @@ impl TokenProvider for OAuth2Provider {
 
     fn can_mint(&self) -> bool {
         self.inner.client_credentials.is_some()
+    }
+
+    fn use_ends_replay_window(&self) -> bool {
+        self.inner.rotating_refresh_tokens
     }
 
     /// One client credentials token request (RFC 6749 §4.4.2) with the
