@@ -48,6 +48,10 @@ pub struct GoogleEndpoints {
     pub tokeninfo: Url,
     /// The discovery document, `GET /.well-known/openid-configuration`.
     pub discovery: Url,
+    /// Device authorization, `POST /device/code`.
+    pub device_code: Url,
+    /// The page where a person enters a device's user code, `/device`.
+    pub device_page: Url,
 }
 
 /// Tokens issued by [`Emulator::seed_fitbit_grant`] or
@@ -112,6 +116,11 @@ impl Emulator {
         &self.base_url
     }
 
+    /// The URL of one endpoint (the resource endpoints included).
+    pub fn endpoint_url(&self, endpoint: Endpoint) -> Url {
+        self.url(endpoint)
+    }
+
     fn url(&self, endpoint: Endpoint) -> Url {
         let mut url = self.base_url.clone();
         url.set_path(endpoint.path());
@@ -137,6 +146,8 @@ impl Emulator {
             revoke: self.url(Endpoint::GoogleRevoke),
             tokeninfo: self.url(Endpoint::GoogleTokeninfo),
             discovery: self.url(Endpoint::GoogleDiscovery),
+            device_code: self.url(Endpoint::GoogleDeviceCode),
+            device_page: self.url(Endpoint::GoogleDevicePage),
         }
     }
 
@@ -235,6 +246,28 @@ impl Emulator {
         scopes: &[&str],
     ) -> IssuedTokens {
         google::seed(&mut self.shared.lock(), client_id, user_id, scopes)
+    }
+
+    /// Sets the legacy Fitbit id that the Google Health identity endpoint
+    /// gives for the Google user `google_user`: another Fitbit user's id,
+    /// or `None` for a Google account with no Fitbit history. By default it
+    /// is the Google user id itself, so a user who consents to both servers
+    /// under one id is the same person.
+    pub fn set_legacy_user_id(&self, google_user: &str, legacy: Option<&str>) {
+        self.shared
+            .lock()
+            .legacy_user_ids
+            .insert(google_user.to_owned(), legacy.map(str::to_owned));
+    }
+
+    /// Makes one access token (Fitbit or Google) invalid at the server, as
+    /// when a server drops a session, without touching its grant or refresh
+    /// token: resource endpoints then answer 401 `invalid_token`, and a
+    /// refresh still works.
+    pub fn invalidate_access_token(&self, access_token: &str) {
+        let mut state = self.shared.lock();
+        state.fitbit.access.remove(access_token);
+        state.google.access.remove(access_token);
     }
 
     /// Moves the emulator's clock forward: code and token expiry, the replay

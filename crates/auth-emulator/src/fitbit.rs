@@ -19,6 +19,7 @@ use crate::params::Params;
 use crate::pkce;
 use crate::rate_limit::RateKey;
 use crate::reply::Reply;
+use crate::resource::bearer;
 use crate::scopes;
 use crate::state::{Consent, Request, State};
 use crate::token;
@@ -48,6 +49,7 @@ pub(crate) fn handle(state: &mut State, endpoint: Endpoint, req: &Request) -> Re
         match endpoint {
             Endpoint::FitbitToken => token_endpoint(state, req),
             Endpoint::FitbitIntrospect => introspect(state, req),
+            Endpoint::FitbitProfile => crate::resource::fitbit_profile(state, req),
             _ => revoke(state, req),
         }
     };
@@ -106,7 +108,7 @@ fn rate_key(state: &State, endpoint: Endpoint, req: &Request) -> RateKey {
                 .map(|c| c.user_id.clone()),
             _ => None,
         },
-        Endpoint::FitbitIntrospect => bearer(req).and_then(user_of_token),
+        Endpoint::FitbitIntrospect | Endpoint::FitbitProfile => bearer(req).and_then(user_of_token),
         _ => params.get("token").and_then(user_of_token),
     };
     user.map(RateKey::User)
@@ -466,15 +468,6 @@ struct ActiveIntrospection<'a> {
     token_type: &'static str,
     exp: u64,
     iat: u64,
-}
-
-/// The bearer token of the `Authorization` header.
-fn bearer(req: &Request) -> Option<&str> {
-    let (scheme, token) = req.authorization()?.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 fn introspect(state: &mut State, req: &Request) -> Reply {

@@ -76,7 +76,13 @@
 //! | Access token lifetimes | Fitbit 8 h, Google 3599 s | §2, §3 |
 //! | Testing-status apps | optional refresh-token expiry ([`EmulatorBuilder::google_refresh_token_lifetime`]) | §3 "expire after 7 days" |
 //! | Discovery | RFC 8414 fields pointing at the emulator, `code_challenge_methods_supported: ["S256","plain"]` | §3, §4 RFC 8414 |
+//! | Google device flow | `POST /device/code` (`client_id`, secret, `scope`) answers `device_code`, `user_code` (`XXXX-XXXX`), **`verification_url`** (not `verification_uri`, and no `verification_uri_complete`), `expires_in: 1800`, `interval` (5 s, [`EmulatorBuilder::google_device_interval`]); the device grant on `POST /token`; `device_authorization_endpoint` in discovery | Google, "OAuth 2.0 for TV and Limited-Input Device Applications" (not in `PROVIDERS.md`) |
+//! | Device flow scopes | only `openid`, `email`, `profile`, `userinfo.email`, `userinfo.profile`, `drive.appdata`, `drive.file`, `youtube`, `youtube.readonly`; anything else (every Google Health scope) is `400 invalid_scope` at `/device/code` | Google, same page, "Allowed scopes" (the list as known when written; it is data in `scopes.rs`) |
+//! | Device polls | `428 authorization_pending`, `403 slow_down` (a poll sooner than the interval), `403 access_denied`, `400 expired_token`, then `invalid_grant` once the code is spent; a refresh token always | Google, same page, "Errors" (the statuses of `slow_down` and `expired_token` are as client-library reports show them: unconfirmed) |
+//! | The person's device page | `GET`/`POST /device` with `user_code` (any case, dashes optional) answers the consent as queued ([`Emulator::deny_next_authorization`], [`Emulator::set_next_user`]) | a team decision: Google's page needs a signed-in person |
 //! | `iss` in the Google callback | the issuer, as in RFC 9207 | §4 RFC 9207 |
+//! | Fitbit profile (resource) | `GET /1/user/-/profile.json` with `Authorization: Bearer`: `{"user":{"encodedId",…}}`; 401 with errorType `invalid_token` (unknown, revoked or [invalidated](Emulator::invalidate_access_token) token, no header) or `expired_token`, no `WWW-Authenticate` challenge; 403 `insufficient_scope` without `profile`; the rate-limit headers and quota; 410 in retired mode | §2 error body (`expired_token`, `invalid_token`), rate limits; §1 410 |
+//! | Google Health identity (resource) | `GET /v4/users/me/identity` with `Authorization: Bearer`: `legacyUserId` (the Fitbit user id; the Google user id unless [set otherwise](Emulator::set_legacy_user_id), absent for no Fitbit history) and `healthUserId`; 401 with `WWW-Authenticate: Bearer … error="invalid_token"` and a Google API error body | §3 identity across the move (migration guide, "Data Access"); §2 Google error shape |
 //! | Exact redirect URIs, loopback | compared character for character; the demo clients use `http://127.0.0.1:8976/callback` | §4 RFC 9700, RFC 8252 |
 //!
 //! Decisions where `PROVIDERS.md` says nothing:
@@ -99,6 +105,11 @@
 //!   unknown token is revoked "successfully" (RFC 7009).
 //! - Google consent with `prompt=none` is granted like any other.
 //! - Google tokens carry no `id_token` and there is no userinfo endpoint.
+//! - The profile body carries only `encodedId`, `displayName` and
+//!   `timezone`; `healthUserId` is an opaque 20-digit string derived from
+//!   the Google user id. Google Health scopes are not checked on the
+//!   identity endpoint (its required scope is not documented in
+//!   `PROVIDERS.md`).
 //!
 //! # Faults and observation
 //!
@@ -112,6 +123,7 @@ mod client_auth;
 mod clock;
 mod counters;
 pub mod demo;
+mod device;
 mod emulator;
 mod endpoint;
 mod error;
@@ -124,6 +136,7 @@ mod params;
 mod pkce;
 mod rate_limit;
 mod reply;
+mod resource;
 mod router;
 mod scopes;
 mod server;

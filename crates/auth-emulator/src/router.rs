@@ -31,10 +31,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             dispatch(shared, endpoint, req)
         };
         let methods: MethodRouter<Arc<Shared>> = match endpoint {
-            Endpoint::FitbitAuthorize | Endpoint::GoogleAuthorize | Endpoint::GoogleDiscovery => {
-                get(handler)
-            }
-            Endpoint::GoogleTokeninfo => get(handler).post(handler),
+            Endpoint::FitbitAuthorize
+            | Endpoint::GoogleAuthorize
+            | Endpoint::GoogleDiscovery
+            | Endpoint::FitbitProfile
+            | Endpoint::GoogleHealthIdentity => get(handler),
+            Endpoint::GoogleTokeninfo | Endpoint::GoogleDevicePage => get(handler).post(handler),
             _ => post(handler),
         };
         router = router.route(endpoint.path(), methods);

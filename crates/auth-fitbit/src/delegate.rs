@@ -60,6 +60,25 @@ macro_rules! forward_token_provider {
             fn account_for(&self, token: &auth_core::TokenSet) -> Option<auth_core::AccountId> {
                 auth_core::TokenProvider::account_for(&self.inner, token)
             }
+
+            fn rejects_token(&self, response: &auth_core::ResourceResponse<'_>) -> bool {
+                self.token_rejected(response)
+            }
+
+            fn use_ends_replay_window(&self) -> bool {
+                auth_core::TokenProvider::use_ends_replay_window(&self.inner)
+            }
+
+            fn can_mint(&self) -> bool {
+                auth_core::TokenProvider::can_mint(&self.inner)
+            }
+
+            async fn mint(
+                &self,
+                key: &auth_core::TokenKey,
+            ) -> auth_core::Result<auth_core::TokenSet> {
+                auth_core::TokenProvider::mint(&self.inner, key).await
+            }
         }
     };
 }

@@ -84,9 +84,54 @@ pub fn parse_fitbit_error(body: &[u8]) -> Option<ServerError> {
     parse_rfc6749_error(body)
 }
 
+/// Whether a resource server's 401 body is one of Fitbit's documented
+/// answers to a bad access token: errorType `expired_token` or
+/// `invalid_token` (PROVIDERS.md §2), or the Google-shaped `UNAUTHENTICATED`.
+/// Reads the raw `errorType`, not the normalized code: `authorization` and
+/// `oauth` are not documented as token rejections. `body` may be a prefix;
+/// one cut short of valid JSON is still searched for the errorType.
+pub(crate) fn rejects_token(body: &[u8]) -> bool {
+    const REJECTING: [&str; 2] = ["expired_token", "invalid_token"];
+    if let Ok(classic) = serde_json::from_slice::<Classic>(body) {
+        return classic
+            .errors
+            .iter()
+            .any(|e| REJECTING.contains(&e.error_type.as_str()));
+    }
+    if let Ok(google) = serde_json::from_slice::<GoogleShape>(body) {
+        return google.error.status.as_deref() == Some("UNAUTHENTICATED");
+    }
+    let text = String::from_utf8_lossy(body);
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    REJECTING
+        .iter()
+        .any(|t| compact.contains(&format!("\"errorType\":\"{t}\"")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documented_token_rejections() {
+        for body in [
+            &br#"{"errors":[{"errorType":"expired_token","message":"Access token expired: x"}],"success":false}"#[..],
+            br#"{"errors":[{"errorType":"invalid_token","message":"Access token invalid: x"}],"success":false}"#,
+            br#"{"error":{"code":401,"message":"bad","status":"UNAUTHENTICATED"}}"#,
+            br#"{"errors":[{"errorType": "expired_token", "message":"cut sh"#,
+        ] {
+            assert!(rejects_token(body), "{}", String::from_utf8_lossy(body));
+        }
+        for body in [
+            &br#"{"errors":[{"errorType":"insufficient_scope","message":"no"}],"success":false}"#[..],
+            br#"{"errors":[{"errorType":"authorization","message":"no"}],"success":false}"#,
+            br#"{"error":{"code":403,"message":"no","status":"PERMISSION_DENIED"}}"#,
+            b"",
+            b"<html>401</html>",
+        ] {
+            assert!(!rejects_token(body), "{}", String::from_utf8_lossy(body));
+        }
+    }
 
     #[test]
     fn classic_shape() {

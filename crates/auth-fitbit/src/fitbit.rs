@@ -390,4 +390,13 @@ impl FitbitProvider {
     }
 }
 
+impl FitbitProvider {
+    /// RFC 6750's challenge, or Fitbit's documented 401 bodies
+    /// (`expired_token`, `invalid_token`), which come without one.
+    fn token_rejected(&self, response: &auth_core::ResourceResponse<'_>) -> bool {
+        response.is_rfc6750_invalid_token()
+            || (response.status == 401 && crate::error_body::rejects_token(response.body))
+    }
+}
+
 crate::delegate::forward_token_provider!(FitbitProvider, check_authorize = check_prompt);

@@ -77,6 +77,9 @@ pub struct GoogleEndpoints {
     pub revoke: Url,
     /// `https://oauth2.googleapis.com/tokeninfo`.
     pub tokeninfo: Url,
+    /// The Google Health API's identity endpoint,
+    /// `https://health.googleapis.com/v4/users/me/identity`.
+    pub identity: Url,
 }
 
 impl Default for GoogleEndpoints {
@@ -88,6 +91,8 @@ impl Default for GoogleEndpoints {
             token: Url::parse("https://oauth2.googleapis.com/token").expect("static URL"),
             revoke: Url::parse("https://oauth2.googleapis.com/revoke").expect("static URL"),
             tokeninfo: Url::parse("https://oauth2.googleapis.com/tokeninfo").expect("static URL"),
+            identity: Url::parse("https://health.googleapis.com/v4/users/me/identity")
+                .expect("static URL"),
         }
     }
 }
@@ -110,6 +115,7 @@ impl GoogleEndpoints {
             token: join("token")?,
             revoke: join("revoke")?,
             tokeninfo: join("tokeninfo")?,
+            identity: join("v4/users/me/identity")?,
         })
     }
 }
@@ -192,6 +198,7 @@ impl Hooks for GoogleHooks {
 #[derive(Clone)]
 pub struct GoogleHealthProvider {
     inner: OAuth2Provider,
+    identity: Url,
 }
 
 impl fmt::Debug for GoogleHealthProvider {
@@ -296,12 +303,17 @@ impl GoogleHealthProviderBuilder {
             .default_scopes(self.scopes)
             .hooks(Arc::new(GoogleHooks))
             .http_config(self.http)
-            .clock(self.clock);
+            .clock(self.clock)
+            // Google refresh tokens do not rotate (PROVIDERS.md section 3):
+            // a refreshed access token may be used before its save lands.
+            .rotating_refresh_tokens(false);
         if let Some(uri) = self.redirect_uri {
             builder = builder.redirect_uri(uri);
         }
+        auth_oauth2::require_secure("identity", &self.endpoints.identity)?;
         Ok(GoogleHealthProvider {
             inner: builder.build()?,
+            identity: self.endpoints.identity,
         })
     }
 }
@@ -327,6 +339,23 @@ impl GoogleHealthProvider {
     /// The standards provider underneath.
     pub fn oauth2(&self) -> &OAuth2Provider {
         &self.inner
+    }
+
+    /// Asks the Google Health API who `token` belongs to: the user's
+    /// `legacyUserId` (their Fitbit user id, if they have Fitbit history)
+    /// and `healthUserId`. The token is sent to the identity endpoint only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Transient`] when the endpoint cannot be reached or answers
+    /// 5xx or 429; [`Error::Protocol`] for other answers.
+    pub async fn identity(&self, token: &auth_core::TokenSet) -> Result<crate::HealthIdentity> {
+        crate::identity::fetch(self.inner.http_client(), &self.identity, token).await
+    }
+
+    /// RFC 6750's challenge, which Google's APIs send with a 401.
+    fn token_rejected(&self, response: &auth_core::ResourceResponse<'_>) -> bool {
+        response.is_rfc6750_invalid_token()
     }
 }
 

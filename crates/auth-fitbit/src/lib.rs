@@ -49,7 +49,7 @@
 //!     .build()?;
 //! let manager = TokenManager::builder(Arc::new(MemoryTokenStore::new()))
 //!     .provider(Arc::new(fitbit))
-//!     .provider(Arc::new(google))
+//!     .provider(Arc::new(google.clone()))
 //!     .build();
 //! let (legacy, health): (ProviderId, ProviderId) = ("fitbit".parse()?, "google-health".parse()?);
 //!
@@ -59,14 +59,18 @@
 //! let (key, _) = manager.complete_authorization(&pending, &callback).await?;
 //!
 //! // The app asks the bridge, never a provider: this user is on Fitbit.
-//! let bridge = Bridge::new(manager.clone(), legacy.clone(), health.clone());
+//! let bridge = Bridge::new(manager.clone(), legacy.clone(), health.clone())
+//!     .with_identity_check(google);
 //! assert_eq!(bridge.access_token(&key.account).await?.0, legacy);
 //!
-//! // Move every legacy user to Google Health, under the same account id.
+//! // Move every legacy user to Google Health, under the same account id,
+//! // once the Google account proves to be the same Fitbit user.
 //! for step in migration::plan(&manager, &legacy, &health, Access::ReadOnly).await? {
+//!     assert_eq!(step.expected_legacy_user_id, key.account.as_str());
 //!     let pending = manager.begin_authorization(&health, step.request)?;
 //!     let callback = Callback::parse(&browse(&pending.authorize_url).await?)?;
-//!     manager.complete_authorization(&pending, &callback).await?;
+//!     let linked = bridge.link(&pending, &callback).await?;
+//!     assert_eq!(linked.identity.legacy_user_id.as_deref(), Some(key.account.as_str()));
 //! }
 //! assert_eq!(bridge.access_token(&key.account).await?.0, health);
 //! # Ok(())
@@ -77,6 +81,7 @@ mod delegate;
 mod error_body;
 mod fitbit;
 mod google;
+mod identity;
 mod introspection;
 pub mod migration;
 mod rate_limit;
@@ -88,6 +93,7 @@ pub use fitbit::{
     RETIREMENT_NOTICE, USER_ID, user_id,
 };
 pub use google::{GoogleEndpoints, GoogleHealthProvider, GoogleHealthProviderBuilder, scopes};
+pub use identity::HealthIdentity;
 pub use introspection::parse_braces_scopes;
 pub use rate_limit::RateLimit;
 pub use scope::{Prompt, Scope};

@@ -6,15 +6,19 @@
 //!
 //! 1. Register both providers with one [`TokenManager`]: a
 //!    [`FitbitProvider`](crate::FitbitProvider) under `fitbit` and a
-//!    [`GoogleHealthProvider`](crate::GoogleHealthProvider) under
+//!    [`GoogleHealthProvider`] under
 //!    `google-health`.
 //! 2. Keep each user under the **same account id** in both. The per-user
 //!    flag is then simply which provider holds a usable token: the
 //!    [`Bridge`] asks Google Health first and falls back to legacy Fitbit.
 //! 3. [`plan`] lists the users still on legacy Fitbit and, for each, the
 //!    Google authorize request (mapped scopes, `prompt=consent`, same
-//!    account id) that moves them. Send the user through it; once
-//!    `complete_authorization` stores the Google token, the bridge uses it.
+//!    account id) that moves them, and the Fitbit user id the identity
+//!    check will expect. Send the user through it and finish with
+//!    [`Bridge::link`], which checks, through the Google Health identity
+//!    endpoint, that the Google account that consented is this Fitbit user
+//!    (its `legacyUserId` equals the stored Fitbit `user_id`) before it
+//!    stores the Google token; from then on the bridge uses it.
 //! 4. Keep or revoke the legacy token, as you choose. Since 2026-11-02 the
 //!    legacy endpoints answer 410, so revoking fails; remove it locally with
 //!    [`TokenManager::remove`].
@@ -23,10 +27,13 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use auth_core::{
-    AccessToken, AccountId, AuthorizeRequest, Error, ProviderId, Result, TokenKey, TokenManager,
+    AccessToken, AccountId, AuthorizeRequest, Callback, Error, PendingAuthorization, ProviderId,
+    Result, TokenKey, TokenManager, TokenSet,
 };
 
+use crate::GoogleHealthProvider;
 use crate::google::scopes as g;
+use crate::identity::HealthIdentity;
 use crate::scope::Scope;
 
 /// Whether to ask Google for read access only, or read and write.
@@ -101,6 +108,10 @@ pub struct Move {
     pub google_scopes: Vec<String>,
     /// Legacy scopes with no Google Health successor.
     pub unmapped: Vec<Scope>,
+    /// The identity check [`Bridge::link`] will make: the `legacyUserId`
+    /// the Google account must report, the Fitbit `user_id` stored with the
+    /// legacy token (the account id when the token names none).
+    pub expected_legacy_user_id: String,
     /// The authorize request to pass to
     /// [`TokenManager::begin_authorization`] for the Google provider.
     pub request: AuthorizeRequest,
@@ -142,6 +153,7 @@ pub async fn plan(
         let Some(token) = manager.stored(&key).await? else {
             continue;
         };
+        let expected_legacy_user_id = expected_legacy_user_id(&key.account, &token);
         let legacy_scopes: Vec<Scope> = token.scopes().iter().map(|s| Scope::parse(s)).collect();
         let (google_scopes, unmapped) = map_scopes(&legacy_scopes, access);
         let request = AuthorizeRequest::new()
@@ -153,10 +165,32 @@ pub async fn plan(
             legacy_scopes,
             google_scopes,
             unmapped,
+            expected_legacy_user_id,
             request,
         });
     }
     Ok(moves)
+}
+
+/// The Fitbit user a legacy token belongs to: its `user_id`, else the
+/// account id (Fitbit accounts are keyed by `user_id` by default).
+fn expected_legacy_user_id(account: &AccountId, legacy: &TokenSet) -> String {
+    crate::fitbit::user_id(legacy)
+        .unwrap_or(account.as_str())
+        .to_owned()
+}
+
+/// A Google Health grant that passed the identity check and was stored.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Linked {
+    /// Where the Google token is stored: the Google provider and the same
+    /// account as the legacy token.
+    pub key: TokenKey,
+    /// The new access token.
+    pub token: AccessToken,
+    /// Who the Google Health API says the user is.
+    pub identity: HealthIdentity,
 }
 
 /// The dual-provider bridge: one call that gives a user's token from
@@ -172,6 +206,7 @@ pub struct Bridge {
     legacy: ProviderId,
     google: ProviderId,
     moved: Arc<RwLock<HashSet<AccountId>>>,
+    identity: Option<GoogleHealthProvider>,
 }
 
 impl Bridge {
@@ -182,7 +217,117 @@ impl Bridge {
             legacy,
             google,
             moved: Arc::default(),
+            identity: None,
         }
+    }
+
+    /// Uses `google`'s identity endpoint for the check in
+    /// [`link`](Self::link). Pass the same provider that is registered with
+    /// the manager under the bridge's Google id.
+    #[must_use]
+    pub fn with_identity_check(mut self, google: GoogleHealthProvider) -> Self {
+        self.identity = Some(google);
+        self
+    }
+
+    /// Finishes a move to Google Health started from [`plan`]: exchanges
+    /// the callback's code, asks the Google Health identity endpoint who
+    /// the new token belongs to, and stores it under the account only if
+    /// its `legacyUserId` is the Fitbit `user_id` stored with the account's
+    /// legacy token.
+    ///
+    /// When the check fails, nothing is stored under the Google provider
+    /// for this account, the legacy Fitbit token is kept as it is, and the
+    /// new grant is dropped unsaved. It is not revoked: revoking a Google
+    /// grant ends every token that Google user gave this app, which may
+    /// include that person's own, legitimate link here.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidInput`] when the Google account that consented is
+    ///   another Fitbit user's (the user picked a different Google account),
+    ///   or has no Fitbit history at all (then this is not a migration);
+    ///   also when the authorization names no account, the account has no
+    ///   legacy token, or the callback does not match.
+    /// - [`Error::Configuration`] without
+    ///   [`with_identity_check`](Self::with_identity_check).
+    /// - [`Error::AuthorizationDenied`], and the provider's and the identity
+    ///   endpoint's errors.
+    pub async fn link(
+        &self,
+        pending: &PendingAuthorization,
+        callback: &Callback,
+    ) -> Result<Linked> {
+        let Some(identity_source) = &self.identity else {
+            return Err(Error::configuration(
+                "Bridge::link checks the Google account's identity; give the bridge the Google \
+                 Health provider with with_identity_check",
+            ));
+        };
+        if pending.provider != self.google {
+            return Err(Error::invalid_input(format!(
+                "this authorization is for provider {}, not {}",
+                pending.provider, self.google
+            )));
+        }
+        callback.code_or_error()?;
+        pending.verify_state(callback)?;
+        let Some(account) = pending.account.clone() else {
+            return Err(Error::invalid_input(
+                "a move to Google Health must name the account (use the request from migration::plan)",
+            ));
+        };
+        let legacy_key = TokenKey::new(self.legacy.clone(), account.clone());
+        let Some(legacy) = self.manager.stored(&legacy_key).await? else {
+            return Err(Error::invalid_input(format!(
+                "account {account} has no {} token, so there is nothing to move; \
+                 use TokenManager::complete_authorization for a new Google Health user",
+                self.legacy
+            )));
+        };
+        let expected = expected_legacy_user_id(&account, &legacy);
+        let Some(provider) = self.manager.provider(&self.google) else {
+            return Err(Error::invalid_input(format!(
+                "no provider {} is registered with the manager",
+                self.google
+            )));
+        };
+        let grant = provider.exchange_code(pending, callback).await?;
+        let identity = identity_source.identity(&grant).await?;
+        let refused = |why: String| {
+            Err(Error::invalid_input(format!(
+                "account {account}: {why}. Nothing was stored under {}; the new Google grant was \
+                 dropped unsaved, and the {} token is kept. Ask the user to consent again, signed \
+                 in to the Google account that their Fitbit account moved to",
+                self.google, self.legacy
+            )))
+        };
+        match identity.legacy_user_id.as_deref() {
+            None => {
+                return refused(format!(
+                    "the Google account that consented has no Fitbit history (no legacyUserId), \
+                     so this is not a migration of Fitbit user {expected}"
+                ));
+            }
+            Some(found) if found != expected => {
+                return refused(format!(
+                    "the user consented with a different Google account: it belongs to another \
+                     Fitbit user, not Fitbit user {expected}"
+                ));
+            }
+            Some(_) => {}
+        }
+        let key = TokenKey::new(self.google.clone(), account.clone());
+        let token = self.manager.save_authorization(&key, grant).await?;
+        self.moved
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(account);
+        Ok(Linked {
+            key,
+            token,
+            identity,
+        })
     }
 
     fn known_moved(&self, account: &AccountId) -> bool {

@@ -148,3 +148,16 @@ async fn migration_moves_users_one_at_a_time_through_the_bridge() {
             .is_reauthorization_required()
     );
 }
+
+/// Fitbit's replay window ends when the new access token is first used, so
+/// an unsaved Fitbit pair is never handed out; Google's refresh tokens do
+/// not rotate, so a refreshed Google token may be.
+#[tokio::test]
+async fn only_the_fitbit_provider_guards_its_replay_window() {
+    use auth_core::TokenProvider as _;
+    let w = world(auth_fitbit::AppType::Server).await;
+    assert!(w.fitbit.use_ends_replay_window());
+    assert!(!w.google.use_ends_replay_window());
+    assert!(!w.fitbit.can_mint());
+    assert!(!w.google.can_mint());
+}

@@ -42,6 +42,10 @@ pub(crate) enum Command {
     Login(LoginArgs),
     /// Print a valid access token (refreshing it if needed) and nothing else.
     Token(KeyArgs),
+    /// Make an authenticated GET and print the response body: the token
+    /// goes only to URL's origin (https, or http on loopback), and a
+    /// rejected token is refreshed once and the request retried once.
+    Get(GetArgs),
     /// Refresh the token now and print a summary.
     Refresh(KeyArgs),
     /// Ask the provider what it knows about the stored access token.
@@ -80,6 +84,20 @@ pub(crate) struct KeyArgs {
     pub(crate) account: String,
 }
 
+/// `authctl get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The provider: the NAME of a [providers.NAME] section of the config.
+    pub(crate) provider: String,
+
+    /// The URL to GET; the token is sent to its origin only.
+    pub(crate) url: String,
+
+    /// The account the token belongs to.
+    #[arg(long, value_name = "ID", default_value = DEFAULT_ACCOUNT)]
+    pub(crate) account: String,
+}
+
 /// `authctl login`.
 #[derive(Debug, Args)]
 pub(crate) struct LoginArgs {
@@ -97,8 +115,15 @@ pub(crate) struct LoginArgs {
 
     /// Read the URL the browser was redirected to from stdin instead of
     /// listening on the redirect URI (for remote shells).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "device")]
     pub(crate) manual: bool,
+
+    /// Log in with the device flow (RFC 8628): print a code and a URL to
+    /// open on any device (a phone will do), and wait while the person
+    /// approves there. For `kind = "oauth2"` providers whose server has a
+    /// device authorization endpoint.
+    #[arg(long)]
+    pub(crate) device: bool,
 
     /// Give up when the callback has not come back within SECS seconds.
     #[arg(long, value_name = "SECS")]

@@ -96,10 +96,29 @@ pub(crate) fn authorize_url(url: &Url) {
     eprintln!("{url}");
 }
 
+/// A device login's verification URI, alone on its own line on stderr, like
+/// the authorize URL of the browser flow.
+pub(crate) fn verification_uri(uri: &str) {
+    eprintln!("{uri}");
+}
+
 /// A failed command: the error and the next step, on stderr.
 pub(crate) fn failure(failure: &Failure) {
     eprintln!("error: {}", failure.message());
     eprintln!("  {}", failure.next());
+}
+
+/// A response body on stdout as it came, with a newline after it when it
+/// has none (the whole output of `authctl get`).
+pub(crate) fn body(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = out.write_all(bytes);
+    if !bytes.ends_with(b"\n") {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
 }
 
 /// JSON on stdout, pretty-printed.

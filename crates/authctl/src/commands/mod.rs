@@ -4,6 +4,7 @@
 mod demo;
 mod emulator;
 mod encryption;
+mod get;
 mod keys;
 mod login;
 mod status;
@@ -101,6 +102,7 @@ async fn run_command(config: Option<&Path>, command: Command) -> CliResult {
     match command {
         Command::Login(args) => login::run(config, args).await,
         Command::Token(args) => keys::token(config, args).await,
+        Command::Get(args) => get::run(config, args).await,
         Command::Refresh(args) => keys::refresh(config, args).await,
         Command::Introspect(args) => keys::introspect(config, args).await,
         Command::Revoke(args) => keys::revoke(config, args).await,

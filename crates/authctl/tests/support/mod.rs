@@ -239,9 +239,20 @@ tokeninfo_url = "{gi}"
     /// Seeds a legacy Fitbit grant at the emulator and stores it for
     /// `account`, already expired when `expired`.
     pub(crate) async fn seed_fitbit(&self, account: &str, expired: bool) -> IssuedTokens {
-        let issued =
-            self.emulator
-                .seed_fitbit_grant(FITBIT_CLIENT_ID, USER, &["activity", "sleep"]);
+        self.seed_fitbit_scopes(account, expired, &["activity", "sleep"])
+            .await
+    }
+
+    /// As [`seed_fitbit`](Self::seed_fitbit), with these scopes.
+    pub(crate) async fn seed_fitbit_scopes(
+        &self,
+        account: &str,
+        expired: bool,
+        scopes: &[&str],
+    ) -> IssuedTokens {
+        let issued = self
+            .emulator
+            .seed_fitbit_grant(FITBIT_CLIENT_ID, USER, scopes);
         self.remember(issued.access_token.clone());
         if let Some(refresh) = &issued.refresh_token {
             self.remember(refresh.clone());
@@ -406,6 +417,19 @@ impl Running {
                 .expect("stderr ended before the authorize URL");
             if line.starts_with("http") && !line.contains(' ') {
                 return Url::parse(&line).expect("the URL line is a URL");
+            }
+        }
+    }
+
+    /// The next stderr line that contains `needle`.
+    pub(crate) async fn line_containing(&mut self, needle: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(CHILD_LIMIT, self.lines.recv())
+                .await
+                .expect("authctl printed the line in time")
+                .unwrap_or_else(|| panic!("stderr ended before a line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
             }
         }
     }

@@ -68,6 +68,8 @@ struct Demo {
     browser: Browser,
     fitbit: ProviderId,
     google: ProviderId,
+    /// The Google Health provider, for its identity endpoint.
+    health: GoogleHealthProvider,
     step: usize,
     _store_dir: tempfile::TempDir,
 }
@@ -159,7 +161,7 @@ impl Demo {
         let manager = super::track(
             TokenManager::builder(Arc::new(store))
                 .provider(Arc::new(fitbit))
-                .provider(Arc::new(google))
+                .provider(Arc::new(google.clone()))
                 .build(),
         );
         Ok(Self {
@@ -169,6 +171,7 @@ impl Demo {
             browser: Browser::new().map_err(|e| setup("the browser", &e))?,
             fitbit: ProviderId::new(auth_fitbit::FITBIT).map_err(|e| setup("id", &e))?,
             google: ProviderId::new(auth_fitbit::GOOGLE_HEALTH).map_err(|e| setup("id", &e))?,
+            health: google,
             step: 0,
             _store_dir: store_dir,
         })
@@ -572,6 +575,22 @@ impl Demo {
                 one.account
             ),
         );
+        expect(
+            step,
+            one.expected_legacy_user_id == key.account.as_str(),
+            format!(
+                "the plan expects legacyUserId {} for {}",
+                one.expected_legacy_user_id, key.account
+            ),
+        )?;
+        say(
+            "identity",
+            format!(
+                "the Google account must report legacyUserId {} (the stored Fitbit user_id), \
+                 or the link is refused",
+                one.expected_legacy_user_id
+            ),
+        );
         done();
         Ok(one.request.clone())
     }
@@ -626,6 +645,27 @@ impl Demo {
             granted == sorted,
             format!("granted {granted:?}, asked for {wanted:?}"),
         )?;
+        let identity = self
+            .health
+            .identity(set)
+            .await
+            .map_err(|e| failed(step, e))?;
+        expect(
+            step,
+            identity.legacy_user_id.as_deref() == Some(fitbit_key.account.as_str()),
+            format!(
+                "GET /v4/users/me/identity gave legacyUserId {:?}, not {}",
+                identity.legacy_user_id, fitbit_key.account
+            ),
+        )?;
+        say(
+            "identity",
+            format!(
+                "GET /v4/users/me/identity: legacyUserId {} = the Fitbit user_id, the same person \
+                 (Bridge::link refuses any other Google account and keeps the Fitbit token)",
+                fitbit_key.account
+            ),
+        );
         let short: Vec<&str> = granted.iter().map(|s| short_scope(s)).collect();
         say("stored", format!("{key}, scopes {}", short.join(" ")));
         say(
