@@ -326,6 +326,9 @@ impl RefresherBuilder {
 ///   in a [`TokenEvent::Refreshed`]) is **live**: it is refreshed `lead`
 ///   (plus up to `jitter`) before it expires, and so is each of its
 ///   successors, until the account is removed, revoked or flagged.
+/// - A token that lives too briefly for the lead is refreshed 7/8 of its
+///   lifetime ahead (the manager's skew is capped at 3/4 of it, so this is
+///   still before any caller), with 1/16 of it as jitter.
 /// - A token already expired at the scan is **dormant**: nobody is using it,
 ///   and the next caller refreshes it on demand. It is left alone, unless its
 ///   provider has a **keep-alive**: then it is refreshed once it has been
@@ -688,12 +691,16 @@ impl Worker {
         let live = token.expires_at().is_some() && token.is_fresh(now, Duration::ZERO);
         let due = match (kind, live, keep_alive) {
             (Kind::KeepAlive, _, Some(idle)) | (_, false, Some(idle)) => {
-                let due = token.issued_at() + idle + self.jitter_for(&key, token.issued_at());
+                let due = token.issued_at()
+                    + idle
+                    + self.jitter_for(&key, token.issued_at(), self.config.jitter);
                 Some((due, Kind::KeepAlive))
             }
             (_, true, _) => {
                 let expires_at = token.expires_at().expect("live tokens have an expiry");
-                let ahead = self.config.lead + self.jitter_for(&key, expires_at);
+                let lifetime = expires_at.duration_since(token.issued_at()).ok();
+                let (lead, jitter) = window(&self.config, lifetime);
+                let ahead = lead + self.jitter_for(&key, expires_at, jitter);
                 let due = expires_at.checked_sub(ahead).unwrap_or(now);
                 Some((due, Kind::Live))
             }
@@ -728,11 +735,11 @@ impl Worker {
 
     /// This key's jitter for a due time computed from `anchor`: a
     /// deterministic fraction of the configured spread.
-    fn jitter_for(&self, key: &TokenKey, anchor: SystemTime) -> Duration {
+    fn jitter_for(&self, key: &TokenKey, anchor: SystemTime, spread: Duration) -> Duration {
         let salt = anchor
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(1, |d| d.as_secs() | 1);
-        fraction(self.config.jitter, key_hash(key, Some(salt)))
+        fraction(spread, key_hash(key, Some(salt)))
     }
 
     /// The loop's instant for the manager's wall-clock time `at`.
@@ -937,7 +944,10 @@ impl Worker {
                 let now = self.manager.now();
                 match expires_at.filter(|&at| at > now) {
                     Some(expires_at) => {
-                        let ahead = self.config.lead + self.jitter_for(&key, expires_at);
+                        // Just refreshed: what is left is about its lifetime.
+                        let lifetime = expires_at.duration_since(now).ok();
+                        let (lead, jitter) = window(&self.config, lifetime);
+                        let ahead = lead + self.jitter_for(&key, expires_at, jitter);
                         let due =
                             self.instant_at(expires_at.checked_sub(ahead).unwrap_or(now), now);
                         self.schedule.insert(
@@ -989,8 +999,11 @@ impl Worker {
 fn is_due(config: &Config, kind: Kind, key: &TokenKey, token: &TokenSet, now: SystemTime) -> bool {
     // The lead plus the whole jitter: an entry jittered early is due when
     // it comes up.
-    let due_live =
-        token.expires_at().is_some() && !token.is_fresh(now, config.lead + config.jitter);
+    let lifetime = token
+        .expires_at()
+        .and_then(|at| at.duration_since(token.issued_at()).ok());
+    let (lead, jitter) = window(config, lifetime);
+    let due_live = token.expires_at().is_some() && !token.is_fresh(now, lead + jitter);
     match kind {
         Kind::Live => due_live,
         // A probe refreshes only what is live and due; a dormant token is
@@ -1000,6 +1013,18 @@ fn is_due(config: &Config, kind: Kind, key: &TokenKey, token: &TokenSet, now: Sy
             .keep_alive
             .get(&key.provider)
             .is_some_and(|idle| token.issued_at() + *idle <= now),
+    }
+}
+
+/// The lead and the jitter spread for a token that lives `lifetime`: the
+/// configured ones, but for a token too short-lived for them, a lead of 7/8
+/// of its life and a spread of 1/16. The manager caps its skew at 3/4 of a
+/// token's life, so this still comes before any caller would refresh, and a
+/// new token is never due the moment it arrives (no refresh loop).
+fn window(config: &Config, lifetime: Option<Duration>) -> (Duration, Duration) {
+    match lifetime {
+        Some(life) => (config.lead.min(life / 8 * 7), config.jitter.min(life / 16)),
+        None => (config.lead, config.jitter),
     }
 }
 

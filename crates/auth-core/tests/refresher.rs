@@ -720,3 +720,43 @@ async fn a_failing_scan_does_not_block_shutdown() {
         .await
         .expect("the refresher stopped");
 }
+
+/// Tokens that live less than the lead (two minutes, against a ten-minute
+/// lead) are refreshed at a steady pace, an eighth of their life after
+/// each refresh, not in a loop, and never by a waiting caller.
+#[tokio::test(start_paused = true)]
+async fn short_lived_tokens_are_not_refreshed_in_a_loop() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let provider = Arc::new(
+        FakeProvider::new("alpha")
+            .with_clock(clock.clone())
+            .with_lifetime(Duration::from_secs(120)),
+    );
+    let store = MemoryTokenStore::new();
+    let key = TokenKey::parse("alpha", "short").unwrap();
+    let token = TokenSet::new("a-0", "Bearer", start)
+        .with_refresh_token("r-0")
+        .with_expires_in(Duration::from_secs(120));
+    store.save(&key, &token, None).await.unwrap();
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .build();
+    let refresher = Refresher::builder(manager.clone()).spawn();
+    for _ in 0..600 {
+        let asked = Instant::now();
+        manager.access_token(&key).await.unwrap();
+        assert_eq!(asked.elapsed(), Duration::ZERO, "a caller waited");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Ten minutes at one refresh every 7.5 to 15 s (7/8 of 120 s ahead,
+    // less up to 1/16 of jitter): 40 to 80, where a loop would be endless.
+    let calls = provider.refresh_calls();
+    assert!(
+        (40..=80).contains(&calls),
+        "{calls} refreshes in 10 minutes"
+    );
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    refresher.stopped().await;
+}
