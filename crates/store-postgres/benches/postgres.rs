@@ -1,0 +1,3 @@
+//! Placeholder until the benchmarks land.
+
+fn main() {}
