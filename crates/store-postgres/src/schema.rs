@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
         version    bigint NOT NULL,
         deleted    boolean NOT NULL DEFAULT false,
         data       jsonb,
+        data_md5   text,
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (provider, account)
     );
@@ -96,15 +97,13 @@ impl Names {
     }
 }
 
-/// The checks a row's data must pass in SQL before a save may replace it:
-/// a JSON object of a token format this code reads, with the fields every
-/// token has. Data that fails them is never overwritten (`load` reports it
-/// as corrupt); see the crate docs.
-const READABLE: &str = "(t.data IS NOT NULL AND jsonb_typeof(t.data) = 'object' \
-     AND t.data -> 'format' = '1'::jsonb \
-     AND jsonb_typeof(t.data -> 'access_token') = 'string' \
-     AND jsonb_typeof(t.data -> 'token_type') = 'string' \
-     AND jsonb_typeof(t.data -> 'issued_at') = 'string')";
+/// The fast check that a row's data may be replaced without reading it:
+/// it is in a token format this code reads, and it is byte for byte what
+/// this store (or another release of it) wrote, as its checksum says. A row
+/// edited by hand fails it, and the store then reads and decodes the row
+/// before deciding (see `store.rs`): data it cannot decode is never
+/// overwritten.
+const UNTOUCHED: &str = "t.data -> 'format' = '1'::jsonb AND t.data_md5 = md5(t.data::text)";
 
 /// Every statement the store sends.
 #[derive(Debug)]
@@ -114,9 +113,11 @@ pub(crate) struct Statements {
     pub(crate) update: String,
     pub(crate) create_fenced: String,
     pub(crate) update_fenced: String,
+    pub(crate) update_exact: String,
+    pub(crate) update_exact_fenced: String,
     pub(crate) delete: String,
     pub(crate) delete_fenced: String,
-    pub(crate) current: String,
+    pub(crate) row: String,
     pub(crate) list_all: String,
     pub(crate) list_provider: String,
     pub(crate) lease_acquire: String,
@@ -141,28 +142,30 @@ impl Statements {
         };
         let create_body = |source: &str| {
             format!(
-                "INSERT INTO {tokens} AS t (provider, account, version, deleted, data) \
-                 SELECT $1::text, $2::text, 1, false, $3::jsonb {source} \
+                "INSERT INTO {tokens} AS t (provider, account, version, deleted, data, data_md5) \
+                 SELECT $1::text, $2::text, 1, false, $3::jsonb, md5($3::jsonb::text) {source} \
                  ON CONFLICT (provider, account) DO UPDATE \
                  SET version = t.version + 1, deleted = false, data = EXCLUDED.data, \
-                     updated_at = now() \
+                     data_md5 = EXCLUDED.data_md5, updated_at = now() \
                  WHERE t.deleted \
                  RETURNING t.version"
             )
         };
-        let update_body = |extra: &str| {
+        // `guard` says the old data may be replaced: untouched since a
+        // store wrote it, or exactly the data the caller decoded.
+        let update_body = |guard: &str, extra: &str| {
             format!(
                 "UPDATE {tokens} AS t SET version = t.version + 1, data = $3::jsonb, \
-                 updated_at = now() \
+                 data_md5 = md5($3::jsonb::text), updated_at = now() \
                  WHERE t.provider = $1 AND t.account = $2 AND t.version = $4 AND NOT t.deleted \
-                 AND {READABLE}{extra} \
+                 AND {guard}{extra} \
                  RETURNING t.version"
             )
         };
         let delete_body = |extra: &str| {
             format!(
                 "UPDATE {tokens} AS t SET version = t.version + 1, deleted = true, data = NULL, \
-                 updated_at = now() \
+                 data_md5 = NULL, updated_at = now() \
                  WHERE t.provider = $1 AND t.account = $2 AND NOT t.deleted{extra} \
                  RETURNING t.version"
             )
@@ -174,16 +177,24 @@ impl Statements {
                  WHERE provider = $1 AND account = $2 AND NOT deleted"
             ),
             create: create_body(""),
-            update: update_body(""),
+            update: update_body(UNTOUCHED, ""),
             // $4 is the owner.
             create_fenced: format!("{}{}", fence(4), create_body("FROM fence")),
             // $5 is the owner.
-            update_fenced: format!("{}{}", fence(5), update_body(fenced)),
+            update_fenced: format!("{}{}", fence(5), update_body(UNTOUCHED, fenced)),
+            // $5 is the data read.
+            update_exact: update_body("t.data = $5::jsonb", ""),
+            // $5 is the owner, $6 the data read.
+            update_exact_fenced: format!(
+                "{}{}",
+                fence(5),
+                update_body("t.data = $6::jsonb", fenced)
+            ),
             delete: delete_body(""),
             // $3 is the owner.
             delete_fenced: format!("{}{}", fence(3), delete_body(fenced)),
-            current: format!(
-                "SELECT version, deleted, {READABLE} FROM {tokens} AS t \
+            row: format!(
+                "SELECT version, deleted, data::text FROM {tokens} \
                  WHERE provider = $1 AND account = $2"
             ),
             list_all: format!(
@@ -284,20 +295,24 @@ pub(crate) async fn check_reader_version(
     endpoint: &Endpoint,
     names: &Names,
 ) -> Result<()> {
-    let min: Option<i64> = sqlx::query_scalar(&format!(
+    let min: std::result::Result<Option<i64>, _> = sqlx::query_scalar(&format!(
         "SELECT value FROM {} WHERE name = 'min_reader_version'",
         names.meta()
     ))
     .fetch_optional(pool)
-    .await
-    .map_err(|e| {
-        error::from_sqlx(
-            endpoint,
-            None,
-            &format!("read the reader version of {}", names.display()),
-            e,
-        )
-    })?;
+    .await;
+    let missing = |e: &sqlx::Error| matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01"));
+    let min = match min {
+        Err(e) if missing(&e) => None,
+        other => other.map_err(|e| {
+            error::from_sqlx(
+                endpoint,
+                None,
+                &format!("read the reader version of {}", names.display()),
+                e,
+            )
+        })?,
+    };
     match min {
         Some(min) if min > READER_VERSION => Err(Error::configuration(format!(
             "PostgreSQL token store at {endpoint}: the tables {} need reader version {min}, and \

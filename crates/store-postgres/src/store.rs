@@ -55,11 +55,11 @@ impl std::fmt::Debug for PostgresTokenStore {
     }
 }
 
-/// What a row holds, read to explain a compare-and-swap that failed.
-struct Current {
+/// A row as it is, read when a fast compare-and-swap wrote nothing.
+struct Row {
     version: i64,
     deleted: bool,
-    readable: bool,
+    data: Option<String>,
 }
 
 impl PostgresTokenStore {
@@ -114,82 +114,112 @@ impl PostgresTokenStore {
         })
     }
 
-    async fn current(&self, key: &TokenKey) -> Result<Option<Current>> {
-        let row: Option<(i64, bool, Option<bool>)> = sqlx::query_as(&self.shared.sql.current)
+    async fn row(&self, key: &TokenKey) -> Result<Option<Row>> {
+        let row: Option<(i64, bool, Option<String>)> = sqlx::query_as(&self.shared.sql.row)
             .bind(key.provider.as_str())
             .bind(key.account.as_str())
             .fetch_optional(&self.shared.pool)
             .await
-            .map_err(self.fail(Some(key), "read the token's version"))?;
-        Ok(row.map(|(version, deleted, readable)| Current {
+            .map_err(self.fail(Some(key), "read the token's row"))?;
+        Ok(row.map(|(version, deleted, data)| Row {
             version,
             deleted,
-            readable: readable.unwrap_or(false),
+            data,
         }))
     }
 
-    /// Says why a compare-and-swap wrote nothing: damaged data, or another
-    /// version.
-    async fn explain_refusal(&self, key: &TokenKey, expected: Option<Version>) -> Error {
-        match self.current(key).await {
-            Err(err) => err,
-            Ok(Some(row)) if !row.deleted && !row.readable => {
-                // Decode it for the reason; the save was refused either way.
-                let loaded = self.load(key).await;
-                let reason = match loaded {
-                    Err(err) => return err,
-                    Ok(_) => "its data does not have the shape of a token this version writes",
-                };
-                error::corrupt(
-                    &self.shared.endpoint,
-                    key,
-                    &self.shared.names.display(),
-                    reason,
-                )
-            }
-            Ok(row) => {
-                let current = row
-                    .filter(|r| !r.deleted)
-                    .map(|r| Version(r.version as u64));
-                error::conflict(&self.shared.endpoint, key, expected, current)
-            }
-        }
-    }
-
+    /// One compare-and-swap statement; `None` when it wrote nothing.
     async fn write(
         &self,
         key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<Version>,
+        data: &str,
+        expected: Option<i64>,
         owner: Option<i64>,
+        read: Option<&str>,
     ) -> Result<Option<Version>> {
-        let data = serde_json::to_string(token).expect("a token set always serializes to JSON");
         let sql = &self.shared.sql;
-        let statement = match (expected, owner) {
-            (None, None) => sqlx::query_scalar::<_, i64>(&sql.create),
-            (None, Some(_)) => sqlx::query_scalar(&sql.create_fenced),
-            (Some(_), None) => sqlx::query_scalar(&sql.update),
-            (Some(_), Some(_)) => sqlx::query_scalar(&sql.update_fenced),
+        let statement = match (expected, owner, read) {
+            (None, None, _) => &sql.create,
+            (None, Some(_), _) => &sql.create_fenced,
+            (Some(_), None, None) => &sql.update,
+            (Some(_), Some(_), None) => &sql.update_fenced,
+            (Some(_), None, Some(_)) => &sql.update_exact,
+            (Some(_), Some(_), Some(_)) => &sql.update_exact_fenced,
         };
-        let mut statement = statement
+        let mut statement = sqlx::query_scalar::<_, i64>(statement)
             .bind(key.provider.as_str())
             .bind(key.account.as_str())
             .bind(data);
         if let Some(expected) = expected {
-            let Ok(expected) = i64::try_from(expected.0) else {
-                // No stored version is that large.
-                return Ok(None);
-            };
             statement = statement.bind(expected);
         }
         if let Some(owner) = owner {
             statement = statement.bind(owner);
+        }
+        if let Some(read) = read {
+            statement = statement.bind(read);
         }
         let version = statement
             .fetch_optional(&self.shared.pool)
             .await
             .map_err(self.fail(Some(key), "save the token"))?;
         Ok(version.map(|v| Version(v as u64)))
+    }
+
+    /// A compare-and-swap save, fenced by `lease` when given.
+    ///
+    /// The fast path is one statement, which replaces only data a store
+    /// wrote and nobody touched since. When it writes nothing, the row is
+    /// read to say why: a lost lease, another version, or data this code
+    /// cannot decode (never overwritten). Data edited by hand that still
+    /// decodes is replaced by a second statement that checks it is exactly
+    /// the data just read.
+    async fn save_with(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        expected: Option<Version>,
+        lease: Option<&PgLease>,
+    ) -> Result<Version> {
+        let data = serde_json::to_string(token).expect("a token set always serializes to JSON");
+        let owner = lease.map(PgLease::owner);
+        let conflict = |current: Option<Version>| {
+            error::conflict(&self.shared.endpoint, key, expected, current)
+        };
+        let expected_db = match expected.map(|v| i64::try_from(v.0)) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            // No stored version is that large.
+            Some(Err(_)) => return Err(conflict(self.load(key).await?.map(|v| v.version))),
+        };
+        if let Some(version) = self.write(key, &data, expected_db, owner, None).await? {
+            return Ok(version);
+        }
+        if let Some(lease) = lease
+            && !lease.held().await?
+        {
+            return Err(error::lease_lost(
+                &self.shared.endpoint,
+                key,
+                "the fenced save",
+            ));
+        }
+        let row = match self.row(key).await? {
+            Some(row) if !row.deleted => row,
+            _ => return Err(conflict(None)),
+        };
+        // Decoding first means damaged data is reported, whatever the
+        // caller expected.
+        self.decode(key, row.data.clone())?;
+        let current = Version(row.version as u64);
+        if expected_db != Some(row.version) {
+            return Err(conflict(Some(current)));
+        }
+        let read = row.data.as_deref();
+        match self.write(key, &data, expected_db, owner, read).await? {
+            Some(version) => Ok(version),
+            None => Err(conflict(self.load(key).await?.map(|v| v.version))),
+        }
     }
 
     fn own_lease<'a>(&self, lease: &'a dyn KeyLock) -> Result<&'a PgLease> {
@@ -229,10 +259,7 @@ impl TokenStore for PostgresTokenStore {
         token: &TokenSet,
         expected: Option<Version>,
     ) -> Result<Version> {
-        match self.write(key, token, expected, None).await? {
-            Some(version) => Ok(version),
-            None => Err(self.explain_refusal(key, expected).await),
-        }
+        self.save_with(key, token, expected, None).await
     }
 
     async fn delete(&self, key: &TokenKey) -> Result<bool> {
@@ -276,19 +303,8 @@ impl TokenStore for PostgresTokenStore {
         expected: Option<Version>,
     ) -> Result<Version> {
         let lease = self.own_lease(lease)?;
-        let key = lease.key();
-        match self
-            .write(key, token, expected, Some(lease.owner()))
-            .await?
-        {
-            Some(version) => Ok(version),
-            None if !lease.held().await? => Err(error::lease_lost(
-                &self.shared.endpoint,
-                key,
-                "the fenced save",
-            )),
-            None => Err(self.explain_refusal(key, expected).await),
-        }
+        self.save_with(lease.key(), token, expected, Some(lease))
+            .await
     }
 
     async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
