@@ -132,7 +132,7 @@ impl Sides {
             Side::Manager => {
                 self.world
                     .manager
-                    .force_refresh(&self.manager_key)
+                    .refresh(&self.manager_key)
                     .await
                     .expect("the manager refresh succeeds");
             }
@@ -175,7 +175,7 @@ impl Sides {
             }
             Side::Bookkeeping => {
                 self.bookkeeping
-                    .force_refresh(&self.bookkeeping_key)
+                    .refresh(&self.bookkeeping_key)
                     .await
                     .expect("the fake refresh succeeds");
             }

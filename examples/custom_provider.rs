@@ -93,7 +93,7 @@ async fn main() -> Result<(), Box<dyn StdError>> {
     )?;
 
     // A refresh: Acme rotates the pair, the manager stores it.
-    let refreshed = manager.force_refresh(&key).await?;
+    let refreshed = manager.refresh(&key).await?;
     check(
         refreshed.secret() != first.secret(),
         "the refresh brought a new access token",
@@ -104,7 +104,7 @@ async fn main() -> Result<(), Box<dyn StdError>> {
     // Acme's own error body, which the hook reads as `invalid_grant`.
     acme.disconnect(acme::USER);
     let err = manager
-        .force_refresh(&key)
+        .refresh(&key)
         .await
         .err()
         .ok_or("the refresh of a disconnected grant succeeded")?;

@@ -58,7 +58,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Force a refresh, as after an API answered 401. Fitbit rotates the pair;
     // the manager saves the new one before handing it out.
-    let refreshed = manager.force_refresh(&key).await?;
+    let refreshed = manager.force_refresh(&key, &token).await?;
     check(
         refreshed.secret() != token.secret(),
         "the refresh brought a new access token",

@@ -164,7 +164,7 @@ async fn no_secret_in_debug_display_or_trace_logs() {
     seen.error("code replay", &replayed);
 
     // Refresh, introspection, events.
-    let refreshed = w.manager.force_refresh(&key).await.unwrap();
+    let refreshed = w.manager.refresh(&key).await.unwrap();
     seen.token(refreshed.token_set());
     seen.show("Introspection", &w.manager.introspect(&key).await.unwrap());
     let old = token.token_set().as_ref().clone();

@@ -18,18 +18,28 @@
 //! # }
 //! ```
 //!
+//! Stores whose instances share state (two file stores on one directory,
+//! two database stores on one database) also call [`run_all_shared`] with
+//! two instances, and stores that can hold undecodable data call
+//! [`undecodable_never_overwritten`] with a [`Corrupter`] that damages a
+//! key's stored data the way their backend can be damaged.
+//!
 //! The functions panic with a message naming the clause when the store
 //! breaks it. They use their own provider ids (prefixed `conformance-`), so
 //! they can run against a store that holds other data, but they leave their
 //! keys behind only when they fail.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use async_trait::async_trait;
 use secrecy::ExposeSecret;
 
 use crate::error::StoreErrorKind;
 use crate::id::{ProviderId, TokenKey};
 use crate::store::TokenStore;
+use crate::store::Version;
 use crate::token::TokenSet;
 
 const ACCESS_SECRET: &str = "conformance-access-7f3a9c21e4b8d605";
@@ -520,7 +530,383 @@ pub async fn debug_hides_secrets(store: &dyn TokenStore) {
     cleanup(store, &[&k]).await;
 }
 
-/// Runs every clause, in contract order.
+/// A token with nothing but an access token round trips.
+pub async fn minimal_round_trip(store: &dyn TokenStore) {
+    let k = key("minimal", "alice");
+    let token = TokenSet::new(
+        format!("{ACCESS_SECRET}-min"),
+        "Bearer",
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000),
+    );
+    let version = store
+        .save(&k, &token, None)
+        .await
+        .expect("minimal_round_trip: save");
+    let loaded = store
+        .load(&k)
+        .await
+        .expect("minimal_round_trip: load")
+        .expect("minimal_round_trip: saved token is missing");
+    assert_eq!(
+        loaded.version, version,
+        "minimal_round_trip: version differs"
+    );
+    assert_same(&loaded.value, &token, "minimal_round_trip");
+    assert!(
+        loaded.value.refresh_token().is_none() && loaded.value.expires_at().is_none(),
+        "minimal_round_trip: fields appeared"
+    );
+    cleanup(store, &[&k]).await;
+}
+
+/// CAS with an expected version newer than the stored one is a conflict.
+pub async fn cas_expected_newer(store: &dyn TokenStore) {
+    let k = key("cas-newer", "alice");
+    let v1 = store
+        .save(&k, &sample_token("a"), None)
+        .await
+        .expect("cas_expected_newer: create");
+    let err = store
+        .save(&k, &sample_token("b"), Some(Version(v1.0 + 1_000_000)))
+        .await
+        .expect_err("cas_expected_newer: a save with a newer expected version succeeded");
+    assert_eq!(
+        err.store_kind(),
+        Some(StoreErrorKind::Conflict),
+        "cas_expected_newer: {err}"
+    );
+    let loaded = store
+        .load(&k)
+        .await
+        .expect("cas_expected_newer: load")
+        .expect("cas_expected_newer: gone");
+    assert_eq!(loaded.version, v1, "cas_expected_newer: version changed");
+    assert_same(&loaded.value, &sample_token("a"), "cas_expected_newer");
+    cleanup(store, &[&k]).await;
+}
+
+/// Ids that are awkward for files, SQL and URLs are stored apart and round
+/// trip through every operation. (Ids with `/`, `\`, control characters or
+/// more than [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes never reach a store:
+/// [`TokenKey`] refuses them.)
+pub async fn hostile_ids(store: &dyn TokenStore) {
+    let provider = ProviderId::new("conformance-hostile").expect("provider id");
+    let accounts = [
+        "o'brien",
+        "\"quoted\"",
+        "100%",
+        "a_b",
+        "a%b",
+        "..",
+        ".",
+        "-rf",
+        "semi;colon",
+        "space name",
+        "Ünïcödé-名前",
+        "CaseSensitive",
+        "casesensitive",
+        "x'; DROP TABLE tokens; --",
+    ];
+    let long = "L".repeat(crate::MAX_ID_LEN);
+    let mut keys: Vec<TokenKey> = accounts
+        .iter()
+        .map(|a| {
+            TokenKey::new(
+                provider.clone(),
+                crate::AccountId::new(a).expect("account id"),
+            )
+        })
+        .collect();
+    keys.push(TokenKey::new(
+        provider.clone(),
+        crate::AccountId::new(&long).expect("long account id"),
+    ));
+    for (i, k) in keys.iter().enumerate() {
+        let _lease = store
+            .lock(k, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("hostile_ids: lock {k}: {e}"));
+        store
+            .save(k, &sample_token(&format!("h{i}")), None)
+            .await
+            .unwrap_or_else(|e| panic!("hostile_ids: save {k}: {e}"));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let loaded = store
+            .load(k)
+            .await
+            .unwrap_or_else(|e| panic!("hostile_ids: load {k}: {e}"))
+            .unwrap_or_else(|| panic!("hostile_ids: {k} is missing"));
+        assert_same(
+            &loaded.value,
+            &sample_token(&format!("h{i}")),
+            "hostile_ids",
+        );
+    }
+    let mut listed = store
+        .list(Some(&provider))
+        .await
+        .expect("hostile_ids: list");
+    listed.sort();
+    let mut want = keys.clone();
+    want.sort();
+    assert_eq!(listed, want, "hostile_ids: list differs");
+    for k in &keys {
+        assert!(
+            store.delete(k).await.expect("hostile_ids: delete"),
+            "hostile_ids: delete of {k} found nothing"
+        );
+    }
+    assert!(
+        store
+            .list(Some(&provider))
+            .await
+            .expect("hostile_ids: list")
+            .is_empty(),
+        "hostile_ids: keys left after delete"
+    );
+}
+
+/// A `lock` on a held key really waits, and gets the lock only after the
+/// holder releases it.
+pub async fn lock_waits(store: &dyn TokenStore) {
+    lock_waits_between(store, store, "lock_waits").await;
+}
+
+async fn lock_waits_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let k = key("lock-waits", "alice");
+    let held = a
+        .lock(&k, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: first lock: {e}"));
+    let released = Arc::new(AtomicBool::new(false));
+    let waiter = {
+        let released = Arc::clone(&released);
+        let k = k.clone();
+        async move {
+            let lease = b.lock(&k, Duration::from_secs(30)).await;
+            (lease, released.load(Ordering::SeqCst))
+        }
+    };
+    let mut waiter = Box::pin(waiter);
+    // The waiter must still be waiting after a while: it did not get a
+    // held lock.
+    let early = tokio::time::timeout(Duration::from_millis(150), &mut waiter).await;
+    assert!(
+        early.is_err(),
+        "{clause}: a second lock on a held key did not wait"
+    );
+    released.store(true, Ordering::SeqCst);
+    drop(held);
+    let (lease, after_release) = waiter.await;
+    lease.unwrap_or_else(|e| panic!("{clause}: the waiter never got the lock: {e}"));
+    assert!(
+        after_release,
+        "{clause}: the waiter got the lock before the release"
+    );
+}
+
+/// A waiter that is cancelled (its future dropped) leaves nothing held.
+pub async fn cancelled_waiter_leaves_unlocked(store: &dyn TokenStore) {
+    let k = key("lock-cancel", "alice");
+    let held = store
+        .lock(&k, Duration::from_secs(5))
+        .await
+        .expect("cancelled_waiter_leaves_unlocked: first lock");
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        store.lock(&k, Duration::from_secs(30)),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "cancelled_waiter_leaves_unlocked: the waiter got a held lock"
+    );
+    drop(held);
+    let again = store
+        .lock(&k, Duration::from_secs(5))
+        .await
+        .expect("cancelled_waiter_leaves_unlocked: the key stayed locked after a cancelled wait");
+    drop(again);
+}
+
+/// `save` and `save_leased` work while the caller holds the key's lease.
+pub async fn save_under_lease(store: &dyn TokenStore) {
+    let k = key("save-under-lease", "alice");
+    let lease = store
+        .lock(&k, Duration::from_secs(5))
+        .await
+        .expect("save_under_lease: lock");
+    let v1 = store
+        .save(&k, &sample_token("1"), None)
+        .await
+        .expect("save_under_lease: save while holding the lease");
+    let v2 = store
+        .save_leased(lease.as_ref(), &sample_token("2"), Some(v1))
+        .await
+        .expect("save_under_lease: save_leased");
+    assert!(v2 > v1, "save_under_lease: version did not grow");
+    lease
+        .check()
+        .await
+        .expect("lease_check: a held lease does not check");
+    drop(lease);
+    cleanup(store, &[&k]).await;
+}
+
+/// A held lease checks.
+pub async fn lease_check(store: &dyn TokenStore) {
+    let k = key("lease-check", "alice");
+    let lease = store
+        .lock(&k, Duration::from_secs(5))
+        .await
+        .expect("lease_check: lock");
+    assert_eq!(lease.key(), &k, "lease_check: the lease names another key");
+    lease
+        .check()
+        .await
+        .expect("lease_check: a held lease does not check");
+}
+
+/// `load` under the lease sees the latest save.
+pub async fn load_under_lease_sees_latest(store: &dyn TokenStore) {
+    load_latest_between(store, store, "load_under_lease_sees_latest").await;
+}
+
+async fn load_latest_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let k = key("load-latest", "alice");
+    let mut expected = None;
+    for i in 0..5 {
+        let writer = if i % 2 == 0 { a } else { b };
+        let reader = if i % 2 == 0 { b } else { a };
+        let lease = writer
+            .lock(&k, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
+        let token = sample_token(&format!("latest-{i}"));
+        let version = writer
+            .save_leased(lease.as_ref(), &token, expected)
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: save {i}: {e}"));
+        drop(lease);
+        let lease = reader
+            .lock(&k, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
+        let loaded = reader
+            .load(&k)
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
+            .unwrap_or_else(|| panic!("{clause}: the saved token is missing"));
+        drop(lease);
+        assert_eq!(
+            loaded.version, version,
+            "{clause}: stale version after save {i}"
+        );
+        assert_same(&loaded.value, &token, clause);
+        expected = Some(version);
+    }
+    cleanup(a, &[&k]).await;
+}
+
+/// Damages the stored data of one key the way the backend can be damaged
+/// (a truncated file, a garbled row, a tampered ciphertext), for
+/// [`undecodable_never_overwritten`].
+#[async_trait]
+pub trait Corrupter: Send + Sync {
+    /// Makes the stored data of `key` undecodable.
+    async fn corrupt(&self, key: &TokenKey);
+}
+
+/// Undecodable data makes `load` fail with `Corrupt`, and no `save`
+/// replaces it.
+pub async fn undecodable_never_overwritten(store: &dyn TokenStore, corrupter: &dyn Corrupter) {
+    let k = key("undecodable", "alice");
+    let v1 = store
+        .save(&k, &sample_token("good"), None)
+        .await
+        .expect("undecodable_never_overwritten: save");
+    corrupter.corrupt(&k).await;
+    let err = store
+        .load(&k)
+        .await
+        .expect_err("undecodable_never_overwritten: damaged data loaded");
+    assert_eq!(
+        err.store_kind(),
+        Some(StoreErrorKind::Corrupt),
+        "undecodable_never_overwritten: {err}"
+    );
+    for expected in [None, Some(v1), Some(Version(v1.0 + 1))] {
+        store
+            .save(&k, &sample_token("over"), expected)
+            .await
+            .expect_err("undecodable_never_overwritten: a save replaced damaged data");
+    }
+    let err = store
+        .load(&k)
+        .await
+        .expect_err("undecodable_never_overwritten: the damaged data was replaced");
+    assert_eq!(
+        err.store_kind(),
+        Some(StoreErrorKind::Corrupt),
+        "undecodable_never_overwritten: {err}"
+    );
+    store
+        .delete(&k)
+        .await
+        .expect("undecodable_never_overwritten: delete of damaged data");
+}
+
+/// Runs the clauses that span two instances sharing state: a lock through
+/// one excludes the other (and really waits), a save through one is seen by
+/// the other under the lease, CAS decides between them, and versions keep
+/// growing across a delete through one and a create through the other.
+pub async fn run_all_shared(a: &dyn TokenStore, b: &dyn TokenStore) {
+    lock_waits_between(a, b, "shared lock_waits").await;
+    load_latest_between(a, b, "shared load_under_lease_sees_latest").await;
+
+    let k = key("shared-cas", "alice");
+    let v1 = a
+        .save(&k, &sample_token("base"), None)
+        .await
+        .expect("shared concurrent_cas: create");
+    b.save(&k, &sample_token("dup"), None)
+        .await
+        .expect_err("shared create_only: created twice through two instances");
+    let ta = sample_token("from-a");
+    let tb = sample_token("from-b");
+    let (ra, rb) = tokio::join!(a.save(&k, &ta, Some(v1)), b.save(&k, &tb, Some(v1)));
+    assert!(
+        ra.is_ok() != rb.is_ok(),
+        "shared concurrent_cas: {} of 2 saves won",
+        usize::from(ra.is_ok()) + usize::from(rb.is_ok())
+    );
+    let winner = if ra.is_ok() { &ta } else { &tb };
+    let loaded = b
+        .load(&k)
+        .await
+        .expect("shared concurrent_cas: load")
+        .expect("shared concurrent_cas: gone");
+    assert_same(&loaded.value, winner, "shared concurrent_cas");
+    assert!(a.delete(&k).await.expect("shared delete"), "shared delete");
+    assert!(
+        b.load(&k).await.expect("shared delete: load").is_none(),
+        "shared delete: the other instance still sees the token"
+    );
+    let v3 = b
+        .save(&k, &sample_token("again"), None)
+        .await
+        .expect("shared versions_survive_delete: re-create");
+    assert!(
+        v3 > loaded.version,
+        "shared versions_survive_delete: {v3} is not above {}",
+        loaded.version
+    );
+    cleanup(a, &[&k]).await;
+}
+
+/// Runs every clause that needs no access to the backend's raw data, in
+/// contract order.
 pub async fn run_all(store: &dyn TokenStore) {
     round_trip(store).await;
     missing_key(store).await;
@@ -537,4 +923,12 @@ pub async fn run_all(store: &dyn TokenStore) {
     lock_timeout(store).await;
     concurrent_cas(store).await;
     debug_hides_secrets(store).await;
+    minimal_round_trip(store).await;
+    cas_expected_newer(store).await;
+    hostile_ids(store).await;
+    lock_waits(store).await;
+    cancelled_waiter_leaves_unlocked(store).await;
+    save_under_lease(store).await;
+    load_under_lease_sees_latest(store).await;
+    lease_check(store).await;
 }

@@ -102,7 +102,8 @@ pub use error::{Error, Result, Source, StoreErrorKind};
 pub use id::{AccountId, MAX_ID_LEN, ProviderId, TokenKey};
 pub use introspection::{GrantedScope, Introspection};
 pub use manager::{
-    DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE, DEFAULT_SKEW, RetryPolicy, TokenEvent,
+    CooldownPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE,
+    DEFAULT_REFRESH_DEADLINE, DEFAULT_SAVE_RETRY_FOR, DEFAULT_SKEW, RetryPolicy, TokenEvent,
     TokenManager, TokenManagerBuilder,
 };
 pub use provider::TokenProvider;

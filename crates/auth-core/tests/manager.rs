@@ -241,8 +241,12 @@ async fn unknown_provider_is_invalid_input() {
 async fn force_refresh_refreshes_a_valid_token_once() {
     let s = setup_with(Some(valid_token())).await;
     let before = s.manager.access_token(&key()).await.unwrap();
-    let after = s.manager.force_refresh(&key()).await.unwrap();
+    let after = s.manager.force_refresh(&key(), &before).await.unwrap();
     assert_ne!(before.secret(), after.secret());
+    assert_eq!(s.provider.refresh_calls(), 1);
+    // A late rejection of the same token gets the new one, with no request.
+    let late = s.manager.force_refresh(&key(), &before).await.unwrap();
+    assert_eq!(late.secret(), after.secret());
     assert_eq!(s.provider.refresh_calls(), 1);
     assert_eq!(
         s.manager.access_token(&key()).await.unwrap().secret(),
@@ -503,8 +507,15 @@ async fn a_panicking_provider_gives_an_error_and_does_not_wedge_the_account() {
         inner: auth_core::testing::FakeProvider::new("fake"),
         panicked: std::sync::atomic::AtomicBool::new(false),
     });
+    // No retry and no cooldown, to see the panic's own error and then a
+    // clean next call.
     let manager = auth_core::TokenManager::builder(store.clone())
         .provider(provider)
+        .retry_policy(auth_core::RetryPolicy::none())
+        .cooldown_policy(auth_core::CooldownPolicy::new(
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+        ))
         .build();
     let err = manager.access_token(&key()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");

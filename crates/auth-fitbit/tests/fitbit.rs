@@ -48,7 +48,7 @@ async fn server_app_full_lifecycle() {
 
     // A refresh rotates both tokens.
     let old_refresh = stored_refresh(&w, &key).await;
-    let second = w.manager.force_refresh(&key).await.unwrap();
+    let second = w.manager.refresh(&key).await.unwrap();
     assert_ne!(second.secret(), first.secret());
     assert_ne!(stored_refresh(&w, &key).await, old_refresh);
     let refresh_request = w.emulator.last_request(Endpoint::FitbitToken).unwrap();
@@ -121,7 +121,7 @@ async fn public_app_sends_client_id_and_no_authorization_header() {
         Some(demo::FITBIT_PUBLIC_CLIENT_ID)
     );
     assert!(exchange.form_param("code_verifier").is_some());
-    w.manager.force_refresh(&key).await.unwrap();
+    w.manager.refresh(&key).await.unwrap();
     let refresh = w.emulator.last_request(Endpoint::FitbitToken).unwrap();
     assert!(refresh.header("authorization").is_none());
     assert_eq!(
@@ -243,7 +243,7 @@ async fn a_lost_refresh_response_is_recovered_inside_the_replay_window() {
             .reauthorization_required()
             .is_none()
     );
-    let next = w.manager.force_refresh(&key).await.unwrap();
+    let next = w.manager.refresh(&key).await.unwrap();
     assert_ne!(next.secret(), token.secret());
 }
 

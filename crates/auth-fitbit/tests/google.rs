@@ -43,7 +43,7 @@ async fn google_login_refresh_keeps_refresh_token_tokeninfo_and_revoke() {
         .expose_secret()
         .to_owned();
     let first = w.manager.access_token(&key).await.unwrap();
-    let second = w.manager.force_refresh(&key).await.unwrap();
+    let second = w.manager.refresh(&key).await.unwrap();
     assert_ne!(first.secret(), second.secret());
     let stored = w.store.load(&key).await.unwrap().unwrap().value;
     assert_eq!(
@@ -52,7 +52,7 @@ async fn google_login_refresh_keeps_refresh_token_tokeninfo_and_revoke() {
         "Google sent none; ours is kept"
     );
     // And it still works.
-    w.manager.force_refresh(&key).await.unwrap();
+    w.manager.refresh(&key).await.unwrap();
 
     let info = w.manager.introspect(&key).await.unwrap();
     assert!(info.active);

@@ -100,7 +100,7 @@ async fn confidential_client_full_lifecycle() {
     assert!(first.token_set().scopes().contains("openid"));
 
     // Refresh with rotation: a new access and refresh token.
-    let second = manager.force_refresh(&key).await.unwrap();
+    let second = manager.refresh(&key).await.unwrap();
     assert_ne!(second.secret(), first.secret());
     let second_refresh = store_refresh(&store, &key).await;
     assert_ne!(second_refresh, first_refresh, "the refresh token rotated");
@@ -115,7 +115,7 @@ async fn confidential_client_full_lifecycle() {
 
     // Another refresh still works: the grant is healthy, so nothing was
     // ever refreshed twice with one token.
-    manager.force_refresh(&key).await.unwrap();
+    manager.refresh(&key).await.unwrap();
 
     // Revocation, then the grant is dead at the server.
     let token = store_token(&store, &key).await;
@@ -140,7 +140,7 @@ async fn public_client_logs_in_and_refreshes_with_pkce_only() {
     let (manager, _) = manager(p);
     let key = login(&manager, &server).await;
     let before = manager.access_token(&key).await.unwrap();
-    let after = manager.force_refresh(&key).await.unwrap();
+    let after = manager.refresh(&key).await.unwrap();
     assert_ne!(before.secret(), after.secret());
 }
 
@@ -156,7 +156,7 @@ async fn client_secret_post_works() {
     .await;
     let (manager, _) = manager(p);
     let key = login(&manager, &server).await;
-    manager.force_refresh(&key).await.unwrap();
+    manager.refresh(&key).await.unwrap();
 }
 
 #[tokio::test]

@@ -89,6 +89,19 @@
 //!   directories.
 //! - **No blocking on the executor.** All file I/O runs on tokio's blocking
 //!   pool ([`open`](FileTokenStore::open), a one-off at startup, excepted).
+//! - **Waiting for a lease costs no thread.** A lease waiter polls a
+//!   non-blocking `flock` with async sleeps (1 ms doubling to 20 ms), so a
+//!   thousand keys waiting at once leave the blocking pool free for loads
+//!   and saves. The store therefore needs a Tokio runtime with timers
+//!   enabled (`enable_time`, or `enable_all`).
+//! - **A deleted or replaced lock file is noticed.** A lease is trusted only
+//!   while its open file is still the file at the lock path (same device and
+//!   inode): checked after locking (a stale orphan is dropped and the new
+//!   file locked instead), and by `KeyLock::check`, which the manager calls
+//!   before sending a refresh and which `save_leased` calls before saving.
+//!   So `rm *.lock`, or a provider directory removed by hand, can no longer
+//!   let two holders in unnoticed: the holder of the orphan finds out before
+//!   it sends anything, or its save is refused with `LeaseLost`.
 //!
 //! # Permissions (Unix)
 //!

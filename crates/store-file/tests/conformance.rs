@@ -3,7 +3,8 @@
 
 mod support;
 
-use auth_core::TokenStore;
+use auth_core::conformance::Corrupter;
+use auth_core::{TokenKey, TokenStore, async_trait};
 use store_file::FileTokenStore;
 
 #[tokio::test]
@@ -26,4 +27,29 @@ async fn passes_again_on_a_root_that_was_used_before() {
     auth_core::conformance::run_all(&reopened).await;
     // The suite cleans up after itself: only lock files stay behind.
     assert!(reopened.list(None).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn two_stores_on_one_root_pass_the_shared_clauses() {
+    let (_dir, a) = support::temp_store();
+    let b = FileTokenStore::open(a.root()).expect("second store on the same root");
+    auth_core::conformance::run_all_shared(&a, &b).await;
+}
+
+/// Truncates a token file to half its length.
+struct Truncate(FileTokenStore);
+
+#[async_trait]
+impl Corrupter for Truncate {
+    async fn corrupt(&self, key: &TokenKey) {
+        let path = self.0.token_path(key);
+        let bytes = std::fs::read(&path).expect("read the token file");
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate the token file");
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_file_is_never_overwritten() {
+    let (_dir, store) = support::temp_store();
+    auth_core::conformance::undecodable_never_overwritten(&store, &Truncate(store.clone())).await;
 }

@@ -31,6 +31,7 @@ fn child_process() {
 fn play(role: Role) {
     assert_eq!(role.name, "saver", "unknown role");
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {

@@ -21,6 +21,7 @@ fn child_process() {
 
 fn play(role: Role) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {

@@ -16,6 +16,12 @@ async fn passes_on_a_multi_threaded_runtime() {
 }
 
 #[tokio::test]
+async fn clones_pass_the_shared_clauses() {
+    let a = MemoryTokenStore::new();
+    auth_core::conformance::run_all_shared(&a, &a.clone()).await;
+}
+
+#[tokio::test]
 async fn clones_share_state() {
     use auth_core::{TokenKey, TokenStore};
     let a = MemoryTokenStore::new();

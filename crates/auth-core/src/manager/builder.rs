@@ -1,13 +1,17 @@
 //! [`TokenManagerBuilder`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tracing::warn;
 
-use super::{Inner, RetryPolicy, TokenManager};
+use super::cache::Cache;
+use super::flight::{Flights, Tasks};
+use super::unsaved::UnsavedMap;
+use super::{CooldownPolicy, Inner, RetryPolicy, TokenManager};
 use crate::clock::Clock;
 use crate::provider::TokenProvider;
 use crate::store::TokenStore;
@@ -18,6 +22,15 @@ pub const DEFAULT_SKEW: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_PENDING_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// The default bound on waiting for a store key lock.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// The default bound on the provider phase of one refresh (all attempts,
+/// timeouts and `Retry-After` waits); below [`DEFAULT_LOCK_WAIT`], so a
+/// lease is held for less time than others wait for it.
+pub const DEFAULT_REFRESH_DEADLINE: Duration = Duration::from_secs(20);
+/// The default time a new token that could not be saved keeps being
+/// retried, under the lease, before the failure is reported.
+pub const DEFAULT_SAVE_RETRY_FOR: Duration = Duration::from_secs(5 * 60);
+/// The default number of cached tokens (and tombstones) kept in memory.
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 
 /// Builds a [`TokenManager`].
 #[derive(Debug)]
@@ -28,6 +41,10 @@ pub struct TokenManagerBuilder {
     skew: Duration,
     lock_wait: Duration,
     retry: RetryPolicy,
+    cooldown: CooldownPolicy,
+    refresh_deadline: Duration,
+    save_retry_for: Duration,
+    cache_capacity: usize,
     event_capacity: usize,
     pending_max_age: Duration,
 }
@@ -41,6 +58,10 @@ impl TokenManagerBuilder {
             skew: DEFAULT_SKEW,
             lock_wait: DEFAULT_LOCK_WAIT,
             retry: RetryPolicy::default(),
+            cooldown: CooldownPolicy::default(),
+            refresh_deadline: DEFAULT_REFRESH_DEADLINE,
+            save_retry_for: DEFAULT_SAVE_RETRY_FOR,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
             event_capacity: 256,
             pending_max_age: DEFAULT_PENDING_MAX_AGE,
         }
@@ -65,9 +86,46 @@ impl TokenManagerBuilder {
     }
 
     /// Waits at most this long for a store key lock (default 30 seconds).
+    /// Keep it longer than the [refresh deadline](Self::refresh_deadline),
+    /// so that a waiter outlasts a refresh in progress elsewhere.
     #[must_use]
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
+        self
+    }
+
+    /// Bounds the provider phase of one refresh: every attempt, timeout and
+    /// `Retry-After` wait (default 20 seconds, below the default lock wait).
+    #[must_use]
+    pub fn refresh_deadline(mut self, deadline: Duration) -> Self {
+        self.refresh_deadline = deadline;
+        self
+    }
+
+    /// How long a new token that could not be saved keeps being retried
+    /// under the lease before the failure is logged at error level and a
+    /// [`TokenEvent::SaveFailed`](super::TokenEvent::SaveFailed) is sent
+    /// (default 5 minutes). The token stays in memory after that too.
+    #[must_use]
+    pub fn save_retry_for(mut self, duration: Duration) -> Self {
+        self.save_retry_for = duration;
+        self
+    }
+
+    /// How long a key waits before its next refresh attempt after transient
+    /// failures (default 15 seconds, doubling to 10 minutes).
+    #[must_use]
+    pub fn cooldown_policy(mut self, cooldown: CooldownPolicy) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// How many tokens the in-memory cache keeps at most (default
+    /// 100,000); beyond it, expired and then arbitrary entries are dropped
+    /// (the store still has them).
+    #[must_use]
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity.max(1);
         self
     }
 
@@ -103,18 +161,32 @@ impl TokenManagerBuilder {
 
     /// Builds the manager.
     pub fn build(self) -> TokenManager {
+        if self.refresh_deadline >= self.lock_wait {
+            warn!(
+                refresh_deadline = ?self.refresh_deadline,
+                lock_wait = ?self.lock_wait,
+                "the refresh deadline is not shorter than the lock wait: callers may give up on \
+                 a lease whose holder is still refreshing"
+            );
+        }
         let (events, _) = broadcast::channel(self.event_capacity);
         TokenManager {
             inner: Arc::new(Inner {
                 providers: self.providers,
                 store: self.store,
-                cache: RwLock::new(HashMap::new()),
-                flights: Mutex::new(HashMap::new()),
+                cache: Cache::new(self.cache_capacity),
+                flights: Flights::default(),
+                unsaved: UnsavedMap::default(),
+                tasks: Arc::new(Tasks::default()),
+                closing: AtomicBool::new(false),
                 events,
                 clock: self.clock,
                 skew: self.skew,
                 lock_wait: self.lock_wait,
                 retry: self.retry,
+                cooldown: self.cooldown,
+                refresh_deadline: self.refresh_deadline,
+                save_retry_for: self.save_retry_for,
                 pending_max_age: self.pending_max_age,
             }),
         }

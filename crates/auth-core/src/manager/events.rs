@@ -38,4 +38,30 @@ pub enum TokenEvent {
         /// The account.
         key: TokenKey,
     },
+    /// A refresh failed for a transient reason; the next attempt waits
+    /// until `retry_at`.
+    RefreshFailed {
+        /// The account.
+        key: TokenKey,
+        /// Why, without secrets.
+        reason: String,
+        /// When the next attempt may be made.
+        retry_at: SystemTime,
+        /// Whether the still-valid old token was handed out instead.
+        served_stale: bool,
+    },
+    /// A new token could not be saved within the save retry time, or its
+    /// lease was lost. It is kept in memory (and the next call for the
+    /// account tries again), but it is lost if the process stops.
+    SaveFailed {
+        /// The account.
+        key: TokenKey,
+        /// Why, without secrets.
+        reason: String,
+    },
+    /// An operator cleared the reauthorization flag.
+    ReauthorizationCleared {
+        /// The account.
+        key: TokenKey,
+    },
 }

@@ -1,62 +1,59 @@
 //! [`TokenManager`]: hands out valid access tokens and refreshes each account
 //! at most once at a time, everywhere.
 //!
-//! The refresh protocol is documented on [`TokenManager`].
+//! The modules, each one concept:
+//! - `protocol`: the refresh protocol, one function per step, top to bottom;
+//! - `flight`: the in-process single flight and the tracking of work that
+//!   shutdown waits for;
+//! - `cache`: the sharded, bounded, version-monotonic token cache;
+//! - `unsaved`: rotated pairs held in memory until their save lands;
+//! - `writers`: login, logout, revoke and clearing a flag, under the lease;
+//! - `builder`, `events`, `retry`: configuration and what apps observe.
 
 mod builder;
+mod cache;
 mod events;
+mod flight;
+mod protocol;
 mod retry;
+mod unsaved;
+mod writers;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use std::panic::AssertUnwindSafe;
+use tokio::sync::broadcast;
+use tracing::error;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use tokio::sync::{broadcast, watch};
-use tracing::{debug, warn};
-
-pub use builder::{DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE, DEFAULT_SKEW, TokenManagerBuilder};
+pub use builder::{
+    DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE, DEFAULT_REFRESH_DEADLINE,
+    DEFAULT_SAVE_RETRY_FOR, DEFAULT_SKEW, TokenManagerBuilder,
+};
 pub use events::TokenEvent;
-pub use retry::RetryPolicy;
+pub use retry::{CooldownPolicy, RetryPolicy};
 
 use crate::authorization::{AuthorizeRequest, Callback, PendingAuthorization};
 use crate::clock::Clock;
-use crate::error::{Error, Result, StoreErrorKind};
+use crate::error::{Error, Result};
 use crate::id::{ProviderId, TokenKey};
 use crate::introspection::Introspection;
 use crate::provider::TokenProvider;
-use crate::store::{TokenStore, Version, Versioned};
+use crate::store::TokenStore;
 use crate::token::{AccessToken, TokenSet};
 
-/// A token in the in-memory cache, with the store version it was read at.
-#[derive(Clone)]
-struct Cached {
-    token: Arc<TokenSet>,
-    version: Version,
-}
-
-/// What followers of a flight wait on: the leader's result, once there.
-type Flight = watch::Receiver<Option<Result<Arc<TokenSet>>>>;
-/// The refresh work itself, owned by whoever drives it.
-type Work = BoxFuture<'static, Result<Arc<TokenSet>>>;
-
-/// Why a flight runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Return a token fresh beyond the skew; refresh only if needed.
-    Fresh,
-    /// Refresh unless the store holds a newer version than `seen`.
-    Forced { seen: Option<Version> },
-}
+use cache::Cache;
+use flight::{Flights, Tasks};
+use protocol::Goal;
+use unsaved::UnsavedMap;
 
 /// Keeps tokens of many accounts and providers fresh, over one store.
 ///
 /// Cloning is cheap and clones share everything. It must be used inside a
-/// Tokio runtime: a refresh whose callers all went away is finished by a
-/// spawned task.
+/// Tokio runtime: a refresh whose callers all went away, and the retried
+/// save of a pair that could not be saved at once, are finished by spawned
+/// tasks. Call [`shutdown`](Self::shutdown) before the process exits.
 ///
 /// See the [crate docs](crate) for an example.
 ///
@@ -66,43 +63,61 @@ enum Mode {
 ///    returned with no I/O, no await and no allocation beyond an `Arc` clone.
 /// 2. **Single flight.** The first caller per key leads: it runs the
 ///    refresh itself, and every other caller waits for its result. A leader
-///    that gives up (its future is dropped) while the refresh is unfinished
-///    hands it to a spawned task, so a refresh is never cancelled halfway,
-///    between the server rotating the refresh token and the new pair being
-///    saved.
-/// 3. **Lock and reload.** The task takes the store's key lock (across
-///    processes where the store can), then reloads the token. If another
-///    process refreshed meanwhile, that token is used and nothing is sent.
-/// 4. **Refresh and save.** One refresh request; on success the new pair is
-///    saved with compare-and-swap *before* the lock is released or anyone
-///    sees the token. A response without a refresh token keeps the old one.
-/// 5. **Failures.** A transient failure (network, 5xx, 429, Fitbit's 409) is
-///    retried with the same refresh token, with bounded backoff, after a
-///    reload from the store. `invalid_grant` flags the stored token as
-///    needing reauthorization (it is never deleted) and returns
-///    [`Error::ReauthorizationRequired`].
+///    that gives up (its future is dropped) hands the unfinished refresh to
+///    a task, so a refresh is never cancelled between the server rotating
+///    the refresh token and the new pair being saved.
+/// 3. **Lease and reload.** The leader reads the store; if the token there
+///    will do (another process refreshed), that is the answer. Otherwise it
+///    takes the key's lease (across processes where the store can), reads
+///    again, and checks that the lease is really held. If the lease cannot
+///    be had within the lock wait, a still-valid stored token is served and
+///    otherwise a transient [`LockTimeout`](crate::StoreErrorKind::LockTimeout)
+///    is returned: nothing is ever refreshed without the lease.
+/// 4. **Refresh and save.** The refresh request is retried with the *same*
+///    refresh token while its outcome is unknown (lost answer, timeout, 5xx,
+///    429), all attempts within the refresh deadline, which is shorter than
+///    the lock wait. The new pair is saved with a fenced compare-and-swap
+///    *before* the lease is released or anyone sees it.
+/// 5. **A refused grant** (`invalid_grant` only) flags the stored token,
+///    which is kept, never deleted: [`Error::ReauthorizationRequired`].
+/// 6. **A failed save never drops the pair.** It stays in memory and its
+///    save is retried under the lease, for
+///    [`save_retry_for`](TokenManagerBuilder::save_retry_for). Meanwhile the
+///    new access token is handed out only if the provider says that using it
+///    does not end the server's replay window
+///    ([`TokenProvider::use_ends_replay_window`]); otherwise the old one is,
+///    while valid. A compare-and-swap conflict reloads: a flagged token, or
+///    one that still carries the refresh token we sent, is overwritten; a
+///    new login is kept. Nothing refreshes again from the older stored pair
+///    while this process holds a newer one.
+/// 7. **A transient failure** records a growing cooldown with the stored
+///    token (every process honours it), and a token that is still valid is
+///    served meanwhile (stale-while-revalidate). Only an expired token fails.
 ///
-/// Where this differs from the first design sketch: a future shared by its
-/// callers dies with its last caller, and a refresh abandoned after the
-/// server rotated the token is exactly how grants get burned, so abandoned
-/// flights are finished by a task. (Spawning every refresh, or driving it
-/// through a `futures` `Shared`, was simpler but cost two thread hand-offs
-/// per refresh, about 90 µs on loopback; see BENCHMARKS.md.)
+/// Every writer of a key (refresh, login, revoke, remove, clearing a flag)
+/// holds the key's lease, and the cache only ever moves to newer versions,
+/// so nothing written by one can be undone by another that read before it.
 #[derive(Clone)]
 pub struct TokenManager {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     providers: HashMap<ProviderId, Arc<dyn TokenProvider>>,
     store: Arc<dyn TokenStore>,
-    cache: RwLock<HashMap<TokenKey, Cached>>,
-    flights: Mutex<HashMap<TokenKey, Flight>>,
+    cache: Cache,
+    flights: Flights,
+    unsaved: UnsavedMap,
+    tasks: Arc<Tasks>,
+    closing: AtomicBool,
     events: broadcast::Sender<TokenEvent>,
     clock: Option<Arc<dyn Clock>>,
     skew: Duration,
     lock_wait: Duration,
     retry: RetryPolicy,
+    cooldown: CooldownPolicy,
+    refresh_deadline: Duration,
+    save_retry_for: Duration,
     pending_max_age: Duration,
 }
 
@@ -115,6 +130,7 @@ impl std::fmt::Debug for TokenManager {
             .field("store", &self.inner.store)
             .field("skew", &self.inner.skew)
             .field("lock_wait", &self.inner.lock_wait)
+            .field("refresh_deadline", &self.inner.refresh_deadline)
             .field("retry", &self.inner.retry)
             .finish_non_exhaustive()
     }
@@ -129,31 +145,77 @@ impl TokenManager {
     /// A valid access token for `key`, refreshing it first if it expires
     /// within the skew.
     ///
+    /// If the refresh fails for a transient reason (the server, the
+    /// network, a busy lease) and the token is still valid, it is returned
+    /// anyway, with a warning and a [`TokenEvent::RefreshFailed`] event.
+    ///
     /// # Errors
     ///
     /// - [`Error::ReauthorizationRequired`] when no token is stored, the
     ///   stored one is flagged, or the server refused the refresh token.
-    /// - [`Error::Transient`] when the refresh failed after the retries; the
-    ///   stored token is intact and a later call tries again.
+    /// - [`Error::Transient`] (or a transient store error) when the token
+    ///   has expired and could not be refreshed now; the stored token is
+    ///   intact and a later call tries again, after the cooldown.
     /// - Others as classified by the provider and the store.
     pub async fn access_token(&self, key: &TokenKey) -> Result<AccessToken> {
-        if let Some(token) = self.cached_fresh(key) {
+        if let Some(token) = self
+            .inner
+            .cache
+            .fresh(key, self.inner.now(), self.inner.skew)
+        {
             return Ok(AccessToken::new(token));
         }
-        self.fly(key, Mode::Fresh).await.map(AccessToken::new)
+        self.inner.fly(key, Goal::Fresh).await.map(AccessToken::new)
     }
 
-    /// Refreshes now, unless another caller or process refreshed since this
-    /// manager last saw the token. Use it when an API rejected the token.
+    /// Replaces a token that an API rejected: refreshes only if `rejected`
+    /// is still the current token, and otherwise returns the newer one. So
+    /// a hundred requests that got a 401 with the same token cause one
+    /// refresh, however late each 401 arrives.
+    ///
+    /// It never answers with the rejected token: if the refresh fails, the
+    /// error is returned.
     ///
     /// # Errors
     ///
-    /// As for [`access_token`](Self::access_token).
-    pub async fn force_refresh(&self, key: &TokenKey) -> Result<AccessToken> {
-        let seen = self.read_cache().get(key).map(|c| c.version);
-        self.fly(key, Mode::Forced { seen })
-            .await
-            .map(AccessToken::new)
+    /// As for [`access_token`](Self::access_token), except that no stale
+    /// token is served.
+    pub async fn force_refresh(
+        &self,
+        key: &TokenKey,
+        rejected: &AccessToken,
+    ) -> Result<AccessToken> {
+        let goal = Goal::Replace(Arc::clone(rejected.token_set()));
+        if let Some(token) = self.inner.cache.get(key).and_then(|e| e.token)
+            && goal.satisfied_by(&token, self.inner.now(), Duration::ZERO)
+        {
+            return Ok(AccessToken::new(token));
+        }
+        self.inner.fly(key, goal).await.map(AccessToken::new)
+    }
+
+    /// Refreshes the current token now, whatever its expiry, and succeeds
+    /// only with a pair newer than the one current when called (a command
+    /// line's `refresh`). Concurrent calls share one refresh.
+    ///
+    /// # Errors
+    ///
+    /// As for [`force_refresh`](Self::force_refresh).
+    pub async fn refresh(&self, key: &TokenKey) -> Result<AccessToken> {
+        let current = match self.inner.cache.get(key).and_then(|e| e.token) {
+            Some(token) => token,
+            None => {
+                let stored = self.inner.store.load(key).await?.ok_or_else(|| {
+                    Error::reauthorization_required(
+                        Some(key.clone()),
+                        "no token is stored for this account",
+                    )
+                })?;
+                Arc::new(stored.value)
+            }
+        };
+        let goal = Goal::Replace(current);
+        self.inner.fly(key, goal).await.map(AccessToken::new)
     }
 
     /// Builds the authorize URL for a new grant with `provider`.
@@ -173,14 +235,21 @@ impl TokenManager {
     /// Finishes an authorization: checks the callback (error, then state in
     /// constant time, then that the authorization is younger than the
     /// builder's `pending_max_age`), exchanges the code, and saves the
-    /// token, replacing (and so un-flagging) any token stored for the
-    /// account.
+    /// token under the key's lease, replacing (and so un-flagging) any token
+    /// stored for the account.
+    ///
+    /// When the account is known in advance
+    /// ([`AuthorizeRequest::account`]), the lease is taken before the code
+    /// is exchanged, so a busy lease costs nothing. An exchanged token is
+    /// never lost to a lock wait or a store failure: it is kept in memory,
+    /// served, and its save retried in the background (and
+    /// [`shutdown`](Self::shutdown) waits for that).
     ///
     /// # Errors
     ///
     /// [`Error::AuthorizationDenied`] when the callback carries an error,
     /// [`Error::InvalidInput`] when its state does not match, and the
-    /// provider's and store's errors.
+    /// provider's errors; a lock timeout before the exchange.
     pub async fn complete_authorization(
         &self,
         pending: &PendingAuthorization,
@@ -200,27 +269,37 @@ impl TokenManager {
                 humantime::format_duration(self.inner.pending_max_age)
             )));
         }
-        let provider = self.inner.provider(&pending.provider)?;
+        let provider = Arc::clone(self.inner.provider(&pending.provider)?);
+        let early = match &pending.account {
+            Some(account) => {
+                let key = TokenKey::new(pending.provider.clone(), account.clone());
+                let lease = self.inner.store.lock(&key, self.inner.lock_wait).await?;
+                Some((key, lease))
+            }
+            None => None,
+        };
         let token = provider.exchange_code(pending, callback).await?;
-        let account = match (&pending.account, provider.account_for(&token)) {
-            (Some(account), _) => account.clone(),
-            (None, Some(account)) => account,
-            (None, None) => {
-                return Err(Error::configuration(format!(
-                    "provider {} cannot tell which account the new token belongs to; \
-                     set AuthorizeRequest::account",
-                    pending.provider
-                )));
+        let (key, lease) = match early {
+            Some((key, lease)) => (key, Some(lease)),
+            None => {
+                let Some(account) = provider.account_for(&token) else {
+                    return Err(Error::configuration(format!(
+                        "provider {} cannot tell which account the new token belongs to; \
+                         set AuthorizeRequest::account",
+                        pending.provider
+                    )));
+                };
+                (TokenKey::new(pending.provider.clone(), account), None)
             }
         };
-        let key = TokenKey::new(pending.provider.clone(), account);
-        let token = self.inner.replace(&key, token).await?;
+        let token = self.inner.save_grant(&key, lease, token).await;
         self.inner.emit(TokenEvent::Authorized { key: key.clone() });
         Ok((key, AccessToken::new(token)))
     }
 
-    /// Revokes the grant at the provider, then deletes the token locally.
-    /// If the provider cannot revoke, nothing is deleted.
+    /// Revokes the grant at the provider, then deletes the token locally,
+    /// under the key's lease. If the provider cannot revoke, nothing is
+    /// deleted.
     ///
     /// # Errors
     ///
@@ -228,31 +307,29 @@ impl TokenManager {
     /// [`Error::Unsupported`] when the provider has no revocation, and the
     /// provider's errors (the local token is then kept).
     pub async fn revoke(&self, key: &TokenKey) -> Result<()> {
-        let provider = self.inner.provider(&key.provider)?;
-        let stored = self.inner.load_required(key).await?;
-        provider
-            .revoke(&stored.value)
-            .await
-            .map_err(|e| e.for_key(key))?;
-        self.remove(key).await?;
-        self.inner.emit(TokenEvent::Revoked { key: key.clone() });
-        Ok(())
+        self.inner.revoke(key).await
     }
 
-    /// Deletes the token locally only (a logout). Returns whether one was
-    /// stored.
+    /// Deletes the token locally only (a logout), under the key's lease.
+    /// Returns whether one was stored. An unknown key creates nothing.
     ///
     /// # Errors
     ///
     /// The store's errors.
     pub async fn remove(&self, key: &TokenKey) -> Result<bool> {
-        let _lock = self.inner.store.lock(key, self.inner.lock_wait).await?;
-        let existed = self.inner.store.delete(key).await?;
-        self.inner.write_cache().remove(key);
-        if existed {
-            self.inner.emit(TokenEvent::Removed { key: key.clone() });
-        }
-        Ok(existed)
+        self.inner.remove(key).await
+    }
+
+    /// Clears a reauthorization flag that an operator knows is wrong (and
+    /// any refresh cooldown), so the next call refreshes again. Returns
+    /// whether there was anything to clear.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReauthorizationRequired`] when nothing is stored; the
+    /// store's errors.
+    pub async fn clear_reauthorization(&self, key: &TokenKey) -> Result<bool> {
+        self.inner.clear_reauthorization(key).await
     }
 
     /// Asks the provider about the stored access token, without refreshing.
@@ -263,7 +340,12 @@ impl TokenManager {
     /// [`Error::Unsupported`] when the provider cannot introspect.
     pub async fn introspect(&self, key: &TokenKey) -> Result<Introspection> {
         let provider = self.inner.provider(&key.provider)?;
-        let stored = self.inner.load_required(key).await?;
+        let stored = self.inner.store.load(key).await?.ok_or_else(|| {
+            Error::reauthorization_required(
+                Some(key.clone()),
+                "no token is stored for this account",
+            )
+        })?;
         provider
             .introspect(&stored.value)
             .await
@@ -290,7 +372,7 @@ impl TokenManager {
 
     /// Forgets the cached token for `key`; the next call reads the store.
     pub fn invalidate(&self, key: &TokenKey) {
-        self.inner.write_cache().remove(key);
+        self.inner.cache.forget(key);
     }
 
     /// Events (refreshed, reauthorization required, …) from now on.
@@ -315,99 +397,54 @@ impl TokenManager {
         &self.inner.store
     }
 
-    fn cached_fresh(&self, key: &TokenKey) -> Option<Arc<TokenSet>> {
-        let now = self.inner.now();
-        let cache = self.read_cache();
-        let cached = cache.get(key)?;
-        let token = &cached.token;
-        (token.reauthorization_required().is_none() && token.is_fresh(now, self.inner.skew))
-            .then(|| Arc::clone(token))
-    }
-
-    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TokenKey, Cached>> {
-        self.inner
-            .cache
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Joins the key's flight, or leads a new one.
+    /// Stops starting refreshes and waits, at most `timeout`, for the
+    /// refreshes and saves in progress (abandoned flights and background
+    /// saves included), so that no refresh is cut between the server's
+    /// answer and the save. Cached tokens are still served afterwards.
     ///
-    /// The leader polls the refresh work itself: no task hop, no shared
-    /// future (both were measured to cost two thread hand-offs per refresh).
-    /// Followers wait for its result on a watch channel. A leader dropped
-    /// before the work is done hands the work to a task, which finishes it
-    /// and tells the followers.
-    async fn fly(&self, key: &TokenKey, mode: Mode) -> Result<Arc<TokenSet>> {
-        loop {
-            let joined = {
-                let mut flights = self
-                    .inner
-                    .flights
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                match flights.get(key) {
-                    Some(flight) => Ok(flight.clone()),
-                    None => {
-                        let (done, flight) = watch::channel(None);
-                        flights.insert(key.clone(), flight);
-                        Err(self.inner.flight_work(key.clone(), mode, done))
-                    }
-                }
-            };
-            match joined {
-                Err(work) => {
-                    let mut guard = FinishOnDrop(Some(work));
-                    let result = guard.0.as_mut().expect("work is present until done").await;
-                    guard.0 = None;
-                    return result;
-                }
-                Ok(mut flight) => {
-                    let outcome = flight
-                        .wait_for(Option::is_some)
-                        .await
-                        .map(|done| done.clone().expect("waited for Some"));
-                    let Ok(result) = outcome else {
-                        // The work was dropped unfinished (its leader went
-                        // away outside a runtime): clear the dead flight and
-                        // start over.
-                        let mut flights = self
-                            .inner
-                            .flights
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        if flights.get(key).is_some_and(|f| f.same_channel(&flight)) {
-                            flights.remove(key);
-                        }
-                        continue;
-                    };
-                    // A forced refresh must not be satisfied by a flight
-                    // that only read a token still fresh: fly our own.
-                    if mode == Mode::Fresh {
-                        return result;
-                    }
-                }
-            }
+    /// # Errors
+    ///
+    /// [`Error::Transient`] when work was still running at the timeout, and
+    /// [`Error::Store`] when a new token could not be saved and is lost
+    /// with this process (each is also logged at error level, with its key).
+    pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        let idle = self.inner.tasks.wait_idle(timeout).await;
+        let unsaved = self.inner.unsaved.keys();
+        for key in &unsaved {
+            error!(%key, "shutting down with a new token that could not be saved; the account may need a new login");
         }
+        if !unsaved.is_empty() {
+            return Err(Error::store(
+                crate::error::StoreErrorKind::Other,
+                None,
+                format!(
+                    "{} new token(s) could not be saved before shutdown (see the error log for \
+                     their keys); those accounts may need a new login",
+                    unsaved.len()
+                ),
+            ));
+        }
+        if !idle {
+            return Err(Error::transient(format!(
+                "{} refresh(es) or save(s) were still running after {}",
+                self.inner.tasks.running(),
+                humantime::format_duration(timeout)
+            )));
+        }
+        Ok(())
     }
-}
 
-/// Drives unfinished refresh work to completion in a task when its leader
-/// goes away: a refresh abandoned between the server rotating the token and
-/// the new pair being saved is how grants get burned.
-struct FinishOnDrop(Option<Work>);
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
 
-impl Drop for FinishOnDrop {
-    fn drop(&mut self) {
-        let Some(work) = self.0.take() else { return };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(work);
-            }
-            Err(_) => {
-                warn!("a refresh was abandoned outside a Tokio runtime and cannot be finished")
-            }
-        }
+    /// How many entries the manager holds in memory (cache entries and
+    /// tombstones, flights, unsaved tokens); for tests of bounded memory.
+    #[doc(hidden)]
+    pub fn memory_entries(&self) -> usize {
+        self.inner.cache.len() + self.inner.flights.len() + self.inner.unsaved.keys().len()
     }
 }
 
@@ -430,201 +467,8 @@ impl Inner {
         })
     }
 
-    fn write_cache(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TokenKey, Cached>> {
-        self.cache.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn cache_put(&self, key: &TokenKey, token: Arc<TokenSet>, version: Version) {
-        // Every writer of the cache holds the key lock or runs the key's
-        // single flight, so the last write is the newest.
-        self.write_cache()
-            .insert(key.clone(), Cached { token, version });
-    }
-
     fn emit(&self, event: TokenEvent) {
         // No subscribers is fine.
         let _ = self.events.send(event);
-    }
-
-    /// The work of one flight: the protocol, then leaving the flight map
-    /// and telling the followers.
-    fn flight_work(
-        self: &Arc<Self>,
-        key: TokenKey,
-        mode: Mode,
-        done: watch::Sender<Option<Result<Arc<TokenSet>>>>,
-    ) -> Work {
-        let inner = Arc::clone(self);
-        async move {
-            let result = AssertUnwindSafe(inner.ensure(&key, mode))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::transient(format!(
-                        "the refresh of {key} panicked (a bug in its provider or store); try again"
-                    )))
-                });
-            // The flight leaves the map only after the cache holds its
-            // result, so a newcomer either joins it or hits the cache.
-            inner
-                .flights
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
-            done.send_replace(Some(result.clone()));
-            result
-        }
-        .boxed()
-    }
-
-    async fn load_required(&self, key: &TokenKey) -> Result<Versioned<TokenSet>> {
-        self.store.load(key).await?.ok_or_else(|| {
-            Error::reauthorization_required(
-                Some(key.clone()),
-                "no token is stored for this account",
-            )
-        })
-    }
-
-    /// Returns `stored` if it can be used as is: caches it and answers for a
-    /// flagged token too.
-    fn usable(
-        &self,
-        key: &TokenKey,
-        stored: &Versioned<TokenSet>,
-        mode: Mode,
-    ) -> Option<Result<Arc<TokenSet>>> {
-        let token = Arc::new(stored.value.clone());
-        if let Some(reason) = token.reauthorization_required() {
-            let err = Error::reauthorization_required(Some(key.clone()), reason);
-            self.cache_put(key, token, stored.version);
-            return Some(Err(err));
-        }
-        let usable = match mode {
-            Mode::Fresh => token.is_fresh(self.now(), self.skew),
-            Mode::Forced { seen } => seen.is_some_and(|seen| stored.version > seen),
-        };
-        if usable {
-            self.cache_put(key, Arc::clone(&token), stored.version);
-            Some(Ok(token))
-        } else {
-            None
-        }
-    }
-
-    /// The body of a flight: steps 3 to 5 of the protocol.
-    async fn ensure(&self, key: &TokenKey, mode: Mode) -> Result<Arc<TokenSet>> {
-        let provider = Arc::clone(self.provider(&key.provider)?);
-        if mode == Mode::Fresh {
-            // A cache miss on a token another process keeps fresh needs no lock.
-            if let Some(done) = self.usable(key, &self.load_required(key).await?, mode) {
-                return done;
-            }
-        }
-        let _lock = self.store.lock(key, self.lock_wait).await?;
-        let mut current = self.load_required(key).await?;
-        if let Some(done) = self.usable(key, &current, mode) {
-            debug!(%key, "another refresher got there first; using its token");
-            return done;
-        }
-        if current.value.refresh_token().is_none() {
-            return Err(Error::reauthorization_required(
-                Some(key.clone()),
-                "the access token expired and the grant has no refresh token",
-            ));
-        }
-        let mut attempt = 1;
-        loop {
-            debug!(%key, attempt, "refreshing");
-            match provider.refresh(&current.value).await {
-                Ok(fresh) => {
-                    let merged = current.value.merge_refreshed(fresh);
-                    let version = self.save_refreshed(key, &merged, current.version).await?;
-                    let token = Arc::new(merged);
-                    self.cache_put(key, Arc::clone(&token), version);
-                    self.emit(TokenEvent::Refreshed {
-                        key: key.clone(),
-                        expires_at: token.expires_at(),
-                    });
-                    return Ok(token);
-                }
-                Err(err) if err.is_reauthorization_required() => {
-                    return Err(self.flag(key, current, err).await);
-                }
-                Err(err) if err.is_transient() => {
-                    let Some(delay) = self.retry.delay_after(attempt, err.retry_after()) else {
-                        warn!(%key, attempt, error = %err, "refresh failed; giving up for now");
-                        return Err(err.for_key(key));
-                    };
-                    debug!(%key, attempt, ?delay, error = %err, "transient refresh failure; retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                    // Fitbit's 409 means another refresh is in flight: the
-                    // store may hold its result by now.
-                    current = self.load_required(key).await?;
-                    if let Some(done) = self.usable(key, &current, Mode::Fresh) {
-                        return done;
-                    }
-                }
-                Err(err) => return Err(err.for_key(key)),
-            }
-        }
-    }
-
-    async fn save_refreshed(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Version,
-    ) -> Result<Version> {
-        match self.store.save(key, token, Some(expected)).await {
-            Ok(version) => Ok(version),
-            Err(err) if err.store_kind() == Some(StoreErrorKind::Conflict) => {
-                warn!(%key, "token changed in the store while its key lock was held");
-                Err(Error::store(
-                    StoreErrorKind::Conflict,
-                    Some(key.clone()),
-                    "the token was changed in the store while this process held the key lock \
-                     (a writer that does not take the lock?); the refreshed token was not saved",
-                ))
-            }
-            Err(err) => {
-                // One more try for a passing store failure: the new pair
-                // exists only in memory now.
-                warn!(%key, error = %err, "saving the refreshed token failed; trying once more");
-                self.store.save(key, token, Some(expected)).await
-            }
-        }
-    }
-
-    /// Flags the stored token as needing reauthorization, keeping it.
-    async fn flag(&self, key: &TokenKey, current: Versioned<TokenSet>, err: Error) -> Error {
-        let reason = match &err {
-            Error::ReauthorizationRequired { reason, .. } => reason.clone(),
-            other => other.to_string(),
-        };
-        let flagged = current.value.flagged_for_reauthorization(reason.clone());
-        match self.store.save(key, &flagged, Some(current.version)).await {
-            Ok(version) => self.cache_put(key, Arc::new(flagged), version),
-            Err(save_err) => warn!(%key, error = %save_err, "could not flag the token"),
-        }
-        warn!(%key, %reason, "reauthorization required");
-        self.emit(TokenEvent::ReauthorizationRequired {
-            key: key.clone(),
-            reason,
-        });
-        err.for_key(key)
-    }
-
-    /// Saves a token from a new authorization under the key lock.
-    async fn replace(&self, key: &TokenKey, token: TokenSet) -> Result<Arc<TokenSet>> {
-        let _lock = self.store.lock(key, self.lock_wait).await?;
-        // A corrupt stored token makes `load` fail, and the error stands:
-        // overwriting it would destroy what a person may need to look at.
-        let expected = self.store.load(key).await?.map(|v| v.version);
-        let version = self.store.save(key, &token, expected).await?;
-        let token = Arc::new(token);
-        self.cache_put(key, Arc::clone(&token), version);
-        Ok(token)
     }
 }

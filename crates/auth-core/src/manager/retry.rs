@@ -67,9 +67,59 @@ impl RetryPolicy {
     }
 }
 
+/// How long an account waits before its next refresh attempt after
+/// transient failures in a row: `initial`, doubling up to `max`. The pause is
+/// stored with the token, so every process sharing the store honours it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CooldownPolicy {
+    /// The pause after the first failure (default 15 s). Keep it well below
+    /// two minutes: after a lost answer, Fitbit replays the same new pair
+    /// for about two minutes, and the retry must land inside that window.
+    pub initial: Duration,
+    /// The longest pause (default 10 minutes).
+    pub max: Duration,
+}
+
+impl Default for CooldownPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(15),
+            max: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+impl CooldownPolicy {
+    /// A policy starting at `initial` and capped at `max`.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max: max.max(initial),
+        }
+    }
+
+    /// The pause after `failures` failures in a row (the first is 1).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(failures.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cooldown_grows_and_is_capped() {
+        let c = CooldownPolicy::default();
+        assert_eq!(c.delay(1), Duration::from_secs(15));
+        assert_eq!(c.delay(2), Duration::from_secs(30));
+        assert_eq!(c.delay(3), Duration::from_secs(60));
+        assert_eq!(c.delay(40), Duration::from_secs(600));
+    }
 
     #[test]
     fn backoff_doubles_and_is_bounded() {

@@ -31,7 +31,7 @@ pub(crate) async fn refresh(config: Option<&Path>, args: KeyArgs) -> CliResult {
     let session = Session::open(config, &args.provider, &args.account).await?;
     let token = session
         .manager
-        .force_refresh(&session.key)
+        .refresh(&session.key)
         .await
         .map_err(|e| session.fail(&e))?;
     let now = SystemTime::now();

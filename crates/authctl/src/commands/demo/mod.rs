@@ -417,7 +417,7 @@ impl Demo {
             .ok_or_else(|| failed(step, "the token is not in the store"))?;
         let refreshed = self
             .manager
-            .force_refresh(key)
+            .refresh(key)
             .await
             .map_err(|e| failed(step, e))?;
         let after = self
@@ -468,7 +468,7 @@ impl Demo {
             "switch",
             "the emulator now answers 410 Gone on every legacy Fitbit endpoint",
         );
-        let err = match self.manager.force_refresh(key).await {
+        let err = match self.manager.refresh(key).await {
             Ok(_) => {
                 return Err(failed(
                     step,
@@ -662,7 +662,7 @@ impl Demo {
             .await?
             .ok_or_else(|| failed(step, "the Google token is not in the store"))?;
         self.manager
-            .force_refresh(key)
+            .refresh(key)
             .await
             .map_err(|e| failed(step, e))?;
         let after = self

@@ -1,0 +1,250 @@
+//! The manager's in-memory token cache: the hot path of
+//! [`TokenManager::access_token`](super::TokenManager::access_token).
+//!
+//! It must never go backwards: every entry carries the store version it was
+//! read or written at, and a write with an older version than the entry's is
+//! ignored. A removal leaves a *tombstone* holding the removed version, so a
+//! flight that read the token before the removal cannot bring it back.
+//!
+//! It is sharded, each shard its own `RwLock` on its own cache line, so that
+//! threads serving different users do not all write one lock's reader count
+//! (a single `RwLock<HashMap>` does not scale past one core). Its size is
+//! bounded: a full shard first drops tombstones and expired tokens, then
+//! any entries (they are only a cache; the store has the data).
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::id::TokenKey;
+use crate::store::Version;
+use crate::token::TokenSet;
+
+/// Shards; a power of two.
+const SHARDS: usize = 64;
+
+/// A cached token, or the tombstone of a removed one.
+#[derive(Clone)]
+pub(super) struct Entry {
+    /// `None` for a tombstone.
+    pub(super) token: Option<Arc<TokenSet>>,
+    /// The store version the token was read or written at (for a tombstone,
+    /// the last version removed).
+    pub(super) version: Version,
+}
+
+/// One shard, alone on its cache line(s) so two cores never share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HashMap<TokenKey, Entry>>);
+
+/// The sharded, bounded, version-monotonic cache.
+pub(super) struct Cache {
+    shards: Box<[Shard]>,
+    per_shard: usize,
+}
+
+impl Cache {
+    /// A cache holding about `capacity` entries at most.
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    /// FNV-1a over the key: a few nanoseconds for short ids. It only picks
+    /// the shard (the map inside keeps its keyed hasher), so an adversary
+    /// who crowds one shard only slows that shard down.
+    fn shard(&self, key: &TokenKey) -> &RwLock<HashMap<TokenKey, Entry>> {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in key
+            .provider
+            .as_str()
+            .bytes()
+            .chain([0xff])
+            .chain(key.account.as_str().bytes())
+        {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        // The shard count divides 2^64, so the low bits are as good as any.
+        #[allow(clippy::cast_possible_truncation)]
+        &self.shards[(hash as usize) & (SHARDS - 1)].0
+    }
+
+    fn read(&self, key: &TokenKey) -> RwLockReadGuard<'_, HashMap<TokenKey, Entry>> {
+        self.shard(key)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, key: &TokenKey) -> RwLockWriteGuard<'_, HashMap<TokenKey, Entry>> {
+        self.shard(key)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The hot path: the cached token if it is unflagged and fresh beyond
+    /// `skew` at `now`; or, while its stored refresh cooldown runs, if it is
+    /// merely unexpired (an outage must not send every call to the store).
+    pub(super) fn fresh(
+        &self,
+        key: &TokenKey,
+        now: SystemTime,
+        skew: Duration,
+    ) -> Option<Arc<TokenSet>> {
+        let shard = self.read(key);
+        let token = shard.get(key)?.token.as_ref()?;
+        if token.reauthorization_required().is_some() {
+            return None;
+        }
+        if token.is_fresh(now, skew)
+            || (token.refresh_cooldown().is_some_and(|c| c.is_active(now))
+                && token.is_fresh(now, Duration::ZERO))
+        {
+            return Some(Arc::clone(token));
+        }
+        None
+    }
+
+    /// The entry for `key`, tombstones included.
+    pub(super) fn get(&self, key: &TokenKey) -> Option<Entry> {
+        self.read(key).get(key).cloned()
+    }
+
+    /// Caches `token` at `version`, unless the cache already holds something
+    /// newer (or the tombstone of this very version).
+    pub(super) fn put(&self, key: &TokenKey, token: Arc<TokenSet>, version: Version) {
+        let mut shard = self.write(key);
+        if let Some(entry) = shard.get(key) {
+            let newer = entry.version > version;
+            let removed = entry.version == version && entry.token.is_none();
+            if newer || removed {
+                return;
+            }
+        } else if shard.len() >= self.per_shard {
+            Self::make_room(&mut shard, self.per_shard);
+        }
+        shard.insert(
+            key.clone(),
+            Entry {
+                token: Some(token),
+                version,
+            },
+        );
+    }
+
+    /// Records that `key` was removed at `version` (the last version it had,
+    /// if known): older writes are ignored from now on.
+    pub(super) fn bury(&self, key: &TokenKey, version: Option<Version>) {
+        let mut shard = self.write(key);
+        let version = match (shard.get(key).map(|e| e.version), version) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b).unwrap_or(Version(0)),
+        };
+        if !shard.contains_key(key) && shard.len() >= self.per_shard {
+            Self::make_room(&mut shard, self.per_shard);
+        }
+        shard.insert(
+            key.clone(),
+            Entry {
+                token: None,
+                version,
+            },
+        );
+    }
+
+    /// Forgets `key` (not a removal: the next read goes to the store).
+    pub(super) fn forget(&self, key: &TokenKey) {
+        let mut shard = self.write(key);
+        if shard.get(key).is_some_and(|e| e.token.is_some()) {
+            shard.remove(key);
+        }
+    }
+
+    /// Entries held, tombstones included; for tests of bounded memory.
+    pub(super) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.0.read().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    /// Frees at least one place in a full shard: tombstones and expired
+    /// tokens first, then an eighth of the rest.
+    fn make_room(shard: &mut HashMap<TokenKey, Entry>, limit: usize) {
+        let now = SystemTime::now();
+        shard.retain(|_, e| {
+            e.token
+                .as_ref()
+                .is_some_and(|t| t.is_fresh(now, Duration::ZERO))
+        });
+        if shard.len() >= limit {
+            let drop: Vec<TokenKey> = shard.keys().take((limit / 8).max(1)).cloned().collect();
+            for key in drop {
+                shard.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(account: &str) -> TokenKey {
+        TokenKey::parse("p", account).unwrap()
+    }
+
+    fn token(tag: &str) -> Arc<TokenSet> {
+        Arc::new(
+            TokenSet::new(tag, "Bearer", SystemTime::now())
+                .with_expires_in(Duration::from_secs(3600)),
+        )
+    }
+
+    #[test]
+    fn never_goes_backwards() {
+        let cache = Cache::new(100);
+        cache.put(&key("a"), token("new"), Version(5));
+        cache.put(&key("a"), token("old"), Version(4));
+        let got = cache.get(&key("a")).unwrap();
+        assert_eq!(got.version, Version(5));
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(got.token.unwrap().access_token()),
+            "new"
+        );
+    }
+
+    #[test]
+    fn a_tombstone_keeps_the_removed_token_out() {
+        let cache = Cache::new(100);
+        cache.put(&key("a"), token("t"), Version(5));
+        cache.bury(&key("a"), Some(Version(5)));
+        cache.put(&key("a"), token("t"), Version(5));
+        assert!(cache.get(&key("a")).unwrap().token.is_none());
+        assert!(
+            cache
+                .fresh(&key("a"), SystemTime::now(), Duration::ZERO)
+                .is_none()
+        );
+        // A new login has a newer version.
+        cache.put(&key("a"), token("again"), Version(6));
+        assert!(
+            cache
+                .fresh(&key("a"), SystemTime::now(), Duration::ZERO)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn size_is_bounded() {
+        let cache = Cache::new(SHARDS * 4);
+        for i in 0..10_000 {
+            cache.put(&key(&format!("k{i}")), token("t"), Version(1));
+            cache.bury(&key(&format!("gone{i}")), None);
+        }
+        assert!(cache.len() <= SHARDS * 4, "{} entries", cache.len());
+    }
+}

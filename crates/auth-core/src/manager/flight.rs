@@ -1,0 +1,208 @@
+//! The in-process single flight: one refresh per key at a time, whatever
+//! the number of callers, and the task tracking that lets
+//! [`TokenManager::shutdown`](super::TokenManager::shutdown) wait for them.
+//!
+//! The first caller of a key *leads*: it polls the refresh work itself (no
+//! task hop: spawning every refresh cost two thread hand-offs, about 90 µs on
+//! loopback). Everyone else *follows*, waiting on a watch channel for the
+//! leader's result. A leader dropped mid-refresh hands its unfinished work
+//! to a spawned task: a refresh abandoned between the server rotating the
+//! refresh token and the new pair being saved is how grants get burned.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, watch};
+use tracing::warn;
+
+use crate::error::Result;
+use crate::id::TokenKey;
+use crate::token::TokenSet;
+
+/// What a flight hands its followers.
+pub(super) type Outcome = Result<Arc<TokenSet>>;
+type Receiver = watch::Receiver<Option<Outcome>>;
+/// What the leader reports its result through.
+pub(super) type Sender = watch::Sender<Option<Outcome>>;
+
+/// The flights in progress, one per key at most.
+#[derive(Default)]
+pub(super) struct Flights {
+    map: Mutex<HashMap<TokenKey, Receiver>>,
+}
+
+/// Either the caller leads a new flight (and must call `finish`), or it
+/// follows an existing one.
+pub(super) enum Joined {
+    /// Lead: run the work and report through the sender.
+    Lead(Sender),
+    /// Follow: wait for this flight's outcome.
+    Follow(Receiver),
+}
+
+impl Flights {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Receiver>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Joins `key`'s flight, or opens one for the caller to lead.
+    pub(super) fn join(&self, key: &TokenKey) -> Joined {
+        let mut map = self.map();
+        if let Some(flight) = map.get(key) {
+            return Joined::Follow(flight.clone());
+        }
+        let (sender, receiver) = watch::channel(None);
+        map.insert(key.clone(), receiver);
+        Joined::Lead(sender)
+    }
+
+    /// Closes `key`'s flight with `outcome`. The flight leaves the map before
+    /// its followers are told, and only after the cache holds the result, so
+    /// a newcomer either joins it or finds the result cached.
+    pub(super) fn finish(&self, key: &TokenKey, sender: &Sender, outcome: &Outcome) {
+        {
+            let mut map = self.map();
+            if map
+                .get(key)
+                .is_some_and(|f| f.same_channel(&sender.subscribe()))
+            {
+                map.remove(key);
+            }
+        }
+        sender.send_replace(Some(outcome.clone()));
+    }
+
+    /// Waits for a followed flight. `None` means its work was dropped
+    /// unfinished (its leader went away outside a runtime): the dead flight
+    /// is cleared and the caller should start over.
+    pub(super) async fn follow(&self, key: &TokenKey, mut flight: Receiver) -> Option<Outcome> {
+        let outcome = flight
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|done| done.clone());
+        if outcome.is_none() {
+            let mut map = self.map();
+            if map.get(key).is_some_and(|f| f.same_channel(&flight)) {
+                map.remove(key);
+            }
+        }
+        outcome
+    }
+
+    /// Keys with a flight in progress; for tests of bounded memory.
+    pub(super) fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// Refresh work owned by its leader.
+pub(super) type Work = BoxFuture<'static, Outcome>;
+
+/// Drives unfinished work to completion in a task when its leader goes
+/// away. Holds a [`Busy`] so that shutdown waits for it either way.
+pub(super) struct FinishOnDrop {
+    work: Option<Work>,
+}
+
+impl FinishOnDrop {
+    /// Runs `work` to completion, here or (if this future is dropped first)
+    /// in a spawned task.
+    pub(super) async fn run(work: Work) -> Outcome {
+        let mut guard = Self { work: Some(work) };
+        let result = guard
+            .work
+            .as_mut()
+            .expect("work is present until done")
+            .await;
+        guard.work = None;
+        result
+    }
+}
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(work);
+            }
+            Err(_) => warn!(
+                "a refresh was abandoned outside a Tokio runtime and cannot be finished; \
+                 its followers will start over"
+            ),
+        }
+    }
+}
+
+/// Counts the manager's work in progress (flights, background saves), so
+/// that shutdown can wait for it.
+#[derive(Default)]
+pub(super) struct Tasks {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+/// One unit of tracked work; dropping it marks the work done.
+pub(super) struct Busy(Arc<Tasks>);
+
+impl Tasks {
+    /// Marks one unit of work as started.
+    pub(super) fn start(self: &Arc<Self>) -> Busy {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Busy(Arc::clone(self))
+    }
+
+    /// Units of work in progress.
+    pub(super) fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no work is in progress, or `timeout` passes. Returns
+    /// whether everything finished.
+    pub(super) async fn wait_idle(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let idle = self.idle.notified();
+                if self.running() == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Spawns tracked background work, if there is a runtime.
+pub(super) fn spawn_tracked<F>(tasks: &Arc<Tasks>, work: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let busy = tasks.start();
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                // Catch a panic so the count still goes down.
+                let _ = std::panic::AssertUnwindSafe(work).catch_unwind().await;
+                drop(busy);
+            });
+        }
+        Err(_) => warn!("background token work needs a Tokio runtime; none is running"),
+    }
+}

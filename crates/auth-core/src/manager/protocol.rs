@@ -1,0 +1,734 @@
+//! The refresh protocol, top to bottom. One function per step of the
+//! protocol in DESIGN.md; every other module of the manager serves this
+//! one.
+//!
+//! 1. [`fast path`](super::TokenManager::access_token): a cached token fresh
+//!    beyond the skew (in `mod.rs`, since it must stay tiny).
+//! 2. [`fly`](Inner::fly): the in-process single flight.
+//! 3. [`ensure`](Inner::ensure): one flight. [`peek`](Inner::peek) reads
+//!    the store without the lease; [`take_lease`](Inner::take_lease) takes
+//!    the key's lease (across processes), or
+//!    [`after_lock_timeout`](Inner::after_lock_timeout) serves what is still
+//!    valid; [`reload`](Inner::reload) reads again under the lease, saving
+//!    an older unsaved pair first; [`judge`](Inner::judge) decides.
+//! 4. [`refresh`](Inner::refresh): one refresh at the provider,
+//!    [`call_provider`](Inner::call_provider) retrying an unknown outcome
+//!    with the *same* refresh token within a deadline, then
+//!    [`persist`](Inner::persist) with compare-and-swap before anyone sees
+//!    the new pair.
+//! 5. [`flag`](Inner::flag): `invalid_grant` flags the stored token (kept,
+//!    never deleted).
+//! 6. [`persist`](Inner::persist) and
+//!    [`save_in_background`](Inner::save_in_background): a pair that could
+//!    not be saved stays in memory and its save is retried under the lease.
+//! 7. [`cool_down`](Inner::cool_down): a transient failure records a
+//!    cooldown with the token (every process honours it) and serves the
+//!    still-valid token.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use secrecy::ExposeSecret;
+use tracing::{debug, error, info, warn};
+
+use super::flight::{FinishOnDrop, Joined, Outcome, Sender, Work, spawn_tracked};
+use super::unsaved::{Origin, Unsaved, Verdict};
+use super::{Inner, TokenEvent};
+use crate::error::{Error, Result, StoreErrorKind};
+use crate::id::TokenKey;
+use crate::provider::TokenProvider;
+use crate::store::{KeyLock, Version, Versioned};
+use crate::token::{RefreshCooldown, TokenSet};
+
+/// What a caller wants from a flight.
+#[derive(Clone)]
+pub(super) enum Goal {
+    /// A token fresh beyond the skew (or, during a cooldown, still valid).
+    Fresh,
+    /// Any valid token other than this rejected one: refresh only if the
+    /// rejected token is still the current one.
+    Replace(Arc<TokenSet>),
+}
+
+impl Goal {
+    /// The rejected access token, for [`Goal::Replace`].
+    pub(super) fn rejected(&self) -> Option<&str> {
+        match self {
+            Goal::Fresh => None,
+            Goal::Replace(rejected) => Some(rejected.access_token().expose_secret()),
+        }
+    }
+
+    /// Whether `token` is an answer to this goal without any refresh.
+    pub(super) fn satisfied_by(&self, token: &TokenSet, now: SystemTime, skew: Duration) -> bool {
+        if token.reauthorization_required().is_some() {
+            return false;
+        }
+        match self {
+            Goal::Fresh => token.is_fresh(now, skew),
+            Goal::Replace(_) => {
+                Some(token.access_token().expose_secret()) != self.rejected()
+                    && token.is_fresh(now, Duration::ZERO)
+            }
+        }
+    }
+}
+
+/// What [`Inner::judge`] decided about a stored token.
+enum Judged {
+    /// The answer, with no refresh.
+    Done(Result<Arc<TokenSet>>),
+    /// Refresh from this stored pair (under the lease).
+    Refresh(Versioned<TokenSet>),
+    /// Mint a token with the provider's grant (under the lease); the stored
+    /// version it replaces, if any.
+    Mint,
+}
+
+/// What [`Inner::try_save`] did.
+enum Saved {
+    /// Our token is stored.
+    Ours(Arc<TokenSet>),
+    /// The store holds a newer token that is not ours to replace; ours was
+    /// dropped.
+    Theirs(Option<Versioned<TokenSet>>),
+}
+
+/// How many times a follower may start over when a flight's answer does
+/// not fit its goal.
+const MAX_ROUNDS: usize = 4;
+/// The first and the longest pause between background save attempts.
+const SAVE_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+impl Inner {
+    // ---- Step 2: the single flight ----------------------------------------
+
+    /// Joins the key's flight, or leads a new one, until an answer fits
+    /// `goal`.
+    pub(super) async fn fly(self: &Arc<Self>, key: &TokenKey, goal: Goal) -> Outcome {
+        let mut last = None;
+        for _ in 0..MAX_ROUNDS {
+            match self.flights.join(key) {
+                Joined::Lead(sender) => {
+                    let work = self.flight_work(key.clone(), goal.clone(), sender);
+                    return FinishOnDrop::run(work).await;
+                }
+                Joined::Follow(flight) => {
+                    let Some(outcome) = self.flights.follow(key, flight).await else {
+                        continue;
+                    };
+                    let fits = match (&goal, &outcome) {
+                        // A fresh-goal flight's answer is the answer, stale
+                        // serving included; another goal's error may not be
+                        // (it never serves the old token): fly our own once.
+                        (Goal::Fresh, Ok(_)) => true,
+                        (Goal::Fresh, Err(e)) => !e.is_transient() || last.is_some(),
+                        (Goal::Replace(_), Ok(token)) => {
+                            Some(token.access_token().expose_secret()) != goal.rejected()
+                        }
+                        (Goal::Replace(_), Err(_)) => true,
+                    };
+                    if fits {
+                        return outcome;
+                    }
+                    last = Some(outcome);
+                }
+            }
+        }
+        last.unwrap_or_else(|| {
+            Err(Error::transient(format!(
+                "the refresh of {key} kept being superseded; try again"
+            )))
+        })
+    }
+
+    /// The work of one flight: [`ensure`](Self::ensure), then telling the
+    /// followers. A panic becomes a transient error instead of wedging the
+    /// key.
+    fn flight_work(self: &Arc<Self>, key: TokenKey, goal: Goal, sender: Sender) -> Work {
+        let inner = Arc::clone(self);
+        let busy = self.tasks.start();
+        async move {
+            let outcome = AssertUnwindSafe(inner.ensure(&key, &goal))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::transient(format!(
+                        "the refresh of {key} panicked (a bug in its provider or store); try again"
+                    )))
+                });
+            inner.flights.finish(&key, &sender, &outcome);
+            drop(busy);
+            outcome
+        }
+        .boxed()
+    }
+
+    // ---- Step 3: one flight -------------------------------------------------
+
+    /// One flight: find or make a token that fits `goal`.
+    async fn ensure(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
+        let provider = Arc::clone(self.provider(&key.provider)?);
+        match self.unsaved.get(key) {
+            // A newer pair is in memory and being saved: no I/O until then.
+            Some(unsaved) if unsaved.saving.load(Ordering::SeqCst) => {
+                return unsaved.interim(key, self.now(), goal.rejected());
+            }
+            Some(_) => {}
+            None => {
+                if let Some(done) = self.peek(key, goal, provider.as_ref()).await? {
+                    return done;
+                }
+            }
+        }
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(Error::transient(format!(
+                "the token manager is shutting down; {key} was not refreshed"
+            )));
+        }
+        let lease = match self.take_lease(key).await {
+            Ok(lease) => lease,
+            Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
+                return self.after_lock_timeout(key, goal, err).await;
+            }
+            Err(err) => return Err(err),
+        };
+        let current = match self.reload(key, lease, goal).await? {
+            Ok((lease, current)) => (lease, current),
+            Err(interim) => return interim,
+        };
+        let (lease, current) = current;
+        match self.judge(key, goal, current, provider.as_ref()) {
+            Judged::Done(answer) => answer,
+            Judged::Refresh(current) => self.refresh(key, goal, &provider, lease, current).await,
+            Judged::Mint => self.mint(key, &provider, lease, goal).await,
+        }
+    }
+
+    /// Reads the store without the lease. Most cache misses end here: the
+    /// process just started, or another one refreshed. `None`: the lease is
+    /// needed.
+    async fn peek(
+        &self,
+        key: &TokenKey,
+        goal: &Goal,
+        provider: &dyn TokenProvider,
+    ) -> Result<Option<Outcome>> {
+        let stored = self.store.load(key).await?;
+        Ok(match self.judge(key, goal, stored, provider) {
+            Judged::Done(answer) => Some(answer),
+            Judged::Refresh(_) | Judged::Mint => None,
+        })
+    }
+
+    /// Takes the key's lease, across processes where the store can.
+    async fn take_lease(&self, key: &TokenKey) -> Result<Box<dyn KeyLock>> {
+        self.store.lock(key, self.lock_wait).await
+    }
+
+    /// The lease could not be had in time: someone else is refreshing or
+    /// saving. Reload, and serve what the store holds if it is still valid;
+    /// never refresh without the lease.
+    async fn after_lock_timeout(&self, key: &TokenKey, goal: &Goal, err: Error) -> Outcome {
+        let now = self.now();
+        if let Ok(Some(stored)) = self.store.load(key).await {
+            let token = &stored.value;
+            let valid = token.reauthorization_required().is_none()
+                && (goal.satisfied_by(token, now, self.skew)
+                    || (matches!(goal, Goal::Fresh) && token.is_fresh(now, Duration::ZERO)));
+            if valid {
+                warn!(%key, "the key's lease was busy for the whole wait; serving the stored token, which is still valid");
+                let token = Arc::new(stored.value);
+                self.cache.put(key, Arc::clone(&token), stored.version);
+                return Ok(token);
+            }
+        }
+        warn!(%key, "the key's lease was busy for the whole wait and no valid token is stored");
+        Err(err)
+    }
+
+    /// Reads the token under the lease, after checking the lease is really
+    /// ours. An unsaved newer pair is saved first; if that fails again, the
+    /// interim answer is returned instead (`Err` of the outer result is a
+    /// hard failure, `Ok(Err(_))` an answer).
+    #[allow(clippy::type_complexity)]
+    async fn reload(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        lease: Box<dyn KeyLock>,
+        goal: &Goal,
+    ) -> Result<Result<(Box<dyn KeyLock>, Option<Versioned<TokenSet>>), Outcome>> {
+        lease.check().await?;
+        if let Some(unsaved) = self.unsaved.get(key) {
+            match self.try_save(key, lease.as_ref(), &unsaved).await {
+                Ok(_) => {}
+                Err(err) => {
+                    warn!(%key, error = %err, "the unsaved token still cannot be saved");
+                    let interim = unsaved.interim(key, self.now(), goal.rejected());
+                    self.keep_saving(key, Some(lease), unsaved);
+                    return Ok(Err(interim));
+                }
+            }
+        }
+        let current = self.store.load(key).await?;
+        Ok(Ok((lease, current)))
+    }
+
+    /// Decides what to do with what the store holds.
+    fn judge(
+        &self,
+        key: &TokenKey,
+        goal: &Goal,
+        stored: Option<Versioned<TokenSet>>,
+        provider: &dyn TokenProvider,
+    ) -> Judged {
+        let now = self.now();
+        let Some(stored) = stored else {
+            if provider.can_mint() {
+                return Judged::Mint;
+            }
+            return Judged::Done(Err(Error::reauthorization_required(
+                Some(key.clone()),
+                "no token is stored for this account",
+            )));
+        };
+        let token = &stored.value;
+        if let Some(reason) = token.reauthorization_required() {
+            let err = Error::reauthorization_required(Some(key.clone()), reason);
+            self.cache.put(key, Arc::new(stored.value), stored.version);
+            return Judged::Done(Err(err));
+        }
+        if goal.satisfied_by(token, now, self.skew) {
+            let token = Arc::new(stored.value);
+            self.cache.put(key, Arc::clone(&token), stored.version);
+            return Judged::Done(Ok(token));
+        }
+        if let Some(cooldown) = token.refresh_cooldown().filter(|c| c.is_active(now)) {
+            if matches!(goal, Goal::Fresh) && token.is_fresh(now, Duration::ZERO) {
+                debug!(%key, "refresh cooling down; serving the still-valid token");
+                let token = Arc::new(stored.value);
+                self.cache.put(key, Arc::clone(&token), stored.version);
+                return Judged::Done(Ok(token));
+            }
+            let wait = cooldown.until.duration_since(now).unwrap_or_default();
+            return Judged::Done(Err(Error::Transient {
+                message: format!(
+                    "refreshes of {key} failed {} time(s) in a row, so the next try waits until \
+                     {}",
+                    cooldown.failures,
+                    humantime::format_rfc3339_seconds(cooldown.until)
+                ),
+                status: None,
+                retry_after: Some(wait),
+                source: None,
+            }));
+        }
+        if token.refresh_token().is_none() {
+            if provider.can_mint() {
+                return Judged::Mint;
+            }
+            return Judged::Done(Err(Error::reauthorization_required(
+                Some(key.clone()),
+                "the access token expired and the grant has no refresh token",
+            )));
+        }
+        Judged::Refresh(stored)
+    }
+
+    // ---- Step 4: refresh at the provider, then save -----------------------
+
+    /// One refresh, under the lease, and the save of its result.
+    async fn refresh(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        goal: &Goal,
+        provider: &Arc<dyn TokenProvider>,
+        lease: Box<dyn KeyLock>,
+        current: Versioned<TokenSet>,
+    ) -> Outcome {
+        debug!(%key, "refreshing");
+        let answer = self
+            .call_provider(key, lease.as_ref(), || provider.refresh(&current.value))
+            .await;
+        match answer {
+            Ok(fresh) => {
+                let sent = current
+                    .value
+                    .refresh_token()
+                    .cloned()
+                    .expect("judge refreshes only tokens with a refresh token");
+                let merged = Arc::new(current.value.merge_refreshed(fresh));
+                let unsaved = Arc::new(Unsaved::new(
+                    merged,
+                    Origin::Refresh {
+                        sent,
+                        from: current.version,
+                    },
+                    Some(Arc::new(current.value)),
+                    !provider.use_ends_replay_window(),
+                ));
+                self.persist(key, lease, unsaved, goal).await
+            }
+            Err(err) if err.is_reauthorization_required() => {
+                Err(self.flag(key, lease.as_ref(), current, err).await)
+            }
+            Err(err) if err.is_transient() => {
+                self.cool_down(key, goal, lease.as_ref(), current, err)
+                    .await
+            }
+            Err(err) => Err(err.for_key(key)),
+        }
+    }
+
+    /// Mints a token with the provider's own grant (client credentials),
+    /// under the lease, and saves it.
+    async fn mint(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        provider: &Arc<dyn TokenProvider>,
+        lease: Box<dyn KeyLock>,
+        goal: &Goal,
+    ) -> Outcome {
+        debug!(%key, "minting a token");
+        let token = self
+            .call_provider(key, lease.as_ref(), || provider.mint(key))
+            .await
+            .map_err(|e| e.for_key(key))?;
+        let unsaved = Arc::new(Unsaved::new(Arc::new(token), Origin::Grant, None, true));
+        self.persist(key, lease, unsaved, goal).await
+    }
+
+    /// Calls the provider with retries: an outcome the client cannot know
+    /// (a lost answer, a timeout, a 5xx, a 429, a panic) is retried with the
+    /// same request, because Fitbit answers an identical refresh with the
+    /// same new pair. Every attempt, waits included, fits in the refresh
+    /// deadline, which is shorter than the lease wait of other callers. The
+    /// lease is checked before every send: after a lost lease, nothing is
+    /// sent.
+    async fn call_provider<'a, F>(
+        &self,
+        key: &TokenKey,
+        lease: &dyn KeyLock,
+        mut op: F,
+    ) -> Result<TokenSet>
+    where
+        F: FnMut() -> BoxFuture<'a, Result<TokenSet>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.refresh_deadline;
+        let mut attempt = 1;
+        loop {
+            lease.check().await.map_err(|e| e.for_key(key))?;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let answer = match tokio::time::timeout(
+                remaining,
+                AssertUnwindSafe(op()).catch_unwind(),
+            )
+            .await
+            {
+                Err(_) => Err(Error::transient(format!(
+                    "the provider did not answer within the refresh deadline of {}; the outcome is unknown",
+                    humantime::format_duration(self.refresh_deadline)
+                ))),
+                Ok(Err(_)) => Err(Error::transient(
+                    "the provider panicked during the request (a bug in the provider); the outcome is unknown",
+                )),
+                Ok(Ok(answer)) => answer,
+            };
+            let err = match answer {
+                Err(err) if err.is_transient() => err,
+                other => return other,
+            };
+            let Some(delay) = self.retry.delay_after(attempt, err.retry_after()) else {
+                warn!(%key, attempt, error = %err, "refresh failed; no retry left");
+                return Err(err);
+            };
+            if tokio::time::Instant::now() + delay >= deadline {
+                warn!(%key, attempt, error = %err, "refresh failed; the next retry would pass the refresh deadline");
+                return Err(err);
+            }
+            debug!(%key, attempt, ?delay, error = %err, "transient failure; retrying with the same request");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Saves a new token under the lease before anyone sees it. If the save
+    /// fails, the token stays in memory, a background task keeps trying
+    /// (still under the lease), and the caller gets the interim answer.
+    async fn persist(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        lease: Box<dyn KeyLock>,
+        unsaved: Arc<Unsaved>,
+        goal: &Goal,
+    ) -> Outcome {
+        match self.try_save(key, lease.as_ref(), &unsaved).await {
+            Ok(Saved::Ours(token)) => {
+                self.announce_saved(key, &unsaved);
+                Ok(token)
+            }
+            Ok(Saved::Theirs(stored)) => match stored {
+                Some(stored) if goal.satisfied_by(&stored.value, self.now(), Duration::ZERO) => {
+                    Ok(Arc::new(stored.value))
+                }
+                _ => Err(Error::transient(format!(
+                    "another writer replaced the token of {key} during its refresh; try again"
+                ))),
+            },
+            Err(err) => {
+                warn!(%key, error = %err, "saving the new token failed; keeping it in memory and retrying the save");
+                let interim = unsaved.interim(key, self.now(), goal.rejected());
+                self.keep_saving(key, Some(lease), unsaved);
+                interim
+            }
+        }
+    }
+
+    /// One save of an unsaved token, with the compare-and-swap rules of
+    /// [`Unsaved::verdict`] on a conflict.
+    async fn try_save(
+        &self,
+        key: &TokenKey,
+        lease: &dyn KeyLock,
+        unsaved: &Arc<Unsaved>,
+    ) -> Result<Saved> {
+        let mut expected = match &unsaved.origin {
+            Origin::Refresh { from, .. } => Some(*from),
+            Origin::Grant => self.store.load(key).await?.map(|v| v.version),
+        };
+        for _ in 0..3 {
+            match self
+                .store
+                .save_leased(lease, &unsaved.token, expected)
+                .await
+            {
+                Ok(version) => {
+                    self.cache.put(key, Arc::clone(&unsaved.token), version);
+                    self.unsaved.settle(key, unsaved);
+                    return Ok(Saved::Ours(Arc::clone(&unsaved.token)));
+                }
+                Err(err) if err.store_kind() == Some(StoreErrorKind::Conflict) => {
+                    let stored = self.store.load(key).await?;
+                    match unsaved.verdict(stored.as_ref()) {
+                        Verdict::Overwrite(version) => expected = version,
+                        Verdict::KeepStored => {
+                            warn!(%key, "another writer stored a newer token (a new login?) while this process held a refreshed one; keeping the stored token");
+                            self.unsaved.settle(key, unsaved);
+                            if let Some(stored) = &stored {
+                                self.cache
+                                    .put(key, Arc::new(stored.value.clone()), stored.version);
+                            }
+                            return Ok(Saved::Theirs(stored));
+                        }
+                    }
+                }
+                Err(err) => return Err(err.for_key(key)),
+            }
+        }
+        Err(Error::store(
+            StoreErrorKind::Conflict,
+            Some(key.clone()),
+            "the stored token kept changing under the lease (a writer that does not take the \
+             lease?); the new token is kept in memory",
+        ))
+    }
+
+    /// Tells subscribers that a token was saved.
+    fn announce_saved(&self, key: &TokenKey, unsaved: &Unsaved) {
+        if matches!(unsaved.origin, Origin::Refresh { .. }) {
+            info!(%key, "token refreshed and saved");
+            self.emit(TokenEvent::Refreshed {
+                key: key.clone(),
+                expires_at: unsaved.token.expires_at(),
+            });
+        }
+    }
+
+    /// Keeps `unsaved` in memory and retries its save in the background
+    /// (taking the lease first if `lease` is `None`). A lost lease stops the
+    /// task; the next flight of the key, with a fresh lease, saves it.
+    pub(super) fn keep_saving(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        lease: Option<Box<dyn KeyLock>>,
+        unsaved: Arc<Unsaved>,
+    ) {
+        self.unsaved.keep(key, Arc::clone(&unsaved));
+        unsaved.saving.store(true, Ordering::SeqCst);
+        let inner = Arc::clone(self);
+        let key = key.clone();
+        spawn_tracked(&self.tasks, async move {
+            inner.save_in_background(&key, lease, &unsaved).await;
+            unsaved.saving.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Retries the save of `unsaved` with backoff for `save_retry_for`.
+    async fn save_in_background(
+        &self,
+        key: &TokenKey,
+        mut lease: Option<Box<dyn KeyLock>>,
+        unsaved: &Arc<Unsaved>,
+    ) {
+        let deadline = tokio::time::Instant::now() + self.save_retry_for;
+        let mut backoff = SAVE_BACKOFF.0;
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(SAVE_BACKOFF.1);
+            if unsaved.abandoned.load(Ordering::SeqCst) {
+                debug!(%key, "the account was removed; the unsaved token is dropped");
+                return;
+            }
+            if lease.is_none() {
+                match self.store.lock(key, self.lock_wait).await {
+                    Ok(held) => lease = Some(held),
+                    Err(err) => {
+                        last = err.to_string();
+                        continue;
+                    }
+                }
+            }
+            let held = lease.as_deref().expect("the lease is held here");
+            match self.try_save(key, held, unsaved).await {
+                Ok(Saved::Ours(_)) => {
+                    info!(%key, "the token kept in memory is saved now");
+                    self.announce_saved(key, unsaved);
+                    return;
+                }
+                Ok(Saved::Theirs(_)) => return,
+                Err(err) if err.store_kind() == Some(StoreErrorKind::LeaseLost) => {
+                    error!(%key, error = %err, "the lease was lost while a new token was unsaved; the next call retries the save under a new lease");
+                    self.emit(TokenEvent::SaveFailed {
+                        key: key.clone(),
+                        reason: err.to_string(),
+                    });
+                    return;
+                }
+                Err(err) => last = err.to_string(),
+            }
+        }
+        error!(
+            %key,
+            error = %last,
+            "could not save a new token for {}; it is kept in memory and the next call for the account tries again, but it is lost if this process stops",
+            humantime::format_duration(self.save_retry_for)
+        );
+        self.emit(TokenEvent::SaveFailed {
+            key: key.clone(),
+            reason: last,
+        });
+    }
+
+    // ---- Step 5: a refused grant --------------------------------------------
+
+    /// Flags the stored token as needing reauthorization, keeping it.
+    async fn flag(
+        &self,
+        key: &TokenKey,
+        lease: &dyn KeyLock,
+        current: Versioned<TokenSet>,
+        err: Error,
+    ) -> Error {
+        let reason = match &err {
+            Error::ReauthorizationRequired { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        let flagged = current.value.flagged_for_reauthorization(reason.clone());
+        match self
+            .store
+            .save_leased(lease, &flagged, Some(current.version))
+            .await
+        {
+            Ok(version) => self.cache.put(key, Arc::new(flagged), version),
+            Err(save_err) => {
+                warn!(%key, error = %save_err, "could not flag the token; the next refresh will ask the server again");
+                self.cache.forget(key);
+            }
+        }
+        warn!(%key, %reason, "reauthorization required");
+        self.emit(TokenEvent::ReauthorizationRequired {
+            key: key.clone(),
+            reason,
+        });
+        err.for_key(key)
+    }
+
+    // ---- Step 7: a transient failure ----------------------------------------
+
+    /// Records a growing cooldown with the stored token, so every process
+    /// waits before the next try, and serves the token if it is still valid
+    /// (for [`Goal::Fresh`]; a rejected token is never served back).
+    async fn cool_down(
+        &self,
+        key: &TokenKey,
+        goal: &Goal,
+        lease: &dyn KeyLock,
+        current: Versioned<TokenSet>,
+        err: Error,
+    ) -> Outcome {
+        let now = self.now();
+        let failures = current
+            .value
+            .refresh_cooldown()
+            .map_or(0, |c| c.failures)
+            .saturating_add(1);
+        let pause = self
+            .cooldown
+            .delay(failures)
+            .max(err.retry_after().unwrap_or_default());
+        let until = now + pause;
+        let cooling = Arc::new(
+            current
+                .value
+                .with_refresh_cooldown(Some(RefreshCooldown::new(until, failures))),
+        );
+        match self
+            .store
+            .save_leased(lease, &cooling, Some(current.version))
+            .await
+        {
+            Ok(version) => self.cache.put(key, Arc::clone(&cooling), version),
+            Err(save_err) => {
+                warn!(%key, error = %save_err, "could not record the refresh cooldown");
+            }
+        }
+        let serve = matches!(goal, Goal::Fresh) && cooling.is_fresh(now, Duration::ZERO);
+        self.emit(TokenEvent::RefreshFailed {
+            key: key.clone(),
+            reason: err.to_string(),
+            retry_at: until,
+            served_stale: serve,
+        });
+        if serve {
+            warn!(%key, error = %err, "refresh failed; serving the still-valid token until {}", humantime::format_rfc3339_seconds(until));
+            return Ok(cooling);
+        }
+        warn!(%key, error = %err, "refresh failed; next try after {}", humantime::format_rfc3339_seconds(until));
+        Err(with_retry_after(err.for_key(key), pause))
+    }
+}
+
+/// Sets the `retry_after` of a transient error to at least `pause`.
+fn with_retry_after(mut err: Error, pause: Duration) -> Error {
+    if let Error::Transient { retry_after, .. } = &mut err {
+        *retry_after = Some(retry_after.unwrap_or_default().max(pause));
+    }
+    err
+}
+
+/// The stored version of a key, for tombstones; ignores errors (a corrupt
+/// token's version is unknown).
+pub(super) async fn version_of(inner: &Inner, key: &TokenKey) -> Option<Version> {
+    inner
+        .store
+        .load(key)
+        .await
+        .ok()
+        .flatten()
+        .map(|v| v.version)
+}

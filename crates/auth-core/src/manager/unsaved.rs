@@ -1,0 +1,184 @@
+//! Token pairs the manager holds but could not save yet.
+//!
+//! After a refresh the server has rotated the refresh token: the new pair
+//! exists only in this process's memory until it is saved. Dropping it would
+//! burn the grant, so a pair whose save failed is kept here, its save is
+//! retried (under the key's lease) for a bounded time, and every flight of
+//! the key deals with it first: nothing refreshes again from the older
+//! stored pair while a newer one is held here.
+//!
+//! What may be handed out meanwhile depends on the provider
+//! ([`TokenProvider::use_ends_replay_window`](crate::TokenProvider::use_ends_replay_window)):
+//! using Fitbit's new access token ends the window in which the old refresh
+//! token still answers with the same pair, so until the save lands callers
+//! get the old access token while it is valid, and a transient error after.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
+use crate::id::TokenKey;
+use crate::store::{Version, Versioned};
+use crate::token::TokenSet;
+
+/// Where an unsaved token came from, which decides what it may overwrite.
+#[derive(Clone)]
+pub(super) enum Origin {
+    /// A refresh that sent `sent` (the refresh token of the pair stored at
+    /// `from`).
+    Refresh { sent: SecretString, from: Version },
+    /// A new authorization or a minted token: it replaces whatever is
+    /// stored.
+    Grant,
+}
+
+/// A token waiting to be saved.
+pub(super) struct Unsaved {
+    pub(super) token: Arc<TokenSet>,
+    pub(super) origin: Origin,
+    /// The token it replaces, served meanwhile while valid.
+    pub(super) previous: Option<Arc<TokenSet>>,
+    /// Whether the new access token may be used before the save.
+    pub(super) serve_new: bool,
+    /// Set while a background task is saving it (callers then get the
+    /// interim answer without any I/O).
+    pub(super) saving: AtomicBool,
+    /// Set by `remove`/`revoke`: the account is going away, stop saving.
+    pub(super) abandoned: AtomicBool,
+}
+
+/// What the store holds, compared with an unsaved token.
+pub(super) enum Verdict {
+    /// Save over the stored version (or create, for `None`).
+    Overwrite(Option<Version>),
+    /// The store holds something newer that is not ours to replace (a new
+    /// login): keep it and drop ours.
+    KeepStored,
+}
+
+impl Unsaved {
+    pub(super) fn new(
+        token: Arc<TokenSet>,
+        origin: Origin,
+        previous: Option<Arc<TokenSet>>,
+        serve_new: bool,
+    ) -> Self {
+        Self {
+            token,
+            origin,
+            previous,
+            serve_new,
+            saving: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// Decides, from what the store holds now, whether to save over it. A
+    /// refreshed pair overwrites the pair it came from, a flagged token, or
+    /// any token still carrying the refresh token it sent (another process
+    /// replayed the same request and saved the same pair, or its own copy);
+    /// a grant overwrites anything.
+    pub(super) fn verdict(&self, stored: Option<&Versioned<TokenSet>>) -> Verdict {
+        let Some(stored) = stored else {
+            return match self.origin {
+                Origin::Grant => Verdict::Overwrite(None),
+                // Removed under the lease: the account is gone.
+                Origin::Refresh { .. } => Verdict::KeepStored,
+            };
+        };
+        match &self.origin {
+            Origin::Grant => Verdict::Overwrite(Some(stored.version)),
+            Origin::Refresh { sent, from } => {
+                let ours = stored.version == *from
+                    || stored.value.reauthorization_required().is_some()
+                    || stored
+                        .value
+                        .refresh_token()
+                        .is_some_and(|t| t.expose_secret() == sent.expose_secret());
+                if ours {
+                    Verdict::Overwrite(Some(stored.version))
+                } else {
+                    Verdict::KeepStored
+                }
+            }
+        }
+    }
+
+    /// What a caller gets while this token is unsaved: the new access token
+    /// if the provider allows it, else the previous one while it is still
+    /// valid (and not the one `rejected`), else a transient error.
+    pub(super) fn interim(
+        &self,
+        key: &TokenKey,
+        now: SystemTime,
+        rejected: Option<&str>,
+    ) -> Result<Arc<TokenSet>> {
+        if self.serve_new {
+            return Ok(Arc::clone(&self.token));
+        }
+        if let Some(previous) = &self.previous {
+            let valid = previous.is_fresh(now, Duration::ZERO)
+                && previous.reauthorization_required().is_none()
+                && rejected.is_none_or(|r| r != previous.access_token().expose_secret());
+            if valid {
+                return Ok(Arc::clone(previous));
+            }
+        }
+        Err(Error::Transient {
+            message: format!(
+                "a new token for {key} was issued but could not be saved yet; it is kept in \
+                 memory and its save is being retried, and it cannot be handed out before it is \
+                 saved without risking the grant"
+            ),
+            status: None,
+            retry_after: Some(Duration::from_secs(5)),
+            source: None,
+        })
+    }
+}
+
+/// Unsaved tokens by key.
+#[derive(Default)]
+pub(super) struct UnsavedMap {
+    map: Mutex<HashMap<TokenKey, Arc<Unsaved>>>,
+}
+
+impl UnsavedMap {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The unsaved token of `key`, if any.
+    pub(super) fn get(&self, key: &TokenKey) -> Option<Arc<Unsaved>> {
+        self.map().get(key).cloned()
+    }
+
+    /// Keeps `unsaved` for `key`, replacing an older one.
+    pub(super) fn keep(&self, key: &TokenKey, unsaved: Arc<Unsaved>) {
+        self.map().insert(key.clone(), unsaved);
+    }
+
+    /// Drops `key`'s entry if it is still `unsaved`.
+    pub(super) fn settle(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) {
+        let mut map = self.map();
+        if map.get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved)) {
+            map.remove(key);
+        }
+    }
+
+    /// Drops and abandons `key`'s entry (the account is being removed).
+    pub(super) fn abandon(&self, key: &TokenKey) {
+        if let Some(unsaved) = self.map().remove(key) {
+            unsaved.abandoned.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Keys with an unsaved token.
+    pub(super) fn keys(&self) -> Vec<TokenKey> {
+        self.map().keys().cloned().collect()
+    }
+}

@@ -1,0 +1,156 @@
+//! The key's other writers: a new authorization, a logout, a revocation and
+//! an operator clearing a reauthorization flag.
+//!
+//! Each holds the key's lease while it writes, like a refresh, so nothing
+//! one writes can be undone by another that read before it; and each leaves
+//! the cache so that a flight that read earlier cannot bring an old token
+//! back (see [`Cache::bury`](super::cache::Cache::bury)).
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::protocol::version_of;
+use super::unsaved::{Origin, Unsaved};
+use super::{Inner, TokenEvent};
+use crate::error::{Error, Result, StoreErrorKind};
+use crate::id::TokenKey;
+use crate::token::TokenSet;
+
+impl Inner {
+    /// Saves the token of a new authorization. Never loses it: if the lease
+    /// or the store fails, the token is kept in memory (and served) while a
+    /// background task keeps trying to save it.
+    pub(super) async fn save_grant(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        lease: Option<Box<dyn crate::store::KeyLock>>,
+        token: TokenSet,
+    ) -> Arc<TokenSet> {
+        let token = Arc::new(token);
+        let unsaved = Arc::new(Unsaved::new(Arc::clone(&token), Origin::Grant, None, true));
+        // A login replaces whatever was unsaved for the account.
+        self.unsaved.abandon(key);
+        let lease = match lease {
+            Some(lease) => Some(lease),
+            None => match self.store.lock(key, self.lock_wait).await {
+                Ok(lease) => Some(lease),
+                Err(err) => {
+                    warn!(%key, error = %err, "could not take the lease to save a new authorization; keeping it in memory and retrying");
+                    None
+                }
+            },
+        };
+        if let Some(lease) = lease {
+            match self.try_save_grant(key, lease.as_ref(), &unsaved).await {
+                Ok(()) => return token,
+                Err(err) => {
+                    warn!(%key, error = %err, "saving a new authorization failed; keeping it in memory and retrying");
+                    self.keep_saving(key, Some(lease), unsaved);
+                    return token;
+                }
+            }
+        }
+        self.keep_saving(key, None, unsaved);
+        token
+    }
+
+    async fn try_save_grant(
+        &self,
+        key: &TokenKey,
+        lease: &dyn crate::store::KeyLock,
+        unsaved: &Arc<Unsaved>,
+    ) -> Result<()> {
+        lease.check().await?;
+        // A corrupt stored token makes `load` fail, and the error stands:
+        // overwriting it would destroy what a person may need to look at.
+        let expected = self.store.load(key).await?.map(|v| v.version);
+        let version = self
+            .store
+            .save_leased(lease, &unsaved.token, expected)
+            .await?;
+        self.cache.put(key, Arc::clone(&unsaved.token), version);
+        Ok(())
+    }
+
+    /// Deletes the token locally, under the lease. An unknown key touches
+    /// nothing (no lock file, no directory).
+    pub(super) async fn remove(&self, key: &TokenKey) -> Result<bool> {
+        let known = match self.store.load(key).await {
+            Ok(stored) => stored.is_some(),
+            // Deleting is what was asked: a corrupt token goes too.
+            Err(err) if err.store_kind() == Some(StoreErrorKind::Corrupt) => true,
+            Err(err) => return Err(err),
+        };
+        if !known && self.unsaved.get(key).is_none() {
+            self.cache.bury(key, None);
+            return Ok(false);
+        }
+        self.unsaved.abandon(key);
+        let lease = self.store.lock(key, self.lock_wait).await?;
+        let version = version_of(self, key).await;
+        let existed = self.store.delete_leased(lease.as_ref()).await?;
+        self.unsaved.abandon(key);
+        self.cache.bury(key, version);
+        if existed {
+            info!(%key, "token removed");
+            self.emit(TokenEvent::Removed { key: key.clone() });
+        }
+        Ok(existed)
+    }
+
+    /// Revokes what is current under the lease (a newer unsaved pair, if
+    /// this process holds one), then deletes it locally. A failed
+    /// revocation keeps the local token.
+    pub(super) async fn revoke(&self, key: &TokenKey) -> Result<()> {
+        let provider = Arc::clone(self.provider(&key.provider)?);
+        let lease = self.store.lock(key, self.lock_wait).await?;
+        lease.check().await?;
+        let stored = self.store.load(key).await?.ok_or_else(|| {
+            Error::reauthorization_required(
+                Some(key.clone()),
+                "no token is stored for this account",
+            )
+        })?;
+        let current = match self.unsaved.get(key) {
+            Some(unsaved) => Arc::clone(&unsaved.token),
+            None => Arc::new(stored.value),
+        };
+        provider
+            .revoke(&current)
+            .await
+            .map_err(|e| e.for_key(key))?;
+        self.unsaved.abandon(key);
+        self.store.delete_leased(lease.as_ref()).await?;
+        self.cache.bury(key, Some(stored.version));
+        info!(%key, "grant revoked and token removed");
+        self.emit(TokenEvent::Revoked { key: key.clone() });
+        Ok(())
+    }
+
+    /// Clears the reauthorization flag (and any cooldown) of the stored
+    /// token, under the lease. Returns whether it was flagged.
+    pub(super) async fn clear_reauthorization(&self, key: &TokenKey) -> Result<bool> {
+        let lease = self.store.lock(key, self.lock_wait).await?;
+        let stored = self.store.load(key).await?.ok_or_else(|| {
+            Error::reauthorization_required(
+                Some(key.clone()),
+                "no token is stored for this account",
+            )
+        })?;
+        if stored.value.reauthorization_required().is_none()
+            && stored.value.refresh_cooldown().is_none()
+        {
+            return Ok(false);
+        }
+        let cleared = stored.value.unflagged();
+        let version = self
+            .store
+            .save_leased(lease.as_ref(), &cleared, Some(stored.version))
+            .await?;
+        self.cache.put(key, Arc::new(cleared), version);
+        info!(%key, "reauthorization flag cleared by request");
+        self.emit(TokenEvent::ReauthorizationCleared { key: key.clone() });
+        Ok(true)
+    }
+}

@@ -1,0 +1,139 @@
+//! Leases whose lock file is deleted or replaced while held, and lease
+//! waits that must not tie up threads.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use auth_core::{StoreErrorKind, TokenKey, TokenStore};
+use store_file::FileTokenStore;
+
+fn lease_path(store: &FileTokenStore, key: &TokenKey) -> PathBuf {
+    let token = store.token_path(key);
+    let stem = token
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".json"))
+        .expect("token files end in .json")
+        .to_owned();
+    token.with_file_name(format!("{stem}.lock"))
+}
+
+#[tokio::test]
+async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
+    let (_dir, store) = support::temp_store();
+    let key = support::key("fitbit", "alice");
+    let version = store.save(&key, &support::token(1), None).await.unwrap();
+    let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+    lease.check().await.expect("a fresh lease checks");
+
+    // `rm *.lock` while the lease is held: a second holder can now lock a
+    // new file of the same name.
+    std::fs::remove_file(lease_path(&store, &key)).unwrap();
+    let second = store
+        .lock(&key, Duration::from_secs(1))
+        .await
+        .expect("the new lock file is free");
+
+    let err = lease.check().await.expect_err("the orphaned lease checks");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    assert!(err.to_string().contains("deleted or replaced"), "{err}");
+    let err = store
+        .save_leased(lease.as_ref(), &support::token(2), Some(version))
+        .await
+        .expect_err("a save through the orphaned lease");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().version,
+        version,
+        "nothing was written"
+    );
+    // The real holder writes.
+    second.check().await.expect("the new lease checks");
+    store
+        .save_leased(second.as_ref(), &support::token(2), Some(version))
+        .await
+        .expect("the new holder saves");
+}
+
+#[tokio::test]
+async fn a_removed_provider_directory_is_noticed() {
+    let (_dir, store) = support::temp_store();
+    let key = support::key("fitbit", "bob");
+    store.save(&key, &support::token(1), None).await.unwrap();
+    let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+    let dir = store.token_path(&key).parent().unwrap().to_owned();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = lease
+        .check()
+        .await
+        .expect_err("the lease outlived its directory");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+}
+
+#[tokio::test]
+async fn a_replaced_lock_file_is_noticed() {
+    let (_dir, store) = support::temp_store();
+    let key = support::key("fitbit", "carol");
+    let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+    let path = lease_path(&store, &key);
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, b"").unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let err = lease
+        .check()
+        .await
+        .expect_err("the lease's file was replaced");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+}
+
+/// A thousand keys wait for leases at once, on a runtime with one blocking
+/// thread: loads and saves of other keys still go through, because waiting
+/// ties up no thread.
+#[test]
+fn a_thousand_lease_waiters_leave_loads_and_saves_free() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (_dir, store) = support::temp_store();
+        let keys: Vec<TokenKey> = (0..1000)
+            .map(|i| support::key("busy", &format!("k{i}")))
+            .collect();
+        let mut held = Vec::new();
+        for key in &keys {
+            held.push(store.lock(key, Duration::from_secs(1)).await.unwrap());
+        }
+        let waiters: Vec<_> = keys
+            .iter()
+            .map(|key| {
+                let store = store.clone();
+                let key = key.clone();
+                tokio::spawn(async move { store.lock(&key, Duration::from_secs(60)).await })
+            })
+            .collect();
+        // With the single blocking thread tied up by any waiter, these
+        // would not finish before the waiters' 60 s; they finish at once.
+        let other = support::key("free", "alice");
+        let done = tokio::time::timeout(Duration::from_secs(20), async {
+            let v = store.save(&other, &support::token(1), None).await.unwrap();
+            assert_eq!(store.load(&other).await.unwrap().unwrap().version, v);
+        })
+        .await;
+        assert!(
+            done.is_ok(),
+            "a load and a save waited behind lease waiters"
+        );
+        for waiter in &waiters {
+            assert!(!waiter.is_finished(), "a waiter got a held lease");
+        }
+        drop(held);
+        for waiter in waiters {
+            waiter.await.unwrap().expect("every waiter gets its lease");
+        }
+    });
+}
