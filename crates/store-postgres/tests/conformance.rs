@@ -6,7 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use auth_core::{StoreErrorKind, TokenStore};
+use auth_core::conformance::Corrupter;
+use auth_core::{StoreErrorKind, TokenKey, TokenStore, async_trait};
+use store_postgres::PostgresTokenStore;
 
 #[tokio::test]
 async fn passes_the_whole_conformance_suite() {
@@ -75,4 +77,44 @@ async fn two_stores_with_separate_pools_share_leases_and_versions() {
     assert_eq!(support::generation_of(&loaded.value), 2);
     drop(lease);
     assert!(a.delete(&key).await.expect("delete"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_with_separate_pools_pass_the_shared_clauses() {
+    let a = support::store("shared_clauses").await;
+    let b = support::same_tables(&a).await;
+    assert_ne!(
+        format!("{:p}", a.pool()),
+        format!("{:p}", b.pool()),
+        "the two stores share a pool"
+    );
+    auth_core::conformance::run_all_shared(&a, &b).await;
+    auth_core::conformance::run_all_shared(&b, &a).await;
+}
+
+/// Garbles a row's data in place, through SQL, the way a bad manual edit
+/// or a buggy migration would.
+struct Garble(PostgresTokenStore);
+
+#[async_trait]
+impl Corrupter for Garble {
+    async fn corrupt(&self, key: &TokenKey) {
+        let tables = self.0.tables();
+        let (schema, table) = tables.split_once('.').expect("schema.table");
+        sqlx::query(&format!(
+            "UPDATE \"{schema}\".\"{table}\" SET data = '{{\"format\": 1, \"garbled\": true}}'::jsonb \
+             WHERE provider = $1 AND account = $2"
+        ))
+        .bind(key.provider.as_str())
+        .bind(key.account.as_str())
+        .execute(self.0.pool())
+        .await
+        .expect("garble the row");
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_row_is_never_overwritten() {
+    let store = support::store("damaged").await;
+    auth_core::conformance::undecodable_never_overwritten(&store, &Garble(store.clone())).await;
 }
