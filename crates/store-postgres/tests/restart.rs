@@ -111,6 +111,7 @@ async fn a_restart_mid_run_gives_transient_errors_and_loses_nothing() {
     run.lock().unwrap().stop = true;
     writer.await.expect("the writer panicked");
 
+    let stored = store.load(&key).await.expect("load").expect("never lost");
     let r = run.lock().unwrap();
     for pair in r.seen.windows(2) {
         assert!(pair[0] <= pair[1], "a version went backwards: {:?}", r.seen);
@@ -122,7 +123,6 @@ async fn a_restart_mid_run_gives_transient_errors_and_loses_nothing() {
         );
         assert!(message.contains("try again"), "{message}");
     }
-    let stored = store.load(&key).await.expect("load").expect("never lost");
     let (last_generation, last_version) = *r.saved.last().unwrap();
     let stored_generation = support::generation_of(&stored.value);
     assert!(stored.version >= last_version);
