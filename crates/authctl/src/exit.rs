@@ -166,6 +166,13 @@ impl Failure {
                 message,
                 "look at the file named above; move it away and log in again",
             ),
+            StoreErrorKind::Unavailable | StoreErrorKind::LeaseLost => Self::new(
+                ExitKind::Transient,
+                message,
+                "the token store named above could not be reached or answered in time; check \
+                 that it is running and reachable from here, then try again (the stored tokens \
+                 are intact)",
+            ),
             StoreErrorKind::Conflict => Self::new(
                 ExitKind::Transient,
                 message,

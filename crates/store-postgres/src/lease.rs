@@ -137,10 +137,12 @@ fn spawn_release(shared: &Arc<Shared>, key: &TokenKey, owner: i64) {
         return;
     };
     let (shared, key) = (Arc::clone(shared), key.clone());
+    shared.releases.started();
     runtime.spawn(async move {
         if let Err(err) = release_row(&shared, &key, owner).await {
             warn!(%key, error = %err, "could not release a lease; it frees when it expires");
         }
+        shared.releases.finished();
     });
 }
 
@@ -264,6 +266,40 @@ async fn heartbeat(
             warn!(%key, "lease lost: no heartbeat reached the database for a whole TTL");
             lost.store(true, Ordering::Release);
             return;
+        }
+    }
+}
+
+/// Counts lease releases handed to tasks, so that
+/// [`PostgresTokenStore::close`](crate::PostgresTokenStore::close) can wait
+/// for them before a short-lived program exits.
+#[derive(Debug, Default)]
+pub(crate) struct Releases {
+    pending: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Releases {
+    fn started(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn finished(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Returns when no release is in flight.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 }

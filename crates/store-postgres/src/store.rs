@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub(crate) lease_ttl: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) poll_interval: Duration,
+    pub(crate) releases: lease::Releases,
 }
 
 /// Tokens in PostgreSQL, shared by every process and host that opens the
@@ -89,6 +90,17 @@ impl PostgresTokenStore {
     /// holder died or was cut off frees.
     pub fn lease_ttl(&self) -> Duration {
         self.shared.lease_ttl
+    }
+
+    /// Waits (at most the lease TTL) for the releases of dropped leases to
+    /// reach the database, then closes the pool. Call it before a
+    /// short-lived program exits, so the next run does not wait for this
+    /// run's leases to expire. The store (and its clones) cannot be used
+    /// afterwards: operations fail as
+    /// [`Unavailable`](auth_core::StoreErrorKind::Unavailable).
+    pub async fn close(&self) {
+        let _ = tokio::time::timeout(self.shared.lease_ttl, self.shared.releases.idle()).await;
+        self.shared.pool.close().await;
     }
 
     fn fail(&self, key: Option<&TokenKey>, what: &str) -> impl FnOnce(sqlx::Error) -> Error {

@@ -2,7 +2,6 @@
 //! `revoke` and `logout`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use auth_core::TokenManager;
@@ -74,8 +73,8 @@ pub(crate) async fn revoke(config: Option<&Path>, args: KeyArgs) -> CliResult {
 pub(crate) async fn logout(config: Option<&Path>, args: KeyArgs) -> CliResult {
     let config = Config::load(config)?;
     let key = token_key(&args.provider, &args.account)?;
-    let (root, store) = open_store(&config)?;
-    let manager = TokenManager::builder(Arc::new(store)).build();
+    let opened = open_store(&config).await?;
+    let manager = TokenManager::builder(opened.store).build();
     let removed = manager
         .remove(&key)
         .await
@@ -84,7 +83,7 @@ pub(crate) async fn logout(config: Option<&Path>, args: KeyArgs) -> CliResult {
         output::line(&format!(
             "logged out: deleted the token of {key} from {} (the grant itself was not revoked \
              at the provider)",
-            root.display()
+            opened.place
         ));
     } else {
         output::line(&format!("no token stored for {key}; nothing to do"));

@@ -3,8 +3,6 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use auth_core::TokenStore as _;
-
 use super::open_store;
 use crate::cli::StatusArgs;
 use crate::config::Config;
@@ -16,7 +14,8 @@ use crate::output::{self, StatusRow, TokenView};
 /// command then exits 1 after listing the others.
 pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
     let config = Config::load(config)?;
-    let (root, store) = open_store(&config)?;
+    let opened = open_store(&config).await?;
+    let store = opened.store;
     let everywhere = Target {
         provider: "-",
         account: None,
@@ -45,7 +44,7 @@ pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
             }
         }
     }
-    output::status(&root, &rows, args.json, now);
+    output::status(&opened.place, &rows, args.json, now);
     match broken {
         Some(failure) => Err(failure),
         None => Ok(()),
