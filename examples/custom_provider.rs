@@ -23,6 +23,7 @@
 
 use std::error::Error as StdError;
 use std::sync::Arc;
+use std::time::Duration;
 
 use auth_core::{
     AccountId, AuthorizeRequest, Callback, Error, ProviderId, TokenManager, TokenProvider, TokenSet,
@@ -147,6 +148,8 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         "without the hook it is only a Protocol error",
     )?;
     println!("custom_provider: all checks passed");
+    // Waits for refreshes and saves in progress, so none is cut off.
+    manager.shutdown(Duration::from_secs(30)).await?;
     Ok(())
 }
 

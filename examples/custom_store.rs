@@ -274,6 +274,8 @@ async fn main() -> std::result::Result<(), Box<dyn StdError>> {
         "the refreshed pair was saved with a newer version",
     )?;
     println!("stored version now {}; {store:?}", after.version);
+    worker_a.shutdown(Duration::from_secs(30)).await?;
+    worker_b.shutdown(Duration::from_secs(30)).await?;
     println!("custom_store: all checks passed");
     Ok(())
 }

@@ -196,6 +196,8 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         )?;
     }
     println!("migration: all checks passed");
+    // Waits for refreshes and saves in progress, so none is cut off.
+    manager.shutdown(Duration::from_secs(30)).await?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore};
+use auth_core::{TokenKey, TokenManager, TokenSet};
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
 use examples::check;

@@ -77,5 +77,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let same = stored.value.access_token().expose_secret() == refreshed.secret();
     check(same, "the refreshed pair is on disk")?;
     println!("quickstart: all checks passed");
+    // Waits for refreshes and saves in progress, so none is cut off.
+    manager.shutdown(Duration::from_secs(30)).await?;
     Ok(())
 }

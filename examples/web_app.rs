@@ -307,7 +307,7 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         .provider(Arc::new(google))
         .build();
     let app = App {
-        manager,
+        manager: manager.clone(),
         sessions: Arc::default(),
     };
 
@@ -333,6 +333,8 @@ async fn main() -> Result<(), Box<dyn StdError>> {
     }
     let _ = stop.send(());
     server.await??;
+    // Waits for refreshes and saves in progress, so none is cut off.
+    manager.shutdown(Duration::from_secs(30)).await?;
     Ok(())
 }
 

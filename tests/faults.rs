@@ -76,7 +76,24 @@ async fn check_fault(
         "{label}: retries"
     );
 
+    // The failure left a cooldown with the token: the next call sends
+    // nothing and says when to try again.
+    let cooling = w.manager.access_token(&key).await.expect_err(&label);
+    assert!(cooling.is_transient(), "{label}: {cooling}");
+    assert!(cooling.retry_after().is_some(), "{label}: {cooling}");
+    assert_eq!(
+        w.emulator.counters().fitbit_token_refresh,
+        expected_requests,
+        "{label}: a request during the cooldown"
+    );
+
+    // Once the fault clears (and the cooldown, here by an operator), the
+    // same pair refreshes: nothing was burned.
     w.emulator.clear_faults();
+    assert!(
+        w.manager.clear_reauthorization(&key).await.unwrap(),
+        "{label}"
+    );
     let token = w
         .manager
         .access_token(&key)

@@ -51,17 +51,62 @@
 //! # Where this departs from the first design, and why
 //!
 //! - **An abandoned refresh is finished, not cancelled.** The single flight
-//!   is a shared future its callers poll, but a plain shared future dies
-//!   with its last caller, and a refresh abandoned between the server
+//!   is led by its first caller, but a refresh abandoned between the server
 //!   rotating the token and the new pair being saved is exactly how grants
 //!   get burned. So a caller dropped mid-flight hands the flight to a
 //!   spawned task, and the manager needs a Tokio runtime. (Spawning every
 //!   refresh was simpler but cost about 90 µs of thread hand-offs per
 //!   refresh on loopback.)
-//! - **The reauthorization flag lives in the stored [`TokenSet`]**
-//!   ([`TokenSet::reauthorization_required`]), not in the manager's memory,
-//!   so every process sharing the store sees it and none sends the dead
-//!   refresh token again.
+//! - **The reauthorization flag and the refresh cooldown live in the stored
+//!   [`TokenSet`]** ([`TokenSet::reauthorization_required`],
+//!   [`TokenSet::refresh_cooldown`]), not in the manager's memory, so every
+//!   process sharing the store sees them: none sends a dead refresh token
+//!   again, and an outage costs one attempt per cooldown across all of them,
+//!   each `authctl` run included.
+//! - **A rotated pair that cannot be saved is kept, not dropped.** The
+//!   design said "save before anyone uses it". A full disk or a dead
+//!   database at that moment would then lose the only copy of the new pair,
+//!   so the pair stays in memory, its save is retried under the lease, and
+//!   only providers whose replay window survives use of the new access
+//!   token ([`TokenProvider::use_ends_replay_window`]) get it handed out
+//!   before the save lands.
+//! - **`force_refresh` takes the rejected token.** "Refresh unless someone
+//!   else did" needs to know *which* token was rejected: a version seen by
+//!   this process's cache is not enough on a cold cache or across processes.
+//!   With the rejected access token, a hundred late 401s cause one refresh.
+//!   [`TokenManager::refresh`] is the command-line form: replace whatever is
+//!   current.
+//! - **Leases can be lost, and writes are fenced.** A lock file can be
+//!   deleted, a lease row can expire, a database session can die. So
+//!   [`KeyLock::check`] says whether a lease is still held, the manager
+//!   checks it before every refresh request, and it writes only through
+//!   [`TokenStore::save_leased`], which a store can make atomic with the
+//!   lease check.
+//! - **The refresh has a deadline shorter than the lock wait**
+//!   ([`DEFAULT_REFRESH_DEADLINE`] 20 s against [`DEFAULT_LOCK_WAIT`]
+//!   30 s), covering every attempt and `Retry-After` wait, so that a lease
+//!   is held for less time than others wait for it. A waiter that still
+//!   times out serves a valid stored token, and never refreshes without the
+//!   lease.
+//! - **The cache is sharded and only moves forward.** A single
+//!   `RwLock<HashMap>` does not scale past one core (every reader writes the
+//!   lock's counter), so the cache has 64 shards on their own cache lines.
+//!   Entries carry the store version they were read at, and a removal
+//!   leaves a tombstone, so a flight that read before a logout or a revoke
+//!   cannot bring the old token back. It is bounded
+//!   ([`TokenManagerBuilder::cache_capacity`]).
+//! - **Every writer of a key holds its lease**: refresh, login, revoke,
+//!   logout and [`TokenManager::clear_reauthorization`]. A login whose
+//!   account is known takes the lease before exchanging the code, so a busy
+//!   lease costs nothing; an exchanged token whose save fails is kept and
+//!   retried like a rotated pair.
+//! - **Only `invalid_grant` flags an account.** Answers that may be about
+//!   the client (`invalid_token` from a token endpoint, Google's
+//!   `UNAUTHENTICATED`) are [`Error::Configuration`]: flagging on them would
+//!   flag every account of a misconfigured client at once.
+//! - **[`TokenManager::shutdown`]** waits, bounded, for refreshes and saves
+//!   in progress, so a process that exits (or gets Ctrl-C) never cuts a
+//!   refresh between the server's answer and the save.
 //! - **Two more error variants**: [`Error::InvalidInput`] (a bad id, an
 //!   unknown provider, a callback whose state does not match) and
 //!   [`Error::AuthorizationDenied`] (the user clicked deny). Neither fits the

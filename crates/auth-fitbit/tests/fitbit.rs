@@ -269,8 +269,20 @@ async fn rate_limited_is_transient_with_retry_after() {
         Some(std::time::Duration::from_secs(1200))
     );
     assert_eq!(err.http_status(), Some(429));
-    // Nothing was lost: the next call succeeds.
+    // Every process honours the server's wait: the cooldown is stored with
+    // the token, and the next call sends nothing.
+    let requests = w.emulator.counters().fitbit_token_refresh;
+    let err = w.manager.access_token(&key).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.retry_after().unwrap() > std::time::Duration::from_secs(1100),
+        "{err}"
+    );
+    assert_eq!(w.emulator.counters().fitbit_token_refresh, requests);
+    // Nothing was lost: once an operator clears the cooldown, it refreshes.
+    assert!(w.manager.clear_reauthorization(&key).await.unwrap());
     w.manager.access_token(&key).await.unwrap();
+    assert_eq!(w.emulator.counters().fitbit_token_refresh, requests + 1);
 }
 
 #[tokio::test]

@@ -101,11 +101,24 @@ impl Context<'_> {
         }
         if let Some(server) = &server {
             match server.code.as_str() {
-                "invalid_grant" | "invalid_token" | "expired_token" => {
+                // Only a refused grant flags the account: the manager
+                // flags every account it sees this for, so an answer that
+                // may be about the client must not land here.
+                "invalid_grant" => {
                     return Error::reauthorization_required(
                         None,
                         format!("{where_} refused the grant ({detail})"),
                     );
+                }
+                // Ambiguous on an authorization server: a bad client (a
+                // wrong secret, a Google `UNAUTHENTICATED`) answers so for
+                // every account alike. Nothing is flagged.
+                "invalid_token" | "expired_token" => {
+                    return Error::configuration(format!(
+                        "{where_} refused the request ({detail}); a token endpoint says this for \
+                         a client it does not accept, so check the client id, the secret and the \
+                         endpoint; no account was flagged"
+                    ));
                 }
                 "invalid_client" | "unauthorized_client" => {
                     return Error::configuration(format!(

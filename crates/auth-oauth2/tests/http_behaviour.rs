@@ -70,6 +70,20 @@ async fn invalid_client_is_configuration() {
     assert!(matches!(err, Error::Configuration { .. }), "{err}");
 }
 
+/// A token endpoint that answers `invalid_token` (or `expired_token`) says
+/// so for a client it does not accept, alike for every account: flagging
+/// the account would flag them all. It is a configuration error.
+#[tokio::test]
+async fn ambiguous_401s_from_the_token_endpoint_flag_nothing() {
+    for code in ["invalid_token", "expired_token"] {
+        let body = format!(r#"{{"error":"{code}"}}"#);
+        let (err, _) = refresh_error(Canned::json(401, &body)).await;
+        assert!(matches!(err, Error::Configuration { .. }), "{code}: {err}");
+        assert!(!err.is_reauthorization_required(), "{code}: {err}");
+        assert!(err.to_string().contains("no account was flagged"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn server_errors_are_transient() {
     for status in [500, 502, 503] {

@@ -55,9 +55,18 @@ pub(crate) enum Command {
     /// Run the local emulator of the Fitbit and Google servers, and print
     /// config sections for its demo clients.
     Emulator(EmulatorArgs),
+    /// Print a new encryption key entry (KID:BASE64) for the `[store]`
+    /// `encryption_keys_env` or `encryption_keys_file`.
+    Keygen,
+    /// Re-encrypt every stored token with the primary key (and encrypt
+    /// plaintext ones); prints counts, never a secret.
+    Rekey(RekeyArgs),
     /// Walk through the whole story offline against an in-process emulator:
     /// Fitbit login, refresh, the 410 retirement, the move to Google Health.
     Demo,
+    /// Clear a reauthorization flag you know is wrong (and any refresh
+    /// cooldown), so the next `token` or `refresh` asks the server again.
+    ClearFlag(KeyArgs),
 }
 
 /// A provider and an account.
@@ -114,6 +123,14 @@ pub(crate) struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// `authctl rekey`.
+#[derive(Debug, Args)]
+pub(crate) struct RekeyArgs {
+    /// Exit non-zero when plaintext tokens remain afterwards.
+    #[arg(long)]
+    pub(crate) require_encrypted: bool,
 }
 
 /// `authctl emulator`.

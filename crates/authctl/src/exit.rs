@@ -23,6 +23,9 @@ pub(crate) enum ExitKind {
     Transient,
     /// 5: the provider has been switched off (HTTP 410).
     Retired,
+    /// 130: interrupted (Ctrl-C), after the refresh in progress was
+    /// finished and saved.
+    Interrupted,
 }
 
 impl ExitKind {
@@ -34,6 +37,7 @@ impl ExitKind {
             Self::Reauthorization => 3,
             Self::Transient => 4,
             Self::Retired => 5,
+            Self::Interrupted => 130,
         }
     }
 }
@@ -121,6 +125,14 @@ impl Failure {
                     target.command("logout")
                 ),
             ),
+            Error::Configuration { message: text, .. } if text.starts_with("wrong key ") => {
+                Self::new(
+                    ExitKind::Usage,
+                    message,
+                    "give authctl the key named above through [store] encryption_keys_env or \
+                     encryption_keys_file; nothing was printed or changed",
+                )
+            }
             Error::Configuration { .. } => Self::new(
                 ExitKind::Usage,
                 message,
@@ -166,17 +178,22 @@ impl Failure {
                 message,
                 "look at the file named above; move it away and log in again",
             ),
-            StoreErrorKind::Unavailable | StoreErrorKind::LeaseLost => Self::new(
-                ExitKind::Transient,
-                message,
-                "the token store named above could not be reached or answered in time; check \
-                 that it is running and reachable from here, then try again (the stored tokens \
-                 are intact)",
-            ),
             StoreErrorKind::Conflict => Self::new(
                 ExitKind::Transient,
                 message,
                 "another process changed the token at the same time; try again",
+            ),
+            StoreErrorKind::Unavailable => Self::new(
+                ExitKind::Transient,
+                message,
+                "the token store named above cannot be reached now (for a database: is it \
+                 running and reachable from here?); try again when it is back",
+            ),
+            StoreErrorKind::LeaseLost => Self::new(
+                ExitKind::Transient,
+                message,
+                "the token's lock was lost (were lock files deleted, or was this host cut off \
+                 from the database for longer than the lease?); try again",
             ),
             _ => Self::new(
                 ExitKind::Unexpected,

@@ -18,6 +18,8 @@
 //! | `revoke PROVIDER [--account ID]` | revokes at the server, then deletes locally |
 //! | `logout PROVIDER [--account ID]` | deletes locally only |
 //! | `status [--json]` | lists stored tokens: provider, account, user_id, scopes, expiry, whether a new login is needed |
+//! | `keygen` | prints a new encryption key entry `KID:BASE64` (a random id and a random 32-byte key) on stdout, and nothing else |
+//! | `rekey [--require-encrypted]` | re-encrypts every stored token with the primary key, encrypts plaintext ones, and prints the counts (never a secret); with `--require-encrypted` exits 1 if plaintext tokens remain |
 //! | `emulator [--port P]` | runs the local Fitbit + Google emulator (default port 8975) and prints config sections for its demo clients |
 //! | `demo` | the whole story, offline; exits 0 only if every step behaved as expected |
 //!
@@ -50,6 +52,15 @@
 //! store's tables are created on first use; messages name it as
 //! `host:port/db`, never with its password. An unreachable database exits
 //! 4, a malformed URL 2.
+//!
+//! To encrypt the tokens at rest, name the keys in `[store]`:
+//! `encryption_keys_env = "NAME"` (a variable holding `KID:BASE64,…`, the
+//! first key encrypting) or `encryption_keys_file = "PATH"` (the same
+//! entries, one per line; refused if others can read it). Plaintext tokens
+//! are read and encrypted on their next save unless `accept_plaintext =
+//! false`. `status` and `logout` work without the keys; every other command
+//! on a token needs them, and a missing or wrong key exits 2 naming the key
+//! id and where the keys come from, changing nothing.
 //!
 //! See the README for every key. Unknown keys, missing fields and bad URLs
 //! are refused with the file, the provider and the field named (exit 2).

@@ -2,7 +2,8 @@
 //!
 //! This is the only module that prints. It never receives a refresh token,
 //! an authorization code or a client secret; the one function that prints
-//! an access token is [`token`], used by `authctl token` alone.
+//! an access token is [`token`], used by `authctl token` alone, and the one
+//! that prints a key is [`key_entry`], used by `authctl keygen` alone.
 //!
 //! stdout carries results (summaries, tables, JSON, the token); stderr
 //! carries everything for the person watching: the authorize URL, notes,
@@ -72,6 +73,12 @@ pub(crate) fn line(text: &str) {
 /// output of `authctl token`.
 pub(crate) fn token(secret: &str) {
     println!("{secret}");
+}
+
+/// A new encryption key entry and a newline on stdout, and nothing else:
+/// the whole output of `authctl keygen`.
+pub(crate) fn key_entry(entry: &str) {
+    println!("{entry}");
 }
 
 /// A note for the person watching, on stderr.

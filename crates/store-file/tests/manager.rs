@@ -77,3 +77,52 @@ async fn managers_sharing_a_root_refresh_an_expired_token_once() {
         "the refreshed token was not saved"
     );
 }
+
+/// Reading or removing an account that was never stored creates nothing on
+/// disk: no provider directory, no lock file.
+#[tokio::test]
+async fn unknown_accounts_leave_no_files_behind() {
+    let (dir, store) = support::temp_store();
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(Arc::new(FakeProvider::new("fake")))
+        .build();
+    for i in 0..20 {
+        let key = support::key("fake", &format!("nobody-{i}"));
+        let err = manager
+            .access_token(&key)
+            .await
+            .expect_err("nothing stored");
+        assert!(err.is_reauthorization_required(), "{err}");
+        assert!(!manager.remove(&key).await.expect("remove"));
+    }
+    let entries: Vec<_> = std::fs::read_dir(store.root())
+        .expect("read the root")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(entries.is_empty(), "files were created: {entries:?}");
+    drop(dir);
+}
+
+/// Removing many accounts leaves the manager's memory bounded: only
+/// tombstones within the cache's capacity stay.
+#[tokio::test]
+async fn removed_accounts_do_not_grow_memory_without_bound() {
+    let (_dir, store) = support::temp_store();
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(Arc::new(FakeProvider::new("fake")))
+        .cache_capacity(64)
+        .build();
+    for i in 0..300 {
+        let key = support::key("fake", &format!("user-{i}"));
+        store.save(&key, &support::token(i), None).await.unwrap();
+        manager.access_token(&key).await.unwrap();
+        assert!(manager.remove(&key).await.unwrap());
+        assert!(manager.stored(&key).await.unwrap().is_none());
+    }
+    assert!(
+        manager.memory_entries() <= 64,
+        "{} entries in memory",
+        manager.memory_entries()
+    );
+}

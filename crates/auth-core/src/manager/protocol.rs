@@ -235,6 +235,11 @@ impl Inner {
     /// never refresh without the lease.
     async fn after_lock_timeout(&self, key: &TokenKey, goal: &Goal, err: Error) -> Outcome {
         let now = self.now();
+        // This process holds a newer token than the store: the store's is
+        // not the answer (it may be an older grant's).
+        if let Some(unsaved) = self.unsaved.get(key) {
+            return unsaved.interim(key, now, goal.rejected());
+        }
         if let Ok(Some(stored)) = self.store.load(key).await {
             let token = &stored.value;
             let valid = token.reauthorization_required().is_none()
@@ -375,6 +380,12 @@ impl Inner {
             }
             Err(err) if err.is_reauthorization_required() => {
                 Err(self.flag(key, lease.as_ref(), current, err).await)
+            }
+            // The lease was gone before a request went out: nothing was
+            // sent, so nothing to cool down from; the caller tries again.
+            Err(err) if err.store_kind() == Some(StoreErrorKind::LeaseLost) => {
+                warn!(%key, error = %err, "the lease was lost before the refresh was sent");
+                Err(err)
             }
             Err(err) if err.is_transient() => {
                 self.cool_down(key, goal, lease.as_ref(), current, err)

@@ -117,16 +117,21 @@ impl Unsaved {
         now: SystemTime,
         rejected: Option<&str>,
     ) -> Result<Arc<TokenSet>> {
-        if self.serve_new {
+        // Only a token that is still valid, and never the rejected one,
+        // even when it is the new one (a login whose save is pending, held
+        // long enough to expire or to be rejected by an API).
+        let usable = |token: &TokenSet| {
+            token.is_fresh(now, Duration::ZERO)
+                && token.reauthorization_required().is_none()
+                && rejected.is_none_or(|r| r != token.access_token().expose_secret())
+        };
+        if self.serve_new && usable(&self.token) {
             return Ok(Arc::clone(&self.token));
         }
-        if let Some(previous) = &self.previous {
-            let valid = previous.is_fresh(now, Duration::ZERO)
-                && previous.reauthorization_required().is_none()
-                && rejected.is_none_or(|r| r != previous.access_token().expose_secret());
-            if valid {
-                return Ok(Arc::clone(previous));
-            }
+        if let Some(previous) = &self.previous
+            && usable(previous)
+        {
+            return Ok(Arc::clone(previous));
         }
         Err(Error::Transient {
             message: format!(

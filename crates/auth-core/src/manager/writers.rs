@@ -29,8 +29,6 @@ impl Inner {
     ) -> Arc<TokenSet> {
         let token = Arc::new(token);
         let unsaved = Arc::new(Unsaved::new(Arc::clone(&token), Origin::Grant, None, true));
-        // A login replaces whatever was unsaved for the account.
-        self.unsaved.abandon(key);
         let lease = match lease {
             Some(lease) => Some(lease),
             None => match self.store.lock(key, self.lock_wait).await {
@@ -41,16 +39,28 @@ impl Inner {
                 }
             },
         };
+        // A login replaces whatever was unsaved for the account, but only
+        // once the login itself is saved or kept: a login cancelled before
+        // that must leave an unsaved refreshed pair to be saved, or the
+        // next refresh burns the grant. Until the new token is saved, the
+        // previous grant's token is not served from the cache either.
         if let Some(lease) = lease {
             match self.try_save_grant(key, lease.as_ref(), &unsaved).await {
-                Ok(()) => return token,
+                Ok(()) => {
+                    self.unsaved.abandon(key);
+                    return token;
+                }
                 Err(err) => {
                     warn!(%key, error = %err, "saving a new authorization failed; keeping it in memory and retrying");
+                    self.unsaved.abandon(key);
+                    self.cache.forget(key);
                     self.keep_saving(key, Some(lease), unsaved);
                     return token;
                 }
             }
         }
+        self.unsaved.abandon(key);
+        self.cache.forget(key);
         self.keep_saving(key, None, unsaved);
         token
     }
@@ -86,7 +96,10 @@ impl Inner {
             self.cache.bury(key, None);
             return Ok(false);
         }
-        self.unsaved.abandon(key);
+        // An unsaved pair is abandoned only once the delete is done: a
+        // remove that times out on the lease, fails, or is cancelled must
+        // leave it to be saved, or the next refresh sends its spent
+        // predecessor and burns the grant.
         let lease = self.store.lock(key, self.lock_wait).await?;
         let version = version_of(self, key).await;
         let existed = self.store.delete_leased(lease.as_ref()).await?;

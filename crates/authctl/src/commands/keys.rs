@@ -38,6 +38,31 @@ pub(crate) async fn refresh(config: Option<&Path>, args: KeyArgs) -> CliResult {
     Ok(())
 }
 
+/// `authctl clear-flag`: clears a reauthorization flag (and any refresh
+/// cooldown) that an operator knows is wrong, so the next `token` or
+/// `refresh` asks the server again.
+pub(crate) async fn clear_flag(config: Option<&Path>, args: KeyArgs) -> CliResult {
+    let session = Session::open(config, &args.provider, &args.account).await?;
+    let cleared = session
+        .manager
+        .clear_reauthorization(&session.key)
+        .await
+        .map_err(|e| session.fail(&e))?;
+    if cleared {
+        output::line(&format!(
+            "cleared the reauthorization flag of {}; the next `authctl token` or `authctl \
+             refresh` asks the server again",
+            session.key
+        ));
+    } else {
+        output::line(&format!(
+            "{} is not flagged and not cooling down; nothing to do",
+            session.key
+        ));
+    }
+    Ok(())
+}
+
 /// `authctl introspect`: the server's view of the stored access token.
 pub(crate) async fn introspect(config: Option<&Path>, args: IntrospectArgs) -> CliResult {
     let session = Session::open(config, &args.key.provider, &args.key.account).await?;
@@ -74,7 +99,7 @@ pub(crate) async fn logout(config: Option<&Path>, args: KeyArgs) -> CliResult {
     let config = Config::load(config)?;
     let key = token_key(&args.provider, &args.account)?;
     let opened = open_store(&config).await?;
-    let manager = TokenManager::builder(opened.store).build();
+    let manager = super::track(TokenManager::builder(opened.store).build());
     let removed = manager
         .remove(&key)
         .await

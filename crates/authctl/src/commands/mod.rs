@@ -3,12 +3,14 @@
 
 mod demo;
 mod emulator;
+mod encryption;
 mod keys;
 mod login;
 mod status;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use auth_core::{Error, TokenKey, TokenManager, TokenStore};
 use store_file::FileTokenStore;
@@ -19,22 +21,97 @@ use crate::config::{Config, ProviderConfig, StoreLocation};
 use crate::exit::{CliResult, ExitKind, Failure, Target};
 use crate::output;
 
-/// PostgreSQL stores opened by this run, closed before it exits so that
-/// the releases of dropped leases reach the database (otherwise the next
-/// run would wait for them to expire).
+/// The token managers this command built, shut down before the process
+/// exits so that no refresh is cut between the server's answer and the save.
+static MANAGERS: Mutex<Vec<TokenManager>> = Mutex::new(Vec::new());
+
+/// How long the process waits at exit for refreshes and saves in progress:
+/// a little over the manager's save retry time, so that a new pair whose
+/// save failed (a full disk) gets every chance to land.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(330);
+
+/// PostgreSQL stores opened by this run, closed after the managers have
+/// shut down, so that the releases of dropped leases reach the database
+/// before the process exits (otherwise the next run would wait for them to
+/// expire).
 static OPENED: Mutex<Vec<PostgresTokenStore>> = Mutex::new(Vec::new());
 
 async fn close_stores() {
-    let opened = std::mem::take(&mut *OPENED.lock().unwrap_or_else(|e| e.into_inner()));
+    let opened = std::mem::take(&mut *OPENED.lock().unwrap_or_else(PoisonError::into_inner));
     for store in opened {
         store.close().await;
     }
 }
 
+/// Registers a manager for the shutdown at exit.
+fn track(manager: TokenManager) -> TokenManager {
+    MANAGERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(manager.clone());
+    manager
+}
+
+/// Shuts down every manager this command built, waiting for their work.
+async fn shutdown_all() -> CliResult {
+    let managers = std::mem::take(&mut *MANAGERS.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut failure = None;
+    for manager in managers {
+        if let Err(err) = manager.shutdown(SHUTDOWN_WAIT).await {
+            failure.get_or_insert(Failure::from_auth(
+                &err,
+                &Target {
+                    provider: "-",
+                    account: None,
+                },
+            ));
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 /// Runs the command and returns the process exit code.
+///
+/// Ctrl-C stops the command, but not a refresh in progress: that is handed
+/// to the manager's background work, and the process exits only after
+/// [`TokenManager::shutdown`] has waited for it (a second Ctrl-C ends the
+/// process at once).
 pub(crate) async fn run(cli: Cli) -> u8 {
-    let config = cli.config.as_deref();
     let result = match cli.command {
+        // It waits for Ctrl-C itself, and holds no token.
+        Command::Emulator(args) => emulator::run(args).await,
+        command => interruptible(cli.config.as_deref(), command).await,
+    };
+    let closed = shutdown_all().await;
+    close_stores().await;
+    match result.and(closed) {
+        Ok(()) => 0,
+        Err(failure) => {
+            output::failure(&failure);
+            failure.kind().code()
+        }
+    }
+}
+
+/// Runs `command` until it ends or Ctrl-C is pressed.
+async fn interruptible(config: Option<&Path>, command: Command) -> CliResult {
+    let command = run_command(config, command);
+    tokio::select! {
+        result = command => result,
+        _ = tokio::signal::ctrl_c() => {
+            output::note("interrupted; finishing any refresh in progress before exiting (Ctrl-C again to quit now)");
+            tokio::spawn(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(ExitKind::Interrupted.code()));
+                }
+            });
+            Err(Failure::new(ExitKind::Interrupted, "interrupted", "run the command again"))
+        }
+    }
+}
+
+async fn run_command(config: Option<&Path>, command: Command) -> CliResult {
+    match command {
         Command::Login(args) => login::run(config, args).await,
         Command::Token(args) => keys::token(config, args).await,
         Command::Refresh(args) => keys::refresh(config, args).await,
@@ -43,15 +120,10 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         Command::Logout(args) => keys::logout(config, args).await,
         Command::Status(args) => status::run(config, args).await,
         Command::Emulator(args) => emulator::run(args).await,
+        Command::Keygen => encryption::keygen(),
+        Command::Rekey(args) => encryption::rekey(config, args).await,
         Command::Demo => demo::run().await,
-    };
-    close_stores().await;
-    match result {
-        Ok(()) => 0,
-        Err(failure) => {
-            output::failure(&failure);
-            failure.kind().code()
-        }
+        Command::ClearFlag(args) => keys::clear_flag(config, args).await,
     }
 }
 
@@ -105,7 +177,7 @@ async fn open_store(config: &Config) -> CliResult<OpenStore> {
             let place = format!("PostgreSQL {} ({})", store.endpoint(), store.tables());
             OPENED
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(PoisonError::into_inner)
                 .push(store.clone());
             Ok(OpenStore {
                 store: Arc::new(store),
@@ -113,6 +185,17 @@ async fn open_store(config: &Config) -> CliResult<OpenStore> {
             })
         }
     }
+}
+
+/// The configured store as the token manager sees it: the file or
+/// PostgreSQL store,
+/// wrapped in an [`EncryptedStore`](store_encrypted::EncryptedStore) when
+/// `[store]` names encryption keys.
+fn managed_store(config: &Config, store: Arc<dyn TokenStore>) -> CliResult<Arc<dyn TokenStore>> {
+    Ok(match encryption::encrypted(config, Arc::clone(&store))? {
+        Some(encrypted) => Arc::new(encrypted),
+        None => store,
+    })
 }
 
 /// Everything a command on one account needs.
@@ -130,7 +213,11 @@ impl Session {
         let section = config.provider(provider)?;
         let built = section.build().await?;
         let opened = open_store(&config).await?;
-        let manager = TokenManager::builder(opened.store).provider(built).build();
+        let manager = track(
+            TokenManager::builder(managed_store(&config, opened.store)?)
+                .provider(built)
+                .build(),
+        );
         Ok(Self {
             config,
             manager,

@@ -64,6 +64,43 @@ struct RawFile {
 struct RawStore {
     path: Option<PathBuf>,
     url: Option<String>,
+    encryption_keys_env: Option<String>,
+    encryption_keys_file: Option<PathBuf>,
+    accept_plaintext: Option<bool>,
+}
+
+/// Where the encryption keys of the store come from, when it is encrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeySource {
+    /// `[store] encryption_keys_env`: the variable's name.
+    Env(String),
+    /// `[store] encryption_keys_file`: the file, resolved.
+    File(PathBuf),
+}
+
+impl KeySource {
+    /// How the config names it, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Env(name) => {
+                format!("the environment variable {name} ([store] encryption_keys_env)")
+            }
+            Self::File(path) => format!(
+                "the key file {} ([store] encryption_keys_file)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// `[store]` encryption settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Encryption {
+    /// Where the keys come from.
+    pub(crate) keys: KeySource,
+    /// Whether tokens stored in plain text are read (and encrypted on their
+    /// next save). Default true.
+    pub(crate) accept_plaintext: bool,
 }
 
 /// The config as read, or an empty one when there is no file.
@@ -73,6 +110,7 @@ pub(crate) struct Config {
     file: Option<PathBuf>,
     found: bool,
     store: Option<StoreLocation>,
+    encryption: Option<Encryption>,
     providers: BTreeMap<String, ProviderConfig>,
 }
 
@@ -97,6 +135,7 @@ impl Config {
                         file: None,
                         found: false,
                         store: None,
+                        encryption: None,
                         providers: BTreeMap::new(),
                     });
                 }
@@ -112,6 +151,7 @@ impl Config {
                 file: Some(path),
                 found: false,
                 store: None,
+                encryption: None,
                 providers: BTreeMap::new(),
             }),
             Err(e) => Err(Failure::usage(
@@ -159,10 +199,39 @@ impl Config {
             }
             (None, None) => None,
         };
+        let keys = match (
+            raw.store.encryption_keys_env,
+            raw.store.encryption_keys_file,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(Failure::usage(
+                    format!(
+                        "{shown}: [store] sets both encryption_keys_env and encryption_keys_file"
+                    ),
+                    format!("keep one of them in {shown}"),
+                ));
+            }
+            (Some(name), None) => Some(KeySource::Env(name)),
+            (None, Some(path)) => Some(KeySource::File(resolve_path(&path, base))),
+            (None, None) => None,
+        };
+        if keys.is_none() && raw.store.accept_plaintext.is_some() {
+            return Err(Failure::usage(
+                format!("{shown}: [store] accept_plaintext is set but the store is not encrypted"),
+                format!(
+                    "add encryption_keys_env or encryption_keys_file to [store] in {shown}, or \
+                     remove accept_plaintext"
+                ),
+            ));
+        }
         Ok(Self {
             file: Some(file.to_owned()),
             found: true,
             store,
+            encryption: keys.map(|keys| Encryption {
+                keys,
+                accept_plaintext: raw.store.accept_plaintext.unwrap_or(true),
+            }),
             providers,
         })
     }
@@ -232,6 +301,11 @@ impl Config {
                     ),
                 )
             })
+    }
+
+    /// The store's encryption settings, when `[store]` names keys.
+    pub(crate) fn encryption(&self) -> Option<&Encryption> {
+        self.encryption.as_ref()
     }
 
     /// Warns when the file holds a client secret and others may read it.
@@ -339,6 +413,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind().code(), 2);
+    }
+
+    #[test]
+    fn encryption_keys_come_from_one_place() {
+        let file = Path::new("/etc/authctl/config.toml");
+        let config = Config::parse("[store]\nencryption_keys_env = \"TK\"\n", file).unwrap();
+        let enc = config.encryption().unwrap();
+        assert_eq!(enc.keys, KeySource::Env("TK".into()));
+        assert!(enc.accept_plaintext);
+        let config = Config::parse(
+            "[store]\nencryption_keys_file = \"keys\"\naccept_plaintext = false\n",
+            file,
+        )
+        .unwrap();
+        let enc = config.encryption().unwrap();
+        assert_eq!(enc.keys, KeySource::File("/etc/authctl/keys".into()));
+        assert!(!enc.accept_plaintext);
+        let both = "[store]\nencryption_keys_env = \"TK\"\nencryption_keys_file = \"k\"\n";
+        assert_eq!(Config::parse(both, file).unwrap_err().kind().code(), 2);
+        let stray = "[store]\naccept_plaintext = false\n";
+        assert_eq!(Config::parse(stray, file).unwrap_err().kind().code(), 2);
     }
 
     #[test]

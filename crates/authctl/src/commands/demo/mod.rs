@@ -156,10 +156,12 @@ impl Demo {
                 .map_err(|e| setup("the Google Health provider", &e))?;
         let store = FileTokenStore::open(store_dir.path().join("tokens"))
             .map_err(|e| setup("the file store", &e))?;
-        let manager = TokenManager::builder(Arc::new(store))
-            .provider(Arc::new(fitbit))
-            .provider(Arc::new(google))
-            .build();
+        let manager = super::track(
+            TokenManager::builder(Arc::new(store))
+                .provider(Arc::new(fitbit))
+                .provider(Arc::new(google))
+                .build(),
+        );
         Ok(Self {
             emulator,
             manager,
