@@ -69,6 +69,13 @@ pub(crate) fn from_sqlx(
 ) -> Error {
     let at = format!("PostgreSQL token store at {endpoint}");
     let (kind, hint) = match &err {
+        // What rustls reports when it refuses the server's certificate.
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => (
+            None,
+            "the server's TLS certificate was refused: check the store URL's sslmode and \
+             sslrootcert (the CA that signed the server's certificate), and that the host name \
+             is one the certificate names",
+        ),
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => (
             Some(StoreErrorKind::Unavailable),
             "check that the server is running and reachable from this host; the stored tokens \
