@@ -156,3 +156,50 @@ async fn a_database_that_goes_away_gives_unavailable_errors() {
         assert_no_password(&format!("{err} {err:?}"));
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_log_line_shows_the_password_or_a_token() {
+    let url = cluster::shared().url().to_owned();
+    let (_guard, logs) = support::logs::capture();
+    let options: PgConnectOptions = url.parse().expect("url");
+    let _ = PostgresTokenStore::builder()
+        .connect_with(options.password("wrong-pw-1d9c"))
+        .await
+        .expect_err("wrong password");
+    let store = support::builder(&support::unique_schema("logs"))
+        .connect(&url)
+        .await
+        .expect("connect");
+    let key = support::key("logs", "Alice");
+    let v = store
+        .save(&key, &support::token(1), None)
+        .await
+        .expect("save");
+    store.load(&key).await.expect("load");
+    let _ = store
+        .save(&key, &support::token(2), None)
+        .await
+        .expect_err("conflict");
+    let lease = store
+        .lock(&key, Duration::from_secs(5))
+        .await
+        .expect("lock");
+    store
+        .save_leased(lease.as_ref(), &support::token(3), Some(v))
+        .await
+        .expect("fenced save");
+    drop(lease);
+    store.close().await;
+    let text = logs.text();
+    assert!(text.contains("sqlx"), "nothing was captured: {text}");
+    for secret in [
+        PASSWORD,
+        "wrong-pw-1d9c",
+        "access-1",
+        "refresh-1",
+        "access-3",
+        "refresh-3",
+    ] {
+        assert!(!text.contains(secret), "{secret} was logged:\n{text}");
+    }
+}

@@ -6,6 +6,7 @@
 
 pub(crate) mod child;
 pub(crate) mod cluster;
+pub(crate) mod logs;
 pub(crate) mod proxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
