@@ -33,3 +33,43 @@ async fn passes_over_a_dyn_store_with_two_keys() {
         .secret_extras(["user_id"]);
     auth_core::conformance::run_all(&store).await;
 }
+
+#[tokio::test]
+async fn two_encrypted_stores_on_one_root_pass_the_shared_clauses() {
+    let (_dir, a, inner) = support::file(&[("k1", 1)]);
+    let b = EncryptedStore::new(
+        Arc::new(store_file::FileTokenStore::open(inner.root()).expect("open the root again")),
+        support::ring(&[("k1", 1)]),
+    );
+    auth_core::conformance::run_all_shared(&a, &b).await;
+}
+
+/// Flips one character of the sealed access token, through the inner store.
+struct Tamper(Arc<store_file::FileTokenStore>);
+
+#[auth_core::async_trait]
+impl auth_core::conformance::Corrupter for Tamper {
+    async fn corrupt(&self, key: &auth_core::TokenKey) {
+        use auth_core::secrecy::{ExposeSecret, SecretString};
+        let stored = self.0.load(key).await.expect("load").expect("stored");
+        let sealed = stored.value.access_token().expose_secret().to_owned();
+        let mut bytes = sealed.into_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).expect("ASCII envelope");
+        let token = stored
+            .value
+            .clone()
+            .with_access_secret(SecretString::from(tampered));
+        self.0
+            .save(key, &token, Some(stored.version))
+            .await
+            .expect("write the tampered token");
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_record_is_never_overwritten() {
+    let (_dir, store, inner) = support::file(&[("k1", 1)]);
+    auth_core::conformance::undecodable_never_overwritten(&store, &Tamper(inner)).await;
+}

@@ -179,6 +179,9 @@ impl Inner {
                 return unsaved.interim(key, self.now(), goal.rejected());
             }
             Some(_) => {}
+            // A rejected token is almost always still the stored one: go
+            // straight for the lease, which reloads anyway.
+            None if matches!(goal, Goal::Replace(_)) => {}
             None => {
                 if let Some(done) = self.peek(key, goal, provider.as_ref()).await? {
                     return done;
