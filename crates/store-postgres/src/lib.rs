@@ -92,6 +92,20 @@
 //! connection for the whole refresh. Lease rows have none of these
 //! problems. Their cost is a few writes per refresh (see *Scale*).
 //!
+//! **Durability of leases.** The leases table is `UNLOGGED`: taking,
+//! extending and releasing a lease write no WAL, so they do not wait for a
+//! disk flush, and a lease + load + save cycle costs about what a bare
+//! `SELECT … FOR UPDATE` transaction does (see `BENCHMARKS.md`). Tokens are
+//! in an ordinary, logged table. The price: after a database *crash* (not
+//! a clean restart) or a failover to a replica, the leases table starts
+//! empty, so every lease is free at once rather than after its TTL. A
+//! holder whose refresh was in flight then finds its fenced save refused
+//! (`LeaseLost`), never overwriting anything; the manager keeps the new
+//! pair in memory and saves it under a new lease. Crash recovery or a
+//! failover usually takes longer than the TTL anyway, and a replica
+//! streamed asynchronously may miss the newest lease rows even if they were
+//! logged, so logging them would buy little.
+//!
 //! # Connections, pool sizing and PgBouncer
 //!
 //! No connection and no transaction is held while a lease is held or a
@@ -126,7 +140,7 @@
 //!                 data jsonb,                       -- TokenSet's stored JSON
 //!                 data_md5 text, updated_at timestamptz)
 //!                + partial index <table>_live (provider, account) WHERE NOT deleted
-//! <table>_leases (provider, account, owner bigint, expires_at timestamptz)
+//! <table>_leases (provider, account, owner bigint, expires_at timestamptz)  -- UNLOGGED
 //! <table>_meta   (name text PRIMARY KEY, value bigint)  -- schema_version, min_reader_version
 //! ```
 //!
@@ -192,18 +206,19 @@
 //! # Scale
 //!
 //! Each refresh costs about four short statements (take, load, fenced save,
-//! release; a heartbeat more per TTL/3 of refresh time), three of which
-//! commit. Google access tokens last one hour, so every account is
-//! refreshed about once an hour:
+//! release; a heartbeat more per TTL/3 of refresh time); only the save
+//! waits for a WAL flush (the leases table is unlogged). Google access
+//! tokens last one hour, so every account is refreshed about once an hour:
 //!
-//! | accounts | refreshes/s | statements/s | commits/s | leases in flight (refresh takes 0.3 s) | connections busy (≈0.5 ms/statement) |
+//! | accounts | refreshes/s | statements/s | flushed commits/s | leases in flight (refresh takes 0.3 s) | connections busy (≈0.5 ms/statement) |
 //! |---|---|---|---|---|---|
-//! | 1,000,000 | 1,000,000 / 3,600 ≈ 280 | ≈ 1,100 | ≈ 830 | 280 × 0.3 ≈ 85 | ≈ 0.6: a pool of 5-10 per host is plenty |
-//! | 10,000,000 | ≈ 2,800 | ≈ 11,000 | ≈ 8,300 | ≈ 850 | ≈ 6: e.g. 4 hosts × 5 connections, or a PgBouncer |
+//! | 1,000,000 | 1,000,000 / 3,600 ≈ 280 | ≈ 1,100 | ≈ 280 | 280 × 0.3 ≈ 85 | ≈ 0.6: a pool of 5-10 per host is plenty |
+//! | 10,000,000 | ≈ 2,800 | ≈ 11,000 | ≈ 2,800 | ≈ 850 | ≈ 6: e.g. 4 hosts × 5 connections, or a PgBouncer |
 //!
 //! Leases in flight cost rows, not connections. At 10 million accounts the
-//! limit is the primary's commit rate (group commit on a good disk handles
-//! it) and the autovacuum of the small, hot leases table; spread refreshes
+//! limits are the primary's flushed commits (group commit on a good disk
+//! handles a few thousand a second), about 3 MB/s of WAL for the token rows,
+//! and the autovacuum of the small, hot leases table; spread refreshes
 //! over the hour (the `Refresher`'s jitter) rather than letting them bunch.
 //! Measured figures are in the workspace's `BENCHMARKS.md`.
 
