@@ -42,7 +42,7 @@ use tokio::runtime::Runtime;
 
 const LARGE: usize = 100_000;
 const SMALL: usize = 10;
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 31;
 const OPS_PER_ROUND: usize = 100;
 
 fn token(tag: usize) -> TokenSet {
@@ -183,22 +183,16 @@ impl World {
             .expect("release");
     }
 
-    fn time_pair(&mut self, n: usize) -> (Duration, Duration) {
-        let data = serde_json::to_string(&token(1)).unwrap();
-        let t = token(2);
-        let (pool, store) = (&self.bare_pool, &self.small);
-        self.rt.block_on(async {
-            let started = Instant::now();
-            for _ in 0..n {
-                Self::bare_transaction(pool, &data).await;
-            }
-            let bare = started.elapsed();
-            let started = Instant::now();
-            for _ in 0..n {
-                Self::lease_cycle(store, &t).await;
-            }
-            (bare, started.elapsed())
-        })
+    /// Times `n` bare transactions and `n` lease cycles, in the order
+    /// `bare_first` says; returns (bare, lease).
+    fn time_pair(&mut self, n: usize, bare_first: bool) -> (Duration, Duration) {
+        let first = self.time_pair_one(n, bare_first);
+        let second = self.time_pair_one(n, !bare_first);
+        if bare_first {
+            (first, second)
+        } else {
+            (second, first)
+        }
     }
 
     fn time_loads(&mut self, large: bool, n: usize) -> Duration {
@@ -291,8 +285,8 @@ impl World {
 fn summary(w: &mut World) {
     let (mut cycle, mut load, mut save) = (Vec::new(), Vec::new(), Vec::new());
     let (mut bare_us, mut lease_us) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let (bare, lease) = w.time_pair(OPS_PER_ROUND);
+    for round in 0..ROUNDS {
+        let (bare, lease) = w.time_pair(OPS_PER_ROUND, round % 2 == 0);
         cycle.push(lease.as_secs_f64() / bare.as_secs_f64());
         bare_us.push(bare.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
         lease_us.push(lease.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);

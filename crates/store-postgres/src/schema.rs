@@ -43,7 +43,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (provider, account)
     );
     CREATE INDEX IF NOT EXISTS {live} ON {tokens} (provider, account) WHERE NOT deleted;
-    CREATE TABLE IF NOT EXISTS {leases} (
+    -- Unlogged: taking and releasing a lease then needs no WAL flush (see
+    -- the crate docs, "Durability of leases").
+    CREATE UNLOGGED TABLE IF NOT EXISTS {leases} (
         provider   text COLLATE "C" NOT NULL,
         account    text COLLATE "C" NOT NULL,
         owner      bigint NOT NULL,
@@ -217,6 +219,8 @@ impl Statements {
                 "UPDATE {leases} SET expires_at = now() + $4::bigint * interval '1 millisecond' \
                  WHERE provider = $1 AND account = $2 AND owner = $3 AND expires_at > now()"
             ),
+            // Deleted, so the table holds only leases in flight (and those
+            // of holders that died, until the key is next locked).
             lease_release: format!(
                 "DELETE FROM {leases} WHERE provider = $1 AND account = $2 AND owner = $3"
             ),
