@@ -3,7 +3,7 @@
 //! reported.
 //!
 //! Prerequisite: a release build of `authctl` in the same target
-//! directory, `cargo build --release -p authctl`, then
+//! directory, `cargo build --release -p token-keeper-authctl`, then
 //! `cargo bench -p benchmarks --bench authctl_token`. The binary is taken
 //! from `AUTHCTL_BIN` when that is set, and otherwise from the `release`
 //! directory this benchmark runs from.
@@ -48,7 +48,7 @@ fn authctl_bin() -> PathBuf {
         let path = PathBuf::from(path);
         assert!(
             path.is_file(),
-            "AUTHCTL_BIN={} is not a file; build it with `cargo build --release -p authctl`",
+            "AUTHCTL_BIN={} is not a file; build it with `cargo build --release -p token-keeper-authctl`",
             path.display()
         );
         return path;
@@ -61,7 +61,7 @@ fn authctl_bin() -> PathBuf {
     let candidate = release.join(format!("authctl{}", std::env::consts::EXE_SUFFIX));
     assert!(
         candidate.is_file(),
-        "no authctl binary at {}: run `cargo build --release -p authctl` with the same \
+        "no authctl binary at {}: run `cargo build --release -p token-keeper-authctl` with the same \
          CARGO_TARGET_DIR first, or set AUTHCTL_BIN to the binary",
         candidate.display()
     );

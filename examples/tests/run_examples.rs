@@ -25,11 +25,13 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Secrets the examples know; none may be printed. Random tokens are caught
 /// by their shape, see [`token_like`].
-const KNOWN_SECRETS: [&str; 3] = [
+const KNOWN_SECRETS: [&str; 4] = [
     auth_emulator::demo::FITBIT_SERVER_CLIENT_SECRET,
     auth_emulator::demo::GOOGLE_CLIENT_SECRET,
     // The made-up Acme server's client secret in `custom_provider`.
     "acme-example-secret",
+    // The made-up metrics server's client secret in `service_token`.
+    "service-example-secret",
 ];
 
 /// The examples' executables, by name, built by Cargo with this test's
@@ -204,4 +206,17 @@ async fn multi_host() {
         "{out}"
     );
     assert!(!out.contains(cluster::PASSWORD), "{out}");
+}
+
+#[tokio::test]
+async fn service_token() {
+    let out = run("service_token", &[]).await;
+    assert!(out.contains("100 callers made one token request"), "{out}");
+}
+
+#[tokio::test]
+async fn device_login() {
+    let out = run("device_login", &[]).await;
+    assert!(out.contains("enter the code"), "{out}");
+    assert!(out.contains("signed in: google/tv-in-the-lounge"), "{out}");
 }

@@ -2,11 +2,12 @@
 //! trait's contract, each named after its clause and taking `&dyn TokenStore`.
 //!
 //! Every store in this workspace runs it, and so should yours. Enable the
-//! `conformance` feature in your dev-dependencies and call [`run_all`]:
+//! `conformance` feature in your dev-dependencies and call [`run_all`]
+//! (the package is `token-keeper-auth-core`; its library is `auth_core`):
 //!
 //! ```toml
 //! [dev-dependencies]
-//! auth-core = { version = "0.1", features = ["conformance"] }
+//! token-keeper-auth-core = { version = "0.1", features = ["conformance"] }
 //! ```
 //!
 //! ```

@@ -160,3 +160,9 @@ pub use token::{AccessToken, RefreshCooldown, TOKEN_FORMAT_VERSION, TokenSet};
 pub use async_trait::async_trait;
 /// Re-exported so implementors and callers use the same `secrecy` version.
 pub use secrecy;
+/// Re-exported because a token's and an introspection's extra fields are
+/// [`serde_json::Value`]s.
+pub use serde_json;
+/// Re-exported because [`PendingAuthorization::authorize_url`] and the
+/// providers' endpoints are [`url::Url`]s.
+pub use url;

@@ -556,3 +556,49 @@ fn a_flight_dropped_outside_a_runtime_does_not_wedge_the_key() {
     let stored = rt.block_on(s.store.inner.load(&key())).unwrap().unwrap();
     assert_eq!(stored.value.access_token().expose_secret(), token.secret());
 }
+
+#[tokio::test]
+async fn save_authorization_saves_under_the_lease_like_a_login() {
+    let s = setup_with(Some(
+        expired_token().flagged_for_reauthorization("invalid_grant"),
+    ))
+    .await;
+    let mut events = s.manager.subscribe();
+    let locks = s.store.locks.load(Ordering::SeqCst);
+    let token = s.provider.mint(true);
+    let saved = s
+        .manager
+        .save_authorization(&key(), token.clone())
+        .await
+        .unwrap();
+    assert_eq!(saved.secret(), token.access_token().expose_secret());
+    assert_eq!(
+        s.store.locks.load(Ordering::SeqCst),
+        locks + 1,
+        "saved under the key's lease"
+    );
+    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.value.access_token().expose_secret(),
+        token.access_token().expose_secret()
+    );
+    assert!(
+        stored.value.reauthorization_required().is_none(),
+        "the flag went with the old token"
+    );
+    assert_eq!(
+        events.recv().await.unwrap(),
+        TokenEvent::Authorized { key: key() }
+    );
+    assert_eq!(
+        s.manager.access_token(&key()).await.unwrap().secret(),
+        saved.secret()
+    );
+    let unknown = auth_core::TokenKey::parse("nobody", "user").unwrap();
+    let err = s
+        .manager
+        .save_authorization(&unknown, token)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+}

@@ -11,6 +11,7 @@ use crate::endpoint::Endpoint;
 /// (retired mode) or by `429`. Token endpoint requests are split by
 /// `grant_type`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     /// Requests to the legacy Fitbit consent page.
     pub fitbit_authorize: u64,
@@ -38,6 +39,12 @@ pub struct Counters {
     pub google_revoke: u64,
     /// Google discovery document requests.
     pub google_discovery: u64,
+    /// Google device authorization requests (`/device/code`).
+    pub google_device_code: u64,
+    /// Google token requests with the device code grant (polls).
+    pub google_token_device_code: u64,
+    /// Visits of Google's device page (`/device`).
+    pub google_device_page: u64,
     /// Fitbit refreshes answered again with the identical earlier response,
     /// inside the replay window.
     pub replays: u64,
@@ -76,10 +83,15 @@ impl Counters {
                 &mut self.google_token_authorization_code
             }
             (Endpoint::GoogleToken, Some("refresh_token")) => &mut self.google_token_refresh,
+            (Endpoint::GoogleToken, Some(crate::device::GRANT_TYPE)) => {
+                &mut self.google_token_device_code
+            }
             (Endpoint::GoogleToken, _) => &mut self.google_token_other,
             (Endpoint::GoogleRevoke, _) => &mut self.google_revoke,
             (Endpoint::GoogleTokeninfo, _) => &mut self.google_tokeninfo,
             (Endpoint::GoogleDiscovery, _) => &mut self.google_discovery,
+            (Endpoint::GoogleDeviceCode, _) => &mut self.google_device_code,
+            (Endpoint::GoogleDevicePage, _) => &mut self.google_device_page,
         };
         *counter += 1;
     }
@@ -91,6 +103,7 @@ impl Counters {
 /// It holds whatever the client sent, secrets included: it exists so that
 /// tests can check where a client put its credentials.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordedRequest {
     /// The HTTP method, for example `POST`.
     pub method: String,

@@ -48,6 +48,10 @@ pub struct GoogleEndpoints {
     pub tokeninfo: Url,
     /// The discovery document, `GET /.well-known/openid-configuration`.
     pub discovery: Url,
+    /// Device authorization, `POST /device/code`.
+    pub device_code: Url,
+    /// The page where a person enters a device's user code, `/device`.
+    pub device_page: Url,
 }
 
 /// Tokens issued by [`Emulator::seed_fitbit_grant`] or
@@ -137,6 +141,8 @@ impl Emulator {
             revoke: self.url(Endpoint::GoogleRevoke),
             tokeninfo: self.url(Endpoint::GoogleTokeninfo),
             discovery: self.url(Endpoint::GoogleDiscovery),
+            device_code: self.url(Endpoint::GoogleDeviceCode),
+            device_page: self.url(Endpoint::GoogleDevicePage),
         }
     }
 

@@ -10,6 +10,7 @@ use std::fmt;
 /// and `oauth2.googleapis.com`. All of them are served from the emulator's one
 /// base URL.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// `GET /oauth2/authorize` (legacy Fitbit consent page).
     FitbitAuthorize,
@@ -29,11 +30,16 @@ pub enum Endpoint {
     GoogleTokeninfo,
     /// `GET /.well-known/openid-configuration` (Google discovery document).
     GoogleDiscovery,
+    /// `POST /device/code` (Google device authorization, RFC 8628).
+    GoogleDeviceCode,
+    /// `GET` or `POST /device` (Google's page where a person enters a device's
+    /// user code; `https://www.google.com/device` for real).
+    GoogleDevicePage,
 }
 
 impl Endpoint {
     /// Every endpoint, Fitbit first.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::FitbitAuthorize,
         Endpoint::FitbitToken,
         Endpoint::FitbitIntrospect,
@@ -43,6 +49,8 @@ impl Endpoint {
         Endpoint::GoogleRevoke,
         Endpoint::GoogleTokeninfo,
         Endpoint::GoogleDiscovery,
+        Endpoint::GoogleDeviceCode,
+        Endpoint::GoogleDevicePage,
     ];
 
     /// The path this endpoint is served at, relative to the base URL.
@@ -57,6 +65,8 @@ impl Endpoint {
             Endpoint::GoogleRevoke => "/revoke",
             Endpoint::GoogleTokeninfo => "/tokeninfo",
             Endpoint::GoogleDiscovery => "/.well-known/openid-configuration",
+            Endpoint::GoogleDeviceCode => "/device/code",
+            Endpoint::GoogleDevicePage => "/device",
         }
     }
 
@@ -75,7 +85,10 @@ impl Endpoint {
     /// Whether this endpoint is a page a browser visits (its errors are HTML
     /// pages), as opposed to an API called by the app's back end.
     pub const fn is_browser_page(self) -> bool {
-        matches!(self, Endpoint::FitbitAuthorize | Endpoint::GoogleAuthorize)
+        matches!(
+            self,
+            Endpoint::FitbitAuthorize | Endpoint::GoogleAuthorize | Endpoint::GoogleDevicePage
+        )
     }
 }
 

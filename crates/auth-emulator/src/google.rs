@@ -30,6 +30,8 @@ pub(crate) fn handle(state: &mut State, endpoint: Endpoint, req: &Request) -> Re
         Endpoint::GoogleToken => token_endpoint(state, req),
         Endpoint::GoogleRevoke => revoke(state, req),
         Endpoint::GoogleTokeninfo => tokeninfo(state, req),
+        Endpoint::GoogleDeviceCode => crate::device::device_code(state, req),
+        Endpoint::GoogleDevicePage => crate::device::device_page(state, req),
         _ => discovery(state),
     }
 }
@@ -204,7 +206,7 @@ struct TokenResponse<'a> {
     token_type: &'static str,
 }
 
-fn bad_request(error: &str, description: &str) -> Reply {
+pub(crate) fn bad_request(error: &str, description: &str) -> Reply {
     error_body::oauth(StatusCode::BAD_REQUEST, error, description)
 }
 
@@ -232,6 +234,7 @@ fn token_endpoint(state: &mut State, req: &Request) -> Reply {
     match params.get("grant_type") {
         Some("authorization_code") => exchange_code(state, &client, &params),
         Some("refresh_token") => refresh(state, &client, &params),
+        Some(crate::device::GRANT_TYPE) => crate::device::poll(state, &client, &params),
         other => bad_request(
             "unsupported_grant_type",
             &format!("Invalid grant_type: {}", other.unwrap_or("")),
@@ -277,6 +280,23 @@ fn exchange_code(state: &mut State, client: &Client, params: &Params) -> Reply {
         .google
         .new_grant(&client.id, &record.user_id, record.scopes, record.offline);
     let tokens = issue(state, grant, record.issue_refresh);
+    Reply::json(
+        StatusCode::OK,
+        &TokenResponse {
+            access_token: &tokens.access_token,
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token.as_deref(),
+            refresh_token_expires_in: tokens.refresh_expires_in,
+            scope: tokens.scopes.join(" "),
+            token_type: "Bearer",
+        },
+    )
+}
+
+/// A new grant's token response, as for a code exchange (the device flow
+/// ends with one).
+pub(crate) fn grant_reply(state: &mut State, grant: GrantId, with_refresh: bool) -> Reply {
+    let tokens = issue(state, grant, with_refresh);
     Reply::json(
         StatusCode::OK,
         &TokenResponse {
@@ -468,9 +488,14 @@ fn discovery(state: &State) -> Reply {
             "token_endpoint": at(Endpoint::GoogleToken),
             "revocation_endpoint": at(Endpoint::GoogleRevoke),
             "tokeninfo_endpoint": at(Endpoint::GoogleTokeninfo),
+            "device_authorization_endpoint": at(Endpoint::GoogleDeviceCode),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                crate::device::GRANT_TYPE,
+            ],
             "subject_types_supported": ["public"],
             "scopes_supported": scopes::google_all(),
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],

@@ -76,6 +76,10 @@
 //! | Access token lifetimes | Fitbit 8 h, Google 3599 s | §2, §3 |
 //! | Testing-status apps | optional refresh-token expiry ([`EmulatorBuilder::google_refresh_token_lifetime`]) | §3 "expire after 7 days" |
 //! | Discovery | RFC 8414 fields pointing at the emulator, `code_challenge_methods_supported: ["S256","plain"]` | §3, §4 RFC 8414 |
+//! | Google device flow | `POST /device/code` (`client_id`, secret, `scope`) answers `device_code`, `user_code` (`XXXX-XXXX`), **`verification_url`** (not `verification_uri`, and no `verification_uri_complete`), `expires_in: 1800`, `interval` (5 s, [`EmulatorBuilder::google_device_interval`]); the device grant on `POST /token`; `device_authorization_endpoint` in discovery | Google, "OAuth 2.0 for TV and Limited-Input Device Applications" (not in `PROVIDERS.md`) |
+//! | Device flow scopes | only `openid`, `email`, `profile`, `userinfo.email`, `userinfo.profile`, `drive.appdata`, `drive.file`, `youtube`, `youtube.readonly`; anything else (every Google Health scope) is `400 invalid_scope` at `/device/code` | Google, same page, "Allowed scopes" (the list as known when written; it is data in `scopes.rs`) |
+//! | Device polls | `428 authorization_pending`, `403 slow_down` (a poll sooner than the interval), `403 access_denied`, `400 expired_token`, then `invalid_grant` once the code is spent; a refresh token always | Google, same page, "Errors" (the statuses of `slow_down` and `expired_token` are as client-library reports show them: unconfirmed) |
+//! | The person's device page | `GET`/`POST /device` with `user_code` (any case, dashes optional) answers the consent as queued ([`Emulator::deny_next_authorization`], [`Emulator::set_next_user`]) | a team decision: Google's page needs a signed-in person |
 //! | `iss` in the Google callback | the issuer, as in RFC 9207 | §4 RFC 9207 |
 //! | Exact redirect URIs, loopback | compared character for character; the demo clients use `http://127.0.0.1:8976/callback` | §4 RFC 9700, RFC 8252 |
 //!
@@ -112,6 +116,7 @@ mod client_auth;
 mod clock;
 mod counters;
 pub mod demo;
+mod device;
 mod emulator;
 mod endpoint;
 mod error;

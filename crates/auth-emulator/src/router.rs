@@ -34,7 +34,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             Endpoint::FitbitAuthorize | Endpoint::GoogleAuthorize | Endpoint::GoogleDiscovery => {
                 get(handler)
             }
-            Endpoint::GoogleTokeninfo => get(handler).post(handler),
+            Endpoint::GoogleTokeninfo | Endpoint::GoogleDevicePage => get(handler).post(handler),
             _ => post(handler),
         };
         router = router.route(endpoint.path(), methods);

@@ -72,6 +72,27 @@ pub(crate) fn is_google(scope: &str) -> bool {
         && matches!(variant, None | Some("readonly") | Some("writeonly"))
 }
 
+/// The scopes Google allows on the device flow ("OAuth 2.0 for TV and
+/// Limited-Input Device Applications", section "Allowed scopes"): sign-in,
+/// Drive's per-app files and YouTube. The Google Health scopes are not
+/// among them.
+pub(crate) const GOOGLE_DEVICE: [&str; 9] = [
+    "openid",
+    "email",
+    "profile",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/userinfo.profile",
+    "https://www.googleapis.com/auth/drive.appdata",
+    "https://www.googleapis.com/auth/drive.file",
+    "https://www.googleapis.com/auth/youtube",
+    "https://www.googleapis.com/auth/youtube.readonly",
+];
+
+/// Whether Google allows `scope` on the device flow.
+pub(crate) fn is_google_device(scope: &str) -> bool {
+    GOOGLE_DEVICE.contains(&scope)
+}
+
 /// Every scope the Google consent page accepts, for the discovery document.
 pub(crate) fn google_all() -> Vec<String> {
     let mut all: Vec<String> = GOOGLE_IDENTITY.iter().map(|s| (*s).to_owned()).collect();

@@ -36,6 +36,8 @@ pub(crate) struct Config {
     pub(crate) base_url: Url,
     /// The Google issuer: the base URL without its trailing slash.
     pub(crate) issuer: String,
+    /// The polling interval of Google device logins (5 s at Google).
+    pub(crate) google_device_interval: Duration,
 }
 
 /// What the next consent pages will do, as queued by tests.
@@ -71,6 +73,8 @@ pub(crate) struct State {
     pub(crate) google: Authority,
     /// (client, user) pairs that already granted Google offline access.
     pub(crate) google_offline_consents: HashSet<(String, String)>,
+    /// Google device logins in progress, by device code.
+    pub(crate) google_devices: HashMap<String, crate::device::DeviceLogin>,
 }
 
 impl State {
@@ -86,6 +90,7 @@ impl State {
             fitbit: Authority::default(),
             google: Authority::default(),
             google_offline_consents: HashSet::new(),
+            google_devices: HashMap::new(),
         }
     }
 

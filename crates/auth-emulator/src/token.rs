@@ -46,6 +46,18 @@ pub(crate) fn google_code() -> String {
     format!("4/0A{}", random(72, URL_SAFE))
 }
 
+/// A Google device code.
+pub(crate) fn google_device_code() -> String {
+    format!("AH-1Ng{}", random(80, URL_SAFE))
+}
+
+/// A Google user code, as shown to the person: `XXXX-XXXX`, consonants
+/// only, so it cannot spell a word.
+pub(crate) fn google_user_code() -> String {
+    const LETTERS: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+    format!("{}-{}", random(4, LETTERS), random(4, LETTERS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

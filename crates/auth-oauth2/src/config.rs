@@ -7,6 +7,12 @@ use url::{Host, Url};
 
 /// How the client authenticates at the token, revocation and introspection
 /// endpoints (RFC 6749 §2.3, RFC 8414 `token_endpoint_auth_method`).
+///
+/// The enum is `#[non_exhaustive]` so that `private_key_jwt` (RFC 7523 §2.2,
+/// a signed client assertion instead of a shared secret) can join it as one
+/// more variant, configured with its signing key on the builder the way a
+/// secret is; every request path already builds its client authentication
+/// in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ClientAuth {
@@ -59,6 +65,8 @@ pub struct Endpoints {
     pub introspection: Option<Url>,
     /// RFC 7009 revocation, if any.
     pub revocation: Option<Url>,
+    /// RFC 8628 device authorization, if any.
+    pub device_authorization: Option<Url>,
 }
 
 impl Endpoints {
@@ -69,6 +77,7 @@ impl Endpoints {
             token,
             introspection: None,
             revocation: None,
+            device_authorization: None,
         }
     }
 
@@ -86,6 +95,13 @@ impl Endpoints {
         self
     }
 
+    /// Adds an RFC 8628 device authorization endpoint.
+    #[must_use]
+    pub fn with_device_authorization(mut self, url: Url) -> Self {
+        self.device_authorization = Some(url);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         require_secure("authorize", &self.authorize)?;
         require_secure("token", &self.token)?;
@@ -95,7 +111,81 @@ impl Endpoints {
         if let Some(url) = &self.revocation {
             require_secure("revocation", url)?;
         }
+        if let Some(url) = &self.device_authorization {
+            require_secure("device authorization", url)?;
+        }
         Ok(())
+    }
+}
+
+/// The client credentials grant (RFC 6749 §4.4): the client gets tokens for
+/// itself, with no user. Give it to
+/// [`OAuth2ProviderBuilder::client_credentials`](crate::OAuth2ProviderBuilder::client_credentials).
+///
+/// No refresh token is issued for this grant, so each "refresh" is a new
+/// token request; the [`TokenManager`](auth_core::TokenManager) makes it
+/// through [`TokenProvider::mint`](auth_core::TokenProvider::mint), under the
+/// key's lease, once for all concurrent callers.
+///
+/// The key's account names what the token is for: the client itself (any
+/// name will do, for example the client id) or, with
+/// [`account_as`](Self::account_as), an audience or resource sent with the
+/// request, so one provider serves tokens for several APIs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientCredentials {
+    /// The scopes asked for (none: the server's default for the client).
+    pub scopes: Vec<String>,
+    /// Extra token request parameters, sent with every request, in order.
+    pub params: Vec<(String, String)>,
+    /// The parameter that carries the key's account, if any (for example
+    /// `audience` or `resource`).
+    pub account_param: Option<String>,
+}
+
+impl ClientCredentials {
+    /// The grant with no scopes and no extra parameters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the scopes.
+    #[must_use]
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a token request parameter.
+    #[must_use]
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds `audience` (Auth0, Okta and others).
+    #[must_use]
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        self.param("audience", audience)
+    }
+
+    /// Adds `resource` (RFC 8707 resource indicators).
+    #[must_use]
+    pub fn resource(self, resource: impl Into<String>) -> Self {
+        self.param("resource", resource)
+    }
+
+    /// Sends the key's account as the parameter `name` (for example
+    /// `audience` or `resource`), so each account of the provider is a token
+    /// for another audience.
+    #[must_use]
+    pub fn account_as(mut self, name: impl Into<String>) -> Self {
+        self.account_param = Some(name.into());
+        self
     }
 }
 

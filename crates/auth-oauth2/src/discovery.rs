@@ -27,6 +27,8 @@ struct Document {
     #[serde(default)]
     revocation_endpoint: Option<Url>,
     #[serde(default)]
+    device_authorization_endpoint: Option<Url>,
+    #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     code_challenge_methods_supported: Option<Vec<String>>,
@@ -93,6 +95,7 @@ pub(crate) async fn discover(http: &HttpClient, id: &ProviderId, issuer: &Url) -
             token: doc.token_endpoint,
             introspection: doc.introspection_endpoint,
             revocation: doc.revocation_endpoint,
+            device_authorization: doc.device_authorization_endpoint,
         };
         endpoints.validate()?;
         return Ok(Metadata {

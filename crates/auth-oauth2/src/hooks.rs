@@ -27,6 +27,7 @@ pub struct ServerError {
 
 /// What an introspection hook gets to build its request.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct IntrospectionContext<'a> {
     /// The configured introspection endpoint.
     pub endpoint: &'a url::Url,
@@ -89,7 +90,7 @@ pub trait Hooks: Debug + Send + Sync {
     fn introspection_request(
         &self,
         context: &IntrospectionContext<'_>,
-    ) -> Option<oauth2::HttpRequest> {
+    ) -> Option<crate::HttpRequest> {
         let _ = context;
         None
     }

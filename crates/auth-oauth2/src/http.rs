@@ -13,8 +13,18 @@ use http::{HeaderMap, StatusCode};
 
 use crate::config::HttpConfig;
 
+/// A request a hook builds: the `http` crate's own type, named here rather
+/// than re-exported from the `oauth2` crate (whose aliases these are), so
+/// that `oauth2` stays a private dependency and a new major version of it
+/// changes nothing in this crate's API.
+pub type HttpRequest = http::Request<Vec<u8>>;
+
+/// A response as the `http` crate types it; see [`HttpRequest`].
+pub type HttpResponse = http::Response<Vec<u8>>;
+
 /// A transport failure: no complete HTTP response was received.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HttpError {
     /// Connecting, sending or receiving failed, or timed out. The outcome at
     /// the server is unknown.
@@ -33,6 +43,7 @@ pub enum HttpError {
 
 /// What came back from one request.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ResponseMeta {
     /// The HTTP status.
     pub status: StatusCode,
@@ -90,7 +101,7 @@ impl HttpClient {
     /// # Errors
     ///
     /// [`HttpError`] when no complete response arrived or it was too big.
-    pub async fn execute(&self, request: oauth2::HttpRequest) -> Result<ResponseMeta, HttpError> {
+    pub async fn execute(&self, request: HttpRequest) -> Result<ResponseMeta, HttpError> {
         let (parts, body) = request.into_parts();
         let url = parts.uri.to_string();
         let mut builder = self.client.request(parts.method, url).body(body);

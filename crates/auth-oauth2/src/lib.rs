@@ -83,18 +83,22 @@
 
 mod classify;
 mod config;
+mod device;
 mod discovery;
 mod hooks;
 mod http;
 mod provider;
 
-pub use config::{ClientAuth, Endpoints, HttpConfig, is_loopback, require_secure};
+pub use config::{
+    ClientAuth, ClientCredentials, Endpoints, HttpConfig, is_loopback, require_secure,
+};
+pub use device::{
+    DEFAULT_INTERVAL, DEVICE_CODE_GRANT_TYPE, DeviceAuthorization, DevicePoll, MAX_BACKOFF,
+    MIN_INTERVAL, SLOW_DOWN_STEP,
+};
 pub use hooks::{
     Hooks, IntrospectionContext, RevocationToken, ServerError, StandardHooks,
     epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
-pub use http::{HttpClient, HttpError, ResponseMeta};
+pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};
 pub use provider::{ExtraFields, OAuth2Provider, OAuth2ProviderBuilder};
-
-/// Re-exported so hooks can build requests with the same types.
-pub use oauth2::{HttpRequest, HttpResponse};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use auth_core::{
     AccountId, AuthorizeRequest, Callback, Clock, Error, Introspection, PendingAuthorization,
-    ProviderId, Result, SystemClock, TokenProvider, TokenSet,
+    ProviderId, Result, SystemClock, TokenKey, TokenProvider, TokenSet,
 };
 use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenType};
 use oauth2::{
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::classify::Context;
-use crate::config::{ClientAuth, Endpoints, HttpConfig, require_secure};
+use crate::config::{ClientAuth, ClientCredentials, Endpoints, HttpConfig, require_secure};
 use crate::discovery::{Metadata, discover};
 use crate::hooks::{Hooks, IntrospectionContext, RevocationToken, StandardHooks};
 use crate::http::{Exchange, HttpClient, ResponseMeta};
@@ -72,6 +72,7 @@ struct Inner {
     redirect_uri: Option<String>,
     default_scopes: Vec<String>,
     extra_authorize_params: Vec<(String, String)>,
+    client_credentials: Option<ClientCredentials>,
     issuer: Option<String>,
     require_iss: bool,
     successor: Option<String>,
@@ -94,6 +95,7 @@ impl fmt::Debug for OAuth2Provider {
             .field("auth", &i.auth)
             .field("endpoints", &i.endpoints)
             .field("redirect_uri", &i.redirect_uri)
+            .field("client_credentials", &i.client_credentials)
             .field("issuer", &i.issuer)
             .field("hooks", &i.hooks)
             .finish_non_exhaustive()
@@ -110,6 +112,7 @@ pub struct OAuth2ProviderBuilder {
     redirect_uri: Option<String>,
     default_scopes: Vec<String>,
     extra_authorize_params: Vec<(String, String)>,
+    client_credentials: Option<ClientCredentials>,
     issuer: Option<String>,
     require_iss: bool,
     successor: Option<String>,
@@ -180,6 +183,16 @@ impl OAuth2ProviderBuilder {
     pub fn authorize_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra_authorize_params
             .push((name.into(), value.into()));
+        self
+    }
+
+    /// Configures the client credentials grant (RFC 6749 §4.4): the provider
+    /// then mints tokens with no user ([`TokenProvider::can_mint`] is
+    /// `true`), and [`TokenManager::access_token`](auth_core::TokenManager::access_token)
+    /// works with no login. The client must be confidential.
+    #[must_use]
+    pub fn client_credentials(mut self, grant: ClientCredentials) -> Self {
+        self.client_credentials = Some(grant);
         self
     }
 
@@ -258,6 +271,13 @@ impl OAuth2ProviderBuilder {
                 self.auth.as_str()
             )));
         }
+        if self.client_credentials.is_some() && self.auth == ClientAuth::None {
+            return Err(Error::configuration(format!(
+                "provider {}: the client credentials grant needs a confidential client \
+                 (RFC 6749 §4.4); set a client secret and client_secret_basic or client_secret_post",
+                self.id
+            )));
+        }
         if self.client_id.is_empty() {
             return Err(Error::configuration(format!(
                 "provider {}: the client id is empty",
@@ -306,6 +326,7 @@ impl OAuth2ProviderBuilder {
                 redirect_uri: self.redirect_uri,
                 default_scopes: self.default_scopes,
                 extra_authorize_params: self.extra_authorize_params,
+                client_credentials: self.client_credentials,
                 issuer: self.issuer,
                 require_iss: self.require_iss,
                 successor: self.successor,
@@ -330,6 +351,7 @@ impl OAuth2Provider {
             redirect_uri: None,
             default_scopes: Vec::new(),
             extra_authorize_params: Vec::new(),
+            client_credentials: None,
             issuer: None,
             require_iss: false,
             successor: None,
@@ -394,7 +416,40 @@ impl OAuth2Provider {
         &self.inner.http
     }
 
-    fn context<'a>(&'a self, endpoint: &'static str, secrets: &'a [&'a str]) -> Context<'a> {
+    pub(crate) fn id_ref(&self) -> &ProviderId {
+        &self.inner.id
+    }
+
+    pub(crate) fn default_scopes(&self) -> &[String] {
+        &self.inner.default_scopes
+    }
+
+    /// Reads a successful token response that did not come through the
+    /// `oauth2` crate. Nothing of an unreadable body is quoted: it may hold
+    /// new tokens that no redaction list knows yet.
+    pub(crate) fn parse_token_response(&self, meta: &ResponseMeta) -> Result<TokenSet> {
+        let response: TokenResponseWithExtras =
+            serde_json::from_slice(&meta.body).map_err(|e| {
+                Error::protocol(
+                    Some(meta.status.as_u16()),
+                    format!(
+                        "the token endpoint of {} sent a success response this client cannot \
+                         read (line {}, column {})",
+                        self.inner.id,
+                        e.line(),
+                        e.column()
+                    ),
+                    "",
+                )
+            })?;
+        Ok(self.token_set(&response))
+    }
+
+    pub(crate) fn context<'a>(
+        &'a self,
+        endpoint: &'static str,
+        secrets: &'a [&'a str],
+    ) -> Context<'a> {
         Context {
             provider: &self.inner.id,
             endpoint,
@@ -405,7 +460,7 @@ impl OAuth2Provider {
         }
     }
 
-    fn client_secret_str(&self) -> &str {
+    pub(crate) fn client_secret_str(&self) -> &str {
         self.inner
             .client_secret
             .as_ref()
@@ -451,7 +506,7 @@ impl OAuth2Provider {
 
     /// A form POST to `url` with this client's authentication, as the
     /// `oauth2` crate would send it (RFC 6749 §2.3.1 encoding for Basic).
-    fn client_form_request(
+    pub(crate) fn client_form_request(
         &self,
         url: &Url,
         params: &[(&str, &str)],
@@ -781,5 +836,39 @@ impl TokenProvider for OAuth2Provider {
 
     fn account_for(&self, token: &TokenSet) -> Option<AccountId> {
         self.inner.hooks.account_for(token)
+    }
+
+    fn can_mint(&self) -> bool {
+        self.inner.client_credentials.is_some()
+    }
+
+    /// One client credentials token request (RFC 6749 §4.4.2) with the
+    /// configured scopes and parameters, and the key's account as the
+    /// configured parameter. `invalid_client` is
+    /// [`Configuration`](Error::Configuration), like every answer about the
+    /// client; nothing here can flag an account.
+    async fn mint(&self, key: &TokenKey) -> Result<TokenSet> {
+        let Some(grant) = &self.inner.client_credentials else {
+            return Err(Error::Unsupported {
+                provider: self.inner.id.clone(),
+                operation: "mint (no client credentials grant is configured)",
+            });
+        };
+        let secrets = [self.client_secret_str()];
+        let mut request = self
+            .inner
+            .client
+            .exchange_client_credentials()
+            .add_scopes(grant.scopes.iter().cloned().map(Scope::new));
+        for (name, value) in &grant.params {
+            request = request.add_extra_param(name.as_str(), value.as_str());
+        }
+        if let Some(name) = &grant.account_param {
+            request = request.add_extra_param(name.as_str(), key.account.as_str());
+        }
+        let exchange = Exchange::new(&self.inner.http);
+        let outcome = request.request_async(&exchange).await;
+        let (response, _) = self.finish("token", &secrets, outcome, &exchange)?;
+        Ok(self.token_set(&response))
     }
 }

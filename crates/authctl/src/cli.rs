@@ -97,8 +97,15 @@ pub(crate) struct LoginArgs {
 
     /// Read the URL the browser was redirected to from stdin instead of
     /// listening on the redirect URI (for remote shells).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "device")]
     pub(crate) manual: bool,
+
+    /// Log in with the device flow (RFC 8628): print a code and a URL to
+    /// open on any device (a phone will do), and wait while the person
+    /// approves there. For `kind = "oauth2"` providers whose server has a
+    /// device authorization endpoint.
+    #[arg(long)]
+    pub(crate) device: bool,
 
     /// Give up when the callback has not come back within SECS seconds.
     #[arg(long, value_name = "SECS")]

@@ -97,6 +97,12 @@ pub(crate) fn authorize_url(url: &Url) {
     eprintln!("{url}");
 }
 
+/// A device login's verification URI, alone on its own line on stderr, like
+/// the authorize URL of the browser flow.
+pub(crate) fn verification_uri(uri: &str) {
+    eprintln!("{uri}");
+}
+
 /// A failed command: the error and the next step, on stderr.
 pub(crate) fn failure(failure: &Failure) {
     eprintln!("error: {}", failure.message());

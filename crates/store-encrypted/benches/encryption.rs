@@ -2,7 +2,7 @@
 //! against the bare file store (save and load), and over the memory store
 //! against the bare memory store (a save + load round trip).
 //!
-//! Run: `cargo bench -p store-encrypted --bench encryption`
+//! Run: `cargo bench -p token-keeper-store-encrypted --bench encryption`
 //!
 //! Criterion measures each pair; then a summary loop alternates short
 //! rounds of the plain and the encrypted operation (so drift on a shared

@@ -1,7 +1,7 @@
 //! `FileTokenStore::load` and `save` with 10, 1,000 and 10,000 stored
 //! accounts, and what fsync costs.
 //!
-//! Run: `cargo bench -p store-file --bench scale`
+//! Run: `cargo bench -p token-keeper-store-file --bench scale`
 //!
 //! Criterion measures each operation at each size, visiting every stored
 //! account in turn. Then a summary loop prints the ratios

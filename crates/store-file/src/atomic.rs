@@ -9,7 +9,6 @@
 //! A process killed between the first and the last step leaves a hidden
 //! `.tmp-*` file behind; readers never look at those.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -59,7 +58,7 @@ fn parent(path: &Path) -> io::Result<&Path> {
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
-        File::open(dir)?.sync_all()
+        std::fs::File::open(dir)?.sync_all()
     }
     // Elsewhere a directory cannot be opened like a file; NTFS journals its
     // metadata.

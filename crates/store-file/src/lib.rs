@@ -137,11 +137,30 @@
 //!
 //! # Platforms
 //!
-//! Built and tested on Linux; the same code paths serve macOS and the other
-//! Unixes. Keep the root on a local filesystem: on NFS, Linux emulates
-//! `flock` with POSIX record locks, which do not exclude two tasks of one
-//! process. On Windows it builds, but permissions are not set and directory
-//! fsync is skipped; it is not tested there.
+//! **Tested on Linux only.** CI builds and tests on Linux (x86-64); nothing
+//! is built or tested on macOS or Windows.
+//!
+//! - **Linux and the other Unixes** share one code path: the modes above,
+//!   `flock`-style locks, device and inode to recognise a lock file, and
+//!   `fsync` of the file and of its directory.
+//! - **macOS** takes the Unix path. Its plain `fsync` only hands the data to
+//!   the drive, whose cache can still lose it (and reorder it) in a power
+//!   cut; a durable write there needs `fcntl(F_FULLFSYNC)`. Every fsync this
+//!   store makes goes through Rust's `File::sync_all` or `sync_data`, which
+//!   on Apple platforms *are* `F_FULLFSYNC`, so a save that returned `Ok`
+//!   has asked the drive to flush its cache, for the token file and for the
+//!   directory holding the rename. On a filesystem that refuses
+//!   `F_FULLFSYNC` (some network filesystems) the save fails with that
+//!   error rather than pretending. Expect saves to cost more than on Linux.
+//! - **Windows** (untested) takes a fallback: files are not made private
+//!   (they inherit the directory's access control: keep the root in your
+//!   profile), the directory is not fsynced after a rename (NTFS journals
+//!   its metadata), and a deleted or replaced lock file is recognised by
+//!   its creation time and length instead of device and inode, which is
+//!   weaker.
+//!
+//! Keep the root on a local filesystem: on NFS, Linux emulates `flock` with
+//! POSIX record locks, which do not exclude two tasks of one process.
 
 mod atomic;
 mod error;

@@ -14,6 +14,7 @@ use std::io;
 use std::path::Path;
 
 /// The mode of token and lock files.
+#[cfg(unix)]
 pub(crate) const FILE_MODE: u32 = 0o600;
 /// The mode of the root and provider directories.
 pub(crate) const DIR_MODE: u32 = 0o700;
@@ -71,13 +72,15 @@ pub(crate) fn make_file_private(file: &File) -> io::Result<()> {
 /// Open options that create a missing file as 0600 (the umask can only make
 /// that stricter).
 pub(crate) fn private_open_options() -> fs::OpenOptions {
-    let mut options = fs::OpenOptions::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
+        let mut options = fs::OpenOptions::new();
         options.mode(FILE_MODE);
+        options
     }
-    options
+    #[cfg(not(unix))]
+    fs::OpenOptions::new()
 }
 
 /// The mode of `metadata` when group or other users have any access to it,

@@ -10,7 +10,7 @@
 //!   pools, like 4 hosts) against the emulator answering every refresh
 //!   after 100 ms, and how many database connections they opened.
 //!
-//! Run: `cargo bench -p store-postgres --bench postgres`
+//! Run: `cargo bench -p token-keeper-store-postgres --bench postgres`
 //! (add `-- --warm-up-time 1 --measurement-time 2` for a quicker run).
 //!
 //! It starts its own throwaway cluster, with the server's default

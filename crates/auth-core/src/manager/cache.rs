@@ -99,7 +99,7 @@ impl Cache {
         if token.reauthorization_required().is_some() {
             return None;
         }
-        if token.is_fresh(now, skew)
+        if fresh_beyond_skew(token, now, skew)
             || (token.refresh_cooldown().is_some_and(|c| c.is_active(now))
                 && token.is_fresh(now, Duration::ZERO))
         {
@@ -189,6 +189,18 @@ impl Cache {
     }
 }
 
+/// Whether `token` is fresh beyond the refresh skew, where the skew is at
+/// most three quarters of the token's lifetime: a token that lives less than the skew
+/// (a 2-minute client-credentials token against the default 5-minute skew)
+/// would otherwise be "expiring" from birth and refreshed on every call.
+pub(super) fn fresh_beyond_skew(token: &TokenSet, now: SystemTime, skew: Duration) -> bool {
+    let lifetime = token
+        .expires_at()
+        .and_then(|e| e.duration_since(token.issued_at()).ok());
+    let skew = lifetime.map_or(skew, |l| skew.min(l / 4 * 3));
+    token.is_fresh(now, skew)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +248,34 @@ mod tests {
                 .fresh(&key("a"), SystemTime::now(), Duration::ZERO)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn the_skew_is_at_most_three_quarters_of_the_lifetime() {
+        let issued = SystemTime::now();
+        let short = TokenSet::new("t", "Bearer", issued).with_expires_in(Duration::from_secs(120));
+        let skew = Duration::from_secs(300);
+        assert!(fresh_beyond_skew(
+            &short,
+            issued + Duration::from_secs(29),
+            skew
+        ));
+        assert!(!fresh_beyond_skew(
+            &short,
+            issued + Duration::from_secs(31),
+            skew
+        ));
+        let long = TokenSet::new("t", "Bearer", issued).with_expires_in(Duration::from_secs(3600));
+        assert!(fresh_beyond_skew(
+            &long,
+            issued + Duration::from_secs(3299),
+            skew
+        ));
+        assert!(!fresh_beyond_skew(
+            &long,
+            issued + Duration::from_secs(3301),
+            skew
+        ));
     }
 
     #[test]

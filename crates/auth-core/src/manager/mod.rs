@@ -186,7 +186,10 @@ impl TokenManager {
         rejected: &AccessToken,
     ) -> Result<AccessToken> {
         let goal = Goal::Replace(Arc::clone(rejected.token_set()));
-        if let Some(token) = self.inner.cache.get(key).and_then(|e| e.token)
+        // The cache answers only when this process holds no newer unsaved
+        // token: the rejected token may be newer than the cached one.
+        if self.inner.unsaved.get(key).is_none()
+            && let Some(token) = self.inner.cache.get(key).and_then(|e| e.token)
             && goal.satisfied_by(&token, self.inner.now(), Duration::ZERO)
         {
             return Ok(AccessToken::new(token));
@@ -295,6 +298,25 @@ impl TokenManager {
         let token = self.inner.save_grant(&key, lease, token).await;
         self.inner.emit(TokenEvent::Authorized { key: key.clone() });
         Ok((key, AccessToken::new(token)))
+    }
+
+    /// Saves the token of a login that did not go through
+    /// [`complete_authorization`](Self::complete_authorization), such as a
+    /// device login (RFC 8628), exactly as that method saves its token:
+    /// under the key's lease, replacing (and so un-flagging) any token
+    /// stored for the account, never lost to a lock wait or a store failure
+    /// (kept in memory, served, and its save retried in the background),
+    /// with a [`TokenEvent::Authorized`] event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when no provider `key.provider` is
+    /// registered.
+    pub async fn save_authorization(&self, key: &TokenKey, token: TokenSet) -> Result<AccessToken> {
+        self.inner.provider(&key.provider)?;
+        let token = self.inner.save_grant(key, None, token).await;
+        self.inner.emit(TokenEvent::Authorized { key: key.clone() });
+        Ok(AccessToken::new(token))
     }
 
     /// Revokes the grant at the provider, then deletes the token locally,

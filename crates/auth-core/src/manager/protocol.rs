@@ -69,7 +69,7 @@ impl Goal {
             return false;
         }
         match self {
-            Goal::Fresh => token.is_fresh(now, skew),
+            Goal::Fresh => super::cache::fresh_beyond_skew(token, now, skew),
             Goal::Replace(_) => {
                 Some(token.access_token().expose_secret()) != self.rejected()
                     && token.is_fresh(now, Duration::ZERO)
@@ -90,7 +90,7 @@ enum Judged {
 }
 
 /// What [`Inner::try_save`] did.
-enum Saved {
+pub(super) enum Saved {
     /// Our token is stored.
     Ours(Arc<TokenSet>),
     /// The store holds a newer token that is not ours to replace; ours was
@@ -283,6 +283,14 @@ impl Inner {
             }
         }
         let current = self.store.load(key).await?;
+        // The cache keeps up with the newest stored version even when this
+        // flight goes on to refresh: an answer served from this token (an
+        // interim one, a stale one) must never leave an older token in the
+        // cache for `force_refresh` to hand back.
+        if let Some(current) = &current {
+            self.cache
+                .put(key, Arc::new(current.value.clone()), current.version);
+        }
         Ok(Ok((lease, current)))
     }
 
@@ -504,7 +512,7 @@ impl Inner {
 
     /// One save of an unsaved token, with the compare-and-swap rules of
     /// [`Unsaved::verdict`] on a conflict.
-    async fn try_save(
+    pub(super) async fn try_save(
         &self,
         key: &TokenKey,
         lease: &dyn KeyLock,
@@ -512,7 +520,16 @@ impl Inner {
     ) -> Result<Saved> {
         let mut expected = match &unsaved.origin {
             Origin::Refresh { from, .. } => Some(*from),
-            Origin::Grant => self.store.load(key).await?.map(|v| v.version),
+            // A corrupt stored token makes `load` fail, and the error
+            // stands: overwriting it would destroy what a person may need
+            // to look at.
+            Origin::Grant => {
+                let stored = self.store.load(key).await?;
+                match unsaved.verdict(stored.as_ref()) {
+                    Verdict::Overwrite(version) => version,
+                    Verdict::KeepStored => return Ok(self.keep_stored(key, unsaved, stored)),
+                }
+            }
         };
         for _ in 0..3 {
             match self
@@ -529,15 +546,7 @@ impl Inner {
                     let stored = self.store.load(key).await?;
                     match unsaved.verdict(stored.as_ref()) {
                         Verdict::Overwrite(version) => expected = version,
-                        Verdict::KeepStored => {
-                            warn!(%key, "another writer stored a newer token (a new login?) while this process held a refreshed one; keeping the stored token");
-                            self.unsaved.settle(key, unsaved);
-                            if let Some(stored) = &stored {
-                                self.cache
-                                    .put(key, Arc::new(stored.value.clone()), stored.version);
-                            }
-                            return Ok(Saved::Theirs(stored));
-                        }
+                        Verdict::KeepStored => return Ok(self.keep_stored(key, unsaved, stored)),
                     }
                 }
                 Err(err) => return Err(err.for_key(key)),
@@ -549,6 +558,22 @@ impl Inner {
             "the stored token kept changing under the lease (a writer that does not take the \
              lease?); the new token is kept in memory",
         ))
+    }
+
+    /// Drops an unsaved token in favour of a newer stored one.
+    fn keep_stored(
+        &self,
+        key: &TokenKey,
+        unsaved: &Arc<Unsaved>,
+        stored: Option<Versioned<TokenSet>>,
+    ) -> Saved {
+        warn!(%key, "another writer stored a newer token (a new login?) than the one this process holds unsaved; keeping the stored token");
+        self.unsaved.settle(key, unsaved);
+        if let Some(stored) = &stored {
+            self.cache
+                .put(key, Arc::new(stored.value.clone()), stored.version);
+        }
+        Saved::Theirs(stored)
     }
 
     /// Tells subscribers that a token was saved.

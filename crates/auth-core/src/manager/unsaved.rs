@@ -81,7 +81,7 @@ impl Unsaved {
     /// refreshed pair overwrites the pair it came from, a flagged token, or
     /// any token still carrying the refresh token it sent (another process
     /// replayed the same request and saved the same pair, or its own copy);
-    /// a grant overwrites anything.
+    /// a grant overwrites anything but a token received after it.
     pub(super) fn verdict(&self, stored: Option<&Versioned<TokenSet>>) -> Verdict {
         let Some(stored) = stored else {
             return match self.origin {
@@ -91,6 +91,16 @@ impl Unsaved {
             };
         };
         match &self.origin {
+            // Two logins racing: the one received last wins, whichever
+            // saves last (Fitbit's newer consent supersedes the older
+            // grant's refresh token, so the older one must not end up
+            // stored). A flagged token is always replaced.
+            Origin::Grant
+                if stored.value.reauthorization_required().is_none()
+                    && stored.value.issued_at() > self.token.issued_at() =>
+            {
+                Verdict::KeepStored
+            }
             Origin::Grant => Verdict::Overwrite(Some(stored.version)),
             Origin::Refresh { sent, from } => {
                 let ours = stored.version == *from

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::protocol::version_of;
+use super::protocol::{Saved, version_of};
 use super::unsaved::{Origin, Unsaved};
 use super::{Inner, TokenEvent};
 use crate::error::{Error, Result, StoreErrorKind};
@@ -45,11 +45,21 @@ impl Inner {
         // next refresh burns the grant. Until the new token is saved, the
         // previous grant's token is not served from the cache either.
         if let Some(lease) = lease {
-            match self.try_save_grant(key, lease.as_ref(), &unsaved).await {
-                Ok(()) => {
+            let saved = match lease.check().await {
+                Ok(()) => self.try_save(key, lease.as_ref(), &unsaved).await,
+                Err(err) => Err(err),
+            };
+            match saved {
+                Ok(Saved::Ours(token)) => {
                     self.unsaved.abandon(key);
                     return token;
                 }
+                // A login received after this one is stored already.
+                Ok(Saved::Theirs(Some(stored))) => {
+                    self.unsaved.abandon(key);
+                    return Arc::new(stored.value);
+                }
+                Ok(Saved::Theirs(None)) => return token,
                 Err(err) => {
                     warn!(%key, error = %err, "saving a new authorization failed; keeping it in memory and retrying");
                     self.unsaved.abandon(key);
@@ -63,24 +73,6 @@ impl Inner {
         self.cache.forget(key);
         self.keep_saving(key, None, unsaved);
         token
-    }
-
-    async fn try_save_grant(
-        &self,
-        key: &TokenKey,
-        lease: &dyn crate::store::KeyLock,
-        unsaved: &Arc<Unsaved>,
-    ) -> Result<()> {
-        lease.check().await?;
-        // A corrupt stored token makes `load` fail, and the error stands:
-        // overwriting it would destroy what a person may need to look at.
-        let expected = self.store.load(key).await?.map(|v| v.version);
-        let version = self
-            .store
-            .save_leased(lease, &unsaved.token, expected)
-            .await?;
-        self.cache.put(key, Arc::clone(&unsaved.token), version);
-        Ok(())
     }
 
     /// Deletes the token locally, under the lease. An unknown key touches

@@ -1,4 +1,4 @@
-//! Runs the auth emulator standalone: `cargo run -p auth-emulator -- --port 8975`.
+//! Runs the auth emulator standalone: `cargo run -p token-keeper-auth-emulator -- --port 8975`.
 //!
 //! It prints its base URL and the demo client credentials, then serves until
 //! Ctrl-C.

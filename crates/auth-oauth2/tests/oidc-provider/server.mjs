@@ -17,7 +17,18 @@ import * as http from 'node:http';
 console.log = console.error; // eslint-disable-line no-console
 console.info = console.error; // eslint-disable-line no-console
 
-const { default: Provider } = await import('oidc-provider');
+const { default: Provider, errors } = await import('oidc-provider');
+
+function page(title, body) {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1>${body}</body></html>`;
+}
+
+// Reads an application/x-www-form-urlencoded request body (for the device login pages).
+async function readForm(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
 
 // Fixed test credentials. The secret deliberately uses the base64 alphabet ('+', '/', '='):
 // oidc-provider form-decodes HTTP Basic credentials, so a client that does not
@@ -30,8 +41,29 @@ const POST_CLIENT_ID = 'conf-post-client';
 const POST_CLIENT_SECRET = 'pS3cr3t-Hn4_Lr8Tq2Wv6Xz0Bc5Dm9Fk3Gj7Pa1Se4Ui8Oy2Ew6Rt0Yq';
 const PUBLIC_CLIENT_ID = 'public-client';
 const ACCOUNT_ID = 'user-1';
+// The second client family: a service that acts as itself (client credentials, RFC 6749 §4.4)
+// and a device with no browser (device authorization, RFC 8628). Keep in sync with
+// tests/support/oidc_provider.rs.
+const SERVICE_CLIENT_ID = 'service-client';
+const SERVICE_CLIENT_SECRET = 'sS3cr3t+Lk2/Mn8Pq4Rs6Tu0Vw3Xy5Za7Bc9De1Fg=';
+const DEVICE_CLIENT_ID = 'device-client';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+// The polling interval sent with every device authorization: tiny, so tests stay fast while
+// still waiting for it as RFC 8628 requires (oidc-provider sends none, which means 5 s).
+const DEVICE_INTERVAL = 1;
+// The resource server (RFC 8707) that client credentials tokens may be asked for.
+const API_RESOURCE = 'https://api.example.test/';
 
 const GRANTS = ['authorization_code', 'refresh_token'];
+
+// Test controls (POST only, never used by a client under test):
+// - /_test/slow-down?count=N: the next N device-grant polls are answered `slow_down`
+//   (oidc-provider itself never sends it);
+// - /_test/expire-device-codes: every device code issued so far expires now, so the next
+//   poll is answered `expired_token`;
+// - /_test/token-requests (GET): how many requests reached the token endpoint so far.
+let slowDowns = 0;
+let tokenRequests = 0;
 
 // Minimal in-memory adapter (the built-in one prints a development-only warning).
 const stores = new Map();
@@ -148,6 +180,23 @@ const configuration = {
       redirect_uris: [REDIRECT_URI],
     },
     {
+      client_id: SERVICE_CLIENT_ID,
+      client_secret: SERVICE_CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'api:read api:write',
+    },
+    {
+      client_id: DEVICE_CLIENT_ID,
+      token_endpoint_auth_method: 'none',
+      application_type: 'native',
+      grant_types: [DEVICE_GRANT, 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+    },
+    {
       client_id: PUBLIC_CLIENT_ID,
       token_endpoint_auth_method: 'none',
       application_type: 'web',
@@ -195,6 +244,8 @@ const configuration = {
     Interaction: 600,
     Session: 3600,
     Grant: 14 * 24 * 3600,
+    ClientCredentials: 3600,
+    DeviceCode: 600,
   },
   features: {
     devInteractions: { enabled: false },
@@ -208,6 +259,39 @@ const configuration = {
     },
     revocation: { enabled: true },
     userinfo: { enabled: true },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // Only client credentials requests name a resource here; the code flow never does.
+      async defaultResource(ctx, client, oneOf) {
+        return oneOf || undefined;
+      },
+      async useGrantedResource() {
+        return false;
+      },
+      async getResourceServerInfo(ctx, resourceIndicator) {
+        if (resourceIndicator !== API_RESOURCE) {
+          throw new errors.InvalidTarget();
+        }
+        return { scope: 'api:read api:write', audience: API_RESOURCE, accessTokenFormat: 'opaque' };
+      },
+    },
+    deviceFlow: {
+      enabled: true,
+      // Plain pages with the library's forms (the defaults print a "customize me" notice).
+      async userCodeInputSource(ctx, form, out, err) {
+        const msg = err ? `<p class="error">${err.name}</p>` : '<p>Enter the code shown on your device</p>';
+        ctx.body = page('Sign-in', `${msg}${form}<button type="submit" form="op.deviceInputForm">Continue</button>`);
+      },
+      async userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
+        ctx.body = page('Confirm device', `<p>${client.clientId} shows <code>${userCode}</code></p>${form}
+<button type="submit" form="op.deviceConfirmForm">Continue</button>
+<button type="submit" form="op.deviceConfirmForm" value="yes" name="abort">Abort</button>`);
+      },
+      async successSource(ctx) {
+        ctx.body = page('Sign-in Success', '<p>Your device is signed in. You can close this page.</p>');
+      },
+    },
   },
   clientBasedCORS: () => false,
   interactions: {
@@ -225,6 +309,89 @@ const provider = new Provider(issuer, configuration);
 
 provider.on('server_error', (ctx, err) => {
   console.error('oidc-provider server_error:', ctx?.method, ctx?.path, err);
+});
+
+// Test controls, and the `interval` oidc-provider leaves out of device authorization responses.
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && ctx.path === '/_test/slow-down') {
+    slowDowns = Number(ctx.query.count || 1);
+    ctx.status = 204;
+    return undefined;
+  }
+  if (ctx.method === 'POST' && ctx.path === '/_test/expire-device-codes') {
+    const now = Math.floor(Date.now() / 1000);
+    for (const { payload } of stores.get('DeviceCode')?.values() ?? []) payload.exp = now - 1;
+    ctx.status = 204;
+    return undefined;
+  }
+  if (ctx.method === 'GET' && ctx.path === '/_test/token-requests') {
+    ctx.type = 'application/json';
+    ctx.body = { count: tokenRequests };
+    return undefined;
+  }
+  if (ctx.method === 'POST' && ctx.path === '/token') tokenRequests += 1;
+  if (ctx.method === 'POST' && ctx.path === '/token' && slowDowns > 0) {
+    slowDowns -= 1;
+    ctx.status = 400;
+    ctx.type = 'application/json';
+    ctx.body = { error: 'slow_down', error_description: 'polling too fast (test control)' };
+    return undefined;
+  }
+  await next();
+  if (ctx.path === '/device/auth' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+    ctx.body.interval = DEVICE_INTERVAL;
+  }
+  return undefined;
+});
+
+// Device logins are done by hand, as a person would: a sign-in form, then a consent form.
+provider.use(async (ctx, next) => {
+  const match = /^\/interaction\/([^/]+)(?:\/(login|consent))?\/?$/.exec(ctx.path);
+  if (!match) return next();
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  if (details.params.client_id !== DEVICE_CLIENT_ID) return next();
+  const { uid, prompt, params, session } = details;
+  const step = match[2];
+  if (ctx.method === 'GET' && !step) {
+    if (prompt.name === 'login') {
+      ctx.body = page('Sign in', `<form method="post" action="/interaction/${uid}/login">
+<input type="text" name="login" placeholder="account"/><input type="password" name="password"/>
+<button type="submit">Sign in</button></form>`);
+    } else {
+      ctx.body = page('Consent', `<p>${params.client_id} asks for ${params.scope}</p>
+<form method="post" action="/interaction/${uid}/consent"><input type="hidden" name="decision" value="allow"/>
+<button type="submit">Allow</button></form>`);
+    }
+    ctx.type = 'html';
+    return undefined;
+  }
+  if (ctx.method !== 'POST' || !step) return next();
+  const form = await readForm(ctx.req);
+  let result;
+  if (step === 'login') {
+    const login = form.get('login');
+    result = login ? { login: { accountId: login } } : { error: 'access_denied', error_description: 'no account' };
+  } else {
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+    const { missingOIDCScope, missingOIDCClaims, missingResourceScopes } = prompt.details;
+    if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope.join(' '));
+    if (missingOIDCClaims) grant.addOIDCClaims(missingOIDCClaims);
+    if (missingResourceScopes) {
+      for (const [indicator, scopes] of Object.entries(missingResourceScopes)) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+    }
+    result = { consent: { grantId: await grant.save() } };
+  }
+  const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, {
+    mergeWithLastSubmission: false,
+  });
+  ctx.status = 303;
+  ctx.redirect(returnTo);
+  ctx.status = 303;
+  return undefined;
 });
 
 // Automatic interactions: log in ACCOUNT_ID, then grant everything that was asked for.

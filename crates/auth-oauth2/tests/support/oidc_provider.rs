@@ -15,6 +15,15 @@
 //! - a confidential client using `client_secret_post`
 //!   ([`OidcProvider::post_client_id`]);
 //! - a public client using `none` ([`OidcProvider::public_client_id`]);
+//! - a service client for the client credentials grant only
+//!   ([`SERVICE_CLIENT_ID`], `client_secret_basic`, scopes `api:read` and
+//!   `api:write`), which may name the resource [`API_RESOURCE`] (RFC 8707);
+//! - a public device client for the device authorization grant and refresh
+//!   ([`DEVICE_CLIENT_ID`]); its logins are not automatic: a person (or
+//!   [`device_browser`]) enters the user code, signs in and consents through
+//!   HTML forms. Device authorizations carry `interval: 1`, and the server
+//!   can be told to answer `slow_down` ([`OidcProvider::slow_down_next`]) or
+//!   to expire every device code ([`OidcProvider::expire_device_codes`]);
 //! - one redirect URI for all of them, [`OidcProvider::redirect_uri`], which
 //!   nobody listens on: [`browser_login`] stops at it;
 //! - PKCE required, `S256` only;
@@ -63,6 +72,14 @@ pub const POST_CLIENT_ID: &str = "conf-post-client";
 pub const POST_CLIENT_SECRET: &str = "pS3cr3t-Hn4_Lr8Tq2Wv6Xz0Bc5Dm9Fk3Gj7Pa1Se4Ui8Oy2Ew6Rt0Yq";
 /// The client id of the public client (`token_endpoint_auth_method: none`).
 pub const PUBLIC_CLIENT_ID: &str = "public-client";
+/// The client credentials client (`client_secret_basic`).
+pub const SERVICE_CLIENT_ID: &str = "service-client";
+/// The secret of [`SERVICE_CLIENT_ID`].
+pub const SERVICE_CLIENT_SECRET: &str = "sS3cr3t+Lk2/Mn8Pq4Rs6Tu0Vw3Xy5Za7Bc9De1Fg=";
+/// The public device authorization client.
+pub const DEVICE_CLIENT_ID: &str = "device-client";
+/// The one resource server (RFC 8707) that tokens may be asked for.
+pub const API_RESOURCE: &str = "https://api.example.test/";
 /// The redirect URI registered for every client. Nothing listens on it.
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 /// The account that every automatic login signs in.
@@ -162,6 +179,41 @@ impl OidcProvider {
         .expect("discovery URL is valid")
     }
 
+    /// Makes the server answer the next `count` token requests with
+    /// `slow_down` (oidc-provider never sends it on its own).
+    pub async fn slow_down_next(&self, count: u32) {
+        self.control(&format!("slow-down?count={count}")).await;
+    }
+
+    /// Expires every device code issued so far: the next poll of each is
+    /// answered `expired_token`.
+    pub async fn expire_device_codes(&self) {
+        self.control("expire-device-codes").await;
+    }
+
+    /// How many requests have reached the token endpoint so far.
+    pub async fn token_requests(&self) -> u64 {
+        let url = format!("{}/_test/token-requests", self.issuer_id);
+        let body: serde_json::Value = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|err| panic!("GET {url}: {err}"))
+            .json()
+            .await
+            .expect("a JSON count");
+        body["count"].as_u64().expect("count")
+    }
+
+    async fn control(&self, what: &str) {
+        let url = format!("{}/_test/{what}", self.issuer_id);
+        let status = reqwest::Client::new()
+            .post(&url)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("POST {url}: {err}"))
+            .status();
+        assert_eq!(status.as_u16(), 204, "POST {url}");
+    }
+
     /// What the server has written to stderr so far (the last 64 KiB).
     pub fn logs(&self) -> String {
         lock(&self.log).clone()
@@ -229,9 +281,142 @@ pub async fn browser_login(authorize_url: &Url, redirect_uri: &str) -> Url {
     panic!("browser_login: more than {MAX_HOPS} redirects, last at {current}");
 }
 
-/// `tests/oidc-provider` of this crate.
+/// What the person does on the device confirmation page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceDecision {
+    /// Continue, sign in as [`ACCOUNT_ID`] and allow.
+    Approve,
+    /// Abort on the confirmation page.
+    Abort,
+}
+
+/// Plays a person at the verification URI of a device login: opens it,
+/// types `user_code` into the server's form, then either aborts on the
+/// confirmation page or continues, signs in as [`ACCOUNT_ID`] and consents,
+/// submitting each HTML form as a browser would (cookies kept, redirects
+/// followed by hand). Returns the text of the last page.
+pub async fn device_browser(
+    verification_uri: &str,
+    user_code: &str,
+    decision: DeviceDecision,
+) -> String {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build the browser's HTTP client");
+    let mut url = Url::parse(verification_uri).expect("verification URI");
+    let mut response = client
+        .get(url.clone())
+        .send()
+        .await
+        .expect("GET the verification URI");
+    let mut aborted = false;
+    for _ in 0..MAX_HOPS {
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response.headers()[reqwest::header::LOCATION]
+                .to_str()
+                .expect("Location")
+                .to_owned();
+            url = url.join(&location).expect("Location is a URL");
+            response = client
+                .get(url.clone())
+                .send()
+                .await
+                .expect("follow a redirect");
+            continue;
+        }
+        let body = response.text().await.expect("page body");
+        assert!(
+            status.is_success(),
+            "device login: {status} at {url}: {}",
+            excerpt(&body)
+        );
+        let Some(form) = Form::first(&body) else {
+            return body;
+        };
+        if aborted {
+            return body;
+        }
+        let mut fields = form.fields;
+        let has = |name: &str| fields.iter().any(|(n, _)| n == name);
+        if has("user_code") && has("confirm") && decision == DeviceDecision::Abort {
+            fields.retain(|(n, _)| n != "confirm");
+            fields.push(("abort".into(), "yes".into()));
+            aborted = true;
+        } else if let Some(code) = fields
+            .iter_mut()
+            .find(|(n, v)| n == "user_code" && v.is_empty())
+        {
+            code.1 = user_code.to_owned();
+        }
+        if let Some(login) = fields.iter_mut().find(|(n, _)| n == "login") {
+            login.1 = ACCOUNT_ID.to_owned();
+        }
+        if let Some(password) = fields.iter_mut().find(|(n, _)| n == "password") {
+            password.1 = "correct horse".to_owned();
+        }
+        let action = url.join(&form.action).expect("form action");
+        url = action.clone();
+        response = client
+            .post(action)
+            .form(&fields)
+            .send()
+            .await
+            .expect("submit a form");
+    }
+    panic!("device login: more than {MAX_HOPS} pages, last at {url}");
+}
+
+/// The first `<form>` of a page: its action and its inputs.
+struct Form {
+    action: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Form {
+    fn first(html: &str) -> Option<Form> {
+        let start = html.find("<form")?;
+        let end = html[start..]
+            .find("</form>")
+            .map_or(html.len(), |e| start + e);
+        let form = &html[start..end];
+        let open = &form[..form.find('>')?];
+        let action = attr(open, "action").unwrap_or_default();
+        let mut fields = Vec::new();
+        let mut rest = form;
+        while let Some(at) = rest.find("<input") {
+            let tag_end = rest[at..].find('>').map_or(rest.len(), |e| at + e);
+            let tag = &rest[at..tag_end];
+            if let Some(name) = attr(tag, "name") {
+                fields.push((name, attr(tag, "value").unwrap_or_default()));
+            }
+            rest = &rest[tag_end..];
+        }
+        Some(Form { action, fields })
+    }
+}
+
+/// The value of `name="…"` in a tag (as oidc-provider writes them).
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let at = tag
+        .find(&needle)
+        .or_else(|| tag.find(&needle.replacen(' ', "\n", 1)))?
+        + needle.len();
+    let len = tag[at..].find('"')?;
+    Some(tag[at..at + len].replace("&amp;", "&"))
+}
+
+/// `tests/oidc-provider` of auth-oauth2, found from any crate of the
+/// workspace: other crates' tests (authctl's) include this file by path.
 fn server_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crates live in crates/")
+        .join("auth-oauth2")
         .join("tests")
         .join("oidc-provider")
 }

@@ -8,7 +8,9 @@ use auth_core::{ProviderId, TokenProvider};
 use auth_fitbit::{
     AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope,
 };
-use auth_oauth2::{ClientAuth, Endpoints, HttpConfig, OAuth2Provider, is_loopback};
+use auth_oauth2::{
+    ClientAuth, ClientCredentials, Endpoints, HttpConfig, OAuth2Provider, is_loopback,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -39,6 +41,24 @@ struct RawProvider {
     introspect_url: Option<String>,
     revoke_url: Option<String>,
     tokeninfo_url: Option<String>,
+    /// `oauth2` only: `authorization_code` (the default) or
+    /// `client_credentials`.
+    grant: Option<String>,
+    /// `oauth2` only: the RFC 8628 endpoint when there is no discovery.
+    device_authorization_url: Option<String>,
+    /// `oauth2` with `client_credentials`: sent as `audience`.
+    audience: Option<String>,
+    /// `oauth2` with `client_credentials`: sent as `resource` (RFC 8707).
+    resource: Option<String>,
+}
+
+/// Which grant an `oauth2` provider gets its tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// A person logs in (`authctl login`, or `login --device`).
+    AuthorizationCode,
+    /// The client acts as itself: `authctl token` works with no login.
+    ClientCredentials,
 }
 
 /// The three kinds of provider.
@@ -87,6 +107,7 @@ struct Urls {
     introspect: Option<Url>,
     revoke: Option<Url>,
     tokeninfo: Option<Url>,
+    device: Option<Url>,
 }
 
 /// One checked `[providers.NAME]` section.
@@ -102,6 +123,9 @@ pub(crate) struct ProviderConfig {
     issuer: Option<String>,
     auth_method: ClientAuth,
     urls: Urls,
+    grant: Grant,
+    audience: Option<String>,
+    resource: Option<String>,
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -118,6 +142,7 @@ impl fmt::Debug for ProviderConfig {
             .field("client_secret", &secret)
             .field("redirect_uri", &self.redirect_uri.as_str())
             .field("scopes", &self.scopes)
+            .field("grant", &self.grant)
             .finish_non_exhaustive()
     }
 }
@@ -236,11 +261,16 @@ impl ProviderConfig {
             introspect: section.endpoint("introspect_url", raw.introspect_url.as_deref())?,
             revoke: section.endpoint("revoke_url", raw.revoke_url.as_deref())?,
             tokeninfo: section.endpoint("tokeninfo_url", raw.tokeninfo_url.as_deref())?,
+            device: section.endpoint(
+                "device_authorization_url",
+                raw.device_authorization_url.as_deref(),
+            )?,
         };
         if let Some(issuer) = raw.issuer.as_deref() {
             section.endpoint("issuer", Some(issuer))?;
         }
         let has_secret = !matches!(secret, SecretSource::None);
+        let grant = grant_rules(&section, &raw, kind)?;
         let (app_type, auth_method) = match kind {
             ProviderKind::Fitbit => (
                 fitbit_rules(&section, &raw, has_secret)?,
@@ -252,7 +282,7 @@ impl ProviderConfig {
             }
             ProviderKind::OAuth2 => (
                 AppType::Server,
-                oauth2_rules(&section, &raw, has_secret, &urls)?,
+                oauth2_rules(&section, &raw, has_secret, &urls, grant)?,
             ),
         };
         let redirect_uri = section.parse_url(
@@ -271,6 +301,9 @@ impl ProviderConfig {
             issuer: raw.issuer,
             auth_method,
             urls,
+            grant,
+            audience: raw.audience,
+            resource: raw.resource,
         })
     }
 
@@ -376,51 +409,82 @@ impl ProviderConfig {
                         .endpoints(endpoints);
                 Arc::new(builder.build().map_err(library)?)
             }
-            ProviderKind::OAuth2 => {
-                let id = ProviderId::new(&self.name).map_err(library)?;
-                let mut builder = match (&self.issuer, urls.authorize, urls.token) {
-                    (Some(issuer), _, _) => {
-                        let issuer = Url::parse(issuer).map_err(|e| {
-                            self.section()
-                                .error("issuer", format!("not a valid URL ({e})"))
-                        })?;
-                        OAuth2Provider::discover(
-                            id,
-                            &self.client_id,
-                            &issuer,
-                            HttpConfig::default(),
-                        )
-                        .await
-                        .map_err(library)?
-                    }
-                    (None, Some(authorize), Some(token)) => {
-                        let mut endpoints = Endpoints::new(authorize, token);
-                        if let Some(url) = urls.introspect {
-                            endpoints = endpoints.with_introspection(url);
-                        }
-                        if let Some(url) = urls.revoke {
-                            endpoints = endpoints.with_revocation(url);
-                        }
-                        OAuth2Provider::builder(id, &self.client_id).endpoints(endpoints)
-                    }
-                    _ => {
-                        return Err(self.section().error(
-                            "token_url",
-                            "missing: give issuer, or authorize_url and token_url",
-                        ));
-                    }
-                };
-                builder = builder
-                    .client_auth(self.auth_method)
-                    .redirect_uri(self.redirect_uri.as_str())
-                    .default_scopes(self.scopes.clone());
-                if let Some(secret) = &secret {
-                    builder = builder.client_secret(secret.expose_secret());
-                }
-                Arc::new(builder.build().map_err(library)?)
-            }
+            ProviderKind::OAuth2 => Arc::new(self.oauth2(secret.as_ref()).await?),
         };
         Ok(provider)
+    }
+    /// Builds a `kind = "oauth2"` provider (for `login --device`, which
+    /// needs the device flow of this concrete type).
+    pub(crate) async fn build_oauth2(&self) -> CliResult<OAuth2Provider> {
+        let secret = self.client_secret()?;
+        self.oauth2(secret.as_ref()).await
+    }
+
+    async fn oauth2(&self, secret: Option<&SecretString>) -> CliResult<OAuth2Provider> {
+        let target = Target {
+            provider: &self.name,
+            account: None,
+        };
+        let library = |e: auth_core::Error| {
+            Failure::from_auth(&e, &target)
+                .context(format!("{}: [providers.{}]", self.file, self.name))
+        };
+        let urls = self.urls.clone();
+        let id = ProviderId::new(&self.name).map_err(library)?;
+        // A client credentials provider never sends anyone to authorize:
+        // its token URL stands in for the authorize URL it has no use for.
+        let authorize = match (urls.authorize, self.grant) {
+            (None, Grant::ClientCredentials) => urls.token.clone(),
+            (authorize, _) => authorize,
+        };
+        let mut builder = match (&self.issuer, authorize, urls.token) {
+            (Some(issuer), _, _) => {
+                let issuer = Url::parse(issuer).map_err(|e| {
+                    self.section()
+                        .error("issuer", format!("not a valid URL ({e})"))
+                })?;
+                OAuth2Provider::discover(id, &self.client_id, &issuer, HttpConfig::default())
+                    .await
+                    .map_err(library)?
+            }
+            (None, Some(authorize), Some(token)) => {
+                let mut endpoints = Endpoints::new(authorize, token);
+                if let Some(url) = urls.introspect {
+                    endpoints = endpoints.with_introspection(url);
+                }
+                if let Some(url) = urls.revoke {
+                    endpoints = endpoints.with_revocation(url);
+                }
+                if let Some(url) = urls.device {
+                    endpoints = endpoints.with_device_authorization(url);
+                }
+                OAuth2Provider::builder(id, &self.client_id).endpoints(endpoints)
+            }
+            _ => {
+                return Err(self.section().error(
+                    "token_url",
+                    "missing: give issuer, or authorize_url and token_url",
+                ));
+            }
+        };
+        builder = builder
+            .client_auth(self.auth_method)
+            .redirect_uri(self.redirect_uri.as_str())
+            .default_scopes(self.scopes.clone());
+        if self.grant == Grant::ClientCredentials {
+            let mut grant = ClientCredentials::new().scopes(self.scopes.clone());
+            if let Some(audience) = &self.audience {
+                grant = grant.audience(audience);
+            }
+            if let Some(resource) = &self.resource {
+                grant = grant.resource(resource);
+            }
+            builder = builder.client_credentials(grant);
+        }
+        if let Some(secret) = secret {
+            builder = builder.client_secret(secret.expose_secret());
+        }
+        builder.build().map_err(library)
     }
 }
 
@@ -504,8 +568,16 @@ fn oauth2_rules(
     raw: &RawProvider,
     has_secret: bool,
     urls: &Urls,
+    grant: Grant,
 ) -> CliResult<ClientAuth> {
     let kind = ProviderKind::OAuth2;
+    if grant == Grant::ClientCredentials && raw.auth_method.as_deref() == Some("none") {
+        return Err(section.error(
+            "auth_method",
+            "the client credentials grant needs a confidential client (RFC 6749 §4.4); use \
+             client_secret_basic or client_secret_post, with its secret",
+        ));
+    }
     section.not_for_kind("app_type", raw.app_type.is_some(), kind)?;
     section.not_for_kind("tokeninfo_url", raw.tokeninfo_url.is_some(), kind)?;
     let auth_method = match raw.auth_method.as_deref() {
@@ -545,6 +617,7 @@ fn oauth2_rules(
         ("token_url", urls.token.is_some()),
         ("introspect_url", urls.introspect.is_some()),
         ("revoke_url", urls.revoke.is_some()),
+        ("device_authorization_url", urls.device.is_some()),
     ];
     if raw.issuer.is_some() {
         if let Some((field, _)) = endpoints.iter().find(|(_, set)| *set) {
@@ -552,6 +625,13 @@ fn oauth2_rules(
                 field,
                 "the endpoints come from discovery when issuer is set; give either issuer or \
                  the endpoint URLs",
+            ));
+        }
+    } else if grant == Grant::ClientCredentials {
+        if urls.token.is_none() {
+            return Err(section.error(
+                "token_url",
+                "missing: a client credentials provider needs issuer (for discovery) or token_url",
             ));
         }
     } else if let Some((field, _)) = endpoints[..2].iter().find(|(_, set)| !*set) {
@@ -562,6 +642,46 @@ fn oauth2_rules(
         ));
     }
     Ok(auth_method)
+}
+
+/// `grant`, `audience` and `resource`: only for `oauth2`, and the last two
+/// only with `client_credentials`.
+fn grant_rules(section: &Section<'_>, raw: &RawProvider, kind: ProviderKind) -> CliResult<Grant> {
+    if kind != ProviderKind::OAuth2 {
+        section.not_for_kind("grant", raw.grant.is_some(), kind)?;
+        section.not_for_kind(
+            "device_authorization_url",
+            raw.device_authorization_url.is_some(),
+            kind,
+        )?;
+    }
+    let grant = match raw.grant.as_deref() {
+        None | Some("authorization_code") => Grant::AuthorizationCode,
+        Some("client_credentials") => Grant::ClientCredentials,
+        Some(other) => {
+            return Err(section.error(
+                "grant",
+                format!(
+                    "{other:?} is not a grant; use \"authorization_code\" (the default) or \
+                     \"client_credentials\""
+                ),
+            ));
+        }
+    };
+    if grant != Grant::ClientCredentials {
+        for (field, set) in [
+            ("audience", raw.audience.is_some()),
+            ("resource", raw.resource.is_some()),
+        ] {
+            if set {
+                return Err(section.error(
+                    field,
+                    "applies only to grant = \"client_credentials\"; remove it",
+                ));
+            }
+        }
+    }
+    Ok(grant)
 }
 
 fn override_url(slot: &mut Url, value: Option<Url>) {

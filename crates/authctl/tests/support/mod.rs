@@ -465,6 +465,19 @@ impl Running {
         }
     }
 
+    /// The next stderr line that contains `needle`.
+    pub(crate) async fn line_containing(&mut self, needle: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(CHILD_LIMIT, self.lines.recv())
+                .await
+                .expect("authctl printed the line in time")
+                .unwrap_or_else(|| panic!("stderr ended before a line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
     /// Writes a line to the child's stdin, then closes it.
     pub(crate) fn type_line(&mut self, line: &str) {
         use std::io::Write as _;
