@@ -3,7 +3,7 @@
 //! they share: playing the user's browser, and checking a claim.
 //!
 //! Every example runs offline against the in-process emulator
-//! (`auth-emulator`), needs no input, and exits 0 only if what it shows
+//! (`auth-emulator`) (`multi_host` also needs a PostgreSQL database), needs no input, and exits 0 only if what it shows
 //! actually happened. None of them ever prints a token.
 //!
 //! | Example | Run | What it shows |
@@ -12,6 +12,7 @@
 //! | `custom_provider` | `cargo run -p examples --example custom_provider` | a new provider from `auth-oauth2` hooks, against a small server with its own error body |
 //! | `custom_store` | `cargo run -p examples --example custom_store` | a `TokenStore` written from scratch that passes the conformance suite, then drives a manager |
 //! | `web_app` | `cargo run -p examples --example web_app` | an axum app serving many users with Fitbit and Google Health side by side (`-- --serve` keeps it running) |
+//! | `multi_host` | `TOKEN_KEEPER_PG_URL=postgres://… cargo run -p examples --example multi_host` | two hosts (managers with separate pools) on one PostgreSQL database refresh the same users at once: one refresh per user |
 //! | `migration` | `cargo run -p examples --example migration` | the dual-provider bridge: users moved from legacy Fitbit to Google Health one at a time |
 //!
 //! `cargo test -p examples` builds and runs each of them (the test

@@ -92,11 +92,17 @@ fn token_words(text: &str) -> impl Iterator<Item = &str> {
 /// Runs the example `name` with `args` and checks its exit, its last words
 /// and that nothing secret came out. Returns its stdout.
 async fn run(name: &str, args: &[&str]) -> String {
+    run_with(name, args, &[]).await
+}
+
+/// [`run`], with extra environment variables.
+async fn run_with(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let path = executables()
         .get(name)
         .unwrap_or_else(|| panic!("cargo built no example named {name}"));
     let child = tokio::process::Command::new(path)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -138,6 +144,13 @@ async fn run(name: &str, args: &[&str]) -> String {
     }
     stdout
 }
+
+/// The throwaway PostgreSQL cluster of store-postgres's tests, for
+/// `multi_host` (or `TOKEN_KEEPER_PG_URL` when set).
+#[cfg(unix)]
+#[allow(dead_code, reason = "the example needs only the URL")]
+#[path = "../../crates/store-postgres/tests/support/cluster.rs"]
+mod cluster;
 
 #[test]
 fn the_secret_detector_catches_tokens_and_spares_scopes() {
@@ -181,6 +194,18 @@ async fn web_app() {
 async fn migration() {
     let out = run("migration", &[]).await;
     assert!(out.contains("DA7E44 is on Google Health"), "{out}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn multi_host() {
+    let url = cluster::shared().url();
+    let out = run_with("multi_host", &[], &[("TOKEN_KEEPER_PG_URL", url)]).await;
+    assert!(
+        out.contains("exactly one refresh per user (5 for 5 users"),
+        "{out}"
+    );
+    assert!(!out.contains(cluster::PASSWORD), "{out}");
 }
 
 #[tokio::test]

@@ -186,12 +186,14 @@ impl Failure {
             StoreErrorKind::Unavailable => Self::new(
                 ExitKind::Transient,
                 message,
-                "the token store cannot be reached now; try again when it is back",
+                "the token store named above cannot be reached now (for a database: is it \
+                 running and reachable from here?); try again when it is back",
             ),
             StoreErrorKind::LeaseLost => Self::new(
                 ExitKind::Transient,
                 message,
-                "the token's lock was lost (were lock files deleted?); try again",
+                "the token's lock was lost (were lock files deleted, or was this host cut off \
+                 from the database for longer than the lease?); try again",
             ),
             _ => Self::new(
                 ExitKind::Unexpected,

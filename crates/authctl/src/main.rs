@@ -36,6 +36,8 @@
 //! ```toml
 //! [store]
 //! path = "~/.local/share/authctl/tokens"   # AUTHCTL_STORE overrides it
+//! # or, for tokens shared by several hosts (not both):
+//! # url = "postgres://app@db.example:5432/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem"
 //!
 //! [providers.fitbit]                        # the NAME is the provider id
 //! kind = "fitbit"                           # fitbit | google-health | oauth2
@@ -45,6 +47,11 @@
 //! redirect_uri = "http://127.0.0.1:8976/callback"
 //! scopes = ["activity", "heartrate", "sleep"]
 //! ```
+//!
+//! `AUTHCTL_STORE` may be a directory or a `postgres://` URL. A PostgreSQL
+//! store's tables are created on first use; messages name it as
+//! `host:port/db`, never with its password. An unreachable database exits
+//! 4, a malformed URL 2.
 //!
 //! To encrypt the tokens at rest, name the keys in `[store]`:
 //! `encryption_keys_env = "NAME"` (a variable holding `KID:BASE64,…`, the

@@ -36,6 +36,7 @@ pub(crate) fn init_tracing(verbose: u8) {
         "auth_oauth2",
         "auth_fitbit",
         "store_file",
+        "store_postgres",
     ];
     let level = match verbose {
         0 => None,
@@ -279,7 +280,7 @@ pub(crate) enum StatusRow {
 }
 
 /// `authctl status`: a table, or JSON.
-pub(crate) fn status(root: &std::path::Path, rows: &[StatusRow], as_json: bool, now: SystemTime) {
+pub(crate) fn status(place: &str, rows: &[StatusRow], as_json: bool, now: SystemTime) {
     if as_json {
         let items: Vec<Value> = rows
             .iter()
@@ -296,7 +297,7 @@ pub(crate) fn status(root: &std::path::Path, rows: &[StatusRow], as_json: bool, 
         return;
     }
     if rows.is_empty() {
-        line(&format!("no tokens stored in {}", root.display()));
+        line(&format!("no tokens stored in {place}"));
         return;
     }
     let mut table = vec![[

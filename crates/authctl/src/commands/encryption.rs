@@ -58,8 +58,8 @@ pub(crate) fn keygen() -> CliResult {
 /// stdout.
 pub(crate) async fn rekey(config: Option<&Path>, args: RekeyArgs) -> CliResult {
     let config = Config::load(config)?;
-    let (root, store) = open_store(&config)?;
-    let Some(store) = encrypted(&config, Arc::new(store))? else {
+    let opened = open_store(&config).await?;
+    let Some(store) = encrypted(&config, opened.store)? else {
         return Err(Failure::usage(
             "the token store is not encrypted: [store] names no encryption keys",
             "set [store] encryption_keys_env = \"NAME\" (or encryption_keys_file = \"PATH\") \
@@ -77,7 +77,7 @@ pub(crate) async fn rekey(config: Option<&Path>, args: RekeyArgs) -> CliResult {
     output::line(&format!(
         "rekeyed {} with primary key {}: {} re-encrypted, {} plaintext encrypted, {} already \
          current, {} plaintext remaining, {} failed",
-        root.display(),
+        opened.place,
         store.key_ring().primary_id(),
         report.reencrypted,
         report.plaintext_encrypted,

@@ -2,7 +2,6 @@
 //! `revoke` and `logout`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use auth_core::secrecy::ExposeSecret as _;
@@ -10,7 +9,7 @@ use auth_core::{DEFAULT_SKEW, TokenManager};
 
 use super::{Session, managed_store, open_store, token_key};
 use crate::cli::{IntrospectArgs, KeyArgs};
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
 use crate::exit::{CliResult, Failure, Target};
 use crate::output::{self, TokenView};
 
@@ -30,8 +29,8 @@ pub(crate) async fn token(config: Option<&Path>, args: KeyArgs) -> CliResult {
     let config = Config::load(config)?;
     let key = token_key(&args.provider, &args.account)?;
     config.provider(&args.provider)?.check_secret()?;
-    let (_, store) = open_store(&config)?;
-    let store = managed_store(&config, store)?;
+    let opened = open_store(&config).await?;
+    let store = managed_store(&config, opened.store)?;
     if let Ok(Some(stored)) = store.load(&key).await
         && servable(&stored.value)
     {
@@ -63,7 +62,17 @@ pub(crate) fn token_before_runtime(config: Option<&Path>, args: &KeyArgs) -> Cli
         // Decrypting takes the encrypted store, which is async.
         return Ok(false);
     }
-    let (_, store) = open_store(&config)?;
+    // Only a file store that exists already: a database store is async,
+    // and a missing directory is the normal path's to report.
+    let StoreLocation::Path(root) = config.store_location()? else {
+        return Ok(false);
+    };
+    if !root.is_dir() {
+        return Ok(false);
+    }
+    let Ok(store) = store_file::FileTokenStore::open(&root) else {
+        return Ok(false);
+    };
     match store.load_blocking(&key) {
         Ok(Some(stored)) if servable(&stored.value) => {
             output::token(stored.value.access_token().expose_secret());
@@ -156,8 +165,8 @@ pub(crate) async fn revoke(config: Option<&Path>, args: KeyArgs) -> CliResult {
 pub(crate) async fn logout(config: Option<&Path>, args: KeyArgs) -> CliResult {
     let config = Config::load(config)?;
     let key = token_key(&args.provider, &args.account)?;
-    let (root, store) = open_store(&config)?;
-    let manager = super::track(TokenManager::builder(Arc::new(store)).build());
+    let opened = open_store(&config).await?;
+    let manager = super::track(TokenManager::builder(opened.store).build());
     let removed = manager
         .remove(&key)
         .await
@@ -166,7 +175,7 @@ pub(crate) async fn logout(config: Option<&Path>, args: KeyArgs) -> CliResult {
         output::line(&format!(
             "logged out: deleted the token of {key} from {} (the grant itself was not revoked \
              at the provider)",
-            root.display()
+            opened.place
         ));
     } else {
         output::line(&format!("no token stored for {key}; nothing to do"));

@@ -11,15 +11,16 @@ mod status;
 
 pub(crate) use keys::token_before_runtime;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use auth_core::{TokenKey, TokenManager, TokenStore};
+use auth_core::{Error, TokenKey, TokenManager, TokenStore};
 use store_file::FileTokenStore;
+use store_postgres::PostgresTokenStore;
 
 use crate::cli::{Cli, Command};
-use crate::config::{Config, ProviderConfig};
+use crate::config::{Config, ProviderConfig, StoreLocation};
 use crate::exit::{CliResult, ExitKind, Failure, Target};
 use crate::output;
 
@@ -31,6 +32,19 @@ static MANAGERS: Mutex<Vec<TokenManager>> = Mutex::new(Vec::new());
 /// a little over the manager's save retry time, so that a new pair whose
 /// save failed (a full disk) gets every chance to land.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(330);
+
+/// PostgreSQL stores opened by this run, closed after the managers have
+/// shut down, so that the releases of dropped leases reach the database
+/// before the process exits (otherwise the next run would wait for them to
+/// expire).
+static OPENED: Mutex<Vec<PostgresTokenStore>> = Mutex::new(Vec::new());
+
+async fn close_stores() {
+    let opened = std::mem::take(&mut *OPENED.lock().unwrap_or_else(PoisonError::into_inner));
+    for store in opened {
+        store.close().await;
+    }
+}
 
 /// Registers a manager for the shutdown at exit.
 fn track(manager: TokenManager) -> TokenManager {
@@ -72,6 +86,7 @@ pub(crate) async fn run(cli: Cli) -> u8 {
         command => interruptible(cli.config.as_deref(), command).await,
     };
     let closed = shutdown_all().await;
+    close_stores().await;
     match result.and(closed) {
         Ok(()) => 0,
         Err(failure) => {
@@ -126,31 +141,65 @@ fn token_key(provider: &str, account: &str) -> CliResult<TokenKey> {
     })
 }
 
-/// Opens the configured file store, creating its directory if needed.
-fn open_store(config: &Config) -> CliResult<(PathBuf, FileTokenStore)> {
-    let root = config.store_root()?;
-    let store = FileTokenStore::open(&root).map_err(|e| {
-        Failure::from_auth(
-            &e,
-            &Target {
-                provider: "-",
-                account: None,
-            },
-        )
-    })?;
-    Ok((root, store))
+/// An open token store, and how to name it in messages.
+pub(crate) struct OpenStore {
+    /// The store.
+    pub(crate) store: Arc<dyn TokenStore>,
+    /// The directory, or `PostgreSQL host:port/db (schema.table)`; never a
+    /// password.
+    pub(crate) place: String,
 }
 
-/// The configured store as the token manager sees it: the file store,
+/// Opens the configured store: a file store (creating its directory if
+/// needed) or a PostgreSQL store (creating its tables if needed).
+async fn open_store(config: &Config) -> CliResult<OpenStore> {
+    let everywhere = Target {
+        provider: "-",
+        account: None,
+    };
+    match config.store_location()? {
+        StoreLocation::Path(root) => {
+            let store =
+                FileTokenStore::open(&root).map_err(|e| Failure::from_auth(&e, &everywhere))?;
+            Ok(OpenStore {
+                store: Arc::new(store),
+                place: root.display().to_string(),
+            })
+        }
+        StoreLocation::Url(url) => {
+            let store = PostgresTokenStore::connect(&url)
+                .await
+                .map_err(|e| match e {
+                    Error::Configuration { .. } => Failure::new(
+                        ExitKind::Usage,
+                        e.to_string(),
+                        "fix [store] url in the config (or AUTHCTL_STORE): the user, password, \
+                         host, port, database and sslmode",
+                    ),
+                    other => Failure::from_auth(&other, &everywhere),
+                })?;
+            let place = format!("PostgreSQL {} ({})", store.endpoint(), store.tables());
+            OPENED
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(store.clone());
+            Ok(OpenStore {
+                store: Arc::new(store),
+                place,
+            })
+        }
+    }
+}
+
+/// The configured store as the token manager sees it: the file or
+/// PostgreSQL store,
 /// wrapped in an [`EncryptedStore`](store_encrypted::EncryptedStore) when
 /// `[store]` names encryption keys.
-fn managed_store(config: &Config, store: FileTokenStore) -> CliResult<Arc<dyn TokenStore>> {
-    Ok(
-        match encryption::encrypted(config, Arc::new(store.clone()))? {
-            Some(encrypted) => Arc::new(encrypted),
-            None => Arc::new(store),
-        },
-    )
+fn managed_store(config: &Config, store: Arc<dyn TokenStore>) -> CliResult<Arc<dyn TokenStore>> {
+    Ok(match encryption::encrypted(config, Arc::clone(&store))? {
+        Some(encrypted) => Arc::new(encrypted),
+        None => store,
+    })
 }
 
 /// Everything a command on one account needs.
@@ -172,9 +221,9 @@ impl Session {
     async fn with_config(config: Config, key: TokenKey) -> CliResult<Self> {
         let section = config.provider(key.provider.as_str())?;
         let built = section.build().await?;
-        let (_, store) = open_store(&config)?;
+        let opened = open_store(&config).await?;
         let manager = track(
-            TokenManager::builder(managed_store(&config, store)?)
+            TokenManager::builder(managed_store(&config, opened.store)?)
                 .provider(built)
                 .build(),
         );

@@ -3,11 +3,9 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use auth_core::TokenStore as _;
-
 use super::open_store;
 use crate::cli::StatusArgs;
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
 use crate::exit::{CliResult, Failure, Target};
 use crate::output::{self, StatusRow, TokenView};
 
@@ -20,12 +18,19 @@ use crate::output::{self, StatusRow, TokenView};
 /// looking leaves no trace on a fresh machine.
 pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
     let config = Config::load(config)?;
-    let root = config.store_root()?;
-    if !root.exists() {
-        output::status(&root, &[], args.json, SystemTime::now());
+    if let StoreLocation::Path(root) = config.store_location()?
+        && !root.exists()
+    {
+        output::status(
+            &root.display().to_string(),
+            &[],
+            args.json,
+            SystemTime::now(),
+        );
         return Ok(());
     }
-    let (root, store) = open_store(&config)?;
+    let opened = open_store(&config).await?;
+    let store = opened.store;
     let everywhere = Target {
         provider: "-",
         account: None,
@@ -54,7 +59,7 @@ pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
             }
         }
     }
-    output::status(&root, &rows, args.json, now);
+    output::status(&opened.place, &rows, args.json, now);
     match broken {
         Some(failure) => Err(failure),
         None => Ok(()),

@@ -20,8 +20,33 @@ use store_file::FileTokenStore;
 use crate::exit::{CliResult, Failure};
 pub(crate) use provider::{ProviderConfig, ProviderKind};
 
-/// The environment variable that overrides the store directory.
+/// The environment variable that overrides the store: a directory, or a
+/// `postgres://` URL.
 pub(crate) const STORE_ENV: &str = "AUTHCTL_STORE";
+
+/// Where the tokens are.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum StoreLocation {
+    /// A file store directory (one host).
+    Path(PathBuf),
+    /// A PostgreSQL URL (many hosts). It may hold a password, so it is
+    /// never printed: messages name the store by `host:port/db`.
+    Url(String),
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => f.debug_tuple("Path").field(path).finish(),
+            Self::Url(_) => f.write_str("Url([redacted])"),
+        }
+    }
+}
+
+/// Whether `text` names a PostgreSQL store rather than a directory.
+fn is_postgres_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
 
 /// The whole file.
 #[derive(Deserialize)]
@@ -38,6 +63,7 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<PathBuf>,
+    url: Option<String>,
     encryption_keys_env: Option<String>,
     encryption_keys_file: Option<PathBuf>,
     accept_plaintext: Option<bool>,
@@ -83,7 +109,7 @@ pub(crate) struct Config {
     /// The file read, or the default location that does not exist.
     file: Option<PathBuf>,
     found: bool,
-    store_path: Option<PathBuf>,
+    store: Option<StoreLocation>,
     encryption: Option<Encryption>,
     providers: BTreeMap<String, ProviderConfig>,
 }
@@ -108,7 +134,7 @@ impl Config {
                     return Ok(Self {
                         file: None,
                         found: false,
-                        store_path: None,
+                        store: None,
                         encryption: None,
                         providers: BTreeMap::new(),
                     });
@@ -124,7 +150,7 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Self {
                 file: Some(path),
                 found: false,
-                store_path: None,
+                store: None,
                 encryption: None,
                 providers: BTreeMap::new(),
             }),
@@ -150,6 +176,29 @@ impl Config {
             providers.insert(name, provider);
         }
         let base = file.parent().unwrap_or_else(|| Path::new("."));
+        let store = match (raw.store.path, raw.store.url) {
+            (Some(_), Some(_)) => {
+                return Err(Failure::usage(
+                    format!("{shown}: [store] has both path and url"),
+                    format!(
+                        "keep one in {shown}: path for a file store on this host, url for a \
+                         PostgreSQL store shared by several hosts"
+                    ),
+                ));
+            }
+            (Some(path), None) => Some(StoreLocation::Path(resolve_path(&path, base))),
+            (None, Some(url)) if is_postgres_url(&url) => Some(StoreLocation::Url(url)),
+            (None, Some(_)) => {
+                return Err(Failure::usage(
+                    format!("{shown}: [store] url is not a postgres:// or postgresql:// URL"),
+                    format!(
+                        "fix [store] url in {shown}, for example \
+                         url = \"postgres://user@db.example:5432/app?sslmode=verify-full\""
+                    ),
+                ));
+            }
+            (None, None) => None,
+        };
         let keys = match (
             raw.store.encryption_keys_env,
             raw.store.encryption_keys_file,
@@ -178,7 +227,7 @@ impl Config {
         Ok(Self {
             file: Some(file.to_owned()),
             found: true,
-            store_path: raw.store.path.map(|p| resolve_path(&p, base)),
+            store,
             encryption: keys.map(|keys| Encryption {
                 keys,
                 accept_plaintext: raw.store.accept_plaintext.unwrap_or(true),
@@ -228,21 +277,30 @@ impl Config {
         })
     }
 
-    /// The token store directory: `AUTHCTL_STORE`, else `[store] path`,
-    /// else the file store's platform default.
-    pub(crate) fn store_root(&self) -> CliResult<PathBuf> {
-        if let Some(dir) = std::env::var_os(STORE_ENV).filter(|v| !v.is_empty()) {
-            return Ok(PathBuf::from(dir));
+    /// The token store: `AUTHCTL_STORE` (a directory or a `postgres://`
+    /// URL), else `[store] path` or `[store] url`, else the file store's
+    /// platform default.
+    pub(crate) fn store_location(&self) -> CliResult<StoreLocation> {
+        if let Some(value) = std::env::var_os(STORE_ENV).filter(|v| !v.is_empty()) {
+            return Ok(match value.to_str() {
+                Some(text) if is_postgres_url(text) => StoreLocation::Url(text.to_owned()),
+                _ => StoreLocation::Path(PathBuf::from(value)),
+            });
         }
-        if let Some(path) = &self.store_path {
-            return Ok(path.clone());
+        if let Some(store) = &self.store {
+            return Ok(store.clone());
         }
-        FileTokenStore::default_root().map_err(|e| {
-            Failure::usage(
-                e.to_string(),
-                format!("set [store] path in the config, or the {STORE_ENV} environment variable"),
-            )
-        })
+        FileTokenStore::default_root()
+            .map(StoreLocation::Path)
+            .map_err(|e| {
+                Failure::usage(
+                    e.to_string(),
+                    format!(
+                        "set [store] path (or url) in the config, or the {STORE_ENV} \
+                         environment variable"
+                    ),
+                )
+            })
     }
 
     /// The store's encryption settings, when `[store]` names keys.
@@ -315,9 +373,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            config.store_path.as_deref(),
-            Some(Path::new("/etc/authctl/tokens"))
+            config.store,
+            Some(StoreLocation::Path(PathBuf::from("/etc/authctl/tokens")))
         );
+    }
+
+    #[test]
+    fn a_store_url_is_kept_and_never_shown_in_debug() {
+        let config = Config::parse(
+            "[store]\nurl = \"postgres://app:s3cret-pw@db:5432/tokens\"\n",
+            Path::new("/etc/a.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.store,
+            Some(StoreLocation::Url(
+                "postgres://app:s3cret-pw@db:5432/tokens".into()
+            ))
+        );
+        assert!(!format!("{config:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn path_and_url_together_are_refused() {
+        let err = Config::parse(
+            "[store]\npath = \"t\"\nurl = \"postgres://db/x\"\n",
+            Path::new("/etc/a.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind().code(), 2);
+        assert!(
+            err.message().contains("both path and url"),
+            "{}",
+            err.message()
+        );
+        let err = Config::parse(
+            "[store]\nurl = \"mysql://db/x\"\n",
+            Path::new("/etc/a.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind().code(), 2);
     }
 
     #[test]

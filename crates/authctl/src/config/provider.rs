@@ -740,7 +740,10 @@ token_url = "http://127.0.0.1:9/oauth2/token"
         let p = config.provider("fitbit").unwrap();
         assert_eq!(p.kind(), ProviderKind::Fitbit);
         assert_eq!(p.scopes, ["activity", "sleep"]);
-        assert_eq!(config.store_path.as_deref(), Some(Path::new("/etc/tokens")));
+        assert_eq!(
+            config.store,
+            Some(super::super::StoreLocation::Path("/etc/tokens".into()))
+        );
     }
 
     #[test]

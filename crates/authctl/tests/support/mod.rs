@@ -7,6 +7,11 @@
     reason = "each test binary uses a different part of the helpers"
 )]
 
+/// The throwaway PostgreSQL cluster of store-postgres's tests, shared.
+#[cfg(unix)]
+#[path = "../../../store-postgres/tests/support/cluster.rs"]
+pub(crate) mod cluster;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::TcpListener;
@@ -17,9 +22,10 @@ use std::time::{Duration, SystemTime};
 
 use assert_cmd::cargo::CommandCargoExt as _;
 use auth_core::secrecy::ExposeSecret as _;
-use auth_core::{TokenKey, TokenSet, TokenStore as _};
+use auth_core::{TokenKey, TokenSet, TokenStore};
 use auth_emulator::{ClientConfig, Emulator, EmulatorBuilder, IssuedTokens};
 use store_file::FileTokenStore;
+use store_postgres::PostgresTokenStore;
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use url::Url;
@@ -56,6 +62,8 @@ pub(crate) struct World {
     pub(crate) dir: TempDir,
     pub(crate) config: PathBuf,
     pub(crate) store: PathBuf,
+    /// A PostgreSQL store URL, used instead of `store` when set.
+    pub(crate) store_url: Option<String>,
     pub(crate) redirect_uri: String,
     secrets: Mutex<BTreeSet<String>>,
 }
@@ -88,6 +96,7 @@ impl World {
             emulator,
             config,
             store,
+            store_url: None,
             redirect_uri,
             dir,
             secrets: Mutex::new(
@@ -99,6 +108,48 @@ impl World {
         };
         world.write_config(&world.config_text());
         world
+    }
+
+    /// A world whose store is a fresh database of the test cluster.
+    #[cfg(unix)]
+    pub(crate) async fn with_postgres(builder: EmulatorBuilder) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let mut world = Self::with(builder).await;
+        let cluster = cluster::shared();
+        let name = format!(
+            "authctl_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = sqlx::PgPool::connect(cluster.url())
+            .await
+            .expect("admin connection");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .expect("create a database");
+        admin.close().await;
+        let base = cluster
+            .url()
+            .rsplit_once('/')
+            .expect("a URL with a database")
+            .0;
+        world.store_url = Some(format!("{base}/{name}"));
+        world.remember(cluster::PASSWORD);
+        world
+    }
+
+    /// The store the children use, opened here.
+    pub(crate) async fn open_store(&self) -> Box<dyn TokenStore> {
+        match &self.store_url {
+            Some(url) => Box::new(
+                PostgresTokenStore::connect(url)
+                    .await
+                    .expect("the database store opens"),
+            ),
+            None => Box::new(self.file_store()),
+        }
     }
 
     /// The config for the two test clients at this emulator.
@@ -151,10 +202,13 @@ tokeninfo_url = "{gi}"
     /// private home in the temporary directory.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = authctl(self.dir.path());
+        match &self.store_url {
+            Some(url) => cmd.env("AUTHCTL_STORE", url),
+            None => cmd.env("AUTHCTL_STORE", &self.store),
+        };
         cmd.arg("--config")
             .arg(&self.config)
             .args(args)
-            .env("AUTHCTL_STORE", &self.store)
             .env(FITBIT_SECRET_ENV, FITBIT_SECRET)
             .env(GOOGLE_SECRET_ENV, GOOGLE_SECRET);
         cmd
@@ -175,7 +229,8 @@ tokeninfo_url = "{gi}"
     /// A stored token, if any.
     pub(crate) async fn stored(&self, provider: &str, account: &str) -> Option<TokenSet> {
         let key = TokenKey::parse(provider, account).expect("a valid key");
-        self.file_store()
+        self.open_store()
+            .await
             .load(&key)
             .await
             .expect("the store reads")
@@ -189,7 +244,7 @@ tokeninfo_url = "{gi}"
 
     /// Adds every token now in the store to the secrets.
     pub(crate) async fn remember_stored_tokens(&self) {
-        let store = self.file_store();
+        let store = self.open_store().await;
         for key in store.list(None).await.unwrap_or_default() {
             if let Ok(Some(stored)) = store.load(&key).await {
                 self.remember(stored.value.access_token().expose_secret());
@@ -282,7 +337,7 @@ tokeninfo_url = "{gi}"
         if let Some(refresh) = token.refresh_token() {
             self.remember(refresh.expose_secret());
         }
-        let store = self.file_store();
+        let store = self.open_store().await;
         let expected = store.load(key).await.expect("load").map(|v| v.version);
         store.save(key, token, expected).await.expect("save");
     }

@@ -1,0 +1,232 @@
+//! The lease between hosts: a holder cut off from the database loses its
+//! lease within the TTL and its fenced writes are refused; a taken-over
+//! lease fails its check; the heartbeat keeps a live holder's lease; a
+//! cancelled waiter leaves nothing held; no connection is held while a
+//! lease is.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use auth_core::{KeyLock, StoreErrorKind, TokenStore};
+use store_postgres::{PgConnectOptions, PgLease};
+use support::proxy::FreezableProxy;
+
+/// Expires `store`'s lease rows now, as if the TTL had passed, through SQL.
+async fn expire_leases(store: &store_postgres::PostgresTokenStore) {
+    sqlx_exec(
+        store,
+        &format!(
+            "UPDATE {} SET expires_at = now() - interval '1 second'",
+            quoted_leases(store)
+        ),
+    )
+    .await;
+}
+
+fn quoted_leases(store: &store_postgres::PostgresTokenStore) -> String {
+    let tables = store.tables();
+    let (schema, table) = tables.split_once('.').expect("schema.table");
+    format!("\"{schema}\".\"{table}_leases\"")
+}
+
+async fn sqlx_exec(store: &store_postgres::PostgresTokenStore, sql: &str) {
+    sqlx::query(sql)
+        .execute(store.pool())
+        .await
+        .expect("test SQL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_fenced_save_is_refused() {
+    let other = support::store("frozen").await;
+    let (schema, _) = other
+        .tables()
+        .split_once('.')
+        .map(|(s, _)| (s.to_owned(), ()))
+        .unwrap();
+    let ttl = other.lease_ttl();
+    let key = support::key("frozen", "Alice");
+    let v1 = other
+        .save(&key, &support::token(1), None)
+        .await
+        .expect("seed");
+
+    // The holder reaches the database only through the proxy.
+    let target: SocketAddr = ([127, 0, 0, 1], support::cluster::shared().port()).into();
+    let proxy = FreezableProxy::start(target).await;
+    let options: PgConnectOptions = support::cluster::shared().url().parse().expect("url");
+    let holder = support::builder(&schema)
+        .connect_with(options.port(proxy.port()))
+        .await
+        .expect("connect through the proxy");
+    let lease = holder
+        .lock(&key, Duration::from_secs(5))
+        .await
+        .expect("holder locks");
+    let loaded = holder.load(&key).await.expect("load").expect("seeded");
+    assert_eq!(loaded.version, v1);
+
+    let err = other
+        .lock(&key, Duration::from_millis(300))
+        .await
+        .expect_err("the lease was taken while its holder is alive");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
+
+    proxy.freeze();
+    let cut_at = Instant::now();
+    let bound = ttl + Duration::from_secs(3);
+    let taken = other
+        .lock(&key, bound)
+        .await
+        .expect("the cut-off holder's lease never freed");
+    let freed_after = cut_at.elapsed();
+    assert!(
+        freed_after <= bound,
+        "freed after {freed_after:?}, the bound is {bound:?}"
+    );
+    let v2 = other
+        .save_leased(taken.as_ref(), &support::token(2), Some(v1))
+        .await
+        .expect("the new holder saves");
+
+    proxy.thaw();
+    let err = holder
+        .save_leased(lease.as_ref(), &support::token(99), Some(v1))
+        .await
+        .expect_err("the cut-off holder's save went through");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    assert!(err.to_string().contains("lease"), "{err}");
+    let err = lease
+        .check()
+        .await
+        .expect_err("a lost lease passed its check");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    // Even a save that would win the compare-and-swap is fenced.
+    let err = holder
+        .save_leased(lease.as_ref(), &support::token(98), Some(v2))
+        .await
+        .expect_err("a fenced save with the current version went through");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    let err = holder
+        .delete_leased(lease.as_ref())
+        .await
+        .expect_err("a fenced delete went through");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+
+    let stored = other.load(&key).await.expect("load").expect("there");
+    assert_eq!(stored.version, v2);
+    assert_eq!(support::generation_of(&stored.value), 2);
+    // The new holder goes on.
+    taken.check().await.expect("the new holder still holds it");
+}
+
+#[tokio::test]
+async fn a_taken_over_lease_fails_its_check_and_its_fenced_writes() {
+    let a = support::store("takeover").await;
+    let b = support::same_tables(&a).await;
+    let key = support::key("takeover", "Bob");
+    let v1 = a.save(&key, &support::token(1), None).await.expect("seed");
+    let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
+    lease.check().await.expect("a held lease passes its check");
+
+    expire_leases(&a).await;
+    let theirs = b
+        .lock(&key, Duration::from_secs(5))
+        .await
+        .expect("takeover");
+    let err = lease.check().await.expect_err("check after takeover");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    let err = a
+        .save_leased(lease.as_ref(), &support::token(2), Some(v1))
+        .await
+        .expect_err("fenced save after takeover");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    assert_eq!(a.load(&key).await.unwrap().unwrap().version, v1);
+
+    // The old holder's drop must not release the new holder's lease.
+    drop(lease);
+    let err = a
+        .lock(&key, Duration::from_millis(300))
+        .await
+        .expect_err("the old holder's drop freed the new lease");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
+    theirs.check().await.expect("the new holder keeps it");
+}
+
+#[tokio::test]
+async fn the_heartbeat_keeps_a_live_holders_lease_past_its_ttl() {
+    let a = support::store("heartbeat").await;
+    let b = support::same_tables(&a).await;
+    let key = support::key("heartbeat", "Carol");
+    let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
+    let until = Instant::now() + a.lease_ttl() * 2 + Duration::from_millis(500);
+    let mut tries = 0;
+    while Instant::now() < until {
+        let err = b
+            .lock(&key, Duration::from_millis(250))
+            .await
+            .expect_err("a live holder's lease was taken");
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
+        tries += 1;
+    }
+    assert!(tries > 4);
+    lease.check().await.expect("still held after two TTLs");
+}
+
+#[tokio::test]
+async fn a_cancelled_waiter_leaves_nothing_held() {
+    let a = support::store("cancelled").await;
+    let key = support::key("cancelled", "Dave");
+    let held = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
+    for _ in 0..5 {
+        let waiter = a.lock(&key, Duration::from_secs(30));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), waiter)
+                .await
+                .is_err(),
+            "the waiter got a held lease"
+        );
+    }
+    // Dropped while its statement may be in flight: the guard releases.
+    let racing = a.lock(&key, Duration::from_secs(30));
+    drop(racing);
+    let lease: Box<dyn std::any::Any> = held;
+    let lease = lease.downcast::<PgLease>().expect("a PgLease");
+    lease.release().await.expect("release now");
+    let started = Instant::now();
+    let again = a
+        .lock(&key, Duration::from_secs(1))
+        .await
+        .expect("free after release");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(again);
+}
+
+#[tokio::test]
+async fn a_held_lease_holds_no_connection() {
+    let a = support::store("no_connection").await;
+    let keys: Vec<_> = (0..20)
+        .map(|i| support::key("no-connection", &format!("k{i}")))
+        .collect();
+    let leases: Vec<Box<dyn KeyLock>> =
+        futures::future::join_all(keys.iter().map(|k| a.lock(k, Duration::from_secs(5))))
+            .await
+            .into_iter()
+            .map(|r| r.expect("lock"))
+            .collect();
+    let pool = a.pool();
+    assert!(pool.size() <= 4, "pool grew to {}", pool.size());
+    // sqlx returns a connection to the pool from a task: poll for it.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while (pool.num_idle() as u32) < pool.size() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        pool.num_idle() as u32,
+        pool.size(),
+        "a connection is checked out while only leases are held"
+    );
+    drop(leases);
+}
