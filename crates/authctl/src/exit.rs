@@ -176,7 +176,8 @@ impl Failure {
             StoreErrorKind::Corrupt => Self::new(
                 ExitKind::Unexpected,
                 message,
-                "look at the file named above; move it away and log in again",
+                "look at the stored token named above (its file, or its database row); move it \
+                 away and log in again",
             ),
             StoreErrorKind::Conflict => Self::new(
                 ExitKind::Transient,
