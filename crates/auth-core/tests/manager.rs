@@ -602,3 +602,30 @@ async fn save_authorization_saves_under_the_lease_like_a_login() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
 }
+
+/// One refresh used to hold the lease for up to about 210 s (4 attempts of
+/// a 30 s timeout plus `Retry-After` waits) while others waited 30 s. The
+/// provider phase now ends at the refresh deadline, attempts and waits
+/// included, well inside the default lock wait.
+#[tokio::test(start_paused = true)]
+async fn a_hanging_provider_holds_the_lease_no_longer_than_the_refresh_deadline() {
+    let s = setup_with(Some(expired_token())).await;
+    s.provider.hold_refreshes();
+    let started = tokio::time::Instant::now();
+    let err = s.manager.access_token(&key()).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        took <= auth_core::DEFAULT_REFRESH_DEADLINE + Duration::from_secs(1),
+        "the refresh held on for {took:?}"
+    );
+    assert!(auth_core::DEFAULT_REFRESH_DEADLINE < auth_core::DEFAULT_LOCK_WAIT);
+    // The lease is free again: another caller can take it at once.
+    let lease = s
+        .store
+        .inner
+        .lock(&key(), Duration::ZERO)
+        .await
+        .expect("the lease was released");
+    drop(lease);
+}

@@ -34,3 +34,26 @@ async fn clones_share_state() {
     assert!(b.delete(&key).await.unwrap());
     assert!(a.load(&key).await.unwrap().is_none());
 }
+
+/// The lock map holds only keys that are held or waited for.
+#[tokio::test]
+async fn the_lock_map_shrinks_after_use() {
+    use auth_core::{TokenKey, TokenStore};
+    use std::time::Duration;
+    let store = MemoryTokenStore::new();
+    for i in 0..100 {
+        let key = TokenKey::parse("p", &format!("k{i}")).unwrap();
+        let held = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+        // A waiter that times out, and one that is cancelled.
+        assert!(store.lock(&key, Duration::from_millis(1)).await.is_err());
+        drop(
+            tokio::time::timeout(
+                Duration::from_millis(1),
+                store.lock(&key, Duration::from_secs(5)),
+            )
+            .await,
+        );
+        drop(held);
+    }
+    assert_eq!(store.lock_entries(), 0);
+}
