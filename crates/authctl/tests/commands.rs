@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use auth_core::TokenKey;
@@ -309,25 +308,7 @@ async fn eight_processes_on_an_expired_token_refresh_once() {
     // Strict mode: a second use of the refresh token would burn the grant.
     let world = World::with(Emulator::builder().replay_window(false)).await;
     let issued = world.seed_fitbit("default", true).await;
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            world
-                .command(&["token", "fitbit"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("authctl starts")
-        })
-        .collect();
-    let outputs: Vec<Output> = tokio::task::spawn_blocking(move || {
-        children
-            .into_iter()
-            .map(|c| c.wait_with_output().expect("authctl finishes"))
-            .collect()
-    })
-    .await
-    .expect("the waiting thread");
-    world.remember_stored_tokens().await;
+    let outputs = world.run_concurrently(8, &["token", "fitbit"]).await;
     for output in &outputs {
         assert_code(output, 0);
         world.assert_no_secrets(output, true);

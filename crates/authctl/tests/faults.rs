@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use auth_core::TokenKey;
@@ -154,25 +153,7 @@ async fn eight_processes_through_faults_refresh_once_and_burn_nothing() {
     for fault in faults {
         world.emulator.inject(Endpoint::FitbitToken, fault, 1);
     }
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            world
-                .command(&["token", "fitbit"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("authctl starts")
-        })
-        .collect();
-    let outputs: Vec<Output> = tokio::task::spawn_blocking(move || {
-        children
-            .into_iter()
-            .map(|c| c.wait_with_output().expect("authctl finishes"))
-            .collect()
-    })
-    .await
-    .expect("the waiting thread");
-    world.remember_stored_tokens().await;
+    let outputs = world.run_concurrently(8, &["token", "fitbit"]).await;
     let counters = world.emulator.counters();
     for output in &outputs {
         assert_code(output, 0);

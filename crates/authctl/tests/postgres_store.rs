@@ -9,7 +9,6 @@
 mod support;
 
 use std::net::TcpListener;
-use std::process::Output;
 
 use auth_core::secrecy::ExposeSecret as _;
 use auth_emulator::Emulator;
@@ -84,25 +83,7 @@ async fn status_token_refresh_introspect_logout_and_revoke_work_on_postgres() {
 async fn four_processes_on_an_expired_token_refresh_once_through_postgres() {
     let world = World::with_postgres(Emulator::builder().replay_window(false)).await;
     let issued = world.seed_fitbit("default", true).await;
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            world
-                .command(&["token", "fitbit"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("authctl starts")
-        })
-        .collect();
-    let outputs: Vec<Output> = tokio::task::spawn_blocking(move || {
-        children
-            .into_iter()
-            .map(|c| c.wait_with_output().expect("authctl finishes"))
-            .collect()
-    })
-    .await
-    .expect("the waiting thread");
-    world.remember_stored_tokens().await;
+    let outputs = world.run_concurrently(4, &["token", "fitbit"]).await;
     for output in &outputs {
         assert_code(output, 0);
         world.assert_no_secrets(output, true);

@@ -221,6 +221,31 @@ tokeninfo_url = "{gi}"
         output
     }
 
+    /// Runs `n` processes of `authctl ARGS…` at once and waits for all of
+    /// them, without blocking the emulator; then remembers the stored
+    /// tokens as secrets.
+    pub(crate) async fn run_concurrently(&self, n: usize, args: &[&str]) -> Vec<Output> {
+        let children: Vec<Child> = (0..n)
+            .map(|_| {
+                self.command(args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("authctl starts")
+            })
+            .collect();
+        let outputs = tokio::task::spawn_blocking(move || {
+            children
+                .into_iter()
+                .map(|c| c.wait_with_output().expect("authctl finishes"))
+                .collect()
+        })
+        .await
+        .expect("the waiting thread");
+        self.remember_stored_tokens().await;
+        outputs
+    }
+
     /// The file store the children use.
     pub(crate) fn file_store(&self) -> FileTokenStore {
         FileTokenStore::open(&self.store).expect("the store opens")
