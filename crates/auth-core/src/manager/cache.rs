@@ -6,16 +6,29 @@
 //! ignored. A removal leaves a *tombstone* holding the removed version, so a
 //! flight that read the token before the removal cannot bring it back.
 //!
-//! It is sharded, each shard its own `RwLock` on its own cache line, so that
-//! threads serving different users do not all write one lock's reader count
-//! (a single `RwLock<HashMap>` does not scale past one core). Its size is
-//! bounded: a full shard first drops tombstones and expired tokens, then
-//! any entries (they are only a cache; the store has the data).
+//! It scales with threads on two levels. The map is split into shards, so
+//! that writers (refreshes) of different users rarely meet. And each shard
+//! is guarded by a [`ShardedLock`]: a reader-writer lock whose readers
+//! count themselves on one of several cache lines, picked by thread, and
+//! whose writers take all of them. With a plain `RwLock` every reader
+//! writes the lock's one reader count, so two cores serving different
+//! users still pass that cache line back and forth on every call, and two
+//! threads did only 1.4 times the work of one (BENCHMARKS.md, "Hot path").
+//! A lock-free map avoids that too, but the one tried cost 2.7 times the
+//! single-threaded hot path; this keeps the single-threaded path as it was.
+//! Writes take every reader line of their shard; they are rare (a refresh,
+//! a login, a removal).
+//!
+//! Its size is bounded: a full shard first drops tombstones and expired
+//! tokens, then any entries (they are only a cache; the store has the
+//! data).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
+
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 
 use crate::id::TokenKey;
 use crate::store::Version;
@@ -40,9 +53,10 @@ pub(super) struct Entry {
 type Hasher = foldhash::fast::RandomState;
 type Map = HashMap<TokenKey, Entry, Hasher>;
 
-/// One shard, alone on its cache line(s) so two cores never share one.
+/// One shard. Its lock's reader counts are on cache lines of their own;
+/// the alignment keeps the map's header off a line a neighbour writes.
 #[repr(align(128))]
-struct Shard(RwLock<Map>);
+struct Shard(ShardedLock<Map>);
 
 /// The sharded, bounded, version-monotonic cache.
 pub(super) struct Cache {
@@ -57,7 +71,7 @@ impl Cache {
         let hasher = Hasher::default();
         Self {
             shards: (0..SHARDS)
-                .map(|_| Shard(RwLock::new(HashMap::with_hasher(hasher.clone()))))
+                .map(|_| Shard(ShardedLock::new(HashMap::with_hasher(hasher.clone()))))
                 .collect(),
             hasher,
             per_shard: capacity.div_ceil(SHARDS).max(1),
@@ -66,20 +80,20 @@ impl Cache {
 
     /// The key's shard, from the same seeded hash the maps use: an
     /// adversary who crowds one shard only slows that shard down.
-    fn shard(&self, key: &TokenKey) -> &RwLock<Map> {
+    fn shard(&self, key: &TokenKey) -> &ShardedLock<Map> {
         // The shard count divides 2^64, so the low bits are as good as any.
         #[allow(clippy::cast_possible_truncation)]
         let index = (self.hasher.hash_one(key) as usize) & (SHARDS - 1);
         &self.shards[index].0
     }
 
-    fn read(&self, key: &TokenKey) -> RwLockReadGuard<'_, Map> {
+    fn read(&self, key: &TokenKey) -> ShardedLockReadGuard<'_, Map> {
         self.shard(key)
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self, key: &TokenKey) -> RwLockWriteGuard<'_, Map> {
+    fn write(&self, key: &TokenKey) -> ShardedLockWriteGuard<'_, Map> {
         self.shard(key)
             .write()
             .unwrap_or_else(PoisonError::into_inner)
