@@ -23,12 +23,13 @@
 //! tokens, then any entries (they are only a cache; the store has the
 //! data).
 
-use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
 
 use crate::id::TokenKey;
 use crate::store::Version;
@@ -48,10 +49,45 @@ pub(super) struct Entry {
 }
 
 /// The hasher of the cache: `foldhash`, seeded per process. A few
-/// nanoseconds for short ids, against SipHash's twenty; the hot path hashes
-/// the key twice (shard, then map), so this is a third of its cost saved.
+/// nanoseconds for short ids, against SipHash's twenty. A key is hashed
+/// once: the hash picks the shard and then finds the key in its map.
 type Hasher = foldhash::fast::RandomState;
-type Map = HashMap<TokenKey, Entry, Hasher>;
+
+/// One shard's entries, looked up by the hash that picked the shard.
+#[derive(Default)]
+struct Map(HashTable<(TokenKey, Entry)>);
+
+impl Map {
+    fn get(&self, hash: u64, key: &TokenKey) -> Option<&Entry> {
+        self.0.find(hash, |(k, _)| k == key).map(|(_, e)| e)
+    }
+
+    fn contains(&self, hash: u64, key: &TokenKey) -> bool {
+        self.get(hash, key).is_some()
+    }
+
+    fn insert(&mut self, hash: u64, key: &TokenKey, entry: Entry, hasher: &Hasher) {
+        match self
+            .0
+            .entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k))
+        {
+            Slot::Occupied(mut slot) => slot.get_mut().1 = entry,
+            Slot::Vacant(slot) => {
+                slot.insert((key.clone(), entry));
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: u64, key: &TokenKey) {
+        if let Ok(slot) = self.0.find_entry(hash, |(k, _)| k == key) {
+            slot.remove();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// One shard. Its lock's reader counts are on cache lines of their own;
 /// the alignment keeps the map's header off a line a neighbour writes.
@@ -71,32 +107,33 @@ impl Cache {
         let hasher = Hasher::default();
         Self {
             shards: (0..SHARDS)
-                .map(|_| Shard(ShardedLock::new(HashMap::with_hasher(hasher.clone()))))
+                .map(|_| Shard(ShardedLock::new(Map::default())))
                 .collect(),
             hasher,
             per_shard: capacity.div_ceil(SHARDS).max(1),
         }
     }
 
-    /// The key's shard, from the same seeded hash the maps use: an
-    /// adversary who crowds one shard only slows that shard down.
-    fn shard(&self, key: &TokenKey) -> &ShardedLock<Map> {
-        // The shard count divides 2^64, so the low bits are as good as any.
+    /// The key's seeded hash, and its shard: an adversary who crowds one
+    /// shard only slows that shard down. The shard comes from bits that the
+    /// map inside does not use (it takes the low bits for the bucket and
+    /// the top seven for its tags), so one shard's keys still spread over
+    /// its buckets.
+    fn locate(&self, key: &TokenKey) -> (u64, &ShardedLock<Map>) {
+        let hash = self.hasher.hash_one(key);
         #[allow(clippy::cast_possible_truncation)]
-        let index = (self.hasher.hash_one(key) as usize) & (SHARDS - 1);
-        &self.shards[index].0
+        let index = ((hash >> 32) as usize) & (SHARDS - 1);
+        (hash, &self.shards[index].0)
     }
 
-    fn read(&self, key: &TokenKey) -> ShardedLockReadGuard<'_, Map> {
-        self.shard(key)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn read(&self, key: &TokenKey) -> (u64, ShardedLockReadGuard<'_, Map>) {
+        let (hash, shard) = self.locate(key);
+        (hash, shard.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn write(&self, key: &TokenKey) -> ShardedLockWriteGuard<'_, Map> {
-        self.shard(key)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn write(&self, key: &TokenKey) -> (u64, ShardedLockWriteGuard<'_, Map>) {
+        let (hash, shard) = self.locate(key);
+        (hash, shard.write().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The hot path: the cached token if it is unflagged and fresh beyond
@@ -108,8 +145,8 @@ impl Cache {
         now: SystemTime,
         skew: Duration,
     ) -> Option<Arc<TokenSet>> {
-        let shard = self.read(key);
-        let token = shard.get(key)?.token.as_ref()?;
+        let (hash, shard) = self.read(key);
+        let token = shard.get(hash, key)?.token.as_ref()?;
         if token.reauthorization_required().is_some() {
             return None;
         }
@@ -124,14 +161,15 @@ impl Cache {
 
     /// The entry for `key`, tombstones included.
     pub(super) fn get(&self, key: &TokenKey) -> Option<Entry> {
-        self.read(key).get(key).cloned()
+        let (hash, shard) = self.read(key);
+        shard.get(hash, key).cloned()
     }
 
     /// Caches `token` at `version`, unless the cache already holds something
     /// newer (or the tombstone of this very version).
     pub(super) fn put(&self, key: &TokenKey, token: Arc<TokenSet>, version: Version) {
-        let mut shard = self.write(key);
-        if let Some(entry) = shard.get(key) {
+        let (hash, mut shard) = self.write(key);
+        if let Some(entry) = shard.get(hash, key) {
             let newer = entry.version > version;
             let removed = entry.version == version && entry.token.is_none();
             if newer || removed {
@@ -141,39 +179,43 @@ impl Cache {
             Self::make_room(&mut shard, self.per_shard);
         }
         shard.insert(
-            key.clone(),
+            hash,
+            key,
             Entry {
                 token: Some(token),
                 version,
             },
+            &self.hasher,
         );
     }
 
     /// Records that `key` was removed at `version` (the last version it had,
     /// if known): older writes are ignored from now on.
     pub(super) fn bury(&self, key: &TokenKey, version: Option<Version>) {
-        let mut shard = self.write(key);
-        let version = match (shard.get(key).map(|e| e.version), version) {
+        let (hash, mut shard) = self.write(key);
+        let version = match (shard.get(hash, key).map(|e| e.version), version) {
             (Some(a), Some(b)) => a.max(b),
             (a, b) => a.or(b).unwrap_or(Version(0)),
         };
-        if !shard.contains_key(key) && shard.len() >= self.per_shard {
+        if !shard.contains(hash, key) && shard.len() >= self.per_shard {
             Self::make_room(&mut shard, self.per_shard);
         }
         shard.insert(
-            key.clone(),
+            hash,
+            key,
             Entry {
                 token: None,
                 version,
             },
+            &self.hasher,
         );
     }
 
     /// Forgets `key` (not a removal: the next read goes to the store).
     pub(super) fn forget(&self, key: &TokenKey) {
-        let mut shard = self.write(key);
-        if shard.get(key).is_some_and(|e| e.token.is_some()) {
-            shard.remove(key);
+        let (hash, mut shard) = self.write(key);
+        if shard.get(hash, key).is_some_and(|e| e.token.is_some()) {
+            shard.remove(hash, key);
         }
     }
 
@@ -189,16 +231,20 @@ impl Cache {
     /// tokens first, then an eighth of the rest.
     fn make_room(shard: &mut Map, limit: usize) {
         let now = SystemTime::now();
-        shard.retain(|_, e| {
+        shard.0.retain(|(_, e)| {
             e.token
                 .as_ref()
                 .is_some_and(|t| t.is_fresh(now, Duration::ZERO))
         });
         if shard.len() >= limit {
-            let drop: Vec<TokenKey> = shard.keys().take((limit / 8).max(1)).cloned().collect();
-            for key in drop {
-                shard.remove(&key);
-            }
+            let mut to_drop = (limit / 8).max(1);
+            shard.0.retain(|_| {
+                if to_drop == 0 {
+                    return true;
+                }
+                to_drop -= 1;
+                false
+            });
         }
     }
 }
