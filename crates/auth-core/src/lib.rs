@@ -100,8 +100,10 @@
 //!   lease.
 //! - **The cache is sharded and only moves forward.** A single
 //!   `RwLock<HashMap>` does not scale past one core (every reader writes the
-//!   lock's counter), so the cache has 64 shards on their own cache lines.
-//!   Entries carry the store version they were read at, and a removal
+//!   lock's counter), so the cache has 64 shards, each behind a lock whose
+//!   readers count themselves on a cache line of their thread's (a
+//!   `crossbeam` `ShardedLock`): threads serving different users write
+//!   nothing in common on the hot path. Entries carry the store version they were read at, and a removal
 //!   leaves a tombstone, so a flight that read before a logout or a revoke
 //!   cannot bring the old token back. It is bounded
 //!   ([`TokenManagerBuilder::cache_capacity`]).
