@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// The account used when `--account` is not given.
 pub(crate) const DEFAULT_ACCOUNT: &str = "default";
@@ -32,6 +32,25 @@ pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// [`Parser::parse`], except that clap's command tree (every
+    /// subcommand with its arguments) is not dropped: the process ends
+    /// soon, and freeing the tree costs a quarter of what building it does,
+    /// on every `authctl token` (BENCHMARKS.md, section 5). Usage errors,
+    /// `--help` and `--version` exit as `parse` makes them.
+    pub(crate) fn parse_args() -> Self {
+        let mut command = Self::command();
+        let parsed = match command.try_get_matches_from_mut(std::env::args_os()) {
+            Ok(mut matches) => {
+                Self::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command))
+            }
+            Err(e) => Err(e),
+        };
+        std::mem::forget(command);
+        parsed.unwrap_or_else(|e| e.exit())
+    }
 }
 
 /// The subcommands.

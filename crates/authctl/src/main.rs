@@ -88,11 +88,9 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors, and 0 for --help and --version.
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args();
     output::init_tracing(cli.verbose);
     // A valid stored token needs no runtime (see `token_before_runtime`).
     if let cli::Command::Token(args) = &cli.command {
