@@ -361,3 +361,46 @@ async fn a_cancelled_login_keeps_an_unsaved_pair() {
     sleep_secs(120).await;
     assert_newest_stored(&rig, &key).await;
 }
+
+/// Simulation seed 1000075 (soak): a login whose save was pending lost to a
+/// pair refreshed from the older grant after the login was received,
+/// because the two were compared by when each token was received instead
+/// of when each grant was. The new login must win, whichever saves first.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_new_login_wins_over_a_pair_refreshed_from_the_older_grant_after_it() {
+    let rig = Rig::new(Mode::Fitbit, MINUTES_6);
+    let key = TokenKey::parse(PROVIDER, "u").unwrap();
+    let a = rig.manager();
+    let b = rig.builder().lock_wait(Duration::from_secs(2)).build();
+    let (_, first) = login(&rig, &a, &key, true).await.unwrap();
+    sleep_secs(120).await;
+    // A refreshes the first grant under the lease: a 503 first, then a
+    // slow answer. B's login exchanges its code before A's retry is sent,
+    // cannot get the lease in time and keeps its token unsaved; A's new
+    // pair, issued after B's login, is saved.
+    rig.chaos.script("refresh_5xx", 1);
+    rig.chaos.script("refresh_slow", 1);
+    let refresh = {
+        let (a, key, first) = (a.clone(), key.clone(), first.clone());
+        tokio::spawn(async move { a.force_refresh(&key, &first).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let (_, second) = login(&rig, &b, &key, false).await.unwrap();
+    let refreshed = refresh.await.unwrap().unwrap();
+    let grant = |token: &str| rig.server.pair_of_access(token).map(|(g, _, _)| g);
+    assert_eq!(grant(refreshed.secret()), grant(first.secret()));
+    assert!(refreshed.token_set().issued_at() > second.token_set().issued_at());
+    // B's save is retried: its login replaces the first grant's pair.
+    sleep_secs(600).await;
+    let stored = rig.stored(&key).await.expect("a stored token");
+    assert_eq!(
+        grant(stored.access_token().expose_secret()),
+        grant(second.secret()),
+        "the newer login is stored, not the pair refreshed from the first grant"
+    );
+    assert!(rig.grant_alive(&stored));
+    for manager in [&a, &b] {
+        let served = manager.access_token(&key).await.unwrap();
+        assert_eq!(grant(served.secret()), grant(second.secret()));
+    }
+}

@@ -58,6 +58,7 @@ pub struct TokenSet {
     extras: BTreeMap<String, serde_json::Value>,
     reauthorization_required: Option<String>,
     cooldown: Option<RefreshCooldown>,
+    granted_at: Option<SystemTime>,
 }
 
 /// A pause before the next refresh attempt of one account, after refreshes
@@ -104,6 +105,7 @@ impl TokenSet {
             extras: BTreeMap::new(),
             reauthorization_required: None,
             cooldown: None,
+            granted_at: None,
         }
     }
 
@@ -233,6 +235,36 @@ impl TokenSet {
         self
     }
 
+    /// When the grant this token belongs to was received: the login (or
+    /// the minting) it descends from, carried over by every refresh
+    /// ([`merge_refreshed`](Self::merge_refreshed)). The manager stamps it
+    /// on every new authorization it saves, and uses it to let a new login
+    /// win over any token of an older grant, even one refreshed after the
+    /// login. `None` for a token stored before this field existed, or one
+    /// that never went through the manager.
+    pub fn granted_at(&self) -> Option<SystemTime> {
+        self.granted_at
+    }
+
+    /// Sets when the grant this token belongs to was received.
+    #[must_use]
+    pub fn with_granted_at(mut self, granted_at: SystemTime) -> Self {
+        self.granted_at = Some(granted_at);
+        self
+    }
+
+    /// This token as the first of a grant just received: its grant time is
+    /// its issue time, unless one was set already.
+    pub(crate) fn into_new_grant(self) -> Self {
+        match self.granted_at {
+            Some(_) => self,
+            None => {
+                let at = self.issued_at;
+                self.with_granted_at(at)
+            }
+        }
+    }
+
     /// The cooldown before the next refresh attempt, if one was recorded.
     pub fn refresh_cooldown(&self) -> Option<&RefreshCooldown> {
         self.cooldown.as_ref()
@@ -274,6 +306,9 @@ impl TokenSet {
                 .entry(name.clone())
                 .or_insert_with(|| value.clone());
         }
+        if new.granted_at.is_none() {
+            new.granted_at = self.granted_at;
+        }
         new.reauthorization_required = None;
         new.cooldown = None;
         new
@@ -309,6 +344,10 @@ impl fmt::Debug for TokenSet {
                     )
                 }),
             )
+            .field(
+                "granted_at",
+                &self.granted_at.map(humantime::format_rfc3339_seconds),
+            )
             .finish()
     }
 }
@@ -334,6 +373,9 @@ struct WireV1 {
     /// and lose only the pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cooldown: Option<WireCooldown>,
+    /// Added in 0.2 within format 1, like `cooldown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    granted_at: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -375,6 +417,9 @@ impl Serialize for TokenSet {
                 until: humantime::format_rfc3339_millis(c.until).to_string(),
                 failures: c.failures,
             }),
+            granted_at: self
+                .granted_at
+                .map(|t| humantime::format_rfc3339_millis(t).to_string()),
         }
         .serialize(s)
     }
@@ -424,6 +469,12 @@ impl<'de> Deserialize<'de> for TokenSet {
             })
             .transpose()
             .map_err(fail)?;
+        let granted_at = wire
+            .granted_at
+            .as_deref()
+            .map(|t| parse_time("granted_at", t))
+            .transpose()
+            .map_err(fail)?;
         Ok(TokenSet {
             access_token: SecretString::from(wire.access_token),
             refresh_token: wire.refresh_token.map(SecretString::from),
@@ -434,6 +485,7 @@ impl<'de> Deserialize<'de> for TokenSet {
             extras: wire.extras,
             reauthorization_required: wire.reauthorization_required,
             cooldown,
+            granted_at,
         })
     }
 }
@@ -580,6 +632,26 @@ mod tests {
         assert_eq!(merged.access_token().expose_secret(), "ACCESS-2");
         assert_eq!(merged.scopes(), old.scopes());
         assert_eq!(merged.extra_str("user_id"), Some("26FWFL"));
+    }
+
+    #[test]
+    fn the_grant_time_round_trips_and_is_carried_by_a_refresh() {
+        let granted = SystemTime::UNIX_EPOCH + Duration::from_millis(4_000_250);
+        let login = sample().with_granted_at(granted);
+        let json = serde_json::to_string(&login).unwrap();
+        let back: TokenSet = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.granted_at(), Some(granted));
+        let later = granted + Duration::from_secs(3600);
+        let refreshed = back.merge_refreshed(TokenSet::new("A2", "Bearer", later));
+        assert_eq!(refreshed.granted_at(), Some(granted));
+        assert_eq!(refreshed.issued_at(), later);
+        // Stored before the field existed: no grant time, and no error.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old.as_object_mut().unwrap().remove("granted_at");
+        let old: TokenSet = serde_json::from_value(old).unwrap();
+        assert_eq!(old.granted_at(), None);
+        assert_eq!(old.into_new_grant().granted_at(), Some(old.issued_at()));
+        assert_eq!(login.into_new_grant().granted_at(), Some(granted));
     }
 
     #[test]

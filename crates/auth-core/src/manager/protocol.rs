@@ -441,7 +441,12 @@ impl Inner {
             .call_provider(key, lease.as_ref(), || provider.mint(key))
             .await
             .map_err(|e| e.for_key(key))?;
-        let unsaved = Arc::new(Unsaved::new(Arc::new(token), Origin::Grant, None, true));
+        let unsaved = Arc::new(Unsaved::new(
+            Arc::new(token.into_new_grant()),
+            Origin::Grant,
+            None,
+            true,
+        ));
         self.persist(key, lease, unsaved, goal).await
     }
 

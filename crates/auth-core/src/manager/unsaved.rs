@@ -94,10 +94,19 @@ impl Unsaved {
             // Two logins racing: the one received last wins, whichever
             // saves last (Fitbit's newer consent supersedes the older
             // grant's refresh token, so the older one must not end up
-            // stored). A flagged token is always replaced.
+            // stored). What counts is when each *grant* was received, not
+            // when the stored token was: a pair refreshed from an older
+            // grant after this login is still the older grant's, and this
+            // login replaces it. A stored token with no grant time (stored
+            // before it was recorded) is replaced too, and so is a flagged
+            // one.
             Origin::Grant
                 if stored.value.reauthorization_required().is_none()
-                    && stored.value.issued_at() > self.token.issued_at() =>
+                    && stored
+                        .value
+                        .granted_at()
+                        .zip(self.token.granted_at())
+                        .is_some_and(|(theirs, ours)| theirs > ours) =>
             {
                 Verdict::KeepStored
             }

@@ -27,7 +27,7 @@ impl Inner {
         lease: Option<Box<dyn crate::store::KeyLock>>,
         token: TokenSet,
     ) -> Arc<TokenSet> {
-        let token = Arc::new(token);
+        let token = Arc::new(token.into_new_grant());
         let unsaved = Arc::new(Unsaved::new(Arc::clone(&token), Origin::Grant, None, true));
         let lease = match lease {
             Some(lease) => Some(lease),
