@@ -650,7 +650,8 @@ mod tests {
         old.as_object_mut().unwrap().remove("granted_at");
         let old: TokenSet = serde_json::from_value(old).unwrap();
         assert_eq!(old.granted_at(), None);
-        assert_eq!(old.into_new_grant().granted_at(), Some(old.issued_at()));
+        let issued = old.issued_at();
+        assert_eq!(old.into_new_grant().granted_at(), Some(issued));
         assert_eq!(login.into_new_grant().granted_at(), Some(granted));
     }
 
