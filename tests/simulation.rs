@@ -71,17 +71,27 @@ fn a_seed_replays_exactly() {
 
 /// 1,000,000 operations over many seeds, in release:
 /// `cargo test --release -p reliability --test simulation -- --ignored soak --nocapture`.
+/// `SOAK_FIRST_SEED` (default 1,000,000) and `SOAK_OPS` (default
+/// 1,000,000) explore other seeds, or more of them.
 #[test]
 #[ignore = "a soak of 1,000,000 operations; run it in release"]
 #[allow(clippy::print_stderr)]
 fn soak() {
     let started = Instant::now();
     let per_seed = 5_000;
+    let number = |name: &str, default: u64| {
+        std::env::var(name).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
+    };
+    let first_seed = number("SOAK_FIRST_SEED", 1_000_000);
+    let total = usize::try_from(number("SOAK_OPS", 1_000_000)).expect("SOAK_OPS fits");
     let mut ops = 0;
-    let mut seed = 1_000_000;
+    let mut seed = first_seed;
     let (mut rotations, mut replays, mut burns, mut lost, mut sends) = (0, 0, 0, 0, 0);
     let mut failed = Vec::new();
-    while ops < 1_000_000 {
+    while ops < total {
         let report = sim::world::run(seed, per_seed);
         if !report.violations.is_empty() {
             eprintln!("{}", report.replay_command());
@@ -100,7 +110,7 @@ fn soak() {
     }
     eprintln!(
         "soak: {ops} operations over {} seeds in {:?}: {sends} refresh requests, {rotations} rotations, {replays} replays, {lost} lost answers, {burns} grants burned (explained unless a seed failed)",
-        seed - 1_000_000,
+        seed - first_seed,
         started.elapsed()
     );
     assert!(failed.is_empty(), "seeds that broke invariants: {failed:?}");
