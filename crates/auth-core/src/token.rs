@@ -49,13 +49,18 @@ const REDACTED: &str = "[redacted]";
 /// ```
 #[derive(Clone)]
 pub struct TokenSet {
-    access_token: SecretString,
-    refresh_token: Option<SecretString>,
-    token_type: String,
+    // Every part that a clone would copy is shared between clones (and the
+    // collections copied on write): the manager and the stores clone token
+    // sets several times per refresh, and the copies (and, for secrets,
+    // their zeroing) were most of what that cost. A shared secret is still
+    // zeroed, when its last holder drops it.
+    access_token: Arc<SecretString>,
+    refresh_token: Option<Arc<SecretString>>,
+    token_type: Arc<str>,
     expires_at: Option<SystemTime>,
     issued_at: SystemTime,
-    scopes: BTreeSet<String>,
-    extras: BTreeMap<String, serde_json::Value>,
+    scopes: Arc<BTreeSet<String>>,
+    extras: Arc<BTreeMap<String, serde_json::Value>>,
     reauthorization_required: Option<String>,
     cooldown: Option<RefreshCooldown>,
     granted_at: Option<SystemTime>,
@@ -96,13 +101,13 @@ impl TokenSet {
         issued_at: SystemTime,
     ) -> Self {
         Self {
-            access_token: SecretString::from(access_token.into()),
+            access_token: Arc::new(SecretString::from(access_token.into())),
             refresh_token: None,
-            token_type: token_type.into(),
+            token_type: Arc::from(token_type.into()),
             expires_at: None,
             issued_at,
-            scopes: BTreeSet::new(),
-            extras: BTreeMap::new(),
+            scopes: Arc::default(),
+            extras: Arc::default(),
             reauthorization_required: None,
             cooldown: None,
             granted_at: None,
@@ -113,28 +118,30 @@ impl TokenSet {
     /// transform secrets, such as an encrypting wrapper).
     #[must_use]
     pub fn with_access_secret(mut self, access_token: SecretString) -> Self {
-        self.access_token = access_token;
+        self.access_token = Arc::new(access_token);
         self
     }
 
     /// Removes a provider-specific field.
     #[must_use]
     pub fn without_extra(mut self, name: &str) -> Self {
-        self.extras.remove(name);
+        if self.extras.contains_key(name) {
+            Arc::make_mut(&mut self.extras).remove(name);
+        }
         self
     }
 
     /// Sets the refresh token.
     #[must_use]
     pub fn with_refresh_token(mut self, refresh_token: impl Into<String>) -> Self {
-        self.refresh_token = Some(SecretString::from(refresh_token.into()));
+        self.refresh_token = Some(Arc::new(SecretString::from(refresh_token.into())));
         self
     }
 
     /// Sets or clears the refresh token from an existing secret.
     #[must_use]
     pub fn with_refresh_secret(mut self, refresh_token: Option<SecretString>) -> Self {
-        self.refresh_token = refresh_token;
+        self.refresh_token = refresh_token.map(Arc::new);
         self
     }
 
@@ -159,7 +166,13 @@ impl TokenSet {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
+        // Inserted one by one: collecting sorts a buffer first, which costs
+        // more than the handful of scopes a grant has.
+        let mut set = BTreeSet::new();
+        for scope in scopes {
+            set.insert(scope.into());
+        }
+        self.scopes = Arc::new(set);
         self
     }
 
@@ -169,7 +182,7 @@ impl TokenSet {
     /// clear: never put a credential here.
     #[must_use]
     pub fn with_extra(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
-        self.extras.insert(name.into(), value);
+        Arc::make_mut(&mut self.extras).insert(name.into(), value);
         self
     }
 
@@ -180,7 +193,7 @@ impl TokenSet {
 
     /// The refresh token, if the grant has one.
     pub fn refresh_token(&self) -> Option<&SecretString> {
-        self.refresh_token.as_ref()
+        self.refresh_token.as_deref()
     }
 
     /// The token type, usually `Bearer`.
@@ -299,12 +312,17 @@ impl TokenSet {
             new.refresh_token.clone_from(&self.refresh_token);
         }
         if new.scopes.is_empty() {
-            new.scopes.clone_from(&self.scopes);
+            new.scopes = Arc::clone(&self.scopes);
         }
-        for (name, value) in &self.extras {
-            new.extras
-                .entry(name.clone())
-                .or_insert_with(|| value.clone());
+        if self
+            .extras
+            .keys()
+            .any(|name| !new.extras.contains_key(name))
+        {
+            let extras = Arc::make_mut(&mut new.extras);
+            for (name, value) in self.extras.iter() {
+                extras.entry(name.clone()).or_insert_with(|| value.clone());
+            }
         }
         if new.granted_at.is_none() {
             new.granted_at = self.granted_at;
@@ -405,13 +423,13 @@ impl Serialize for TokenSet {
                 .refresh_token
                 .as_ref()
                 .map(|t| t.expose_secret().to_owned()),
-            token_type: self.token_type.clone(),
+            token_type: self.token_type.to_string(),
             expires_at: self
                 .expires_at
                 .map(|t| humantime::format_rfc3339_millis(t).to_string()),
             issued_at: humantime::format_rfc3339_millis(self.issued_at).to_string(),
-            scopes: self.scopes.clone(),
-            extras: self.extras.clone(),
+            scopes: BTreeSet::clone(&self.scopes),
+            extras: BTreeMap::clone(&self.extras),
             reauthorization_required: self.reauthorization_required.clone(),
             cooldown: self.cooldown.map(|c| WireCooldown {
                 until: humantime::format_rfc3339_millis(c.until).to_string(),
@@ -476,13 +494,15 @@ impl<'de> Deserialize<'de> for TokenSet {
             .transpose()
             .map_err(fail)?;
         Ok(TokenSet {
-            access_token: SecretString::from(wire.access_token),
-            refresh_token: wire.refresh_token.map(SecretString::from),
-            token_type: wire.token_type,
+            access_token: Arc::new(SecretString::from(wire.access_token)),
+            refresh_token: wire
+                .refresh_token
+                .map(|token| Arc::new(SecretString::from(token))),
+            token_type: Arc::from(wire.token_type),
             expires_at,
             issued_at,
-            scopes: wire.scopes,
-            extras: wire.extras,
+            scopes: Arc::new(wire.scopes),
+            extras: Arc::new(wire.extras),
             reauthorization_required: wire.reauthorization_required,
             cooldown,
             granted_at,
@@ -653,6 +673,37 @@ mod tests {
         let issued = old.issued_at();
         assert_eq!(old.into_new_grant().granted_at(), Some(issued));
         assert_eq!(login.into_new_grant().granted_at(), Some(granted));
+    }
+
+    #[test]
+    fn clones_share_scopes_and_extras_until_one_changes() {
+        let original = sample();
+        let changed = original
+            .clone()
+            .with_extra("user_id", serde_json::json!("OTHER"))
+            .without_extra("missing")
+            .with_scopes(["weight"]);
+        assert_eq!(original.extra_str("user_id"), Some("26FWFL"));
+        assert_eq!(changed.extra_str("user_id"), Some("OTHER"));
+        assert_eq!(original.scopes().len(), 2);
+        assert_eq!(changed.scopes().len(), 1);
+        let merged = changed.merge_refreshed(
+            TokenSet::new("ACCESS-2", "Bearer", SystemTime::UNIX_EPOCH)
+                .with_extra("plan", serde_json::json!("pro")),
+        );
+        assert_eq!(merged.extra_str("user_id"), Some("OTHER"));
+        assert_eq!(merged.extra_str("plan"), Some("pro"));
+        assert_eq!(changed.extras().len(), 1);
+        let rotated = original.clone().with_refresh_token("REFRESH-SECRET-2");
+        assert_eq!(
+            original.refresh_token().unwrap().expose_secret(),
+            "REFRESH-SECRET-1"
+        );
+        assert_eq!(
+            rotated.refresh_token().unwrap().expose_secret(),
+            "REFRESH-SECRET-2"
+        );
+        assert!(!format!("{rotated:?}").contains("REFRESH-SECRET"));
     }
 
     #[test]

@@ -130,10 +130,7 @@ impl Hooks for FitbitHooks {
     }
 
     fn parse_scopes(&self, scopes: Vec<String>) -> Vec<String> {
-        scopes
-            .iter()
-            .map(|s| Scope::parse(s).as_str().to_owned())
-            .collect()
+        scopes.into_iter().map(normalize_scope).collect()
     }
 
     fn introspection_request(
@@ -161,6 +158,19 @@ impl Hooks for FitbitHooks {
 
     fn account_for(&self, token: &TokenSet) -> Option<AccountId> {
         AccountId::new(token.extra_str(USER_ID)?).ok()
+    }
+}
+
+/// A granted scope as [`Scope::parse`] names it: trimmed and lower-cased,
+/// known or not. A scope already in that form, as token responses send
+/// them, is kept as it is, without a copy.
+fn normalize_scope(scope: String) -> String {
+    let normal =
+        scope.trim().len() == scope.len() && !scope.bytes().any(|b| b.is_ascii_uppercase());
+    if normal {
+        scope
+    } else {
+        Scope::parse(&scope).as_str().to_owned()
     }
 }
 
@@ -400,3 +410,26 @@ impl FitbitProvider {
 }
 
 crate::delegate::forward_token_provider!(FitbitProvider, check_authorize = check_prompt);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn granted_scopes_are_normalized_as_scope_parse_names_them() {
+        for raw in [
+            "sleep",
+            "activity",
+            " Sleep",
+            "HEARTRATE ",
+            "new_scope",
+            "New_Scope",
+        ] {
+            assert_eq!(
+                normalize_scope(raw.to_owned()),
+                Scope::parse(raw).as_str(),
+                "{raw:?}"
+            );
+        }
+    }
+}

@@ -3,7 +3,12 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+// Named once: a lookup by `&str` parses and validates the name every time.
+static LIMIT: HeaderName = HeaderName::from_static("fitbit-rate-limit-limit");
+static REMAINING: HeaderName = HeaderName::from_static("fitbit-rate-limit-remaining");
+static RESET: HeaderName = HeaderName::from_static("fitbit-rate-limit-reset");
 
 /// What the last Fitbit response said about the rate limit (150 requests
 /// per user per hour, reset at the top of the hour).
@@ -22,11 +27,12 @@ pub struct RateLimit {
 impl RateLimit {
     /// Reads the three headers; `None` unless all are present and numeric.
     pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Self> {
-        let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        let number =
+            |name: &HeaderName| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
         Some(Self {
-            limit: number("fitbit-rate-limit-limit")?,
-            remaining: number("fitbit-rate-limit-remaining")?,
-            reset_in: Duration::from_secs(number("fitbit-rate-limit-reset")?),
+            limit: number(&LIMIT)?,
+            remaining: number(&REMAINING)?,
+            reset_in: Duration::from_secs(number(&RESET)?),
             observed_at: now,
         })
     }

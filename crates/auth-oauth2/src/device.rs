@@ -173,7 +173,7 @@ impl OAuth2Provider {
             .await
             .map_err(|e| ctx.transport(&e))?;
         let meta = exchange
-            .last()
+            .take_last()
             .ok_or_else(|| Error::protocol(None, "no device authorization response", ""))?;
         self.hooks().observe_response(&meta);
         if !meta.status.is_success() {
@@ -218,7 +218,7 @@ impl OAuth2Provider {
             .await
             .map_err(|e| ctx.transport(&e))?;
         let meta = exchange
-            .last()
+            .take_last()
             .ok_or_else(|| Error::protocol(None, "no token response", ""))?;
         self.hooks().observe_response(&meta);
         if meta.status.is_success() {

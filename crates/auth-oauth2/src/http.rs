@@ -58,6 +58,7 @@ pub struct ResponseMeta {
 pub struct HttpClient {
     client: reqwest::Client,
     max_body_bytes: usize,
+    targets: Arc<Targets>,
 }
 
 impl fmt::Debug for HttpClient {
@@ -88,6 +89,7 @@ impl HttpClient {
         Ok(Self {
             client,
             max_body_bytes: config.max_body_bytes,
+            targets: Arc::default(),
         })
     }
 
@@ -103,27 +105,29 @@ impl HttpClient {
     /// [`HttpError`] when no complete response arrived or it was too big.
     pub async fn execute(&self, request: HttpRequest) -> Result<ResponseMeta, HttpError> {
         let (parts, body) = request.into_parts();
-        let url = parts.uri.to_string();
-        let mut builder = self.client.request(parts.method, url).body(body);
-        for (name, value) in &parts.headers {
-            builder = builder.header(name, value);
-        }
+        let mut outgoing = reqwest::Request::new(parts.method, self.targets.url(&parts.uri)?);
+        *outgoing.headers_mut() = parts.headers;
+        *outgoing.body_mut() = Some(body.into());
         // Never let reqwest's error text carry the URL: a tokeninfo URL holds
         // the access token in its query.
-        let mut response = builder
-            .send()
+        let mut response = self
+            .client
+            .execute(outgoing)
             .await
             .map_err(|e| HttpError::Transport(describe(&e)))?;
         let status = response.status();
-        let headers = response.headers().clone();
-        if let Some(len) = response.content_length()
-            && len > self.max_body_bytes as u64
-        {
-            return Err(HttpError::BodyTooLarge {
-                limit: self.max_body_bytes,
-            });
-        }
-        let mut body = Vec::new();
+        // Moved out, not copied: the body is read without them.
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = match response.content_length() {
+            Some(len) if len > self.max_body_bytes as u64 => {
+                return Err(HttpError::BodyTooLarge {
+                    limit: self.max_body_bytes,
+                });
+            }
+            // The length is within the cap here.
+            Some(len) => Vec::with_capacity(usize::try_from(len).unwrap_or(0)),
+            None => Vec::new(),
+        };
         while let Some(chunk) = response
             .chunk()
             .await
@@ -142,6 +146,67 @@ impl HttpClient {
             body: Arc::new(body),
         })
     }
+}
+
+/// Request targets already converted from the `http::Uri` the `oauth2`
+/// crate builds to the `Url` that `reqwest` wants. A provider sends nearly
+/// all its requests to the same few endpoints, and parsing the same URL
+/// again took about a tenth of the client's own work per refresh. Targets
+/// with a query are never kept (a query may carry a token, as Google's
+/// tokeninfo URL does), nor with user info (it may carry a password):
+/// nothing secret is kept here. At most [`MAX_TARGETS`], the oldest dropped
+/// first.
+#[derive(Default)]
+struct Targets(Mutex<Vec<(http::Uri, reqwest::Url)>>);
+
+/// How many request targets [`Targets`] keeps.
+const MAX_TARGETS: usize = 8;
+
+impl Targets {
+    fn known(&self) -> std::sync::MutexGuard<'_, Vec<(http::Uri, reqwest::Url)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The `Url` of `uri`, parsed once per target.
+    fn url(&self, uri: &http::Uri) -> Result<reqwest::Url, HttpError> {
+        let keep = uri.query().is_none()
+            && uri
+                .authority()
+                .is_some_and(|authority| !authority.as_str().contains('@'));
+        if !keep {
+            return parse_uri(uri);
+        }
+        if let Some((_, url)) = self
+            .known()
+            .iter()
+            .find(|(known, _)| same_target(known, uri))
+        {
+            return Ok(url.clone());
+        }
+        let url = parse_uri(uri)?;
+        let mut known = self.known();
+        if known.len() >= MAX_TARGETS {
+            known.remove(0);
+        }
+        known.push((uri.clone(), url.clone()));
+        Ok(url)
+    }
+}
+
+/// Whether two URIs are the same text: `Uri`'s own `==` ignores the case of
+/// the scheme and the authority.
+fn same_target(a: &http::Uri, b: &http::Uri) -> bool {
+    a.scheme_str() == b.scheme_str()
+        && a.authority().map(http::uri::Authority::as_str)
+            == b.authority().map(http::uri::Authority::as_str)
+        && a.path() == b.path()
+        && a.query() == b.query()
+}
+
+fn parse_uri(uri: &http::Uri) -> Result<reqwest::Url, HttpError> {
+    // The parse error names what is wrong, never the URL itself.
+    reqwest::Url::parse(&uri.to_string())
+        .map_err(|e| HttpError::InvalidRequest(format!("the request URL is not valid ({e})")))
 }
 
 fn describe(err: &reqwest::Error) -> String {
@@ -170,54 +235,102 @@ fn describe(err: &reqwest::Error) -> String {
     text
 }
 
-/// One operation's view of the client: it records the last response so the
+/// One operation's view of the client: it keeps the last response so the
 /// caller can classify an error with its status, headers and body.
 #[derive(Debug)]
-pub(crate) struct Exchange {
-    http: HttpClient,
+pub(crate) struct Exchange<'h> {
+    http: &'h HttpClient,
     last: Mutex<Option<ResponseMeta>>,
 }
 
-impl Exchange {
-    pub(crate) fn new(http: &HttpClient) -> Self {
+impl<'h> Exchange<'h> {
+    pub(crate) fn new(http: &'h HttpClient) -> Self {
         Self {
-            http: http.clone(),
+            http,
             last: Mutex::new(None),
         }
     }
 
+    /// Sends `request`, keeps the response, and hands the `oauth2` crate
+    /// its own copy, which it consumes.
     pub(crate) async fn send(
         &self,
         request: oauth2::HttpRequest,
     ) -> Result<oauth2::HttpResponse, HttpError> {
         let meta = self.http.execute(request).await?;
-        let mut builder = http::Response::builder().status(meta.status);
-        for (name, value) in &meta.headers {
-            builder = builder.header(name, value);
-        }
-        let response = builder
-            .body(meta.body.as_ref().clone())
-            .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
+        let mut response = http::Response::new(meta.body.as_ref().clone());
+        *response.status_mut() = meta.status;
+        *response.headers_mut() = meta.headers.clone();
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
         Ok(response)
     }
 
-    pub(crate) fn last(&self) -> Option<ResponseMeta> {
+    /// The last response, taken out: each operation classifies once.
+    pub(crate) fn take_last(&self) -> Option<ResponseMeta> {
         self.last
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .take()
     }
 }
 
 type SendFuture<'c> =
     Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
 
-impl<'c> oauth2::AsyncHttpClient<'c> for Exchange {
+impl<'c> oauth2::AsyncHttpClient<'c> for Exchange<'_> {
     type Error = HttpError;
     type Future = SendFuture<'c>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(self.send(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(text: &str) -> http::Uri {
+        text.parse().expect("a valid URI")
+    }
+
+    #[test]
+    fn targets_are_parsed_once_and_never_kept_with_a_query_or_user_info() {
+        let targets = Targets::default();
+        let token = uri("https://api.example/oauth2/token");
+        assert_eq!(
+            targets.url(&token).unwrap().as_str(),
+            "https://api.example/oauth2/token"
+        );
+        assert_eq!(
+            targets.url(&token).unwrap().as_str(),
+            "https://api.example/oauth2/token"
+        );
+        assert_eq!(targets.known().len(), 1);
+        // Another case is another text, and gets its own entry.
+        assert_eq!(
+            targets
+                .url(&uri("https://API.example/oauth2/token"))
+                .unwrap()
+                .as_str(),
+            "https://api.example/oauth2/token"
+        );
+        assert_eq!(targets.known().len(), 2);
+        let secret = "https://api.example/tokeninfo?access_token=SECRET";
+        assert_eq!(targets.url(&uri(secret)).unwrap().as_str(), secret);
+        let user = "https://client:PASSWORD@api.example/oauth2/token";
+        assert_eq!(targets.url(&uri(user)).unwrap().as_str(), user);
+        assert_eq!(targets.known().len(), 2, "no query or user info is kept");
+        for n in 0..(2 * MAX_TARGETS) {
+            targets
+                .url(&uri(&format!("https://api.example/endpoint/{n}")))
+                .unwrap();
+        }
+        let known = targets.known();
+        assert_eq!(known.len(), MAX_TARGETS);
+        assert_eq!(
+            known.last().unwrap().1.as_str(),
+            format!("https://api.example/endpoint/{}", 2 * MAX_TARGETS - 1)
+        );
     }
 }

@@ -489,12 +489,12 @@ impl OAuth2Provider {
         endpoint: &'static str,
         secrets: &[&str],
         outcome: std::result::Result<T, oauth2::RequestTokenError<crate::http::HttpError, E>>,
-        exchange: &Exchange,
+        exchange: &Exchange<'_>,
     ) -> Result<(T, ResponseMeta)>
     where
         E: oauth2::ErrorResponse + 'static,
     {
-        let meta = exchange.last();
+        let meta = exchange.take_last();
         if let Some(meta) = &meta {
             self.inner.hooks.observe_response(meta);
         }
@@ -580,8 +580,8 @@ impl OAuth2Provider {
             token = token.with_expires_in(expires_in);
         }
         if let Some(scopes) = response.scopes() {
-            token = token
-                .with_scopes(hooks.parse_scopes(scopes.iter().map(|s| s.to_string()).collect()));
+            let names = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+            token = token.with_scopes(hooks.parse_scopes(names));
         }
         for (name, value) in hooks.token_extras(&response.extra_fields().fields) {
             token = token.with_extra(name, value);
@@ -802,7 +802,7 @@ impl TokenProvider for OAuth2Provider {
                     .await
                     .map_err(|e| ctx.transport(&e))?;
                 let meta = exchange
-                    .last()
+                    .take_last()
                     .ok_or_else(|| Error::protocol(None, "no introspection response", ""))?;
                 hooks.observe_response(&meta);
                 if !meta.status.is_success() {

@@ -4,8 +4,8 @@
 //!
 //! The first caller of a key *leads*: it polls the refresh work itself (no
 //! task hop: spawning every refresh cost two thread hand-offs, about 90 µs on
-//! loopback). Everyone else *follows*, waiting on a watch channel for the
-//! leader's result. A leader dropped mid-refresh hands its unfinished work
+//! loopback). Everyone else *follows*, waiting for the leader's result in
+//! the flight's [`Cell`]. A leader dropped mid-refresh hands its unfinished work
 //! to a spawned task: a refresh abandoned between the server rotating the
 //! refresh token and the new pair being saved is how grants get burned.
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tracing::warn;
 
 use crate::error::Result;
@@ -26,14 +26,62 @@ use crate::token::TokenSet;
 
 /// What a flight hands its followers.
 pub(super) type Outcome = Result<Arc<TokenSet>>;
-type Receiver = watch::Receiver<Option<Outcome>>;
-/// What the leader reports its result through.
-pub(super) type Sender = watch::Sender<Option<Outcome>>;
+
+/// One flight's result, shared by its leader and its followers: a lock and
+/// a [`Notify`], which cost a fraction of a `watch` channel (whose sender
+/// wakes eight shards of waiters on every send and again when dropped).
+struct Cell {
+    state: Mutex<State>,
+    done: Notify,
+}
+
+enum State {
+    Running,
+    Done(Outcome),
+    /// The leader went away without an outcome.
+    Abandoned,
+}
+
+impl Cell {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Settles the flight, unless it is settled already, and wakes the
+    /// followers.
+    fn settle(&self, state: State) {
+        {
+            let mut current = self.state();
+            if !matches!(*current, State::Running) {
+                return;
+            }
+            *current = state;
+        }
+        self.done.notify_waiters();
+    }
+}
+
+/// A follower's view of a flight.
+pub(super) struct Receiver(Arc<Cell>);
+
+/// What the leader reports its result through. Dropped without reporting
+/// (the work was dropped unfinished), it tells the followers so.
+pub(super) struct Sender(Arc<Cell>);
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.0.settle(State::Abandoned);
+    }
+}
+
+/// Keyed with `foldhash`, seeded per process, like the cache: SipHash made
+/// hashing the key most of what a lookup cost.
+type Map = HashMap<TokenKey, Receiver, foldhash::fast::RandomState>;
 
 /// The flights in progress, one per key at most.
 #[derive(Default)]
 pub(super) struct Flights {
-    map: Mutex<HashMap<TokenKey, Receiver>>,
+    map: Mutex<Map>,
 }
 
 /// Either the caller leads a new flight (and must call `finish`), or it
@@ -46,7 +94,7 @@ pub(super) enum Joined {
 }
 
 impl Flights {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Receiver>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, Map> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -54,11 +102,14 @@ impl Flights {
     pub(super) fn join(&self, key: &TokenKey) -> Joined {
         let mut map = self.map();
         if let Some(flight) = map.get(key) {
-            return Joined::Follow(flight.clone());
+            return Joined::Follow(Receiver(Arc::clone(&flight.0)));
         }
-        let (sender, receiver) = watch::channel(None);
-        map.insert(key.clone(), receiver);
-        Joined::Lead(sender)
+        let cell = Arc::new(Cell {
+            state: Mutex::new(State::Running),
+            done: Notify::new(),
+        });
+        map.insert(key.clone(), Receiver(Arc::clone(&cell)));
+        Joined::Lead(Sender(cell))
     }
 
     /// Closes `key`'s flight with `outcome`. The flight leaves the map before
@@ -67,28 +118,31 @@ impl Flights {
     pub(super) fn finish(&self, key: &TokenKey, sender: &Sender, outcome: &Outcome) {
         {
             let mut map = self.map();
-            if map
-                .get(key)
-                .is_some_and(|f| f.same_channel(&sender.subscribe()))
-            {
+            if map.get(key).is_some_and(|f| Arc::ptr_eq(&f.0, &sender.0)) {
                 map.remove(key);
             }
         }
-        sender.send_replace(Some(outcome.clone()));
+        sender.0.settle(State::Done(outcome.clone()));
     }
 
     /// Waits for a followed flight. `None` means its work was dropped
     /// unfinished (its leader went away outside a runtime): the dead flight
     /// is cleared and the caller should start over.
-    pub(super) async fn follow(&self, key: &TokenKey, mut flight: Receiver) -> Option<Outcome> {
-        let outcome = flight
-            .wait_for(Option::is_some)
-            .await
-            .ok()
-            .and_then(|done| done.clone());
+    pub(super) async fn follow(&self, key: &TokenKey, flight: Receiver) -> Option<Outcome> {
+        let outcome = loop {
+            // Created before the state is read, so that a settle in between
+            // still wakes it.
+            let settled = flight.0.done.notified();
+            match &*flight.0.state() {
+                State::Running => {}
+                State::Done(outcome) => break Some(outcome.clone()),
+                State::Abandoned => break None,
+            }
+            settled.await;
+        };
         if outcome.is_none() {
             let mut map = self.map();
-            if map.get(key).is_some_and(|f| f.same_channel(&flight)) {
+            if map.get(key).is_some_and(|f| Arc::ptr_eq(&f.0, &flight.0)) {
                 map.remove(key);
             }
         }

@@ -209,11 +209,12 @@ impl Inner {
             Err(interim) => return interim,
         };
         let (lease, current) = current;
-        match self.judge(key, goal, current, provider.as_ref()) {
-            Judged::Done(answer) => answer,
-            Judged::Refresh(current) => self.refresh(key, goal, &provider, lease, current).await,
-            Judged::Mint => self.mint(key, &provider, lease, goal).await,
-        }
+        let current = match self.judge(key, goal, current, provider.as_ref()) {
+            Judged::Done(answer) => return answer,
+            Judged::Mint => return self.mint(key, &provider, lease, goal).await,
+            Judged::Refresh(current) => current,
+        };
+        self.refresh(key, goal, &provider, lease, current).await
     }
 
     /// Reads the store without the lease. Most cache misses end here: the
@@ -235,9 +236,18 @@ impl Inner {
     /// Takes the key's lease, across processes where the store can, and
     /// reports how long that took (log and `metrics`).
     async fn take_lease(&self, key: &TokenKey) -> Result<Box<dyn KeyLock>> {
-        let started = tokio::time::Instant::now();
-        let lease = self.store.lock(key, self.lock_wait).await;
-        let waited = started.elapsed();
+        let mut lock = self.store.lock(key, self.lock_wait);
+        // A lease the store grants on the first poll, as a free in-memory
+        // one is, waited for nothing: the clock is read only when there is
+        // a wait to time.
+        let (lease, waited) = match (&mut lock).now_or_never() {
+            Some(lease) => (lease, Duration::ZERO),
+            None => {
+                let started = tokio::time::Instant::now();
+                let lease = lock.await;
+                (lease, started.elapsed())
+            }
+        };
         telemetry::lease_wait(&key.provider, waited);
         let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
         if waited >= LEASE_WAIT_NOTICE {
@@ -382,12 +392,12 @@ impl Inner {
         current: Versioned<TokenSet>,
     ) -> Outcome {
         debug!(%key, "refreshing");
-        let started = tokio::time::Instant::now();
+        let stopwatch = telemetry::Stopwatch::start();
         let answer = self
             .call_provider(key, lease.as_ref(), || provider.refresh(&current.value))
             .await;
         let class = answer.as_ref().map_or_else(Error::class, |_| "ok");
-        telemetry::refresh(&key.provider, class, started.elapsed());
+        telemetry::refresh(&key.provider, class, stopwatch.elapsed());
         match answer {
             Ok(fresh) => {
                 let sent = current
@@ -470,9 +480,8 @@ impl Inner {
         let mut attempt = 1;
         loop {
             lease.check().await.map_err(|e| e.for_key(key))?;
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let answer = match tokio::time::timeout(
-                remaining,
+            let answer = match tokio::time::timeout_at(
+                deadline,
                 AssertUnwindSafe(op()).catch_unwind(),
             )
             .await

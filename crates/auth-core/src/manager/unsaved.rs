@@ -165,14 +165,18 @@ impl Unsaved {
     }
 }
 
+/// Keyed with `foldhash`, seeded per process, like the cache: SipHash made
+/// hashing the key most of what a lookup cost.
+type Map = HashMap<TokenKey, Arc<Unsaved>, foldhash::fast::RandomState>;
+
 /// Unsaved tokens by key.
 #[derive(Default)]
 pub(super) struct UnsavedMap {
-    map: Mutex<HashMap<TokenKey, Arc<Unsaved>>>,
+    map: Mutex<Map>,
 }
 
 impl UnsavedMap {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, Map> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
