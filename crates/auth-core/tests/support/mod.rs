@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::testing::FakeProvider;
 use auth_core::{
-    KeyLock, ProviderId, Result, TokenKey, TokenManager, TokenSet, TokenStore, Version, Versioned,
-    async_trait,
+    Clock, KeyLock, ProviderId, Result, TokenKey, TokenManager, TokenSet, TokenStore, Version,
+    Versioned, async_trait,
 };
 use store_memory::MemoryTokenStore;
+use tokio::time::Instant;
 
 /// A store that counts every call, around a memory store.
 #[derive(Debug, Default)]
@@ -104,4 +105,44 @@ pub async fn setup_with(token: Option<TokenSet>) -> Setup {
         provider,
         manager,
     }
+}
+
+/// Wall-clock time that moves with tokio's (paused) clock.
+#[derive(Debug)]
+pub struct TokioClock {
+    start: SystemTime,
+    at: Instant,
+}
+
+impl TokioClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            start: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            at: Instant::now(),
+        })
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> SystemTime {
+        self.start + self.at.elapsed()
+    }
+}
+
+/// Stores account `i`'s token: access `a-i`, refresh `r-i`, expiring at
+/// `expires_at`.
+pub async fn store_token(
+    store: &MemoryTokenStore,
+    key: &TokenKey,
+    i: usize,
+    expires_at: SystemTime,
+) {
+    let token = TokenSet::new(
+        format!("a-{i}"),
+        "Bearer",
+        expires_at - Duration::from_secs(3600),
+    )
+    .with_refresh_token(format!("r-{i}"))
+    .with_expires_at(Some(expires_at));
+    store.save(key, &token, None).await.unwrap();
 }
