@@ -238,7 +238,7 @@ impl PostgresStoreBuilder {
         schema::check_reader_version(&pool, &endpoint, &names).await?;
         Ok(PostgresTokenStore::from_shared(Shared {
             sql: Statements::new(&names),
-            pool,
+            conns: crate::conn::Connections::new(pool),
             endpoint,
             names,
             lease_ttl: self.lease_ttl,

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::conn::on_conn;
 use crate::error;
 use crate::store::Shared;
 
@@ -71,15 +72,17 @@ impl PgLease {
 
     /// Whether the row is still ours, as the fence sees it.
     pub(crate) async fn held(&self) -> Result<bool> {
-        let row: Option<i32> = sqlx::query_scalar(&self.shared.sql.lease_check)
-            .bind(self.key.provider.as_str())
-            .bind(self.key.account.as_str())
-            .bind(self.owner)
-            .fetch_optional(&self.shared.pool)
-            .await
-            .map_err(|e| {
-                error::from_sqlx(&self.shared.endpoint, Some(&self.key), "check the lease", e)
-            })?;
+        let row: Option<i32> = on_conn!(self.shared.conns, c => {
+            sqlx::query_scalar(&self.shared.sql.lease_check)
+                .bind(self.key.provider.as_str())
+                .bind(self.key.account.as_str())
+                .bind(self.owner)
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(|e| {
+            error::from_sqlx(&self.shared.endpoint, Some(&self.key), "check the lease", e)
+        })?;
         Ok(row.is_some())
     }
 
@@ -119,13 +122,15 @@ impl KeyLock for PgLease {
 }
 
 async fn release_row(shared: &Shared, key: &TokenKey, owner: i64) -> Result<()> {
-    sqlx::query(&shared.sql.lease_release)
-        .bind(key.provider.as_str())
-        .bind(key.account.as_str())
-        .bind(owner)
-        .execute(&shared.pool)
-        .await
-        .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "release the lease", e))?;
+    on_conn!(shared.conns, c => {
+        sqlx::query(&shared.sql.lease_release)
+            .bind(key.provider.as_str())
+            .bind(key.account.as_str())
+            .bind(owner)
+            .execute(c)
+    })
+    .await
+    .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "release the lease", e))?;
     Ok(())
 }
 
@@ -189,14 +194,16 @@ pub(crate) async fn acquire(
             armed: true,
         };
         let sent = Instant::now();
-        let won: Option<i64> = sqlx::query_scalar(&shared.sql.lease_acquire)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .bind(owner)
-            .bind(ttl_ms)
-            .fetch_optional(&shared.pool)
-            .await
-            .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "take the lease", e))?;
+        let won: Option<i64> = on_conn!(shared.conns, c => {
+            sqlx::query_scalar(&shared.sql.lease_acquire)
+                .bind(key.provider.as_str())
+                .bind(key.account.as_str())
+                .bind(owner)
+                .bind(ttl_ms)
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "take the lease", e))?;
         attempt.disarm();
         if won.is_some() {
             let lost = Arc::new(AtomicBool::new(false));
@@ -243,12 +250,14 @@ async fn heartbeat(
     loop {
         tokio::time::sleep(shared.heartbeat).await;
         let sent = Instant::now();
-        let extended = sqlx::query(&shared.sql.lease_extend)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .bind(owner)
-            .bind(ttl_ms)
-            .execute(&shared.pool);
+        let extended = on_conn!(shared.conns, c => {
+            sqlx::query(&shared.sql.lease_extend)
+                .bind(key.provider.as_str())
+                .bind(key.account.as_str())
+                .bind(owner)
+                .bind(ttl_ms)
+                .execute(c)
+        });
         // A heartbeat that takes longer than the TTL is no heartbeat.
         match tokio::time::timeout(shared.lease_ttl, extended).await {
             Ok(Ok(done)) if done.rows_affected() == 1 => last_extended = sent,

@@ -121,6 +121,19 @@
 //! before the lease expires. With [`from_pool`](PostgresStoreBuilder::from_pool)
 //! the app's pool is shared; a busy app should give the store its own.
 //!
+//! **The store keeps its last connection for 50 ms.** sqlx checks every
+//! connection handed back to a pool with a ping, a round trip of its own
+//! (from a spawned task) before anyone else may use it, which doubled the
+//! round trips of the store's one-statement operations and cost the client
+//! two thread hand-offs each. So the connection of a statement that ran to
+//! its end is kept for the store's next statement instead, and handed back
+//! to the pool once it has gone unused for 50 ms, at once when the pool is
+//! closed (closing the pool never waits for it), and when the store is
+//! dropped. A statement that fails or is cancelled hands its connection
+//! back to the pool, which checks it as before. At most one connection is
+//! kept per store (clones share it); statements that overlap it use the
+//! pool.
+//!
 //! **PgBouncer in transaction mode works**: leases are rows, not session
 //! state, and migrations take a transaction-scoped advisory lock. sqlx
 //! uses named prepared statements, which PgBouncer supports in transaction
@@ -223,6 +236,7 @@
 //! Measured figures are in the workspace's `BENCHMARKS.md`.
 
 mod config;
+mod conn;
 mod error;
 mod ident;
 mod lease;

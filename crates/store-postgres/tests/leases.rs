@@ -2,7 +2,7 @@
 //! lease within the TTL and its fenced writes are refused; a taken-over
 //! lease fails its check; the heartbeat keeps a live holder's lease; a
 //! cancelled waiter leaves nothing held; no connection is held while a
-//! lease is.
+//! lease is, and closing the pool does not wait for the store.
 
 mod support;
 
@@ -218,7 +218,9 @@ async fn a_held_lease_holds_no_connection() {
             .collect();
     let pool = a.pool();
     assert!(pool.size() <= 4, "pool grew to {}", pool.size());
-    // sqlx returns a connection to the pool from a task: poll for it.
+    // sqlx returns a connection to the pool from a task, and the store
+    // keeps its last one for 50 ms in case another statement follows: poll
+    // for them.
     let deadline = Instant::now() + Duration::from_secs(2);
     while (pool.num_idle() as u32) < pool.size() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -229,4 +231,54 @@ async fn a_held_lease_holds_no_connection() {
         "a connection is checked out while only leases are held"
     );
     drop(leases);
+}
+
+/// The store keeps its last connection back from the pool for a moment
+/// between statements; an app that closes the pool itself (rather than the
+/// store) must not wait for it.
+#[tokio::test]
+async fn closing_the_pool_does_not_wait_for_the_store() {
+    let a = support::store("close_pool").await;
+    let key = support::key("close-pool", "Erin");
+    a.save(&key, &support::token(1), None).await.expect("save");
+    a.load(&key).await.expect("load").expect("there");
+    tokio::time::timeout(Duration::from_secs(5), a.pool().close())
+        .await
+        .expect("closing the pool waited for a connection the store kept");
+    let err = a
+        .load(&key)
+        .await
+        .expect_err("a load after the pool closed");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::Unavailable), "{err}");
+    // And the connection the store kept is closed too (sqlx closes it from
+    // a task once it is handed back).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while a.pool().size() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a connection stayed open after the pool closed");
+}
+
+/// A store that outlives its runtime (kept in a static, say) still holds
+/// the connection of its last statement: dropping it closes that
+/// connection without a runtime, instead of panicking in sqlx.
+#[test]
+fn a_store_dropped_after_its_runtime_closes_its_connection() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let key = support::key("after-runtime", "Frank");
+    let store = runtime.block_on(async {
+        let store = support::store("after_runtime").await;
+        store
+            .save(&key, &support::token(1), None)
+            .await
+            .expect("save");
+        store
+    });
+    drop(runtime);
+    drop(store);
 }
