@@ -70,6 +70,12 @@ impl PgLease {
         release_row(&self.shared, &self.key, self.owner).await
     }
 
+    /// Whether the heartbeat found the lease gone (then no statement can
+    /// find it held).
+    pub(crate) fn known_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
     /// Whether the row is still ours, as the fence sees it.
     pub(crate) async fn held(&self) -> Result<bool> {
         let row: Option<i32> = on_conn!(self.shared.conns, c => {
@@ -109,7 +115,7 @@ impl KeyLock for PgLease {
     }
 
     async fn check(&self) -> Result<()> {
-        if !self.lost.load(Ordering::Acquire) && self.held().await? {
+        if !self.known_lost() && self.held().await? {
             Ok(())
         } else {
             Err(error::lease_lost(

@@ -48,6 +48,11 @@
 //!   [`lock_poll_interval`](PostgresStoreBuilder::lock_poll_interval),
 //!   with jitter, in async sleeps) until its `wait` runs out, then fails
 //!   with [`LockTimeout`](auth_core::StoreErrorKind::LockTimeout).
+//! - **fenced load**: [`load_leased`](auth_core::TokenStore::load_leased),
+//!   which the manager uses to read the token it may refresh from, reads
+//!   the lease row and the token row in **one statement**, so in one
+//!   snapshot: the token, or `None`, only if the row is still this owner's
+//!   and unexpired; otherwise [`LeaseLost`](auth_core::StoreErrorKind::LeaseLost).
 //! - **heartbeat**: a task extends the expiry every TTL/3 while the lease
 //!   is held, only if the row is still this owner's and unexpired.
 //! - **fenced write**: [`save_leased`](auth_core::TokenStore::save_leased)
@@ -72,6 +77,17 @@
 //! pause) therefore loses its lease within the TTL, another host takes it
 //! and refreshes, and when the first host comes back its save is refused
 //! by the fence: it can never overwrite the newer pair with an older one.
+//! **Why the take and the load are two statements.** Taking the lease and
+//! reading the token in one statement would save a round trip, but under
+//! `READ COMMITTED` a statement reads from a snapshot taken when it starts.
+//! If the previous holder's fenced save holds the lease row `FOR SHARE`
+//! when the take starts, the take waits for that save to commit and then
+//! takes the row over; a read in the same statement would still see the
+//! token from before that save, and the manager would refresh with a spent
+//! refresh token. The fenced load is a separate statement sent after the
+//! take returned, so its snapshot includes every write made under an
+//! earlier lease.
+//!
 //! A `lock` future dropped while its `INSERT` is in flight cannot know
 //! whether it won, so it releases its owner id from a task just in case; a
 //! cancelled waiter leaves nothing held.

@@ -111,6 +111,7 @@ const UNTOUCHED: &str = "t.data -> 'format' = '1'::jsonb AND t.data_md5 = md5(t.
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) load: String,
+    pub(crate) load_leased: String,
     pub(crate) create: String,
     pub(crate) update: String,
     pub(crate) create_fenced: String,
@@ -177,6 +178,17 @@ impl Statements {
             load: format!(
                 "SELECT version, data::text FROM {tokens} \
                  WHERE provider = $1 AND account = $2 AND NOT deleted"
+            ),
+            // Always one row: whether the lease is held, then the token's
+            // version and data (NULL when there is no live token), so that
+            // a lost lease is never mistaken for no token. $3 is the owner.
+            load_leased: format!(
+                "SELECT EXISTS (SELECT 1 FROM {leases} \
+                 WHERE provider = $1 AND account = $2 AND owner = $3 AND expires_at > now()), \
+                 t.version, t.data::text \
+                 FROM (VALUES (1)) AS one \
+                 LEFT JOIN {tokens} AS t \
+                 ON t.provider = $1 AND t.account = $2 AND NOT t.deleted"
             ),
             create: create_body(""),
             update: update_body(UNTOUCHED, ""),

@@ -242,8 +242,9 @@ impl PostgresTokenStore {
             .downcast_ref::<PgLease>()
             .ok_or_else(|| {
                 Error::invalid_input(format!(
-                    "a fenced write to the PostgreSQL token store at {} was given a lease from \
-                     another kind of store ({lease:?}); take the lease with this store's lock",
+                    "a fenced read or write of the PostgreSQL token store at {} was given a \
+                     lease from another kind of store ({lease:?}); take the lease with this \
+                     store's lock",
                     self.shared.endpoint
                 ))
             })
@@ -324,6 +325,41 @@ impl TokenStore for PostgresTokenStore {
         let lease = self.own_lease(lease)?;
         self.save_with(lease.key(), token, expected, Some(lease))
             .await
+    }
+
+    /// One statement, so one snapshot: the lease row and the token row are
+    /// read together. It runs after the statement that took the lease had
+    /// committed, and that statement waited for the row lock of any fenced
+    /// write of the previous holder, so the token read is the newest one
+    /// (see the crate docs, "The lease").
+    async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
+        let lease = self.own_lease(lease)?;
+        let key = lease.key();
+        let lost = || error::lease_lost(&self.shared.endpoint, key, "the fenced load");
+        if lease.known_lost() {
+            return Err(lost());
+        }
+        let (held, version, data): (bool, Option<i64>, Option<String>) =
+            on_conn!(self.shared.conns, c => {
+                sqlx::query_as(&self.shared.sql.load_leased)
+                    .bind(key.provider.as_str())
+                    .bind(key.account.as_str())
+                    .bind(lease.owner())
+                    .fetch_one(c)
+            })
+            .await
+            .map_err(self.fail(Some(key), "load the token"))?;
+        if !held {
+            return Err(lost());
+        }
+        version
+            .map(|version| {
+                Ok(Versioned {
+                    value: self.decode(key, data)?,
+                    version: Version(version as u64),
+                })
+            })
+            .transpose()
     }
 
     async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
