@@ -245,6 +245,7 @@ impl PostgresStoreBuilder {
             heartbeat: self.heartbeat.unwrap_or(self.lease_ttl / 3),
             poll_interval: self.poll_interval,
             releases: crate::lease::Releases::default(),
+            heartbeats: crate::heartbeat::Heartbeats::default(),
         }))
     }
 }

@@ -1,5 +1,6 @@
 //! Key leases: one row per held key in the leases table, owned by a random
-//! id, expiring on the database's clock, extended by a heartbeat while held.
+//! id, expiring on the database's clock, extended by the store's heartbeat
+//! (the heartbeat module) while held.
 //!
 //! This module must never hold a transaction or a connection while a lease
 //! is held: each step (take, extend, check, release) is one autocommitted
@@ -13,7 +14,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_core::{KeyLock, Result, TokenKey};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -22,8 +22,8 @@ use crate::error;
 use crate::store::Shared;
 
 /// A lease on one key, from [`PostgresTokenStore::lock`]: the key's row in
-/// the leases table, with this lease's random owner id, kept alive by a
-/// heartbeat task until it is dropped or released.
+/// the leases table, with this lease's random owner id, kept alive by the
+/// store's heartbeat until it is dropped or released.
 ///
 /// Dropping it releases it from a spawned task (drop cannot wait for the
 /// database); [`release`](Self::release) does it now. If neither can run
@@ -37,7 +37,6 @@ pub struct PgLease {
     owner: i64,
     shared: Arc<Shared>,
     lost: Arc<AtomicBool>,
-    heartbeat: Option<JoinHandle<()>>,
     released: bool,
 }
 
@@ -92,10 +91,8 @@ impl PgLease {
         Ok(row.is_some())
     }
 
-    fn stop_heartbeat(&mut self) {
-        if let Some(task) = self.heartbeat.take() {
-            task.abort();
-        }
+    fn stop_heartbeat(&self) {
+        self.shared.heartbeats.forget(self.owner);
     }
 }
 
@@ -213,19 +210,14 @@ pub(crate) async fn acquire(
         attempt.disarm();
         if won.is_some() {
             let lost = Arc::new(AtomicBool::new(false));
-            let heartbeat = tokio::spawn(heartbeat(
-                Arc::clone(shared),
-                key.clone(),
-                owner,
-                Arc::clone(&lost),
-                sent,
-            ));
+            shared
+                .heartbeats
+                .hold(shared, key.clone(), owner, Arc::clone(&lost), sent);
             return Ok(PgLease {
                 key: key.clone(),
                 owner,
                 shared: Arc::clone(shared),
                 lost,
-                heartbeat: Some(heartbeat),
                 released: false,
             });
         }
@@ -237,51 +229,6 @@ pub(crate) async fn acquire(
         let jitter = 0.75 + rand::random::<f64>() / 2.0;
         tokio::time::sleep(pause.mul_f64(jitter).min(deadline - now)).await;
         pause = (pause * 2).min(shared.poll_interval);
-    }
-}
-
-/// Extends the lease every `heartbeat` while it is held. Stops, marking the
-/// lease lost, when the row is no longer ours, or when no extension has
-/// succeeded for a whole TTL (the database may already have expired it;
-/// the fence decides, this only makes [`KeyLock::check`] answer sooner).
-async fn heartbeat(
-    shared: Arc<Shared>,
-    key: TokenKey,
-    owner: i64,
-    lost: Arc<AtomicBool>,
-    taken_at: Instant,
-) {
-    let ttl_ms = i64::try_from(shared.lease_ttl.as_millis()).unwrap_or(i64::MAX);
-    let mut last_extended = taken_at;
-    loop {
-        tokio::time::sleep(shared.heartbeat).await;
-        let sent = Instant::now();
-        let extended = on_conn!(shared.conns, c => {
-            sqlx::query(&shared.sql.lease_extend)
-                .bind(key.provider.as_str())
-                .bind(key.account.as_str())
-                .bind(owner)
-                .bind(ttl_ms)
-                .execute(c)
-        });
-        // A heartbeat that takes longer than the TTL is no heartbeat.
-        match tokio::time::timeout(shared.lease_ttl, extended).await {
-            Ok(Ok(done)) if done.rows_affected() == 1 => last_extended = sent,
-            Ok(Ok(_)) => {
-                warn!(%key, "lease lost: it expired or was taken over before its heartbeat");
-                lost.store(true, Ordering::Release);
-                return;
-            }
-            Ok(Err(err)) => {
-                warn!(%key, error = %error::from_sqlx(&shared.endpoint, Some(&key), "extend the lease", err), "lease heartbeat failed");
-            }
-            Err(_) => warn!(%key, "lease heartbeat timed out"),
-        }
-        if last_extended.elapsed() >= shared.lease_ttl {
-            warn!(%key, "lease lost: no heartbeat reached the database for a whole TTL");
-            lost.store(true, Ordering::Release);
-            return;
-        }
     }
 }
 

@@ -53,8 +53,12 @@
 //!   the lease row and the token row in **one statement**, so in one
 //!   snapshot: the token, or `None`, only if the row is still this owner's
 //!   and unexpired; otherwise [`LeaseLost`](auth_core::StoreErrorKind::LeaseLost).
-//! - **heartbeat**: a task extends the expiry every TTL/3 while the lease
-//!   is held, only if the row is still this owner's and unexpired.
+//! - **heartbeat**: one task per store (not per lease) wakes every TTL/6
+//!   while any lease is held and extends, in one statement, every lease
+//!   held through the store that was last extended at least TTL/6 ago, so
+//!   each is extended at least every TTL/3, and only if its row is still
+//!   its owner's and unexpired. Most leases (a refresh) end before they
+//!   need one, and taking or releasing one costs no task.
 //! - **fenced write**: [`save_leased`](auth_core::TokenStore::save_leased)
 //!   and [`delete_leased`](auth_core::TokenStore::delete_leased), which the
 //!   manager uses for every write, run as **one statement** whose first
@@ -129,8 +133,8 @@
 //! one statement (a compare-and-swap that fails reads once more to say
 //! why). So **N in-flight refreshes need no connections of their own**;
 //! they use one connection for a few milliseconds at each step (take,
-//! load, save, release) and one statement per TTL/3 for the heartbeat of a
-//! refresh that takes longer than that. Size the pool for the statements
+//! load, save, release), and the store's heartbeat sends one statement per
+//! TTL/6 for all its leases held longer than that. Size the pool for the statements
 //! in flight at once: the default of 10 per process serves hundreds of
 //! refreshes per second (see *Scale*). Keep the pool's acquire timeout
 //! (default 5 s) below the TTL, so a starved heartbeat fails and retries
@@ -234,15 +238,17 @@
 //!
 //! # Scale
 //!
-//! Each refresh costs about four short statements (take, load, fenced save,
-//! release; a heartbeat more per TTL/3 of refresh time); only the save
-//! waits for a WAL flush (the leases table is unlogged). Google access
-//! tokens last one hour, so every account is refreshed about once an hour:
+//! Each refresh through the manager costs five short statements (take,
+//! fenced load, the lease check before the request, fenced save, release;
+//! plus a share of the store's heartbeat statement, one per TTL/6 for all
+//! its leases, when a refresh outlasts TTL/6); only the save waits for a
+//! WAL flush (the leases table is unlogged). Google access tokens last one
+//! hour, so every account is refreshed about once an hour:
 //!
 //! | accounts | refreshes/s | statements/s | flushed commits/s | leases in flight (refresh takes 0.3 s) | connections busy (≈0.5 ms/statement) |
 //! |---|---|---|---|---|---|
-//! | 1,000,000 | 1,000,000 / 3,600 ≈ 280 | ≈ 1,100 | ≈ 280 | 280 × 0.3 ≈ 85 | ≈ 0.6: a pool of 5-10 per host is plenty |
-//! | 10,000,000 | ≈ 2,800 | ≈ 11,000 | ≈ 2,800 | ≈ 850 | ≈ 6: e.g. 4 hosts × 5 connections, or a PgBouncer |
+//! | 1,000,000 | 1,000,000 / 3,600 ≈ 280 | ≈ 1,400 | ≈ 280 | 280 × 0.3 ≈ 85 | ≈ 0.7: a pool of 5-10 per host is plenty |
+//! | 10,000,000 | ≈ 2,800 | ≈ 14,000 | ≈ 2,800 | ≈ 850 | ≈ 7: e.g. 4 hosts × 5 connections, or a PgBouncer |
 //!
 //! Leases in flight cost rows, not connections. At 10 million accounts the
 //! limits are the primary's flushed commits (group commit on a good disk
@@ -254,6 +260,7 @@
 mod config;
 mod conn;
 mod error;
+mod heartbeat;
 mod ident;
 mod lease;
 mod schema;

@@ -227,9 +227,15 @@ impl Statements {
                  WHERE l.expires_at <= now() \
                  RETURNING l.owner"
             ),
+            // Every lease due, in one statement: $1, $2 and $3 are arrays of
+            // providers, accounts and owners; the rows still theirs and
+            // unexpired are extended, and their owners returned.
             lease_extend: format!(
-                "UPDATE {leases} SET expires_at = now() + $4::bigint * interval '1 millisecond' \
-                 WHERE provider = $1 AND account = $2 AND owner = $3 AND expires_at > now()"
+                "UPDATE {leases} AS l SET expires_at = now() + $4::bigint * interval '1 millisecond' \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS h (provider, account, owner) \
+                 WHERE l.provider = h.provider AND l.account = h.account AND l.owner = h.owner \
+                 AND l.expires_at > now() \
+                 RETURNING l.owner"
             ),
             // Deleted, so the table holds only leases in flight (and those
             // of holders that died, until the key is next locked).

@@ -31,6 +31,7 @@ pub(crate) struct Shared {
     pub(crate) heartbeat: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) releases: lease::Releases,
+    pub(crate) heartbeats: crate::heartbeat::Heartbeats,
 }
 
 /// Tokens in PostgreSQL, shared by every process and host that opens the

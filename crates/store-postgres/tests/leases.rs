@@ -1,8 +1,9 @@
 //! The lease between hosts: a holder cut off from the database loses its
 //! lease within the TTL and its fenced writes are refused; a taken-over
-//! lease fails its check; the heartbeat keeps a live holder's lease; a
-//! cancelled waiter leaves nothing held; no connection is held while a
-//! lease is, and closing the pool does not wait for the store.
+//! lease fails its check and its fenced load; the heartbeat keeps every
+//! live lease of a store and revives none; a cancelled waiter leaves
+//! nothing held; no connection is held while a lease is, and closing the
+//! pool does not wait for the store.
 
 mod support;
 
@@ -173,6 +174,57 @@ async fn the_heartbeat_keeps_a_live_holders_lease_past_its_ttl() {
     }
     assert!(tries > 4);
     lease.check().await.expect("still held after two TTLs");
+}
+
+/// One heartbeat statement extends every lease of a store: three held
+/// through one store, one of them expired and taken over by another host
+/// meanwhile. Past two TTLs the other two are still held, and the taken one
+/// stays with its new holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_every_live_lease_and_revives_none() {
+    let a = support::store("heartbeats").await;
+    let b = support::same_tables(&a).await;
+    let keys: Vec<_> = ["k1", "k2", "k3"]
+        .iter()
+        .map(|k| support::key("heartbeats", k))
+        .collect();
+    let mut leases = Vec::new();
+    for key in &keys {
+        leases.push(a.lock(key, Duration::from_secs(5)).await.expect("lock"));
+    }
+    sqlx_exec(
+        &a,
+        &format!(
+            "UPDATE {} SET expires_at = now() - interval '1 second' WHERE account = 'k2'",
+            quoted_leases(&a)
+        ),
+    )
+    .await;
+    let taken = b
+        .lock(&keys[1], Duration::from_secs(1))
+        .await
+        .expect("an expired lease is free");
+    let until = Instant::now() + a.lease_ttl() * 2 + Duration::from_millis(500);
+    let mut tries = 0;
+    while Instant::now() < until {
+        for key in [&keys[0], &keys[2]] {
+            let err = b
+                .lock(key, Duration::from_millis(100))
+                .await
+                .expect_err("a live holder's lease was taken");
+            assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
+        }
+        tries += 1;
+    }
+    assert!(tries > 4);
+    leases[0].check().await.expect("k1 still held");
+    leases[2].check().await.expect("k3 still held");
+    let err = a
+        .load_leased(leases[1].as_ref())
+        .await
+        .expect_err("a load through the taken-over lease");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    taken.check().await.expect("the new holder keeps k2");
 }
 
 #[tokio::test]
