@@ -21,9 +21,12 @@
 //!
 //! Stores whose instances share state (two file stores on one directory,
 //! two database stores on one database) also call [`run_all_shared`] with
-//! two instances, and stores that can hold undecodable data call
+//! two instances, stores that can hold undecodable data call
 //! [`undecodable_never_overwritten`] with a [`Corrupter`] that damages a
-//! key's stored data the way their backend can be damaged.
+//! key's stored data the way their backend can be damaged, and stores whose
+//! leases can be lost call [`load_leased_lease_lost`] with a
+//! [`LeaseBreaker`] that makes a held lease lost the way their backend can
+//! lose one.
 //!
 //! The functions panic with a message naming the clause when the store
 //! breaks it. They use their own provider ids (prefixed `conformance-`), so
@@ -771,11 +774,92 @@ pub async fn lease_check(store: &dyn TokenStore) {
 
 /// `load` under the lease sees the latest save.
 pub async fn load_under_lease_sees_latest(store: &dyn TokenStore) {
-    load_latest_between(store, store, "load_under_lease_sees_latest").await;
+    load_latest_between(store, store, "load_under_lease_sees_latest", false).await;
 }
 
-async fn load_latest_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
-    let k = key("load-latest", "alice");
+/// `load_leased` through a held lease sees the latest save, and `None` for
+/// a key with no token.
+pub async fn load_leased_sees_latest(store: &dyn TokenStore) {
+    let clause = "load_leased_sees_latest";
+    let k = key("load-leased", "alice");
+    let lease = store
+        .lock(&k, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
+    let nothing = store
+        .load_leased(lease.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: load_leased of a key with no token: {e}"));
+    assert!(
+        nothing.is_none(),
+        "{clause}: a key with no token loaded a token"
+    );
+    drop(lease);
+    load_latest_between(store, store, clause, true).await;
+}
+
+/// Makes a held lease lost the way the backend can lose one (its row
+/// expired, its lock file deleted), for [`load_leased_lease_lost`].
+#[async_trait]
+pub trait LeaseBreaker: Send + Sync {
+    /// Makes the lease held on `key` lost: its holder must no longer hold
+    /// it. It need not take the lease for anyone else.
+    async fn break_lease(&self, key: &TokenKey);
+}
+
+/// `load_leased` through a lease that is no longer held fails with
+/// `LeaseLost`, with a token stored and without one.
+pub async fn load_leased_lease_lost(store: &dyn TokenStore, breaker: &dyn LeaseBreaker) {
+    let clause = "load_leased_lease_lost";
+    let k = key("load-leased-lost", "alice");
+    for stored in [true, false] {
+        let what = if stored { "a stored token" } else { "no token" };
+        if stored {
+            store
+                .save(&k, &sample_token("lost"), None)
+                .await
+                .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
+        }
+        let lease = store
+            .lock(&k, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
+        let held = store
+            .load_leased(lease.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: load_leased through a held lease: {e}"));
+        assert_eq!(held.is_some(), stored, "{clause}: {what}: wrong answer");
+        breaker.break_lease(&k).await;
+        let err = store.load_leased(lease.as_ref()).await.expect_err(&format!(
+            "{clause}: load_leased through a lost lease succeeded ({what})"
+        ));
+        assert_eq!(
+            err.store_kind(),
+            Some(StoreErrorKind::LeaseLost),
+            "{clause}: {what}: {err}"
+        );
+        drop(lease);
+        if stored {
+            cleanup(store, &[&k]).await;
+        }
+    }
+    // Nothing is left held.
+    let again = store
+        .lock(&k, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: lock after a lost lease: {e}"));
+    drop(again);
+}
+
+async fn load_latest_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str, leased: bool) {
+    let k = key(
+        if leased {
+            "load-leased-latest"
+        } else {
+            "load-latest"
+        },
+        "alice",
+    );
     let mut expected = None;
     for i in 0..5 {
         let writer = if i % 2 == 0 { a } else { b };
@@ -794,9 +878,12 @@ async fn load_latest_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &st
             .lock(&k, Duration::from_secs(5))
             .await
             .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-        let loaded = reader
-            .load(&k)
-            .await
+        let loaded = if leased {
+            reader.load_leased(lease.as_ref()).await
+        } else {
+            reader.load(&k).await
+        };
+        let loaded = loaded
             .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
             .unwrap_or_else(|| panic!("{clause}: the saved token is missing"));
         drop(lease);
@@ -860,11 +947,13 @@ pub async fn undecodable_never_overwritten(store: &dyn TokenStore, corrupter: &d
 
 /// Runs the clauses that span two instances sharing state: a lock through
 /// one excludes the other (and really waits), a save through one is seen by
-/// the other under the lease, CAS decides between them, and versions keep
+/// the other under the lease (by `load` and `load_leased`), CAS decides
+/// between them, and versions keep
 /// growing across a delete through one and a create through the other.
 pub async fn run_all_shared(a: &dyn TokenStore, b: &dyn TokenStore) {
     lock_waits_between(a, b, "shared lock_waits").await;
-    load_latest_between(a, b, "shared load_under_lease_sees_latest").await;
+    load_latest_between(a, b, "shared load_under_lease_sees_latest", false).await;
+    load_latest_between(a, b, "shared load_leased_sees_latest", true).await;
 
     let k = key("shared-cas", "alice");
     let v1 = a
@@ -932,4 +1021,5 @@ pub async fn run_all(store: &dyn TokenStore) {
     save_under_lease(store).await;
     load_under_lease_sees_latest(store).await;
     lease_check(store).await;
+    load_leased_sees_latest(store).await;
 }

@@ -111,6 +111,14 @@ pub trait KeyLock: Any + Debug + Send + Sync {
 /// - **load_under_lease_sees_latest**: `load` while holding the lease sees
 ///   the latest successful `save`, from this instance or another one.
 /// - **lease_check**: [`KeyLock::check`] succeeds on a lease that is held.
+/// - **load_leased_sees_latest**: [`load_leased`](Self::load_leased) through
+///   a held lease returns the latest successful `save` (from this instance
+///   or another one), and `Ok(None)` for a key with no token.
+/// - **load_leased_lease_lost**: `load_leased` through a lease that is no
+///   longer held fails with
+///   [`LeaseLost`](crate::StoreErrorKind::LeaseLost), whether or not a
+///   token is stored: a lost lease is never reported as "no token". Stores
+///   whose leases cannot be lost (the memory store) pass trivially.
 /// - **undecodable_never_overwritten**: data the store cannot decode makes
 ///   `load` fail with `Corrupt`, and `save` (create-only or with any
 ///   expected version) fails without replacing it. Stores that cannot hold
@@ -182,5 +190,20 @@ pub trait TokenStore: Debug + Send + Sync {
     async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
         lease.check().await?;
         self.delete(lease.key()).await
+    }
+
+    /// A [`load`](Self::load) of the key of `lease` by its holder, which
+    /// fails with [`LeaseLost`](crate::StoreErrorKind::LeaseLost) if the
+    /// lease is no longer held, so that a lost lease is never mistaken for
+    /// "no token" (`Ok(None)`). The manager reads the token it may refresh
+    /// from only through this method, right after taking the lease.
+    ///
+    /// The default checks the lease, then loads: two steps, as the manager
+    /// did before this method existed. A store that can check the lease and
+    /// read in one step (one statement, one snapshot) should override it;
+    /// it saves a round trip on every refresh.
+    async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
+        lease.check().await?;
+        self.load(lease.key()).await
     }
 }

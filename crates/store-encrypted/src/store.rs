@@ -399,6 +399,33 @@ impl<S: TokenStore + ?Sized> EncryptedStore<S> {
         )
     }
 
+    /// Opens what the inner store loaded, as `load` returns it.
+    fn open_loaded(
+        &self,
+        key: &TokenKey,
+        stored: Option<Versioned<TokenSet>>,
+    ) -> Result<Option<Versioned<TokenSet>>> {
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let opened = self.open(key, stored.value)?;
+        if opened.plaintext {
+            if !self.accept_plaintext {
+                return Err(error::plaintext_refused(key));
+            }
+            warn!(
+                provider = %key.provider,
+                account = %key.account,
+                "the token of {key} is stored in plain text; it will be encrypted on its next \
+                 save (or run a rekey to encrypt every token now)"
+            );
+        }
+        Ok(Some(Versioned {
+            value: opened.token,
+            version: stored.version,
+        }))
+    }
+
     /// Seals one token again under its lease; `Some(was_plaintext)` when it
     /// was rewritten, `None` when someone else already did.
     async fn rekey_one(&self, key: &TokenKey, lock_wait: Duration) -> Result<Option<bool>> {
@@ -422,25 +449,8 @@ impl<S: TokenStore + ?Sized> EncryptedStore<S> {
 #[async_trait]
 impl<S: TokenStore + ?Sized> TokenStore for EncryptedStore<S> {
     async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let Some(stored) = self.inner.load(key).await? else {
-            return Ok(None);
-        };
-        let opened = self.open(key, stored.value)?;
-        if opened.plaintext {
-            if !self.accept_plaintext {
-                return Err(error::plaintext_refused(key));
-            }
-            warn!(
-                provider = %key.provider,
-                account = %key.account,
-                "the token of {key} is stored in plain text; it will be encrypted on its next \
-                 save (or run a rekey to encrypt every token now)"
-            );
-        }
-        Ok(Some(Versioned {
-            value: opened.token,
-            version: stored.version,
-        }))
+        let stored = self.inner.load(key).await?;
+        self.open_loaded(key, stored)
     }
 
     async fn save(
@@ -483,5 +493,11 @@ impl<S: TokenStore + ?Sized> TokenStore for EncryptedStore<S> {
 
     async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
         self.inner.delete_leased(inner_lease(lease)).await
+    }
+
+    // The inner store's fenced load (one step where it has one), opened.
+    async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
+        let stored = self.inner.load_leased(inner_lease(lease)).await?;
+        self.open_loaded(lease.key(), stored)
     }
 }

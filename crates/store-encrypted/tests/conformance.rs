@@ -68,6 +68,30 @@ impl auth_core::conformance::Corrupter for Tamper {
     }
 }
 
+/// Deletes the inner file store's lock file of a held lease, which loses
+/// the lease.
+struct DeleteLockFile(Arc<store_file::FileTokenStore>);
+
+#[auth_core::async_trait]
+impl auth_core::conformance::LeaseBreaker for DeleteLockFile {
+    async fn break_lease(&self, key: &auth_core::TokenKey) {
+        let token = self.0.token_path(key);
+        let name = token
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .expect("token files end in .json");
+        std::fs::remove_file(token.with_file_name(format!("{name}.lock")))
+            .expect("delete the lock file");
+    }
+}
+
+#[tokio::test]
+async fn a_lost_inner_lease_loads_nothing() {
+    let (_dir, store, inner) = support::file(&[("k1", 1)]);
+    auth_core::conformance::load_leased_lease_lost(&store, &DeleteLockFile(inner)).await;
+}
+
 #[tokio::test]
 async fn a_tampered_record_is_never_overwritten() {
     let (_dir, store, inner) = support::file(&[("k1", 1)]);

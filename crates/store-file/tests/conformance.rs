@@ -3,7 +3,7 @@
 
 mod support;
 
-use auth_core::conformance::Corrupter;
+use auth_core::conformance::{Corrupter, LeaseBreaker};
 use auth_core::{TokenKey, TokenStore, async_trait};
 use store_file::FileTokenStore;
 
@@ -46,6 +46,22 @@ impl Corrupter for Truncate {
         let bytes = std::fs::read(&path).expect("read the token file");
         std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate the token file");
     }
+}
+
+/// Deletes a held lease's lock file (`rm *.lock`), which loses the lease.
+struct DeleteLockFile(FileTokenStore);
+
+#[async_trait]
+impl LeaseBreaker for DeleteLockFile {
+    async fn break_lease(&self, key: &TokenKey) {
+        std::fs::remove_file(support::lease_path(&self.0, key)).expect("delete the lock file");
+    }
+}
+
+#[tokio::test]
+async fn a_lease_whose_lock_file_was_deleted_loads_nothing() {
+    let (_dir, store) = support::temp_store();
+    auth_core::conformance::load_leased_lease_lost(&store, &DeleteLockFile(store.clone())).await;
 }
 
 #[tokio::test]

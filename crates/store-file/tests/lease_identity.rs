@@ -3,22 +3,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use auth_core::{StoreErrorKind, TokenKey, TokenStore};
-use store_file::FileTokenStore;
-
-fn lease_path(store: &FileTokenStore, key: &TokenKey) -> PathBuf {
-    let token = store.token_path(key);
-    let stem = token
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".json"))
-        .expect("token files end in .json")
-        .to_owned();
-    token.with_file_name(format!("{stem}.lock"))
-}
+use support::lease_path;
 
 #[tokio::test]
 async fn a_deleted_lock_file_is_noticed_before_the_next_write() {

@@ -57,3 +57,53 @@ async fn the_lock_map_shrinks_after_use() {
     }
     assert_eq!(store.lock_entries(), 0);
 }
+
+/// Memory leases cannot be lost, so `load_leased_lease_lost` does not
+/// apply; what it checks of the default `load_leased` (which this store
+/// uses) is that the lease is checked before the load: a lease that no
+/// longer checks loads nothing, stored token or not.
+#[tokio::test]
+async fn the_default_load_leased_refuses_a_lease_that_no_longer_checks() {
+    use auth_core::{Error, KeyLock, StoreErrorKind, TokenKey, TokenStore, async_trait};
+    use std::time::Duration;
+
+    #[derive(Debug)]
+    struct Lost(Box<dyn KeyLock>);
+
+    #[async_trait]
+    impl KeyLock for Lost {
+        fn key(&self) -> &TokenKey {
+            self.0.key()
+        }
+
+        async fn check(&self) -> auth_core::Result<()> {
+            Err(Error::store(
+                StoreErrorKind::LeaseLost,
+                Some(self.key().clone()),
+                "lost for the test",
+            ))
+        }
+    }
+
+    let store = MemoryTokenStore::new();
+    let key = TokenKey::parse("p", "acct").unwrap();
+    for stored in [false, true] {
+        if stored {
+            store
+                .save(&key, &auth_core::conformance::sample_token("x"), None)
+                .await
+                .unwrap();
+        }
+        let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(
+            store.load_leased(lease.as_ref()).await.unwrap().is_some(),
+            stored
+        );
+        let lost = Lost(lease);
+        let err = store
+            .load_leased(&lost)
+            .await
+            .expect_err("a lease that does not check loaded");
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    }
+}

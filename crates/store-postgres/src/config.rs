@@ -238,13 +238,14 @@ impl PostgresStoreBuilder {
         schema::check_reader_version(&pool, &endpoint, &names).await?;
         Ok(PostgresTokenStore::from_shared(Shared {
             sql: Statements::new(&names),
-            pool,
+            conns: crate::conn::Connections::new(pool),
             endpoint,
             names,
             lease_ttl: self.lease_ttl,
             heartbeat: self.heartbeat.unwrap_or(self.lease_ttl / 3),
             poll_interval: self.poll_interval,
             releases: crate::lease::Releases::default(),
+            heartbeats: crate::heartbeat::Heartbeats::default(),
         }))
     }
 }

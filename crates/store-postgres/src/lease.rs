@@ -1,5 +1,6 @@
 //! Key leases: one row per held key in the leases table, owned by a random
-//! id, expiring on the database's clock, extended by a heartbeat while held.
+//! id, expiring on the database's clock, extended by the store's heartbeat
+//! (the heartbeat module) while held.
 //!
 //! This module must never hold a transaction or a connection while a lease
 //! is held: each step (take, extend, check, release) is one autocommitted
@@ -13,16 +14,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_core::{KeyLock, Result, TokenKey};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::conn::on_conn;
 use crate::error;
 use crate::store::Shared;
 
 /// A lease on one key, from [`PostgresTokenStore::lock`]: the key's row in
-/// the leases table, with this lease's random owner id, kept alive by a
-/// heartbeat task until it is dropped or released.
+/// the leases table, with this lease's random owner id, kept alive by the
+/// store's heartbeat until it is dropped or released.
 ///
 /// Dropping it releases it from a spawned task (drop cannot wait for the
 /// database); [`release`](Self::release) does it now. If neither can run
@@ -36,7 +37,6 @@ pub struct PgLease {
     owner: i64,
     shared: Arc<Shared>,
     lost: Arc<AtomicBool>,
-    heartbeat: Option<JoinHandle<()>>,
     released: bool,
 }
 
@@ -69,24 +69,30 @@ impl PgLease {
         release_row(&self.shared, &self.key, self.owner).await
     }
 
+    /// Whether the heartbeat found the lease gone (then no statement can
+    /// find it held).
+    pub(crate) fn known_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
     /// Whether the row is still ours, as the fence sees it.
     pub(crate) async fn held(&self) -> Result<bool> {
-        let row: Option<i32> = sqlx::query_scalar(&self.shared.sql.lease_check)
-            .bind(self.key.provider.as_str())
-            .bind(self.key.account.as_str())
-            .bind(self.owner)
-            .fetch_optional(&self.shared.pool)
-            .await
-            .map_err(|e| {
-                error::from_sqlx(&self.shared.endpoint, Some(&self.key), "check the lease", e)
-            })?;
+        let row: Option<i32> = on_conn!(self.shared.conns, c => {
+            sqlx::query_scalar(&self.shared.sql.lease_check)
+                .bind(self.key.provider.as_str())
+                .bind(self.key.account.as_str())
+                .bind(self.owner)
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(|e| {
+            error::from_sqlx(&self.shared.endpoint, Some(&self.key), "check the lease", e)
+        })?;
         Ok(row.is_some())
     }
 
-    fn stop_heartbeat(&mut self) {
-        if let Some(task) = self.heartbeat.take() {
-            task.abort();
-        }
+    fn stop_heartbeat(&self) {
+        self.shared.heartbeats.forget(self.owner);
     }
 }
 
@@ -106,7 +112,7 @@ impl KeyLock for PgLease {
     }
 
     async fn check(&self) -> Result<()> {
-        if !self.lost.load(Ordering::Acquire) && self.held().await? {
+        if !self.known_lost() && self.held().await? {
             Ok(())
         } else {
             Err(error::lease_lost(
@@ -119,13 +125,15 @@ impl KeyLock for PgLease {
 }
 
 async fn release_row(shared: &Shared, key: &TokenKey, owner: i64) -> Result<()> {
-    sqlx::query(&shared.sql.lease_release)
-        .bind(key.provider.as_str())
-        .bind(key.account.as_str())
-        .bind(owner)
-        .execute(&shared.pool)
-        .await
-        .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "release the lease", e))?;
+    on_conn!(shared.conns, c => {
+        sqlx::query(&shared.sql.lease_release)
+            .bind(key.provider.as_str())
+            .bind(key.account.as_str())
+            .bind(owner)
+            .execute(c)
+    })
+    .await
+    .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "release the lease", e))?;
     Ok(())
 }
 
@@ -189,30 +197,27 @@ pub(crate) async fn acquire(
             armed: true,
         };
         let sent = Instant::now();
-        let won: Option<i64> = sqlx::query_scalar(&shared.sql.lease_acquire)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .bind(owner)
-            .bind(ttl_ms)
-            .fetch_optional(&shared.pool)
-            .await
-            .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "take the lease", e))?;
+        let won: Option<i64> = on_conn!(shared.conns, c => {
+            sqlx::query_scalar(&shared.sql.lease_acquire)
+                .bind(key.provider.as_str())
+                .bind(key.account.as_str())
+                .bind(owner)
+                .bind(ttl_ms)
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "take the lease", e))?;
         attempt.disarm();
         if won.is_some() {
             let lost = Arc::new(AtomicBool::new(false));
-            let heartbeat = tokio::spawn(heartbeat(
-                Arc::clone(shared),
-                key.clone(),
-                owner,
-                Arc::clone(&lost),
-                sent,
-            ));
+            shared
+                .heartbeats
+                .hold(shared, key.clone(), owner, Arc::clone(&lost), sent);
             return Ok(PgLease {
                 key: key.clone(),
                 owner,
                 shared: Arc::clone(shared),
                 lost,
-                heartbeat: Some(heartbeat),
                 released: false,
             });
         }
@@ -224,49 +229,6 @@ pub(crate) async fn acquire(
         let jitter = 0.75 + rand::random::<f64>() / 2.0;
         tokio::time::sleep(pause.mul_f64(jitter).min(deadline - now)).await;
         pause = (pause * 2).min(shared.poll_interval);
-    }
-}
-
-/// Extends the lease every `heartbeat` while it is held. Stops, marking the
-/// lease lost, when the row is no longer ours, or when no extension has
-/// succeeded for a whole TTL (the database may already have expired it;
-/// the fence decides, this only makes [`KeyLock::check`] answer sooner).
-async fn heartbeat(
-    shared: Arc<Shared>,
-    key: TokenKey,
-    owner: i64,
-    lost: Arc<AtomicBool>,
-    taken_at: Instant,
-) {
-    let ttl_ms = i64::try_from(shared.lease_ttl.as_millis()).unwrap_or(i64::MAX);
-    let mut last_extended = taken_at;
-    loop {
-        tokio::time::sleep(shared.heartbeat).await;
-        let sent = Instant::now();
-        let extended = sqlx::query(&shared.sql.lease_extend)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .bind(owner)
-            .bind(ttl_ms)
-            .execute(&shared.pool);
-        // A heartbeat that takes longer than the TTL is no heartbeat.
-        match tokio::time::timeout(shared.lease_ttl, extended).await {
-            Ok(Ok(done)) if done.rows_affected() == 1 => last_extended = sent,
-            Ok(Ok(_)) => {
-                warn!(%key, "lease lost: it expired or was taken over before its heartbeat");
-                lost.store(true, Ordering::Release);
-                return;
-            }
-            Ok(Err(err)) => {
-                warn!(%key, error = %error::from_sqlx(&shared.endpoint, Some(&key), "extend the lease", err), "lease heartbeat failed");
-            }
-            Err(_) => warn!(%key, "lease heartbeat timed out"),
-        }
-        if last_extended.elapsed() >= shared.lease_ttl {
-            warn!(%key, "lease lost: no heartbeat reached the database for a whole TTL");
-            lost.store(true, Ordering::Release);
-            return;
-        }
     }
 }
 

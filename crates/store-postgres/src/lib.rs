@@ -48,8 +48,17 @@
 //!   [`lock_poll_interval`](PostgresStoreBuilder::lock_poll_interval),
 //!   with jitter, in async sleeps) until its `wait` runs out, then fails
 //!   with [`LockTimeout`](auth_core::StoreErrorKind::LockTimeout).
-//! - **heartbeat**: a task extends the expiry every TTL/3 while the lease
-//!   is held, only if the row is still this owner's and unexpired.
+//! - **fenced load**: [`load_leased`](auth_core::TokenStore::load_leased),
+//!   which the manager uses to read the token it may refresh from, reads
+//!   the lease row and the token row in **one statement**, so in one
+//!   snapshot: the token, or `None`, only if the row is still this owner's
+//!   and unexpired; otherwise [`LeaseLost`](auth_core::StoreErrorKind::LeaseLost).
+//! - **heartbeat**: one task per store (not per lease) wakes every TTL/6
+//!   while any lease is held and extends, in one statement, every lease
+//!   held through the store that was last extended at least TTL/6 ago, so
+//!   each is extended at least every TTL/3, and only if its row is still
+//!   its owner's and unexpired. Most leases (a refresh) end before they
+//!   need one, and taking or releasing one costs no task.
 //! - **fenced write**: [`save_leased`](auth_core::TokenStore::save_leased)
 //!   and [`delete_leased`](auth_core::TokenStore::delete_leased), which the
 //!   manager uses for every write, run as **one statement** whose first
@@ -72,6 +81,17 @@
 //! pause) therefore loses its lease within the TTL, another host takes it
 //! and refreshes, and when the first host comes back its save is refused
 //! by the fence: it can never overwrite the newer pair with an older one.
+//! **Why the take and the load are two statements.** Taking the lease and
+//! reading the token in one statement would save a round trip, but under
+//! `READ COMMITTED` a statement reads from a snapshot taken when it starts.
+//! If the previous holder's fenced save holds the lease row `FOR SHARE`
+//! when the take starts, the take waits for that save to commit and then
+//! takes the row over; a read in the same statement would still see the
+//! token from before that save, and the manager would refresh with a spent
+//! refresh token. The fenced load is a separate statement sent after the
+//! take returned, so its snapshot includes every write made under an
+//! earlier lease.
+//!
 //! A `lock` future dropped while its `INSERT` is in flight cannot know
 //! whether it won, so it releases its owner id from a task just in case; a
 //! cancelled waiter leaves nothing held.
@@ -113,13 +133,26 @@
 //! one statement (a compare-and-swap that fails reads once more to say
 //! why). So **N in-flight refreshes need no connections of their own**;
 //! they use one connection for a few milliseconds at each step (take,
-//! load, save, release) and one statement per TTL/3 for the heartbeat of a
-//! refresh that takes longer than that. Size the pool for the statements
+//! load, save, release), and the store's heartbeat sends one statement per
+//! TTL/6 for all its leases held longer than that. Size the pool for the statements
 //! in flight at once: the default of 10 per process serves hundreds of
 //! refreshes per second (see *Scale*). Keep the pool's acquire timeout
 //! (default 5 s) below the TTL, so a starved heartbeat fails and retries
 //! before the lease expires. With [`from_pool`](PostgresStoreBuilder::from_pool)
 //! the app's pool is shared; a busy app should give the store its own.
+//!
+//! **The store keeps its last connection for 50 ms.** sqlx checks every
+//! connection handed back to a pool with a ping, a round trip of its own
+//! (from a spawned task) before anyone else may use it, which doubled the
+//! round trips of the store's one-statement operations and cost the client
+//! two thread hand-offs each. So the connection of a statement that ran to
+//! its end is kept for the store's next statement instead, and handed back
+//! to the pool once it has gone unused for 50 ms, at once when the pool is
+//! closed (closing the pool never waits for it), and when the store is
+//! dropped. A statement that fails or is cancelled hands its connection
+//! back to the pool, which checks it as before. At most one connection is
+//! kept per store (clones share it); statements that overlap it use the
+//! pool.
 //!
 //! **PgBouncer in transaction mode works**: leases are rows, not session
 //! state, and migrations take a transaction-scoped advisory lock. sqlx
@@ -205,15 +238,17 @@
 //!
 //! # Scale
 //!
-//! Each refresh costs about four short statements (take, load, fenced save,
-//! release; a heartbeat more per TTL/3 of refresh time); only the save
-//! waits for a WAL flush (the leases table is unlogged). Google access
-//! tokens last one hour, so every account is refreshed about once an hour:
+//! Each refresh through the manager costs five short statements (take,
+//! fenced load, the lease check before the request, fenced save, release;
+//! plus a share of the store's heartbeat statement, one per TTL/6 for all
+//! its leases, when a refresh outlasts TTL/6); only the save waits for a
+//! WAL flush (the leases table is unlogged). Google access tokens last one
+//! hour, so every account is refreshed about once an hour:
 //!
 //! | accounts | refreshes/s | statements/s | flushed commits/s | leases in flight (refresh takes 0.3 s) | connections busy (≈0.5 ms/statement) |
 //! |---|---|---|---|---|---|
-//! | 1,000,000 | 1,000,000 / 3,600 ≈ 280 | ≈ 1,100 | ≈ 280 | 280 × 0.3 ≈ 85 | ≈ 0.6: a pool of 5-10 per host is plenty |
-//! | 10,000,000 | ≈ 2,800 | ≈ 11,000 | ≈ 2,800 | ≈ 850 | ≈ 6: e.g. 4 hosts × 5 connections, or a PgBouncer |
+//! | 1,000,000 | 1,000,000 / 3,600 ≈ 280 | ≈ 1,400 | ≈ 280 | 280 × 0.3 ≈ 85 | ≈ 0.7: a pool of 5-10 per host is plenty |
+//! | 10,000,000 | ≈ 2,800 | ≈ 14,000 | ≈ 2,800 | ≈ 850 | ≈ 7: e.g. 4 hosts × 5 connections, or a PgBouncer |
 //!
 //! Leases in flight cost rows, not connections. At 10 million accounts the
 //! limits are the primary's flushed commits (group commit on a good disk
@@ -223,7 +258,9 @@
 //! Measured figures are in the workspace's `BENCHMARKS.md`.
 
 mod config;
+mod conn;
 mod error;
+mod heartbeat;
 mod ident;
 mod lease;
 mod schema;

@@ -111,6 +111,7 @@ const UNTOUCHED: &str = "t.data -> 'format' = '1'::jsonb AND t.data_md5 = md5(t.
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) load: String,
+    pub(crate) load_leased: String,
     pub(crate) create: String,
     pub(crate) update: String,
     pub(crate) create_fenced: String,
@@ -178,6 +179,17 @@ impl Statements {
                 "SELECT version, data::text FROM {tokens} \
                  WHERE provider = $1 AND account = $2 AND NOT deleted"
             ),
+            // Always one row: whether the lease is held, then the token's
+            // version and data (NULL when there is no live token), so that
+            // a lost lease is never mistaken for no token. $3 is the owner.
+            load_leased: format!(
+                "SELECT EXISTS (SELECT 1 FROM {leases} \
+                 WHERE provider = $1 AND account = $2 AND owner = $3 AND expires_at > now()), \
+                 t.version, t.data::text \
+                 FROM (VALUES (1)) AS one \
+                 LEFT JOIN {tokens} AS t \
+                 ON t.provider = $1 AND t.account = $2 AND NOT t.deleted"
+            ),
             create: create_body(""),
             update: update_body(UNTOUCHED, ""),
             // $4 is the owner.
@@ -215,9 +227,15 @@ impl Statements {
                  WHERE l.expires_at <= now() \
                  RETURNING l.owner"
             ),
+            // Every lease due, in one statement: $1, $2 and $3 are arrays of
+            // providers, accounts and owners; the rows still theirs and
+            // unexpired are extended, and their owners returned.
             lease_extend: format!(
-                "UPDATE {leases} SET expires_at = now() + $4::bigint * interval '1 millisecond' \
-                 WHERE provider = $1 AND account = $2 AND owner = $3 AND expires_at > now()"
+                "UPDATE {leases} AS l SET expires_at = now() + $4::bigint * interval '1 millisecond' \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS h (provider, account, owner) \
+                 WHERE l.provider = h.provider AND l.account = h.account AND l.owner = h.owner \
+                 AND l.expires_at > now() \
+                 RETURNING l.owner"
             ),
             // Deleted, so the table holds only leases in flight (and those
             // of holders that died, until the key is next locked).

@@ -16,13 +16,14 @@ use auth_core::{
 use sqlx::PgPool;
 use tracing::warn;
 
+use crate::conn::{Connections, on_conn};
 use crate::error::{self, Endpoint};
 use crate::lease::{self, PgLease};
 use crate::schema::{Names, Statements};
 
 /// What every clone of a store and every lease share.
 pub(crate) struct Shared {
-    pub(crate) pool: PgPool,
+    pub(crate) conns: Connections,
     pub(crate) endpoint: Endpoint,
     pub(crate) names: Names,
     pub(crate) sql: Statements,
@@ -30,6 +31,7 @@ pub(crate) struct Shared {
     pub(crate) heartbeat: Duration,
     pub(crate) poll_interval: Duration,
     pub(crate) releases: lease::Releases,
+    pub(crate) heartbeats: crate::heartbeat::Heartbeats,
 }
 
 /// Tokens in PostgreSQL, shared by every process and host that opens the
@@ -51,7 +53,7 @@ impl std::fmt::Debug for PostgresTokenStore {
             .field("endpoint", &s.endpoint.to_string())
             .field("tables", &s.names.display())
             .field("lease_ttl", &s.lease_ttl)
-            .field("pool_size", &s.pool.size())
+            .field("pool_size", &s.conns.pool().size())
             .finish_non_exhaustive()
     }
 }
@@ -72,7 +74,7 @@ impl PostgresTokenStore {
 
     /// The pool this store uses, for sizing and for sharing with the app.
     pub fn pool(&self) -> &PgPool {
-        &self.shared.pool
+        self.shared.conns.pool()
     }
 
     /// Where the database is, as `host:port/db` (never the password).
@@ -100,7 +102,8 @@ impl PostgresTokenStore {
     /// [`Unavailable`](auth_core::StoreErrorKind::Unavailable).
     pub async fn close(&self) {
         let _ = tokio::time::timeout(self.shared.lease_ttl, self.shared.releases.idle()).await;
-        self.shared.pool.close().await;
+        self.shared.conns.unpark();
+        self.shared.conns.pool().close().await;
     }
 
     fn fail(&self, key: Option<&TokenKey>, what: &str) -> impl FnOnce(sqlx::Error) -> Error {
@@ -127,12 +130,14 @@ impl PostgresTokenStore {
     }
 
     async fn row(&self, key: &TokenKey) -> Result<Option<Row>> {
-        let row: Option<(i64, bool, Option<String>)> = sqlx::query_as(&self.shared.sql.row)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .fetch_optional(&self.shared.pool)
-            .await
-            .map_err(self.fail(Some(key), "read the token's row"))?;
+        let row: Option<(i64, bool, Option<String>)> = on_conn!(self.shared.conns, c => {
+            sqlx::query_as(&self.shared.sql.row)
+                .bind(key.provider.as_str())
+                .bind(key.account.as_str())
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(self.fail(Some(key), "read the token's row"))?;
         Ok(row.map(|(version, deleted, data)| Row {
             version,
             deleted,
@@ -171,8 +176,7 @@ impl PostgresTokenStore {
         if let Some(read) = read {
             statement = statement.bind(read);
         }
-        let version = statement
-            .fetch_optional(&self.shared.pool)
+        let version = on_conn!(self.shared.conns, c => statement.fetch_optional(c))
             .await
             .map_err(self.fail(Some(key), "save the token"))?;
         Ok(version.map(|v| Version(v as u64)))
@@ -239,8 +243,9 @@ impl PostgresTokenStore {
             .downcast_ref::<PgLease>()
             .ok_or_else(|| {
                 Error::invalid_input(format!(
-                    "a fenced write to the PostgreSQL token store at {} was given a lease from \
-                     another kind of store ({lease:?}); take the lease with this store's lock",
+                    "a fenced read or write of the PostgreSQL token store at {} was given a \
+                     lease from another kind of store ({lease:?}); take the lease with this \
+                     store's lock",
                     self.shared.endpoint
                 ))
             })
@@ -250,12 +255,14 @@ impl PostgresTokenStore {
 #[async_trait]
 impl TokenStore for PostgresTokenStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let row: Option<(i64, Option<String>)> = sqlx::query_as(&self.shared.sql.load)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .fetch_optional(&self.shared.pool)
-            .await
-            .map_err(self.fail(Some(key), "load the token"))?;
+        let row: Option<(i64, Option<String>)> = on_conn!(self.shared.conns, c => {
+            sqlx::query_as(&self.shared.sql.load)
+                .bind(key.provider.as_str())
+                .bind(key.account.as_str())
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(self.fail(Some(key), "load the token"))?;
         row.map(|(version, data)| {
             Ok(Versioned {
                 value: self.decode(key, data)?,
@@ -275,23 +282,25 @@ impl TokenStore for PostgresTokenStore {
     }
 
     async fn delete(&self, key: &TokenKey) -> Result<bool> {
-        let version: Option<i64> = sqlx::query_scalar(&self.shared.sql.delete)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .fetch_optional(&self.shared.pool)
-            .await
-            .map_err(self.fail(Some(key), "delete the token"))?;
+        let version: Option<i64> = on_conn!(self.shared.conns, c => {
+            sqlx::query_scalar(&self.shared.sql.delete)
+                .bind(key.provider.as_str())
+                .bind(key.account.as_str())
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(self.fail(Some(key), "delete the token"))?;
         Ok(version.is_some())
     }
 
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
-        let rows: Vec<(String, String)> = match provider {
+        let query = match provider {
             Some(p) => sqlx::query_as(&self.shared.sql.list_provider).bind(p.as_str()),
             None => sqlx::query_as(&self.shared.sql.list_all),
-        }
-        .fetch_all(&self.shared.pool)
-        .await
-        .map_err(self.fail(None, "list the tokens"))?;
+        };
+        let rows: Vec<(String, String)> = on_conn!(self.shared.conns, c => query.fetch_all(c))
+            .await
+            .map_err(self.fail(None, "list the tokens"))?;
         Ok(rows
             .into_iter()
             .filter_map(|(p, a)| match TokenKey::parse(&p, &a) {
@@ -319,16 +328,53 @@ impl TokenStore for PostgresTokenStore {
             .await
     }
 
+    /// One statement, so one snapshot: the lease row and the token row are
+    /// read together. It runs after the statement that took the lease had
+    /// committed, and that statement waited for the row lock of any fenced
+    /// write of the previous holder, so the token read is the newest one
+    /// (see the crate docs, "The lease").
+    async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
+        let lease = self.own_lease(lease)?;
+        let key = lease.key();
+        let lost = || error::lease_lost(&self.shared.endpoint, key, "the fenced load");
+        if lease.known_lost() {
+            return Err(lost());
+        }
+        let (held, version, data): (bool, Option<i64>, Option<String>) =
+            on_conn!(self.shared.conns, c => {
+                sqlx::query_as(&self.shared.sql.load_leased)
+                    .bind(key.provider.as_str())
+                    .bind(key.account.as_str())
+                    .bind(lease.owner())
+                    .fetch_one(c)
+            })
+            .await
+            .map_err(self.fail(Some(key), "load the token"))?;
+        if !held {
+            return Err(lost());
+        }
+        version
+            .map(|version| {
+                Ok(Versioned {
+                    value: self.decode(key, data)?,
+                    version: Version(version as u64),
+                })
+            })
+            .transpose()
+    }
+
     async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
         let lease = self.own_lease(lease)?;
         let key = lease.key();
-        let version: Option<i64> = sqlx::query_scalar(&self.shared.sql.delete_fenced)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .bind(lease.owner())
-            .fetch_optional(&self.shared.pool)
-            .await
-            .map_err(self.fail(Some(key), "delete the token"))?;
+        let version: Option<i64> = on_conn!(self.shared.conns, c => {
+            sqlx::query_scalar(&self.shared.sql.delete_fenced)
+                .bind(key.provider.as_str())
+                .bind(key.account.as_str())
+                .bind(lease.owner())
+                .fetch_optional(c)
+        })
+        .await
+        .map_err(self.fail(Some(key), "delete the token"))?;
         match version {
             Some(_) => Ok(true),
             None if !lease.held().await? => Err(error::lease_lost(

@@ -114,6 +114,13 @@ impl Corrupter for Garble {
 }
 
 #[tokio::test]
+async fn a_lease_whose_row_expired_loads_nothing() {
+    let store = support::store("lease_lost").await;
+    auth_core::conformance::load_leased_lease_lost(&store, &support::ExpireLease(store.clone()))
+        .await;
+}
+
+#[tokio::test]
 async fn a_damaged_row_is_never_overwritten() {
     let store = support::store("damaged").await;
     auth_core::conformance::undecodable_never_overwritten(&store, &Garble(store.clone())).await;

@@ -295,4 +295,18 @@ async fn list_and_load_use_the_indexes() {
     ))
     .await;
     assert!(one.contains("Index"), "load scans: {one}");
+    let leases = format!("{}_leases\"", tokens.trim_end_matches('"'));
+    let leased = plan(format!(
+        "SELECT EXISTS (SELECT 1 FROM {leases} WHERE provider = 'p7' AND account = 'a7' \
+         AND owner = 1 AND expires_at > now()), t.version, t.data::text \
+         FROM (VALUES (1)) AS one LEFT JOIN {tokens} AS t \
+         ON t.provider = 'p7' AND t.account = 'a7' AND NOT t.deleted"
+    ))
+    .await;
+    assert!(
+        leased
+            .lines()
+            .any(|l| l.contains("Index") && l.contains("token_keeper_tokens t")),
+        "load_leased scans the tokens: {leased}"
+    );
 }

@@ -21,7 +21,9 @@ async fn an_encrypted_postgres_store_passes_the_suite_alone_and_shared() {
     let keys = KeyRing::generate_entry();
     let a = support::store("encrypted").await;
     let b = support::same_tables(&a).await;
+    let inner = a.clone();
     let (a, b) = (encrypted(a, &keys), encrypted(b, &keys));
     auth_core::conformance::run_all(&a).await;
     auth_core::conformance::run_all_shared(&a, &b).await;
+    auth_core::conformance::load_leased_lease_lost(&a, &support::ExpireLease(inner)).await;
 }

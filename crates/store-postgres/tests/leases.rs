@@ -1,8 +1,9 @@
 //! The lease between hosts: a holder cut off from the database loses its
 //! lease within the TTL and its fenced writes are refused; a taken-over
-//! lease fails its check; the heartbeat keeps a live holder's lease; a
-//! cancelled waiter leaves nothing held; no connection is held while a
-//! lease is.
+//! lease fails its check and its fenced load; the heartbeat keeps every
+//! live lease of a store and revives none; a cancelled waiter leaves
+//! nothing held; no connection is held while a lease is, and closing the
+//! pool does not wait for the store.
 
 mod support;
 
@@ -175,6 +176,57 @@ async fn the_heartbeat_keeps_a_live_holders_lease_past_its_ttl() {
     lease.check().await.expect("still held after two TTLs");
 }
 
+/// One heartbeat statement extends every lease of a store: three held
+/// through one store, one of them expired and taken over by another host
+/// meanwhile. Past two TTLs the other two are still held, and the taken one
+/// stays with its new holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_every_live_lease_and_revives_none() {
+    let a = support::store("heartbeats").await;
+    let b = support::same_tables(&a).await;
+    let keys: Vec<_> = ["k1", "k2", "k3"]
+        .iter()
+        .map(|k| support::key("heartbeats", k))
+        .collect();
+    let mut leases = Vec::new();
+    for key in &keys {
+        leases.push(a.lock(key, Duration::from_secs(5)).await.expect("lock"));
+    }
+    sqlx_exec(
+        &a,
+        &format!(
+            "UPDATE {} SET expires_at = now() - interval '1 second' WHERE account = 'k2'",
+            quoted_leases(&a)
+        ),
+    )
+    .await;
+    let taken = b
+        .lock(&keys[1], Duration::from_secs(1))
+        .await
+        .expect("an expired lease is free");
+    let until = Instant::now() + a.lease_ttl() * 2 + Duration::from_millis(500);
+    let mut tries = 0;
+    while Instant::now() < until {
+        for key in [&keys[0], &keys[2]] {
+            let err = b
+                .lock(key, Duration::from_millis(100))
+                .await
+                .expect_err("a live holder's lease was taken");
+            assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
+        }
+        tries += 1;
+    }
+    assert!(tries > 4);
+    leases[0].check().await.expect("k1 still held");
+    leases[2].check().await.expect("k3 still held");
+    let err = a
+        .load_leased(leases[1].as_ref())
+        .await
+        .expect_err("a load through the taken-over lease");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    taken.check().await.expect("the new holder keeps k2");
+}
+
 #[tokio::test]
 async fn a_cancelled_waiter_leaves_nothing_held() {
     let a = support::store("cancelled").await;
@@ -218,7 +270,9 @@ async fn a_held_lease_holds_no_connection() {
             .collect();
     let pool = a.pool();
     assert!(pool.size() <= 4, "pool grew to {}", pool.size());
-    // sqlx returns a connection to the pool from a task: poll for it.
+    // sqlx returns a connection to the pool from a task, and the store
+    // keeps its last one for 50 ms in case another statement follows: poll
+    // for them.
     let deadline = Instant::now() + Duration::from_secs(2);
     while (pool.num_idle() as u32) < pool.size() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -229,4 +283,54 @@ async fn a_held_lease_holds_no_connection() {
         "a connection is checked out while only leases are held"
     );
     drop(leases);
+}
+
+/// The store keeps its last connection back from the pool for a moment
+/// between statements; an app that closes the pool itself (rather than the
+/// store) must not wait for it.
+#[tokio::test]
+async fn closing_the_pool_does_not_wait_for_the_store() {
+    let a = support::store("close_pool").await;
+    let key = support::key("close-pool", "Erin");
+    a.save(&key, &support::token(1), None).await.expect("save");
+    a.load(&key).await.expect("load").expect("there");
+    tokio::time::timeout(Duration::from_secs(5), a.pool().close())
+        .await
+        .expect("closing the pool waited for a connection the store kept");
+    let err = a
+        .load(&key)
+        .await
+        .expect_err("a load after the pool closed");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::Unavailable), "{err}");
+    // And the connection the store kept is closed too (sqlx closes it from
+    // a task once it is handed back).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while a.pool().size() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("a connection stayed open after the pool closed");
+}
+
+/// A store that outlives its runtime (kept in a static, say) still holds
+/// the connection of its last statement: dropping it closes that
+/// connection without a runtime, instead of panicking in sqlx.
+#[test]
+fn a_store_dropped_after_its_runtime_closes_its_connection() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let key = support::key("after-runtime", "Frank");
+    let store = runtime.block_on(async {
+        let store = support::store("after_runtime").await;
+        store
+            .save(&key, &support::token(1), None)
+            .await
+            .expect("save");
+        store
+    });
+    drop(runtime);
+    drop(store);
 }

@@ -284,10 +284,11 @@ impl Inner {
         Err(err)
     }
 
-    /// Reads the token under the lease, after checking the lease is really
-    /// ours. An unsaved newer pair is saved first; if that fails again, the
-    /// interim answer is returned instead (`Err` of the outer result is a
-    /// hard failure, `Ok(Err(_))` an answer).
+    /// Reads the token under the lease, checking in the same step (one
+    /// statement where the store can: `load_leased`) that the lease is
+    /// really ours. An unsaved newer pair is saved first; if that fails
+    /// again, the interim answer is returned instead (`Err` of the outer
+    /// result is a hard failure, `Ok(Err(_))` an answer).
     #[allow(clippy::type_complexity)]
     async fn reload(
         self: &Arc<Self>,
@@ -295,8 +296,8 @@ impl Inner {
         lease: Box<dyn KeyLock>,
         goal: &Goal,
     ) -> Result<Result<(Box<dyn KeyLock>, Option<Versioned<TokenSet>>), Outcome>> {
-        lease.check().await?;
         if let Some(unsaved) = self.unsaved.get(key) {
+            lease.check().await?;
             match self.try_save(key, lease.as_ref(), &unsaved).await {
                 Ok(_) => {}
                 Err(err) => {
@@ -307,7 +308,7 @@ impl Inner {
                 }
             }
         }
-        let current = self.store.load(key).await?;
+        let current = self.store.load_leased(lease.as_ref()).await?;
         // The cache keeps up with the newest stored version even when this
         // flight goes on to refresh: an answer served from this token (an
         // interim one, a stale one) must never leave an older token in the

@@ -6,7 +6,7 @@
 pub(crate) mod child;
 pub(crate) mod logs;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use auth_core::secrecy::ExposeSecret;
@@ -18,6 +18,19 @@ pub(crate) fn temp_store() -> (tempfile::TempDir, FileTokenStore) {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let store = FileTokenStore::open(dir.path().join("tokens")).expect("open the store");
     (dir, store)
+}
+
+/// The lock file of `key`'s lease: next to its token file, `.lock` for
+/// `.json`.
+pub(crate) fn lease_path(store: &FileTokenStore, key: &TokenKey) -> PathBuf {
+    let token = store.token_path(key);
+    let stem = token
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".json"))
+        .expect("token files end in .json")
+        .to_owned();
+    token.with_file_name(format!("{stem}.lock"))
 }
 
 /// A key from two ids, which must be valid.

@@ -12,7 +12,8 @@ pub(crate) mod proxy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use auth_core::{TokenKey, TokenSet};
+use auth_core::conformance::LeaseBreaker;
+use auth_core::{TokenKey, TokenSet, async_trait};
 use store_postgres::{PostgresStoreBuilder, PostgresTokenStore};
 
 /// A schema name no other test (or test binary) uses.
@@ -66,6 +67,33 @@ pub(crate) fn builder(schema: &str) -> PostgresStoreBuilder {
         .schema(schema)
         .lease_ttl(Duration::from_secs(2))
         .max_connections(4)
+}
+
+/// Expires the lease row of a key through SQL, as if its TTL had passed
+/// with no heartbeat: how a Postgres lease is lost, for the conformance
+/// suite.
+pub(crate) struct ExpireLease(pub(crate) PostgresTokenStore);
+
+#[async_trait]
+impl LeaseBreaker for ExpireLease {
+    async fn break_lease(&self, key: &TokenKey) {
+        let tables = self.0.tables();
+        let (schema, table) = tables.split_once('.').expect("schema.table");
+        let expired = sqlx::query(&format!(
+            "UPDATE \"{schema}\".\"{table}_leases\" SET expires_at = now() - interval '1 second' \
+             WHERE provider = $1 AND account = $2"
+        ))
+        .bind(key.provider.as_str())
+        .bind(key.account.as_str())
+        .execute(self.0.pool())
+        .await
+        .expect("expire the lease row");
+        assert_eq!(
+            expired.rows_affected(),
+            1,
+            "no lease row of {key} to expire"
+        );
+    }
 }
 
 /// A key from two ids, which must be valid.
