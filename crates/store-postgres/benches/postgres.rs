@@ -1,9 +1,13 @@
 //! The PostgreSQL store's budgets, against baselines measured in the same
 //! run on the same server:
 //!
-//! - **cycle**: one lease + load + fenced save + release, against a bare
+//! - **cycle**: one lease + load + fenced save + release, as the manager's
+//!   refresh does them (`lock`, `load_leased`, `save_leased`, then the
+//!   release, awaited here so that its cost is charged), against a bare
 //!   `BEGIN; SELECT … FOR UPDATE; UPDATE …; COMMIT` doing the same work on
-//!   a plain table through the same pool (budget 1.5×);
+//!   a plain table through the same pool (budget 1.5×). For context, the
+//!   summary also times the cycle with the lease check the manager sends
+//!   before calling the provider;
 //! - **scale**: `load` and `save` with 100,000 rows in the table against
 //!   10 rows (budget 1.5×);
 //! - **throughput**: refreshes per second through 4 managers (separate
@@ -17,7 +21,10 @@
 //! durability settings (fsync on), or uses `TOKEN_KEEPER_PG_URL`. After
 //! criterion's own reports, a summary loop runs short rounds that
 //! alternate between each pair, so that drift on a shared machine hits
-//! both sides alike, and prints the median ratio.
+//! both sides alike, and prints the median ratio and its spread. Every
+//! timed part runs inside a task on the runtime, as a request handler
+//! would call the store (see "How the ratio is computed" in
+//! `BENCHMARKS.md`).
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 #![allow(
@@ -166,10 +173,22 @@ impl World {
         tx.commit().await.expect("commit");
     }
 
-    async fn lease_cycle(store: &PostgresTokenStore, token: &TokenSet) {
+    /// What the manager's refresh asks of the store, in order: take the
+    /// lease, load under it (`reload`), [check the lease before the send,
+    /// with `check`], save under it, release it. The manager drops the
+    /// lease, which releases it from a task; this awaits the release, so
+    /// that its cost is charged to the cycle.
+    async fn lease_cycle(store: &PostgresTokenStore, token: &TokenSet, check: bool) {
         let k = key(3);
         let lease = store.lock(&k, Duration::from_secs(5)).await.expect("lock");
-        let current = store.load(&k).await.expect("load").expect("stored");
+        let current = store
+            .load_leased(lease.as_ref())
+            .await
+            .expect("load")
+            .expect("stored");
+        if check {
+            lease.check().await.expect("check");
+        }
         store
             .save_leased(lease.as_ref(), token, Some(current.version))
             .await
@@ -185,9 +204,9 @@ impl World {
 
     /// Times `n` bare transactions and `n` lease cycles, in the order
     /// `bare_first` says; returns (bare, lease).
-    fn time_pair(&mut self, n: usize, bare_first: bool) -> (Duration, Duration) {
-        let first = self.time_pair_one(n, bare_first);
-        let second = self.time_pair_one(n, !bare_first);
+    fn time_pair(&mut self, n: usize, bare_first: bool, check: bool) -> (Duration, Duration) {
+        let first = self.time_pair_one(n, bare_first, check);
+        let second = self.time_pair_one(n, !bare_first, check);
         if bare_first {
             (first, second)
         } else {
@@ -195,13 +214,25 @@ impl World {
         }
     }
 
+    /// Runs `work` in a task on the runtime, as an application's request
+    /// handler would call the store (from the main thread through
+    /// `block_on`, every answer would also pay a wake-up of a thread outside
+    /// the runtime; see "How the ratio is computed" in `BENCHMARKS.md`).
+    fn in_task<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        self.rt
+            .block_on(async { tokio::spawn(work).await.expect("the timed task") })
+    }
+
     fn time_loads(&mut self, large: bool, n: usize) -> Duration {
         let (store, size) = if large {
-            (&self.large, LARGE)
+            (self.large.clone(), LARGE)
         } else {
-            (&self.small, SMALL)
+            (self.small.clone(), SMALL)
         };
-        self.rt.block_on(async {
+        self.in_task(async move {
             let started = Instant::now();
             for i in 0..n {
                 let k = key((i * 7919) % size);
@@ -214,18 +245,24 @@ impl World {
     fn time_saves(&mut self, large: bool, n: usize) -> Duration {
         let t = token(3);
         let k = key(5);
-        let (store, version) = if large {
-            (&self.large, &mut self.versions_large)
+        let (store, mut version) = if large {
+            (self.large.clone(), self.versions_large)
         } else {
-            (&self.small, &mut self.versions_small)
+            (self.small.clone(), self.versions_small)
         };
-        self.rt.block_on(async {
+        let (took, version) = self.in_task(async move {
             let started = Instant::now();
             for _ in 0..n {
-                *version = store.save(&k, &t, Some(*version)).await.expect("save");
+                version = store.save(&k, &t, Some(version)).await.expect("save");
             }
-            started.elapsed()
-        })
+            (started.elapsed(), version)
+        });
+        if large {
+            self.versions_large = version;
+        } else {
+            self.versions_small = version;
+        }
+        took
     }
 }
 
@@ -234,15 +271,28 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The spread of the per-round ratios: the smallest and largest, and the
+/// first and third quartiles (the middle half of the rounds).
+fn spread(mut v: Vec<f64>) -> String {
+    v.sort_by(f64::total_cmp);
+    format!(
+        "spread {:.2}-{:.2}x, middle half {:.2}-{:.2}x",
+        v[0],
+        v[v.len() - 1],
+        v[v.len() / 4],
+        v[v.len() * 3 / 4]
+    )
+}
+
 fn benches(c: &mut Criterion) {
     let mut w = world();
 
     let mut group = c.benchmark_group("cycle");
     group.bench_function("bare_transaction", |b| {
-        b.iter_custom(|iters| w.time_pair_one(iters as usize, true));
+        b.iter_custom(|iters| w.time_pair_one(iters as usize, true, false));
     });
     group.bench_function("lease_load_save", |b| {
-        b.iter_custom(|iters| w.time_pair_one(iters as usize, false));
+        b.iter_custom(|iters| w.time_pair_one(iters as usize, false, false));
     });
     group.finish();
 
@@ -264,17 +314,17 @@ fn benches(c: &mut Criterion) {
 }
 
 impl World {
-    fn time_pair_one(&mut self, n: usize, bare: bool) -> Duration {
+    fn time_pair_one(&mut self, n: usize, bare: bool, check: bool) -> Duration {
         let data = serde_json::to_string(&token(1)).unwrap();
         let t = token(2);
-        let (pool, store) = (&self.bare_pool, &self.small);
-        self.rt.block_on(async {
+        let (pool, store) = (self.bare_pool.clone(), self.small.clone());
+        self.in_task(async move {
             let started = Instant::now();
             for _ in 0..n {
                 if bare {
-                    Self::bare_transaction(pool, &data).await;
+                    Self::bare_transaction(&pool, &data).await;
                 } else {
-                    Self::lease_cycle(store, &t).await;
+                    Self::lease_cycle(&store, &t, check).await;
                 }
             }
             started.elapsed()
@@ -285,11 +335,16 @@ impl World {
 fn summary(w: &mut World) {
     let (mut cycle, mut load, mut save) = (Vec::new(), Vec::new(), Vec::new());
     let (mut bare_us, mut lease_us) = (Vec::new(), Vec::new());
+    let (mut checked, mut checked_bare_us, mut checked_us) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let (bare, lease) = w.time_pair(OPS_PER_ROUND, round % 2 == 0);
+        let (bare, lease) = w.time_pair(OPS_PER_ROUND, round % 2 == 0, false);
         cycle.push(lease.as_secs_f64() / bare.as_secs_f64());
         bare_us.push(bare.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
         lease_us.push(lease.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
+        let (bare, lease) = w.time_pair(OPS_PER_ROUND, round % 2 == 1, true);
+        checked.push(lease.as_secs_f64() / bare.as_secs_f64());
+        checked_bare_us.push(bare.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
+        checked_us.push(lease.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
         let (s, l) = (
             w.time_loads(false, OPS_PER_ROUND),
             w.time_loads(true, OPS_PER_ROUND),
@@ -304,10 +359,18 @@ fn summary(w: &mut World) {
     println!();
     println!("summary (median of {ROUNDS} alternating rounds of {OPS_PER_ROUND} operations):");
     println!(
-        "  lease+load+save+release / bare transaction: {:.2}x  ({:.0} us vs {:.0} us; budget 1.5x)",
-        median(cycle),
+        "  lease+load+save+release / bare transaction: {:.2}x  ({:.0} us vs {:.0} us; {}; budget 1.5x)",
+        median(cycle.clone()),
         median(lease_us),
-        median(bare_us)
+        median(bare_us),
+        spread(cycle)
+    );
+    println!(
+        "  ... with the manager's lease check before the send: {:.2}x  ({:.0} us vs {:.0} us; {}; context)",
+        median(checked.clone()),
+        median(checked_us),
+        median(checked_bare_us),
+        spread(checked)
     );
     println!(
         "  load  at {LARGE} rows / at {SMALL} rows:        {:.2}x  (budget 1.5x)",

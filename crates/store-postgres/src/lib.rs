@@ -114,8 +114,9 @@
 //!
 //! **Durability of leases.** The leases table is `UNLOGGED`: taking,
 //! extending and releasing a lease write no WAL, so they do not wait for a
-//! disk flush, and a lease + load + save cycle costs about what a bare
-//! `SELECT … FOR UPDATE` transaction does (see `BENCHMARKS.md`). Tokens are
+//! disk flush, and a lease + load + save + release cycle costs about 1.3×
+//! a bare `SELECT … FOR UPDATE` transaction doing the same work on the same
+//! server (`BENCHMARKS.md`, section 8). Tokens are
 //! in an ordinary, logged table. The price: after a database *crash* (not
 //! a clean restart) or a failover to a replica, the leases table starts
 //! empty, so every lease is free at once rather than after its TTL. A
