@@ -36,6 +36,10 @@
 //! `SWITCHES`). Then it repeats manager against raw with a 20 ms server
 //! delay on every token request (the emulator's `Fault::Delay`), as a
 //! stand-in for a real network round trip.
+//!
+//! To profile one side, `OVERHEAD_PROFILE=Bookkeeping[:N]` runs only `N`
+//! refreshes of it (after 100 to warm up), for example under
+//! `valgrind --tool=callgrind`.
 
 #![allow(
     missing_docs,
@@ -210,6 +214,12 @@ impl Sides {
 fn bench(c: &mut Criterion) {
     let world = Arc::new(World::new());
     let sides = Arc::new(Sides::new(Arc::clone(&world)));
+    if let Some((side, n)) = profile_request() {
+        // Warm up (connections, allocator), then the part to profile.
+        sides.run(side, 100);
+        sides.run(side, n);
+        return;
+    }
 
     let mut group = c.benchmark_group("overhead");
     for (name, side) in [
@@ -321,6 +331,26 @@ fn bench(c: &mut Criterion) {
         &cmp,
         Some(BUDGET),
     );
+}
+
+/// `OVERHEAD_PROFILE=SIDE[:N]` (a `Side` name, such as `Bookkeeping`):
+/// run only `N` (default 2,000) refreshes of that side and nothing else,
+/// for a profiler such as `valgrind --tool=callgrind`.
+fn profile_request() -> Option<(Side, u64)> {
+    let spec = std::env::var("OVERHEAD_PROFILE").ok()?;
+    let (name, n) = spec.split_once(':').unwrap_or((&spec, "2000"));
+    let side = [
+        Side::Manager,
+        Side::Raw,
+        Side::Provider,
+        Side::Bookkeeping,
+        Side::SpawnedProvider,
+        Side::SharedProvider,
+    ]
+    .into_iter()
+    .find(|side| format!("{side:?}") == name)
+    .unwrap_or_else(|| panic!("OVERHEAD_PROFILE: no side named {name}"));
+    Some((side, n.parse().expect("OVERHEAD_PROFILE: N is a number")))
 }
 
 /// Each side alone for `n` refreshes: time and thread context switches
