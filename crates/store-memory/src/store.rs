@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ struct Shared {
     locks: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>, Hasher>>,
     /// Versions come from one counter, so a key deleted and created again
     /// never reuses a version someone may still hold.
-    next_version: Mutex<u64>,
+    next_version: AtomicU64,
 }
 
 impl MemoryTokenStore {
@@ -55,14 +56,41 @@ impl MemoryTokenStore {
             .len()
     }
 
+    /// A compare-and-swap save, at once.
+    fn save_now(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version> {
+        let mut tokens = self.tokens();
+        // One lookup, and a stored token is replaced in place.
+        let entry = tokens.entry(key.clone());
+        let current = match &entry {
+            Entry::Occupied(stored) => Some(stored.get().version),
+            Entry::Vacant(_) => None,
+        };
+        if current != expected {
+            return Err(conflict(key, expected, current));
+        }
+        let version = self.bump();
+        let value = Versioned {
+            value: token.clone(),
+            version,
+        };
+        match entry {
+            Entry::Occupied(mut stored) => {
+                stored.insert(value);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
+        }
+        Ok(version)
+    }
+
     fn bump(&self) -> Version {
-        let mut next = self
-            .shared
-            .next_version
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        *next += 1;
-        Version(*next)
+        Version(self.shared.next_version.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 
@@ -127,30 +155,7 @@ impl TokenStore for MemoryTokenStore {
         token: &TokenSet,
         expected: Option<Version>,
     ) -> Result<Version> {
-        let mut tokens = self.tokens();
-        // One lookup, and a stored token is replaced in place.
-        let entry = tokens.entry(key.clone());
-        let current = match &entry {
-            Entry::Occupied(stored) => Some(stored.get().version),
-            Entry::Vacant(_) => None,
-        };
-        if current != expected {
-            return Err(conflict(key, expected, current));
-        }
-        let version = self.bump();
-        let value = Versioned {
-            value: token.clone(),
-            version,
-        };
-        match entry {
-            Entry::Occupied(mut stored) => {
-                stored.insert(value);
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(value);
-            }
-        }
-        Ok(version)
+        self.save_now(key, token, expected)
     }
 
     async fn delete(&self, key: &TokenKey) -> Result<bool> {

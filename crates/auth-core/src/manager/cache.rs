@@ -189,6 +189,23 @@ impl Cache {
         );
     }
 
+    /// Caches a token read from the store, unless the cache already holds
+    /// its version or a newer one. That is the usual case when a flight
+    /// reloads (the cache is how the flight started), and it then costs a
+    /// read lock and no write lock.
+    pub(super) fn put_stored(&self, key: &TokenKey, token: &Arc<TokenSet>, version: Version) {
+        {
+            let (hash, shard) = self.read(key);
+            if shard
+                .get(hash, key)
+                .is_some_and(|entry| entry.version >= version)
+            {
+                return;
+            }
+        }
+        self.put(key, Arc::clone(token), version);
+    }
+
     /// Records that `key` was removed at `version` (the last version it had,
     /// if known): older writes are ignored from now on.
     pub(super) fn bury(&self, key: &TokenKey, version: Option<Version>) {

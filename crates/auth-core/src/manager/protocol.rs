@@ -79,12 +79,26 @@ impl Goal {
     }
 }
 
+/// A stored token as the protocol carries it: shared from the start, so
+/// that it moves between the steps as a pointer (the flight's future stays
+/// small) and is cached, or kept as the pair to fall back on, without a
+/// copy.
+type Current = Versioned<Arc<TokenSet>>;
+
+/// [`Current`] from what the store returned.
+fn shared(stored: Versioned<TokenSet>) -> Current {
+    Versioned {
+        value: Arc::new(stored.value),
+        version: stored.version,
+    }
+}
+
 /// What [`Inner::judge`] decided about a stored token.
 enum Judged {
     /// The answer, with no refresh.
     Done(Result<Arc<TokenSet>>),
     /// Refresh from this stored pair (under the lease).
-    Refresh(Versioned<TokenSet>),
+    Refresh(Current),
     /// Mint a token with the provider's grant (under the lease); the stored
     /// version it replaces, if any.
     Mint,
@@ -200,7 +214,9 @@ impl Inner {
         let lease = match self.take_lease(key).await {
             Ok(lease) => lease,
             Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
-                return self.after_lock_timeout(key, goal, err).await;
+                // Cold paths are boxed, so that they do not make every
+                // flight's future bigger (see `refresh`).
+                return Box::pin(self.after_lock_timeout(key, goal, err)).await;
             }
             Err(err) => return Err(err),
         };
@@ -211,7 +227,7 @@ impl Inner {
         let (lease, current) = current;
         let current = match self.judge(key, goal, current, provider.as_ref()) {
             Judged::Done(answer) => return answer,
-            Judged::Mint => return self.mint(key, &provider, lease, goal).await,
+            Judged::Mint => return Box::pin(self.mint(key, &provider, lease, goal)).await,
             Judged::Refresh(current) => current,
         };
         self.refresh(key, goal, &provider, lease, current).await
@@ -226,7 +242,7 @@ impl Inner {
         goal: &Goal,
         provider: &dyn TokenProvider,
     ) -> Result<Option<Outcome>> {
-        let stored = self.store.load(key).await?;
+        let stored = self.store.load(key).await?.map(shared);
         Ok(match self.judge(key, goal, stored, provider) {
             Judged::Done(answer) => Some(answer),
             Judged::Refresh(_) | Judged::Mint => None,
@@ -295,7 +311,7 @@ impl Inner {
         key: &TokenKey,
         lease: Box<dyn KeyLock>,
         goal: &Goal,
-    ) -> Result<Result<(Box<dyn KeyLock>, Option<Versioned<TokenSet>>), Outcome>> {
+    ) -> Result<Result<(Box<dyn KeyLock>, Option<Current>), Outcome>> {
         if let Some(unsaved) = self.unsaved.get(key) {
             lease.check().await?;
             match self.try_save(key, lease.as_ref(), &unsaved).await {
@@ -308,14 +324,13 @@ impl Inner {
                 }
             }
         }
-        let current = self.store.load_leased(lease.as_ref()).await?;
+        let current = self.store.load_leased(lease.as_ref()).await?.map(shared);
         // The cache keeps up with the newest stored version even when this
         // flight goes on to refresh: an answer served from this token (an
         // interim one, a stale one) must never leave an older token in the
         // cache for `force_refresh` to hand back.
         if let Some(current) = &current {
-            self.cache
-                .put(key, Arc::new(current.value.clone()), current.version);
+            self.cache.put_stored(key, &current.value, current.version);
         }
         Ok(Ok((lease, current)))
     }
@@ -325,7 +340,7 @@ impl Inner {
         &self,
         key: &TokenKey,
         goal: &Goal,
-        stored: Option<Versioned<TokenSet>>,
+        stored: Option<Current>,
         provider: &dyn TokenProvider,
     ) -> Judged {
         let now = self.now();
@@ -341,18 +356,18 @@ impl Inner {
         let token = &stored.value;
         if let Some(reason) = token.reauthorization_required() {
             let err = Error::reauthorization_required(Some(key.clone()), reason);
-            self.cache.put(key, Arc::new(stored.value), stored.version);
+            self.cache.put(key, stored.value, stored.version);
             return Judged::Done(Err(err));
         }
         if goal.satisfied_by(token, now, self.skew) {
-            let token = Arc::new(stored.value);
+            let token = stored.value;
             self.cache.put(key, Arc::clone(&token), stored.version);
             return Judged::Done(Ok(token));
         }
         if let Some(cooldown) = token.refresh_cooldown().filter(|c| c.is_active(now)) {
             if matches!(goal, Goal::Fresh) && token.is_fresh(now, Duration::ZERO) {
                 debug!(%key, "refresh cooling down; serving the still-valid token");
-                let token = Arc::new(stored.value);
+                let token = stored.value;
                 self.cache.put(key, Arc::clone(&token), stored.version);
                 return Judged::Done(Ok(token));
             }
@@ -390,7 +405,7 @@ impl Inner {
         goal: &Goal,
         provider: &Arc<dyn TokenProvider>,
         lease: Box<dyn KeyLock>,
-        current: Versioned<TokenSet>,
+        current: Current,
     ) -> Outcome {
         debug!(%key, "refreshing");
         let stopwatch = telemetry::Stopwatch::start();
@@ -401,25 +416,19 @@ impl Inner {
         telemetry::refresh(&key.provider, class, stopwatch.elapsed());
         match answer {
             Ok(fresh) => {
-                let sent = current
-                    .value
-                    .refresh_token()
-                    .cloned()
-                    .expect("judge refreshes only tokens with a refresh token");
                 let merged = Arc::new(current.value.merge_refreshed(fresh));
                 let unsaved = Arc::new(Unsaved::new(
                     merged,
                     Origin::Refresh {
-                        sent,
                         from: current.version,
+                        previous: current.value,
                     },
-                    Some(Arc::new(current.value)),
                     !provider.use_ends_replay_window(),
                 ));
                 self.persist(key, lease, unsaved, goal).await
             }
             Err(err) if err.is_reauthorization_required() => {
-                Err(self.flag(key, lease.as_ref(), current, err).await)
+                Err(Box::pin(self.flag(key, lease.as_ref(), current, err)).await)
             }
             // The lease was gone before a request went out: nothing was
             // sent, so nothing to cool down from; the caller tries again.
@@ -428,8 +437,7 @@ impl Inner {
                 Err(err)
             }
             Err(err) if err.is_transient() => {
-                self.cool_down(key, goal, lease.as_ref(), current, err)
-                    .await
+                Box::pin(self.cool_down(key, goal, lease.as_ref(), current, err)).await
             }
             Err(err) => {
                 warn!(%key, class = err.class(), error = %err, "refresh failed; the stored token is kept");
@@ -455,7 +463,6 @@ impl Inner {
         let unsaved = Arc::new(Unsaved::new(
             Arc::new(token.into_new_grant()),
             Origin::Grant,
-            None,
             true,
         ));
         self.persist(key, lease, unsaved, goal).await
@@ -496,22 +503,40 @@ impl Inner {
                 )),
                 Ok(Ok(answer)) => answer,
             };
-            let err = match answer {
-                Err(err) if err.is_transient() => err,
-                other => return other,
+            let delay = match self.retry_delay(key, attempt, deadline, answer) {
+                Ok(delay) => delay,
+                Err(answer) => return answer,
             };
-            let Some(delay) = self.retry.delay_after(attempt, err.retry_after()) else {
-                warn!(%key, attempt, error = %err, "refresh failed; no retry left");
-                return Err(err);
-            };
-            if tokio::time::Instant::now() + delay >= deadline {
-                warn!(%key, attempt, error = %err, "refresh failed; the next retry would pass the refresh deadline");
-                return Err(err);
-            }
-            debug!(%key, attempt, ?delay, error = %err, "transient failure; retrying with the same request");
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
+    }
+
+    /// After attempt `attempt` of [`call_provider`](Self::call_provider):
+    /// the pause before the next one, or the answer to return. (A function
+    /// of its own, so that the retry's pause keeps only the delay alive,
+    /// not the answer: a smaller future for every refresh.)
+    fn retry_delay(
+        &self,
+        key: &TokenKey,
+        attempt: u32,
+        deadline: tokio::time::Instant,
+        answer: Result<TokenSet>,
+    ) -> std::result::Result<Duration, Result<TokenSet>> {
+        let err = match answer {
+            Err(err) if err.is_transient() => err,
+            other => return Err(other),
+        };
+        let Some(delay) = self.retry.delay_after(attempt, err.retry_after()) else {
+            warn!(%key, attempt, error = %err, "refresh failed; no retry left");
+            return Err(Err(err));
+        };
+        if tokio::time::Instant::now() + delay >= deadline {
+            warn!(%key, attempt, error = %err, "refresh failed; the next retry would pass the refresh deadline");
+            return Err(Err(err));
+        }
+        debug!(%key, attempt, ?delay, error = %err, "transient failure; retrying with the same request");
+        Ok(delay)
     }
 
     /// Saves a new token under the lease before anyone sees it. If the save
@@ -706,14 +731,14 @@ impl Inner {
         &self,
         key: &TokenKey,
         lease: &dyn KeyLock,
-        current: Versioned<TokenSet>,
+        current: Current,
         err: Error,
     ) -> Error {
         let reason = match &err {
             Error::ReauthorizationRequired { reason, .. } => reason.clone(),
             other => other.to_string(),
         };
-        let flagged = current.value.flagged_for_reauthorization(reason.clone());
+        let flagged = TokenSet::clone(&current.value).flagged_for_reauthorization(reason.clone());
         match self
             .store
             .save_leased(lease, &flagged, Some(current.version))
@@ -744,7 +769,7 @@ impl Inner {
         key: &TokenKey,
         goal: &Goal,
         lease: &dyn KeyLock,
-        current: Versioned<TokenSet>,
+        current: Current,
         err: Error,
     ) -> Outcome {
         let now = self.now();
@@ -759,8 +784,7 @@ impl Inner {
             .max(err.retry_after().unwrap_or_default());
         let until = now + pause;
         let cooling = Arc::new(
-            current
-                .value
+            TokenSet::clone(&current.value)
                 .with_refresh_cooldown(Some(RefreshCooldown::new(until, failures))),
         );
         match self

@@ -14,11 +14,11 @@
 //! get the old access token while it is valid, and a transient error after.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use crate::error::{Error, Result};
 use crate::id::TokenKey;
@@ -28,9 +28,13 @@ use crate::token::TokenSet;
 /// Where an unsaved token came from, which decides what it may overwrite.
 #[derive(Clone)]
 pub(super) enum Origin {
-    /// A refresh that sent `sent` (the refresh token of the pair stored at
-    /// `from`).
-    Refresh { sent: SecretString, from: Version },
+    /// A refresh of `previous`, the pair stored at `from`; the refresh
+    /// token sent is `previous`'s. `previous` is also served meanwhile,
+    /// while valid.
+    Refresh {
+        from: Version,
+        previous: Arc<TokenSet>,
+    },
     /// A new authorization or a minted token: it replaces whatever is
     /// stored.
     Grant,
@@ -40,8 +44,6 @@ pub(super) enum Origin {
 pub(super) struct Unsaved {
     pub(super) token: Arc<TokenSet>,
     pub(super) origin: Origin,
-    /// The token it replaces, served meanwhile while valid.
-    pub(super) previous: Option<Arc<TokenSet>>,
     /// Whether the new access token may be used before the save.
     pub(super) serve_new: bool,
     /// Set while a background task is saving it (callers then get the
@@ -61,16 +63,10 @@ pub(super) enum Verdict {
 }
 
 impl Unsaved {
-    pub(super) fn new(
-        token: Arc<TokenSet>,
-        origin: Origin,
-        previous: Option<Arc<TokenSet>>,
-        serve_new: bool,
-    ) -> Self {
+    pub(super) fn new(token: Arc<TokenSet>, origin: Origin, serve_new: bool) -> Self {
         Self {
             token,
             origin,
-            previous,
             serve_new,
             saving: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
@@ -111,13 +107,14 @@ impl Unsaved {
                 Verdict::KeepStored
             }
             Origin::Grant => Verdict::Overwrite(Some(stored.version)),
-            Origin::Refresh { sent, from } => {
+            Origin::Refresh { from, previous } => {
+                let sent = previous.refresh_token().map(ExposeSecret::expose_secret);
                 let ours = stored.version == *from
                     || stored.value.reauthorization_required().is_some()
                     || stored
                         .value
                         .refresh_token()
-                        .is_some_and(|t| t.expose_secret() == sent.expose_secret());
+                        .is_some_and(|t| Some(t.expose_secret()) == sent);
                 if ours {
                     Verdict::Overwrite(Some(stored.version))
                 } else {
@@ -147,7 +144,7 @@ impl Unsaved {
         if self.serve_new && usable(&self.token) {
             return Ok(Arc::clone(&self.token));
         }
-        if let Some(previous) = &self.previous
+        if let Origin::Refresh { previous, .. } = &self.origin
             && usable(previous)
         {
             return Ok(Arc::clone(previous));
@@ -170,9 +167,14 @@ impl Unsaved {
 type Map = HashMap<TokenKey, Arc<Unsaved>, foldhash::fast::RandomState>;
 
 /// Unsaved tokens by key.
+///
+/// Almost always empty, and asked on every flight, so a count kept next to
+/// the map answers "none" without taking its lock.
 #[derive(Default)]
 pub(super) struct UnsavedMap {
     map: Mutex<Map>,
+    /// The map's length, written under its lock.
+    len: AtomicUsize,
 }
 
 impl UnsavedMap {
@@ -180,27 +182,47 @@ impl UnsavedMap {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Updates the count after a change made under the lock.
+    fn counted(&self, map: &Map) {
+        self.len.store(map.len(), Ordering::Release);
+    }
+
     /// The unsaved token of `key`, if any.
+    ///
+    /// A token kept by a flight of `key` is seen by every later flight of
+    /// `key`: the flight keeps it before it finishes, and flights of one key
+    /// follow each other through the flight map's lock.
     pub(super) fn get(&self, key: &TokenKey) -> Option<Arc<Unsaved>> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         self.map().get(key).cloned()
     }
 
     /// Keeps `unsaved` for `key`, replacing an older one.
     pub(super) fn keep(&self, key: &TokenKey, unsaved: Arc<Unsaved>) {
-        self.map().insert(key.clone(), unsaved);
+        let mut map = self.map();
+        map.insert(key.clone(), unsaved);
+        self.counted(&map);
     }
 
     /// Drops `key`'s entry if it is still `unsaved`.
     pub(super) fn settle(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let mut map = self.map();
         if map.get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved)) {
             map.remove(key);
+            self.counted(&map);
         }
     }
 
     /// Drops and abandons `key`'s entry (the account is being removed).
     pub(super) fn abandon(&self, key: &TokenKey) {
-        if let Some(unsaved) = self.map().remove(key) {
+        let mut map = self.map();
+        if let Some(unsaved) = map.remove(key) {
+            self.counted(&map);
             unsaved.abandoned.store(true, Ordering::SeqCst);
         }
     }

@@ -28,7 +28,7 @@ impl Inner {
         token: TokenSet,
     ) -> Arc<TokenSet> {
         let token = Arc::new(token.into_new_grant());
-        let unsaved = Arc::new(Unsaved::new(Arc::clone(&token), Origin::Grant, None, true));
+        let unsaved = Arc::new(Unsaved::new(Arc::clone(&token), Origin::Grant, true));
         let lease = match lease {
             Some(lease) => Some(lease),
             None => match self.store.lock(key, self.lock_wait).await {
