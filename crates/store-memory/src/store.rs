@@ -158,6 +158,24 @@ impl TokenStore for MemoryTokenStore {
         self.save_now(key, token, expected)
     }
 
+    // The leased forms check the lease and then read or write in the same
+    // call, instead of the defaults' second (boxed) call: two fewer
+    // allocations per refresh.
+    async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
+        lease.check().await?;
+        Ok(self.tokens().get(lease.key()).cloned())
+    }
+
+    async fn save_leased(
+        &self,
+        lease: &dyn KeyLock,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version> {
+        lease.check().await?;
+        self.save_now(lease.key(), token, expected)
+    }
+
     async fn delete(&self, key: &TokenKey) -> Result<bool> {
         Ok(self.tokens().remove(key).is_some())
     }

@@ -59,11 +59,11 @@ async fn the_lock_map_shrinks_after_use() {
 }
 
 /// Memory leases cannot be lost, so `load_leased_lease_lost` does not
-/// apply; what it checks of the default `load_leased` (which this store
-/// uses) is that the lease is checked before the load: a lease that no
-/// longer checks loads nothing, stored token or not.
+/// apply; what it checks of `load_leased` (and `save_leased`) is that the
+/// lease is checked first: a lease that no longer checks loads nothing,
+/// stored token or not, and saves nothing.
 #[tokio::test]
-async fn the_default_load_leased_refuses_a_lease_that_no_longer_checks() {
+async fn leased_calls_refuse_a_lease_that_no_longer_checks() {
     use auth_core::{Error, KeyLock, StoreErrorKind, TokenKey, TokenStore, async_trait};
     use std::time::Duration;
 
@@ -105,5 +105,13 @@ async fn the_default_load_leased_refuses_a_lease_that_no_longer_checks() {
             .await
             .expect_err("a lease that does not check loaded");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+        // And saves nothing.
+        let before = store.load(&key).await.unwrap().map(|v| v.version);
+        let err = store
+            .save_leased(&lost, &auth_core::conformance::sample_token("y"), before)
+            .await
+            .expect_err("a lease that does not check saved");
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+        assert_eq!(store.load(&key).await.unwrap().map(|v| v.version), before);
     }
 }

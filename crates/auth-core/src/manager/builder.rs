@@ -1,6 +1,5 @@
 //! [`TokenManagerBuilder`].
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -37,7 +36,7 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 #[derive(Debug)]
 pub struct TokenManagerBuilder {
     store: Arc<dyn TokenStore>,
-    providers: HashMap<crate::ProviderId, Arc<dyn TokenProvider>>,
+    providers: super::Providers,
     clock: Option<Arc<dyn Clock>>,
     skew: Duration,
     lock_wait: Duration,
@@ -54,7 +53,7 @@ impl TokenManagerBuilder {
     pub(super) fn new(store: Arc<dyn TokenStore>) -> Self {
         Self {
             store,
-            providers: HashMap::new(),
+            providers: super::Providers::default(),
             clock: None,
             skew: DEFAULT_SKEW,
             lock_wait: DEFAULT_LOCK_WAIT,

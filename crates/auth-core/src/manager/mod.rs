@@ -107,8 +107,12 @@ pub struct TokenManager {
     inner: Arc<Inner>,
 }
 
+/// The registered providers by id, looked up on every flight: hashed with
+/// `foldhash`, like the cache, not SipHash.
+type Providers = HashMap<ProviderId, Arc<dyn TokenProvider>, foldhash::fast::RandomState>;
+
 pub(crate) struct Inner {
-    providers: HashMap<ProviderId, Arc<dyn TokenProvider>>,
+    providers: Providers,
     store: Arc<dyn TokenStore>,
     cache: Cache,
     flights: Flights,

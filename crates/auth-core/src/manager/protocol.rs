@@ -113,6 +113,14 @@ pub(super) enum Saved {
     Theirs(Option<Versioned<TokenSet>>),
 }
 
+/// What [`Inner::after_attempt`] decided.
+enum Next {
+    /// Send the same request again after this pause.
+    Retry(Duration),
+    /// The answer of the provider call.
+    Done(Result<TokenSet>),
+}
+
 /// How many times a follower may start over when a flight's answer does
 /// not fit its goal.
 const MAX_ROUNDS: usize = 4;
@@ -503,9 +511,9 @@ impl Inner {
                 )),
                 Ok(Ok(answer)) => answer,
             };
-            let delay = match self.retry_delay(key, attempt, deadline, answer) {
-                Ok(delay) => delay,
-                Err(answer) => return answer,
+            let delay = match self.after_attempt(key, attempt, deadline, answer) {
+                Next::Retry(delay) => delay,
+                Next::Done(answer) => return answer,
             };
             tokio::time::sleep(delay).await;
             attempt += 1;
@@ -516,27 +524,27 @@ impl Inner {
     /// the pause before the next one, or the answer to return. (A function
     /// of its own, so that the retry's pause keeps only the delay alive,
     /// not the answer: a smaller future for every refresh.)
-    fn retry_delay(
+    fn after_attempt(
         &self,
         key: &TokenKey,
         attempt: u32,
         deadline: tokio::time::Instant,
         answer: Result<TokenSet>,
-    ) -> std::result::Result<Duration, Result<TokenSet>> {
+    ) -> Next {
         let err = match answer {
             Err(err) if err.is_transient() => err,
-            other => return Err(other),
+            other => return Next::Done(other),
         };
         let Some(delay) = self.retry.delay_after(attempt, err.retry_after()) else {
             warn!(%key, attempt, error = %err, "refresh failed; no retry left");
-            return Err(Err(err));
+            return Next::Done(Err(err));
         };
         if tokio::time::Instant::now() + delay >= deadline {
             warn!(%key, attempt, error = %err, "refresh failed; the next retry would pass the refresh deadline");
-            return Err(Err(err));
+            return Next::Done(Err(err));
         }
         debug!(%key, attempt, ?delay, error = %err, "transient failure; retrying with the same request");
-        Ok(delay)
+        Next::Retry(delay)
     }
 
     /// Saves a new token under the lease before anyone sees it. If the save
