@@ -215,9 +215,7 @@ impl Inner {
             }
         }
         if self.closing.load(Ordering::SeqCst) {
-            return Err(Error::transient(format!(
-                "the token manager is shutting down; {key} was not refreshed"
-            )));
+            return Err(shutting_down(key));
         }
         let lease = match self.take_lease(key).await {
             Ok(lease) => lease,
@@ -273,12 +271,7 @@ impl Inner {
             }
         };
         telemetry::lease_wait(&key.provider, waited);
-        let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
-        if waited >= LEASE_WAIT_NOTICE {
-            info!(%key, waited_ms, taken = lease.is_ok(), "waited for the key's lease");
-        } else {
-            debug!(%key, waited_ms, taken = lease.is_ok(), "took the key's lease");
-        }
+        log_lease_wait(key, waited, lease.is_ok());
         lease
     }
 
@@ -438,19 +431,13 @@ impl Inner {
             Err(err) if err.is_reauthorization_required() => {
                 Err(Box::pin(self.flag(key, lease.as_ref(), current, err)).await)
             }
-            // The lease was gone before a request went out: nothing was
-            // sent, so nothing to cool down from; the caller tries again.
             Err(err) if err.store_kind() == Some(StoreErrorKind::LeaseLost) => {
-                warn!(%key, error = %err, "the lease was lost before the refresh was sent");
-                Err(err)
+                Err(lost_before_send(key, err))
             }
             Err(err) if err.is_transient() => {
                 Box::pin(self.cool_down(key, goal, lease.as_ref(), current, err)).await
             }
-            Err(err) => {
-                warn!(%key, class = err.class(), error = %err, "refresh failed; the stored token is kept");
-                Err(err.for_key(key))
-            }
+            Err(err) => Err(refresh_refused(key, err)),
         }
     }
 
@@ -502,15 +489,13 @@ impl Inner {
             )
             .await
             {
-                Err(_) => Err(Error::transient(format!(
-                    "the provider did not answer within the refresh deadline of {}; the outcome is unknown",
-                    humantime::format_duration(self.refresh_deadline)
-                ))),
-                Ok(Err(_)) => Err(Error::transient(
-                    "the provider panicked during the request (a bug in the provider); the outcome is unknown",
-                )),
+                Err(_) => Err(self.past_deadline()),
+                Ok(Err(_)) => Err(provider_panicked()),
                 Ok(Ok(answer)) => answer,
             };
+            if !answer.as_ref().is_err_and(Error::is_transient) {
+                return answer;
+            }
             let delay = match self.after_attempt(key, attempt, deadline, answer) {
                 Next::Retry(delay) => delay,
                 Next::Done(answer) => return answer,
@@ -520,10 +505,22 @@ impl Inner {
         }
     }
 
-    /// After attempt `attempt` of [`call_provider`](Self::call_provider):
-    /// the pause before the next one, or the answer to return. (A function
-    /// of its own, so that the retry's pause keeps only the delay alive,
+    /// The error of a provider call that outlived the refresh deadline.
+    #[cold]
+    fn past_deadline(&self) -> Error {
+        Error::transient(format!(
+            "the provider did not answer within the refresh deadline of {}; the outcome is unknown",
+            humantime::format_duration(self.refresh_deadline)
+        ))
+    }
+
+    /// After attempt `attempt` of [`call_provider`](Self::call_provider)
+    /// failed for a transient reason: the pause before the next one, or the
+    /// answer to return. (A function of its own, out of the way of the
+    /// usual path, so that the retry's pause keeps only the delay alive,
     /// not the answer: a smaller future for every refresh.)
+    #[cold]
+    #[inline(never)]
     fn after_attempt(
         &self,
         key: &TokenKey,
@@ -819,6 +816,50 @@ impl Inner {
         warn!(%key, error = %err, "refresh failed; next try after {}", humantime::format_rfc3339_seconds(until));
         Err(with_retry_after(err.for_key(key), pause))
     }
+}
+
+/// Logs how long the key's lease took: at info level when someone held it
+/// for a noticeable time, at debug level otherwise. (Out of line: the
+/// fields' formatting code stays out of every flight's path.)
+#[inline(never)]
+fn log_lease_wait(key: &TokenKey, waited: Duration, taken: bool) {
+    let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+    if waited >= LEASE_WAIT_NOTICE {
+        info!(%key, waited_ms, taken, "waited for the key's lease");
+    } else {
+        debug!(%key, waited_ms, taken, "took the key's lease");
+    }
+}
+
+/// A refresh not started because the manager is shutting down.
+#[cold]
+fn shutting_down(key: &TokenKey) -> Error {
+    Error::transient(format!(
+        "the token manager is shutting down; {key} was not refreshed"
+    ))
+}
+
+/// The lease was gone before a request went out: nothing was sent, so
+/// nothing to cool down from; the caller tries again.
+#[cold]
+fn lost_before_send(key: &TokenKey, err: Error) -> Error {
+    warn!(%key, error = %err, "the lease was lost before the refresh was sent");
+    err
+}
+
+/// A refresh that failed for good (not transient, not a refused grant).
+#[cold]
+fn refresh_refused(key: &TokenKey, err: Error) -> Error {
+    warn!(%key, class = err.class(), error = %err, "refresh failed; the stored token is kept");
+    err.for_key(key)
+}
+
+/// The error of a provider call that panicked.
+#[cold]
+fn provider_panicked() -> Error {
+    Error::transient(
+        "the provider panicked during the request (a bug in the provider); the outcome is unknown",
+    )
 }
 
 /// Sets the `retry_after` of a transient error to at least `pause`.
