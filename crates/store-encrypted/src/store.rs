@@ -430,7 +430,9 @@ impl<S: TokenStore + ?Sized> EncryptedStore<S> {
     /// was rewritten, `None` when someone else already did.
     async fn rekey_one(&self, key: &TokenKey, lock_wait: Duration) -> Result<Option<bool>> {
         let lease = self.lock(key, lock_wait).await?;
-        let Some(stored) = self.inner.load(key).await? else {
+        // Read under the lease, checked in the same step where the inner
+        // store can.
+        let Some(stored) = self.inner.load_leased(inner_lease(lease.as_ref())).await? else {
             return Ok(None);
         };
         let version = stored.version;

@@ -110,13 +110,17 @@ impl Inner {
     pub(super) async fn revoke(&self, key: &TokenKey) -> Result<()> {
         let provider = Arc::clone(self.provider(&key.provider)?);
         let lease = self.store.lock(key, self.lock_wait).await?;
-        lease.check().await?;
-        let stored = self.store.load(key).await?.ok_or_else(|| {
-            Error::reauthorization_required(
-                Some(key.clone()),
-                "no token is stored for this account",
-            )
-        })?;
+        // Read under the lease, checking it in the same step.
+        let stored = self
+            .store
+            .load_leased(lease.as_ref())
+            .await?
+            .ok_or_else(|| {
+                Error::reauthorization_required(
+                    Some(key.clone()),
+                    "no token is stored for this account",
+                )
+            })?;
         let current = match self.unsaved.get(key) {
             Some(unsaved) => Arc::clone(&unsaved.token),
             None => Arc::new(stored.value),
