@@ -296,6 +296,11 @@ impl Server {
             .map(|&(g, i)| (g, i, m.grants[g].pairs[i].seq))
     }
 
+    /// Whether the scenario revoked grant `g`.
+    pub(crate) fn is_revoked(&self, g: usize) -> bool {
+        matches!(self.model().grants[g].death, Some(Death::Revoked))
+    }
+
     /// Grant and pair index of a refresh token.
     pub(crate) fn pair_of_refresh(&self, refresh: &str) -> Option<(usize, usize)> {
         self.model().by_refresh.get(refresh).copied()

@@ -570,11 +570,16 @@ impl World {
             .filter(|(a, _)| a.is_none() || a == account)
             .map(|(_, line)| line)
             .collect();
+        // `SIM_TRACE_LINES` shows more of the history (default 400).
+        let keep = std::env::var("SIM_TRACE_LINES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(400usize);
         let mut out = format!(
-            "trace of {} (last 400 lines):\n",
+            "trace of {} (last {keep} lines):\n",
             account.as_ref().map_or("-", |a| a.as_str())
         );
-        for line in lines.iter().skip(lines.len().saturating_sub(400)) {
+        for line in lines.iter().skip(lines.len().saturating_sub(keep)) {
             let _ = writeln!(out, "    {line}");
         }
         out
@@ -721,7 +726,24 @@ async fn call(
             (Some((g, i, _)), Some((og, oi, _))) => (g, i) > (og, oi),
             _ => false,
         };
-        if !newer {
+        // The one older answer that is explained: the rejected grant was
+        // revoked (and its token deleted), and the store then received an
+        // earlier login's token from another process, whose save had been
+        // pending (retried in the background) since before the revoke. A
+        // store keeps no record of a deletion, so that process cannot know;
+        // the answer is a live grant the user approved (checked above). A
+        // refresh of an older grant cannot land this way: its save needs
+        // the pair it replaced, and the revoke deleted it.
+        let older_login_after_revoke = match (pair, old) {
+            (Some((g, _, _)), Some((og, _, _))) => g < og && server.is_revoked(og),
+            _ => false,
+        };
+        if !newer && older_login_after_revoke {
+            ledger.allow(
+                "force_refresh after the rejected grant was revoked: an earlier login's token, \
+                 saved after the revoke by another process",
+            );
+        } else if !newer {
             ledger.violate(
                 account,
                 format!("force_refresh on process {proc} answered with {pair:?}, not newer than the rejected {old:?}"),

@@ -335,6 +335,12 @@ impl TokenManager {
     /// under the key's lease. If the provider cannot revoke, nothing is
     /// deleted.
     ///
+    /// A login of the same account whose save is still being retried by
+    /// *another* process (its store failed when it finished) can land after
+    /// this, since a store keeps no record of a deletion: the account then
+    /// holds that login's grant, which the user approved and which was not
+    /// revoked. In this process, a pending login of the key is dropped.
+    ///
     /// # Errors
     ///
     /// [`Error::ReauthorizationRequired`] when nothing is stored,
@@ -345,7 +351,9 @@ impl TokenManager {
     }
 
     /// Deletes the token locally only (a logout), under the key's lease.
-    /// Returns whether one was stored. An unknown key creates nothing.
+    /// Returns whether one was stored. An unknown key creates nothing. As
+    /// for [`revoke`](Self::revoke), another process's pending login save
+    /// can land afterwards.
     ///
     /// # Errors
     ///
