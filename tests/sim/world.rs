@@ -738,16 +738,18 @@ async fn call(
             (Some((g, _, _)), Some((og, _, _))) => g < og && server.is_revoked(og),
             _ => false,
         };
-        if !newer && older_login_after_revoke {
-            ledger.allow(
-                "force_refresh after the rejected grant was revoked: an earlier login's token, \
-                 saved after the revoke by another process",
-            );
-        } else if !newer {
-            ledger.violate(
-                account,
-                format!("force_refresh on process {proc} answered with {pair:?}, not newer than the rejected {old:?}"),
-            );
+        if !newer {
+            if older_login_after_revoke {
+                ledger.allow(
+                    "force_refresh after the rejected grant was revoked: an earlier login's token, \
+                     saved after the revoke by another process",
+                );
+            } else {
+                ledger.violate(
+                    account,
+                    format!("force_refresh on process {proc} answered with {pair:?}, not newer than the rejected {old:?}"),
+                );
+            }
         }
     }
     if let Op::Login { .. } = op {

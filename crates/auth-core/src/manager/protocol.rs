@@ -113,14 +113,6 @@ pub(super) enum Saved {
     Theirs(Option<Versioned<TokenSet>>),
 }
 
-/// What [`Inner::after_attempt`] decided.
-enum Next {
-    /// Send the same request again after this pause.
-    Retry(Duration),
-    /// The answer of the provider call.
-    Done(Result<TokenSet>),
-}
-
 /// How many times a follower may start over when a flight's answer does
 /// not fit its goal.
 const MAX_ROUNDS: usize = 4;
@@ -493,13 +485,11 @@ impl Inner {
                 Ok(Err(_)) => Err(provider_panicked()),
                 Ok(Ok(answer)) => answer,
             };
-            if !answer.as_ref().is_err_and(Error::is_transient) {
-                return answer;
-            }
-            let delay = match self.after_attempt(key, attempt, deadline, answer) {
-                Next::Retry(delay) => delay,
-                Next::Done(answer) => return answer,
+            let err = match answer {
+                Err(err) if err.is_transient() => err,
+                other => return other,
             };
+            let delay = self.retry_delay(key, attempt, deadline, err)?;
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -515,33 +505,29 @@ impl Inner {
     }
 
     /// After attempt `attempt` of [`call_provider`](Self::call_provider)
-    /// failed for a transient reason: the pause before the next one, or the
-    /// answer to return. (A function of its own, out of the way of the
-    /// usual path, so that the retry's pause keeps only the delay alive,
-    /// not the answer: a smaller future for every refresh.)
+    /// failed with the transient `err`: the pause before the next attempt,
+    /// or `err` when no retry fits. (Out of the usual path; and the retry's
+    /// pause keeps only the delay alive: a smaller future for every
+    /// refresh.)
     #[cold]
     #[inline(never)]
-    fn after_attempt(
+    fn retry_delay(
         &self,
         key: &TokenKey,
         attempt: u32,
         deadline: tokio::time::Instant,
-        answer: Result<TokenSet>,
-    ) -> Next {
-        let err = match answer {
-            Err(err) if err.is_transient() => err,
-            other => return Next::Done(other),
-        };
+        err: Error,
+    ) -> Result<Duration> {
         let Some(delay) = self.retry.delay_after(attempt, err.retry_after()) else {
             warn!(%key, attempt, error = %err, "refresh failed; no retry left");
-            return Next::Done(Err(err));
+            return Err(err);
         };
         if tokio::time::Instant::now() + delay >= deadline {
             warn!(%key, attempt, error = %err, "refresh failed; the next retry would pass the refresh deadline");
-            return Next::Done(Err(err));
+            return Err(err);
         }
         debug!(%key, attempt, ?delay, error = %err, "transient failure; retrying with the same request");
-        Next::Retry(delay)
+        Ok(delay)
     }
 
     /// Saves a new token under the lease before anyone sees it. If the save
