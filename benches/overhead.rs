@@ -37,6 +37,9 @@
 //! delay on every token request (the emulator's `Fault::Delay`), as a
 //! stand-in for a real network round trip.
 //!
+//! `OVERHEAD_BATCH=N` sets the refreshes per side per round (default 4), to
+//! see how much of the ratio is the cost of starting a batch cold.
+//!
 //! To profile one side, `OVERHEAD_PROFILE=Bookkeeping[:N]` runs only `N`
 //! refreshes of it (after 100 to warm up), for example under
 //! `valgrind --tool=callgrind`.
@@ -236,7 +239,13 @@ fn bench(c: &mut Criterion) {
     let (rounds, n) = if support::quick_mode() {
         (1, 2)
     } else {
-        (ROUNDS, REFRESHES_PER_ROUND)
+        (
+            ROUNDS,
+            std::env::var("OVERHEAD_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(REFRESHES_PER_ROUND),
+        )
     };
     support::heading(&format!(
         "overhead summary: {n} chained refreshes per side per round"

@@ -726,23 +726,35 @@ async fn call(
             (Some((g, i, _)), Some((og, oi, _))) => (g, i) > (og, oi),
             _ => false,
         };
-        // The one older answer that is explained: the rejected grant was
-        // revoked (and its token deleted), and the store then received an
-        // earlier login's token from another process, whose save had been
-        // pending (retried in the background) since before the revoke. A
-        // store keeps no record of a deletion, so that process cannot know;
-        // the answer is a live grant the user approved (checked above). A
-        // refresh of an older grant cannot land this way: its save needs
-        // the pair it replaced, and the revoke deleted it.
+        // The one older answer that is explained: the account's token was
+        // deleted (a revoke or a remove, on any process, of the rejected
+        // grant or of any grant newer than the answer), and the store then
+        // received an earlier login's token from another process, whose
+        // save had been pending (retried in the background) since before
+        // the deletion. A store keeps no record of a deletion, so that
+        // process cannot know; the answer is a live grant the user approved
+        // (checked above). A refresh of an older grant cannot land this
+        // way: its save needs the pair it replaced, which was deleted; so
+        // the answer must be a login's own pair, unless the rejected grant
+        // itself was revoked (the first form found, seed 5000806).
         let older_login_after_revoke = match (pair, old) {
-            (Some((g, _, _)), Some((og, _, _))) => g < og && server.is_revoked(og),
+            (Some((g, i, _)), Some((og, _, _))) => {
+                g < og
+                    && (server.is_revoked(og)
+                        || (i == 0
+                            && ledger.barriers.iter().any(|b| {
+                                b.account == key.account
+                                    && b.completed < started
+                                    && b.old_grants.iter().any(|&deleted| deleted > g)
+                            })))
+            }
             _ => false,
         };
         if !newer {
             if older_login_after_revoke {
                 ledger.allow(
-                    "force_refresh after the rejected grant was revoked: an earlier login's token, \
-                     saved after the revoke by another process",
+                    "force_refresh after a revoke or remove: an earlier login's token, saved after \
+                     the deletion by another process",
                 );
             } else {
                 ledger.violate(

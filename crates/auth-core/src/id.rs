@@ -44,8 +44,26 @@ fn validate(kind: &str, value: &str) -> Result<(), Error> {
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $kind:literal) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Eq, PartialOrd, Ord)]
         pub struct $name(Arc<str>);
+
+        /// Hashes the text, as equality compares it.
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state);
+            }
+        }
+
+        /// Equal when the text is. Ids are cloned, not re-parsed, as they
+        /// move through the manager and its maps, so two equal ids usually
+        /// share one allocation: that is checked first, without comparing
+        /// the bytes (a key lookup compares two ids; a refresh does about
+        /// ten lookups).
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+            }
+        }
 
         impl $name {
             /// Validates and wraps an id.

@@ -260,7 +260,15 @@ impl<'h> Exchange<'h> {
         let meta = self.http.execute(request).await?;
         let mut response = http::Response::new(meta.body.as_ref().clone());
         *response.status_mut() = meta.status;
-        *response.headers_mut() = meta.headers.clone();
+        // The `oauth2` crate reads one header of a response, Content-Type
+        // (`check_response_body`); the hooks and the error classification
+        // read the rest from the meta kept below. Copying only that one
+        // spares a copy of the whole map (and its drop) on every request.
+        if let Some(content_type) = meta.headers.get(http::header::CONTENT_TYPE) {
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, content_type.clone());
+        }
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
         Ok(response)
     }

@@ -145,6 +145,29 @@ async fn a_malformed_success_is_protocol() {
     );
 }
 
+/// The `oauth2` crate is handed only the response's Content-Type header (the
+/// one it reads); a token response that is not JSON by it is still refused.
+#[tokio::test]
+async fn a_success_whose_content_type_is_not_json_is_protocol() {
+    let page = Canned {
+        status: 200,
+        headers: vec![("content-type", "text/plain".into())],
+        body: br#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#.to_vec(),
+    };
+    let (err, hits) = refresh_error(page).await;
+    assert!(
+        matches!(
+            err,
+            Error::Protocol {
+                status: Some(200),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(hits, 1);
+}
+
 #[tokio::test]
 async fn conflict_is_transient() {
     let (err, _) = refresh_error(Canned::json(409, "{}")).await;

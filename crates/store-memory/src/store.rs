@@ -1,7 +1,7 @@
 //! [`MemoryTokenStore`].
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,17 +20,136 @@ pub struct MemoryTokenStore {
     shared: Arc<Shared>,
 }
 
-/// The maps' hasher: `foldhash`, seeded per process, rather than the
+/// The map's hasher: `foldhash`, seeded per process, rather than the
 /// standard SipHash, which cost a sixth of this store's work per refresh.
 type Hasher = foldhash::fast::RandomState;
 
+/// A key's lease: an async mutex, so that waiting ties up no thread.
+type Lease = Arc<tokio::sync::Mutex<()>>;
+
+/// One map for tokens and leases: a refresh finds both with one lookup, and
+/// a stored key keeps its lease between refreshes instead of allocating,
+/// inserting and removing one every time (that churn was a tenth of the
+/// manager's bookkeeping per refresh). An entry without a token lives only
+/// while its lease is held or waited for, so memory grows with the stored
+/// keys, never with every key ever locked.
+type Entries = HashMap<TokenKey, Entry, Hasher>;
+
+#[derive(Default)]
+struct Entry {
+    token: Option<Versioned<TokenSet>>,
+    /// Made by the first `lock` of the key.
+    lease: Option<Lease>,
+}
+
 #[derive(Default)]
 struct Shared {
-    tokens: Mutex<HashMap<TokenKey, Versioned<TokenSet>, Hasher>>,
-    locks: Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>, Hasher>>,
+    entries: Mutex<Entries>,
     /// Versions come from one counter, so a key deleted and created again
     /// never reuses a version someone may still hold.
     next_version: AtomicU64,
+}
+
+impl Shared {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The stored token of `key`.
+    fn load(&self, key: &TokenKey) -> Option<Versioned<TokenSet>> {
+        self.entries().get(key).and_then(|e| e.token.clone())
+    }
+
+    /// A compare-and-swap save, at once: one lookup when the key is
+    /// stored (every refresh); a new key is inserted only once its version
+    /// checks.
+    fn save(&self, key: &TokenKey, token: &TokenSet, expected: Option<Version>) -> Result<Version> {
+        let mut entries = self.entries();
+        if let Some(entry) = entries.get_mut(key) {
+            return self.put(key, &mut entry.token, token, expected);
+        }
+        let mut slot = None;
+        let version = self.put(key, &mut slot, token, expected)?;
+        entries.insert(
+            key.clone(),
+            Entry {
+                token: slot,
+                lease: None,
+            },
+        );
+        Ok(version)
+    }
+
+    /// Replaces the token in `slot` if its version is `expected`.
+    fn put(
+        &self,
+        key: &TokenKey,
+        slot: &mut Option<Versioned<TokenSet>>,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> Result<Version> {
+        let current = slot.as_ref().map(|stored| stored.version);
+        if current != expected {
+            return Err(conflict(key, expected, current));
+        }
+        let version = Version(self.next_version.fetch_add(1, Ordering::Relaxed) + 1);
+        *slot = Some(Versioned {
+            value: token.clone(),
+            version,
+        });
+        Ok(version)
+    }
+
+    /// Removes `key`'s token; its entry goes too unless its lease is in use.
+    fn delete(&self, key: &TokenKey) -> bool {
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(key) else {
+            return false;
+        };
+        let existed = entry.token.take().is_some();
+        if entry
+            .lease
+            .as_ref()
+            .is_none_or(|lease| Arc::strong_count(lease) == 1)
+        {
+            entries.remove(key);
+        }
+        existed
+    }
+
+    /// The lease of `key`, made (with its entry) on first use.
+    fn lease(&self, key: &TokenKey) -> Lease {
+        let mut entries = self.entries();
+        if let Some(entry) = entries.get_mut(key) {
+            return Arc::clone(entry.lease.get_or_insert_with(Lease::default));
+        }
+        let lease = Lease::default();
+        entries.insert(
+            key.clone(),
+            Entry {
+                token: None,
+                lease: Some(Arc::clone(&lease)),
+            },
+        );
+        lease
+    }
+
+    /// After `lease` was released or given up: removes `key`'s entry if it
+    /// holds no token and nobody else holds or waits for the lease. Waiters
+    /// clone the lease under the map's mutex, so none can slip in between
+    /// the count and the removal.
+    fn forget_if_idle(&self, key: &TokenKey, lease: &Lease) {
+        let mut entries = self.entries();
+        if let Some(entry) = entries.get(key)
+            && entry.token.is_none()
+            && entry
+                .lease
+                .as_ref()
+                .is_some_and(|held| Arc::ptr_eq(held, lease) && Arc::strong_count(held) == 2)
+        {
+            entries.remove(key);
+        }
+    }
 }
 
 impl MemoryTokenStore {
@@ -39,73 +158,44 @@ impl MemoryTokenStore {
         Self::default()
     }
 
-    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Versioned<TokenSet>, Hasher>> {
-        self.shared
-            .tokens
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Number of keys with a lock entry (held or waited for); for tests of
-    /// bounded memory.
+    /// Number of keys with a lease entry but no stored token (their lease is
+    /// held or waited for); for tests of bounded memory.
     pub fn lock_entries(&self) -> usize {
         self.shared
-            .locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .entries()
+            .values()
+            .filter(|e| e.token.is_none())
+            .count()
     }
 
-    /// A compare-and-swap save, at once.
-    fn save_now(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<Version>,
-    ) -> Result<Version> {
-        let mut tokens = self.tokens();
-        // One lookup, and a stored token is replaced in place.
-        let entry = tokens.entry(key.clone());
-        let current = match &entry {
-            Entry::Occupied(stored) => Some(stored.get().version),
-            Entry::Vacant(_) => None,
-        };
-        if current != expected {
-            return Err(conflict(key, expected, current));
+    /// Checks `lease` unless it is one of this store's own, which cannot be
+    /// lost while held: that check would be a boxed no-op on every leased
+    /// call.
+    async fn check(&self, lease: &dyn KeyLock) -> Result<()> {
+        let any: &dyn Any = lease;
+        match any.downcast_ref::<MemoryKeyLock>() {
+            Some(own) if Arc::ptr_eq(&own.shared, &self.shared) => Ok(()),
+            _ => lease.check().await,
         }
-        let version = self.bump();
-        let value = Versioned {
-            value: token.clone(),
-            version,
-        };
-        match entry {
-            Entry::Occupied(mut stored) => {
-                stored.insert(value);
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(value);
-            }
-        }
-        Ok(version)
-    }
-
-    fn bump(&self) -> Version {
-        Version(self.shared.next_version.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 
 impl fmt::Debug for MemoryTokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self.shared.entries();
         f.debug_struct("MemoryTokenStore")
-            .field("tokens", &self.tokens().len())
+            .field(
+                "tokens",
+                &entries.values().filter(|e| e.token.is_some()).count(),
+            )
             .finish_non_exhaustive()
     }
 }
 
 /// A held lease on one key of a [`MemoryTokenStore`]. Dropping it releases
-/// the lease, and removes the key's entry from the lock map when nobody else
-/// holds or waits for it, so the map does not grow with every key ever
-/// locked.
+/// the lease, and removes the key's entry when it holds no token and nobody
+/// else holds or waits for the lease, so the map does not grow with every
+/// key ever locked.
 struct MemoryKeyLock {
     key: TokenKey,
     guard: Option<OwnedMutexGuard<()>>,
@@ -117,9 +207,9 @@ impl Drop for MemoryKeyLock {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        let mutex = Arc::clone(OwnedMutexGuard::mutex(&guard));
+        let lease = Arc::clone(OwnedMutexGuard::mutex(&guard));
         drop(guard);
-        self.shared.forget_if_idle(&self.key, &mutex);
+        self.shared.forget_if_idle(&self.key, &lease);
     }
 }
 
@@ -146,7 +236,7 @@ impl KeyLock for MemoryKeyLock {
 #[async_trait]
 impl TokenStore for MemoryTokenStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        Ok(self.tokens().get(key).cloned())
+        Ok(self.shared.load(key))
     }
 
     async fn save(
@@ -155,15 +245,15 @@ impl TokenStore for MemoryTokenStore {
         token: &TokenSet,
         expected: Option<Version>,
     ) -> Result<Version> {
-        self.save_now(key, token, expected)
+        self.shared.save(key, token, expected)
     }
 
     // The leased forms check the lease and then read or write in the same
-    // call, instead of the defaults' second (boxed) call: two fewer
-    // allocations per refresh.
+    // call, instead of the defaults' second (boxed) call; and this store's
+    // own leases need no check (see `check`).
     async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
-        lease.check().await?;
-        Ok(self.tokens().get(lease.key()).cloned())
+        self.check(lease).await?;
+        Ok(self.shared.load(lease.key()))
     }
 
     async fn save_leased(
@@ -172,44 +262,39 @@ impl TokenStore for MemoryTokenStore {
         token: &TokenSet,
         expected: Option<Version>,
     ) -> Result<Version> {
-        lease.check().await?;
-        self.save_now(lease.key(), token, expected)
+        self.check(lease).await?;
+        self.shared.save(lease.key(), token, expected)
     }
 
     async fn delete(&self, key: &TokenKey) -> Result<bool> {
-        Ok(self.tokens().remove(key).is_some())
+        Ok(self.shared.delete(key))
     }
 
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
         Ok(self
-            .tokens()
-            .keys()
-            .filter(|k| provider.is_none_or(|p| &k.provider == p))
-            .cloned()
+            .shared
+            .entries()
+            .iter()
+            .filter(|(k, e)| e.token.is_some() && provider.is_none_or(|p| &k.provider == p))
+            .map(|(k, _)| k.clone())
             .collect())
     }
 
     async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
-        let mutex = {
-            let mut locks = self
-                .shared
-                .locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(locks.entry(key.clone()).or_default())
-        };
+        let lease = self.shared.lease(key);
         // Declared before the wait, so it drops after it: a timed-out or
-        // cancelled waiter leaves no lock entry behind.
+        // cancelled waiter leaves no entry behind.
         let mut waiting = Waiting {
             shared: &self.shared,
             key,
-            mutex: Some(Arc::clone(&mutex)),
+            lease: Some(Arc::clone(&lease)),
         };
-        // A free lock is taken at once, without arming a timer. (`try_lock`
-        // never jumps the queue: a lock released to a waiter is not free.)
-        let guard = match Arc::clone(&mutex).try_lock_owned() {
+        // A free lease is taken at once, without arming a timer.
+        // (`try_lock` never jumps the queue: a lease released to a waiter is
+        // not free.)
+        let guard = match Arc::clone(&lease).try_lock_owned() {
             Ok(guard) => guard,
-            Err(_) => tokio::time::timeout(wait, mutex.lock_owned())
+            Err(_) => tokio::time::timeout(wait, lease.lock_owned())
                 .await
                 .map_err(|_| {
                     Error::store(
@@ -222,7 +307,7 @@ impl TokenStore for MemoryTokenStore {
                     )
                 })?,
         };
-        waiting.mutex = None;
+        waiting.lease = None;
         Ok(Box::new(MemoryKeyLock {
             key: key.clone(),
             guard: Some(guard),
@@ -231,33 +316,19 @@ impl TokenStore for MemoryTokenStore {
     }
 }
 
-/// A waiter for a key lock; if it goes away without the lock, it removes
-/// the key's lock entry unless someone else holds or waits for it.
+/// A waiter for a lease; if it goes away without the lease, it removes the
+/// key's entry unless it holds a token or someone else holds or waits for
+/// the lease.
 struct Waiting<'a> {
     shared: &'a Shared,
     key: &'a TokenKey,
-    mutex: Option<Arc<tokio::sync::Mutex<()>>>,
+    lease: Option<Lease>,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if let Some(mutex) = self.mutex.take() {
-            self.shared.forget_if_idle(self.key, &mutex);
-        }
-    }
-}
-
-impl Shared {
-    /// Removes `key`'s lock entry if it is `mutex` and only the map and the
-    /// caller hold it. Waiters clone the entry under the map's mutex, so none
-    /// can slip in between the count and the removal.
-    fn forget_if_idle(&self, key: &TokenKey, mutex: &Arc<tokio::sync::Mutex<()>>) {
-        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Entry::Occupied(entry) = locks.entry(key.clone())
-            && Arc::ptr_eq(entry.get(), mutex)
-            && Arc::strong_count(entry.get()) == 2
-        {
-            entry.remove();
+        if let Some(lease) = self.lease.take() {
+            self.shared.forget_if_idle(self.key, &lease);
         }
     }
 }

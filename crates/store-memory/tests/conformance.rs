@@ -35,7 +35,8 @@ async fn clones_share_state() {
     assert!(a.load(&key).await.unwrap().is_none());
 }
 
-/// The lock map holds only keys that are held or waited for.
+/// A key with no stored token keeps an entry only while its lease is held
+/// or waited for.
 #[tokio::test]
 async fn the_lock_map_shrinks_after_use() {
     use auth_core::{TokenKey, TokenStore};
@@ -56,6 +57,38 @@ async fn the_lock_map_shrinks_after_use() {
         drop(held);
     }
     assert_eq!(store.lock_entries(), 0);
+}
+
+/// A stored key keeps its lease between uses; deleting the token drops the
+/// entry at once when the lease is idle, or at the release when it is held.
+#[tokio::test]
+async fn a_deleted_key_leaves_no_entry_held_or_not() {
+    use auth_core::{TokenKey, TokenStore};
+    use std::time::Duration;
+    let store = MemoryTokenStore::new();
+    let token = auth_core::conformance::sample_token("x");
+    let idle = TokenKey::parse("p", "idle").unwrap();
+    let held = TokenKey::parse("p", "held").unwrap();
+    for key in [&idle, &held] {
+        store.save(key, &token, None).await.unwrap();
+        drop(store.lock(key, Duration::from_secs(1)).await.unwrap());
+    }
+    // Stored keys: their entries are the tokens', not lease-only ones.
+    assert_eq!(store.lock_entries(), 0);
+    assert!(store.delete(&idle).await.unwrap());
+    let lease = store.lock(&held, Duration::from_secs(1)).await.unwrap();
+    assert!(store.delete(&held).await.unwrap());
+    assert_eq!(store.lock_entries(), 1, "the held lease keeps its entry");
+    assert!(
+        store.lock(&held, Duration::from_millis(1)).await.is_err(),
+        "deleting the token does not release its lease"
+    );
+    drop(lease);
+    assert_eq!(store.lock_entries(), 0);
+    assert!(store.list(None).await.unwrap().is_empty());
+    // The key can be created and leased again.
+    store.save(&held, &token, None).await.unwrap();
+    drop(store.lock(&held, Duration::from_millis(1)).await.unwrap());
 }
 
 /// Memory leases cannot be lost, so `load_leased_lease_lost` does not

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use tracing::warn;
 
 use super::cache::Cache;
-use super::flight::{Flights, Tasks};
+use super::flight::Tasks;
 use super::unsaved::UnsavedMap;
 use super::{CooldownPolicy, Inner, RetryPolicy, TokenManager};
 use crate::clock::Clock;
@@ -176,7 +176,7 @@ impl TokenManagerBuilder {
                 providers: self.providers,
                 store: self.store,
                 cache: Cache::new(self.cache_capacity),
-                flights: Flights::default(),
+                flights: Arc::default(),
                 unsaved: UnsavedMap::default(),
                 tasks: Arc::new(Tasks::default()),
                 closing: AtomicBool::new(false),

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,9 +27,10 @@ use crate::token::TokenSet;
 /// What a flight hands its followers.
 pub(super) type Outcome = Result<Arc<TokenSet>>;
 
-/// One flight's result, shared by its leader and its followers: a lock and
-/// a [`Notify`], which cost a fraction of a `watch` channel (whose sender
-/// wakes eight shards of waiters on every send and again when dropped).
+/// One flight's result, for its followers: a lock and a [`Notify`], which
+/// cost a fraction of a `watch` channel (whose sender wakes eight shards of
+/// waiters on every send and again when dropped). Made by the first
+/// follower: a flight nobody joins (almost every refresh) allocates none.
 struct Cell {
     state: Mutex<State>,
     done: Notify,
@@ -43,45 +44,63 @@ enum State {
 }
 
 impl Cell {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(State::Running),
+            done: Notify::new(),
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Settles the flight, unless it is settled already, and wakes the
-    /// followers.
+    /// Settles the flight and wakes the followers.
     fn settle(&self, state: State) {
-        {
-            let mut current = self.state();
-            if !matches!(*current, State::Running) {
-                return;
-            }
-            *current = state;
-        }
+        *self.state() = state;
         self.done.notify_waiters();
     }
+}
+
+/// A flight in the map: which leader's it is, and its followers' cell, if
+/// anyone follows.
+struct Slot {
+    id: u64,
+    cell: Option<Arc<Cell>>,
 }
 
 /// A follower's view of a flight.
 pub(super) struct Receiver(Arc<Cell>);
 
 /// What the leader reports its result through. Dropped without reporting
-/// (the work was dropped unfinished), it tells the followers so.
-pub(super) struct Sender(Arc<Cell>);
+/// (the work was dropped unfinished), it closes the flight and tells the
+/// followers so.
+pub(super) struct Sender {
+    flights: Arc<Flights>,
+    key: TokenKey,
+    id: u64,
+    reported: bool,
+}
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.0.settle(State::Abandoned);
+        if !self.reported
+            && let Some(cell) = self.flights.close(&self.key, self.id)
+        {
+            cell.settle(State::Abandoned);
+        }
     }
 }
 
 /// Keyed with `foldhash`, seeded per process, like the cache: SipHash made
 /// hashing the key most of what a lookup cost.
-type Map = HashMap<TokenKey, Receiver, foldhash::fast::RandomState>;
+type Map = HashMap<TokenKey, Slot, foldhash::fast::RandomState>;
 
 /// The flights in progress, one per key at most.
 #[derive(Default)]
 pub(super) struct Flights {
     map: Mutex<Map>,
+    next_id: AtomicU64,
 }
 
 /// Either the caller leads a new flight (and must call `finish`), or it
@@ -99,54 +118,58 @@ impl Flights {
     }
 
     /// Joins `key`'s flight, or opens one for the caller to lead.
-    pub(super) fn join(&self, key: &TokenKey) -> Joined {
+    pub(super) fn join(self: &Arc<Self>, key: &TokenKey) -> Joined {
         let mut map = self.map();
-        if let Some(flight) = map.get(key) {
-            return Joined::Follow(Receiver(Arc::clone(&flight.0)));
+        if let Some(flight) = map.get_mut(key) {
+            let cell = flight.cell.get_or_insert_with(|| Arc::new(Cell::new()));
+            return Joined::Follow(Receiver(Arc::clone(cell)));
         }
-        let cell = Arc::new(Cell {
-            state: Mutex::new(State::Running),
-            done: Notify::new(),
-        });
-        map.insert(key.clone(), Receiver(Arc::clone(&cell)));
-        Joined::Lead(Sender(cell))
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        map.insert(key.clone(), Slot { id, cell: None });
+        Joined::Lead(Sender {
+            flights: Arc::clone(self),
+            key: key.clone(),
+            id,
+            reported: false,
+        })
     }
 
-    /// Closes `key`'s flight with `outcome`. The flight leaves the map before
-    /// its followers are told, and only after the cache holds the result, so
-    /// a newcomer either joins it or finds the result cached.
-    pub(super) fn finish(&self, key: &TokenKey, sender: &Sender, outcome: &Outcome) {
-        {
-            let mut map = self.map();
-            if map.get(key).is_some_and(|f| Arc::ptr_eq(&f.0, &sender.0)) {
-                map.remove(key);
-            }
+    /// Removes flight `id` of `key` from the map; its cell, if it has
+    /// followers.
+    fn close(&self, key: &TokenKey, id: u64) -> Option<Arc<Cell>> {
+        let mut map = self.map();
+        if map.get(key).is_some_and(|flight| flight.id == id) {
+            map.remove(key).and_then(|flight| flight.cell)
+        } else {
+            None
         }
-        sender.0.settle(State::Done(outcome.clone()));
+    }
+
+    /// Closes the sender's flight with `outcome`. The flight leaves the map
+    /// before its followers are told, and only after the cache holds the
+    /// result, so a newcomer either joins it or finds the result cached.
+    pub(super) fn finish(mut sender: Sender, outcome: &Outcome) {
+        sender.reported = true;
+        if let Some(cell) = sender.flights.close(&sender.key, sender.id) {
+            cell.settle(State::Done(outcome.clone()));
+        }
     }
 
     /// Waits for a followed flight. `None` means its work was dropped
-    /// unfinished (its leader went away outside a runtime): the dead flight
-    /// is cleared and the caller should start over.
-    pub(super) async fn follow(&self, key: &TokenKey, flight: Receiver) -> Option<Outcome> {
-        let outcome = loop {
+    /// unfinished (its leader went away outside a runtime; the flight is
+    /// closed already): the caller should start over.
+    pub(super) async fn follow(flight: Receiver) -> Option<Outcome> {
+        loop {
             // Created before the state is read, so that a settle in between
             // still wakes it.
             let settled = flight.0.done.notified();
             match &*flight.0.state() {
                 State::Running => {}
-                State::Done(outcome) => break Some(outcome.clone()),
-                State::Abandoned => break None,
+                State::Done(outcome) => return Some(outcome.clone()),
+                State::Abandoned => return None,
             }
             settled.await;
-        };
-        if outcome.is_none() {
-            let mut map = self.map();
-            if map.get(key).is_some_and(|f| Arc::ptr_eq(&f.0, &flight.0)) {
-                map.remove(key);
-            }
         }
-        outcome
     }
 
     /// Keys with a flight in progress; for tests of bounded memory.
@@ -201,7 +224,21 @@ impl Drop for FinishOnDrop {
 #[derive(Default)]
 pub(super) struct Tasks {
     running: AtomicUsize,
+    /// Callers in [`wait_idle`](Self::wait_idle). The last unit of work
+    /// wakes them only when there are any: every refresh finishes the
+    /// manager's only unit of work, and waking nobody still took
+    /// [`Notify`]'s lock.
+    waiting: AtomicUsize,
     idle: Notify,
+}
+
+/// One caller of [`Tasks::wait_idle`], counted while it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One unit of tracked work; dropping it marks the work done.
@@ -222,6 +259,11 @@ impl Tasks {
     /// Waits until no work is in progress, or `timeout` passes. Returns
     /// whether everything finished.
     pub(super) async fn wait_idle(&self, timeout: Duration) -> bool {
+        // Counted before `running` is read: either the last unit of work
+        // sees this waiter and wakes it, or this waiter sees it done (both
+        // sides use sequentially consistent operations).
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
         let wait = async {
             loop {
                 let idle = self.idle.notified();
@@ -237,7 +279,9 @@ impl Tasks {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.waiting.load(Ordering::SeqCst) > 0
+        {
             self.0.idle.notify_waiters();
         }
     }

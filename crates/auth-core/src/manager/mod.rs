@@ -115,7 +115,7 @@ pub(crate) struct Inner {
     providers: Providers,
     store: Arc<dyn TokenStore>,
     cache: Cache,
-    flights: Flights,
+    flights: Arc<Flights>,
     unsaved: UnsavedMap,
     tasks: Arc<Tasks>,
     closing: AtomicBool,

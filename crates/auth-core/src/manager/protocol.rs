@@ -35,7 +35,7 @@ use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
 use tracing::{debug, error, info, warn};
 
-use super::flight::{FinishOnDrop, Joined, Outcome, Sender, Work, spawn_tracked};
+use super::flight::{FinishOnDrop, Flights, Joined, Outcome, Sender, Work, spawn_tracked};
 use super::unsaved::{Origin, Unsaved, Verdict};
 use super::{Inner, TokenEvent};
 use crate::error::{Error, Result, StoreErrorKind};
@@ -136,7 +136,7 @@ impl Inner {
                     return FinishOnDrop::run(work).await;
                 }
                 Joined::Follow(flight) => {
-                    let Some(outcome) = self.flights.follow(key, flight).await else {
+                    let Some(outcome) = Flights::follow(flight).await else {
                         continue;
                     };
                     let fits = match (&goal, &outcome) {
@@ -179,7 +179,7 @@ impl Inner {
                         "the refresh of {key} panicked (a bug in its provider or store); try again"
                     )))
                 });
-            inner.flights.finish(&key, &sender, &outcome);
+            Flights::finish(sender, &outcome);
             drop(busy);
             outcome
         }
@@ -410,14 +410,14 @@ impl Inner {
         match answer {
             Ok(fresh) => {
                 let merged = Arc::new(current.value.merge_refreshed(fresh));
-                let unsaved = Arc::new(Unsaved::new(
+                let unsaved = Unsaved::new(
                     merged,
                     Origin::Refresh {
                         from: current.version,
                         previous: current.value,
                     },
                     !provider.use_ends_replay_window(),
-                ));
+                );
                 self.persist(key, lease, unsaved, goal).await
             }
             Err(err) if err.is_reauthorization_required() => {
@@ -447,11 +447,7 @@ impl Inner {
             .call_provider(key, lease.as_ref(), || provider.mint(key))
             .await
             .map_err(|e| e.for_key(key))?;
-        let unsaved = Arc::new(Unsaved::new(
-            Arc::new(token.into_new_grant()),
-            Origin::Grant,
-            true,
-        ));
+        let unsaved = Unsaved::new(Arc::new(token.into_new_grant()), Origin::Grant, true);
         self.persist(key, lease, unsaved, goal).await
     }
 
@@ -459,9 +455,15 @@ impl Inner {
     /// (a lost answer, a timeout, a 5xx, a 429, a panic) is retried with the
     /// same request, because Fitbit answers an identical refresh with the
     /// same new pair. Every attempt, waits included, fits in the refresh
-    /// deadline, which is shorter than the lease wait of other callers. The
-    /// lease is checked before every send: after a lost lease, nothing is
-    /// sent.
+    /// deadline, which is shorter than the lease wait of other callers.
+    ///
+    /// The lease is known to be held before every send: after a lost lease,
+    /// nothing is sent. The first send follows the leased load of
+    /// [`reload`](Self::reload), which checked the lease in the same step,
+    /// with no await in between (only [`judge`](Self::judge), which does no
+    /// I/O), so it is not checked again: that saves a store round trip on
+    /// every refresh (a query for Postgres, a `stat` for the file store).
+    /// Every retry, after a pause, checks it first.
     async fn call_provider<'a, F>(
         &self,
         key: &TokenKey,
@@ -474,7 +476,9 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + self.refresh_deadline;
         let mut attempt = 1;
         loop {
-            lease.check().await.map_err(|e| e.for_key(key))?;
+            if attempt > 1 {
+                lease.check().await.map_err(|e| e.for_key(key))?;
+            }
             let answer = match tokio::time::timeout_at(
                 deadline,
                 AssertUnwindSafe(op()).catch_unwind(),
@@ -531,13 +535,15 @@ impl Inner {
     }
 
     /// Saves a new token under the lease before anyone sees it. If the save
-    /// fails, the token stays in memory, a background task keeps trying
-    /// (still under the lease), and the caller gets the interim answer.
+    /// fails, the token stays in memory (shared only then: a save that
+    /// works, almost every one, allocates nothing for it), a background
+    /// task keeps trying (still under the lease), and the caller gets the
+    /// interim answer.
     async fn persist(
         self: &Arc<Self>,
         key: &TokenKey,
         lease: Box<dyn KeyLock>,
-        unsaved: Arc<Unsaved>,
+        unsaved: Unsaved,
         goal: &Goal,
     ) -> Outcome {
         match self.try_save(key, lease.as_ref(), &unsaved).await {
@@ -556,7 +562,7 @@ impl Inner {
             Err(err) => {
                 warn!(%key, error = %err, "saving the new token failed; keeping it in memory and retrying the save");
                 let interim = unsaved.interim(key, self.now(), goal.rejected());
-                self.keep_saving(key, Some(lease), unsaved);
+                self.keep_saving(key, Some(lease), Arc::new(unsaved));
                 interim
             }
         }
@@ -568,7 +574,7 @@ impl Inner {
         &self,
         key: &TokenKey,
         lease: &dyn KeyLock,
-        unsaved: &Arc<Unsaved>,
+        unsaved: &Unsaved,
     ) -> Result<Saved> {
         let mut expected = match &unsaved.origin {
             Origin::Refresh { from, .. } => Some(*from),
@@ -616,7 +622,7 @@ impl Inner {
     fn keep_stored(
         &self,
         key: &TokenKey,
-        unsaved: &Arc<Unsaved>,
+        unsaved: &Unsaved,
         stored: Option<Versioned<TokenSet>>,
     ) -> Saved {
         warn!(%key, "another writer stored a newer token (a new login?) than the one this process holds unsaved; keeping the stored token");

@@ -206,13 +206,17 @@ impl UnsavedMap {
         self.counted(&map);
     }
 
-    /// Drops `key`'s entry if it is still `unsaved`.
-    pub(super) fn settle(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) {
+    /// Drops `key`'s entry if it is still `unsaved` (the same one, not an
+    /// equal one; a pair that was never kept is never in the map).
+    pub(super) fn settle(&self, key: &TokenKey, unsaved: &Unsaved) {
         if self.len.load(Ordering::Acquire) == 0 {
             return;
         }
         let mut map = self.map();
-        if map.get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved)) {
+        if map
+            .get(key)
+            .is_some_and(|u| std::ptr::eq(Arc::as_ptr(u), unsaved))
+        {
             map.remove(key);
             self.counted(&map);
         }
