@@ -9,14 +9,18 @@
 //! to a spawned task: a refresh abandoned between the server rotating the
 //! refresh token and the new pair being saved is how grants get burned.
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::hash::BuildHasher as _;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -78,6 +82,8 @@ pub(super) struct Receiver(Arc<Cell>);
 pub(super) struct Sender {
     flights: Arc<Flights>,
     key: TokenKey,
+    /// The key's hash, computed once when the flight opened.
+    hash: u64,
     id: u64,
     reported: bool,
 }
@@ -85,21 +91,24 @@ pub(super) struct Sender {
 impl Drop for Sender {
     fn drop(&mut self) {
         if !self.reported
-            && let Some(cell) = self.flights.close(&self.key, self.id)
+            && let Some(cell) = self.flights.close(&self.key, self.hash, self.id)
         {
             cell.settle(State::Abandoned);
         }
     }
 }
 
-/// Keyed with `foldhash`, seeded per process, like the cache: SipHash made
-/// hashing the key most of what a lookup cost.
-type Map = HashMap<TokenKey, Slot, foldhash::fast::RandomState>;
+/// A table rather than a map, so that a flight hashes its key once, when
+/// it opens, and closes with the same hash (a map hashes on every call:
+/// four times a flight). Keyed with `foldhash`, seeded per process, like the
+/// cache: SipHash made hashing the key most of what a lookup cost.
+type Map = HashTable<(TokenKey, Slot)>;
 
 /// The flights in progress, one per key at most.
 #[derive(Default)]
 pub(super) struct Flights {
     map: Mutex<Map>,
+    hasher: foldhash::fast::RandomState,
     next_id: AtomicU64,
 }
 
@@ -119,16 +128,27 @@ impl Flights {
 
     /// Joins `key`'s flight, or opens one for the caller to lead.
     pub(super) fn join(self: &Arc<Self>, key: &TokenKey) -> Joined {
+        let hash = self.hasher.hash_one(key);
         let mut map = self.map();
-        if let Some(flight) = map.get_mut(key) {
-            let cell = flight.cell.get_or_insert_with(|| Arc::new(Cell::new()));
-            return Joined::Follow(Receiver(Arc::clone(cell)));
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        map.insert(key.clone(), Slot { id, cell: None });
+        let id = match map.entry(hash, |(k, _)| k == key, |(k, _)| self.hasher.hash_one(k)) {
+            Entry::Occupied(mut flight) => {
+                let cell = flight
+                    .get_mut()
+                    .1
+                    .cell
+                    .get_or_insert_with(|| Arc::new(Cell::new()));
+                return Joined::Follow(Receiver(Arc::clone(cell)));
+            }
+            Entry::Vacant(slot) => {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                slot.insert((key.clone(), Slot { id, cell: None }));
+                id
+            }
+        };
         Joined::Lead(Sender {
             flights: Arc::clone(self),
             key: key.clone(),
+            hash,
             id,
             reported: false,
         })
@@ -136,12 +156,11 @@ impl Flights {
 
     /// Removes flight `id` of `key` from the map; its cell, if it has
     /// followers.
-    fn close(&self, key: &TokenKey, id: u64) -> Option<Arc<Cell>> {
+    fn close(&self, key: &TokenKey, hash: u64, id: u64) -> Option<Arc<Cell>> {
         let mut map = self.map();
-        if map.get(key).is_some_and(|flight| flight.id == id) {
-            map.remove(key).and_then(|flight| flight.cell)
-        } else {
-            None
+        match map.find_entry(hash, |(k, flight)| k == key && flight.id == id) {
+            Ok(flight) => flight.remove().0.1.cell,
+            Err(_) => None,
         }
     }
 
@@ -150,7 +169,7 @@ impl Flights {
     /// result, so a newcomer either joins it or finds the result cached.
     pub(super) fn finish(mut sender: Sender, outcome: &Outcome) {
         sender.reported = true;
-        if let Some(cell) = sender.flights.close(&sender.key, sender.id) {
+        if let Some(cell) = sender.flights.close(&sender.key, sender.hash, sender.id) {
             cell.settle(State::Done(outcome.clone()));
         }
     }
@@ -182,7 +201,10 @@ impl Flights {
 pub(super) type Work = BoxFuture<'static, Outcome>;
 
 /// Drives unfinished work to completion in a task when its leader goes
-/// away. Holds a [`Busy`] so that shutdown waits for it either way.
+/// away: a future that polls the work in place and, if dropped before the
+/// work finished, spawns what is left. (A future of its own rather than an
+/// `async fn`, so that it adds no state machine to every poll of a
+/// flight.)
 pub(super) struct FinishOnDrop {
     work: Option<Work>,
 }
@@ -190,15 +212,22 @@ pub(super) struct FinishOnDrop {
 impl FinishOnDrop {
     /// Runs `work` to completion, here or (if this future is dropped first)
     /// in a spawned task.
-    pub(super) async fn run(work: Work) -> Outcome {
-        let mut guard = Self { work: Some(work) };
-        let result = guard
+    pub(super) fn run(work: Work) -> Self {
+        Self { work: Some(work) }
+    }
+}
+
+impl Future for FinishOnDrop {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let work = self
             .work
             .as_mut()
-            .expect("work is present until done")
-            .await;
-        guard.work = None;
-        result
+            .expect("a finished flight is not polled again");
+        let outcome = std::task::ready!(work.as_mut().poll(cx));
+        self.work = None;
+        Poll::Ready(outcome)
     }
 }
 
