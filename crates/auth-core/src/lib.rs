@@ -89,9 +89,13 @@
 //! - **Leases can be lost, and writes are fenced.** A lock file can be
 //!   deleted, a lease row can expire, a database session can die. So
 //!   [`KeyLock::check`] says whether a lease is still held, the manager
-//!   checks it before every refresh request, and it writes only through
-//!   [`TokenStore::save_leased`], which a store can make atomic with the
-//!   lease check.
+//!   knows it is held before every refresh request, and it writes only
+//!   through [`TokenStore::save_leased`], which a store can make atomic with
+//!   the lease check. The first request follows the leased read
+//!   ([`TokenStore::load_leased`]), which checked the lease in the same
+//!   step with nothing awaited since, so only a retry, after its pause,
+//!   calls `check` again: a store round trip less per refresh than the
+//!   design's "check before every send".
 //! - **The refresh has a deadline shorter than the lock wait**
 //!   ([`DEFAULT_REFRESH_DEADLINE`] 20 s against [`DEFAULT_LOCK_WAIT`]
 //!   30 s), covering every attempt and `Retry-After` wait, so that a lease

@@ -5,9 +5,11 @@
 //!   refresh does them (`lock`, `load_leased`, `save_leased`, then the
 //!   release, awaited here so that its cost is charged), against a bare
 //!   `BEGIN; SELECT … FOR UPDATE; UPDATE …; COMMIT` doing the same work on
-//!   a plain table through the same pool (budget 1.5×). For context, the
-//!   summary also times the cycle with the lease check the manager sends
-//!   before calling the provider;
+//!   a plain table through the same pool (budget 1.5×). The manager's
+//!   refresh is exactly this cycle: it no longer checks the lease before
+//!   its first request to the provider (the leased load just did). For
+//!   context, the summary also times the cycle with one `check` more, what
+//!   a retry after a pause adds;
 //! - **scale**: `load` and `save` with 100,000 rows in the table against
 //!   10 rows (budget 1.5×);
 //! - **throughput**: refreshes per second through 4 managers (separate
@@ -174,8 +176,8 @@ impl World {
     }
 
     /// What the manager's refresh asks of the store, in order: take the
-    /// lease, load under it (`reload`), [check the lease before the send,
-    /// with `check`], save under it, release it. The manager drops the
+    /// lease, load under it (`reload`), [check the lease again, as before a
+    /// retry, with `check`], save under it, release it. The manager drops the
     /// lease, which releases it from a task; this awaits the release, so
     /// that its cost is charged to the cycle.
     async fn lease_cycle(store: &PostgresTokenStore, token: &TokenSet, check: bool) {
@@ -366,7 +368,7 @@ fn summary(w: &mut World) {
         spread(cycle)
     );
     println!(
-        "  ... with the manager's lease check before the send: {:.2}x  ({:.0} us vs {:.0} us; {}; context)",
+        "  ... with a lease check more (a retry's): {:.2}x  ({:.0} us vs {:.0} us; {}; context)",
         median(checked.clone()),
         median(checked_us),
         median(checked_bare_us),
