@@ -281,6 +281,24 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
+        // A free lease is taken at once, without arming a timer or
+        // counting a waiter. (`try_lock` never jumps the queue: a lease
+        // released to a waiter is not free.)
+        let guard = match self.shared.lease(key).try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => self.wait_for_lease(key, wait).await?,
+        };
+        Ok(Box::new(MemoryKeyLock {
+            key: key.clone(),
+            guard: Some(guard),
+            shared: Arc::clone(&self.shared),
+        }))
+    }
+}
+
+impl MemoryTokenStore {
+    /// Waits up to `wait` for `key`'s lease, which is held.
+    async fn wait_for_lease(&self, key: &TokenKey, wait: Duration) -> Result<OwnedMutexGuard<()>> {
         let lease = self.shared.lease(key);
         // Declared before the wait, so it drops after it: a timed-out or
         // cancelled waiter leaves no entry behind.
@@ -289,30 +307,20 @@ impl TokenStore for MemoryTokenStore {
             key,
             lease: Some(Arc::clone(&lease)),
         };
-        // A free lease is taken at once, without arming a timer.
-        // (`try_lock` never jumps the queue: a lease released to a waiter is
-        // not free.)
-        let guard = match Arc::clone(&lease).try_lock_owned() {
-            Ok(guard) => guard,
-            Err(_) => tokio::time::timeout(wait, lease.lock_owned())
-                .await
-                .map_err(|_| {
-                    Error::store(
-                        StoreErrorKind::LockTimeout,
-                        Some(key.clone()),
-                        format!(
-                            "could not take the key lock within {wait:?}; another task holds it \
-                             (a refresh in progress?); try again"
-                        ),
-                    )
-                })?,
-        };
+        let guard = tokio::time::timeout(wait, lease.lock_owned())
+            .await
+            .map_err(|_| {
+                Error::store(
+                    StoreErrorKind::LockTimeout,
+                    Some(key.clone()),
+                    format!(
+                        "could not take the key lock within {wait:?}; another task holds it \
+                         (a refresh in progress?); try again"
+                    ),
+                )
+            })?;
         waiting.lease = None;
-        Ok(Box::new(MemoryKeyLock {
-            key: key.clone(),
-            guard: Some(guard),
-            shared: Arc::clone(&self.shared),
-        }))
+        Ok(guard)
     }
 }
 

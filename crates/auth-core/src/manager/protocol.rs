@@ -302,19 +302,15 @@ impl Inner {
     async fn reload(
         self: &Arc<Self>,
         key: &TokenKey,
-        lease: Box<dyn KeyLock>,
+        mut lease: Box<dyn KeyLock>,
         goal: &Goal,
     ) -> Result<Result<(Box<dyn KeyLock>, Option<Current>), Outcome>> {
         if let Some(unsaved) = self.unsaved.get(key) {
-            lease.check().await?;
-            match self.try_save(key, lease.as_ref(), &unsaved).await {
-                Ok(_) => {}
-                Err(err) => {
-                    warn!(%key, error = %err, "the unsaved token still cannot be saved");
-                    let interim = unsaved.interim(key, self.now(), goal.rejected());
-                    self.keep_saving(key, Some(lease), unsaved);
-                    return Ok(Err(interim));
-                }
+            // Rare (an earlier save failed), so boxed, like the other cold
+            // steps: its state and code stay out of every flight.
+            match Box::pin(self.save_unsaved_first(key, lease, goal, unsaved)).await? {
+                Ok(held) => lease = held,
+                Err(interim) => return Ok(Err(interim)),
             }
         }
         let current = self.store.load_leased(lease.as_ref()).await?.map(shared);
@@ -326,6 +322,29 @@ impl Inner {
             self.cache.put_stored(key, &current.value, current.version);
         }
         Ok(Ok((lease, current)))
+    }
+
+    /// Saves this process's unsaved newer pair of `key` under the lease,
+    /// before the lease's holder reads the store: the lease back when it is
+    /// saved; otherwise the interim answer, the save retried in the
+    /// background with the lease.
+    async fn save_unsaved_first(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        lease: Box<dyn KeyLock>,
+        goal: &Goal,
+        unsaved: Arc<Unsaved>,
+    ) -> Result<Result<Box<dyn KeyLock>, Outcome>> {
+        lease.check().await?;
+        match self.try_save(key, lease.as_ref(), &unsaved).await {
+            Ok(_) => Ok(Ok(lease)),
+            Err(err) => {
+                warn!(%key, error = %err, "the unsaved token still cannot be saved");
+                let interim = unsaved.interim(key, self.now(), goal.rejected());
+                self.keep_saving(key, Some(lease), unsaved);
+                Ok(Err(interim))
+            }
+        }
     }
 
     /// Decides what to do with what the store holds.
@@ -576,46 +595,70 @@ impl Inner {
         lease: &dyn KeyLock,
         unsaved: &Unsaved,
     ) -> Result<Saved> {
-        let mut expected = match &unsaved.origin {
-            Origin::Refresh { from, .. } => Some(*from),
-            // A corrupt stored token makes `load` fail, and the error
-            // stands: overwriting it would destroy what a person may need
-            // to look at.
-            Origin::Grant => {
-                let stored = self.store.load(key).await?;
-                match unsaved.verdict(stored.as_ref()) {
-                    Verdict::Overwrite(version) => version,
-                    Verdict::KeepStored => return Ok(self.keep_stored(key, unsaved, stored)),
+        // The usual case, a refresh: one compare-and-swap against the
+        // version it refreshed from. Everything else (a login, a conflict)
+        // is out of line, so that it adds nothing to every flight.
+        if let Origin::Refresh { from, .. } = &unsaved.origin {
+            match self
+                .store
+                .save_leased(lease, &unsaved.token, Some(*from))
+                .await
+            {
+                Ok(version) => return Ok(self.saved(key, unsaved, version)),
+                Err(err) if err.store_kind() == Some(StoreErrorKind::Conflict) => {
+                    return Box::pin(self.save_after_reading(key, lease, unsaved, 2)).await;
                 }
+                Err(err) => return Err(err.for_key(key)),
             }
-        };
-        for _ in 0..3 {
+        }
+        Box::pin(self.save_after_reading(key, lease, unsaved, 3)).await
+    }
+
+    /// Reads the stored token, decides with [`Unsaved::verdict`] whether to
+    /// overwrite it, and saves against its version; again after each
+    /// conflict, for at most `attempts` saves. A corrupt stored token makes
+    /// `load` fail, and the error stands: overwriting it would destroy what
+    /// a person may need to look at.
+    async fn save_after_reading(
+        &self,
+        key: &TokenKey,
+        lease: &dyn KeyLock,
+        unsaved: &Unsaved,
+        mut attempts: usize,
+    ) -> Result<Saved> {
+        loop {
+            let stored = self.store.load(key).await?;
+            let expected = match unsaved.verdict(stored.as_ref()) {
+                Verdict::Overwrite(version) => version,
+                Verdict::KeepStored => return Ok(self.keep_stored(key, unsaved, stored)),
+            };
+            if attempts == 0 {
+                return Err(Error::store(
+                    StoreErrorKind::Conflict,
+                    Some(key.clone()),
+                    "the stored token kept changing under the lease (a writer that does not take \
+                     the lease?); the new token is kept in memory",
+                ));
+            }
+            attempts -= 1;
             match self
                 .store
                 .save_leased(lease, &unsaved.token, expected)
                 .await
             {
-                Ok(version) => {
-                    self.cache.put(key, Arc::clone(&unsaved.token), version);
-                    self.unsaved.settle(key, unsaved);
-                    return Ok(Saved::Ours(Arc::clone(&unsaved.token)));
-                }
-                Err(err) if err.store_kind() == Some(StoreErrorKind::Conflict) => {
-                    let stored = self.store.load(key).await?;
-                    match unsaved.verdict(stored.as_ref()) {
-                        Verdict::Overwrite(version) => expected = version,
-                        Verdict::KeepStored => return Ok(self.keep_stored(key, unsaved, stored)),
-                    }
-                }
+                Ok(version) => return Ok(self.saved(key, unsaved, version)),
+                Err(err) if err.store_kind() == Some(StoreErrorKind::Conflict) => {}
                 Err(err) => return Err(err.for_key(key)),
             }
         }
-        Err(Error::store(
-            StoreErrorKind::Conflict,
-            Some(key.clone()),
-            "the stored token kept changing under the lease (a writer that does not take the \
-             lease?); the new token is kept in memory",
-        ))
+    }
+
+    /// Our token is stored at `version`: the cache holds it, and it is no
+    /// longer unsaved.
+    fn saved(&self, key: &TokenKey, unsaved: &Unsaved, version: Version) -> Saved {
+        self.cache.put(key, Arc::clone(&unsaved.token), version);
+        self.unsaved.settle(key, unsaved);
+        Saved::Ours(Arc::clone(&unsaved.token))
     }
 
     /// Drops an unsaved token in favour of a newer stored one.
