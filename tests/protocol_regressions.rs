@@ -404,3 +404,46 @@ async fn a_new_login_wins_over_a_pair_refreshed_from_the_older_grant_after_it() 
         assert_eq!(grant(served.secret()), grant(second.secret()));
     }
 }
+
+/// Simulation seed 7000975 (soak): two logins of one account finished out
+/// of order on one process. The older one, unable to take the lease, was
+/// kept unsaved and served over the newer, saved one, even to a
+/// `force_refresh` that had rejected the newer one.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_older_login_that_cannot_save_does_not_replace_a_newer_one() {
+    let rig = Rig::new(Mode::Fitbit, HOURS_8);
+    let key = TokenKey::parse(PROVIDER, "u").unwrap();
+    let manager = rig.manager();
+    // The first login exchanges its code, then waits out a busy lease; the
+    // second exchanges its code a second later and is saved meanwhile.
+    rig.chaos.script("lock_timeout", 1);
+    let (first, second) = tokio::join!(login(&rig, &manager, &key, false), async {
+        sleep_secs(1).await;
+        login(&rig, &manager, &key, false).await
+    });
+    let (first, second) = (first.unwrap().1, second.unwrap().1);
+    let grant = |token: &str| rig.server.pair_of_access(token).map(|(g, _, _)| g);
+    let newer = grant(second.secret());
+    // Two grants: the first login's, then the second's.
+    assert_eq!(rig.server.model().grants.len(), 2);
+    assert_eq!(newer, Some(1));
+    assert_eq!(
+        grant(first.secret()),
+        newer,
+        "the older login hands back the newer login's token"
+    );
+    assert_eq!(
+        grant(manager.access_token(&key).await.unwrap().secret()),
+        newer
+    );
+    let replaced = manager.force_refresh(&key, &second).await.unwrap();
+    assert_eq!(
+        grant(replaced.secret()),
+        newer,
+        "a refresh of the newer grant, not the older login"
+    );
+    sleep_secs(600).await;
+    let stored = rig.stored(&key).await.expect("a stored token");
+    assert_eq!(grant(stored.access_token().expose_secret()), newer);
+    assert_newest_stored(&rig, &key).await;
+}

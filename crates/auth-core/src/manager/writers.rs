@@ -61,6 +61,9 @@ impl Inner {
                 }
                 Ok(Saved::Theirs(None)) => return token,
                 Err(err) => {
+                    if let Some(newer) = self.newer_login_known(key, &token) {
+                        return newer;
+                    }
                     warn!(%key, error = %err, "saving a new authorization failed; keeping it in memory and retrying");
                     self.unsaved.abandon(key);
                     self.cache.forget(key);
@@ -69,10 +72,42 @@ impl Inner {
                 }
             }
         }
+        if let Some(newer) = self.newer_login_known(key, &token) {
+            return newer;
+        }
         self.unsaved.abandon(key);
         self.cache.forget(key);
         self.keep_saving(key, None, unsaved);
         token
+    }
+
+    /// A login of `key` received after `token`'s, that this process already
+    /// holds (cached from the store, or unsaved): `token` must not replace
+    /// it here, as a save would not replace it in the store (the verdict of
+    /// [`Unsaved::verdict`]: a newer grant wins unless it is flagged). Two
+    /// logins of one account can finish out of order on one process; the
+    /// older one, unable to save, was kept and served over the newer one,
+    /// even to a `force_refresh` that had rejected the newer one
+    /// (simulation seed 7000975).
+    ///
+    /// What the caller then gets: the newer token, as any caller would get
+    /// it (an unsaved one only as [`Unsaved::interim`] allows, never
+    /// abandoned for an older login); failing that, this login's own token,
+    /// valid but not kept.
+    fn newer_login_known(&self, key: &TokenKey, token: &Arc<TokenSet>) -> Option<Arc<TokenSet>> {
+        let ours = token.granted_at()?;
+        let newer = |held: &TokenSet| {
+            held.reauthorization_required().is_none()
+                && held.granted_at().is_some_and(|theirs| theirs > ours)
+        };
+        let held = match self.unsaved.get(key) {
+            Some(unsaved) if newer(&unsaved.token) => unsaved
+                .interim(key, self.now(), None)
+                .unwrap_or_else(|_| Arc::clone(token)),
+            _ => self.cache.get(key)?.token.filter(|cached| newer(cached))?,
+        };
+        warn!(%key, "this process holds the token of a login received after this one; keeping it, and dropping this login's token, which could not be saved");
+        Some(held)
     }
 
     /// Deletes the token locally, under the lease. An unknown key touches
