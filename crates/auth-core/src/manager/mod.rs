@@ -258,7 +258,11 @@ impl TokenManager {
     /// is exchanged, so a busy lease costs nothing. An exchanged token is
     /// never lost to a lock wait or a store failure: it is kept in memory,
     /// served, and its save retried in the background (and
-    /// [`shutdown`](Self::shutdown) waits for that).
+    /// [`shutdown`](Self::shutdown) waits for that). The one exception is
+    /// the one a save would make too: if this process already holds the
+    /// token of a login of the account received *after* this one (two
+    /// logins finishing out of order), that newer token is kept and
+    /// returned instead.
     ///
     /// # Errors
     ///

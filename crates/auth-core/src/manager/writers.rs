@@ -20,7 +20,9 @@ use crate::token::TokenSet;
 impl Inner {
     /// Saves the token of a new authorization. Never loses it: if the lease
     /// or the store fails, the token is kept in memory (and served) while a
-    /// background task keeps trying to save it.
+    /// background task keeps trying to save it; unless this process holds a
+    /// newer login's token, which wins here as it would in the store (see
+    /// [`newer_login_known`](Self::newer_login_known)).
     pub(super) async fn save_grant(
         self: &Arc<Self>,
         key: &TokenKey,
