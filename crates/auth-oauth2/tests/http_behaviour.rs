@@ -130,19 +130,18 @@ async fn an_html_error_page_is_protocol_with_an_excerpt() {
     }
 }
 
+/// `err` is a protocol error that names the HTTP `status`.
+fn assert_protocol_error(err: &Error, status: u16) {
+    assert!(
+        matches!(err, Error::Protocol { status: Some(s), .. } if *s == status),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn a_malformed_success_is_protocol() {
     let (err, _) = refresh_error(Canned::json(200, r#"{"token_type":"Bearer"}"#)).await;
-    assert!(
-        matches!(
-            err,
-            Error::Protocol {
-                status: Some(200),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_protocol_error(&err, 200);
 }
 
 /// The `oauth2` crate is handed only the response's Content-Type header (the
@@ -155,16 +154,7 @@ async fn a_success_whose_content_type_is_not_json_is_protocol() {
         body: br#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#.to_vec(),
     };
     let (err, hits) = refresh_error(page).await;
-    assert!(
-        matches!(
-            err,
-            Error::Protocol {
-                status: Some(200),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_protocol_error(&err, 200);
     assert_eq!(hits, 1);
 }
 
