@@ -116,6 +116,9 @@ pub(super) enum Saved {
 /// How many times a follower may start over when a flight's answer does
 /// not fit its goal.
 const MAX_ROUNDS: usize = 4;
+/// How many compare-and-swap saves one save of an unsaved token tries
+/// before it reports that the stored token kept changing under the lease.
+const SAVE_ATTEMPTS: usize = 3;
 /// The first and the longest pause between background save attempts.
 const SAVE_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 /// A lease wait at least this long is logged at info level (shorter ones at
@@ -606,12 +609,18 @@ impl Inner {
             {
                 Ok(version) => return Ok(self.saved(key, unsaved, version)),
                 Err(err) if err.store_kind() == Some(StoreErrorKind::Conflict) => {
-                    return Box::pin(self.save_after_reading(key, lease, unsaved, 2)).await;
+                    return Box::pin(self.save_after_reading(
+                        key,
+                        lease,
+                        unsaved,
+                        SAVE_ATTEMPTS - 1,
+                    ))
+                    .await;
                 }
                 Err(err) => return Err(err.for_key(key)),
             }
         }
-        Box::pin(self.save_after_reading(key, lease, unsaved, 3)).await
+        Box::pin(self.save_after_reading(key, lease, unsaved, SAVE_ATTEMPTS)).await
     }
 
     /// Reads the stored token, decides with [`Unsaved::verdict`] whether to
