@@ -32,7 +32,7 @@ pub use catalogue::{BUILTIN_SOURCE, BUILTIN_TOML, Catalogue, CatalogueError, loo
 pub use fact::{Fact, Seconds, Span, format_duration, parse_duration};
 pub use spec::{
     AccountFrom, AccountSpec, Category, ClientAuthMethod, ClientSpec, EndpointsSpec, Envelope,
-    ErrorFormat, ErrorsSpec, ExpiresIn, MissingPlaceholder, Pkce, ProviderSpec, RefreshRules,
-    RefreshSpec, ResponseSpec, ScopesSpec, Status,
+    ErrorFormat, ErrorsSpec, ExpiresIn, IntrospectStyle, MissingPlaceholder, Pkce, ProviderSpec,
+    RefreshRules, RefreshSpec, ResponseSpec, ScopesSpec, Status,
 };
 pub use table::markdown_table;

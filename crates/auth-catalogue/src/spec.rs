@@ -6,8 +6,8 @@
 //! | table | what it says |
 //! |---|---|
 //! | top level | `title`, `category`, `status` (`active`, `retired`, `template`), `successor`, `retirement_notice`, `checked` (date), `sources` (URLs) |
-//! | `endpoints` | `authorize`, `token`, `revoke`, `introspect`, `device_authorization`, `userinfo`, `issuer`, `api_base_urls`, `resource` (a path under the first API base that needs only a valid token) |
-//! | `client` | `auth` (`client_secret_basic`, `client_secret_post`, `none`), `pkce` (`required`, `supported`, `unsupported`) |
+//! | `endpoints` | `authorize`, `token`, `revoke`, `introspect`, `device_authorization`, `userinfo`, `issuer`, `api_base_urls`, `introspect_style` (`rfc7662`, `google_tokeninfo`, `bearer`), `resource` (a path under the first API base that needs only a valid token) |
+//! | `client` | `auth` (`client_secret_basic`, `client_secret_post`, `none`), `pkce` (`required`, `supported`, `unsupported`), `echo_state` (send `state` again with the code exchange) |
 //! | `scopes` | `separator`, `default`, `offline` (the scopes a refresh token needs), `authorize_params`, `token_params`, `refresh_params` |
 //! | `refresh` | `rotates`, `old_token_dies_at_once`, `replay_window`, `first_use_ends_window`, `lifetime`, `lifetime_by_app_status`, `idle_limit`, `may_omit_refresh_token`, `source` |
 //! | `response` | `expires_in` (`number`, `string`, `absent`), `default_expires_in`, `envelope` (`withings`), `nested_token`, `keep_extras`, `form_encoded_unless_json`, `errors_with_200`, `unchanged_access_token_on_refresh`, `expires_in_choices` |
@@ -119,6 +119,9 @@ pub struct EndpointsSpec {
     /// to these and nowhere else.
     #[serde(default)]
     pub api_base_urls: Vec<String>,
+    /// How the introspection endpoint is asked.
+    #[serde(default)]
+    pub introspect_style: IntrospectStyle,
     /// A resource path (joined to the first API base URL) that answers any
     /// valid token, for checking a login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +129,21 @@ pub struct EndpointsSpec {
     /// The placeholders the URLs hold (`domain`, `tenant`), for templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub placeholders: Vec<String>,
+}
+
+/// How a provider's introspection endpoint is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntrospectStyle {
+    /// RFC 7662: form `token=` with client authentication.
+    #[default]
+    Rfc7662,
+    /// Google's tokeninfo: form `access_token=`, no client authentication;
+    /// a 400 means the token is not active.
+    GoogleTokeninfo,
+    /// Fitbit's v1.1: form `token=`, authenticated with the token itself as
+    /// `Authorization: Bearer`.
+    Bearer,
 }
 
 /// How the client authenticates.
@@ -137,6 +155,10 @@ pub struct ClientSpec {
     pub auth: ClientAuthMethod,
     /// Whether PKCE is required, supported or refused.
     pub pkce: Pkce,
+    /// Whether the code exchange carries the authorization's `state` again
+    /// (legacy Fitbit takes it there).
+    #[serde(default)]
+    pub echo_state: bool,
 }
 
 /// RFC 8414 `token_endpoint_auth_method`.
@@ -542,6 +564,7 @@ impl ProviderSpec {
             userinfo: fill_opt(&e.userinfo),
             issuer: fill_opt(&e.issuer),
             api_base_urls: e.api_base_urls.iter().map(|u| fill(u)).collect(),
+            introspect_style: e.introspect_style,
             resource: e.resource.clone(),
             placeholders: Vec::new(),
         };

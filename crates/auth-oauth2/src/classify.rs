@@ -8,7 +8,7 @@
 
 use auth_core::{Error, ProviderId, redact};
 
-use crate::hooks::{Hooks, ServerError};
+use crate::hooks::{ErrorMeaning, Hooks, ServerError};
 use crate::http::{HttpError, ResponseMeta};
 
 /// Everything classification needs to know about the request.
@@ -100,6 +100,21 @@ impl Context<'_> {
             };
         }
         if let Some(server) = &server {
+            match self.hooks.error_meaning(&server.code) {
+                Some(ErrorMeaning::Reauthorize) => {
+                    return Error::reauthorization_required(
+                        None,
+                        format!("{where_} refused the grant ({detail})"),
+                    );
+                }
+                Some(ErrorMeaning::BadClient) => {
+                    return Error::configuration(format!(
+                        "{where_} rejected the client credentials ({detail}); check the client id, \
+                         the secret and the authentication method"
+                    ));
+                }
+                None => {}
+            }
             match server.code.as_str() {
                 // Only a refused grant flags the account: the manager
                 // flags every account it sees this for, so an answer that

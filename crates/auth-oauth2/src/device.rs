@@ -211,7 +211,7 @@ impl OAuth2Provider {
                 ("device_code", device_code),
             ],
         )?;
-        let exchange = Exchange::new(self.http_client());
+        let exchange = Exchange::for_token(self.http_client(), self.hooks().as_ref());
         let ctx = self.context("token", &secrets);
         exchange
             .send(request)

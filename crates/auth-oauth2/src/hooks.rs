@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::{Duration, SystemTime};
 
-use auth_core::{AuthorizeRequest, Error, GrantedScope, Introspection, Result, TokenSet};
+use auth_core::{
+    AuthorizeRequest, Error, GrantedScope, Introspection, ResourceResponse, Result, TokenSet,
+};
 use http::HeaderMap;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -23,6 +25,17 @@ pub struct ServerError {
     /// The server's description. It may quote what we sent: it is redacted
     /// before it reaches an error message.
     pub description: Option<String>,
+}
+
+/// What a provider's own error code means, when it is not an RFC 6749 code
+/// (GitHub's `bad_refresh_token`, Slack's `invalid_refresh_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorMeaning {
+    /// The grant is gone: the user must log in again (as `invalid_grant`).
+    Reauthorize,
+    /// The client is wrong: its id, secret or method (as `invalid_client`).
+    BadClient,
 }
 
 /// What an introspection hook gets to build its request.
@@ -113,6 +126,29 @@ pub trait Hooks: Debug + Send + Sync {
     fn account_for(&self, token: &TokenSet) -> Option<auth_core::AccountId> {
         let _ = token;
         None
+    }
+
+    /// Rewrites a token endpoint's answer into RFC 6749 terms before it is
+    /// read: a provider that wraps its answer in an envelope, sends errors
+    /// with HTTP 200, answers form-encoded or sends `expires_in` as a
+    /// string. The error classification then sees the rewritten answer.
+    /// The default keeps the answer as it is.
+    fn normalize_token_response(&self, response: ResponseMeta) -> ResponseMeta {
+        response
+    }
+
+    /// What a non-standard error code means. The default knows none, and
+    /// the RFC 6749 codes keep their meaning.
+    fn error_meaning(&self, code: &str) -> Option<ErrorMeaning> {
+        let _ = code;
+        None
+    }
+
+    /// Whether a resource server's answer says the access token is bad (so
+    /// one refresh and one retry may help). The default reads RFC 6750's
+    /// `WWW-Authenticate: Bearer error="invalid_token"`.
+    fn rejects_token(&self, response: &ResourceResponse<'_>) -> bool {
+        response.is_rfc6750_invalid_token()
     }
 
     /// Which token to send to the revocation endpoint. The default sends the

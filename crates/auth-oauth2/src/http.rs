@@ -240,6 +240,7 @@ fn describe(err: &reqwest::Error) -> String {
 #[derive(Debug)]
 pub(crate) struct Exchange<'h> {
     http: &'h HttpClient,
+    normalize: Option<&'h dyn crate::hooks::Hooks>,
     last: Mutex<Option<ResponseMeta>>,
 }
 
@@ -247,6 +248,18 @@ impl<'h> Exchange<'h> {
     pub(crate) fn new(http: &'h HttpClient) -> Self {
         Self {
             http,
+            normalize: None,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// An exchange with a token endpoint: each answer passes through
+    /// [`Hooks::normalize_token_response`](crate::Hooks::normalize_token_response)
+    /// before anything reads it.
+    pub(crate) fn for_token(http: &'h HttpClient, hooks: &'h dyn crate::hooks::Hooks) -> Self {
+        Self {
+            http,
+            normalize: Some(hooks),
             last: Mutex::new(None),
         }
     }
@@ -257,7 +270,10 @@ impl<'h> Exchange<'h> {
         &self,
         request: oauth2::HttpRequest,
     ) -> Result<oauth2::HttpResponse, HttpError> {
-        let meta = self.http.execute(request).await?;
+        let mut meta = self.http.execute(request).await?;
+        if let Some(hooks) = self.normalize {
+            meta = hooks.normalize_token_response(meta);
+        }
         let mut response = http::Response::new(meta.body.as_ref().clone());
         *response.status_mut() = meta.status;
         // The `oauth2` crate reads one header of a response, Content-Type

@@ -81,6 +81,7 @@
 //!
 //! Register it with a [`auth_core::TokenManager`] like any other provider.
 
+pub mod catalogue;
 mod classify;
 mod config;
 mod device;
@@ -97,7 +98,7 @@ pub use device::{
     MIN_INTERVAL, SLOW_DOWN_STEP,
 };
 pub use hooks::{
-    Hooks, IntrospectionContext, RevocationToken, ServerError, StandardHooks,
+    ErrorMeaning, Hooks, IntrospectionContext, RevocationToken, ServerError, StandardHooks,
     epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
 pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};

@@ -80,7 +80,34 @@ struct Inner {
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
-    rotating_refresh_tokens: bool,
+    use_ends_replay_window: bool,
+    request: RequestShape,
+    api_base_urls: Vec<String>,
+}
+
+/// How requests are shaped beyond RFC 6749's defaults: what a catalogue
+/// entry says about scopes, PKCE and extra parameters.
+#[derive(Debug, Clone)]
+struct RequestShape {
+    pkce: bool,
+    scope_separator: String,
+    always_scopes: Vec<String>,
+    token_params: Vec<(String, String)>,
+    refresh_params: Vec<(String, String)>,
+    echo_state: bool,
+}
+
+impl Default for RequestShape {
+    fn default() -> Self {
+        Self {
+            pkce: true,
+            scope_separator: " ".to_owned(),
+            always_scopes: Vec::new(),
+            token_params: Vec::new(),
+            refresh_params: Vec::new(),
+            echo_state: false,
+        }
+    }
 }
 
 impl fmt::Debug for OAuth2Provider {
@@ -122,7 +149,11 @@ pub struct OAuth2ProviderBuilder {
     http_config: HttpConfig,
     http: Option<HttpClient>,
     clock: Arc<dyn Clock>,
-    rotating_refresh_tokens: bool,
+    use_ends_replay_window: bool,
+    request: RequestShape,
+    api_base_urls: Vec<String>,
+    expires_in: Option<u64>,
+    expires_in_choices: Vec<u64>,
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -143,8 +174,100 @@ impl fmt::Debug for OAuth2ProviderBuilder {
 impl OAuth2ProviderBuilder {
     /// Sets the client secret (for `client_secret_basic` and `_post`).
     #[must_use]
-    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.client_secret = Some(SecretString::from(secret.into()));
+    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// Whether to send a PKCE S256 challenge (the default, `true`). Turn it
+    /// off only for a server that refuses PKCE parameters.
+    #[must_use]
+    pub fn pkce(mut self, send: bool) -> Self {
+        self.request.pkce = send;
+        self
+    }
+
+    /// What joins scopes in the `scope` parameter (default a space; Strava,
+    /// Withings and Slack want a comma). Granted scopes are split on it too.
+    #[must_use]
+    pub fn scope_separator(mut self, separator: impl Into<String>) -> Self {
+        self.request.scope_separator = separator.into();
+        self
+    }
+
+    /// Scopes added to every authorization, whatever else is asked for (the
+    /// `offline_access` a refresh token needs).
+    #[must_use]
+    pub fn always_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.request.always_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A parameter added to every token request (code exchange and refresh).
+    #[must_use]
+    pub fn token_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request.token_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// A parameter added to refresh requests only.
+    #[must_use]
+    pub fn refresh_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.request
+            .refresh_params
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends the authorization's `state` again with the code exchange, for
+    /// servers that take it there (legacy Fitbit).
+    #[must_use]
+    pub fn echo_state_on_exchange(mut self, echo: bool) -> Self {
+        self.request.echo_state = echo;
+        self
+    }
+
+    /// The origins of the provider's APIs (a leading `*.` in the host
+    /// matches any subdomain). See [`OAuth2Provider::allows_api_url`].
+    #[must_use]
+    pub fn api_base_urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.api_base_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The access token lifetime to ask for on every token request
+    /// (`expires_in`), for servers that take one; it must be one of
+    /// [`expires_in_choices`](Self::expires_in_choices), else
+    /// [`build`](Self::build) refuses it before anything is sent.
+    #[must_use]
+    pub fn expires_in(mut self, seconds: u64) -> Self {
+        self.expires_in = Some(seconds);
+        self
+    }
+
+    /// The `expires_in` values the server accepts (legacy Fitbit: 3600 and
+    /// 28800). Empty (the default): the server takes none.
+    #[must_use]
+    pub fn expires_in_choices(mut self, choices: impl IntoIterator<Item = u64>) -> Self {
+        self.expires_in_choices = choices.into_iter().collect();
+        self
+    }
+
+    /// The refresh facts of the provider, as the catalogue states them:
+    /// whether refresh tokens rotate, the replay window and whether the
+    /// first use of a new pair ends it. They decide
+    /// [`TokenProvider::use_ends_replay_window`].
+    #[must_use]
+    pub fn refresh_rules(mut self, rules: auth_catalogue::RefreshRules) -> Self {
+        self.use_ends_replay_window = rules.use_ends_replay_window();
         self
     }
 
@@ -251,7 +374,7 @@ impl OAuth2ProviderBuilder {
     /// ([`TokenProvider::use_ends_replay_window`] answers this value).
     #[must_use]
     pub fn rotating_refresh_tokens(mut self, rotating: bool) -> Self {
-        self.rotating_refresh_tokens = rotating;
+        self.use_ends_replay_window = rotating;
         self
     }
 
@@ -305,6 +428,42 @@ impl OAuth2ProviderBuilder {
                 ))
             })?;
         }
+        let mut request = self.request;
+        if let Some(seconds) = self.expires_in {
+            if !self.expires_in_choices.contains(&seconds) {
+                let choices = self
+                    .expires_in_choices
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>();
+                return Err(Error::configuration(if choices.is_empty() {
+                    format!(
+                        "provider {}: the server takes no expires_in on its token requests; \
+                         remove expires_in = {seconds}",
+                        self.id
+                    )
+                } else {
+                    format!(
+                        "provider {}: expires_in = {seconds} is not one the server accepts; \
+                         use {}",
+                        self.id,
+                        choices.join(" or ")
+                    )
+                }));
+            }
+            request
+                .token_params
+                .push(("expires_in".to_owned(), seconds.to_string()));
+        }
+        for origin in &self.api_base_urls {
+            let parsed = Url::parse(&origin.replacen("*.", "wildcard.", 1)).map_err(|e| {
+                Error::configuration(format!(
+                    "provider {}: API base URL {origin:?} is not a URL ({e})",
+                    self.id
+                ))
+            })?;
+            require_secure("API base", &parsed)?;
+        }
         let http = match self.http {
             Some(http) => http,
             None => HttpClient::new(&self.http_config)?,
@@ -347,7 +506,9 @@ impl OAuth2ProviderBuilder {
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
-                rotating_refresh_tokens: self.rotating_refresh_tokens,
+                use_ends_replay_window: self.use_ends_replay_window,
+                request,
+                api_base_urls: self.api_base_urls,
             }),
         })
     }
@@ -374,7 +535,11 @@ impl OAuth2Provider {
             http_config: HttpConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
-            rotating_refresh_tokens: true,
+            use_ends_replay_window: true,
+            request: RequestShape::default(),
+            api_base_urls: Vec::new(),
+            expires_in: None,
+            expires_in_choices: Vec::new(),
         }
     }
 
@@ -429,6 +594,24 @@ impl OAuth2Provider {
     /// The shared HTTP client.
     pub fn http_client(&self) -> &HttpClient {
         &self.inner.http
+    }
+
+    /// The origins of the provider's APIs, as configured.
+    pub fn api_base_urls(&self) -> &[String] {
+        &self.inner.api_base_urls
+    }
+
+    /// Whether `url` is under one of the provider's API base URLs: same
+    /// scheme, same host (a `*.` base matches any subdomain), same port, and
+    /// a path under the base's path. With no base URLs configured, every
+    /// URL is allowed (the provider does not say where its APIs are).
+    pub fn allows_api_url(&self, url: &Url) -> bool {
+        self.inner.api_base_urls.is_empty()
+            || self
+                .inner
+                .api_base_urls
+                .iter()
+                .any(|base| url_is_under(url, base))
     }
 
     pub(crate) fn id_ref(&self) -> &ProviderId {
@@ -619,26 +802,38 @@ impl TokenProvider for OAuth2Provider {
     }
 
     fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
-        let scopes = if request.scopes.is_empty() {
+        let mut scopes = if request.scopes.is_empty() {
             self.inner.default_scopes.clone()
         } else {
             request.scopes.clone()
         };
+        let shape = &self.inner.request;
+        for scope in &shape.always_scopes {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
         let redirect_uri = request
             .redirect_uri
             .clone()
             .or_else(|| self.inner.redirect_uri.clone());
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = match &request.state {
             Some(state) => CsrfToken::new(state.clone()),
             None => CsrfToken::new_random(),
         };
-        let mut auth = self
-            .inner
-            .client
-            .authorize_url(|| state)
-            .add_scopes(scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(challenge);
+        let mut auth = self.inner.client.authorize_url(|| state);
+        if shape.scope_separator == " " {
+            auth = auth.add_scopes(scopes.iter().cloned().map(Scope::new));
+        } else if !scopes.is_empty() {
+            auth = auth.add_extra_param("scope", scopes.join(&shape.scope_separator));
+        }
+        let verifier = if shape.pkce {
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            auth = auth.set_pkce_challenge(challenge);
+            Some(verifier)
+        } else {
+            None
+        };
         let redirect = redirect_uri
             .as_ref()
             .map(|uri| {
@@ -669,7 +864,7 @@ impl TokenProvider for OAuth2Provider {
             request.account,
             url,
             state.secret().clone(),
-            Some(verifier.secret().clone()),
+            verifier.map(|v| v.secret().clone()),
             redirect_uri,
             scopes,
             self.inner.clock.now(),
@@ -706,7 +901,14 @@ impl TokenProvider for OAuth2Provider {
         if let Some(redirect) = redirect {
             request = request.set_redirect_uri(Cow::Owned(redirect));
         }
-        let exchange = Exchange::new(&self.inner.http);
+        let shape = &self.inner.request;
+        for (name, value) in &shape.token_params {
+            request = request.add_extra_param(name.as_str(), value.as_str());
+        }
+        if shape.echo_state {
+            request = request.add_extra_param("state", pending.state().expose_secret());
+        }
+        let exchange = Exchange::for_token(&self.inner.http, self.inner.hooks.as_ref());
         let outcome = request.request_async(&exchange).await;
         let (response, _) = self.finish("token", &secrets, outcome, &exchange)?;
         Ok(self.token_set(&response))
@@ -724,11 +926,13 @@ impl TokenProvider for OAuth2Provider {
         ];
         let client = &self.inner.client;
         let token = RefreshToken::new(refresh.to_owned());
-        let exchange = Exchange::new(&self.inner.http);
-        let outcome = client
-            .exchange_refresh_token(&token)
-            .request_async(&exchange)
-            .await;
+        let exchange = Exchange::for_token(&self.inner.http, self.inner.hooks.as_ref());
+        let shape = &self.inner.request;
+        let mut request = client.exchange_refresh_token(&token);
+        for (name, value) in shape.token_params.iter().chain(&shape.refresh_params) {
+            request = request.add_extra_param(name.as_str(), value.as_str());
+        }
+        let outcome = request.request_async(&exchange).await;
         let (response, _) = self.finish("token", &secrets, outcome, &exchange)?;
         Ok(self.token_set(&response))
     }
@@ -858,7 +1062,11 @@ impl TokenProvider for OAuth2Provider {
     }
 
     fn use_ends_replay_window(&self) -> bool {
-        self.inner.rotating_refresh_tokens
+        self.inner.use_ends_replay_window
+    }
+
+    fn rejects_token(&self, response: &auth_core::ResourceResponse<'_>) -> bool {
+        self.inner.hooks.rejects_token(response)
     }
 
     /// One client credentials token request (RFC 6749 §4.4.2) with the
@@ -885,9 +1093,36 @@ impl TokenProvider for OAuth2Provider {
         if let Some(name) = &grant.account_param {
             request = request.add_extra_param(name.as_str(), key.account.as_str());
         }
-        let exchange = Exchange::new(&self.inner.http);
+        let exchange = Exchange::for_token(&self.inner.http, self.inner.hooks.as_ref());
         let outcome = request.request_async(&exchange).await;
         let (response, _) = self.finish("token", &secrets, outcome, &exchange)?;
         Ok(self.token_set(&response))
     }
+}
+
+/// Whether `url` lies under `base` (see [`OAuth2Provider::allows_api_url`]).
+fn url_is_under(url: &Url, base: &str) -> bool {
+    let (wildcard, text) = match base.split_once("://*.") {
+        Some((scheme, rest)) => (true, format!("{scheme}://{rest}")),
+        None => (false, base.to_owned()),
+    };
+    let Ok(base) = Url::parse(&text) else {
+        return false;
+    };
+    let (Some(host), Some(base_host)) = (url.host_str(), base.host_str()) else {
+        return false;
+    };
+    let host_ok = if wildcard {
+        host.len() > base_host.len()
+            && host.ends_with(base_host)
+            && host.as_bytes()[host.len() - base_host.len() - 1] == b'.'
+    } else {
+        host.eq_ignore_ascii_case(base_host)
+    };
+    let base_path = base.path().trim_end_matches('/');
+    let path = url.path();
+    url.scheme() == base.scheme()
+        && host_ok
+        && url.port_or_known_default() == base.port_or_known_default()
+        && (path == base_path || path.starts_with(&format!("{base_path}/")) || base_path.is_empty())
 }
