@@ -28,6 +28,12 @@ pub enum EmulatorError {
         /// What is wrong with it.
         reason: String,
     },
+    /// No catalogue entry has this name.
+    #[error("the provider catalogue has no entry {name:?}; `authctl providers` lists the entries")]
+    UnknownProfile {
+        /// The name asked for.
+        name: String,
+    },
     /// The standalone server could not wait for Ctrl-C.
     #[error("the auth emulator could not install its Ctrl-C handler")]
     Signal(#[source] std::io::Error),

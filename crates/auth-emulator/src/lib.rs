@@ -134,6 +134,7 @@ mod google;
 mod grants;
 mod params;
 mod pkce;
+pub mod profile;
 mod rate_limit;
 mod reply;
 mod resource;

@@ -58,6 +58,26 @@ pub(crate) fn google_user_code() -> String {
     format!("{}-{}", random(4, LETTERS), random(4, LETTERS))
 }
 
+/// An access token of a catalogue profile.
+pub(crate) fn opaque_access() -> String {
+    format!("at-{}", random(64, URL_SAFE))
+}
+
+/// A refresh token of a catalogue profile.
+pub(crate) fn opaque_refresh() -> String {
+    format!("rt-{}", random(64, URL_SAFE))
+}
+
+/// An authorization code of a catalogue profile.
+pub(crate) fn opaque_code() -> String {
+    format!("code-{}", random(40, URL_SAFE))
+}
+
+/// A device code of a catalogue profile.
+pub(crate) fn opaque_device_code() -> String {
+    format!("dc-{}", random(48, URL_SAFE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +91,10 @@ mod tests {
             google_access,
             google_refresh,
             google_code,
+            opaque_access,
+            opaque_refresh,
+            opaque_code,
+            opaque_device_code,
         ] {
             let (a, b) = (make(), make());
             assert!(a.len() >= 40, "{a}");

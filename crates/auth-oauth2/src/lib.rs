@@ -84,6 +84,8 @@
 pub mod catalogue;
 mod classify;
 mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod device;
 mod discovery;
 mod hooks;

@@ -120,12 +120,31 @@ fn unwrap_withings(
         2555 => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
+    // The error text is sometimes an RFC 6749 code ("invalid_grant") and
+    // sometimes a sentence ("Invalid Params: …"); a sentence is kept as the
+    // description, and the status number becomes the code.
+    let (code, description) = withings_code(status, object.get("error").and_then(Value::as_str));
     let mut error = Map::new();
-    error.insert("error".to_owned(), Value::from(format!("status_{status}")));
-    if let Some(text) = object.get("error").and_then(Value::as_str) {
+    error.insert("error".to_owned(), Value::from(code));
+    if let Some(text) = description {
         error.insert("error_description".to_owned(), Value::from(text));
     }
     Err((http, error))
+}
+
+/// A Withings error's code: its error text when that is an RFC 6749 code
+/// (`invalid_grant`), else `status_N`, with the text as the description.
+fn withings_code(status: i64, text: Option<&str>) -> (String, Option<String>) {
+    let text = text.unwrap_or("");
+    let is_code = !text.is_empty() && text.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if is_code {
+        (text.to_owned(), None)
+    } else {
+        (
+            format!("status_{status}"),
+            (!text.is_empty()).then(|| text.to_owned()),
+        )
+    }
 }
 
 /// An error answer sent with HTTP 200, as RFC 6749 error fields.
@@ -203,7 +222,10 @@ pub(crate) fn error_code(body: &[u8], format: ErrorFormat) -> Option<(String, Op
             if let Some(status) = value.get("status").and_then(Value::as_i64)
                 && status != 0
             {
-                return Some((format!("status_{status}"), text(&value, "error")));
+                return Some(withings_code(
+                    status,
+                    value.get("error").and_then(Value::as_str),
+                ));
             }
         }
         ErrorFormat::Slack => {
@@ -274,6 +296,18 @@ mod tests {
         );
         assert_eq!(status, 400);
         assert_eq!(body["error"], "status_503");
+        let (status, body) = run(
+            "withings",
+            meta(
+                200,
+                "application/json",
+                r#"{"status":503,"body":{},"error":"invalid_grant"}"#,
+            ),
+        );
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &Value::from("invalid_grant"))
+        );
         let (status, _) = run(
             "withings",
             meta(200, "application/json", r#"{"status":601,"body":{}}"#),

@@ -1,0 +1,764 @@
+//! Catalogue profiles: the emulator acting as any entry of the provider
+//! catalogue ([`auth_catalogue`]), with that entry's behaviour.
+//!
+//! Each profile is served under its own path, `http://127.0.0.1:PORT/NAME/`,
+//! so one [`ProfileEmulator`] serves several. A profile enforces what its
+//! entry says, so a client proves it honours the entry:
+//!
+//! - client authentication: only the entry's method is accepted;
+//! - PKCE: required (no challenge, no code), supported, or unsupported (a
+//!   challenge is refused);
+//! - scopes joined with the entry's separator; without the entry's offline
+//!   scopes and authorize parameters no refresh token is issued; the
+//!   entry's token and refresh parameters must be sent;
+//! - rotation and the replay window, read safely when unknown (rotating,
+//!   the old token dead at once, no window);
+//! - token response quirks (envelopes, string or absent `expires_in`, a
+//!   nested user token, extra fields, form answers unless JSON is asked for),
+//!   error bodies in the entry's format, and the account id field;
+//! - revocation, introspection (in the entry's style), userinfo, the device
+//!   flow (approved at once) and a resource endpoint under `NAME/api/`,
+//!   where the entry has them.
+//!
+//! Consent is given at once: the authorize endpoint redirects straight back
+//! with a code for a new user.
+
+mod shape;
+mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use auth_catalogue::{
+    AccountFrom, Catalogue, ClientAuthMethod, IntrospectStyle, Pkce, ProviderSpec,
+};
+use axum::Router;
+use axum::extract::State as AxumState;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::client_auth::parse_basic;
+use crate::error::EmulatorError;
+use crate::params::Params;
+use crate::pkce;
+use crate::reply::Reply;
+use crate::server;
+use shape::{Issued, bad_token_reply, error_reply, token_reply};
+use state::{Grants, PendingCode, RefreshOutcome};
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The device code grant type (RFC 8628).
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Configures a [`ProfileEmulator`].
+#[derive(Debug, Default, Clone)]
+pub struct ProfileEmulatorBuilder {
+    profiles: BTreeMap<String, ProviderSpec>,
+    port: u16,
+}
+
+impl ProfileEmulatorBuilder {
+    /// Serves `spec` as the profile `name`. A template's placeholders are
+    /// filled with emulator values.
+    #[must_use]
+    pub fn profile(mut self, name: impl Into<String>, spec: ProviderSpec) -> Self {
+        self.profiles.insert(name.into(), spec);
+        self
+    }
+
+    /// Serves the built-in catalogue entry `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::UnknownProfile`] when the catalogue has no such entry.
+    pub fn catalogue_profile(self, name: &str) -> Result<Self, EmulatorError> {
+        let spec = Catalogue::builtin()
+            .get(name)
+            .ok_or_else(|| EmulatorError::UnknownProfile {
+                name: name.to_owned(),
+            })?
+            .clone();
+        Ok(self.profile(name, spec))
+    }
+
+    /// Serves every entry of the built-in catalogue.
+    #[must_use]
+    pub fn whole_catalogue(mut self) -> Self {
+        for (name, spec) in Catalogue::builtin().iter() {
+            self.profiles.insert(name.to_owned(), spec.clone());
+        }
+        self
+    }
+
+    /// Listens on this port (default 0: any free port).
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Binds 127.0.0.1 and starts serving.
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::Bind`] when the port cannot be bound.
+    pub async fn start(self) -> Result<ProfileEmulator, EmulatorError> {
+        let bind = |source| EmulatorError::Bind {
+            port: self.port,
+            source,
+        };
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .map_err(bind)?;
+        let addr = listener.local_addr().map_err(bind)?;
+        let base_url =
+            Url::parse(&format!("http://{addr}/")).map_err(|e| bind(std::io::Error::other(e)))?;
+        let mut profiles = HashMap::new();
+        for (name, spec) in self.profiles {
+            let served = served_spec(&base_url, &name, &spec);
+            profiles.insert(name.clone(), Mutex::new(Profile::new(name, served)));
+        }
+        let shared = Arc::new(ProfileShared { profiles });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let router = Router::new()
+            .fallback(dispatch)
+            .with_state(Arc::clone(&shared));
+        let task = tokio::spawn(server::serve(listener, router, shutdown_rx));
+        Ok(ProfileEmulator {
+            shared,
+            base_url,
+            shutdown,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running emulator of catalogue profiles, on 127.0.0.1. Dropping it
+/// stops the server.
+pub struct ProfileEmulator {
+    shared: Arc<ProfileShared>,
+    base_url: Url,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for ProfileEmulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.shared.profiles.keys().collect();
+        names.sort();
+        f.debug_struct("ProfileEmulator")
+            .field("base_url", &self.base_url.as_str())
+            .field("profiles", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ProfileEmulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Per-profile counts of what clients asked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProfileCounters {
+    /// Code exchanges answered with tokens.
+    pub code_exchanges: u64,
+    /// Refreshes answered with tokens.
+    pub refreshes: u64,
+    /// Refreshes refused because the token was dead.
+    pub dead_refreshes: u64,
+    /// Requests refused for bad client authentication.
+    pub bad_client: u64,
+    /// Revocations.
+    pub revocations: u64,
+}
+
+impl ProfileEmulator {
+    /// A builder with no profiles.
+    pub fn builder() -> ProfileEmulatorBuilder {
+        ProfileEmulatorBuilder::default()
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT/`.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The profiles served, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.shared.profiles.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The entry as this emulator serves it: every endpoint, the issuer and
+    /// the API base URL point here. `None` for a profile not served.
+    pub fn spec(&self, name: &str) -> Option<ProviderSpec> {
+        self.with(name, |p| p.grants.spec.clone())
+    }
+
+    /// The client id registered with every profile.
+    pub fn client_id(&self, name: &str) -> String {
+        client_id(name)
+    }
+
+    /// The client secret registered with every profile.
+    pub fn client_secret(&self, name: &str) -> String {
+        client_secret(name)
+    }
+
+    /// The resource endpoint of a profile: the entry's resource path under
+    /// its API base URL.
+    pub fn resource_url(&self, name: &str) -> Option<Url> {
+        let spec = self.spec(name)?;
+        let base = Url::parse(spec.endpoints.api_base_urls.first()?).ok()?;
+        base.join(spec.endpoints.resource.as_deref().unwrap_or("resource"))
+            .ok()
+    }
+
+    /// What clients of a profile asked so far.
+    pub fn counters(&self, name: &str) -> Option<ProfileCounters> {
+        self.with(name, |p| p.counters)
+    }
+
+    /// Ends the grant a token belongs to, as a user revoking access would.
+    pub fn revoke_grant_of(&self, name: &str, token: &str) {
+        self.with(name, |p| p.grants.revoke(token));
+    }
+
+    fn with<T>(&self, name: &str, f: impl FnOnce(&mut Profile) -> T) -> Option<T> {
+        let profile = self.shared.profiles.get(name)?;
+        let mut guard = profile.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(f(&mut guard))
+    }
+}
+
+fn client_id(name: &str) -> String {
+    format!("{name}-emulated-client")
+}
+
+fn client_secret(name: &str) -> String {
+    format!("{name}-emulated-secret")
+}
+
+/// The entry with its placeholders filled and its URLs pointing at `base`.
+fn served_spec(base: &Url, name: &str, spec: &ProviderSpec) -> ProviderSpec {
+    let values: BTreeMap<String, String> = spec
+        .endpoints
+        .placeholders
+        .iter()
+        .map(|p| (p.clone(), format!("{p}.emulated")))
+        .collect();
+    let mut spec = spec.instantiate(&values).unwrap_or_else(|_| spec.clone());
+    let root = format!("{base}{name}/");
+    let at = |path: &str| format!("{root}{path}");
+    let e = &mut spec.endpoints;
+    e.authorize = at("authorize");
+    e.token = at("token");
+    e.revoke = e.revoke.as_ref().map(|_| at("revoke"));
+    e.introspect = e.introspect.as_ref().map(|_| at("introspect"));
+    e.device_authorization = e.device_authorization.as_ref().map(|_| at("device"));
+    e.userinfo = e.userinfo.as_ref().map(|_| at("userinfo"));
+    e.issuer = e
+        .issuer
+        .as_ref()
+        .map(|_| root.trim_end_matches('/').to_owned());
+    e.api_base_urls = vec![at("api/")];
+    if let Some(resource) = &e.resource {
+        // Placeholders in a template's resource path are not filled in the
+        // served copy; the emulator answers any path under api/.
+        e.resource = Some(resource.replace(['{', '}'], ""));
+    }
+    spec
+}
+
+struct ProfileShared {
+    profiles: HashMap<String, Mutex<Profile>>,
+}
+
+struct Profile {
+    name: String,
+    grants: Grants,
+    counters: ProfileCounters,
+    devices: HashMap<String, Vec<String>>,
+}
+
+impl Profile {
+    fn new(name: String, spec: ProviderSpec) -> Self {
+        Self {
+            name,
+            grants: Grants::new(spec),
+            counters: ProfileCounters::default(),
+            devices: HashMap::new(),
+        }
+    }
+}
+
+/// One request, read whole.
+struct Incoming {
+    method: Method,
+    headers: HeaderMap,
+    query: String,
+    body: String,
+}
+
+impl Incoming {
+    fn header(&self, name: http::header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn params(&self) -> Result<Params, Reply> {
+        let query = Params::parse(&self.query);
+        let body = Params::parse(&self.body);
+        match (query, body) {
+            (Ok(q), Ok(b)) => Ok(b.merged_with(q)),
+            (Err(name), _) | (_, Err(name)) => Err(Reply::json(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": "invalid_request", "error_description": format!("{name} was sent twice")}),
+            )),
+        }
+    }
+
+    fn bearer(&self) -> Option<&str> {
+        let value = self.header(http::header::AUTHORIZATION)?;
+        let (scheme, token) = value.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
+    }
+}
+
+async fn dispatch(
+    AxumState(shared): AxumState<Arc<ProfileShared>>,
+    req: axum::extract::Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let path = parts.uri.path().trim_start_matches('/').to_owned();
+    let (name, rest) = path.split_once('/').unwrap_or((path.as_str(), ""));
+    let Some(profile) = shared.profiles.get(name) else {
+        return (StatusCode::NOT_FOUND, "no such profile").into_response();
+    };
+    let incoming = Incoming {
+        method: parts.method,
+        headers: parts.headers,
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let mut profile = profile.lock().unwrap_or_else(PoisonError::into_inner);
+    handle(&mut profile, rest, &incoming).into_response()
+}
+
+fn handle(p: &mut Profile, endpoint: &str, req: &Incoming) -> Reply {
+    let has = |url: &Option<String>| url.is_some();
+    let e = &p.grants.spec.endpoints;
+    match (endpoint, &req.method) {
+        ("authorize", &Method::GET) => authorize(p, req),
+        ("token", &Method::POST) => token(p, req),
+        ("revoke", &Method::POST) if has(&e.revoke) => revoke(p, req),
+        ("introspect", &Method::POST) if has(&e.introspect) => introspect(p, req),
+        ("device", &Method::POST) if has(&e.device_authorization) => device(p, req),
+        ("userinfo", &Method::GET) if has(&e.userinfo) => userinfo(p, req),
+        (path, _) if path.starts_with("api/") => resource(p, req),
+        _ => Reply::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
+    }
+}
+
+fn bad_request(p: &Profile, description: &str) -> Reply {
+    error_reply(
+        &p.grants.spec,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        description,
+    )
+}
+
+fn authorize(p: &mut Profile, req: &Incoming) -> Reply {
+    let params = match req.params() {
+        Ok(params) => params,
+        Err(reply) => return reply,
+    };
+    let page = |text: &str| Reply::html_page(StatusCode::BAD_REQUEST, "Invalid request", &[text]);
+    if params.get("client_id") != Some(client_id(&p.name).as_str()) {
+        return page("Unknown client_id.");
+    }
+    let Some(redirect_uri) = params.get("redirect_uri").map(str::to_owned) else {
+        return page("redirect_uri is required.");
+    };
+    if !Url::parse(&redirect_uri)
+        .is_ok_and(|u| matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+    {
+        return page("The emulator redirects to loopback URIs only.");
+    }
+    if params.get("response_type") != Some("code") {
+        return page("response_type must be code.");
+    }
+    let spec = &p.grants.spec;
+    let challenge = match pkce::parse_challenge(
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        Ok(c) => c,
+        Err(e) => return page(e.describe()),
+    };
+    match (spec.client.pkce, &challenge) {
+        (Pkce::Required, None) => return page("This provider requires PKCE (code_challenge)."),
+        (Pkce::Unsupported, Some(_)) => {
+            return page("This provider does not take PKCE; send no code_challenge.");
+        }
+        _ => {}
+    }
+    let separator = spec.scopes.separator.as_str();
+    let raw_scope = params.get("scope").unwrap_or_default();
+    if separator != " " && raw_scope.contains(' ') {
+        return page("Scopes must be joined with the provider's separator.");
+    }
+    let scopes: Vec<String> = raw_scope
+        .split(separator)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    // Without the entry's offline scopes and parameters, no refresh token.
+    let offline = spec.scopes.offline.iter().all(|s| scopes.contains(s))
+        && spec
+            .scopes
+            .authorize_params
+            .iter()
+            .all(|(k, v)| params.get(k) == Some(v.as_str()));
+    let state = params.get("state").map(str::to_owned);
+    let code = p.grants.new_code(PendingCode {
+        redirect_uri: redirect_uri.clone(),
+        challenge,
+        scopes,
+        offline,
+        state: state.clone(),
+    });
+    let mut location = Url::parse(&redirect_uri).expect("checked above");
+    {
+        let mut query = location.query_pairs_mut();
+        query.append_pair("code", &code);
+        if let Some(state) = &state {
+            query.append_pair("state", state);
+        }
+    }
+    Reply::redirect(location.as_str())
+}
+
+/// Checks client authentication by the entry's method.
+fn authenticate(p: &mut Profile, req: &Incoming, params: &Params) -> Result<(), Reply> {
+    let basic = req
+        .header(http::header::AUTHORIZATION)
+        .and_then(parse_basic);
+    let id = client_id(&p.name);
+    let secret = client_secret(&p.name);
+    let ok = match p.grants.spec.client.auth {
+        ClientAuthMethod::ClientSecretBasic => {
+            basic == Some((id.clone(), secret.clone())) && !params.has("client_secret")
+        }
+        ClientAuthMethod::ClientSecretPost => {
+            basic.is_none()
+                && params.get("client_id") == Some(id.as_str())
+                && params.get("client_secret") == Some(secret.as_str())
+        }
+        ClientAuthMethod::None => {
+            basic.is_none()
+                && params.get("client_id") == Some(id.as_str())
+                && !params.has("client_secret")
+        }
+    };
+    if ok {
+        return Ok(());
+    }
+    p.counters.bad_client += 1;
+    let code = p
+        .grants
+        .spec
+        .errors
+        .bad_client
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "invalid_client".to_owned());
+    Err(error_reply(
+        &p.grants.spec,
+        StatusCode::UNAUTHORIZED,
+        &code,
+        &format!(
+            "Client authentication failed; this provider takes {}.",
+            p.grants.spec.client.auth.as_str()
+        ),
+    ))
+}
+
+fn dead_grant(p: &mut Profile) -> Reply {
+    let code = p
+        .grants
+        .spec
+        .errors
+        .reauthorize
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "invalid_grant".to_owned());
+    error_reply(
+        &p.grants.spec,
+        StatusCode::BAD_REQUEST,
+        &code,
+        "The grant is invalid, expired or revoked.",
+    )
+}
+
+fn token(p: &mut Profile, req: &Incoming) -> Reply {
+    let params = match req.params() {
+        Ok(params) => params,
+        Err(reply) => return reply,
+    };
+    if let Err(reply) = authenticate(p, req, &params) {
+        return reply;
+    }
+    for (k, v) in p.grants.spec.scopes.token_params.clone() {
+        if params.get(&k) != Some(v.as_str()) {
+            return bad_request(p, &format!("{k}={v} is required on token requests."));
+        }
+    }
+    if let Some(asked) = params.get("expires_in") {
+        let choices = &p.grants.spec.response.expires_in_choices;
+        if !asked.parse::<u64>().is_ok_and(|n| choices.contains(&n)) {
+            return bad_request(p, "expires_in is not one this provider accepts.");
+        }
+    }
+    let accept = req
+        .header(http::header::ACCEPT)
+        .unwrap_or_default()
+        .to_owned();
+    match params.get("grant_type") {
+        Some("authorization_code") => exchange_code(p, &params, &accept),
+        Some("refresh_token") => {
+            for (k, v) in p.grants.spec.scopes.refresh_params.clone() {
+                if params.get(&k) != Some(v.as_str()) {
+                    return bad_request(p, &format!("{k}={v} is required on refresh requests."));
+                }
+            }
+            let Some(presented) = params.get("refresh_token") else {
+                return bad_request(p, "refresh_token is required.");
+            };
+            p.grants.note_use(presented);
+            match p.grants.refresh(presented) {
+                RefreshOutcome::Dead => {
+                    p.counters.dead_refreshes += 1;
+                    dead_grant(p)
+                }
+                RefreshOutcome::Issued {
+                    access,
+                    refresh,
+                    grant,
+                } => {
+                    p.counters.refreshes += 1;
+                    respond(p, grant, &access, refresh.as_deref(), &accept)
+                }
+            }
+        }
+        Some(DEVICE_GRANT) if p.grants.spec.endpoints.device_authorization.is_some() => {
+            let Some(scopes) = params
+                .get("device_code")
+                .and_then(|code| p.devices.remove(code))
+            else {
+                return dead_grant(p);
+            };
+            let (grant, access, refresh) = p.grants.start_grant(scopes, true);
+            respond(p, grant, &access, refresh.as_deref(), &accept)
+        }
+        _ => error_reply(
+            &p.grants.spec,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type is not supported.",
+        ),
+    }
+}
+
+fn exchange_code(p: &mut Profile, params: &Params, accept: &str) -> Reply {
+    let Some(pending) = params.get("code").and_then(|c| p.grants.codes.remove(c)) else {
+        return dead_grant(p);
+    };
+    if params.get("redirect_uri") != Some(pending.redirect_uri.as_str()) {
+        return dead_grant(p);
+    }
+    if let Some(challenge) = &pending.challenge {
+        let verified = params
+            .get("code_verifier")
+            .is_some_and(|v| pkce::verify(challenge, v));
+        if !verified {
+            return dead_grant(p);
+        }
+    }
+    if p.grants.spec.client.echo_state && params.get("state") != pending.state.as_deref() {
+        return bad_request(p, "state must be sent again with the code exchange.");
+    }
+    let (grant, access, refresh) = p.grants.start_grant(pending.scopes, pending.offline);
+    p.counters.code_exchanges += 1;
+    respond(p, grant, &access, refresh.as_deref(), accept)
+}
+
+fn respond(p: &Profile, grant: u64, access: &str, refresh: Option<&str>, accept: &str) -> Reply {
+    let spec = &p.grants.spec;
+    let user = p.grants.user_of(grant);
+    let scopes = p.grants.scopes_of(grant);
+    let api_base = spec
+        .endpoints
+        .api_base_urls
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    token_reply(
+        spec,
+        &Issued {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: p.grants.access_lifetime.as_secs(),
+            scopes: &scopes,
+            user: &user,
+            api_base: &api_base,
+        },
+        accept,
+    )
+}
+
+fn revoke(p: &mut Profile, req: &Incoming) -> Reply {
+    let params = match req.params() {
+        Ok(params) => params,
+        Err(reply) => return reply,
+    };
+    if let Err(reply) = authenticate(p, req, &params) {
+        return reply;
+    }
+    let Some(token) = params.get("token") else {
+        return bad_request(p, "token is required.");
+    };
+    p.grants.revoke(token);
+    p.counters.revocations += 1;
+    Reply::empty(StatusCode::OK)
+}
+
+fn introspect(p: &mut Profile, req: &Incoming) -> Reply {
+    let params = match req.params() {
+        Ok(params) => params,
+        Err(reply) => return reply,
+    };
+    let style = p.grants.spec.endpoints.introspect_style;
+    let token = match style {
+        IntrospectStyle::Rfc7662 => {
+            if let Err(reply) = authenticate(p, req, &params) {
+                return reply;
+            }
+            params.get("token")
+        }
+        IntrospectStyle::GoogleTokeninfo => params.get("access_token"),
+        IntrospectStyle::Bearer => {
+            if !req.bearer().is_some_and(|b| p.grants.access_is_valid(b)) {
+                return bad_token_reply(&p.grants.spec);
+            }
+            params.get("token")
+        }
+    }
+    .unwrap_or_default()
+    .to_owned();
+    let separator = p.grants.spec.scopes.separator.clone();
+    let active = p.grants.grant_of_access(&token).map(|(grant, expires)| {
+        let exp = expires
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        (grant.user.clone(), grant.scopes.join(&separator), exp)
+    });
+    match (style, active) {
+        (IntrospectStyle::GoogleTokeninfo, None) => Reply::json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_token", "error_description": "Invalid Value"}),
+        ),
+        (IntrospectStyle::GoogleTokeninfo, Some((user, scope, exp))) => Reply::json(
+            StatusCode::OK,
+            &json!({"aud": client_id(&p.name), "sub": user, "scope": scope, "exp": exp.to_string()}),
+        ),
+        (_, None) => Reply::json(StatusCode::OK, &json!({"active": false})),
+        (_, Some((user, scope, exp))) => Reply::json(
+            StatusCode::OK,
+            &json!({"active": true, "client_id": client_id(&p.name), "sub": user, "scope": scope, "exp": exp, "token_type": "access_token"}),
+        ),
+    }
+}
+
+fn device(p: &mut Profile, req: &Incoming) -> Reply {
+    let params = match req.params() {
+        Ok(params) => params,
+        Err(reply) => return reply,
+    };
+    if params.get("client_id").is_none() && req.header(http::header::AUTHORIZATION).is_none() {
+        return bad_request(p, "client_id is required.");
+    }
+    let separator = p.grants.spec.scopes.separator.clone();
+    let scopes: Vec<String> = params
+        .get("scope")
+        .unwrap_or_default()
+        .split(separator.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let device_code = crate::token::opaque_device_code();
+    p.devices.insert(device_code.clone(), scopes);
+    let page = p.grants.spec.endpoints.authorize.clone();
+    Reply::json(
+        StatusCode::OK,
+        &json!({
+            "device_code": device_code,
+            "user_code": "EMUL-ATED",
+            "verification_uri": page,
+            "expires_in": 600,
+            "interval": 1,
+        }),
+    )
+}
+
+fn userinfo(p: &mut Profile, req: &Incoming) -> Reply {
+    let Some(token) = req.bearer() else {
+        return bad_token_reply(&p.grants.spec);
+    };
+    p.grants.note_use(token);
+    let Some((grant, _)) = p.grants.grant_of_access(token) else {
+        return bad_token_reply(&p.grants.spec);
+    };
+    let mut body = serde_json::Map::new();
+    if p.grants.spec.account.from == AccountFrom::Userinfo {
+        body = shape::account_object(&p.grants.spec, &grant.user);
+    }
+    body.entry("sub")
+        .or_insert_with(|| Value::from(grant.user.clone()));
+    Reply::json(StatusCode::OK, &Value::Object(body))
+}
+
+fn resource(p: &mut Profile, req: &Incoming) -> Reply {
+    let Some(token) = req.bearer() else {
+        return bad_token_reply(&p.grants.spec);
+    };
+    p.grants.note_use(token);
+    match p.grants.grant_of_access(token) {
+        Some((grant, _)) => Reply::json(
+            StatusCode::OK,
+            &json!({"ok": true, "user": grant.user, "scopes": grant.scopes}),
+        ),
+        None => bad_token_reply(&p.grants.spec),
+    }
+}
