@@ -14,7 +14,7 @@ use auth_oauth2::{
     ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
     ServerError, parse_retry_after,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::error_body::parse_fitbit_error;
@@ -30,6 +30,10 @@ pub const GOOGLE_HEALTH: &str = "google-health";
 pub const RETIREMENT_NOTICE: &str = "The legacy Fitbit Web API and its OAuth endpoints were switched off \
      on 2026-11-02; Fitbit data is now reached through the Google Health API with Google OAuth, and \
      every user must consent again";
+
+/// The access token lifetimes (seconds) a token request may ask for with
+/// `expires_in`, per Fitbit's API description.
+pub const EXPIRES_IN_CHOICES: [u64; 2] = [3600, 28800];
 
 /// The extra token field that names the Fitbit user.
 pub const USER_ID: &str = "user_id";
@@ -218,8 +222,9 @@ pub struct FitbitProviderBuilder {
     id: String,
     client_id: String,
     app_type: AppType,
-    client_secret: Option<String>,
+    client_secret: Option<SecretString>,
     redirect_uri: Option<String>,
+    expires_in: Option<u64>,
     scopes: Vec<Scope>,
     endpoints: FitbitEndpoints,
     http: HttpConfig,
@@ -251,8 +256,17 @@ impl FitbitProviderBuilder {
 
     /// The client secret (server and personal apps).
     #[must_use]
-    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
         self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// The access token lifetime to ask for on every token request:
+    /// [`EXPIRES_IN_CHOICES`] (3600 or 28800 seconds). Any other value is
+    /// refused by [`build`](Self::build), before anything is sent.
+    #[must_use]
+    pub fn expires_in(mut self, seconds: u64) -> Self {
+        self.expires_in = Some(seconds);
         self
     }
 
@@ -331,6 +345,9 @@ impl FitbitProviderBuilder {
             .default_scopes(self.scopes.iter().map(|s| s.as_str().to_owned()))
             .successor(GOOGLE_HEALTH)
             .retirement_notice(RETIREMENT_NOTICE)
+            .expires_in_choices(EXPIRES_IN_CHOICES)
+            // Fitbit takes the authorization's state again with the code.
+            .echo_state_on_exchange(true)
             .hooks(Arc::new(hooks))
             .http_config(self.http)
             .clock(self.clock);
@@ -339,6 +356,9 @@ impl FitbitProviderBuilder {
         }
         if let Some(uri) = self.redirect_uri {
             builder = builder.redirect_uri(uri);
+        }
+        if let Some(seconds) = self.expires_in {
+            builder = builder.expires_in(seconds);
         }
         Ok(FitbitProvider {
             inner: builder.build()?,
@@ -357,6 +377,7 @@ impl FitbitProvider {
             app_type,
             client_secret: None,
             redirect_uri: None,
+            expires_in: None,
             scopes: Vec::new(),
             endpoints: FitbitEndpoints::default(),
             http: HttpConfig::default(),

@@ -11,7 +11,7 @@ use auth_oauth2::{
     ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
     epoch_seconds_or_millis,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::fitbit::GOOGLE_HEALTH;
@@ -213,7 +213,7 @@ impl fmt::Debug for GoogleHealthProvider {
 pub struct GoogleHealthProviderBuilder {
     id: String,
     client_id: String,
-    client_secret: String,
+    client_secret: SecretString,
     redirect_uri: Option<String>,
     scopes: Vec<String>,
     endpoints: GoogleEndpoints,
@@ -287,7 +287,7 @@ impl GoogleHealthProviderBuilder {
     /// non-https endpoint (loopback excepted).
     pub fn build(self) -> Result<GoogleHealthProvider> {
         let id = ProviderId::new(&self.id)?;
-        if self.client_secret.is_empty() {
+        if self.client_secret.expose_secret().is_empty() {
             return Err(Error::configuration(format!(
                 "provider {id}: the Google client secret is empty"
             )));
@@ -322,7 +322,7 @@ impl GoogleHealthProvider {
     /// Starts configuring a Google OAuth client (a "Web application" client).
     pub fn builder(
         client_id: impl Into<String>,
-        client_secret: impl Into<String>,
+        client_secret: impl Into<SecretString>,
     ) -> GoogleHealthProviderBuilder {
         GoogleHealthProviderBuilder {
             id: GOOGLE_HEALTH.to_owned(),

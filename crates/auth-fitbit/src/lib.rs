@@ -89,8 +89,8 @@ mod scope;
 
 pub use error_body::parse_fitbit_error;
 pub use fitbit::{
-    AppType, FITBIT, FitbitEndpoints, FitbitProvider, FitbitProviderBuilder, GOOGLE_HEALTH,
-    RETIREMENT_NOTICE, USER_ID, user_id,
+    AppType, EXPIRES_IN_CHOICES, FITBIT, FitbitEndpoints, FitbitProvider, FitbitProviderBuilder,
+    GOOGLE_HEALTH, RETIREMENT_NOTICE, USER_ID, user_id,
 };
 pub use google::{GoogleEndpoints, GoogleHealthProvider, GoogleHealthProviderBuilder, scopes};
 pub use identity::HealthIdentity;

@@ -104,4 +104,4 @@ pub use hooks::{
     epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
 pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};
-pub use provider::{ExtraFields, OAuth2Provider, OAuth2ProviderBuilder};
+pub use provider::{ExtraFields, OAuth2Provider, OAuth2ProviderBuilder, api_url_allowed};

@@ -606,12 +606,7 @@ impl OAuth2Provider {
     /// a path under the base's path. With no base URLs configured, every
     /// URL is allowed (the provider does not say where its APIs are).
     pub fn allows_api_url(&self, url: &Url) -> bool {
-        self.inner.api_base_urls.is_empty()
-            || self
-                .inner
-                .api_base_urls
-                .iter()
-                .any(|base| url_is_under(url, base))
+        api_url_allowed(&self.inner.api_base_urls, url)
     }
 
     pub(crate) fn id_ref(&self) -> &ProviderId {
@@ -1098,6 +1093,13 @@ impl TokenProvider for OAuth2Provider {
         let (response, _) = self.finish("token", &secrets, outcome, &exchange)?;
         Ok(self.token_set(&response))
     }
+}
+
+/// Whether `url` lies under one of `bases`: same scheme, host (a `*.` base
+/// matches any subdomain) and port, and a path under the base's path. No
+/// bases at all allows every URL.
+pub fn api_url_allowed(bases: &[String], url: &Url) -> bool {
+    bases.is_empty() || bases.iter().any(|base| url_is_under(url, base))
 }
 
 /// Whether `url` lies under `base` (see [`OAuth2Provider::allows_api_url`]).

@@ -75,9 +75,12 @@ pub(crate) enum Command {
     Logout(KeyArgs),
     /// List stored tokens (never their secrets).
     Status(StatusArgs),
-    /// Run the local emulator of the Fitbit and Google servers, and print
-    /// config sections for its demo clients.
+    /// Run the local emulator of the Fitbit and Google servers (or, with
+    /// --provider, of catalogue entries), and print a config for it.
     Emulator(EmulatorArgs),
+    /// List the provider catalogue, or show one entry with its facts and
+    /// their sources.
+    Providers(ProvidersArgs),
     /// Print a new encryption key entry (KID:BASE64) for the `[store]`
     /// `encryption_keys_env` or `encryption_keys_file`.
     Keygen,
@@ -183,6 +186,30 @@ pub(crate) struct EmulatorArgs {
     /// The port on 127.0.0.1 (0: any free port).
     #[arg(long, value_name = "P", default_value_t = 8975)]
     pub(crate) port: u16,
+
+    /// Play this catalogue entry instead of Fitbit and Google (repeat it to
+    /// serve several).
+    #[arg(long = "provider", value_name = "NAME")]
+    pub(crate) providers: Vec<String>,
+}
+
+/// `authctl providers`.
+#[derive(Debug, Args)]
+pub(crate) struct ProvidersArgs {
+    /// `show NAME` prints one entry.
+    #[command(subcommand)]
+    pub(crate) action: Option<ProvidersAction>,
+}
+
+/// What `authctl providers` does besides listing.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvidersAction {
+    /// Print one entry: its endpoints, client authentication, PKCE, scopes,
+    /// refresh rules and quirks, and the sources of the facts.
+    Show {
+        /// The entry's name (the `kind` of a [providers.NAME] section).
+        name: String,
+    },
 }
 
 #[cfg(test)]

@@ -250,9 +250,13 @@ fn client_id(name: &str) -> String {
     format!("{name}-emulated-client")
 }
 
-fn client_secret(name: &str) -> String {
-    format!("{name}-emulated-secret")
+fn client_secret(_name: &str) -> String {
+    PROFILE_CLIENT_SECRET.to_owned()
 }
+
+/// The client secret registered with every profile: a public demo value,
+/// not a credential.
+pub const PROFILE_CLIENT_SECRET: &str = "emulated-client-secret";
 
 /// The entry with its placeholders filled and its URLs pointing at `base`.
 fn served_spec(base: &Url, name: &str, spec: &ProviderSpec) -> ProviderSpec {

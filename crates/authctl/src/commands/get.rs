@@ -25,6 +25,21 @@ pub(crate) async fn run(config: Option<&Path>, args: GetArgs) -> CliResult {
             "give an absolute URL, for example https://api.fitbit.com/1/user/-/profile.json",
         )
     })?;
+    let apis = session.provider()?.api_base_urls();
+    if !auth_oauth2::api_url_allowed(apis, &url) {
+        return Err(Failure::usage(
+            format!(
+                "{} is not an API of provider {}; its APIs are under {}",
+                endpoint(&url),
+                args.provider,
+                apis.join(", ")
+            ),
+            format!(
+                "give a URL under one of those, or set api_base_urls in [providers.{}]",
+                args.provider
+            ),
+        ));
+    }
     let auth = BearerAuth::new(session.manager.clone(), session.key.clone())
         .allow_origin(url.as_str())
         .map_err(|e| {

@@ -7,6 +7,7 @@ mod encryption;
 mod get;
 mod keys;
 mod login;
+mod providers;
 mod status;
 
 pub(crate) use keys::token_before_runtime;
@@ -124,6 +125,7 @@ async fn run_command(config: Option<&Path>, command: Command) -> CliResult {
         Command::Logout(args) => keys::logout(config, args).await,
         Command::Status(args) => status::run(config, args).await,
         Command::Emulator(args) => emulator::run(args).await,
+        Command::Providers(args) => providers::run(config, args),
         Command::Keygen => encryption::keygen(),
         Command::Rekey(args) => encryption::rekey(config, args).await,
         Command::Demo => demo::run().await,

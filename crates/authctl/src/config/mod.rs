@@ -14,6 +14,7 @@ mod provider;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use auth_catalogue::Catalogue;
 use serde::Deserialize;
 use store_file::FileTokenStore;
 
@@ -56,6 +57,9 @@ struct RawFile {
     store: RawStore,
     #[serde(default)]
     providers: BTreeMap<String, toml::Table>,
+    /// A TOML file of the user's own catalogue entries, which add to or
+    /// replace the built-in ones.
+    catalogue: Option<PathBuf>,
 }
 
 /// `[store]`.
@@ -112,6 +116,7 @@ pub(crate) struct Config {
     store: Option<StoreLocation>,
     encryption: Option<Encryption>,
     providers: BTreeMap<String, ProviderConfig>,
+    catalogue: Catalogue,
 }
 
 /// The default config file: `config.toml` in the platform config directory.
@@ -137,6 +142,7 @@ impl Config {
                         store: None,
                         encryption: None,
                         providers: BTreeMap::new(),
+                        catalogue: Catalogue::builtin().clone(),
                     });
                 }
             },
@@ -153,6 +159,7 @@ impl Config {
                 store: None,
                 encryption: None,
                 providers: BTreeMap::new(),
+                catalogue: Catalogue::builtin().clone(),
             }),
             Err(e) => Err(Failure::usage(
                 format!("cannot read the config file {}: {e}", path.display()),
@@ -170,12 +177,27 @@ impl Config {
                 format!("fix {shown}; `authctl emulator` prints example sections"),
             )
         })?;
+        let base = file.parent().unwrap_or_else(|| Path::new("."));
+        let catalogue = match &raw.catalogue {
+            Some(path) => {
+                let path = resolve_path(path, base);
+                Catalogue::with_user_file(&path).map_err(|e| {
+                    Failure::usage(
+                        format!("{shown}: catalogue: {e}"),
+                        format!(
+                            "fix the entry in {}; docs/providers.md describes the schema",
+                            path.display()
+                        ),
+                    )
+                })?
+            }
+            None => Catalogue::builtin().clone(),
+        };
         let mut providers = BTreeMap::new();
         for (name, table) in raw.providers {
-            let provider = ProviderConfig::from_table(&shown, &name, table)?;
+            let provider = ProviderConfig::from_table(&shown, &name, table, &catalogue)?;
             providers.insert(name, provider);
         }
-        let base = file.parent().unwrap_or_else(|| Path::new("."));
         let store = match (raw.store.path, raw.store.url) {
             (Some(_), Some(_)) => {
                 return Err(Failure::usage(
@@ -233,7 +255,14 @@ impl Config {
                 accept_plaintext: raw.store.accept_plaintext.unwrap_or(true),
             }),
             providers,
+            catalogue,
         })
+    }
+
+    /// The provider catalogue: the built-in entries, with the user's own
+    /// file merged in when the config names one.
+    pub(crate) fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
     }
 
     /// The provider section `name`.

@@ -1,8 +1,11 @@
 //! One `[providers.NAME]` section: its fields, the rules per kind, and
 //! the provider it builds. Never prints or reports a client secret.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+
+use auth_catalogue::{Catalogue, ClientAuthMethod, ProviderSpec};
 
 use auth_core::{ProviderId, TokenProvider};
 use auth_fitbit::{
@@ -11,7 +14,7 @@ use auth_fitbit::{
 use auth_oauth2::{
     ClientAuth, ClientCredentials, Endpoints, HttpConfig, OAuth2Provider, is_loopback,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
@@ -50,6 +53,13 @@ struct RawProvider {
     audience: Option<String>,
     /// `oauth2` with `client_credentials`: sent as `resource` (RFC 8707).
     resource: Option<String>,
+    /// The access token lifetime to ask for, where the provider takes one
+    /// (legacy Fitbit: 3600 or 28800).
+    expires_in: Option<u64>,
+    /// A catalogue template's values (`domain`, `tenant`, `host`, `realm`).
+    placeholders: Option<BTreeMap<String, String>>,
+    /// Where the provider's APIs are: `authctl get` sends tokens there only.
+    api_base_urls: Option<Vec<String>>,
 }
 
 /// Which grant an `oauth2` provider gets its tokens with.
@@ -61,9 +71,11 @@ pub(crate) enum Grant {
     ClientCredentials,
 }
 
-/// The three kinds of provider.
+/// The kinds of provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ProviderKind {
+    /// An entry of the provider catalogue (`kind = "strava"`).
+    Catalogue,
     /// The legacy Fitbit server.
     Fitbit,
     /// Google OAuth for the Google Health API.
@@ -88,6 +100,7 @@ impl ProviderKind {
             Self::Fitbit => "fitbit",
             Self::GoogleHealth => "google-health",
             Self::OAuth2 => "oauth2",
+            Self::Catalogue => "catalogue",
         }
     }
 }
@@ -126,6 +139,10 @@ pub(crate) struct ProviderConfig {
     grant: Grant,
     audience: Option<String>,
     resource: Option<String>,
+    expires_in: Option<u64>,
+    /// The catalogue entry of a `kind = "NAME"` section, placeholders filled.
+    entry: Option<Box<ProviderSpec>>,
+    api_base_urls: Vec<String>,
 }
 
 impl fmt::Debug for ProviderConfig {
@@ -232,7 +249,12 @@ fn field_error(section: &Section<'_>, err: &toml::de::Error) -> Failure {
 }
 
 impl ProviderConfig {
-    pub(super) fn from_table(file: &str, name: &str, table: toml::Table) -> CliResult<Self> {
+    pub(super) fn from_table(
+        file: &str,
+        name: &str,
+        table: toml::Table,
+        catalogue: &Catalogue,
+    ) -> CliResult<Self> {
         let section = Section { file, name };
         let raw: RawProvider = RawProvider::deserialize(toml::Value::Table(table))
             .map_err(|e| field_error(&section, &e))?;
@@ -242,15 +264,20 @@ impl ProviderConfig {
                 format!("rename the section in {file}"),
             )
         })?;
-        let kind = ProviderKind::parse(&raw.kind).ok_or_else(|| {
-            section.error(
-                "kind",
-                format!(
-                    "{:?} is not a provider kind; use \"fitbit\", \"google-health\" or \"oauth2\"",
-                    raw.kind
-                ),
-            )
-        })?;
+        let kind = match ProviderKind::parse(&raw.kind) {
+            Some(kind) => kind,
+            None if catalogue.get(&raw.kind).is_some() => ProviderKind::Catalogue,
+            None => {
+                return Err(section.error(
+                    "kind",
+                    format!(
+                        "{:?} is not a provider kind; use \"fitbit\", \"google-health\", \
+                         \"oauth2\" or a catalogue entry (`authctl providers` lists them)",
+                        raw.kind
+                    ),
+                ));
+            }
+        };
         if raw.client_id.trim().is_empty() {
             return Err(section.error("client_id", "must not be empty"));
         }
@@ -284,6 +311,65 @@ impl ProviderConfig {
                 AppType::Server,
                 oauth2_rules(&section, &raw, has_secret, &urls, grant)?,
             ),
+            ProviderKind::Catalogue => {
+                let spec = catalogue.get(&raw.kind).expect("checked above");
+                (
+                    AppType::Server,
+                    catalogue_rules(&section, &raw, has_secret, spec)?,
+                )
+            }
+        };
+        let entry = match kind {
+            ProviderKind::Catalogue => {
+                let spec = catalogue.get(&raw.kind).expect("checked above");
+                Some(Box::new(fill_placeholders(&section, &raw, spec)?))
+            }
+            _ => {
+                if raw.placeholders.is_some() {
+                    return Err(section.error(
+                        "placeholders",
+                        "applies only to catalogue templates (okta, auth0, keycloak, entra); \
+                         remove it",
+                    ));
+                }
+                None
+            }
+        };
+        let expires_in_entry = match kind {
+            ProviderKind::Fitbit => catalogue.get("fitbit"),
+            _ => entry.as_deref(),
+        };
+        if let Some(seconds) = raw.expires_in {
+            let choices = expires_in_entry
+                .map(|e| e.response.expires_in_choices.clone())
+                .unwrap_or_default();
+            if !choices.contains(&seconds) {
+                return Err(section.error(
+                    "expires_in",
+                    if choices.is_empty() {
+                        "this provider takes no expires_in on its token requests; remove it"
+                            .to_owned()
+                    } else {
+                        format!(
+                            "{seconds} is not a lifetime this provider accepts; use {}",
+                            choices
+                                .iter()
+                                .map(u64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        )
+                    },
+                ));
+            }
+        }
+        let api_base_urls = match &raw.api_base_urls {
+            Some(urls) => {
+                for url in urls {
+                    section.endpoint("api_base_urls", Some(&url.replacen("*.", "wildcard.", 1)))?;
+                }
+                urls.clone()
+            }
+            None => default_api_base_urls(kind, entry.as_deref(), catalogue, &urls),
         };
         let redirect_uri = section.parse_url(
             "redirect_uri",
@@ -304,7 +390,16 @@ impl ProviderConfig {
             grant,
             audience: raw.audience,
             resource: raw.resource,
+            expires_in: raw.expires_in,
+            entry,
+            api_base_urls,
         })
+    }
+
+    /// Where this provider's APIs are (empty: anywhere). `authctl get`
+    /// refuses other URLs before sending a token.
+    pub(crate) fn api_base_urls(&self) -> &[String] {
+        &self.api_base_urls
     }
 
     /// Whether the secret is written in the file itself.
@@ -395,7 +490,10 @@ impl ProviderConfig {
                     .scopes(self.scopes.iter().map(|s| Scope::parse(s)))
                     .endpoints(endpoints);
                 if let Some(secret) = &secret {
-                    builder = builder.client_secret(secret.expose_secret());
+                    builder = builder.client_secret(secret.clone());
+                }
+                if let Some(seconds) = self.expires_in {
+                    builder = builder.expires_in(seconds);
                 }
                 Arc::new(builder.build().map_err(library)?)
             }
@@ -414,17 +512,60 @@ impl ProviderConfig {
                     endpoints.issuer = issuer.trim_end_matches('/').to_owned();
                 }
                 let secret = secret.ok_or_else(|| self.google_secret_missing())?;
-                let builder =
-                    GoogleHealthProvider::builder(&self.client_id, secret.expose_secret())
-                        .id(&self.name)
-                        .redirect_uri(self.redirect_uri.as_str())
-                        .scopes(self.scopes.clone())
-                        .endpoints(endpoints);
+                let builder = GoogleHealthProvider::builder(&self.client_id, secret)
+                    .id(&self.name)
+                    .redirect_uri(self.redirect_uri.as_str())
+                    .scopes(self.scopes.clone())
+                    .endpoints(endpoints);
                 Arc::new(builder.build().map_err(library)?)
             }
             ProviderKind::OAuth2 => Arc::new(self.oauth2(secret.as_ref()).await?),
+            ProviderKind::Catalogue => Arc::new(self.catalogue(secret).map_err(library)?),
         };
         Ok(provider)
+    }
+
+    /// Builds a catalogue provider: the entry, with the section's endpoint
+    /// overrides, scopes, redirect URI and secret.
+    fn catalogue(&self, secret: Option<SecretString>) -> auth_core::Result<OAuth2Provider> {
+        let mut spec = self
+            .entry
+            .as_deref()
+            .expect("a catalogue section has its entry")
+            .clone();
+        let urls = &self.urls;
+        let e = &mut spec.endpoints;
+        if let Some(url) = &urls.authorize {
+            e.authorize = url.to_string();
+        }
+        if let Some(url) = &urls.token {
+            e.token = url.to_string();
+        }
+        if let Some(url) = &urls.revoke {
+            e.revoke = Some(url.to_string());
+        }
+        if let Some(url) = &urls.introspect {
+            e.introspect = Some(url.to_string());
+        }
+        if let Some(url) = &urls.device {
+            e.device_authorization = Some(url.to_string());
+        }
+        if let Some(issuer) = &self.issuer {
+            e.issuer = Some(issuer.clone());
+        }
+        let mut builder = auth_oauth2::catalogue::builder(&self.name, &spec, &self.client_id)?
+            .redirect_uri(self.redirect_uri.as_str())
+            .api_base_urls(self.api_base_urls.clone());
+        if !self.scopes.is_empty() {
+            builder = builder.default_scopes(self.scopes.clone());
+        }
+        if let Some(secret) = secret {
+            builder = builder.client_secret(secret);
+        }
+        if let Some(seconds) = self.expires_in {
+            builder = builder.expires_in(seconds);
+        }
+        builder.build()
     }
     /// Builds a `kind = "oauth2"` provider (for `login --device`, which
     /// needs the device flow of this concrete type).
@@ -495,7 +636,7 @@ impl ProviderConfig {
             builder = builder.client_credentials(grant);
         }
         if let Some(secret) = secret {
-            builder = builder.client_secret(secret.expose_secret());
+            builder = builder.client_secret(secret.clone());
         }
         builder.build().map_err(library)
     }
@@ -523,6 +664,113 @@ fn secret_source(section: &Section<'_>, raw: &RawProvider) -> CliResult<SecretSo
         (None, Some(_)) => Err(section.error("client_secret", "must be a string")),
         (None, None) => Ok(SecretSource::None),
     }
+}
+
+/// A catalogue entry's kind: the entry decides the client authentication,
+/// so the section gives only the id, the secret (unless the entry's clients
+/// are public) and the redirect URI.
+fn catalogue_rules(
+    section: &Section<'_>,
+    raw: &RawProvider,
+    has_secret: bool,
+    spec: &ProviderSpec,
+) -> CliResult<ClientAuth> {
+    let kind = ProviderKind::Catalogue;
+    section.not_for_kind("app_type", raw.app_type.is_some(), kind)?;
+    section.not_for_kind("auth_method", raw.auth_method.is_some(), kind)?;
+    section.not_for_kind("tokeninfo_url", raw.tokeninfo_url.is_some(), kind)?;
+    section.not_for_kind("grant", raw.grant.is_some(), kind)?;
+    let auth = auth_oauth2::catalogue::client_auth(spec.client.auth);
+    match (spec.client.auth, has_secret) {
+        (ClientAuthMethod::None, true) => Err(section.error(
+            "client_secret",
+            format!(
+                "{} clients are public and have no secret; remove it",
+                raw.kind
+            ),
+        )),
+        (ClientAuthMethod::None, false) | (_, true) => Ok(auth),
+        (_, false) => Err(section.error(
+            "client_secret_env",
+            format!(
+                "missing: {} authenticates clients with {}; name the environment variable \
+                 that holds the client secret",
+                raw.kind,
+                spec.client.auth.as_str()
+            ),
+        )),
+    }
+}
+
+/// A template entry's placeholders, from `placeholders = { domain = "…" }`.
+fn fill_placeholders(
+    section: &Section<'_>,
+    raw: &RawProvider,
+    spec: &ProviderSpec,
+) -> CliResult<ProviderSpec> {
+    let values = raw.placeholders.clone().unwrap_or_default();
+    if !spec.is_template() {
+        if raw.placeholders.is_some() {
+            return Err(section.error(
+                "placeholders",
+                format!("{} is not a template; remove it", raw.kind),
+            ));
+        }
+        return Ok(spec.clone());
+    }
+    for name in values.keys() {
+        if !spec.endpoints.placeholders.contains(name) {
+            return Err(section.error(
+                "placeholders",
+                format!(
+                    "{name:?} is not a placeholder of {}; it takes {}",
+                    raw.kind,
+                    spec.endpoints.placeholders.join(", ")
+                ),
+            ));
+        }
+    }
+    spec.instantiate(&values)
+        .map_err(|e| section.error("placeholders", e))
+}
+
+/// The API origins when the section names none: the catalogue entry's (for
+/// `fitbit` and `google-health`, their built-in entries), plus the origin of
+/// any endpoint the section points elsewhere (a local emulator serves both).
+/// A plain `oauth2` section allows any URL.
+fn default_api_base_urls(
+    kind: ProviderKind,
+    entry: Option<&ProviderSpec>,
+    catalogue: &Catalogue,
+    urls: &Urls,
+) -> Vec<String> {
+    let entry = match kind {
+        ProviderKind::Catalogue => entry,
+        ProviderKind::Fitbit => catalogue.get("fitbit"),
+        ProviderKind::GoogleHealth => catalogue.get("google-health"),
+        ProviderKind::OAuth2 => None,
+    };
+    let Some(entry) = entry else {
+        return Vec::new();
+    };
+    let mut bases = entry.endpoints.api_base_urls.clone();
+    for url in [
+        &urls.authorize,
+        &urls.token,
+        &urls.introspect,
+        &urls.revoke,
+        &urls.tokeninfo,
+        &urls.device,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let origin = format!("{}/", url.origin().ascii_serialization());
+        if !bases.contains(&origin) {
+            bases.push(origin);
+        }
+    }
+    bases
 }
 
 /// `kind = "fitbit"`: the app type decides whether there is a secret.
@@ -818,6 +1066,121 @@ token_url = "http://127.0.0.1:9/oauth2/token"
         let config = parse(&text).unwrap();
         let dbg = format!("{config:?}");
         assert!(!dbg.contains("inline-secret-value"), "{dbg}");
+    }
+
+    #[test]
+    fn a_catalogue_kind_needs_only_the_client() {
+        let config = parse(
+            "[providers.strava]\nkind = \"strava\"\nclient_id = \"123\"\n\
+             client_secret_env = \"STRAVA_SECRET\"\nredirect_uri = \"http://127.0.0.1:8976/callback\"\n",
+        )
+        .unwrap();
+        let p = config.provider("strava").unwrap();
+        assert_eq!(p.kind(), ProviderKind::Catalogue);
+        assert_eq!(p.api_base_urls(), ["https://www.strava.com/api/v3"]);
+        let m = message("[providers.strava]\nkind = \"strava\"\nclient_id = \"123\"\n");
+        assert!(
+            m.contains("client_secret_env") && m.contains("client_secret_post"),
+            "{m}"
+        );
+        let m = message("[providers.x]\nkind = \"stravaa\"\nclient_id = \"1\"\n");
+        assert!(m.contains("authctl providers"), "{m}");
+        let m = message(
+            "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret_env = \"S\"\n\
+             auth_method = \"none\"\n",
+        );
+        assert!(
+            m.contains("auth_method") && m.contains("does not apply"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn overridden_endpoints_join_the_api_origins() {
+        let config = parse(
+            "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret_env = \"S\"\n\
+             token_url = \"http://127.0.0.1:9/strava/token\"\n",
+        )
+        .unwrap();
+        let apis = config.provider("strava").unwrap().api_base_urls();
+        assert!(apis.contains(&"http://127.0.0.1:9/".to_owned()), "{apis:?}");
+        let config = parse(
+            "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret_env = \"S\"\n\
+             api_base_urls = [\"https://proxy.example/strava\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.provider("strava").unwrap().api_base_urls(),
+            ["https://proxy.example/strava"]
+        );
+    }
+
+    #[test]
+    fn templates_take_their_placeholders() {
+        let okta =
+            "[providers.okta]\nkind = \"okta\"\nclient_id = \"1\"\nclient_secret_env = \"S\"\n";
+        let config = parse(&format!(
+            "{okta}placeholders = {{ domain = \"dev-1.okta.com\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.provider("okta").unwrap().api_base_urls(),
+            ["https://dev-1.okta.com"]
+        );
+        let m = message(okta);
+        assert!(m.contains("placeholders") && m.contains("domain"), "{m}");
+        let m = message(&format!("{okta}placeholders = {{ tenant = \"x\" }}\n"));
+        assert!(m.contains("tenant") && m.contains("domain"), "{m}");
+    }
+
+    #[test]
+    fn expires_in_is_one_the_provider_accepts() {
+        assert!(parse(&format!("{FITBIT}expires_in = 3600\n")).is_ok());
+        let m = message(&format!("{FITBIT}expires_in = 7200\n"));
+        assert!(
+            m.contains("expires_in") && m.contains("3600 or 28800"),
+            "{m}"
+        );
+        let m = message(
+            "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret_env = \"S\"\n\
+             expires_in = 3600\n",
+        );
+        assert!(m.contains("expires_in") && m.contains("takes no"), "{m}");
+    }
+
+    #[test]
+    fn a_users_catalogue_adds_entries_and_its_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = auth_catalogue::BUILTIN_TOML
+            .split("\n[strava]\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n[whoop]\n").next())
+            .unwrap()
+            .replace("[strava.", "[acme.");
+        std::fs::write(dir.path().join("mine.toml"), format!("[acme]\n{entry}")).unwrap();
+        let config_path = dir.path().join("authctl.toml");
+        let text = "catalogue = \"mine.toml\"\n[providers.acme]\nkind = \"acme\"\n\
+                    client_id = \"1\"\nclient_secret_env = \"S\"\n";
+        let config = Config::parse(text, &config_path).unwrap();
+        assert_eq!(
+            config.provider("acme").unwrap().kind(),
+            ProviderKind::Catalogue
+        );
+        assert!(config.catalogue().get("acme").is_some());
+        std::fs::write(
+            dir.path().join("mine.toml"),
+            format!(
+                "[acme]\n{}",
+                entry.replace("rotates = true", "rotate = true")
+            ),
+        )
+        .unwrap();
+        let err = Config::parse(text, &config_path).unwrap_err();
+        let m = err.message();
+        assert!(
+            m.contains("mine.toml") && m.contains("[acme]") && m.contains("rotate"),
+            "{m}"
+        );
     }
 
     #[test]
