@@ -151,4 +151,4 @@ pub use emulator::{Emulator, FitbitEndpoints, GoogleEndpoints, IssuedTokens};
 pub use endpoint::Endpoint;
 pub use error::EmulatorError;
 pub use fault::Fault;
-pub use standalone::run_standalone;
+pub use standalone::{run_standalone, run_standalone_profiles};

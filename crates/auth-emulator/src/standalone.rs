@@ -5,6 +5,56 @@
 use crate::demo;
 use crate::emulator::Emulator;
 use crate::error::EmulatorError;
+use crate::profile::{PROFILE_CLIENT_SECRET, ProfileEmulator};
+
+/// Runs catalogue profiles (`all`: every entry) on 127.0.0.1:`port`, prints
+/// each one's endpoints and the client credentials, and serves until Ctrl-C.
+///
+/// # Errors
+///
+/// [`EmulatorError::UnknownProfile`] for a name the catalogue lacks,
+/// [`EmulatorError::Bind`] when the port cannot be bound, and
+/// [`EmulatorError::Signal`] when Ctrl-C cannot be awaited.
+pub async fn run_standalone_profiles(port: u16, names: &[String]) -> Result<(), EmulatorError> {
+    let mut builder = ProfileEmulator::builder().port(port);
+    for name in names {
+        builder = if name == "all" {
+            builder.whole_catalogue()
+        } else {
+            builder.catalogue_profile(name)?
+        };
+    }
+    let emulator = builder.start().await?;
+    print_profiles(&emulator);
+    let waited = tokio::signal::ctrl_c().await;
+    drop(emulator);
+    waited.map_err(EmulatorError::Signal)
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "the standalone server reports its address and demo credentials to the person who started it"
+)]
+fn print_profiles(emulator: &ProfileEmulator) {
+    println!("auth emulator listening on {}", emulator.base_url());
+    for name in emulator.names() {
+        let Some(spec) = emulator.spec(&name) else {
+            continue;
+        };
+        println!();
+        println!("{name}: {}", spec.title);
+        for (what, url) in spec.urls() {
+            println!("  {what:<21} {url}");
+        }
+        println!(
+            "  client_id={}  client_secret={PROFILE_CLIENT_SECRET}  ({})",
+            emulator.client_id(&name),
+            spec.client.auth.as_str()
+        );
+    }
+    println!();
+    println!("consent is automatic; any loopback redirect URI is accepted; press Ctrl-C to stop");
+}
 
 /// Runs an emulator with the demo clients on 127.0.0.1:`port` (0 = any free
 /// port), prints its base URL, endpoints and the demo credentials to stdout,

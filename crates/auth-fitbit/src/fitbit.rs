@@ -11,8 +11,8 @@ use auth_core::{
     TokenSet,
 };
 use auth_oauth2::{
-    ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
-    ServerError, parse_retry_after,
+    ClientAuth, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta, ServerError,
+    parse_retry_after,
 };
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -336,18 +336,17 @@ impl FitbitProviderBuilder {
             rate_limit: Arc::clone(&rate_limit),
             clock: Arc::clone(&self.clock),
         };
-        let endpoints = Endpoints::new(self.endpoints.authorize, self.endpoints.token)
-            .with_introspection(self.endpoints.introspect)
-            .with_revocation(self.endpoints.revoke);
-        let mut builder = OAuth2Provider::builder(id, self.client_id)
+        // The entry says everything but the app type's client
+        // authentication and the scopes asked for by default.
+        let mut spec = crate::entry(FITBIT)?;
+        let e = &mut spec.endpoints;
+        e.authorize = self.endpoints.authorize.to_string();
+        e.token = self.endpoints.token.to_string();
+        e.introspect = Some(self.endpoints.introspect.to_string());
+        e.revoke = Some(self.endpoints.revoke.to_string());
+        let mut builder = auth_oauth2::catalogue::builder(id.as_str(), &spec, self.client_id)?
             .client_auth(auth)
-            .endpoints(endpoints)
             .default_scopes(self.scopes.iter().map(|s| s.as_str().to_owned()))
-            .successor(GOOGLE_HEALTH)
-            .retirement_notice(RETIREMENT_NOTICE)
-            .expires_in_choices(EXPIRES_IN_CHOICES)
-            // Fitbit takes the authorization's state again with the code.
-            .echo_state_on_exchange(true)
             .hooks(Arc::new(hooks))
             .http_config(self.http)
             .clock(self.clock);
@@ -435,6 +434,33 @@ crate::delegate::forward_token_provider!(FitbitProvider, check_authorize = check
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_constants_say_what_the_catalogue_entry_says() {
+        let entry = auth_catalogue::lookup(FITBIT).unwrap();
+        assert_eq!(entry.retirement_notice.as_deref(), Some(RETIREMENT_NOTICE));
+        assert_eq!(entry.successor.as_deref(), Some(GOOGLE_HEALTH));
+        assert_eq!(entry.response.expires_in_choices, EXPIRES_IN_CHOICES);
+        assert_eq!(entry.account.field.as_deref(), Some(USER_ID));
+        let defaults = FitbitEndpoints::default();
+        assert_eq!(entry.endpoints.token, defaults.token.as_str());
+        assert_eq!(entry.endpoints.authorize, defaults.authorize.as_str());
+    }
+
+    #[test]
+    fn expires_in_is_refused_before_sending_unless_fitbit_takes_it() {
+        let build = |seconds| {
+            FitbitProvider::builder("23ABCD", AppType::Server)
+                .client_secret("s")
+                .expires_in(seconds)
+                .build()
+        };
+        assert!(build(3600).is_ok());
+        assert!(build(28800).is_ok());
+        let err = build(7200).unwrap_err();
+        assert!(matches!(err, Error::Configuration { .. }), "{err}");
+        assert!(err.to_string().contains("3600 or 28800"), "{err}");
+    }
 
     #[test]
     fn granted_scopes_are_normalized_as_scope_parse_names_them() {

@@ -4,13 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use auth_core::{
-    AuthorizeRequest, Clock, Error, GrantedScope, Introspection, ProviderId, Result, SystemClock,
-};
-use auth_oauth2::{
-    ClientAuth, Endpoints, Hooks, HttpConfig, IntrospectionContext, OAuth2Provider, ResponseMeta,
-    epoch_seconds_or_millis,
-};
+use auth_core::{Clock, Error, ProviderId, Result, SystemClock};
+use auth_oauth2::{HttpConfig, OAuth2Provider};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -117,70 +112,6 @@ impl GoogleEndpoints {
             tokeninfo: join("tokeninfo")?,
             identity: join("v4/users/me/identity")?,
         })
-    }
-}
-
-#[derive(Debug)]
-struct GoogleHooks;
-
-impl Hooks for GoogleHooks {
-    fn authorize_params(&self, _request: &AuthorizeRequest) -> Vec<(String, String)> {
-        // Without offline access Google issues no refresh token at all.
-        vec![("access_type".to_owned(), "offline".to_owned())]
-    }
-
-    fn introspection_request(
-        &self,
-        context: &IntrospectionContext<'_>,
-    ) -> Option<auth_oauth2::HttpRequest> {
-        // POST keeps the token out of URLs, and so out of access logs.
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("access_token", context.token.access_token().expose_secret())
-            .finish();
-        http::Request::post(context.endpoint.as_str())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .body(body.into_bytes())
-            .ok()
-    }
-
-    fn parse_introspection(&self, response: &ResponseMeta) -> Result<Introspection> {
-        let value: serde_json::Value = serde_json::from_slice(&response.body).map_err(|e| {
-            Error::protocol(
-                Some(response.status.as_u16()),
-                format!("Google's tokeninfo answer is not JSON ({e})"),
-                auth_core::redact::redact(&String::from_utf8_lossy(&response.body), &[]),
-            )
-        })?;
-        let text = |name: &str| {
-            value
-                .get(name)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        let mut info = Introspection::active(
-            text("scope")
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(GrantedScope::new)
-                .collect(),
-        );
-        info.client_id = text("aud").or_else(|| text("azp"));
-        info.subject = text("sub");
-        info.expires_at = value.get("exp").and_then(epoch_seconds_or_millis);
-        info.token_type = Some("access_token".to_owned());
-        if let Some(access_type) = value.get("access_type") {
-            info.extras
-                .insert("access_type".to_owned(), access_type.clone());
-        }
-        Ok(info)
-    }
-
-    fn introspection_error_means_inactive(&self, response: &ResponseMeta) -> bool {
-        response.status == http::StatusCode::BAD_REQUEST
     }
 }
 
@@ -292,21 +223,22 @@ impl GoogleHealthProviderBuilder {
                 "provider {id}: the Google client secret is empty"
             )));
         }
-        let endpoints = Endpoints::new(self.endpoints.authorize, self.endpoints.token)
-            .with_introspection(self.endpoints.tokeninfo)
-            .with_revocation(self.endpoints.revoke);
-        let mut builder = OAuth2Provider::builder(id, self.client_id)
+        // Everything but the scopes asked for by default is the catalogue
+        // entry's: client_secret_post, access_type=offline, tokeninfo as
+        // introspection, and refresh tokens that do not rotate (so a
+        // refreshed access token may be used before its save lands).
+        let mut spec = crate::entry(GOOGLE_HEALTH)?;
+        let e = &mut spec.endpoints;
+        e.authorize = self.endpoints.authorize.to_string();
+        e.token = self.endpoints.token.to_string();
+        e.revoke = Some(self.endpoints.revoke.to_string());
+        e.introspect = Some(self.endpoints.tokeninfo.to_string());
+        e.issuer = Some(self.endpoints.issuer.clone());
+        let mut builder = auth_oauth2::catalogue::builder(id.as_str(), &spec, self.client_id)?
             .client_secret(self.client_secret)
-            .client_auth(ClientAuth::ClientSecretPost)
-            .endpoints(endpoints)
-            .issuer(self.endpoints.issuer, false)
             .default_scopes(self.scopes)
-            .hooks(Arc::new(GoogleHooks))
             .http_config(self.http)
-            .clock(self.clock)
-            // Google refresh tokens do not rotate (PROVIDERS.md section 3):
-            // a refreshed access token may be used before its save lands.
-            .rotating_refresh_tokens(false);
+            .clock(self.clock);
         if let Some(uri) = self.redirect_uri {
             builder = builder.redirect_uri(uri);
         }

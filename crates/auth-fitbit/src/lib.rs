@@ -88,6 +88,13 @@ mod rate_limit;
 mod scope;
 
 pub use error_body::parse_fitbit_error;
+
+/// The built-in catalogue entry `name` (`fitbit`, `google-health`).
+fn entry(name: &str) -> auth_core::Result<auth_catalogue::ProviderSpec> {
+    auth_catalogue::lookup(name).cloned().ok_or_else(|| {
+        auth_core::Error::configuration(format!("the provider catalogue has no entry {name:?}"))
+    })
+}
 pub use fitbit::{
     AppType, EXPIRES_IN_CHOICES, FITBIT, FitbitEndpoints, FitbitProvider, FitbitProviderBuilder,
     GOOGLE_HEALTH, RETIREMENT_NOTICE, USER_ID, user_id,

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{AuthorizeRequest, Error, TokenProvider, TokenStore};
 use auth_emulator::{Emulator, Endpoint, Fault, demo};
-use auth_fitbit::{AppType, Prompt};
+use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Prompt, Scope};
 use support::*;
 
 #[tokio::test]
@@ -372,4 +372,36 @@ async fn stored_refresh(w: &World, key: &auth_core::TokenKey) -> String {
         .unwrap()
         .expose_secret()
         .to_owned()
+}
+
+#[tokio::test]
+async fn the_code_exchange_echoes_the_state_and_asks_for_the_lifetime() {
+    let world = world(AppType::Server).await;
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+        .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
+        .redirect_uri(demo::REDIRECT_URI)
+        .scopes([Scope::Activity])
+        .endpoints(FitbitEndpoints::with_base(world.emulator.base_url()).unwrap())
+        .expires_in(3600)
+        .build()
+        .unwrap();
+    let pending = auth_core::TokenProvider::authorize(
+        &fitbit,
+        AuthorizeRequest::new().state("state-from-the-app"),
+    )
+    .unwrap();
+    let callback = browse(&pending.authorize_url).await;
+    auth_core::TokenProvider::exchange_code(&fitbit, &pending, &callback)
+        .await
+        .unwrap();
+    let sent = world
+        .emulator
+        .last_request(Endpoint::FitbitToken)
+        .expect("a token request");
+    assert!(
+        sent.body.contains("state=state-from-the-app"),
+        "{}",
+        sent.body
+    );
+    assert!(sent.body.contains("expires_in=3600"), "{}", sent.body);
 }

@@ -1128,3 +1128,43 @@ fn url_is_under(url: &Url, base: &str) -> bool {
         && url.port_or_known_default() == base.port_or_known_default()
         && (path == base_path || path.starts_with(&format!("{base_path}/")) || base_path.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls_must_lie_under_a_base() {
+        let bases = vec![
+            "https://www.strava.com/api/v3".to_owned(),
+            "https://*.my.salesforce.com".to_owned(),
+        ];
+        let allowed = |u: &str| api_url_allowed(&bases, &Url::parse(u).unwrap());
+        assert!(allowed("https://www.strava.com/api/v3/athlete"));
+        assert!(allowed("https://www.strava.com/api/v3"));
+        assert!(allowed("https://acme.my.salesforce.com/services/data"));
+        assert!(
+            !allowed("https://www.strava.com/api/v30/athlete"),
+            "a sibling path"
+        );
+        assert!(!allowed("https://www.strava.com/oauth/token"));
+        assert!(
+            !allowed("http://www.strava.com/api/v3/athlete"),
+            "another scheme"
+        );
+        assert!(
+            !allowed("https://www.strava.com:8443/api/v3/athlete"),
+            "another port"
+        );
+        assert!(!allowed("https://evil.example/api/v3"));
+        assert!(
+            !allowed("https://my.salesforce.com/x"),
+            "the wildcard needs a subdomain"
+        );
+        assert!(!allowed("https://evilmy.salesforce.com/x"));
+        assert!(api_url_allowed(
+            &[],
+            &Url::parse("https://anything.example/").unwrap()
+        ));
+    }
+}

@@ -179,6 +179,10 @@ impl Hooks for CatalogueHooks {
         info.subject = text("sub");
         info.expires_at = value.get("exp").and_then(epoch_seconds_or_millis);
         info.token_type = Some("access_token".to_owned());
+        if let Some(access_type) = value.get("access_type") {
+            info.extras
+                .insert("access_type".to_owned(), access_type.clone());
+        }
         Ok(info)
     }
 
