@@ -250,9 +250,10 @@ pub async fn classifies_errors(
     token: &TokenSet,
 ) {
     let name = &target.name;
-    let unknown = token
-        .clone()
-        .with_refresh_token("not-a-refresh-token-this-server-issued");
+    const UNKNOWN: &str = "not-a-refresh-token-this-server-issued";
+    let access = token.access_token().expose_secret();
+    let refresh = token.refresh_token().map_or("", |t| t.expose_secret());
+    let unknown = token.clone().with_refresh_token(UNKNOWN);
     let err = provider
         .refresh(&unknown)
         .await
@@ -261,6 +262,7 @@ pub async fn classifies_errors(
         err.is_reauthorization_required(),
         "{name}: an unknown refresh token gave {err:?}, not a request to log in again"
     );
+    assert_no_secret(name, &err, &[UNKNOWN, access]);
     let err = bad_client
         .refresh(token)
         .await
@@ -268,6 +270,12 @@ pub async fn classifies_errors(
     assert!(
         matches!(err, Error::Configuration { .. }),
         "{name}: a bad client gave {err:?}, not a configuration error"
+    );
+    assert_no_secret(name, &err, &[refresh, access]);
+    let shown = format!("{token:?}");
+    assert!(
+        !shown.contains(access) && (refresh.is_empty() || !shown.contains(refresh)),
+        "{name}: a token set's Debug shows a token: {shown}"
     );
     if let Some(resource) = &target.resource {
         let (status, challenge, body) = call_resource(resource, "not-a-valid-access-token").await;
@@ -300,4 +308,15 @@ pub async fn run_all(
     let token = refresh(provider, target, &token).await;
     classifies_errors(provider, bad_client, target, &token).await;
     revoke_and_introspect(provider, target, &token).await;
+}
+
+/// Neither `Debug` nor `Display` of `err` holds any of `secrets`.
+fn assert_no_secret(name: &str, err: &Error, secrets: &[&str]) {
+    let text = format!("{err:?} {err}");
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        assert!(
+            !text.contains(secret),
+            "{name}: an error shows a secret: {text}"
+        );
+    }
 }

@@ -220,6 +220,7 @@ async fn a_catalogue_profile_works_as_pasted_and_get_stays_within_its_apis() {
     login.type_line(callback.as_str());
     let output = login.finish().await;
     assert_code(&output, 0);
+    assert_no_opaque_strings(&stdout(&output));
     assert!(
         home.path().join("emulator-tokens").exists(),
         "the emulator's tokens go to its own store"
@@ -242,6 +243,7 @@ async fn a_catalogue_profile_works_as_pasted_and_get_stays_within_its_apis() {
         "{}",
         stdout(&output)
     );
+    assert_no_opaque_strings(&format!("{}{}", stdout(&output), stderr(&output)));
 
     // Another provider's API: refused before anything is sent.
     let withings_api = api.replace("/strava/", "/withings/");
