@@ -9,6 +9,12 @@
 //! networks produce. It depends on none of the client crates of this
 //! workspace, so each side checks the other.
 //!
+//! It can also play any entry of the provider catalogue (`auth-catalogue`):
+//! a [`profile::ProfileEmulator`] serves one or several entries, each under
+//! its own path, with the entry's client authentication, PKCE, scopes,
+//! rotation and replay window, response quirks and error bodies
+//! ([`run_standalone_profiles`], or `auth-emulator --provider NAME`).
+//!
 //! # Example
 //!
 //! ```
