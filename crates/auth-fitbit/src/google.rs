@@ -118,13 +118,13 @@ impl GoogleEndpoints {
 /// Google OAuth 2.0 for the Google Health API.
 ///
 /// Always asks for `access_type=offline` (else Google issues no refresh
-/// token); pass `prompt("consent")` in the [`AuthorizeRequest`] to get a
+/// token); pass `prompt("consent")` in the [`AuthorizeRequest`](auth_core::AuthorizeRequest) to get a
 /// refresh token again for a user who already consented. Refresh responses
 /// carry no refresh token: the [`TokenManager`](auth_core::TokenManager)
 /// keeps the stored one. Google's `tokeninfo` serves as introspection.
 ///
 /// Google does not name the user in its token response, so give the
-/// account in the [`AuthorizeRequest`] (the migration helper uses the
+/// account in the [`AuthorizeRequest`](auth_core::AuthorizeRequest) (the migration helper uses the
 /// legacy Fitbit account id).
 #[derive(Clone)]
 pub struct GoogleHealthProvider {

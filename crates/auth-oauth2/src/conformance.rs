@@ -1,5 +1,5 @@
 //! The provider conformance suite: functions any
-//! [`TokenProvider`](auth_core::TokenProvider) can run against a server
+//! [`TokenProvider`] can run against a server
 //! that plays a catalogue entry (the emulator's catalogue profiles), one
 //! function per clause of what the entry promises. Each panics with a
 //! message naming the entry and the clause when the provider breaks it.
