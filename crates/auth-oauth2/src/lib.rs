@@ -23,6 +23,15 @@
 //! `ProviderRetired`, an unreadable body → `Protocol` with the status and a
 //! short redacted excerpt.
 //!
+//! # Providers from the catalogue
+//!
+//! [`catalogue::provider`] builds a provider from an entry of the provider
+//! catalogue (`auth-catalogue`) in one line, with the entry's endpoints,
+//! client authentication, PKCE, scopes, refresh rules and response quirks;
+//! [`catalogue::builder`] returns the builder to adjust. With the
+//! `conformance` feature, `conformance` holds the provider conformance
+//! suite that proves a provider against the emulator's profile of an entry.
+//!
 //! # Custom providers from hooks
 //!
 //! A provider with quirks overrides only those, through [`Hooks`]. Here, a

@@ -83,6 +83,7 @@ struct Inner {
     use_ends_replay_window: bool,
     request: RequestShape,
     api_base_urls: Vec<String>,
+    userinfo_account: Option<(Url, Vec<String>)>,
 }
 
 /// How requests are shaped beyond RFC 6749's defaults: what a catalogue
@@ -154,6 +155,7 @@ pub struct OAuth2ProviderBuilder {
     api_base_urls: Vec<String>,
     expires_in: Option<u64>,
     expires_in_choices: Vec<u64>,
+    userinfo_account: Option<(Url, Vec<String>)>,
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -240,6 +242,15 @@ impl OAuth2ProviderBuilder {
         S: Into<String>,
     {
         self.api_base_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Where the account id is read when the token response does not name
+    /// it: a userinfo endpoint and the field (a dotted path) of its answer.
+    /// See [`OAuth2Provider::userinfo_account`].
+    #[must_use]
+    pub fn userinfo_account(mut self, endpoint: Url, field: &str) -> Self {
+        self.userinfo_account = Some((endpoint, field.split('.').map(str::to_owned).collect()));
         self
     }
 
@@ -509,6 +520,7 @@ impl OAuth2ProviderBuilder {
                 use_ends_replay_window: self.use_ends_replay_window,
                 request,
                 api_base_urls: self.api_base_urls,
+                userinfo_account: self.userinfo_account,
             }),
         })
     }
@@ -540,6 +552,7 @@ impl OAuth2Provider {
             api_base_urls: Vec::new(),
             expires_in: None,
             expires_in_choices: Vec::new(),
+            userinfo_account: None,
         }
     }
 
@@ -594,6 +607,60 @@ impl OAuth2Provider {
     /// The shared HTTP client.
     pub fn http_client(&self) -> &HttpClient {
         &self.inner.http
+    }
+
+    /// The account `token` belongs to, from the configured userinfo
+    /// endpoint (for providers whose token response does not name it).
+    /// `Ok(None)` when no userinfo endpoint is configured or its answer
+    /// lacks the field.
+    ///
+    /// # Errors
+    ///
+    /// Classified like every other request: [`Error::Transient`] when the
+    /// endpoint cannot be reached, [`Error::Configuration`] or
+    /// [`Error::Protocol`] for other refusals.
+    pub async fn userinfo_account(&self, token: &TokenSet) -> Result<Option<AccountId>> {
+        let Some((endpoint, path)) = &self.inner.userinfo_account else {
+            return Ok(None);
+        };
+        require_secure("userinfo", endpoint)?;
+        let access = token.access_token().expose_secret();
+        let secrets = [access];
+        let request = http::Request::get(endpoint.as_str())
+            .header(http::header::AUTHORIZATION, format!("Bearer {access}"))
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| Error::configuration(format!("cannot build a userinfo request: {e}")))?;
+        let ctx = self.context("userinfo", &secrets);
+        let meta = self
+            .inner
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| ctx.transport(&e))?;
+        if !meta.status.is_success() {
+            return Err(ctx.response(&meta));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&meta.body).map_err(|e| {
+            Error::protocol(
+                Some(meta.status.as_u16()),
+                format!("the userinfo answer of {} is not JSON ({e})", self.inner.id),
+                "",
+            )
+        })?;
+        let mut here = &value;
+        for part in path {
+            match here.get(part) {
+                Some(next) => here = next,
+                None => return Ok(None),
+            }
+        }
+        let id = match here {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Ok(None),
+        };
+        Ok(AccountId::new(id).ok())
     }
 
     /// The origins of the provider's APIs, as configured.

@@ -43,9 +43,21 @@ async fn conform(name: &str) {
         redirect_uri: REDIRECT_URI.to_owned(),
         resource: emulator.resource_url(name),
     };
+    let via_userinfo = target.spec.account.from == auth_catalogue::AccountFrom::Userinfo
+        && target.spec.endpoints.userinfo.is_some();
+    if via_userinfo {
+        let token = conformance::login(&good, &target).await;
+        let account = good
+            .userinfo_account(&token)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: userinfo: {e}"))
+            .unwrap_or_else(|| panic!("{name}: the userinfo answer names no account"));
+        assert!(!account.as_str().is_empty(), "{name}");
+    }
     conformance::run_all(&good, &bad, &target).await;
     let counters = emulator.counters(name).unwrap();
-    assert_eq!(counters.code_exchanges, 1, "{name}: {counters:?}");
+    let logins = if via_userinfo { 2 } else { 1 };
+    assert_eq!(counters.code_exchanges, logins, "{name}: {counters:?}");
     assert!(counters.refreshes >= 1, "{name}: {counters:?}");
 }
 

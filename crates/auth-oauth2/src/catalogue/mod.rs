@@ -34,7 +34,7 @@ mod response;
 
 use std::sync::Arc;
 
-use auth_catalogue::{ClientAuthMethod, Pkce, ProviderSpec, Status};
+use auth_catalogue::{AccountFrom, ClientAuthMethod, Pkce, ProviderSpec, Status};
 use auth_core::{Error, ProviderId, Result};
 use secrecy::SecretString;
 use url::Url;
@@ -139,6 +139,11 @@ pub fn builder(
     }
     if let Some(issuer) = &e.issuer {
         builder = builder.issuer(issuer.clone(), false);
+    }
+    if spec.account.from == AccountFrom::Userinfo
+        && let (Some(userinfo), Some(field)) = (&e.userinfo, &spec.account.field)
+    {
+        builder = builder.userinfo_account(url("userinfo", userinfo)?, field);
     }
     if spec.status == Status::Retired {
         if let Some(successor) = &spec.successor {
