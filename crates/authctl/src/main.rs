@@ -85,6 +85,8 @@ mod config;
 mod exit;
 mod login;
 mod output;
+#[cfg(test)]
+mod readme_reference;
 
 use std::process::ExitCode;
 
