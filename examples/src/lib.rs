@@ -23,9 +23,10 @@
 //! This library holds only the helpers the examples share: playing the
 //! user's browser, checking a claim, and reporting an error.
 
-#![allow(clippy::print_stdout)] // `check` reports each claim it verified on stdout
+#![allow(clippy::print_stdout, clippy::print_stderr)] // `check` reports each claim on stdout, `report` an error on stderr
 
 use std::error::Error;
+use std::process::ExitCode;
 
 /// Plays the user's browser: opens the authorize URL (the emulator consents
 /// at once) and returns where it redirects to, the app's callback URL with
@@ -63,5 +64,68 @@ pub fn check(ok: bool, what: &str) -> Result<(), Box<dyn Error>> {
         Ok(())
     } else {
         Err(format!("check failed: {what}").into())
+    }
+}
+
+/// An error as a person reads it: its message, then each underlying cause
+/// on a line of its own (`caused by: connection refused`), never Rust's
+/// `Debug` form.
+pub fn error_text(err: &(dyn Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        // Some errors repeat their cause in their own message.
+        if !text.contains(&line) {
+            text.push_str("\n  caused by: ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The end of an example's `main`: exit 0 on success; on failure print
+/// `error: ` and the [`error_text`] on stderr and exit 1.
+pub fn report(result: Result<(), Box<dyn Error>>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", error_text(err.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the token store cannot be reached")
+        }
+    }
+
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_reads_as_words_with_its_root_cause() {
+        let err = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        assert_eq!(
+            error_text(&err),
+            "the token store cannot be reached\n  caused by: connection refused"
+        );
+        assert!(!error_text(&err).contains("Outer"), "Debug form leaked");
     }
 }
