@@ -38,14 +38,15 @@ mod support;
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::{Arc, Barrier, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use auth_core::testing::FakeProvider;
 use auth_core::{AccessToken, TokenKey, TokenManager, TokenProvider, TokenSet, TokenStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use store_memory::MemoryTokenStore;
+use support::threads::{self, one_thread, one_thread_keys, two_threads};
 
 const ACCOUNTS: usize = 1_000;
 const BUDGET: f64 = 1.5;
@@ -146,85 +147,13 @@ impl Fixture {
     }
 }
 
-/// Wall time of `calls` calls of `op` on this thread.
-fn one_thread<T>(calls: u64, op: impl Fn() -> T) -> Duration {
-    let started = Instant::now();
-    for _ in 0..calls {
-        black_box(op());
-    }
-    started.elapsed()
-}
-
-/// Two threads make `calls` calls of `op` each, concurrently; returns the
-/// wall time from the first thread's start to the last one's end, divided
-/// by 2: the time per call at the pair's throughput.
-fn two_threads<T>(calls: u64, op: impl Fn() -> T + Sync) -> Duration {
-    let start = Barrier::new(2);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| {
-                    start.wait();
-                    let started = Instant::now();
-                    for _ in 0..calls {
-                        black_box(op());
-                    }
-                    (started, Instant::now())
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a benchmark thread"))
-            .collect()
-    });
-    let first = spans.iter().map(|s| s.0).min().expect("two spans");
-    let last = spans.iter().map(|s| s.1).max().expect("two spans");
-    (last - first) / 2
-}
-
-/// `calls` calls on this thread, cycling through `keys`.
-fn one_thread_keys<T>(calls: u64, keys: &[TokenKey], op: impl Fn(&TokenKey) -> T) -> Duration {
-    let started = Instant::now();
-    let mut i = 0;
-    for _ in 0..calls {
-        black_box(op(&keys[i]));
-        i += 1;
-        if i == keys.len() {
-            i = 0;
-        }
-    }
-    started.elapsed()
-}
-
-/// Two threads make `calls` calls each, each cycling through its own keys;
-/// the wall time divided by 2, as in [`two_threads`].
+/// Two threads over their own halves of the keys.
 fn two_threads_own_keys<T>(
     calls: u64,
     f: &Fixture,
     op: impl Fn(&TokenKey) -> T + Sync,
 ) -> Duration {
-    let start = Barrier::new(2);
-    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..2)
-            .map(|t| {
-                let (start, op, keys) = (&start, &op, f.own_keys(t, 2));
-                s.spawn(move || {
-                    start.wait();
-                    let started = Instant::now();
-                    one_thread_keys(calls, keys, op);
-                    (started, Instant::now())
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a benchmark thread"))
-            .collect()
-    });
-    let first = spans.iter().map(|s| s.0).min().expect("two spans");
-    let last = spans.iter().map(|s| s.1).max().expect("two spans");
-    (last - first) / 2
+    threads::two_threads_own_keys(calls, [f.own_keys(0, 2), f.own_keys(1, 2)], op)
 }
 
 fn bench(c: &mut Criterion) {

@@ -1,7 +1,7 @@
 //! Overhead: one refresh through `TokenManager` and `FitbitProvider`,
 //! against one refresh made directly with the `oauth2` crate, both against
 //! the same in-process emulator and the same demo server app. Budget
-//! (DESIGN.md, "Budgets"): at most 1.1x.
+//! (BENCHMARKS.md, section 3): at most 1.1x.
 //!
 //! Run: `cargo bench -p benchmarks --bench overhead`
 //!

@@ -1,6 +1,6 @@
 //! The stampede: 1,000 concurrent `access_token` callers on one expired
 //! token, against one refresh round trip to the same in-process emulator.
-//! Budget (DESIGN.md, "Budgets"): exactly one token request per stampede
+//! Budget (BENCHMARKS.md, section 2): exactly one token request per stampede
 //! (checked on every iteration, a panic otherwise) and a wall time of at
 //! most 1.2x one raw refresh round trip.
 //!

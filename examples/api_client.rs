@@ -41,7 +41,11 @@ use examples::{check, play_browser};
 use store_memory::MemoryTokenStore;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn StdError>> {
+async fn main() -> std::process::ExitCode {
+    examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn StdError>> {
     let emulator = Emulator::builder().with_demo_clients().start().await?;
     // The app's clock, moved forward by the example instead of waiting.
     let clock = Arc::new(ManualClock::new(SystemTime::now()));

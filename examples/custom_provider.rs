@@ -62,7 +62,11 @@ impl Hooks for AcmeHooks {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn StdError>> {
+async fn main() -> std::process::ExitCode {
+    examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn StdError>> {
     let acme = acme::Server::start().await?;
     let endpoints = Endpoints::new(acme.url("/authorize")?, acme.url("/token")?);
     let provider = OAuth2Provider::builder(ProviderId::new("acme")?, acme::CLIENT_ID)

@@ -195,14 +195,24 @@ impl TokenStore for JsonMapStore {
             Err(_) => Err(Error::store(
                 StoreErrorKind::LockTimeout,
                 Some(key.clone()),
-                format!("could not take the key lock within {wait:?}; another task holds it"),
+                format!(
+                    "could not take the key lock within {}; another task holds it",
+                    // Whole seconds, as people read them ("30s", "4m 10s").
+                    humantime::format_duration(Duration::from_secs(
+                        wait.as_secs() + u64::from(wait.subsec_millis() >= 500)
+                    ))
+                ),
             )),
         }
     }
 }
 
 #[tokio::main]
-async fn main() -> std::result::Result<(), Box<dyn StdError>> {
+async fn main() -> std::process::ExitCode {
+    examples::report(run().await)
+}
+
+async fn run() -> std::result::Result<(), Box<dyn StdError>> {
     // 1. The conformance suite: it panics, naming the clause, if one is broken.
     let store = JsonMapStore::default();
     auth_core::conformance::run_all(&store).await;

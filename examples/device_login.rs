@@ -25,7 +25,11 @@ use examples::check;
 use store_memory::MemoryTokenStore;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     // Google asks for a 5 s interval; the emulator is told 1 s to keep this short.
     let emulator = Emulator::builder()
         .with_demo_clients()

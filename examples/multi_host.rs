@@ -48,7 +48,11 @@ async fn host(url: &str, emulator: &Emulator) -> Result<TokenManager, Box<dyn Er
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let Some(url) = std::env::var("TOKEN_KEEPER_PG_URL")
         .ok()
         .filter(|u| !u.is_empty())

@@ -22,7 +22,11 @@ use secrecy::ExposeSecret as _;
 use store_file::FileTokenStore;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     // Fitbit's servers, played locally; a token directory that goes away at exit.
     let emulator = Emulator::builder().with_demo_clients().start().await?;
     let dir = tempfile::tempdir()?;

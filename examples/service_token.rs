@@ -25,7 +25,11 @@ const CLIENT_ID: &str = "reporting-service";
 const CLIENT_SECRET: &str = "service-example-secret";
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> std::process::ExitCode {
+    examples::report(run().await)
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let server = server::Server::start().await?;
     let endpoints = Endpoints::new(server.url("/authorize")?, server.url("/token")?);
     let provider = OAuth2Provider::builder("metrics-api".parse()?, CLIENT_ID)

@@ -16,6 +16,7 @@
 )]
 
 pub mod refresh;
+pub mod threads;
 
 use std::time::Duration;
 

@@ -89,18 +89,7 @@ impl World {
             ))
             .set_auth_type(AuthType::BasicAuth)
             .set_token_uri(TokenUrl::from_url(emulator.fitbit_endpoints().token));
-        // The same settings as the provider's own client (auth-oauth2's
-        // `HttpConfig::default()`): no redirects, the same timeouts, and the
-        // same `User-Agent`, so that both sides send the server the same
-        // request (the server's handling of that one header measured about
-        // 1.5 µs per refresh, which is the server's work, not the library's).
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("token-keeper/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a reqwest client");
+        let http = http_client();
         Self {
             rt,
             emulator,
@@ -198,10 +187,25 @@ pub fn rotated(response: &BasicTokenResponse) -> String {
         .clone()
 }
 
+/// The raw side's HTTP client, with the same settings as the provider's own
+/// client (auth-oauth2's `HttpConfig::default()`): no redirects, the same
+/// timeouts, and the same `User-Agent`, so that both sides send the server
+/// the same request (the server's handling of that one header measured
+/// about 1.5 µs per refresh, which is the server's work, not the library's).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("token-keeper/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a reqwest client")
+}
+
 /// The `AsyncHttpClient` an app writes for `oauth2` with default features
 /// off: the request through a shared `reqwest` client, the status, headers
 /// and body back.
-async fn send(
+pub async fn send(
     client: reqwest::Client,
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, reqwest::Error> {

@@ -2,7 +2,7 @@
 //! tokens, and the [`TokenProvider`] each simulated process talks to it
 //! through.
 //!
-//! The server is Fitbit's, as strict as PROVIDERS.md describes it: a
+//! The server is Fitbit's, as strict as docs/providers-facts.md describes it: a
 //! refresh token can be used once; using a spent one answers
 //! `invalid_grant` and kills the whole grant, except an identical replay
 //! inside the replay window (mode [`Mode::Fitbit`]), which gets the same

@@ -1,5 +1,43 @@
-//! An authenticated HTTP client: a [`reqwest_middleware`] middleware that
-//! takes tokens from a [`TokenManager`](auth_core::TokenManager).
+//! An HTTP client that calls an API on behalf of a user and never hands
+//! it a stale token: a [`reqwest_middleware`] middleware that takes tokens
+//! from a [`TokenManager`](auth_core::TokenManager).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use auth_core::{TokenKey, TokenManager};
+//! use auth_fitbit::GoogleHealthProvider;
+//! use auth_reqwest::{BearerAuth, auth_error};
+//! use store_file::FileTokenStore;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let google = GoogleHealthProvider::builder(
+//!     "1234-abc.apps.googleusercontent.com",
+//!     std::env::var("GOOGLE_CLIENT_SECRET")?,
+//! )
+//! .redirect_uri("https://app.example/callback")
+//! .build()?;
+//! let store = FileTokenStore::open("/var/lib/myapp/tokens")?;
+//! let manager = TokenManager::builder(Arc::new(store))
+//!     .provider(Arc::new(google))
+//!     .build();
+//!
+//! // One client per user: their token goes to the Google Health API only.
+//! let key = TokenKey::parse("google-health", "alice")?;
+//! let auth = BearerAuth::new(manager, key).allow_origin("https://health.googleapis.com")?;
+//! let client = auth_reqwest::client(auth)?;
+//!
+//! match client.get("https://health.googleapis.com/v4/users/me/identity").send().await {
+//!     Ok(response) => println!("{}", response.text().await?),
+//!     Err(err) => match auth_error(&err) {
+//!         Some(e) if e.is_reauthorization_required() => { /* send the user to log in */ }
+//!         Some(e) if e.is_transient() => { /* try again later */ }
+//!         _ => return Err(err.into()),
+//!     },
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! An app does not want a token, it wants to call the API. [`BearerAuth`]
 //! adds the account's access token to each request for the origins you
@@ -18,33 +56,9 @@
 //!   [`auth_error`] gives back the [`auth_core::Error`], so the app can send
 //!   the user to log in again, move them to a successor provider, or retry.
 //!
-//! # Example
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use auth_core::{TokenKey, TokenManager};
-//! use auth_reqwest::{BearerAuth, auth_error};
-//! use store_memory::MemoryTokenStore;
-//!
-//! # async fn run(provider: Arc<dyn auth_core::TokenProvider>) -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = TokenManager::builder(Arc::new(MemoryTokenStore::new()))
-//!     .provider(provider)
-//!     .build();
-//! let key = TokenKey::parse("fitbit", "26FWFL")?;
-//! let auth = BearerAuth::new(manager, key).allow_origin("https://api.fitbit.com")?;
-//! let client = auth_reqwest::client(auth)?;
-//!
-//! match client.get("https://api.fitbit.com/1/user/-/profile.json").send().await {
-//!     Ok(response) => println!("{}", response.text().await?),
-//!     Err(err) => match auth_error(&err) {
-//!         Some(e) if e.is_reauthorization_required() => { /* send the user to log in */ }
-//!         Some(e) if e.is_transient() => { /* try again later */ }
-//!         _ => return Err(err.into()),
-//!     },
-//! }
-//! # Ok(())
-//! # }
-//! ```
+//! The refresh itself (once per account, across processes, saved before
+//! use) is the [`TokenManager`](auth_core::TokenManager)'s, described in
+//! its crate docs and in the repository's `ARCHITECTURE.md`.
 
 mod bearer;
 mod body;

@@ -10,7 +10,7 @@ pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok, 1 unexpected, 2 usage or configuration, 3 login required \
 (no token, or the grant is gone), 4 temporary failure (network, 5xx, 429) after retries, \
-5 provider retired.
+5 provider retired, 130 interrupted (Ctrl-C).
 
 Try it offline first: authctl demo";
 
@@ -241,5 +241,21 @@ mod tests {
             panic!("not login")
         };
         assert_eq!(args.scopes, ["sleep", "activity"]);
+    }
+
+    #[test]
+    fn help_lists_every_exit_code() {
+        let help = Cli::command().render_long_help().to_string();
+        for code in [
+            "0 ok",
+            "1 unexpected",
+            "2 usage",
+            "3 login required",
+            "4 temporary",
+            "5 provider retired",
+            "130 interrupted",
+        ] {
+            assert!(help.contains(code), "--help lacks {code:?}:\n{help}");
+        }
     }
 }

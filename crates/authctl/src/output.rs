@@ -25,9 +25,11 @@ use url::Url;
 
 use crate::exit::Failure;
 
-/// Sends logs to stderr: `RUST_LOG` when set, else warnings, or more with
-/// each `-v` (for this workspace's crates only, so no dependency logs raw
-/// HTTP traffic).
+/// Sends logs to stderr: `RUST_LOG` when set; else, without `-v`, only
+/// errors (a command's own failure is reported once, by [`failure`], not
+/// again by the warnings the libraries log on the way); with `-v`,
+/// warnings and more with each `v` (for this workspace's crates only, so no
+/// dependency logs raw HTTP traffic).
 pub(crate) fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let ours = [
@@ -45,7 +47,7 @@ pub(crate) fn init_tracing(verbose: u8) {
         _ => Some("trace"),
     };
     let default = match level {
-        None => "warn".to_owned(),
+        None => "error".to_owned(),
         Some(level) => std::iter::once("warn".to_owned())
             .chain(ours.iter().map(|c| format!("{c}={level}")))
             .collect::<Vec<_>>()
@@ -247,11 +249,34 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
-/// A duration rounded to minutes (or seconds under a minute).
-pub(crate) fn rounded(d: Duration) -> String {
-    let secs = d.as_secs();
-    let shown = if secs >= 60 { secs / 60 * 60 } else { secs };
-    humantime::format_duration(Duration::from_secs(shown)).to_string()
+/// A duration as people read it, to two units at most and rounded to the
+/// nearest of the smaller one: `250ms`, `15s`, `4m 10s`, `7h 59m`,
+/// `2d 3h`. The one place authctl turns a duration into words.
+pub(crate) fn human_duration(d: Duration) -> String {
+    const MINUTE: u128 = 60_000;
+    const HOUR: u128 = 60 * MINUTE;
+    const DAY: u128 = 24 * HOUR;
+    let millis = d.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    // The smallest unit shown, given the largest.
+    let step = match millis {
+        m if m < HOUR => 1000,
+        m if m < DAY => MINUTE,
+        _ => HOUR,
+    };
+    let mut left = (millis + step / 2) / step * step;
+    // Rounding up may reach the next unit (59m 59.6s is 1h), which then
+    // shows no smaller one.
+    let mut parts = Vec::with_capacity(2);
+    for (unit, name) in [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (1000, "s")] {
+        if left >= unit {
+            parts.push(format!("{}{name}", left / unit));
+            left %= unit;
+        }
+    }
+    parts.join(" ")
 }
 
 /// `2026-05-01T10:00:00Z (in 7h 59m)`.
@@ -260,8 +285,12 @@ pub(crate) fn expiry(expires_at: Option<SystemTime>, now: SystemTime) -> String 
         return "unknown (the server did not say)".to_owned();
     };
     match at.duration_since(now) {
-        Ok(left) => format!("{} (in {})", rfc3339(at), rounded(left)),
-        Err(past) => format!("{} (expired {} ago)", rfc3339(at), rounded(past.duration())),
+        Ok(left) => format!("{} (in {})", rfc3339(at), human_duration(left)),
+        Err(past) => format!(
+            "{} (expired {} ago)",
+            rfc3339(at),
+            human_duration(past.duration())
+        ),
     }
 }
 
@@ -375,29 +404,94 @@ pub(crate) fn introspection(key: &TokenKey, info: &Introspection, as_json: bool)
         }));
         return;
     }
-    let now = SystemTime::now();
     line(&format!("{key} at the server:"));
-    line(&format!(
-        "  active      {}",
-        if info.active { "yes" } else { "no" }
-    ));
-    if !info.active {
-        return;
+    for row in introspection_rows(info, &scopes, SystemTime::now()) {
+        line(&row);
     }
-    line(&format!("  scopes      {}", scope_list(&scopes)));
-    let optional = [
-        ("client_id", info.client_id.clone()),
-        ("subject", info.subject.clone()),
-        ("token_type", info.token_type.clone()),
-        ("expires", info.expires_at.map(|t| expiry(Some(t), now))),
-        ("issued", info.issued_at.map(rfc3339)),
-    ];
-    for (label, value) in optional {
-        if let Some(value) = value {
-            line(&format!("  {label:<10}  {value}"));
-        }
+}
+
+/// The lines under `authctl introspect`'s heading: one label and value per
+/// line, the values in one column, strings as they are (not as JSON).
+fn introspection_rows(info: &Introspection, scopes: &[String], now: SystemTime) -> Vec<String> {
+    let mut rows = vec![(
+        "active".to_owned(),
+        if info.active { "yes" } else { "no" }.to_owned(),
+    )];
+    if info.active {
+        rows.push(("scopes".to_owned(), scope_list(scopes)));
+        let optional = [
+            ("client_id", info.client_id.clone()),
+            ("subject", info.subject.clone()),
+            ("token_type", info.token_type.clone()),
+            ("expires", info.expires_at.map(|t| expiry(Some(t), now))),
+            ("issued", info.issued_at.map(rfc3339)),
+        ];
+        rows.extend(
+            optional
+                .into_iter()
+                .filter_map(|(label, value)| Some((label.to_owned(), value?))),
+        );
+        rows.extend(info.extras.iter().map(|(name, value)| {
+            let shown = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (name.clone(), shown)
+        }));
     }
-    for (name, value) in &info.extras {
-        line(&format!("  {name:<10}  {value}"));
+    let width = rows
+        .iter()
+        .map(|(label, _)| label.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.into_iter()
+        .map(|(label, value)| format!("  {label:<width$}  {value}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn human(secs: f64) -> String {
+        human_duration(Duration::from_secs_f64(secs))
+    }
+
+    #[test]
+    fn introspection_values_line_up_and_strings_are_not_quoted() {
+        let mut info = Introspection::active(Vec::new());
+        info.client_id = Some("test-google.apps.googleusercontent.com".to_owned());
+        info.extras.insert(
+            "access_type".to_owned(),
+            Value::String("offline".to_owned()),
+        );
+        info.extras
+            .insert("email_verified".to_owned(), Value::Bool(true));
+        let rows = introspection_rows(&info, &["openid".to_owned()], SystemTime::now());
+        assert_eq!(
+            rows,
+            [
+                "  active          yes",
+                "  scopes          openid",
+                "  client_id       test-google.apps.googleusercontent.com",
+                "  access_type     offline",
+                "  email_verified  true",
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human(0.25), "250ms");
+        assert_eq!(human(14.942_842_587), "15s");
+        assert_eq!(human(15.0), "15s");
+        assert_eq!(human(250.0), "4m 10s");
+        assert_eq!(human(3599.6), "1h");
+        assert_eq!(human(3660.0), "1h 1m");
+        assert_eq!(human(28_770.0), "8h");
+        assert_eq!(human(28_740.0), "7h 59m");
+        assert_eq!(human(2.0 * 86_400.0 + 3.0 * 3600.0 + 20.0 * 60.0), "2d 3h");
+        // No sub-second noise once a duration is a second or more.
+        assert!(!human(14.942_842_587).contains("ms"));
     }
 }

@@ -4,13 +4,13 @@
 //! Nothing here may print a key or a token: `keygen` prints the one new key
 //! it made (that is its job), `rekey` prints counts and key ids only.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use auth_core::TokenStore;
 use store_encrypted::{EncryptedStore, KeyRing};
 
+use super::Context;
 use super::open_store;
 use crate::cli::RekeyArgs;
 use crate::config::{Config, KeySource};
@@ -56,9 +56,9 @@ pub(crate) fn keygen() -> CliResult {
 
 /// `authctl rekey`: every token sealed with the primary key, counts on
 /// stdout.
-pub(crate) async fn rekey(config: Option<&Path>, args: RekeyArgs) -> CliResult {
-    let config = Config::load(config)?;
-    let opened = open_store(&config).await?;
+pub(crate) async fn rekey(cx: &Context, args: RekeyArgs) -> CliResult {
+    let config = cx.load_config()?;
+    let opened = open_store(cx, &config).await?;
     let Some(store) = encrypted(&config, opened.store)? else {
         return Err(Failure::usage(
             "the token store is not encrypted: [store] names no encryption keys",

@@ -2,13 +2,11 @@
 //! the body on stdout. The token goes to the URL's origin only, never over
 //! plain http off loopback, and never along a redirect to another origin.
 
-use std::path::Path;
-
 use auth_reqwest::{BearerAuth, auth_error};
 
-use super::Session;
+use super::{Context, Session};
 use crate::cli::GetArgs;
-use crate::exit::{CliResult, ExitKind, Failure};
+use crate::exit::{CliResult, ExitKind, Failure, network_cause};
 use crate::output;
 
 /// Runs `authctl get PROVIDER URL [--account ID]`.
@@ -17,8 +15,8 @@ use crate::output;
 /// still answers 401 after one refresh, 4 for 429 and 5xx (and network
 /// failures), 5 for 410, 1 for other non-2xx answers. The body is printed
 /// whatever the status.
-pub(crate) async fn run(config: Option<&Path>, args: GetArgs) -> CliResult {
-    let session = Session::open(config, &args.provider, &args.account).await?;
+pub(crate) async fn run(cx: &Context, args: GetArgs) -> CliResult {
+    let session = Session::open(cx, &args.provider, &args.account).await?;
     let url = url::Url::parse(&args.url).map_err(|e| {
         Failure::usage(
             format!("cannot parse the URL {:?}: {e}", args.url),
@@ -62,8 +60,11 @@ pub(crate) async fn run(config: Option<&Path>, args: GetArgs) -> CliResult {
             Some(auth) => session.fail(auth),
             None => Failure::new(
                 ExitKind::Transient,
-                format!("GET {} failed: {}", endpoint(&url), err.without_url()),
-                "check the network and try again",
+                format!("GET {} failed: {}", endpoint(&url), network_cause(&err)),
+                format!(
+                    "check that {} is the right host and reachable from here, then try again",
+                    url.host_str().unwrap_or("the server")
+                ),
             ),
         })?;
     let status = answer.status();
@@ -73,7 +74,7 @@ pub(crate) async fn run(config: Option<&Path>, args: GetArgs) -> CliResult {
             format!(
                 "reading the answer of {} failed: {}",
                 endpoint(&url),
-                e.without_url()
+                network_cause(&e)
             ),
             "try again",
         )

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use auth_core::secrecy::ExposeSecret as _;
-use auth_core::{DEFAULT_SKEW, TokenManager};
+use auth_core::{DEFAULT_SKEW, Error, TokenManager};
 
-use super::{Session, managed_store, open_store, token_key};
+use super::{Context, Session, managed_store, open_store, token_key};
 use crate::cli::{IntrospectArgs, KeyArgs};
 use crate::config::{Config, StoreLocation};
-use crate::exit::{CliResult, Failure, Target};
+use crate::exit::{CliResult, ExitKind, Failure, Target};
 use crate::output::{self, TokenView};
 
 /// `authctl token`: a valid access token on stdout, refreshed if needed;
@@ -25,11 +25,11 @@ use crate::output::{self, TokenView};
 /// section and its client secret, the store and its encryption keys) come
 /// first here too, with the same errors; everything else goes through the
 /// manager as before.
-pub(crate) async fn token(config: Option<&Path>, args: KeyArgs) -> CliResult {
-    let config = Config::load(config)?;
+pub(crate) async fn token(cx: &Context, args: KeyArgs) -> CliResult {
+    let config = cx.load_config()?;
     let key = token_key(&args.provider, &args.account)?;
     config.provider(&args.provider)?.check_secret()?;
-    let opened = open_store(&config).await?;
+    let opened = open_store(cx, &config).await?;
     let store = managed_store(&config, opened.store)?;
     if let Ok(Some(stored)) = store.load(&key).await
         && servable(&stored.value)
@@ -37,7 +37,7 @@ pub(crate) async fn token(config: Option<&Path>, args: KeyArgs) -> CliResult {
         output::token(stored.value.access_token().expose_secret());
         return Ok(());
     }
-    let session = Session::with_config(config, key).await?;
+    let session = Session::with_config(cx, config, key).await?;
     let token = session
         .manager
         .access_token(&session.key)
@@ -93,8 +93,8 @@ fn servable(token: &auth_core::TokenSet) -> bool {
 }
 
 /// `authctl refresh`: refreshes now and prints the summary.
-pub(crate) async fn refresh(config: Option<&Path>, args: KeyArgs) -> CliResult {
-    let session = Session::open(config, &args.provider, &args.account).await?;
+pub(crate) async fn refresh(cx: &Context, args: KeyArgs) -> CliResult {
+    let session = Session::open(cx, &args.provider, &args.account).await?;
     let token = session
         .manager
         .refresh(&session.key)
@@ -108,8 +108,8 @@ pub(crate) async fn refresh(config: Option<&Path>, args: KeyArgs) -> CliResult {
 /// `authctl clear-flag`: clears a reauthorization flag (and any refresh
 /// cooldown) that an operator knows is wrong, so the next `token` or
 /// `refresh` asks the server again.
-pub(crate) async fn clear_flag(config: Option<&Path>, args: KeyArgs) -> CliResult {
-    let session = Session::open(config, &args.provider, &args.account).await?;
+pub(crate) async fn clear_flag(cx: &Context, args: KeyArgs) -> CliResult {
+    let session = Session::open(cx, &args.provider, &args.account).await?;
     let cleared = session
         .manager
         .clear_reauthorization(&session.key)
@@ -131,8 +131,8 @@ pub(crate) async fn clear_flag(config: Option<&Path>, args: KeyArgs) -> CliResul
 }
 
 /// `authctl introspect`: the server's view of the stored access token.
-pub(crate) async fn introspect(config: Option<&Path>, args: IntrospectArgs) -> CliResult {
-    let session = Session::open(config, &args.key.provider, &args.key.account).await?;
+pub(crate) async fn introspect(cx: &Context, args: IntrospectArgs) -> CliResult {
+    let session = Session::open(cx, &args.key.provider, &args.key.account).await?;
     let info = session
         .manager
         .introspect(&session.key)
@@ -144,13 +144,37 @@ pub(crate) async fn introspect(config: Option<&Path>, args: IntrospectArgs) -> C
 
 /// `authctl revoke`: at the server first, then locally. When the server
 /// refuses, the local token is kept.
-pub(crate) async fn revoke(config: Option<&Path>, args: KeyArgs) -> CliResult {
-    let session = Session::open(config, &args.provider, &args.account).await?;
-    session
-        .manager
-        .revoke(&session.key)
-        .await
-        .map_err(|e| session.fail(&e))?;
+///
+/// With no token stored there is nothing to revoke, which is not a reason
+/// to log in. When the server cannot be reached, the token is kept, and
+/// the message says how to drop it locally anyway (`authctl logout`).
+pub(crate) async fn revoke(cx: &Context, args: KeyArgs) -> CliResult {
+    let session = Session::open(cx, &args.provider, &args.account).await?;
+    match session.manager.revoke(&session.key).await {
+        Ok(()) => {}
+        Err(Error::ReauthorizationRequired { .. })
+            if matches!(session.manager.stored(&session.key).await, Ok(None)) =>
+        {
+            output::line(&format!(
+                "no token stored for {}; nothing to revoke",
+                session.key
+            ));
+            return Ok(());
+        }
+        Err(e @ Error::Transient { .. }) => {
+            return Err(Failure::new(
+                ExitKind::Transient,
+                e.to_string(),
+                format!(
+                    "the token is still stored here; try again when {} can be reached, or delete \
+                     it here without revoking the grant; run: {}",
+                    session.key.provider,
+                    session.target().command("logout")
+                ),
+            ));
+        }
+        Err(e) => return Err(session.fail(&e)),
+    }
     let provider = session.provider()?;
     output::line(&format!(
         "revoked {} at {} and deleted it locally",
@@ -162,11 +186,11 @@ pub(crate) async fn revoke(config: Option<&Path>, args: KeyArgs) -> CliResult {
 
 /// `authctl logout`: deletes the local token only. The provider need not
 /// be configured, so a token of a removed section can still be dropped.
-pub(crate) async fn logout(config: Option<&Path>, args: KeyArgs) -> CliResult {
-    let config = Config::load(config)?;
+pub(crate) async fn logout(cx: &Context, args: KeyArgs) -> CliResult {
+    let config = cx.load_config()?;
     let key = token_key(&args.provider, &args.account)?;
-    let opened = open_store(&config).await?;
-    let manager = super::track(TokenManager::builder(opened.store).build());
+    let opened = open_store(cx, &config).await?;
+    let manager = cx.track(TokenManager::builder(opened.store).build());
     let removed = manager
         .remove(&key)
         .await

@@ -5,12 +5,11 @@
 //! token), but it does not choose the account: scripts then find the token
 //! where they asked for it.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use auth_core::{AccountId, AuthorizeRequest, TokenKey};
 
-use super::Session;
+use super::{Context, Session};
 use crate::cli::LoginArgs;
 use crate::config::ProviderKind;
 use crate::exit::{CliResult, ExitKind, Failure};
@@ -18,8 +17,8 @@ use crate::login::{self, Options, callback_server::CallbackServer};
 use crate::output::{self, TokenView};
 
 /// Runs `authctl login`.
-pub(crate) async fn run(config: Option<&Path>, args: LoginArgs) -> CliResult {
-    let session = Session::open(config, &args.key.provider, &args.key.account).await?;
+pub(crate) async fn run(cx: &Context, args: LoginArgs) -> CliResult {
+    let session = Session::open(cx, &args.key.provider, &args.key.account).await?;
     let provider = session.provider()?;
     let account = AccountId::new(&args.key.account)
         .map_err(|e| Failure::usage(e.to_string(), "pick another --account id"))?;
@@ -76,7 +75,10 @@ async fn device(
                 provider.name(),
                 provider.kind().as_str()
             ),
-            format!("run: {} without --device", session.target().login_command()),
+            format!(
+                "log in through the browser; run: {}",
+                session.target().login_command()
+            ),
         ));
     }
     let oauth2 = provider.build_oauth2().await?;
@@ -95,7 +97,7 @@ async fn device(
     }
     let spinner = output::Spinner::start(&format!(
         "waiting for the login to be approved (the code expires in {})",
-        output::rounded(authorization.expires_in())
+        output::human_duration(authorization.expires_in())
     ));
     let polling = oauth2.wait_for_device_token(&authorization);
     let outcome = match timeout.map(Duration::from_secs) {
@@ -104,11 +106,12 @@ async fn device(
                 ExitKind::Reauthorization,
                 format!(
                     "the device login was not approved within {}; nothing was stored",
-                    output::rounded(limit)
+                    output::human_duration(limit)
                 ),
                 format!(
-                    "run: {} --device again and approve in time (or give a longer --timeout)",
-                    session.target().login_command()
+                    "approve sooner, or allow longer; run: {} --device --timeout {}",
+                    session.target().login_command(),
+                    login::longer_timeout(Some(limit))
                 ),
             )
         }),

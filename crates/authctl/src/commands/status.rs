@@ -1,11 +1,11 @@
 //! `authctl status`: the stored tokens, without their secrets.
 
-use std::path::Path;
 use std::time::SystemTime;
 
+use super::Context;
 use super::open_store;
 use crate::cli::StatusArgs;
-use crate::config::{Config, StoreLocation};
+use crate::config::StoreLocation;
 use crate::exit::{CliResult, Failure, Target};
 use crate::output::{self, StatusRow, TokenView};
 
@@ -16,8 +16,8 @@ use crate::output::{self, StatusRow, TokenView};
 /// A store directory that does not exist yet holds no tokens: it is reported
 /// empty and not created (opening the store would create it), so that
 /// looking leaves no trace on a fresh machine.
-pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
-    let config = Config::load(config)?;
+pub(crate) async fn run(cx: &Context, args: StatusArgs) -> CliResult {
+    let config = cx.load_config()?;
     if let StoreLocation::Path(root) = config.store_location()?
         && !root.exists()
     {
@@ -29,7 +29,7 @@ pub(crate) async fn run(config: Option<&Path>, args: StatusArgs) -> CliResult {
         );
         return Ok(());
     }
-    let opened = open_store(&config).await?;
+    let opened = open_store(cx, &config).await?;
     let store = opened.store;
     let everywhere = Target {
         provider: "-",

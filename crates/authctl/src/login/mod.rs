@@ -88,7 +88,7 @@ pub(crate) async fn interactive(
                 Failure::usage(
                     e.to_string(),
                     format!(
-                        "run: {} --manual again and paste the whole URL",
+                        "paste the whole URL from the browser's address bar; run: {} --manual",
                         target.login_command()
                     ),
                 )
@@ -117,7 +117,7 @@ pub(crate) async fn receive(
         let arrival = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, server.next())
                 .await
-                .map_err(|_| timed_out(server.redirect_uri().as_str(), timeout, target))?,
+                .map_err(|_| timed_out(server.redirect_uri().as_str(), timeout, target, ""))?,
             None => server.next().await,
         };
         let Some(arrival) = arrival else {
@@ -162,7 +162,7 @@ async fn complete(
             auth_core::Error::InvalidInput { .. } => Failure::new(
                 ExitKind::Reauthorization,
                 e.to_string(),
-                format!("run: {} again", target.login_command()),
+                format!("run: {}", target.login_command()),
             ),
             e => Failure::from_auth(&e, &target),
         })
@@ -179,7 +179,7 @@ async fn read_pasted(
     let read = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, read)
             .await
-            .map_err(|_| timed_out("stdin", timeout, target))?,
+            .map_err(|_| timed_out("stdin", timeout, target, " --manual"))?,
         None => read.await,
     };
     match read {
@@ -193,23 +193,41 @@ async fn read_pasted(
         Ok(_) => Ok(line.trim().to_owned()),
         Err(e) => Err(Failure::unexpected(
             format!("cannot read stdin: {e}"),
-            format!("run: {} --manual again", target.login_command()),
+            format!("run: {} --manual", target.login_command()),
         )),
     }
 }
 
-fn timed_out(place: &str, timeout: Option<Duration>, target: Target<'_>) -> Failure {
-    let waited = timeout.map_or_else(String::new, |t| format!(" within {}", output::rounded(t)));
+/// A login that waited `timeout` in vain. The next step is a command that
+/// works when pasted: the same login (with `flags`), allowing longer.
+pub(crate) fn timed_out(
+    place: &str,
+    timeout: Option<Duration>,
+    target: Target<'_>,
+    flags: &str,
+) -> Failure {
+    let waited = timeout.map_or_else(String::new, |t| {
+        format!(" within {}", output::human_duration(t))
+    });
     Failure::new(
         ExitKind::Reauthorization,
         format!(
             "no callback arrived at {place}{waited}; the login was abandoned and nothing was stored"
         ),
         format!(
-            "run: {} again and finish in the browser in time (or give a longer --timeout)",
-            target.login_command()
+            "finish in the browser sooner, or allow longer; run: {}{flags} --timeout {}",
+            target.login_command(),
+            longer_timeout(timeout)
         ),
     )
+}
+
+/// A `--timeout` (in seconds) worth trying after `timeout` ran out: twice
+/// as long, and at least five minutes.
+pub(crate) fn longer_timeout(timeout: Option<Duration>) -> u64 {
+    timeout
+        .map_or(0, |t| t.as_secs().saturating_mul(2))
+        .max(300)
 }
 
 /// The redirect URI without query or fragment, for messages.
@@ -218,4 +236,46 @@ pub(crate) fn endpoint_only(url: &Url) -> String {
     url.set_query(None);
     url.set_fragment(None);
     url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::assert_pasteable;
+
+    fn target() -> Target<'static> {
+        Target {
+            provider: "fitbit",
+            account: Some("default"),
+        }
+    }
+
+    #[test]
+    fn a_timed_out_login_suggests_a_command_that_works_when_pasted() {
+        let failure = timed_out(
+            "http://127.0.0.1:8976/callback",
+            Some(Duration::from_secs(1)),
+            target(),
+            "",
+        );
+        assert_eq!(
+            failure.next(),
+            "finish in the browser sooner, or allow longer; run: authctl login fitbit --timeout 300"
+        );
+        assert_pasteable(failure.next());
+        let manual = timed_out(
+            "stdin",
+            Some(Duration::from_secs(600)),
+            target(),
+            " --manual",
+        );
+        assert!(
+            manual
+                .next()
+                .ends_with("run: authctl login fitbit --manual --timeout 1200"),
+            "{}",
+            manual.next()
+        );
+        assert_pasteable(manual.next());
+    }
 }

@@ -546,6 +546,16 @@ impl Running {
             .expect("the waiting thread")
     }
 
+    /// Sends the child SIGINT, as Ctrl-C in a terminal does.
+    #[cfg(unix)]
+    pub(crate) fn interrupt(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -INT failed");
+    }
+
     /// Ends the child (it is ours), for long-running commands.
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();

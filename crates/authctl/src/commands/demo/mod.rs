@@ -42,14 +42,14 @@ const STEPS: usize = 9;
 const LOGIN_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the demo.
-pub(crate) async fn run() -> CliResult {
+pub(crate) async fn run(cx: &super::Context) -> CliResult {
     output::line(
         "authctl demo: keeping Fitbit tokens alive through the move to Google Health, offline,",
     );
     output::line(
         "against a local emulator of both servers. authctl plays the browser; nothing secret is shown.",
     );
-    let mut demo = Demo::start().await?;
+    let mut demo = Demo::start(cx).await?;
     let outcome = demo.story().await;
     demo.stop().await;
     outcome?;
@@ -117,7 +117,7 @@ fn short_scope(scope: &str) -> &str {
 }
 
 impl Demo {
-    async fn start() -> CliResult<Self> {
+    async fn start(cx: &super::Context) -> CliResult<Self> {
         let setup = |what: &str, e: &dyn Display| failed(0, format!("{what}: {e}"));
         let store_dir = tempfile::Builder::new()
             .prefix("authctl-demo-")
@@ -158,7 +158,7 @@ impl Demo {
                 .map_err(|e| setup("the Google Health provider", &e))?;
         let store = FileTokenStore::open(store_dir.path().join("tokens"))
             .map_err(|e| setup("the file store", &e))?;
-        let manager = super::track(
+        let manager = cx.track(
             TokenManager::builder(Arc::new(store))
                 .provider(Arc::new(fitbit))
                 .provider(Arc::new(google.clone()))
