@@ -107,7 +107,13 @@ fn documented_refresh_rules_map_as_the_manager_reads_them() {
     assert!(!google.rotating);
     assert!(!google.use_ends_replay_window());
     let fitbit = Catalogue::builtin().get("fitbit").unwrap().refresh_rules();
-    assert!(fitbit.rotating && fitbit.use_ends_replay_window());
+    assert_eq!(
+        fitbit.replay_window,
+        Some(std::time::Duration::from_secs(120)),
+        "about two minutes, ended by the first use of the new pair"
+    );
+    assert!(fitbit.rotating && fitbit.first_use_ends_window);
+    assert!(fitbit.use_ends_replay_window());
     let withings = Catalogue::builtin()
         .get("withings")
         .unwrap()
