@@ -152,7 +152,11 @@ fn interrupted_note(command: &Command) -> &'static str {
             "interrupted; finishing any refresh in progress before exiting (Ctrl-C again to \
              quit now)"
         }
-        Command::Logout(_) | Command::Status(_) | Command::Keygen | Command::Emulator(_) => {
+        Command::Logout(_)
+        | Command::Status(_)
+        | Command::Keygen
+        | Command::Emulator(_)
+        | Command::Providers(_) => {
             "interrupted"
         }
     }
@@ -189,7 +193,7 @@ async fn run_command(cx: &Context, command: Command) -> CliResult {
         Command::Logout(args) => keys::logout(cx, args).await,
         Command::Status(args) => status::run(cx, args).await,
         Command::Emulator(args) => emulator::run(args).await,
-        Command::Providers(args) => providers::run(config, args),
+        Command::Providers(args) => providers::run(cx.config_file(), args),
         Command::Keygen => encryption::keygen(),
         Command::Rekey(args) => encryption::rekey(cx, args).await,
         Command::Demo => demo::run(cx).await,
