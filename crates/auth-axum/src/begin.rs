@@ -120,7 +120,10 @@ pub(crate) async fn begin(connect: &Connect, session: &Session, args: BeginArgs)
     let request = args
         .request
         .redirect_uri(connect.inner.redirect_uri.as_str());
-    let pending = match connect.manager().begin_authorization(&args.provider, request) {
+    let pending = match connect
+        .manager()
+        .begin_authorization(&args.provider, request)
+    {
         Ok(pending) => pending,
         Err(error) => return unavailable(connect, &args.provider, &error, args.page),
     };

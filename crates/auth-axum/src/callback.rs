@@ -45,7 +45,14 @@ pub(crate) async fn callback(
     };
     let provider = parked.pending.provider.clone();
     let name = connect.display_name(&provider);
-    if let Err(problem) = check(&connect, &mount, &headers, user.as_ref(), &parked, &callback) {
+    if let Err(problem) = check(
+        &connect,
+        &mount,
+        &headers,
+        user.as_ref(),
+        &parked,
+        &callback,
+    ) {
         tracing::warn!(provider = %provider, "a callback was refused");
         return problem.back_to(page).into_response();
     }
@@ -199,7 +206,9 @@ async fn finish_move(
 ) -> Result<(), Error> {
     match &connect.inner.migration {
         Some(migration) => migration.link(pending, callback).await,
-        None => Err(Error::configuration("this app does not offer the move to Google Health")),
+        None => Err(Error::configuration(
+            "this app does not offer the move to Google Health",
+        )),
     }
 }
 
@@ -239,14 +248,27 @@ fn denied(name: &str, error: &str, description: Option<&str>) -> Problem {
 
 fn failed(name: &str, kind: Kind, error: &Error) -> Problem {
     match (kind, error) {
-        (Kind::Move, Error::InvalidInput { .. }) => Problem::new(
-            StatusCode::FORBIDDEN,
-            "Your account was not moved",
-            format!(
-                "{error} Your Fitbit connection is kept as it was. Try again and pick the Google \
-                 account your Fitbit account moved to."
-            ),
-        ),
+        (Kind::Move, Error::InvalidInput { message, .. }) => {
+            // The identity check's two refusals (auth_fitbit's Bridge::link).
+            let why = if message.contains("no Fitbit history") {
+                "The Google account you chose has no Fitbit history, so it is not the one your \
+                 Fitbit account moved to."
+            } else if message.contains("different Google account") {
+                "The Google account you chose belongs to a different Fitbit user than the one \
+                 connected here."
+            } else {
+                "The answer from Google did not match this move."
+            };
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                "Your account was not moved",
+                format!(
+                    "{why} Nothing was stored from Google, and your Fitbit connection is kept as \
+                     it was. Try again, and choose the Google account your Fitbit account moved \
+                     to."
+                ),
+            )
+        }
         (_, Error::ReauthorizationRequired { .. }) => Problem::new(
             StatusCode::BAD_REQUEST,
             format!("{name} did not accept this sign-in"),
@@ -275,4 +297,3 @@ fn failed(name: &str, kind: Kind, error: &Error) -> Problem {
         ),
     }
 }
-

@@ -109,8 +109,7 @@ impl Connect {
                 "the redirect URI {redirect_uri:?} must be an http or https URL with a host"
             )));
         }
-        if !url.path().ends_with("/callback") || url.query().is_some() || url.fragment().is_some()
-        {
+        if !url.path().ends_with("/callback") || url.query().is_some() || url.fragment().is_some() {
             return Err(ConnectError(format!(
                 "the redirect URI {redirect_uri:?} must end in /callback (the router's callback \
                  route) and carry no query or fragment"
@@ -163,11 +162,16 @@ impl Connect {
             .with_same_site(SameSite::Lax)
             .with_secure(self.inner.redirect_uri.scheme() == "https")
             .with_path("/")
-            .with_expiry(Expiry::OnInactivity(time::Duration::days(SESSION_IDLE_DAYS)));
+            .with_expiry(Expiry::OnInactivity(time::Duration::days(
+                SESSION_IDLE_DAYS,
+            )));
         let mut routes = Router::new()
             .route("/connect/{provider}", get(crate::begin::connect))
             .route("/callback", get(crate::callback::callback))
-            .route("/disconnect/{provider}", post(crate::disconnect::disconnect))
+            .route(
+                "/disconnect/{provider}",
+                post(crate::disconnect::disconnect),
+            )
             .route("/connections", get(crate::status::connections));
         if self.inner.page {
             routes = routes.route("/", get(crate::page::page));
@@ -217,7 +221,10 @@ fn default_name(provider: &ProviderId) -> String {
 async fn private(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

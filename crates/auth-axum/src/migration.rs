@@ -5,10 +5,13 @@
 //! the account's legacy token. A refusal stores nothing and keeps the
 //! Fitbit token.
 
-use auth_core::{AuthorizeRequest, Callback, Error, PendingAuthorization, ProviderId, TokenKey, TokenManager, TokenProvider as _};
+use auth_core::{
+    AuthorizeRequest, Callback, Error, PendingAuthorization, ProviderId, TokenKey, TokenManager,
+    TokenProvider as _,
+};
 use auth_fitbit::GoogleHealthProvider;
-use auth_fitbit::migration::{Access, Bridge, map_scopes};
 use auth_fitbit::Scope;
+use auth_fitbit::migration::{Access, Bridge, map_scopes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -76,6 +79,14 @@ impl FitbitMigration {
         for row in rows.iter_mut().filter(|r| r.provider == self.legacy) {
             if row.state != ConnectionState::NotConnected {
                 row.move_to = Some(self.google.clone());
+                if row.detail.is_none() {
+                    row.detail = Some(
+                        "Fitbit's own sign-in has been replaced by Google's. Move this connection \
+                         to Google Health, signed in to the Google account your Fitbit account \
+                         moved to; we check that it is the same person."
+                            .to_owned(),
+                    );
+                }
             }
         }
     }
@@ -95,9 +106,13 @@ pub(crate) async fn begin_move(
     };
     let page = mount.page();
     let Some(migration) = connect.inner.migration.clone() else {
-        return Problem::new(StatusCode::NOT_FOUND, "No move offered", "This app offers no move between providers.")
-            .back_to(page)
-            .into_response();
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            "No move offered",
+            "This app offers no move between providers.",
+        )
+        .back_to(page)
+        .into_response();
     };
     let provider = match known_provider(&connect, &provider) {
         Ok(provider) if provider == migration.legacy => provider,
@@ -114,7 +129,10 @@ pub(crate) async fn begin_move(
     let manager = connect.manager();
     let legacy_key = TokenKey::new(provider.clone(), user.clone());
     let google_key = TokenKey::new(migration.google.clone(), user.clone());
-    let (legacy, google) = match (manager.stored(&legacy_key).await, manager.stored(&google_key).await) {
+    let (legacy, google) = match (
+        manager.stored(&legacy_key).await,
+        manager.stored(&google_key).await,
+    ) {
         (Ok(legacy), Ok(google)) => (legacy, google),
         (Err(error), _) | (_, Err(error)) => return unavailable(&connect, &provider, &error, page),
     };
@@ -135,7 +153,10 @@ pub(crate) async fn begin_move(
         return Problem::new(
             StatusCode::BAD_REQUEST,
             "Already moved",
-            format!("Your account is already connected to {}.", connect.display_name(&migration.google)),
+            format!(
+                "Your account is already connected to {}.",
+                connect.display_name(&migration.google)
+            ),
         )
         .back_to(page)
         .into_response();

@@ -86,7 +86,7 @@ fn render_row(out: &mut String, mount: &Mount, csrf: &str, row: &Connection, all
     if row.connected {
         out.push_str("<dl>\n");
         if !row.scopes.is_empty() {
-            let scopes: Vec<String> = row.scopes.iter().map(|s| escape(s)).collect();
+            let scopes: Vec<String> = row.scopes.iter().map(|s| escape(short_scope(s))).collect();
             let _ = writeln!(out, "<dt>Access granted</dt><dd>{}</dd>", scopes.join(", "));
         }
         if let Some(at) = &row.expires_at {
@@ -148,6 +148,16 @@ fn render_row(out: &mut String, mount: &Mount, csrf: &str, row: &Connection, all
         );
     }
     out.push_str("</div>\n</section>\n");
+}
+
+/// A scope as people read it: the last part of a URL scope
+/// (`https://www.googleapis.com/auth/x.readonly` → `x.readonly`).
+fn short_scope(scope: &str) -> &str {
+    if scope.contains("://") {
+        scope.rsplit('/').next().unwrap_or(scope)
+    } else {
+        scope
+    }
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -238,7 +248,13 @@ mod tests {
     #[test]
     fn layout_has_a_title_landmarks_and_a_skip_link() {
         let page = layout("T", None, "<h1>T</h1>");
-        for part in ["<html lang=\"en\">", "<header>", "<main id=\"main\">", "<footer>", "href=\"#main\""] {
+        for part in [
+            "<html lang=\"en\">",
+            "<header>",
+            "<main id=\"main\">",
+            "<footer>",
+            "href=\"#main\"",
+        ] {
             assert!(page.contains(part), "{part}");
         }
     }

@@ -66,7 +66,10 @@ fn millis(at: SystemTime) -> u64 {
 }
 
 /// Parks `parked` in the session, dropping the oldest beyond the limit.
-pub(crate) async fn park(session: &Session, parked: Parked) -> Result<(), tower_sessions::session::Error> {
+pub(crate) async fn park(
+    session: &Session,
+    parked: Parked,
+) -> Result<(), tower_sessions::session::Error> {
     let mut all: Vec<Parked> = session.get(KEY).await?.unwrap_or_default();
     all.retain(|p| !p.is_expired());
     all.push(parked);

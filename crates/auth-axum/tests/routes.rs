@@ -24,18 +24,32 @@ async fn connecting_two_providers_shows_both_connected_and_never_a_token() {
     let browser = Browser::new();
     browser.sign_in(&app.url, "alice").await;
     app.emulator.set_next_user("A11CE1");
-    let page = browser.get(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    let page = browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.url.path(), "/accounts", "back on the page");
     assert!(page.body.contains("Connected Fitbit."), "{}", page.body);
     app.emulator.set_next_user("A11CE1");
-    let page = browser.get(&format!("{}/accounts/connect/{GOOGLE}", app.url)).await;
-    assert!(page.body.contains("Connected Google Health."), "{}", page.body);
+    let page = browser
+        .get(&format!("{}/accounts/connect/{GOOGLE}", app.url))
+        .await;
+    assert!(
+        page.body.contains("Connected Google Health."),
+        "{}",
+        page.body
+    );
     assert_eq!(page.body.matches("data-state=\"connected\"").count(), 2);
-    assert!(page.body.contains("Disconnect Fitbit") && page.body.contains("Disconnect Google Health"));
+    assert!(
+        page.body.contains("Disconnect Fitbit") && page.body.contains("Disconnect Google Health")
+    );
 
     let (status, _, json) = browser
-        .send(browser.client.get(format!("{}/accounts/connections", app.url)))
+        .send(
+            browser
+                .client
+                .get(format!("{}/accounts/connections", app.url)),
+        )
         .await;
     assert_eq!(status, 200);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -58,9 +72,15 @@ async fn connecting_two_providers_shows_both_connected_and_never_a_token() {
     }
     let seen = browser.seen.all();
     let logged = logs.text();
-    assert!(logged.contains("account connected"), "the logs were captured:\n{logged}");
+    assert!(
+        logged.contains("account connected"),
+        "the logs were captured:\n{logged}"
+    );
     for secret in &secrets {
-        assert!(!seen.contains(secret.as_str()), "a token reached the browser");
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a token reached the browser"
+        );
         assert!(!logged.contains(secret.as_str()), "a token was logged");
     }
     // Nor the codes and states of the callbacks, which travel only in the
@@ -76,7 +96,10 @@ async fn connecting_two_providers_shows_both_connected_and_never_a_token() {
             }
         }
     }
-    assert!(checked >= 6, "two authorize URLs (state) and two callbacks (code, state)");
+    assert!(
+        checked >= 6,
+        "two authorize URLs (state) and two callbacks (code, state)"
+    );
 }
 
 #[tokio::test]
@@ -84,7 +107,9 @@ async fn disconnect_needs_the_pages_csrf_token() {
     let app = support::start().await;
     let browser = Browser::new();
     browser.sign_in(&app.url, "bob").await;
-    browser.get(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     let before = app.secrets(FITBIT, "bob").await.expect("connected");
     let action = format!("{}/accounts/disconnect/{FITBIT}", app.url);
 
@@ -94,7 +119,11 @@ async fn disconnect_needs_the_pages_csrf_token() {
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("not sent from your accounts page"), "{body}");
     }
-    assert_eq!(app.secrets(FITBIT, "bob").await, Some(before), "the token is untouched");
+    assert_eq!(
+        app.secrets(FITBIT, "bob").await,
+        Some(before),
+        "the token is untouched"
+    );
     assert_eq!(app.emulator.counters().fitbit_revoke, 0);
 
     // Another browser's token does not work in this one.
@@ -106,7 +135,9 @@ async fn disconnect_needs_the_pages_csrf_token() {
 
     // The page's own form works: revoked there, deleted here.
     let page = browser.get(&format!("{}/accounts", app.url)).await;
-    let (status, location, _) = browser.post(&action, &[("csrf", &csrf_of(&page.body))]).await;
+    let (status, location, _) = browser
+        .post(&action, &[("csrf", &csrf_of(&page.body))])
+        .await;
     assert_eq!((status, location.as_deref()), (303, Some("/accounts")));
     assert_eq!(app.secrets(FITBIT, "bob").await, None);
     assert_eq!(app.emulator.counters().fitbit_revoke, 1);
@@ -136,7 +167,10 @@ async fn the_pending_authorization_stays_on_the_server() {
     assert_eq!(cookie.len(), 22, "{cookie}");
     assert!(!cookie.contains(&state));
     let seen = browser.seen.all();
-    let set_cookie: Vec<&str> = seen.lines().filter(|l| l.starts_with("set-cookie: ")).collect();
+    let set_cookie: Vec<&str> = seen
+        .lines()
+        .filter(|l| l.starts_with("set-cookie: "))
+        .collect();
     assert!(!set_cookie.is_empty());
     assert!(set_cookie.iter().all(|l| !l.contains(&state)));
     assert!(
@@ -155,12 +189,10 @@ async fn the_pending_authorization_stays_on_the_server() {
     let forger = Browser::new();
     forger.sign_in(&app.url, "carol").await;
     let answer = forger
-        .send(
-            forger
-                .client
-                .get(&callback)
-                .header("cookie", format!("token_keeper_connect={altered}; test_user=carol")),
-        )
+        .send(forger.client.get(&callback).header(
+            "cookie",
+            format!("token_keeper_connect={altered}; test_user=carol"),
+        ))
         .await;
     assert_eq!(answer.0, 400, "{}", answer.2);
     assert!(answer.2.contains("cannot be finished here"), "{}", answer.2);
@@ -187,14 +219,16 @@ async fn the_session_id_changes_at_the_callback() {
     // The old id is gone from the store: presenting it finds no session.
     let old = Browser::new();
     let answer = old
-        .send(
-            old.client
-                .get(format!("{}/accounts", app.url))
-                .header("cookie", format!("token_keeper_connect={before}; test_user=dave")),
-        )
+        .send(old.client.get(format!("{}/accounts", app.url)).header(
+            "cookie",
+            format!("token_keeper_connect={before}; test_user=dave"),
+        ))
         .await;
     let page = browser.get(&format!("{}/accounts", app.url)).await;
-    assert!(!answer.2.contains(&csrf_of(&page.body)), "the old session is not the new one");
+    assert!(
+        !answer.2.contains(&csrf_of(&page.body)),
+        "the old session is not the new one"
+    );
 }
 
 #[tokio::test]
@@ -202,7 +236,9 @@ async fn replays_other_browsers_late_and_denied_callbacks_get_pages_and_change_n
     let app = support::start_with(support::Options::default()).await;
     let browser = Browser::new();
     browser.sign_in(&app.url, "erin").await;
-    browser.get(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     let stored = app.secrets(FITBIT, "erin").await.expect("connected");
 
     // A replay of a finished callback.
@@ -211,11 +247,19 @@ async fn replays_other_browsers_late_and_denied_callbacks_get_pages_and_change_n
         .await;
     let first = browser.get(callback.as_str()).await;
     assert!(first.body.contains("Connected Fitbit."));
-    let stored = app.secrets(FITBIT, "erin").await.filter(|s| *s != stored).expect("a new grant");
+    let stored = app
+        .secrets(FITBIT, "erin")
+        .await
+        .filter(|s| *s != stored)
+        .expect("a new grant");
     let exchanges = app.emulator.counters().fitbit_token_authorization_code;
     let replay = browser.get(callback.as_str()).await;
     assert_eq!(replay.status, 400);
-    assert!(replay.body.contains("cannot be finished here"), "{}", replay.body);
+    assert!(
+        replay.body.contains("cannot be finished here"),
+        "{}",
+        replay.body
+    );
 
     // The same answer in another browser (same app user even).
     let callback = browser
@@ -225,11 +269,17 @@ async fn replays_other_browsers_late_and_denied_callbacks_get_pages_and_change_n
     other.sign_in(&app.url, "erin").await;
     let page = other.get(callback.as_str()).await;
     assert_eq!(page.status, 400);
-    assert!(page.body.contains("<h1>This sign-in cannot be finished here</h1>"));
+    assert!(
+        page.body
+            .contains("<h1>This sign-in cannot be finished here</h1>")
+    );
 
     // A forged callback: a state nobody issued.
     let forged = browser
-        .get(&format!("{}/accounts/callback?code=guessed&state=forged", app.url))
+        .get(&format!(
+            "{}/accounts/callback?code=guessed&state=forged",
+            app.url
+        ))
         .await;
     assert_eq!(forged.status, 400);
 
@@ -240,17 +290,35 @@ async fn replays_other_browsers_late_and_denied_callbacks_get_pages_and_change_n
     browser.sign_in(&app.url, "mallory").await;
     let page = browser.get(callback.as_str()).await;
     assert_eq!(page.status, 403);
-    assert!(page.body.contains("signed in as someone else"), "{}", page.body);
+    assert!(
+        page.body.contains("signed in as someone else"),
+        "{}",
+        page.body
+    );
     browser.sign_in(&app.url, "erin").await;
 
     // A denied consent.
     app.emulator.deny_next_authorization();
-    let page = browser.get(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    let page = browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     assert_eq!(page.status, 403);
-    assert!(page.body.contains("You chose not to give this app access at Fitbit"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("You chose not to give this app access at Fitbit"),
+        "{}",
+        page.body
+    );
 
-    assert_eq!(app.emulator.counters().fitbit_token_authorization_code, exchanges);
-    assert_eq!(app.secrets(FITBIT, "erin").await, Some(stored), "the stored token is untouched");
+    assert_eq!(
+        app.emulator.counters().fitbit_token_authorization_code,
+        exchanges
+    );
+    assert_eq!(
+        app.secrets(FITBIT, "erin").await,
+        Some(stored),
+        "the stored token is untouched"
+    );
 }
 
 #[tokio::test]
@@ -262,7 +330,9 @@ async fn a_late_callback_is_refused() {
     .await;
     let browser = Browser::new();
     browser.sign_in(&app.url, "frank").await;
-    let page = browser.get(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    let page = browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("That took too long"), "{}", page.body);
     assert_eq!(app.emulator.counters().fitbit_token_authorization_code, 0);
@@ -275,19 +345,27 @@ async fn only_allowed_return_paths_and_scopes() {
     let browser = Browser::new();
     browser.sign_in(&app.url, "gina").await;
     let (status, _, body) = browser
-        .hop(&format!("{}/accounts/connect/{FITBIT}?return_to=https://evil.example/", app.url))
+        .hop(&format!(
+            "{}/accounts/connect/{FITBIT}?return_to=https://evil.example/",
+            app.url
+        ))
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not allowed"));
     let (status, _, body) = browser
-        .hop(&format!("{}/accounts/connect/{FITBIT}?scope=location", app.url))
+        .hop(&format!(
+            "{}/accounts/connect/{FITBIT}?scope=location",
+            app.url
+        ))
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("location"));
 
     // An allowed extra scope, asked for on top of what was granted, and an
     // allowed return path.
-    browser.get(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     let callback = browser
         .callback_url(
             &app.url,
@@ -295,8 +373,16 @@ async fn only_allowed_return_paths_and_scopes() {
         )
         .await;
     let (status, location, _) = browser.hop(callback.as_str()).await;
-    assert_eq!((status, location.as_deref()), (303, Some("/signin?user=back")));
-    let stored = app.manager.stored(&app.key(FITBIT, "gina")).await.unwrap().unwrap();
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("/signin?user=back"))
+    );
+    let stored = app
+        .manager
+        .stored(&app.key(FITBIT, "gina"))
+        .await
+        .unwrap()
+        .unwrap();
     for scope in ["activity", "sleep", "weight"] {
         assert!(stored.scopes().contains(scope), "{:?}", stored.scopes());
     }
@@ -331,9 +417,14 @@ async fn two_app_instances_share_one_session_store() {
         .callback_url(&app.url, &format!("/accounts/connect/{GOOGLE}"))
         .await;
     let mut wrong = callback.clone();
-    wrong.set_port(url::Url::parse(&second.url).unwrap().port()).unwrap();
+    wrong
+        .set_port(url::Url::parse(&second.url).unwrap().port())
+        .unwrap();
     let (status, _, body) = browser.send(browser.client.get(wrong.as_str())).await;
-    assert_eq!(status, 400, "a callback at another address than registered is refused: {body}");
+    assert_eq!(
+        status, 400,
+        "a callback at another address than registered is refused: {body}"
+    );
     assert!(body.contains("wrong address"), "{body}");
 }
 
@@ -343,24 +434,42 @@ async fn the_move_to_google_health_checks_the_identity() {
     let browser = Browser::new();
     browser.sign_in(&app.url, "ivan").await;
     app.emulator.set_next_user("1VAN11");
-    browser.get(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     let page = browser.get(&format!("{}/accounts", app.url)).await;
     assert!(page.body.contains("Move to Google Health"), "{}", page.body);
 
     // Another Google account (another Fitbit user): refused, nothing stored.
     app.emulator.set_next_user("0THER1");
-    let page = browser.get(&format!("{}/accounts/move/{FITBIT}", app.url)).await;
+    let page = browser
+        .get(&format!("{}/accounts/move/{FITBIT}", app.url))
+        .await;
     assert_eq!(page.status, 403, "{}", page.body);
-    assert!(page.body.contains("Your account was not moved"), "{}", page.body);
-    assert!(page.body.contains("different Google account"), "{}", page.body);
+    assert!(
+        page.body.contains("Your account was not moved"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("a different Fitbit user"),
+        "{}",
+        page.body
+    );
     assert_eq!(app.secrets(GOOGLE, "ivan").await, None);
     assert!(app.secrets(FITBIT, "ivan").await.is_some());
 
     // The right one.
     app.emulator.set_next_user("1VAN11");
-    let page = browser.get(&format!("{}/accounts/move/{FITBIT}", app.url)).await;
+    let page = browser
+        .get(&format!("{}/accounts/move/{FITBIT}", app.url))
+        .await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("Moved to Google Health"), "{}", page.body);
+    assert!(
+        page.body.contains("Moved to Google Health"),
+        "{}",
+        page.body
+    );
     assert!(app.secrets(GOOGLE, "ivan").await.is_some());
     assert!(!page.body.contains("Move to Google Health"));
 }
@@ -373,11 +482,17 @@ async fn nobody_signed_in_gets_a_page_and_a_401() {
     assert_eq!(page.status, 401);
     assert!(page.body.contains("<h1>Please sign in first</h1>"));
     let (status, _, body) = browser
-        .send(browser.client.get(format!("{}/accounts/connections", app.url)))
+        .send(
+            browser
+                .client
+                .get(format!("{}/accounts/connections", app.url)),
+        )
         .await;
     assert_eq!(status, 401);
     assert!(body.contains("not signed in"));
-    let (status, _, _) = browser.hop(&format!("{}/accounts/connect/{FITBIT}", app.url)).await;
+    let (status, _, _) = browser
+        .hop(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
     assert_eq!(status, 401);
 }
 
@@ -393,7 +508,10 @@ impl LogBuffer {
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -1,6 +1,10 @@
 //! An app with the connect routes nested at `/accounts`, against the
 //! emulator's Fitbit and Google servers, and browsers to drive it.
-#![allow(dead_code, unreachable_pub, reason = "each test binary uses part of the support")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test binary uses part of the support"
+)]
 
 use std::future::IntoFuture as _;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,17 +52,23 @@ async fn signin(axum::extract::Query(q): axum::extract::Query<Vec<(String, Strin
         .map(|(_, v)| v)
         .unwrap_or_default();
     (
-        [(header::SET_COOKIE, format!("{USER_COOKIE}={user}; Path=/; HttpOnly; SameSite=Lax"))],
+        [(
+            header::SET_COOKIE,
+            format!("{USER_COOKIE}={user}; Path=/; HttpOnly; SameSite=Lax"),
+        )],
         axum::response::Redirect::to("/accounts"),
     )
         .into_response()
 }
 
+/// Wraps a provider.
+pub type Wrap = Box<dyn FnOnce(Arc<dyn TokenProvider>) -> Arc<dyn TokenProvider>>;
+
 /// Options of [`start`].
 #[derive(Default)]
 pub struct Options {
     /// Wraps the Fitbit provider (for the cancellation test).
-    pub wrap_fitbit: Option<Box<dyn FnOnce(Arc<dyn TokenProvider>) -> Arc<dyn TokenProvider>>>,
+    pub wrap_fitbit: Option<Wrap>,
     /// The pending authorizations' time to live.
     pub pending_ttl: Option<Duration>,
     /// A middleware around the whole app.
@@ -97,7 +107,11 @@ impl App {
     /// The stored token set's secrets (access, refresh), if stored.
     pub async fn secrets(&self, provider: &str, user: &str) -> Option<(String, Option<String>)> {
         use auth_core::secrecy::ExposeSecret as _;
-        let stored = self.manager.stored(&self.key(provider, user)).await.unwrap()?;
+        let stored = self
+            .manager
+            .stored(&self.key(provider, user))
+            .await
+            .unwrap()?;
         Some((
             stored.access_token().expose_secret().to_owned(),
             stored.refresh_token().map(|r| r.expose_secret().to_owned()),
@@ -107,7 +121,11 @@ impl App {
     /// Another app instance on another port, with the same manager and
     /// the same session store: another host behind the load balancer.
     pub async fn second_instance(&self) -> Instance {
-        serve(app_router(self.connect.router_with_store(self.sessions.clone()))).await.1
+        serve(app_router(
+            self.connect.router_with_store(self.sessions.clone()),
+        ))
+        .await
+        .1
     }
 }
 
@@ -151,8 +169,11 @@ pub async fn start_with(options: Options) -> App {
     let redirect_uri = format!("{url}/accounts/callback");
     let emulator = Emulator::builder()
         .fitbit_client(
-            ClientConfig::server(demo::FITBIT_SERVER_CLIENT_ID, demo::FITBIT_SERVER_CLIENT_SECRET)
-                .redirect_uri(&redirect_uri),
+            ClientConfig::server(
+                demo::FITBIT_SERVER_CLIENT_ID,
+                demo::FITBIT_SERVER_CLIENT_SECRET,
+            )
+            .redirect_uri(&redirect_uri),
         )
         .google_client(
             ClientConfig::server(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
@@ -170,7 +191,10 @@ pub async fn start_with(options: Options) -> App {
         .unwrap();
     let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
         .redirect_uri(&redirect_uri)
-        .scopes([scopes::ACTIVITY_AND_FITNESS_READONLY, scopes::SLEEP_READONLY])
+        .scopes([
+            scopes::ACTIVITY_AND_FITNESS_READONLY,
+            scopes::SLEEP_READONLY,
+        ])
         .endpoints(auth_fitbit::GoogleEndpoints::with_base(emulator.base_url()).unwrap())
         .build()
         .unwrap();
@@ -219,7 +243,10 @@ pub struct Seen(pub Arc<Mutex<Vec<String>>>);
 
 impl Seen {
     pub fn all(&self) -> String {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).join("\n")
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .join("\n")
     }
 }
 
@@ -280,10 +307,17 @@ impl Browser {
         let body = answer.text().await.unwrap();
         let mut record = format!("{status}\n");
         for (name, value) in &headers {
-            record.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+            record.push_str(&format!(
+                "{name}: {}\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
         }
         record.push_str(&body);
-        self.seen.0.lock().unwrap_or_else(PoisonError::into_inner).push(record);
+        self.seen
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record);
         (status, headers, body)
     }
 
@@ -298,7 +332,14 @@ impl Browser {
                     url = url.join(location.to_str().unwrap()).unwrap();
                     trail.push(url.clone());
                 }
-                _ => return Page { status, url, body, trail },
+                _ => {
+                    return Page {
+                        status,
+                        url,
+                        body,
+                        trail,
+                    };
+                }
             }
         }
         panic!("too many redirects: {trail:?}");
@@ -320,7 +361,10 @@ impl Browser {
         assert_eq!(status, 303, "{body}");
         let authorize = location.unwrap();
         let (status, location, body) = self.hop(&authorize).await;
-        assert!((300..400).contains(&status), "the emulator consents: {status} {body}");
+        assert!(
+            (300..400).contains(&status),
+            "the emulator consents: {status} {body}"
+        );
         url::Url::parse(&location.unwrap()).unwrap()
     }
 
