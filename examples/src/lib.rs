@@ -11,7 +11,7 @@
 //! | `quickstart` | `cargo run -p examples --example quickstart` | a `TokenManager` with the Fitbit provider and the file store: login, access token, forced refresh |
 //! | `custom_provider` | `cargo run -p examples --example custom_provider` | a new provider from `auth-oauth2` hooks, against a small server with its own error body |
 //! | `custom_store` | `cargo run -p examples --example custom_store` | a `TokenStore` written from scratch that passes the conformance suite, then drives a manager |
-//! | `web_app` | `cargo run -p examples --example web_app` | an axum app serving many users with Fitbit and Google Health side by side (`-- --serve` keeps it running) |
+//! | `web_app` | `cargo run -p examples --example web_app` | an axum app on `auth-axum`: its users connect Fitbit, Google Health and a standards OAuth 2.0 server from one page, and move from Fitbit to Google Health (`-- --serve` keeps it running) |
 //! | `multi_host` | `TOKEN_KEEPER_PG_URL=postgres://… cargo run -p examples --example multi_host` | two hosts (managers with separate pools) on one PostgreSQL database refresh the same users at once: one refresh per user |
 //! | `migration` | `cargo run -p examples --example migration` | the dual-provider bridge: users moved from legacy Fitbit to Google Health one at a time |
 //!
