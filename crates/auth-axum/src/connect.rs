@@ -86,7 +86,9 @@ impl Connect {
     ///   exactly as written, for example
     ///   `https://app.example/accounts/callback` when the router is nested
     ///   at `/accounts`. Tokens are requested with it and the callback is
-    ///   checked against it.
+    ///   checked against it: the callback must arrive with this path, and
+    ///   with this host in its `Host` header (so a reverse proxy in front
+    ///   of the app must pass the browser's `Host` on).
     /// - `user` says who is signed in ([`CurrentUser`]).
     ///
     /// # Errors

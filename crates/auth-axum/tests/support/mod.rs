@@ -209,6 +209,10 @@ pub async fn start_with(options: Options) -> App {
     let mut builder = Connect::builder(manager.clone(), &redirect_uri, user_from_cookie)
         .unwrap()
         .display_name(&ProviderId::new(GOOGLE).unwrap(), "Google Health")
+        .issuer(
+            &ProviderId::new(GOOGLE).unwrap(),
+            emulator.base_url().as_str().trim_end_matches('/'),
+        )
         .extra_scopes(&ProviderId::new(FITBIT).unwrap(), ["weight"])
         .allow_return_to("/signin?user=back")
         .fitbit_migration(FitbitMigration::new(
