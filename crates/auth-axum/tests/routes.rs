@@ -3,7 +3,9 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use auth_core::TokenSet;
 
 use support::{Browser, FITBIT, GOOGLE, csrf_of};
 
@@ -413,6 +415,98 @@ async fn the_move_to_google_health_checks_the_identity() {
     );
     assert!(app.secrets(GOOGLE, "ivan").await.is_some());
     assert!(!page.body.contains("Move to Google Health"));
+}
+
+/// Replaces the stored token of `key` through the store, as another
+/// process would, and drops this manager's cached copy.
+async fn rewrite(
+    app: &support::App,
+    provider: &str,
+    user: &str,
+    f: impl FnOnce(TokenSet) -> TokenSet,
+) {
+    let key = app.key(provider, user);
+    let store = app.manager.store();
+    let stored = store.load(&key).await.unwrap().expect("stored");
+    let changed = f(stored.value.clone());
+    store
+        .save(&key, &changed, Some(stored.version))
+        .await
+        .unwrap();
+    app.manager.invalidate(&key);
+}
+
+#[tokio::test]
+async fn the_page_shows_a_connection_that_needs_a_new_sign_in_and_a_retired_provider() {
+    let app = support::start().await;
+    let browser = Browser::new();
+    browser.sign_in(&app.url, "lena").await;
+    browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
+    browser
+        .get(&format!("{}/accounts/connect/{GOOGLE}", app.url))
+        .await;
+
+    // Google Health no longer accepts the grant (flagged by a refresh that
+    // got invalid_grant).
+    rewrite(&app, GOOGLE, "lena", |t| {
+        t.flagged_for_reauthorization("invalid_grant")
+    })
+    .await;
+    // Fitbit has been switched off, and the access token has expired.
+    app.emulator.set_retired(true);
+    rewrite(&app, FITBIT, "lena", |t| {
+        t.with_expires_at(Some(SystemTime::now() - Duration::from_secs(60)))
+    })
+    .await;
+
+    let (_, _, json) = browser
+        .send(
+            browser
+                .client
+                .get(format!("{}/accounts/connections", app.url)),
+        )
+        .await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let row = |p: &str| {
+        json["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["provider"] == p)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row(GOOGLE)["state"], "needs_login", "{json}");
+    assert_eq!(row(GOOGLE)["needs_login"], true);
+    assert_eq!(row(FITBIT)["state"], "retired", "{json}");
+    assert_eq!(row(FITBIT)["successor"], GOOGLE);
+    // Google Health still holds a (flagged) token, so the move is not offered.
+    assert!(row(FITBIT)["move_to"].is_null());
+
+    let page = browser.get(&format!("{}/accounts", app.url)).await;
+    assert!(
+        page.body.contains("Needs a new sign-in") && page.body.contains("Reconnect Google Health")
+    );
+    assert!(page.body.contains("Switched off") && page.body.contains("Disconnect Fitbit"));
+
+    // Disconnecting the retired provider forgets it here (its server can
+    // no longer revoke).
+    let (status, _, _) = browser
+        .post(
+            &format!("{}/accounts/disconnect/{FITBIT}", app.url),
+            &[("csrf", &csrf_of(&page.body))],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(app.secrets(FITBIT, "lena").await, None);
+    let page = browser.get(&format!("{}/accounts", app.url)).await;
+    assert!(
+        page.body.contains("Disconnected Fitbit here."),
+        "{}",
+        page.body
+    );
 }
 
 #[tokio::test]
