@@ -74,6 +74,15 @@ impl FitbitMigration {
             .iter()
             .any(|r| r.provider == self.google && r.state != ConnectionState::NotConnected);
         if on_google {
+            for row in rows.iter_mut().filter(|r| r.provider == self.legacy) {
+                if row.state != ConnectionState::NotConnected && row.detail.is_none() {
+                    row.detail = Some(
+                        "This account has moved to Google Health. You can disconnect the old \
+                         Fitbit connection."
+                            .to_owned(),
+                    );
+                }
+            }
             return;
         }
         for row in rows.iter_mut().filter(|r| r.provider == self.legacy) {

@@ -213,26 +213,47 @@ async fn row_state(browser: &Client, provider: &str) -> String {
         .unwrap()
 }
 
-async fn click_link(browser: &Client, text: &str) {
+/// Clicks `locator` and returns once the browser shows the page it leads
+/// to: a click may return before the navigation (a form's POST and its
+/// redirect) has replaced the document, so the old document is marked and
+/// the wait ends when a complete document without the mark is shown.
+async fn click_and_wait(browser: &Client, locator: Locator<'_>, what: &str) {
     browser
-        .find(Locator::LinkText(text))
+        .execute("window.__previousPage = true;", vec![])
         .await
-        .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+        .unwrap();
+    browser
+        .find(locator)
+        .await
+        .unwrap_or_else(|e| panic!("no {what}: {e}"))
         .click()
         .await
         .unwrap();
+    let loaded =
+        "return window.__previousPage === undefined && document.readyState === 'complete';";
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            // While the document is being replaced a script may fail; ask again.
+            if let Ok(Value::Bool(true)) = browser.execute(loaded, vec![]).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the page after clicking {what} did not load within 20 s"
+    );
+}
+
+async fn click_link(browser: &Client, text: &str) {
+    click_and_wait(browser, Locator::LinkText(text), &format!("link {text:?}")).await;
 }
 
 async fn click_button(browser: &Client, text: &str) {
-    browser
-        .find(Locator::XPath(&format!(
-            "//button[normalize-space()='{text}']"
-        )))
-        .await
-        .unwrap_or_else(|e| panic!("no button {text:?}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    let xpath = format!("//button[normalize-space()='{text}']");
+    click_and_wait(browser, Locator::XPath(&xpath), &format!("button {text:?}")).await;
 }
 
 async fn status_message(browser: &Client) -> String {

@@ -415,6 +415,10 @@ async fn the_move_to_google_health_checks_the_identity() {
     );
     assert!(app.secrets(GOOGLE, "ivan").await.is_some());
     assert!(!page.body.contains("Move to Google Health"));
+    assert!(
+        page.body
+            .contains("You can disconnect the old Fitbit connection")
+    );
 }
 
 /// Replaces the stored token of `key` through the store, as another
