@@ -307,7 +307,12 @@ impl ConnectBuilder {
     }
 
     /// The configured routes.
-    pub fn build(self) -> Connect {
+    pub fn build(mut self) -> Connect {
+        // Every provider's name, worked out once.
+        for provider in self.inner.manager.provider_ids() {
+            let name = default_name(&provider);
+            self.inner.names.entry(provider).or_insert(name);
+        }
         Connect {
             inner: Arc::new(self.inner),
         }
