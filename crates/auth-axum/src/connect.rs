@@ -134,6 +134,20 @@ impl Connect {
         })
     }
 
+    /// The routes with the defaults: [`builder`](Self::builder), then
+    /// [`build`](ConnectBuilder::build).
+    ///
+    /// # Errors
+    ///
+    /// As for [`builder`](Self::builder).
+    pub fn new(
+        manager: TokenManager,
+        redirect_uri: &str,
+        user: impl CurrentUser,
+    ) -> Result<Self, ConnectError> {
+        Ok(Self::builder(manager, redirect_uri, user)?.build())
+    }
+
     /// The routes, with sessions kept in this process's memory: right for
     /// one process. Apps on several hosts use
     /// [`router_with_store`](Self::router_with_store).
@@ -377,6 +391,24 @@ impl Mount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_redirect_uri_must_be_an_absolute_callback_url() {
+        let manager =
+            TokenManager::builder(Arc::new(store_memory::MemoryTokenStore::new())).build();
+        let nobody = |_: &Parts| None;
+        for bad in [
+            "/accounts/callback",
+            "ftp://app.example/callback",
+            "https://app.example/accounts",
+            "https://app.example/callback?from=x",
+            "https://app.example/callback#x",
+        ] {
+            let error = Connect::new(manager.clone(), bad, nobody).unwrap_err();
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+        assert!(Connect::new(manager, "https://app.example/accounts/callback", nobody).is_ok());
+    }
 
     #[test]
     fn default_names_are_the_ids_words_capitalized() {
