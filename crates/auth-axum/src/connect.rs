@@ -10,8 +10,8 @@ use axum::Router;
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
 use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::cookie::time;
 use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer, SessionStore};
@@ -196,9 +196,17 @@ impl Connect {
         if self.inner.migration.is_some() {
             routes = routes.route("/move/{provider}", get(crate::migration::begin_move));
         }
+        // Every answer of these routes is private to one user: never
+        // cached, never sent on as a referrer (a callback's address carries
+        // a code), never sniffed or framed.
+        let private =
+            |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
         routes
             .layer(sessions)
-            .layer(axum::middleware::map_response(private))
+            .layer(private(header::CACHE_CONTROL, "no-store"))
+            .layer(private(header::REFERRER_POLICY, "no-referrer"))
+            .layer(private(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .layer(private(header::X_FRAME_OPTIONS, "DENY"))
             .with_state(self.clone())
     }
 
@@ -230,23 +238,6 @@ fn default_name(provider: &ProviderId) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// Every answer of these routes is private to one user: never cached, and
-/// never sent on as a referrer (a callback's address carries a code).
-async fn private(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
 }
 
 impl ConnectBuilder {

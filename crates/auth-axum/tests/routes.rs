@@ -84,6 +84,11 @@ async fn the_pending_authorization_stays_on_the_server() {
         seen.to_ascii_lowercase().contains("httponly") && seen.contains("SameSite=Lax"),
         "{seen}"
     );
+    // Private answers: never cached, never passed on as a referrer.
+    assert!(
+        seen.contains("cache-control: no-store") && seen.contains("referrer-policy: no-referrer"),
+        "{seen}"
+    );
 
     // A browser that changes its cookie finds nothing: the callback is
     // refused before any code is exchanged.
