@@ -1,266 +1,97 @@
 //! Run: cargo run -p examples --example web_app
 //!
-//! How a server that acts for many users, with several providers, uses the
-//! library: an axum app with Fitbit and Google Health side by side, one
-//! `TokenManager` for all users, and tokens keyed by the app's own user id.
+//! A web app that connects its users' accounts at several providers, with
+//! the connect routes of `auth-axum`: Fitbit, Google Health, and a
+//! standards OAuth 2.0 server (here the emulator's Google server behind a
+//! plain `OAuth2Provider`), one `TokenManager` for all users, tokens keyed
+//! by the app's own user id.
 //!
-//! - `GET /login?user=alice&provider=fitbit|google-health` begins an
-//!   authorization, parks the `PendingAuthorization` (serialized as JSON) in
-//!   a server-side session named by a random cookie, and redirects to the
-//!   provider.
-//! - `GET /callback` takes the parked authorization out of the session (it
-//!   serves once), and completes it: state check, code exchange, save.
-//! - `GET /me` calls `access_token` for each provider of the session's user
-//!   and answers a small JSON (never a token).
+//! The app mounts `Connect::router()` at `/accounts`:
+//! - `GET /accounts` is the page: a row per provider, Connect / Reconnect /
+//!   Disconnect buttons, and the move from Fitbit to Google Health;
+//! - `GET /accounts/connect/{provider}` and `GET /accounts/callback` run
+//!   the authorization, its pending half kept in a server-side session;
+//! - `POST /accounts/disconnect/{provider}` revokes and deletes;
+//! - `GET /accounts/connections` is the page's data as JSON, never a token.
 //!
-//! By default the example drives the app itself, as three users with their
-//! own browsers (cookie-keeping HTTP clients), then checks what `/me` says,
-//! that a forged callback and a denied consent are refused, and exits.
+//! By default the example drives the app itself, as three users each with
+//! their own browser (cookie-keeping HTTP clients), checks what the routes
+//! answer, including a forged callback, a denied consent and a refused
+//! move, and exits.
 //!
-//! To try it in a browser, keep it running with
+//! To try the page in a browser, keep it running with
 //! `cargo run -p examples --example web_app -- --serve`
-//! and open the printed address; the emulator consents for you. Ctrl-C stops it.
+//! and open the address it prints; the emulator consents for you. Ctrl-C
+//! stops it.
 //!
-//! Here `?user=` stands for the app's own sign-in, which a real app has
-//! before it connects anyone to a provider.
+//! `/signin?user=NAME` stands for the app's own sign-in, which a real app
+//! has before it connects anyone to a provider: it sets a cookie the
+//! `current_user` closure reads.
 #![allow(
     clippy::print_stdout,
     reason = "an example reports to the person running it on stdout"
 )]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::error::Error as StdError;
 use std::future::IntoFuture as _;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use auth_core::{
-    AccountId, AuthorizeRequest, Callback, Error, PendingAuthorization, ProviderId, TokenKey,
-    TokenManager,
-};
+use auth_axum::{Connect, FitbitMigration};
+use auth_core::{AccountId, ProviderId, TokenKey, TokenManager};
 use auth_emulator::{ClientConfig, Emulator, demo};
 use auth_fitbit::{
     AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope, scopes,
 };
-use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use auth_oauth2::{Endpoints, OAuth2Provider};
+use axum::Router;
+use axum::extract::Query;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use examples::check;
-use rand::Rng as _;
 use reqwest::redirect::Policy;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use store_file::FileTokenStore;
 
-/// The session cookie's name.
-const SESSION_COOKIE: &str = "sid";
-/// How long a login may take between `/login` and `/callback`.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The app's own sign-in cookie (a stand-in for a real sign-in).
+const USER_COOKIE: &str = "example_user";
+/// The standards OAuth 2.0 provider's id and client.
+const GENERIC: &str = "example-oauth2";
+const GENERIC_CLIENT_ID: &str = "example-oauth2-client";
+const GENERIC_CLIENT_SECRET: &str = "example-oauth2-secret";
 
-/// The app's state, shared by every request.
-#[derive(Clone)]
-struct App {
-    manager: TokenManager,
-    /// Server-side sessions by cookie value. A real app would keep them in
-    /// its session store and expire them.
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
-}
-
-struct Session {
-    user: AccountId,
-    /// The login in progress, as JSON. It holds the state and the PKCE
-    /// verifier, so it stays on the server (or in an encrypted cookie).
-    pending: Option<String>,
-}
-
-impl App {
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-fn router(app: App) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/login", get(login))
-        .route("/callback", get(callback))
-        .route("/me", get(me))
-        .with_state(app)
-}
-
-async fn index() -> &'static str {
-    "Try /login?user=alice&provider=fitbit, /login?user=alice&provider=google-health, then /me\n"
-}
-
-#[derive(Deserialize)]
-struct LoginQuery {
-    user: String,
-    #[serde(default = "default_provider")]
-    provider: String,
-}
-
-fn default_provider() -> String {
-    auth_fitbit::FITBIT.to_owned()
-}
-
-fn error_page(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({ "error": message.to_string() }))).into_response()
-}
-
-/// Begins a login: a fresh session (a new id at every login, against session
-/// fixation) holding the parked authorization, and a redirect to the provider.
-async fn login(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
-) -> Response {
-    let (user, provider) = match (AccountId::new(&q.user), ProviderId::new(&q.provider)) {
-        (Ok(user), Ok(provider)) => (user, provider),
-        (Err(e), _) | (_, Err(e)) => return error_page(StatusCode::BAD_REQUEST, e),
-    };
-    // Tokens are stored under the app's own user id, for every provider.
-    let request = AuthorizeRequest::new().account(user.clone());
-    let pending = match app.manager.begin_authorization(&provider, request) {
-        Ok(pending) => pending,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, e),
-    };
-    let parked = match serde_json::to_string(&pending) {
-        Ok(json) => json,
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    let session_id = new_session_id();
-    let mut sessions = app.sessions();
-    if let Some(old) = session_id_of(&headers) {
-        sessions.remove(&old);
-    }
-    sessions.insert(
-        session_id.clone(),
-        Session {
-            user,
-            pending: Some(parked),
-        },
-    );
-    drop(sessions);
-    // `Secure` belongs here too once the app is served over https.
-    let cookie = format!("{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Lax");
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, pending.authorize_url.to_string()),
-            (header::SET_COOKIE, cookie),
-        ],
-    )
-        .into_response()
-}
-
-/// Completes the login parked in the session, then sends the user to `/me`.
-async fn callback(
-    State(app): State<App>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    // Take the parked authorization out: it serves one callback only.
-    let parked = session_id_of(&headers).and_then(|id| app.sessions().get_mut(&id)?.pending.take());
-    let Some(parked) = parked else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "no login in progress in this session; start again at /login",
-        );
-    };
-    let pending: PendingAuthorization = match serde_json::from_str(&parked) {
-        Ok(pending) => pending,
-        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, e),
-    };
-    if pending.created_at.elapsed().unwrap_or_default() > LOGIN_TIMEOUT {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "the login took too long; start again",
-        );
-    }
-    let callback = match Callback::parse(query.as_deref().unwrap_or_default()) {
-        Ok(callback) => callback,
-        Err(e) => return error_page(StatusCode::BAD_REQUEST, e),
-    };
-    match app
-        .manager
-        .complete_authorization(&pending, &callback)
-        .await
-    {
-        Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/me")]).into_response(),
-        // The user said no at the provider.
-        Err(e @ Error::AuthorizationDenied { .. }) => error_page(StatusCode::FORBIDDEN, e),
-        // A state that does not match: a forged or stale callback.
-        Err(e @ Error::InvalidInput { .. }) => error_page(StatusCode::BAD_REQUEST, e),
-        Err(e) => error_page(StatusCode::BAD_GATEWAY, e),
-    }
-}
-
-/// The session user's connections, with a valid token behind each; the
-/// token itself never leaves the server.
-async fn me(State(app): State<App>, headers: HeaderMap) -> Response {
-    let user = session_id_of(&headers).and_then(|id| Some(app.sessions().get(&id)?.user.clone()));
-    let Some(user) = user else {
-        return error_page(StatusCode::UNAUTHORIZED, "not signed in; start at /login");
-    };
-    let mut connections = Vec::new();
-    for provider in app.manager.provider_ids() {
-        let key = TokenKey::new(provider.clone(), user.clone());
-        // What an app calls before each API request: cached while valid.
-        let entry = match app.manager.access_token(&key).await {
-            Ok(token) => {
-                let set = token.token_set();
-                let expires_in = token
-                    .expires_at()
-                    .and_then(|at| at.duration_since(SystemTime::now()).ok())
-                    .map(|left| left.as_secs());
-                let mut entry = json!({
-                    "provider": provider,
-                    "status": "connected",
-                    "scopes": set.scopes(),
-                    "expires_in_secs": expires_in,
-                });
-                if let Some(fitbit_user) = auth_fitbit::user_id(set) {
-                    entry["fitbit_user_id"] = json!(fitbit_user);
-                }
-                entry
-            }
-            Err(e) if e.is_reauthorization_required() => json!({
-                "provider": provider,
-                "status": "login required",
-                "login": login_link(&user, &provider),
-            }),
-            Err(e) => {
-                json!({ "provider": provider, "status": "unavailable", "error": e.to_string() })
-            }
-        };
-        connections.push(entry);
-    }
-    Json(json!({ "user": user, "connections": connections })).into_response()
-}
-
-fn login_link(user: &AccountId, provider: &ProviderId) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("user", user.as_str())
-        .append_pair("provider", provider.as_str())
-        .finish();
-    format!("/login?{query}")
-}
-
-fn new_session_id() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn session_id_of(headers: &HeaderMap) -> Option<String> {
-    headers
+/// Who is signed in, as the app's own sign-in says: here its cookie.
+fn signed_in_user(parts: &Parts) -> Option<AccountId> {
+    parts
+        .headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
-        .map(str::to_owned)
+        .find_map(|pair| pair.trim().strip_prefix(USER_COOKIE)?.strip_prefix('='))
+        .and_then(|name| AccountId::new(name).ok())
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    user: String,
+}
+
+/// `GET /signin?user=NAME`: the app's sign-in, then its accounts page.
+async fn sign_in(Query(q): Query<SignIn>) -> Response {
+    if AccountId::new(&q.user).is_err() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "pick a user name of letters and digits",
+        )
+            .into_response();
+    }
+    let cookie = format!("{USER_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax", q.user);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/accounts")).into_response()
 }
 
 #[tokio::main]
@@ -270,9 +101,9 @@ async fn main() -> Result<(), Box<dyn StdError>> {
     // Bind first: the providers must know the app's exact callback URL.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let app_url = format!("http://{}", listener.local_addr()?);
-    let redirect_uri = format!("{app_url}/callback");
+    let redirect_uri = format!("{app_url}/accounts/callback");
 
-    // Both providers' servers, with this app registered as a client of each.
+    // The providers' servers, with this app registered as a client of each.
     let emulator = Emulator::builder()
         .fitbit_client(
             ClientConfig::server(
@@ -283,6 +114,10 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         )
         .google_client(
             ClientConfig::server(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
+                .redirect_uri(&redirect_uri),
+        )
+        .google_client(
+            ClientConfig::server(GENERIC_CLIENT_ID, GENERIC_CLIENT_SECRET)
                 .redirect_uri(&redirect_uri),
         )
         .start()
@@ -301,19 +136,41 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         ])
         .endpoints(GoogleEndpoints::with_base(emulator.base_url())?)
         .build()?;
+    let base = emulator.base_url();
+    let generic = OAuth2Provider::builder(ProviderId::new(GENERIC)?, GENERIC_CLIENT_ID)
+        .client_secret(GENERIC_CLIENT_SECRET)
+        .endpoints(
+            Endpoints::new(base.join("o/oauth2/v2/auth")?, base.join("token")?)
+                .with_revocation(base.join("revoke")?),
+        )
+        .redirect_uri(&redirect_uri)
+        .default_scopes(["openid", "https://www.googleapis.com/auth/userinfo.email"])
+        .authorize_param("access_type", "offline")
+        .build()?;
     let tokens = tempfile::tempdir()?;
     let manager = TokenManager::builder(Arc::new(FileTokenStore::open(tokens.path())?))
         .provider(Arc::new(fitbit))
-        .provider(Arc::new(google))
+        .provider(Arc::new(google.clone()))
+        .provider(Arc::new(generic))
         .build();
-    let app = App {
-        manager: manager.clone(),
-        sessions: Arc::default(),
-    };
+
+    // The connect routes, mounted at /accounts.
+    let connect = Connect::builder(manager.clone(), &redirect_uri, signed_in_user)?
+        .display_name(&ProviderId::new(GENERIC)?, "Example OAuth 2.0 server")
+        .fitbit_migration(FitbitMigration::new(
+            manager.clone(),
+            ProviderId::new(auth_fitbit::FITBIT)?,
+            google,
+        ))
+        .build();
+    let app = Router::new()
+        .route("/", get(|| async { Redirect::to("/accounts") }))
+        .route("/signin", get(sign_in))
+        .nest("/accounts", connect.router());
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(listener, router(app))
+        axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })
@@ -321,14 +178,14 @@ async fn main() -> Result<(), Box<dyn StdError>> {
     );
 
     if serve {
-        println!("serving on {app_url}/ (the emulator consents as user 26FWFL)");
-        println!("  {app_url}/login?user=alice&provider=fitbit");
-        println!("  {app_url}/login?user=alice&provider=google-health");
-        println!("  {app_url}/me");
+        println!("Open {app_url}/signin?user=alice in a browser.");
+        println!("  (the emulator consents at once, as Fitbit user 26FWFL unless told otherwise)");
+        println!("  the page:  {app_url}/accounts");
+        println!("  the JSON:  {app_url}/accounts/connections");
         println!("Ctrl-C stops it.");
         tokio::signal::ctrl_c().await?;
     } else {
-        drive(&app_url, &emulator).await?;
+        drive(&app_url, &emulator, &manager).await?;
         println!("web_app: all checks passed");
     }
     let _ = stop.send(());
@@ -338,162 +195,196 @@ async fn main() -> Result<(), Box<dyn StdError>> {
     Ok(())
 }
 
-/// Plays three users, each in their own browser, then a forger and a user
-/// who says no, and checks what the app answered.
-async fn drive(app: &str, emulator: &Emulator) -> Result<(), Box<dyn StdError>> {
-    // (the app's user, the Fitbit user who consents, also connects Google Health)
+/// Plays three users, each in their own browser, then a forger, a user who
+/// says no, and a move to Google Health, and checks what the app answered.
+async fn drive(
+    app: &str,
+    emulator: &Emulator,
+    manager: &TokenManager,
+) -> Result<(), Box<dyn StdError>> {
+    // (the app's user, the Fitbit user who consents, the second provider)
     let users = [
-        ("alice", "A11CE1", true),
-        ("bob", "B0B222", false),
-        ("carol", "CA7013", true),
+        ("alice", "A11CE1", "google-health"),
+        ("bob", "B0B222", GENERIC),
+        ("carol", "CA7013", "google-health"),
     ];
     let mut browsers = Vec::new();
-    for (user, fitbit_user, with_google) in users {
-        let browser = new_browser()?;
-        emulator.set_next_user(fitbit_user);
-        let (status, _) = sign_in(&browser, app, user, "fitbit").await?;
-        check(
-            status == StatusCode::OK,
-            &format!("{user} connected Fitbit"),
-        )?;
-        if with_google {
+    for (user, fitbit_user, second) in users {
+        let browser = Browser::new()?;
+        browser.get(&format!("{app}/signin?user={user}")).await?;
+        for provider in ["fitbit", second] {
             emulator.set_next_user(fitbit_user);
-            let (status, _) = sign_in(&browser, app, user, "google-health").await?;
+            let page = browser
+                .get(&format!("{app}/accounts/connect/{provider}"))
+                .await?;
             check(
-                status == StatusCode::OK,
-                &format!("{user} connected Google Health"),
+                page.status == StatusCode::OK && page.body.contains("role=\"status\">Connected"),
+                &format!("{user} connected {provider} and is back on the page"),
             )?;
         }
-        browsers.push((user, fitbit_user, with_google, browser));
+        browsers.push((user, fitbit_user, second, browser));
     }
 
-    // Everyone asks /me at once; the tokens come from the manager's cache.
+    // Everyone asks for their connections; the tokens come from the cache.
     let before = emulator.counters();
-    let mut requests = tokio::task::JoinSet::new();
-    for (user, fitbit_user, with_google, browser) in &browsers {
-        let (browser, url) = (browser.clone(), format!("{app}/me"));
-        let expected = (*user, *fitbit_user, *with_google);
-        requests.spawn(async move {
-            let answer = browser.get(url).send().await?;
-            Ok::<_, reqwest::Error>((expected, answer.status(), answer.json::<Value>().await?))
-        });
-    }
     let mut fitbit_users = BTreeSet::new();
-    while let Some(joined) = requests.join_next().await {
-        let ((user, fitbit_user, with_google), status, me) = joined??;
-        println!("  /me for {user}: {me}");
-        let connection = |provider: &str| {
-            me["connections"]
+    for (user, fitbit_user, second, browser) in &browsers {
+        let page = browser.get(&format!("{app}/accounts/connections")).await?;
+        let json: Value = serde_json::from_str(&page.body)?;
+        let state = |provider: &str| {
+            json["connections"]
                 .as_array()
-                .and_then(|all| all.iter().find(|c| c["provider"] == provider))
-                .cloned()
+                .and_then(|rows| rows.iter().find(|r| r["provider"] == provider))
+                .map(|row| row["state"].as_str().unwrap_or_default().to_owned())
                 .unwrap_or_default()
         };
-        let fitbit = connection("fitbit");
-        let google = connection("google-health");
+        println!(
+            "  {user}: fitbit {}, google-health {}, {GENERIC} {}",
+            state("fitbit"),
+            state("google-health"),
+            state(GENERIC)
+        );
         check(
-            status == StatusCode::OK && me["user"] == user,
-            &format!("/me answers for {user}"),
+            json["user"] == *user && state("fitbit") == "connected" && state(second) == "connected",
+            &format!("/accounts/connections shows {user}'s two connections"),
         )?;
+        let stored = manager
+            .stored(&TokenKey::parse("fitbit", user)?)
+            .await?
+            .ok_or("no Fitbit token stored")?;
         check(
-            fitbit["status"] == "connected" && fitbit["fitbit_user_id"] == fitbit_user,
+            auth_fitbit::user_id(&stored) == Some(*fitbit_user),
             &format!("{user} is Fitbit user {fitbit_user}"),
         )?;
-        let google_status = if with_google {
-            "connected"
-        } else {
-            "login required"
-        };
-        check(
-            google["status"] == google_status,
-            &format!("{user}'s Google Health is {google_status}"),
-        )?;
-        fitbit_users.insert(fitbit["fitbit_user_id"].to_string());
+        fitbit_users.insert(fitbit_user.to_owned());
     }
     check(fitbit_users.len() == 3, "three distinct Fitbit users")?;
     let after = emulator.counters();
     check(
         after.fitbit_token_refresh == before.fitbit_token_refresh
             && after.google_token_refresh == before.google_token_refresh,
-        "/me used cached tokens: no token request",
+        "the connections came from cached tokens: no token request",
     )?;
 
-    // No session: no answer.
-    let stranger = new_browser()?.get(format!("{app}/me")).send().await?;
-    check(
-        stranger.status() == StatusCode::UNAUTHORIZED,
-        "/me without a session is refused",
-    )?;
-
-    // A forged callback (another state than the one parked) is refused
-    // before any code reaches the provider.
-    let forger = new_browser()?;
-    forger
-        .get(format!("{app}/login?user=mallory&provider=fitbit"))
-        .send()
-        .await?;
+    // A forged callback (a state nobody issued) gets a page, and no code
+    // reaches the provider.
+    let (_, _, _, alice) = &browsers[0];
     let exchanges = emulator.counters().fitbit_token_authorization_code;
-    let forged = forger
-        .get(format!("{app}/callback?code=guessed&state=forged"))
-        .send()
+    let forged = alice
+        .get(&format!(
+            "{app}/accounts/callback?code=guessed&state=forged"
+        ))
         .await?;
-    println!("  forged callback: {}", forged.status());
     check(
-        forged.status() == StatusCode::BAD_REQUEST
+        forged.status == StatusCode::BAD_REQUEST
+            && forged.body.contains("cannot be finished here")
             && emulator.counters().fitbit_token_authorization_code == exchanges,
-        "a callback with a forged state is refused without a code exchange",
+        "a forged callback gets a page and no code exchange",
     )?;
 
     // A user who clicks "deny" at the provider.
+    let dave = Browser::new()?;
+    dave.get(&format!("{app}/signin?user=dave")).await?;
     emulator.deny_next_authorization();
-    let (status, answer) = sign_in(&new_browser()?, app, "dave", "google-health").await?;
+    let denied = dave
+        .get(&format!("{app}/accounts/connect/google-health"))
+        .await?;
     check(
-        status == StatusCode::FORBIDDEN && answer["error"].to_string().contains("access_denied"),
-        "a denied consent ends in 403 access_denied",
+        denied.status == StatusCode::FORBIDDEN && denied.body.contains("You chose not to"),
+        "a denied consent gets a page that says so",
+    )?;
+
+    // Bob disconnects the OAuth 2.0 server with the page's button (the
+    // form carries the page's CSRF token).
+    let (_, _, _, bob) = &browsers[1];
+    let page = bob.get(&format!("{app}/accounts")).await?;
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or("no disconnect form")?
+        .to_owned();
+    let answer = bob
+        .client
+        .post(format!("{app}/accounts/disconnect/{GENERIC}"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await?;
+    check(
+        answer.status() == StatusCode::SEE_OTHER
+            && manager
+                .stored(&TokenKey::parse(GENERIC, "bob")?)
+                .await?
+                .is_none(),
+        "bob disconnected the OAuth 2.0 server: revoked there, deleted here",
+    )?;
+
+    // Bob moves from Fitbit to Google Health. Picking another Google
+    // account (another Fitbit user's) is refused; his own goes through.
+    check(
+        page.body.contains("Move to Google Health"),
+        "the page offers bob the move to Google Health",
+    )?;
+    emulator.set_next_user("0THER1");
+    let refused = bob.get(&format!("{app}/accounts/move/fitbit")).await?;
+    check(
+        refused.status == StatusCode::FORBIDDEN && refused.body.contains("was not moved"),
+        "a move with another person's Google account is refused",
+    )?;
+    emulator.set_next_user("B0B222");
+    let moved = bob.get(&format!("{app}/accounts/move/fitbit")).await?;
+    check(
+        moved.body.contains("Moved to Google Health")
+            && manager
+                .stored(&TokenKey::parse("google-health", "bob")?)
+                .await?
+                .is_some(),
+        "bob moved to Google Health",
     )?;
     Ok(())
 }
 
-/// A browser: keeps cookies, and lets us see each redirect.
-fn new_browser() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
+/// A browser without script: keeps cookies, follows redirects hop by hop.
+struct Browser {
+    client: reqwest::Client,
 }
 
-/// Logs `user` in with `provider` as a browser would, hop by hop, and
-/// returns the last answer. Prints where each hop went, but never a query:
-/// codes and states travel there.
-async fn sign_in(
-    browser: &reqwest::Client,
-    app: &str,
-    user: &str,
-    provider: &str,
-) -> Result<(StatusCode, Value), Box<dyn StdError>> {
-    let mut url = url::Url::parse(&format!("{app}/login?user={user}&provider={provider}"))?;
-    let app_origin = url.origin();
-    let mut trail = vec![format!("{user}: app {}", url.path())];
-    for _ in 0..5 {
-        let answer = browser.get(url.as_str()).send().await?;
-        let status = answer.status();
-        if !status.is_redirection() {
-            trail.push(status.as_u16().to_string());
-            println!("  {}", trail.join(" -> "));
-            return Ok((status, answer.json().await?));
-        }
-        let location = answer
-            .headers()
-            .get(header::LOCATION)
-            .ok_or("a redirect without Location")?
-            .to_str()?;
-        url = url.join(location)?;
-        let side = if url.origin() == app_origin {
-            "app"
-        } else {
-            "provider"
-        };
-        trail.push(format!("{} -> {side} {}", status.as_u16(), url.path()));
+struct Page {
+    status: StatusCode,
+    body: String,
+}
+
+impl Browser {
+    fn new() -> reqwest::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .build()?,
+        })
     }
-    Err("too many redirects".into())
+
+    /// Follows redirects to the last page. Prints no query: codes and
+    /// states travel there.
+    async fn get(&self, url: &str) -> Result<Page, Box<dyn StdError>> {
+        let mut url = url::Url::parse(url)?;
+        for _ in 0..8 {
+            let answer = self.client.get(url.as_str()).send().await?;
+            let status = answer.status();
+            if !status.is_redirection() {
+                return Ok(Page {
+                    status,
+                    body: answer.text().await?,
+                });
+            }
+            let location = answer
+                .headers()
+                .get(header::LOCATION)
+                .ok_or("a redirect without Location")?
+                .to_str()?;
+            url = url.join(location)?;
+        }
+        Err("too many redirects".into())
+    }
 }

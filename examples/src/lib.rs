@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | any app: the first few lines | `quickstart`: the Fitbit provider over the file store; log in, get a token, refresh | `cargo run -p examples --example quickstart` |
 //! | an app that calls an API for its users | `api_client`: one `reqwest` client with the `auth-reqwest` middleware for every user; a rejected token is refreshed once and the request retried | `cargo run -p examples --example api_client` |
-//! | a web app where users connect their accounts | `web_app`: axum, Fitbit and Google Health side by side (`-- --serve` keeps it running) | `cargo run -p examples --example web_app` |
+//! | a web app where users connect their accounts | `web_app`: the `auth-axum` connect routes and page with Fitbit, Google Health and a standards provider (`-- --serve` prints the address to open) | `cargo run -p examples --example web_app` |
 //! | a service on several hosts | `multi_host`: two hosts on one PostgreSQL database ask for the same users at once; one refresh per user | `TOKEN_KEEPER_PG_URL=postgres://… cargo run -p examples --example multi_host` |
 //! | the move off legacy Fitbit | `migration`: the dual-provider bridge, users moved to Google Health one at a time | `cargo run -p examples --example migration` |
 //! | a service acting as itself | `service_token`: the client credentials grant | `cargo run -p examples --example service_token` |
