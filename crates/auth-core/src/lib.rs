@@ -177,12 +177,12 @@ pub use manager::{
     DEFAULT_REFRESH_DEADLINE, DEFAULT_SAVE_RETRY_FOR, DEFAULT_SKEW, RetryPolicy, TokenEvent,
     TokenManager, TokenManagerBuilder,
 };
-pub use provider::TokenProvider;
+pub use provider::{RefreshRules, TokenProvider};
 pub use refresher::{
     DEFAULT_LEAD, Refresher, RefresherBuilder, RefresherEvent, RefresherStats, Shard,
 };
 pub use resource::ResourceResponse;
-pub use store::{KeyLock, TokenStore, Version, Versioned};
+pub use store::{Expect, InFlight, Lease, Record, Sequence, Stored, TokenStore, Version};
 pub use token::{AccessToken, RefreshCooldown, TOKEN_FORMAT_VERSION, TokenSet};
 
 /// Re-exported so implementors use the same `async_trait` macro.
