@@ -463,14 +463,19 @@ mod tests {
             e.to_string(),
             "temporary failure (HTTP 503): server error; try again in 30s"
         );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
+        assert_eq!(e.http_status(), Some(503));
         let e = Error::not_sent("could not connect");
         assert_eq!(
             e.to_string(),
             "temporary failure: could not connect; nothing was sent; try again later"
         );
         assert_eq!(e.sent(), Some(Sent::No));
-        assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
-        assert_eq!(e.http_status(), Some(503));
+        let e = Error::transient("connection reset");
+        assert_eq!(
+            e.to_string(),
+            "temporary failure: connection reset; the outcome is unknown; try again later"
+        );
     }
 
     #[test]

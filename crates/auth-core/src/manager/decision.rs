@@ -505,3 +505,707 @@ pub(crate) fn fresh_beyond_skew(token: &TokenSet, now: SystemTime, skew: Duratio
     let skew = lifetime.map_or(skew, |l| skew.min(l / 4 * 3));
     token.is_fresh(now, skew)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Case by case, and one test per shortest trace of the protocol's
+    //! model check: each names the hole of a weaker design it closes and
+    //! asserts the decision that closes it, at the step where the weaker
+    //! design went wrong.
+
+    use super::*;
+    use crate::store::InFlight;
+
+    const W: Duration = Duration::from_secs(120);
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn key() -> TokenKey {
+        TokenKey::parse("fitbit", "26FWFL").unwrap()
+    }
+
+    /// A token issued at `t0` living an hour, with refresh token `rt`.
+    fn token(rt: &str) -> TokenSet {
+        TokenSet::new(format!("at-{rt}"), "Bearer", t0())
+            .with_refresh_token(rt)
+            .with_expires_in(Duration::from_secs(3600))
+    }
+
+    /// A row at version 7, read at `t0 + read`, with a record `age` old.
+    fn row(token: TokenSet, read: u64, age: Option<u64>) -> Stored {
+        let read_at = t0() + Duration::from_secs(read);
+        Stored {
+            version: Version(7),
+            token: Some(token),
+            grant: Sequence(1),
+            in_flight: age.map(|a| InFlight {
+                since: read_at - Duration::from_secs(a),
+            }),
+            read_at,
+        }
+    }
+
+    fn fitbit() -> RefreshRules {
+        RefreshRules::rotating_with_window(W, true)
+    }
+
+    /// Decides with the host's clock at `t0 + at`.
+    fn decide(
+        goal: &Goal,
+        row: Option<&Stored>,
+        rules: RefreshRules,
+        at: u64,
+        leased: bool,
+    ) -> Next {
+        let key = key();
+        on_row(&Known {
+            key: &key,
+            goal,
+            now: t0() + Duration::from_secs(at),
+            skew: Duration::from_secs(300),
+            rules,
+            can_mint: false,
+            row,
+            leased,
+        })
+    }
+
+    fn served(next: &Next) -> String {
+        match next {
+            Next::Serve(t) => t.access_token().expose_secret().to_owned(),
+            other => panic!("expected a served token, got {other:?}"),
+        }
+    }
+
+    // ---- Case by case ----------------------------------------------------
+
+    #[test]
+    fn a_fresh_row_without_a_record_is_served() {
+        let r = row(token("a"), 60, None);
+        assert_eq!(
+            served(&decide(&Goal::Fresh, Some(&r), fitbit(), 60, false)),
+            "at-a"
+        );
+    }
+
+    #[test]
+    fn a_due_row_needs_the_lease_then_a_refresh_with_a_record() {
+        let r = row(token("a"), 3500, None);
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), fitbit(), 3500, false),
+            Next::Lease
+        ));
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), fitbit(), 3500, true),
+            Next::Refresh { record: true }
+        ));
+    }
+
+    #[test]
+    fn providers_that_do_not_rotate_write_no_record() {
+        let r = row(token("a"), 3500, None);
+        assert!(matches!(
+            decide(
+                &Goal::Fresh,
+                Some(&r),
+                RefreshRules::NOT_ROTATING,
+                3500,
+                true
+            ),
+            Next::Refresh { record: false }
+        ));
+    }
+
+    #[test]
+    fn nothing_stored_or_a_tombstone_asks_for_a_login() {
+        let mut stone = row(token("a"), 0, None);
+        stone.token = None;
+        for r in [None, Some(&stone)] {
+            match decide(&Goal::Fresh, r, fitbit(), 0, true) {
+                Next::Fail(e) => assert!(e.is_reauthorization_required(), "{e}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_flagged_token_fails_without_a_request() {
+        let r = row(
+            token("a").flagged_for_reauthorization("invalid_grant"),
+            0,
+            None,
+        );
+        match decide(&Goal::Fresh, Some(&r), fitbit(), 0, true) {
+            Next::Fail(e) => assert!(e.is_reauthorization_required()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cooldown_on_the_stores_clock_serves_the_valid_token_and_names_clear_flag() {
+        // The cooldown ends 60 s after the store's read; this host's clock
+        // is ten minutes fast, which changes nothing.
+        let read = 3400;
+        let cooling = token("a").with_refresh_cooldown(Some(RefreshCooldown::new(
+            t0() + Duration::from_secs(read + 60),
+            2,
+        )));
+        let r = row(cooling, read, None);
+        assert_eq!(
+            served(&decide(&Goal::Fresh, Some(&r), fitbit(), read, true)),
+            "at-a"
+        );
+        let rejected = Goal::Replace(Arc::new(token("a")));
+        match decide(&rejected, Some(&r), fitbit(), read + 600, true) {
+            Next::Fail(e) => {
+                let text = e.to_string();
+                assert!(text.contains("authctl clear-flag"), "{text}");
+                assert!(
+                    text.contains("waits 1m;") || text.contains("waits 1m "),
+                    "{text}"
+                );
+                assert_eq!(e.sent(), Some(Sent::No));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rejected_token_is_replaced_even_when_fresh() {
+        let r = row(token("a"), 60, None);
+        let goal = Goal::Replace(Arc::new(token("a")));
+        assert!(matches!(
+            decide(&goal, Some(&r), fitbit(), 60, true),
+            Next::Refresh { .. }
+        ));
+        let newer = row(token("b"), 60, None);
+        assert_eq!(
+            served(&decide(&goal, Some(&newer), fitbit(), 60, true)),
+            "at-b"
+        );
+    }
+
+    #[test]
+    fn a_token_with_a_record_is_never_served_as_fresh_by_a_reload() {
+        // Valid for another 50 minutes, but a refresh of it is in flight.
+        let r = row(token("a"), 600, Some(5));
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), fitbit(), 600, false),
+            Next::Lease
+        ));
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), fitbit(), 600, true),
+            Next::Replay
+        ));
+    }
+
+    #[test]
+    fn a_takeover_without_a_record_sends_nothing() {
+        let r = row(token("a"), 3500, None);
+        let goal = Goal::Takeover { observed: None };
+        assert_eq!(
+            served(&decide(&goal, Some(&r), fitbit(), 3500, true)),
+            "at-a"
+        );
+    }
+
+    #[test]
+    fn replays_inside_the_window_are_paced_at_window_over_8() {
+        // A replay failed 10 s ago and paced the next one (window/8 = 15 s).
+        let read = 3500;
+        let paced = token("a").with_refresh_cooldown(Some(RefreshCooldown::new(
+            t0() + Duration::from_secs(read + 5),
+            1,
+        )));
+        let r = row(paced.clone(), read, Some(20));
+        assert_eq!(
+            served(&decide(&Goal::Fresh, Some(&r), fitbit(), read, true)),
+            "at-a"
+        );
+        match decide(
+            &Goal::Takeover { observed: None },
+            Some(&r),
+            fitbit(),
+            read,
+            true,
+        ) {
+            Next::Fail(e) => assert!(e.is_transient()),
+            other => panic!("{other:?}"),
+        }
+        // A long cooldown from before is ignored inside the window.
+        let long = token("a").with_refresh_cooldown(Some(RefreshCooldown::new(
+            t0() + Duration::from_secs(read + 240),
+            5,
+        )));
+        let r = row(long, read, Some(20));
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), fitbit(), read, true),
+            Next::Replay
+        ));
+    }
+
+    #[test]
+    fn an_unsaved_refresh_serves_the_old_token_while_first_use_ends_the_window() {
+        let unsaved = Unsaved {
+            token: Arc::new(token("new")),
+            origin: Origin::Refresh {
+                from: Version(7),
+                previous: Arc::new(token("old")),
+            },
+            serve_new: false,
+        };
+        let now = t0() + Duration::from_secs(60);
+        let got = interim(&key(), &unsaved, &Goal::Fresh, now).unwrap();
+        assert_eq!(got.access_token().expose_secret(), "at-old");
+        // Expired old token: a transient error, never the new one.
+        let later = t0() + Duration::from_secs(4000);
+        let err = interim(&key(), &unsaved, &Goal::Fresh, later).unwrap_err();
+        assert!(err.is_transient());
+    }
+
+    #[test]
+    fn a_definite_failure_clears_the_record_only_with_no_unknown_attempt_before() {
+        let retry = RetryPolicy::none();
+        let refused = Error::not_sent("connection refused");
+        let mut fresh = Tenure {
+            attempts: 1,
+            unknown: false,
+            record: true,
+        };
+        assert_eq!(
+            after_failure(
+                &mut fresh,
+                &refused,
+                &retry,
+                fitbit(),
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Stop {
+                cool: true,
+                record: Record::Clear
+            }
+        );
+        let server_says_no = Error::configuration("invalid_client");
+        let mut fresh = Tenure {
+            attempts: 1,
+            unknown: false,
+            record: true,
+        };
+        assert_eq!(
+            after_failure(
+                &mut fresh,
+                &server_says_no,
+                &retry,
+                fitbit(),
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Stop {
+                cool: false,
+                record: Record::Clear
+            }
+        );
+        let unparseable = Error::protocol(Some(200), "not JSON", "");
+        let mut fresh = Tenure {
+            attempts: 1,
+            unknown: false,
+            record: true,
+        };
+        assert_eq!(
+            after_failure(
+                &mut fresh,
+                &unparseable,
+                &retry,
+                fitbit(),
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Stop {
+                cool: true,
+                record: Record::Keep
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_grant_flags() {
+        let mut t = Tenure {
+            attempts: 1,
+            unknown: true,
+            record: true,
+        };
+        let e = Error::reauthorization_required(None, "invalid_grant");
+        assert_eq!(
+            after_failure(
+                &mut t,
+                &e,
+                &RetryPolicy::default(),
+                fitbit(),
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Flag
+        );
+    }
+
+    #[test]
+    fn a_slow_answer_gets_a_retry_inside_the_default_deadline() {
+        // The attempt timed out after the whole attempt timeout.
+        let deadline = super::super::DEFAULT_REFRESH_DEADLINE;
+        let timeout = super::super::DEFAULT_ATTEMPT_TIMEOUT;
+        let left = deadline - timeout;
+        let mut t = Tenure {
+            attempts: 1,
+            unknown: false,
+            record: true,
+        };
+        let slow = Error::transient("timed out");
+        assert!(matches!(
+            after_failure(&mut t, &slow, &RetryPolicy::default(), fitbit(), left),
+            AfterFailure::Retry(_)
+        ));
+        assert!(t.unknown, "a timeout is an unknown outcome");
+        // And the second attempt gets a whole attempt timeout too.
+        assert_eq!(
+            attempt_timeout(timeout, left, None, Duration::from_secs(2)),
+            timeout
+        );
+    }
+
+    #[test]
+    fn an_attempt_never_outlives_its_lease() {
+        let ttl = Some(Duration::from_secs(5));
+        assert_eq!(
+            attempt_timeout(
+                Duration::from_secs(8),
+                Duration::from_secs(20),
+                ttl,
+                Duration::from_secs(2)
+            ),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn the_cooldown_after_an_unknown_outcome_stays_inside_a_quarter_of_the_window() {
+        // Four failures in a row would wait 15 s x 2^3 = 2 minutes; a
+        // Retry-After asks for 10 minutes. Neither may pass W/4.
+        let earlier = token("a").with_refresh_cooldown(Some(RefreshCooldown::new(t0(), 3)));
+        let mut busy = Error::transient("busy");
+        if let Error::Transient { retry_after, .. } = &mut busy {
+            *retry_after = Some(Duration::from_secs(600));
+        }
+        let (cooling, pause) = cool_down(
+            &earlier,
+            t0(),
+            Duration::from_secs(3),
+            &CooldownPolicy::default(),
+            &busy,
+            true,
+            fitbit(),
+        );
+        assert!(pause <= W / 4, "{pause:?}");
+        let until = cooling.refresh_cooldown().unwrap().until;
+        assert_eq!(
+            until,
+            t0() + Duration::from_secs(3) + pause,
+            "on the store's clock"
+        );
+        // Without an unknown outcome the ordinary cooldown applies.
+        let (_, pause) = cool_down(
+            &earlier,
+            t0(),
+            Duration::ZERO,
+            &CooldownPolicy::default(),
+            &busy,
+            false,
+            fitbit(),
+        );
+        assert_eq!(pause, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn retries_while_unknown_wait_at_most_a_quarter_of_the_window() {
+        let mut t = Tenure {
+            attempts: 1,
+            unknown: true,
+            record: true,
+        };
+        let mut busy = Error::transient("busy");
+        if let Error::Transient { retry_after, .. } = &mut busy {
+            *retry_after = Some(Duration::from_secs(29));
+        }
+        let short = RefreshRules::rotating_with_window(Duration::from_secs(40), false);
+        assert_eq!(
+            after_failure(
+                &mut t,
+                &busy,
+                &RetryPolicy::default(),
+                short,
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Retry(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn an_unsaved_refresh_overwrites_any_row_still_carrying_the_sent_token() {
+        let unsaved = Unsaved {
+            token: Arc::new(token("b")),
+            origin: Origin::Refresh {
+                from: Version(3),
+                previous: Arc::new(token("a")),
+            },
+            serve_new: false,
+        };
+        // Version moved (a cooldown, a record) but the token is the one sent.
+        let r = row(token("a"), 0, Some(1));
+        assert_eq!(
+            verdict(&unsaved.origin, Some(&r)),
+            Verdict::Overwrite(Expect::Version(Version(7)))
+        );
+        // A newer pair, a login, or a tombstone: not ours to replace.
+        let r = row(token("c"), 0, None);
+        assert_eq!(verdict(&unsaved.origin, Some(&r)), Verdict::KeepStored);
+        let mut stone = row(token("a"), 0, None);
+        stone.token = None;
+        assert_eq!(verdict(&unsaved.origin, Some(&stone)), Verdict::KeepStored);
+    }
+
+    #[test]
+    fn logins_are_ordered_by_the_stores_sequence_not_by_clocks() {
+        // A's clock is 90 s fast: its older login carries a later grant
+        // time. The sequence decides: B's newer login (sequence 5) stays.
+        let stored_b = Stored {
+            grant: Sequence(5),
+            ..row(token("b"), 0, None)
+        };
+        let older_a = Origin::Login(Some(Sequence(4)));
+        assert_eq!(verdict(&older_a, Some(&stored_b)), Verdict::KeepStored);
+        let newer = Origin::Login(Some(Sequence(6)));
+        assert_eq!(
+            verdict(&newer, Some(&stored_b)),
+            Verdict::Overwrite(Expect::Login(Sequence(6)))
+        );
+    }
+
+    // ---- The model's shortest traces ---------------------------------------
+
+    /// `base` I1/replay: the holder crashed right after sending; the next
+    /// process took over after the window had closed and replayed: burn.
+    /// A record a window old is watched first (F4), not replayed.
+    #[test]
+    fn trace_late_takeover_watches_before_replaying() {
+        let r = row(token("a"), 3500, Some(W.as_secs()));
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), fitbit(), 3500, true),
+            Next::Guard(Version(7))
+        ));
+        // Only once the guard watched this very version unchanged.
+        let watched = Goal::Takeover {
+            observed: Some(Version(7)),
+        };
+        assert!(matches!(
+            decide(&watched, Some(&r), fitbit(), 3500, true),
+            Next::Replay
+        ));
+        let stale = Goal::Takeover {
+            observed: Some(Version(6)),
+        };
+        assert!(matches!(
+            decide(&stale, Some(&r), fitbit(), 3500, true),
+            Next::Guard(_)
+        ));
+    }
+
+    /// `base` I1/retry: a takeover's replay lost its answer and its retry
+    /// came after the window closed: burn. The renewal before the retry
+    /// sees the record a window old and hands over to the guard.
+    #[test]
+    fn trace_retry_after_the_window_goes_to_the_guard() {
+        let r = row(token("a"), 3500, Some(W.as_secs() + 1));
+        assert!(matches!(
+            on_renewal(Some(&r), Version(7), true, fitbit(), false),
+            Some(Next::Guard(_))
+        ));
+        let young = row(token("a"), 3500, Some(30));
+        assert!(on_renewal(Some(&young), Version(7), true, fitbit(), false).is_none());
+    }
+
+    /// `base` I1/retry/unleased and `v4 --fix_check 0`: a retry sent after
+    /// the lease expired. Every retry is preceded by a renewal; one that
+    /// finds the row changed (or none) sends nothing.
+    #[test]
+    fn trace_retry_without_a_lease_sends_nothing() {
+        let moved = Stored {
+            version: Version(8),
+            ..row(token("b"), 0, None)
+        };
+        assert!(matches!(
+            on_renewal(Some(&moved), Version(7), true, fitbit(), false),
+            Some(Next::Lease)
+        ));
+        let cleared = row(token("a"), 0, None);
+        assert!(matches!(
+            on_renewal(Some(&cleared), Version(7), true, fitbit(), false),
+            Some(Next::Lease)
+        ));
+        assert!(matches!(
+            on_renewal(None, Version(7), true, fitbit(), false),
+            Some(Next::Lease)
+        ));
+    }
+
+    /// `base` I3: a request outlived its lease, and another process
+    /// refreshed the next token while it was outstanding. No attempt may
+    /// outlast the renewed lease.
+    #[test]
+    fn trace_request_outliving_its_lease_is_cut_to_fit() {
+        for ttl in [3u64, 5, 10, 30] {
+            let ttl = Duration::from_secs(ttl);
+            let limit = attempt_timeout(
+                Duration::from_secs(8),
+                Duration::from_secs(20),
+                Some(ttl),
+                Duration::from_secs(2),
+            );
+            assert!(
+                limit + Duration::from_secs(2) <= ttl.max(Duration::from_secs(2)),
+                "{limit:?} for {ttl:?}"
+            );
+        }
+    }
+
+    /// `base` I4-stuck and `v4 --fix_sweep 0`: an orphaned record nobody
+    /// resolves without traffic. The Refresher's takeover replays it.
+    #[test]
+    fn trace_orphan_is_taken_over_without_traffic() {
+        let r = row(token("a"), 60, Some(10));
+        let goal = Goal::Takeover { observed: None };
+        assert!(matches!(
+            decide(&goal, Some(&r), fitbit(), 60, true),
+            Next::Replay
+        ));
+    }
+
+    /// `var-a` I1/first-send and I2-drop: a 429 (or a refused connection)
+    /// after an earlier lost answer cleared the record; the next process
+    /// refreshed from the spent token. It keeps the record.
+    #[test]
+    fn trace_429_after_a_lost_answer_keeps_the_record() {
+        let mut tenure = Tenure {
+            attempts: 1,
+            unknown: false,
+            record: true,
+        };
+        let retry = RetryPolicy::default();
+        let lost = Error::transient("connection reset after sending");
+        assert!(matches!(
+            after_failure(
+                &mut tenure,
+                &lost,
+                &retry,
+                fitbit(),
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Retry(_)
+        ));
+        tenure.attempts = 2;
+        let mut limited = Error::transient("slow down");
+        if let Error::Transient { status, .. } = &mut limited {
+            *status = Some(429);
+        }
+        let stop = after_failure(
+            &mut tenure,
+            &limited,
+            &RetryPolicy::new(2, Duration::ZERO),
+            fitbit(),
+            Duration::from_secs(20),
+        );
+        assert_eq!(
+            stop,
+            AfterFailure::Stop {
+                cool: true,
+                record: Record::Keep
+            }
+        );
+        // A record found at takeover counts as unknown too.
+        let mut takeover = Tenure {
+            attempts: 1,
+            unknown: true,
+            record: true,
+        };
+        let refused = Error::not_sent("connection refused");
+        assert_eq!(
+            after_failure(
+                &mut takeover,
+                &refused,
+                &RetryPolicy::none(),
+                fitbit(),
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Stop {
+                cool: true,
+                record: Record::Keep
+            }
+        );
+    }
+
+    /// `v4 --fix_observe 0`: a store outage aged the record past the window
+    /// while its live holder kept the pair; the next process replayed at
+    /// once: burn. It watches first, and the holder's save lands.
+    #[test]
+    fn trace_outage_aged_record_is_watched() {
+        let r = row(token("a"), 5000, Some(W.as_secs() + 3));
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), fitbit(), 5000, true),
+            Next::Guard(_)
+        ));
+        // Meanwhile the still-valid token is served to a caller who may
+        // have it: the guard's interim.
+        let key = key();
+        let known = Known {
+            key: &key,
+            goal: &Goal::Fresh,
+            now: t0() + Duration::from_secs(60),
+            skew: Duration::from_secs(300),
+            rules: fitbit(),
+            can_mint: false,
+            row: Some(&r),
+            leased: true,
+        };
+        let err = in_flight_error(&key, Sent::No);
+        assert_eq!(
+            served(&serve_or_fail(&known, r.token.as_ref().unwrap(), err)),
+            "at-a"
+        );
+    }
+
+    /// `v4-nw --fix_observe 0` and `base-nw`: without a window, any replay
+    /// of a record is guarded, however young the record.
+    #[test]
+    fn trace_without_a_window_every_replay_is_guarded() {
+        let r = row(token("a"), 60, Some(0));
+        assert!(matches!(
+            decide(&Goal::Fresh, Some(&r), RefreshRules::ROTATING, 60, true),
+            Next::Guard(_)
+        ));
+    }
+
+    /// `v4 --fix_holdwait 0`: the holder of an unsaved pair backed off
+    /// after losing its lease, and a later record of the next pair was
+    /// replayed late. The pair's verdict still overwrites the row it came
+    /// from after any number of conflicts (the save task takes the lease
+    /// back at once), and drops it only for a newer pair.
+    #[test]
+    fn trace_unsaved_pair_is_saved_over_its_own_row() {
+        let unsaved = Origin::Refresh {
+            from: Version(7),
+            previous: Arc::new(token("a")),
+        };
+        let r = row(token("a"), 0, Some(3));
+        assert_eq!(
+            verdict(&unsaved, Some(&r)),
+            Verdict::Overwrite(Expect::Version(Version(7)))
+        );
+    }
+}
