@@ -619,7 +619,7 @@ impl Worker {
             futures::future::join_all(keys.into_iter().map(|key| {
                 let manager = manager.clone();
                 async move {
-                    info!(%key, "a refresh was left in flight; taking it over");
+                    debug!(%key, "a refresh was left in flight; taking it over");
                     if let Err(err) = manager.take_over(&key).await {
                         debug!(%key, error = %err, "the refresh left in flight is not finished yet");
                     }
