@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -634,32 +634,22 @@ impl Inner {
     }
 }
 
-/// Tokens this process holds but has not saved yet, by key. Almost always
-/// empty and asked on every flight, so a count answers "none" without the
-/// lock.
+/// Tokens this process holds but has not saved yet, by key.
 #[derive(Default)]
-pub(super) struct UnsavedMap {
-    map: Mutex<HashMap<TokenKey, Arc<Unsaved>>>,
-    len: AtomicUsize,
-}
+pub(super) struct UnsavedMap(Mutex<HashMap<TokenKey, Arc<Unsaved>>>);
 
 impl UnsavedMap {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn get(&self, key: &TokenKey) -> Option<Arc<Unsaved>> {
-        if self.len.load(Ordering::Acquire) == 0 {
-            return None;
-        }
         self.map().get(key).cloned()
     }
 
     /// Keeps `unsaved`, replacing an older one (whose task then stops).
     pub(super) fn keep(&self, key: &TokenKey, unsaved: Arc<Unsaved>) {
-        let mut map = self.map();
-        map.insert(key.clone(), unsaved);
-        self.len.store(map.len(), Ordering::Release);
+        self.map().insert(key.clone(), unsaved);
     }
 
     /// Whether `unsaved` is still the one kept for `key`.
@@ -672,15 +662,13 @@ impl UnsavedMap {
         let mut map = self.map();
         if map.get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved)) {
             map.remove(key);
-            self.len.store(map.len(), Ordering::Release);
         }
     }
 
-    /// Drops `key`'s entry, whatever it is (a revoke or remove finished).
+    /// Drops `key`'s entry, whatever it is (a revoke or remove finished, or
+    /// a login saved).
     pub(super) fn abandon(&self, key: &TokenKey) {
-        let mut map = self.map();
-        map.remove(key);
-        self.len.store(map.len(), Ordering::Release);
+        self.map().remove(key);
     }
 
     pub(super) fn keys(&self) -> Vec<TokenKey> {
