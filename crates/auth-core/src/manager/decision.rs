@@ -18,14 +18,14 @@
 //!   sent, a 429, an error answer) clears it only if no earlier attempt
 //!   under the same record had an unknown outcome; a record found at
 //!   takeover counts as unknown ([`Tenure::unknown`]).
-//! - **F1.** Every retry and replay is preceded by a fenced renewal that
+//! - **The lease outlives every request.** Every retry and replay is preceded by a fenced renewal that
 //!   re-reads the record ([`on_renewal`]); the first send's renewal is the
 //!   write-ahead itself. Each attempt ends before the lease would
 //!   ([`attempt_timeout`]).
 //! - **Takeover.** A record found under the lease is replayed first,
 //!   whatever expiry, skew or cooldown say, while it is younger than the
 //!   provider's window, at most every window/8 ([`Next::Replay`]).
-//! - **F4, the late-replay guard.** A record a window old (or any record,
+//! - **The late-replay guard.** A record a window old (or any record,
 //!   for a provider without a window) may belong to a live holder still
 //!   saving its pair: watch it first ([`Next::Guard`]), replay only after
 //!   it stayed unchanged.
@@ -217,7 +217,7 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
     }
 }
 
-/// The F1 check before a retry or replay: the renewed row must be the one
+/// The check before a retry or replay: the renewed row must be the one
 /// refreshed from (`version`), still with its record when one was written.
 /// `None`: send. Otherwise what to do instead of sending.
 pub(crate) fn on_renewal(
@@ -360,7 +360,7 @@ pub(crate) fn cool_down(
 
 /// The longest a single attempt may take: the manager's attempt timeout,
 /// within the time left, and short enough that a renewed lease outlives it
-/// by `margin` (F1).
+/// by `margin`.
 pub(crate) fn attempt_timeout(
     configured: Duration,
     time_left: Duration,
@@ -526,10 +526,11 @@ pub(crate) fn fresh_beyond_skew(token: &TokenSet, now: SystemTime, skew: Duratio
 
 #[cfg(test)]
 mod tests {
-    //! Case by case, and one test per shortest trace of the protocol's
-    //! model check: each names the hole of a weaker design it closes and
-    //! asserts the decision that closes it, at the step where the weaker
-    //! design went wrong.
+    //! Case by case; then one test per shortest counterexample that an
+    //! exhaustive model check of weaker designs found (2-3 processes, one
+    //! store, a single-use server, up to two faults): each test names the
+    //! hole, tells its trace in words, and asserts the decision that closes
+    //! it at the step where the weaker design went wrong.
 
     use super::*;
     use crate::store::InFlight;
@@ -1006,11 +1007,11 @@ mod tests {
         );
     }
 
-    // ---- The model's shortest traces ---------------------------------------
+    // ---- The shortest counterexamples of weaker designs ---------------------
 
-    /// `base` I1/replay: the holder crashed right after sending; the next
+    /// A late takeover: the holder crashed right after sending; the next
     /// process took over after the window had closed and replayed: burn.
-    /// A record a window old is watched first (F4), not replayed.
+    /// A record a window old is watched first, not replayed.
     #[test]
     fn trace_late_takeover_watches_before_replaying() {
         let r = row(token("a"), 3500, Some(W.as_secs()));
@@ -1035,7 +1036,7 @@ mod tests {
         ));
     }
 
-    /// `base` I1/retry: a takeover's replay lost its answer and its retry
+    /// A late retry: a takeover's replay lost its answer and its retry
     /// came after the window closed: burn. The renewal before the retry
     /// sees the record a window old and hands over to the guard.
     #[test]
@@ -1049,7 +1050,7 @@ mod tests {
         assert!(on_renewal(Some(&young), Version(7), true, fitbit(), false).is_none());
     }
 
-    /// `base` I1/retry/unleased and `v4 --fix_check 0`: a retry sent after
+    /// A retry without a lease: a retry sent after
     /// the lease expired. Every retry is preceded by a renewal; one that
     /// finds the row changed (or none) sends nothing.
     #[test]
@@ -1073,7 +1074,7 @@ mod tests {
         ));
     }
 
-    /// `base` I3: a request outlived its lease, and another process
+    /// A request outliving its lease: it ran past its lease, and another process
     /// refreshed the next token while it was outstanding. No attempt may
     /// outlast the renewed lease.
     #[test]
@@ -1093,7 +1094,7 @@ mod tests {
         }
     }
 
-    /// `base` I4-stuck and `v4 --fix_sweep 0`: an orphaned record nobody
+    /// A stuck record: an orphaned record nobody
     /// resolves without traffic. The Refresher's takeover replays it.
     #[test]
     fn trace_orphan_is_taken_over_without_traffic() {
@@ -1105,7 +1106,7 @@ mod tests {
         ));
     }
 
-    /// `var-a` I1/first-send and I2-drop: a 429 (or a refused connection)
+    /// A record cleared too early: a 429 (or a refused connection)
     /// after an earlier lost answer cleared the record; the next process
     /// refreshed from the spent token. It keeps the record.
     #[test]
@@ -1168,7 +1169,7 @@ mod tests {
         );
     }
 
-    /// `v4 --fix_observe 0`: a store outage aged the record past the window
+    /// An aged record: a store outage aged the record past the window
     /// while its live holder kept the pair; the next process replayed at
     /// once: burn. It watches first, and the holder's save lands.
     #[test]
@@ -1198,7 +1199,7 @@ mod tests {
         );
     }
 
-    /// `v4-nw --fix_observe 0` and `base-nw`: without a window, any replay
+    /// No window: without a window, any replay
     /// of a record is guarded, however young the record.
     #[test]
     fn trace_without_a_window_every_replay_is_guarded() {
@@ -1209,7 +1210,7 @@ mod tests {
         ));
     }
 
-    /// `v4 --fix_holdwait 0`: the holder of an unsaved pair backed off
+    /// A pair given up: the holder of an unsaved pair backed off
     /// after losing its lease, and a later record of the next pair was
     /// replayed late. The pair's verdict still overwrites the row it came
     /// from after any number of conflicts (the save task takes the lease

@@ -42,7 +42,7 @@ const MAX_ROUNDS: usize = 4;
 /// store errors (a lost lease is taken back at once, without a pause).
 pub(super) const SAVE_BACKOFF: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(5));
-/// What a renewed lease must outlive a request by (F1), and what the
+/// What a renewed lease must outlive a request by, and what the
 /// late-replay guard adds to the save back-off cap.
 pub(super) const MARGIN: Duration = Duration::from_secs(2);
 /// How often the late-replay guard reads the record it watches.
@@ -223,7 +223,7 @@ impl Inner {
     }
 
     /// One refresh under the lease: the write-ahead record, then attempts
-    /// with the same refresh token, each after an F1 renewal, until a
+    /// with the same refresh token, each after a renewal of the lease, until a
     /// definite outcome, a stop, or the deadline.
     async fn refresh(
         self: &Arc<Self>,
@@ -255,7 +255,7 @@ impl Inner {
         let deadline = started + self.config.refresh_deadline;
         loop {
             if tenure.attempts > 0 {
-                // F1: renew the lease and re-read the record before a retry.
+                // Renew the lease and re-read the record before a retry.
                 let renewed = lease.load().await?;
                 match decision::on_renewal(
                     renewed.as_ref(),
@@ -464,7 +464,7 @@ impl Inner {
 
     /// Saves a new token under the lease, clearing the record, before
     /// anyone sees it. If that fails, the token stays in memory, a task
-    /// saves it (F5), and the caller gets the interim answer.
+    /// saves it, and the caller gets the interim answer.
     async fn persist(
         self: &Arc<Self>,
         key: &TokenKey,
@@ -509,7 +509,7 @@ impl Inner {
         }
     }
 
-    /// F5: keeps `unsaved` in memory and saves it in a task that lives as
+    /// Keeps `unsaved` in memory and saves it in a task that lives as
     /// long as the process: it takes the lease back the moment it is free
     /// after a lost lease or a conflict, and backs off only on store
     /// errors. The record stays in flight meanwhile.
@@ -587,7 +587,7 @@ impl Inner {
         Ok(())
     }
 
-    /// F4, the late-replay guard: watches the record at `version` for the
+    /// The late-replay guard: watches the record at `version` for the
     /// save back-off cap plus a margin with the store reachable (starting
     /// again after any store error), then replays only if it is unchanged.
     /// One guard per key at a time.
