@@ -345,6 +345,19 @@ impl RefresherBuilder {
 /// - A token without a refresh token (and whose provider cannot mint one),
 ///   or flagged for reauthorization, is not scheduled.
 ///
+/// # Refreshes left in flight
+///
+/// Every [`ORPHAN_POLL`] (2 s) the refresher asks the store for refreshes
+/// left in flight whose lease is free or expired
+/// ([`TokenStore::orphaned`](crate::TokenStore::orphaned)): their holder
+/// died, paused, or gave up after an unknown outcome. It takes each over at
+/// once through the manager, **whatever its shard**: only a replay inside
+/// the provider's window recovers the pair, and a cached token in a
+/// long-lived process cannot see the record. A takeover makes one attempt
+/// (the next poll comes back for it); replays are paced at one per
+/// window/8 per account, and a record a window old is watched before it
+/// is replayed.
+///
 /// # Many hosts
 ///
 /// Refreshers on several hosts split the accounts by a stable hash of the
@@ -365,6 +378,8 @@ impl RefresherBuilder {
 ///   backs off (doubling, with jitter), and its provider too: a provider
 ///   that fails is probed by one refresh at a time, after a growing pause,
 ///   until one succeeds, so an outage costs a few requests, not one per key.
+///   Takeovers of refreshes left in flight are not capped this way: each
+///   account with a record is replayed at its own pace (see above).
 /// - A lagging event subscription (more events than the manager's
 ///   `event_capacity` while the refresher was busy) triggers a new scan.
 ///
