@@ -49,6 +49,9 @@ struct TimedProvider {
     clock: Arc<TokioClock>,
     latency: Duration,
     failing_until: Instant,
+    /// Whether the outage loses answers (an unknown outcome) rather than
+    /// refusing connections.
+    losing: bool,
     global: Arc<Gauge>,
     own: Gauge,
     /// Every refresh call: the refresh token sent and when (wall clock).
@@ -70,6 +73,7 @@ impl TimedProvider {
             clock: Arc::clone(clock),
             latency,
             failing_until: Instant::now(),
+            losing: false,
             global: Arc::clone(global),
             own: Gauge::default(),
             calls: Mutex::default(),
@@ -79,6 +83,11 @@ impl TimedProvider {
 
     fn failing_for(mut self, outage: Duration) -> Self {
         self.failing_until = Instant::now() + outage;
+        self
+    }
+
+    fn losing_answers(mut self) -> Self {
+        self.losing = true;
         self
     }
 
@@ -126,6 +135,9 @@ impl TokenProvider for TimedProvider {
             // no refresh is left in flight. (Answers lost in an outage
             // leave records, replayed per account and paced: see
             // `an_outage_of_lost_answers_replays_each_account_paced`.)
+            if self.losing {
+                return Err(Error::transient("HTTP 503 from the test provider"));
+            }
             return Err(Error::not_sent("connection refused by the test provider"));
         }
         self.global.enter();
@@ -462,6 +474,75 @@ async fn a_refused_grant_is_dropped_from_the_schedule() {
     let stored = support::stored(&store, &key).await;
     assert!(stored.reauthorization_required().is_some());
     refresher.stop();
+    refresher.stopped().await;
+}
+
+/// An outage of lost answers (503s: the outcome is unknown) leaves a
+/// record for every account tried: each is replayed by the orphan poll at
+/// its own pace (one attempt per window/8 at most inside the window), and
+/// after the outage every account is refreshed once, from its own
+/// refresh token.
+#[tokio::test(start_paused = true)]
+async fn an_outage_of_lost_answers_replays_each_account_paced() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let outage = Duration::from_secs(5 * 60);
+    let global = Arc::new(Gauge::default());
+    let provider = Arc::new(
+        TimedProvider::new("alpha", &clock, Duration::from_millis(200), &global)
+            .failing_for(outage)
+            .losing_answers(),
+    );
+    let store = MemoryTokenStore::with_clock(clock.clone());
+    for i in 0..200 {
+        let key = TokenKey::parse("alpha", &format!("user-{i}")).unwrap();
+        let expires_at = start + Duration::from_secs(5 * 60 + i as u64 * 3);
+        store_token(&store, &key, i, expires_at).await;
+    }
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .refresh_skew(SKEW)
+        .build();
+    let refresher = Refresher::builder(manager.clone())
+        .lead(LEAD)
+        .jitter(Duration::from_secs(20))
+        .backoff(CooldownPolicy::new(
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        ))
+        .provider_backoff(CooldownPolicy::new(
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        ))
+        .spawn();
+    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+
+    let outage_end = start + outage;
+    let calls = provider.calls();
+    let mut per_account: HashMap<String, Vec<SystemTime>> = HashMap::new();
+    for (sent, at) in calls.iter().filter(|(_, at)| *at < outage_end) {
+        per_account.entry(sent.clone()).or_default().push(*at);
+    }
+    let most = per_account.values().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        !per_account.is_empty() && most <= 16,
+        "{most} requests for one account during a 5-minute outage"
+    );
+    let mut successes = provider.successes();
+    successes.sort();
+    successes.dedup();
+    assert_eq!(successes.len(), 200);
+    assert_eq!(provider.successes().len(), 200, "each account once");
+    assert!(
+        calls.iter().all(|(sent, _)| sent.starts_with("r-")),
+        "every request sent an account's own first refresh token"
+    );
+    for key in store.list(None).await.unwrap() {
+        let row = store.load(&key).await.unwrap().unwrap();
+        assert!(row.in_flight.is_none(), "{key} still has a record");
+    }
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
     refresher.stopped().await;
 }
 
