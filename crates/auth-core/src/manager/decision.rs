@@ -271,6 +271,10 @@ pub(crate) struct Tenure {
     pub(crate) unknown: bool,
     /// Whether a record was written or found.
     pub(crate) record: bool,
+    /// Whether this is a takeover of a refresh left in flight: it makes one
+    /// attempt, since the orphan poll comes back for it, paced (an outage
+    /// is then not a storm of replays).
+    pub(crate) takeover: bool,
 }
 
 /// What to do after a failed attempt.
@@ -299,6 +303,7 @@ pub(crate) fn after_failure(
     }
     tenure.unknown |= processed(err) == Processed::Unknown;
     if matches!(err, Error::Transient { .. })
+        && !tenure.takeover
         && let Some(mut delay) = retry.delay_after(tenure.attempts, err.retry_after())
     {
         if tenure.unknown
@@ -792,6 +797,7 @@ mod tests {
             attempts: 1,
             unknown: false,
             record: true,
+            takeover: false,
         };
         assert_eq!(
             after_failure(
@@ -811,6 +817,7 @@ mod tests {
             attempts: 1,
             unknown: false,
             record: true,
+            takeover: false,
         };
         assert_eq!(
             after_failure(
@@ -830,6 +837,7 @@ mod tests {
             attempts: 1,
             unknown: false,
             record: true,
+            takeover: false,
         };
         assert_eq!(
             after_failure(
@@ -847,11 +855,36 @@ mod tests {
     }
 
     #[test]
+    fn a_takeover_makes_one_attempt() {
+        let mut t = Tenure {
+            attempts: 1,
+            unknown: true,
+            record: true,
+            takeover: true,
+        };
+        let lost = Error::transient("reset");
+        assert_eq!(
+            after_failure(
+                &mut t,
+                &lost,
+                &RetryPolicy::default(),
+                fitbit(),
+                Duration::from_secs(20)
+            ),
+            AfterFailure::Stop {
+                cool: true,
+                record: Record::Keep
+            }
+        );
+    }
+
+    #[test]
     fn invalid_grant_flags() {
         let mut t = Tenure {
             attempts: 1,
             unknown: true,
             record: true,
+            takeover: false,
         };
         let e = Error::reauthorization_required(None, "invalid_grant");
         assert_eq!(
@@ -876,6 +909,7 @@ mod tests {
             attempts: 1,
             unknown: false,
             record: true,
+            takeover: false,
         };
         let slow = Error::transient("timed out");
         assert!(matches!(
@@ -948,6 +982,7 @@ mod tests {
             attempts: 1,
             unknown: true,
             record: true,
+            takeover: false,
         };
         let mut busy = Error::transient("busy");
         if let Error::Transient { retry_after, .. } = &mut busy {
@@ -1115,6 +1150,7 @@ mod tests {
             attempts: 1,
             unknown: false,
             record: true,
+            takeover: false,
         };
         let retry = RetryPolicy::default();
         let lost = Error::transient("connection reset after sending");
@@ -1152,6 +1188,7 @@ mod tests {
             attempts: 1,
             unknown: true,
             record: true,
+            takeover: false,
         };
         let refused = Error::not_sent("connection refused");
         assert_eq!(

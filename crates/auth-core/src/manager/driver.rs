@@ -241,6 +241,7 @@ impl Inner {
             attempts: 0,
             unknown: row.in_flight.is_some(),
             record: record || row.in_flight.is_some(),
+            takeover: matches!(goal, Goal::Takeover { .. }),
         };
         let mut version = row.version;
         if record && row.in_flight.is_none() {
@@ -317,13 +318,7 @@ impl Inner {
                 Err(err) => err,
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            // A takeover tries once: the orphan poll comes back for it,
-            // paced, so that an outage is not a storm of replays.
-            let retry = match goal {
-                Goal::Takeover { .. } => &super::RetryPolicy::none(),
-                _ => &self.config.retry,
-            };
-            match decision::after_failure(&mut tenure, &err, retry, rules, left) {
+            match decision::after_failure(&mut tenure, &err, &self.config.retry, rules, left) {
                 AfterFailure::Retry(delay) => {
                     debug!(%key, ?delay, error = %err, "the outcome is unknown or refused; retrying the same request");
                     tokio::time::sleep(delay).await;
