@@ -165,7 +165,9 @@
 mod atomic;
 mod error;
 mod format;
+mod in_flight;
 mod layout;
+mod lease;
 mod list;
 mod lock;
 mod permissions;
