@@ -1,10 +1,12 @@
 //! [`FileTokenStore`]: the [`TokenStore`] contract on top of the layout,
-//! format, lock, version, atomic-write and list modules.
+//! format, lock, lease, in-flight, version, atomic-write and list modules,
+//! and the reading of account files they share.
 //!
 //! Every operation runs its file I/O on a blocking thread; nothing here may
-//! block the async executor. `load` and `save` touch only the files of their
-//! own key, so their cost does not grow with the number of stored accounts;
-//! only `list` reads directories.
+//! block the async executor. `load`, `lock` and the writes of a lease touch
+//! only the files of their own key, so their cost does not grow with the
+//! number of stored accounts; `orphaned` reads only the in-flight index and
+//! the keys it marks; only `list` reads the provider directories.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
