@@ -1878,9 +1878,26 @@ pub async fn debug_hides_secrets(store: &dyn TokenStore) {
     cleanup(store, &[&k]).await;
 }
 
+fn require_breaker(store: &dyn TokenStore, caps: Capabilities<'_>) {
+    if let Some(ttl) = store.lease_ttl() {
+        assert!(
+            caps.lease_breaker.is_some(),
+            "the store's leases expire (lease_ttl {ttl:?}), so they can be lost while their \
+             holder lives: pass a LeaseBreaker in the Capabilities (one that expires a held \
+             lease) so that the fencing clauses are tested"
+        );
+    }
+}
+
 /// Runs every clause on one store, in contract order. `caps` says what the
 /// backend can do beyond the common contract (see the [module docs](self)).
+///
+/// A store whose leases expire ([`lease_ttl`](TokenStore::lease_ttl) is
+/// `Some`) can lose a lease while its holder lives, so it must give a
+/// [`LeaseBreaker`]: without one this panics rather than pass the fencing
+/// clauses trivially.
 pub async fn run_all(store: &dyn TokenStore, caps: Capabilities<'_>) {
+    require_breaker(store, caps);
     round_trip(store).await;
     missing_key(store).await;
     fenced_create(store).await;
@@ -1909,6 +1926,7 @@ pub async fn run_all(store: &dyn TokenStore, caps: Capabilities<'_>) {
 /// records written through one are orphaned and cleared through the other,
 /// and a takeover through one fences the other.
 pub async fn run_all_shared(a: &dyn TokenStore, b: &dyn TokenStore, caps: Capabilities<'_>) {
+    require_breaker(a, caps);
     for (x, y, name) in [(a, b, "shared (a, b)"), (b, a, "shared (b, a)")] {
         round_trip_between(x, y, &format!("{name} round_trip")).await;
         cas_conflict_between(x, y, &format!("{name} cas_conflict")).await;

@@ -162,7 +162,9 @@ impl Lease for FileLease {
 
     async fn mark_in_flight(&self, expected: Version) -> Result<Version> {
         self.write(move |shared, current, held| {
-            if !matches(current.as_ref(), Expect::Version(expected)) {
+            // A tombstone has no refresh token to send.
+            let tombstone = current.as_ref().is_some_and(|r| r.token.is_none());
+            if tombstone || !matches(current.as_ref(), Expect::Version(expected)) {
                 return Err(error::conflict(
                     &shared.key,
                     Expect::Version(expected),

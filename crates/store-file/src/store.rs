@@ -488,6 +488,20 @@ mod tests {
         assert!(v.0 > mark, "{v} does not pass the old mark {mark}");
     }
 
+    #[tokio::test]
+    async fn a_tombstone_cannot_be_marked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::open(tmp.path()).unwrap();
+        let key = TokenKey::parse("p", "a").unwrap();
+        let v1 = create(&store, &key, "1").await;
+        let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+        let tombstone = lease.delete(v1).await.unwrap();
+        let err = lease.mark_in_flight(tombstone).await.unwrap_err();
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
+        assert!(err.to_string().contains("tombstone"), "{err}");
+        assert!(store.orphaned(10).await.unwrap().is_empty());
+    }
+
     #[test]
     fn debug_shows_the_root() {
         let tmp = tempfile::tempdir().unwrap();
