@@ -129,7 +129,7 @@ pub(crate) async fn clear_flag(config: Option<&Path>, args: KeyArgs) -> CliResul
         .map_err(|e| session.fail(&e))?;
     if cleared.any() {
         output::line(&format!(
-            "{cleared} of {}; the next `authctl token` or `authctl refresh` asks the server again",
+            "{}: {cleared}; the next `authctl token` or `authctl refresh` asks the server again",
             session.key
         ));
     } else {
