@@ -237,7 +237,8 @@ fn save_sql(tokens: &str, leases: &str, expect: ExpectKind, kind: Fence, exact: 
          SELECT {HELD}, (SELECT version FROM w), cur.version, cur.grant_seq, cur.untouched, \
          CASE WHEN cur.untouched THEN NULL ELSE cur.data END \
          FROM (VALUES (1)) AS one LEFT JOIN \
-         (SELECT t.version, t.grant_seq, {UNTOUCHED} AS untouched, t.data::text AS data \
+         (SELECT t.version, t.grant_seq, COALESCE({UNTOUCHED}, false) AS untouched, \
+          t.data::text AS data \
           FROM {tokens} AS t \
           WHERE t.provider = $1 AND t.account = $2) AS cur ON true",
         fence = fence(leases, kind),
@@ -382,7 +383,7 @@ impl Statements {
                  ON CONFLICT (provider, account) DO UPDATE \
                  SET next_seq = GREATEST(t.next_seq, t.grant_seq) + 1 \
                  RETURNING t.next_seq) \
-                 SELECT {HELD}, (SELECT next_seq FROM w)",
+                 SELECT {HELD}, (SELECT next_seq FROM w), NULL::bigint",
                 fence = fence(&leases, Fence::Share),
             ),
             list_all: format!(
