@@ -251,7 +251,6 @@ impl PostgresStoreBuilder {
             lease_ttl: self.lease_ttl,
             heartbeat: self.heartbeat.unwrap_or(self.lease_ttl / 3),
             poll_interval: self.poll_interval,
-            releases: crate::lease::Releases::default(),
             heartbeats: crate::heartbeat::Heartbeats::default(),
         }))
     }

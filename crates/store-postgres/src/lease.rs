@@ -69,6 +69,14 @@ struct Outcome {
     current: Option<i64>,
 }
 
+/// A mark's or delete's answer: the outcome, whether the row's data was
+/// untouched since a store wrote it, and its data when not.
+struct Guarded {
+    outcome: Outcome,
+    untouched: bool,
+    data: Option<String>,
+}
+
 /// What a save statement answers besides: the row's grant, whether its
 /// data was untouched since a store wrote it, and its data when not.
 struct SaveOutcome {
@@ -283,23 +291,75 @@ impl PgLease {
     }
 
     /// A fenced write of the mark, delete or sequence statements: binds the
-    /// key and owner, then `extra`.
-    async fn fenced_write(&self, sql: &str, extra: &[i64], what: &'static str) -> Result<Outcome> {
-        let mut query = sqlx::query_as::<_, (bool, Option<i64>, Option<i64>)>(sql)
+    /// key and owner, then `extra`, then the data read for an exact guard.
+    async fn fenced_write(
+        &self,
+        sql: &str,
+        extra: &[i64],
+        exact: Option<&str>,
+        what: &'static str,
+    ) -> Result<Guarded> {
+        let mut query =
+            sqlx::query_as::<_, (bool, Option<i64>, Option<i64>, Option<bool>, Option<String>)>(
+                sql,
+            )
             .bind(self.key.provider.as_str())
             .bind(self.key.account.as_str())
             .bind(self.owner);
         for value in extra {
             query = query.bind(*value);
         }
-        let (held, written, current) = on_conn!(self.shared.conns, c => query.fetch_one(c))
-            .await
-            .map_err(self.fail(what))?;
-        Ok(Outcome {
-            held,
-            written,
-            current,
+        if let Some(exact) = exact {
+            query = query.bind(exact);
+        }
+        let (held, written, current, untouched, data) =
+            on_conn!(self.shared.conns, c => query.fetch_one(c))
+                .await
+                .map_err(self.fail(what))?;
+        Ok(Guarded {
+            outcome: Outcome {
+                held,
+                written,
+                current,
+            },
+            untouched: untouched.unwrap_or(true),
+            data,
         })
+    }
+
+    /// A mark or a delete at `expected`: the statement with the untouched
+    /// guard, and when the row's data was edited by hand, after decoding
+    /// it (damaged data fails with `Corrupt`), the one with the exact
+    /// guard. `Ok(Err(current))` is a conflict.
+    async fn guarded_write(
+        &self,
+        sql: &[String; 2],
+        extra: &[i64],
+        expected: Version,
+        what: &'static str,
+        fenced: &str,
+    ) -> Result<std::result::Result<Version, Option<i64>>> {
+        let first = self.fenced_write(&sql[0], extra, None, what).await?;
+        let answer = if first.untouched || first.outcome.written.is_some() || !first.outcome.held {
+            first
+        } else {
+            // Decoding first means damaged data is reported, whatever the
+            // caller expected.
+            self.shared.decode(&self.key, first.data.clone())?;
+            match first.data {
+                Some(read) if first.outcome.current == Some(to_db(expected.0)) => {
+                    self.fenced_write(&sql[1], extra, Some(&read), what).await?
+                }
+                _ => first,
+            }
+        };
+        match answer.outcome {
+            Outcome {
+                written: Some(v), ..
+            } => Ok(Ok(Version(v as u64))),
+            Outcome { held: false, .. } => Err(self.lost_error(fenced)),
+            Outcome { current, .. } => Ok(Err(current)),
+        }
     }
 }
 
@@ -362,21 +422,17 @@ impl Lease for PgLease {
     }
 
     async fn mark_in_flight(&self, expected: Version) -> Result<Version> {
-        self.check_known("the write-ahead record")?;
+        let fenced = "the write-ahead record";
+        self.check_known(fenced)?;
         self.forget_first_read();
-        let outcome = self
-            .fenced_write(
-                &self.shared.sql.mark,
-                &[to_db(expected.0), self.ttl_ms()],
-                "record the refresh in flight",
-            )
-            .await?;
-        match outcome {
-            Outcome {
-                written: Some(v), ..
-            } => Ok(Version(v as u64)),
-            Outcome { held: false, .. } => Err(self.lost_error("the write-ahead record")),
-            Outcome { current, .. } => Err(error::conflict(
+        let sql = &self.shared.sql.mark;
+        let extra = [to_db(expected.0), self.ttl_ms()];
+        match self
+            .guarded_write(sql, &extra, expected, "record the refresh in flight", fenced)
+            .await?
+        {
+            Ok(version) => Ok(version),
+            Err(current) => Err(error::conflict(
                 &self.shared.endpoint,
                 &self.key,
                 &format!("{expected} holding a token"),
@@ -414,17 +470,16 @@ impl Lease for PgLease {
     }
 
     async fn delete(&self, expected: Version) -> Result<Version> {
-        self.check_known("the fenced delete")?;
+        let fenced = "the fenced delete";
+        self.check_known(fenced)?;
         self.forget_first_read();
-        let outcome = self
-            .fenced_write(&self.shared.sql.delete, &[to_db(expected.0)], "delete the token")
-            .await?;
-        match outcome {
-            Outcome {
-                written: Some(v), ..
-            } => Ok(Version(v as u64)),
-            Outcome { held: false, .. } => Err(self.lost_error("the fenced delete")),
-            Outcome { current, .. } => Err(error::conflict(
+        let sql = &self.shared.sql.delete;
+        match self
+            .guarded_write(sql, &[to_db(expected.0)], expected, "delete the token", fenced)
+            .await?
+        {
+            Ok(version) => Ok(version),
+            Err(current) => Err(error::conflict(
                 &self.shared.endpoint,
                 &self.key,
                 &expected.to_string(),
@@ -436,10 +491,11 @@ impl Lease for PgLease {
     async fn next_sequence(&self) -> Result<Sequence> {
         self.check_known("taking a login sequence number")?;
         self.forget_first_read();
-        let outcome = self
+        let Guarded { outcome, .. } = self
             .fenced_write(
                 &self.shared.sql.next_sequence,
                 &[],
+                None,
                 "take a login sequence number",
             )
             .await?;
@@ -487,12 +543,12 @@ fn spawn_release(shared: &Arc<Shared>, key: &TokenKey, owner: i64) {
         return;
     };
     let (shared, key) = (Arc::clone(shared), key.clone());
-    shared.releases.started();
+    let pending = RELEASES.started();
     runtime.spawn(async move {
         if let Err(err) = release_row(&shared, &key, owner).await {
             warn!(%key, error = %err, "could not release a lease; it frees when it expires");
         }
-        shared.releases.finished();
+        drop(pending);
     });
 }
 
@@ -599,18 +655,42 @@ pub(crate) async fn acquire(
     }
 }
 
-/// Counts lease releases handed to tasks, so that
-/// [`PostgresTokenStore::close`](crate::PostgresTokenStore::close) can wait
-/// for them before a short-lived program exits.
-#[derive(Debug, Default)]
+/// The releases of dropped leases still in flight in this process, of
+/// every store: [`PostgresTokenStore::close`](crate::PostgresTokenStore::close)
+/// waits for them before a short-lived program exits, and `orphaned` before
+/// it looks, so that a lease this process dropped before the call counts
+/// as free, whichever store (or pool) of the process asks.
+pub(crate) static RELEASES: Releases = Releases::new();
+
+/// A release in flight, counted until dropped.
+struct Pending(&'static Releases);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.finished();
+    }
+}
+
+/// Counts lease releases handed to tasks.
+#[derive(Debug)]
 pub(crate) struct Releases {
     pending: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
 }
 
 impl Releases {
-    fn started(&self) {
+    const fn new() -> Self {
+        Self {
+            pending: std::sync::atomic::AtomicUsize::new(0),
+            idle: tokio::sync::Notify::const_new(),
+        }
+    }
+
+    /// Counts a release as in flight until the guard is dropped: when the
+    /// task ends, or is dropped unfinished with its runtime.
+    fn started(&'static self) -> Pending {
         self.pending.fetch_add(1, Ordering::AcqRel);
+        Pending(self)
     }
 
     fn finished(&self) {

@@ -187,6 +187,32 @@ fn extending_fence(leases: &str, ttl: &str) -> String {
 /// Whether the fence found the lease held.
 const HELD: &str = "EXISTS (SELECT 1 FROM fence WHERE live)";
 
+/// A fenced update of the row at the expected version (`$4`) that writes
+/// `set` besides a new version, only over data untouched since a store
+/// wrote it, or exactly the data read (`exact`, the parameter holding it).
+/// The mark and the delete write no token, but they refuse damaged data
+/// too: a store never writes over data it cannot decode.
+///
+/// Always one row: whether the lease was held, the new version (NULL when
+/// nothing was written), the row's version before, whether its data was
+/// untouched, and its data when not.
+fn guarded(tokens: &str, fence: &str, set: &str, only: &str, exact: Option<&str>) -> String {
+    let guard = match exact {
+        Some(param) => format!("t.data = {param}::jsonb"),
+        None => UNTOUCHED.to_owned(),
+    };
+    format!(
+        "WITH {fence}, w AS (UPDATE {tokens} AS t SET version = t.version + 1, {set} \
+         WHERE t.provider = $1 AND t.account = $2 AND t.version = $4 {only} AND {guard} \
+         AND {HELD} RETURNING t.version) \
+         SELECT {HELD}, (SELECT version FROM w), cur.version, cur.untouched, \
+         CASE WHEN cur.untouched THEN NULL ELSE cur.data END \
+         FROM (VALUES (1)) AS one LEFT JOIN \
+         (SELECT t.version, COALESCE({UNTOUCHED}, false) AS untouched, t.data::text AS data \
+          FROM {tokens} AS t WHERE t.provider = $1 AND t.account = $2) AS cur ON true"
+    )
+}
+
 /// A save statement: one of each [`ExpectKind`], [`Fence`], and guard
 /// (untouched data, or exactly the data read, `$7`). Parameters: `$1`
 /// provider, `$2` account, `$3` owner, `$4` the token's JSON, then for
@@ -286,9 +312,11 @@ pub(crate) struct Statements {
     pub(crate) load: String,
     pub(crate) lock: String,
     pub(crate) lease_load: String,
-    pub(crate) mark: String,
+    /// Untouched guard, then the exact one.
+    pub(crate) mark: [String; 2],
     pub(crate) save: SaveStatements,
-    pub(crate) delete: String,
+    /// Untouched guard, then the exact one.
+    pub(crate) delete: [String; 2],
     pub(crate) next_sequence: String,
     pub(crate) list_all: String,
     pub(crate) list_provider: String,
@@ -351,28 +379,29 @@ impl Statements {
             // The write-ahead record, extending the lease: only on a row
             // with a token at the expected version ($4); an earlier
             // record's `since` is kept. $5 is the TTL.
-            mark: format!(
-                "WITH {fence}, w AS (UPDATE {tokens} AS t SET version = t.version + 1, \
-                 in_flight_since = COALESCE(t.in_flight_since, now()), updated_at = now() \
-                 WHERE t.provider = $1 AND t.account = $2 AND t.version = $4 AND NOT t.deleted \
-                 AND {HELD} RETURNING t.version) \
-                 SELECT {HELD}, (SELECT version FROM w), \
-                 (SELECT version FROM {tokens} WHERE provider = $1 AND account = $2)",
-                fence = extending_fence(&leases, "$5"),
-            ),
+            mark: [false, true].map(|exact| {
+                guarded(
+                    &tokens,
+                    &extending_fence(&leases, "$5"),
+                    "in_flight_since = COALESCE(t.in_flight_since, now()), updated_at = now()",
+                    "AND NOT t.deleted",
+                    exact.then_some("$6"),
+                )
+            }),
             save: SaveStatements::new(&tokens, &leases),
             // The tombstone: no token, no record, and as its grant the
-            // highest sequence handed out. $4 is the expected version.
-            delete: format!(
-                "WITH {fence}, w AS (UPDATE {tokens} AS t SET version = t.version + 1, \
-                 deleted = true, data = NULL, data_md5 = NULL, in_flight_since = NULL, \
-                 grant_seq = GREATEST(t.grant_seq, t.next_seq), updated_at = now() \
-                 WHERE t.provider = $1 AND t.account = $2 AND t.version = $4 AND {HELD} \
-                 RETURNING t.version) \
-                 SELECT {HELD}, (SELECT version FROM w), \
-                 (SELECT version FROM {tokens} WHERE provider = $1 AND account = $2)",
-                fence = fence(&leases, Fence::Share),
-            ),
+            // highest sequence handed out. $4 is the expected version, $5
+            // the data read for the exact guard.
+            delete: [false, true].map(|exact| {
+                guarded(
+                    &tokens,
+                    &fence(&leases, Fence::Share),
+                    "deleted = true, data = NULL, data_md5 = NULL, in_flight_since = NULL, \
+                     grant_seq = GREATEST(t.grant_seq, t.next_seq), updated_at = now()",
+                    "",
+                    exact.then_some("$5"),
+                )
+            }),
             // The next login sequence: above every number handed out and
             // the stored grant. A key without a row gets one that holds
             // only the counter (no token), which `load` shows as empty.
@@ -383,7 +412,7 @@ impl Statements {
                  ON CONFLICT (provider, account) DO UPDATE \
                  SET next_seq = GREATEST(t.next_seq, t.grant_seq) + 1 \
                  RETURNING t.next_seq) \
-                 SELECT {HELD}, (SELECT next_seq FROM w), NULL::bigint",
+                 SELECT {HELD}, (SELECT next_seq FROM w), NULL::bigint, true, NULL::text",
                 fence = fence(&leases, Fence::Share),
             ),
             list_all: format!(

@@ -33,7 +33,6 @@ pub(crate) struct Shared {
     pub(crate) lease_ttl: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) poll_interval: Duration,
-    pub(crate) releases: lease::Releases,
     pub(crate) heartbeats: crate::heartbeat::Heartbeats,
 }
 
@@ -141,7 +140,7 @@ impl PostgresTokenStore {
     /// afterwards: operations fail as
     /// [`Unavailable`](auth_core::StoreErrorKind::Unavailable).
     pub async fn close(&self) {
-        let _ = tokio::time::timeout(self.shared.lease_ttl, self.shared.releases.idle()).await;
+        let _ = tokio::time::timeout(self.shared.lease_ttl, lease::RELEASES.idle()).await;
         self.shared.conns.unpark();
         self.shared.conns.pool().close().await;
     }
@@ -198,8 +197,11 @@ impl TokenStore for PostgresTokenStore {
     }
 
     /// One statement on the partial index of rows with a record, oldest
-    /// record first.
+    /// record first. It first waits (at most the lease TTL) for the
+    /// releases of leases this process dropped to reach the database, so
+    /// that a lease dropped before the call counts as free.
     async fn orphaned(&self, limit: usize) -> Result<Vec<TokenKey>> {
+        let _ = tokio::time::timeout(self.shared.lease_ttl, lease::RELEASES.idle()).await;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<(String, String)> = on_conn!(self.shared.conns, c => {
             sqlx::query_as(&self.shared.sql.orphaned).bind(limit).fetch_all(c)

@@ -146,13 +146,26 @@ async fn undecodable_data_is_reported_and_never_overwritten() {
         let want: serde_json::Value = serde_json::from_str(data).unwrap();
         let got: serde_json::Value = serde_json::from_str(&still).unwrap();
         assert_eq!(got, want, "the damaged row changed");
-        // Listed, and deletable on purpose (the lease went with the save).
+        // Listed; not even a delete replaces it (the lease went with the
+        // failed save): a person removes it, after looking.
         assert!(store.list(None).await.expect("list").contains(&key));
         let lease = store
             .lock(&key, Duration::from_secs(1))
             .await
             .expect("the failed save and release did not release the lease");
-        lease.delete(v).await.expect("delete");
+        let err = lease.delete(v).await.expect_err("deleted damaged data");
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
+        let err = lease.mark_in_flight(v).await.expect_err("marked damaged data");
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
+        sqlx::query(&format!(
+            "DELETE FROM {} WHERE provider = $1 AND account = $2",
+            quoted_tokens(&store)
+        ))
+        .bind(key.provider.as_str())
+        .bind(key.account.as_str())
+        .execute(store.pool())
+        .await
+        .expect("remove the damaged row");
     }
 }
 
