@@ -296,3 +296,48 @@ async fn only_the_first_load_right_after_the_take_is_served_from_it() {
     );
     again.release().await.expect("release");
 }
+
+/// The same count through the manager: `force_refresh` of a token an API
+/// rejected, with a provider whose refresh tokens rotate (so the refresh
+/// writes its record), on a store whose statements go through the
+/// counting proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_refresh_through_the_manager_takes_three_statements() {
+    use std::sync::Arc;
+
+    use auth_core::TokenManager;
+    use auth_core::testing::FakeProvider;
+
+    let direct = support::store("manager_three").await;
+    let (store, proxy) = support::through_proxy(&direct, None).await;
+    let provider = Arc::new(FakeProvider::new("fake"));
+    let key = support::key("fake", "Alice");
+    support::put(&direct, &key, &provider.issue()).await;
+    let manager = TokenManager::builder(Arc::new(store))
+        .provider(provider.clone())
+        .build();
+    let mut current = manager.access_token(&key).await.expect("the stored token");
+    // A first refresh prepares the statements.
+    current = manager
+        .force_refresh(&key, &current)
+        .await
+        .expect("a first refresh");
+    for round in 0..3 {
+        let before = proxy.statements();
+        let calls = provider.refresh_calls();
+        let next = manager
+            .force_refresh(&key, &current)
+            .await
+            .expect("force_refresh");
+        assert_eq!(provider.refresh_calls(), calls + 1, "round {round}: one refresh");
+        assert_eq!(
+            proxy.statements() - before,
+            3,
+            "round {round}: statements of one refresh through the manager"
+        );
+        assert_ne!(next.secret(), current.secret(), "round {round}: the same token");
+        current = next;
+    }
+    let stored = direct.load(&key).await.expect("load").expect("row");
+    assert!(stored.in_flight.is_none(), "the record outlived the refresh");
+}
