@@ -126,7 +126,7 @@ impl PgLease {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()?;
-        (self.taken_at.elapsed() < self.shared.lease_ttl / 4).then_some(first)
+        (self.taken_at.elapsed() < self.shared.lease_ttl / FIRST_READ_FRACTION).then_some(first)
     }
 
     fn forget_first_read(&self) {
@@ -391,10 +391,10 @@ impl Lease for PgLease {
     /// nothing**: the statement that took the lease also read the row,
     /// locked `FOR SHARE` so that it is the newest committed version (see
     /// the crate docs, "One refresh, three statements"). It is returned if
-    /// it is asked for within a quarter of the lease TTL of the take: the
-    /// lease then still has three quarters of its TTL on the database's
-    /// clock, nobody else can have written the row, and the take itself
-    /// gave the lease its full TTL. Later loads, and a first load for a key
+    /// it is asked for within a twentieth of the lease TTL of the take (the
+    /// manager asks at once): nobody else can have written the row since,
+    /// and the lease still has at least 95% of the full TTL the take gave
+    /// it, on the database's clock, as if this load had extended it. Later loads, and a first load for a key
     /// that had no row when the lease was taken (a row created meanwhile
     /// would not have been seen), send the statement.
     async fn load(&self) -> Result<Option<Stored>> {
@@ -512,6 +512,11 @@ impl Lease for PgLease {
     }
 }
 
+/// The first load is served from the lock's read only within this fraction
+/// of the lease TTL after the take: the lease then has at least 95% of its
+/// TTL left on the database's clock, as if the load had extended it.
+const FIRST_READ_FRACTION: u32 = 20;
+
 /// A version or sequence as the database stores it (no stored value is
 /// larger than `i64::MAX`; a larger one matches nothing).
 fn to_db(value: u64) -> i64 {
@@ -579,7 +584,8 @@ impl Drop for Unclaimed<'_> {
 
 /// The lock statement's row: NULL columns when the key had no row in the
 /// statement's snapshot.
-type LockRow = (Option<i64>, Option<String>, Option<i64>, Option<i64>, i64);
+/// The last column is `synchronous_commit` as the statement set it.
+type LockRow = (Option<i64>, Option<String>, Option<i64>, Option<i64>, i64, String);
 
 /// Takes the lease on `key` and reads its row in one statement, polling
 /// until `wait` runs out.
@@ -611,7 +617,7 @@ pub(crate) async fn acquire(
         .await
         .map_err(|e| error::from_sqlx(&shared.endpoint, Some(key), "take the lease", e))?;
         attempt.disarm();
-        if let Some((version, data, grant, since, read_at)) = won {
+        if let Some((version, data, grant, since, read_at, _async_commit)) = won {
             let lost = Arc::new(AtomicBool::new(false));
             shared
                 .heartbeats

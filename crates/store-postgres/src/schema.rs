@@ -350,14 +350,22 @@ impl Statements {
             // the snapshot is not seen at all: the row comes back NULL, and
             // the lease reads it again before trusting "no row" (see
             // `lease.rs`). $3 is the owner, $4 the TTL in milliseconds.
+            //
+            // A row lock on the logged table writes WAL, so the commit
+            // would wait for a flush; but nothing of this statement needs
+            // to survive a crash (the lease table is unlogged, and a lock
+            // is not data), so it commits asynchronously: `set_config`
+            // with `is_local` sets `synchronous_commit` for this
+            // statement's own transaction only.
             lock: format!(
-                "WITH l AS (INSERT INTO {leases} AS l (provider, account, owner, expires_at) \
+                "WITH async AS (SELECT set_config('synchronous_commit', 'off', true) AS off), \
+                 l AS (INSERT INTO {leases} AS l (provider, account, owner, expires_at) \
                  VALUES ($1, $2, $3, now() + $4::bigint * interval '1 millisecond') \
                  ON CONFLICT (provider, account) DO UPDATE \
                  SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
                  WHERE l.expires_at <= now() \
                  RETURNING l.provider, l.account) \
-                 SELECT r.version, r.data, r.grant_seq, r.since, {now} \
+                 SELECT r.version, r.data, r.grant_seq, r.since, {now}, (SELECT off FROM async) \
                  FROM l LEFT JOIN LATERAL \
                  (SELECT {row} FROM {tokens} AS t \
                   WHERE t.provider = l.provider AND t.account = l.account FOR SHARE) AS r ON true"

@@ -341,3 +341,31 @@ async fn force_refresh_through_the_manager_takes_three_statements() {
     let stored = direct.load(&key).await.expect("load").expect("row");
     assert!(stored.in_flight.is_none(), "the record outlived the refresh");
 }
+
+/// The lock statement commits without waiting for a WAL flush (its row
+/// lock on the tokens table writes WAL, but nothing it does needs to
+/// survive a crash); that setting is the statement's own and never leaks
+/// into the pooled session, whose later saves must stay durable.
+#[tokio::test]
+async fn the_lock_leaves_the_session_durable() {
+    let schema = support::unique_schema("durable");
+    let store = support::builder(&schema)
+        .max_connections(1)
+        .connect(support::cluster::shared().url())
+        .await
+        .expect("connect");
+    let key = support::key("durable", "Alice");
+    support::put(&store, &key, &support::token(1)).await;
+    let lease = store
+        .lock(&key, Duration::from_secs(5))
+        .await
+        .expect("lock");
+    lease.load().await.expect("load").expect("row");
+    // The pool's only connection ran the lock.
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(store.pool())
+        .await
+        .expect("show");
+    assert_eq!(setting, "on", "the lock's asynchronous commit leaked");
+    lease.release().await.expect("release");
+}
