@@ -189,7 +189,10 @@ pub(crate) async fn diagnose(options: &PgConnectOptions) -> sqlx::Error {
         Ok(Err(err)) => err,
         Err(_) => sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("no answer from the server within {}s", PROBE_TIMEOUT.as_secs()),
+            format!(
+                "no answer from the server within {}s",
+                PROBE_TIMEOUT.as_secs()
+            ),
         )),
     }
 }

@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use auth_core::{Error, Expect, Lease, Record, Result, Sequence, Stored, TokenKey, TokenSet, Version};
+use auth_core::{
+    Error, Expect, Lease, Record, Result, Sequence, Stored, TokenKey, TokenSet, Version,
+};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -152,11 +154,21 @@ impl PgLease {
             Expect::Login(s) => (ExpectKind::Login, Some(to_db(s.0))),
         };
         let sql = self.shared.sql.save.get(kind, fence, exact.is_some());
-        let mut query = sqlx::query_as::<_, (bool, Option<i64>, Option<i64>, Option<i64>, Option<bool>, Option<String>)>(sql)
-            .bind(self.key.provider.as_str())
-            .bind(self.key.account.as_str())
-            .bind(self.owner)
-            .bind(data);
+        let mut query = sqlx::query_as::<
+            _,
+            (
+                bool,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+                Option<bool>,
+                Option<String>,
+            ),
+        >(sql)
+        .bind(self.key.provider.as_str())
+        .bind(self.key.account.as_str())
+        .bind(self.owner)
+        .bind(data);
         if let Some(number) = number {
             query = query.bind(matches!(record, Record::Clear)).bind(number);
             if let Some(exact) = exact {
@@ -203,7 +215,9 @@ impl PgLease {
         }
         self.forget_first_read();
         let data = serde_json::to_string(token).expect("a token set always serializes to JSON");
-        let first = self.save_statement(&data, expect, record, fence, None).await;
+        let first = self
+            .save_statement(&data, expect, record, fence, None)
+            .await;
         // A release statement that ran deleted this owner's lease row,
         // whatever else it did.
         let released = fence == Fence::Release && first.is_ok();
@@ -222,8 +236,7 @@ impl PgLease {
                         .await?
                 }
                 Fence::Release => {
-                    let mut again =
-                        acquire(&self.shared, &self.key, self.shared.lease_ttl).await?;
+                    let mut again = acquire(&self.shared, &self.key, self.shared.lease_ttl).await?;
                     let second = again
                         .save_statement(&data, expect, record, Fence::Release, Some(&read))
                         .await;
@@ -258,8 +271,7 @@ impl PgLease {
         // caller expected.
         let touched = answer.untouched == Some(false);
         if touched {
-            self.shared
-                .decode(&self.key, answer.data.clone())?;
+            self.shared.decode(&self.key, answer.data.clone())?;
         }
         let matches = match expect {
             Expect::Absent => false,
@@ -277,7 +289,11 @@ impl PgLease {
             None => "no row".to_owned(),
             Some(v) => match grant {
                 Some(g) if matches!(expect, Expect::Login(_)) => {
-                    format!("{} holding the grant of login {}", Version(v as u64), Sequence(g as u64))
+                    format!(
+                        "{} holding the grant of login {}",
+                        Version(v as u64),
+                        Sequence(g as u64)
+                    )
                 }
                 _ => format!("{}", Version(v as u64)),
             },
@@ -299,13 +315,13 @@ impl PgLease {
         exact: Option<&str>,
         what: &'static str,
     ) -> Result<Guarded> {
-        let mut query =
-            sqlx::query_as::<_, (bool, Option<i64>, Option<i64>, Option<bool>, Option<String>)>(
-                sql,
-            )
-            .bind(self.key.provider.as_str())
-            .bind(self.key.account.as_str())
-            .bind(self.owner);
+        let mut query = sqlx::query_as::<
+            _,
+            (bool, Option<i64>, Option<i64>, Option<bool>, Option<String>),
+        >(sql)
+        .bind(self.key.provider.as_str())
+        .bind(self.key.account.as_str())
+        .bind(self.owner);
         for value in extra {
             query = query.bind(*value);
         }
@@ -402,23 +418,37 @@ impl Lease for PgLease {
         if let Some(first) = self.first_read() {
             return Ok(Some(first));
         }
-        let row: (bool, Option<i64>, Option<String>, Option<i64>, Option<i64>, i64) =
-            on_conn!(self.shared.conns, c => {
-                sqlx::query_as(&self.shared.sql.lease_load)
-                    .bind(self.key.provider.as_str())
-                    .bind(self.key.account.as_str())
-                    .bind(self.owner)
-                    .bind(self.ttl_ms())
-                    .fetch_one(c)
-            })
-            .await
-            .map_err(self.fail("load the token"))?;
+        let row: (
+            bool,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+        ) = on_conn!(self.shared.conns, c => {
+            sqlx::query_as(&self.shared.sql.lease_load)
+                .bind(self.key.provider.as_str())
+                .bind(self.key.account.as_str())
+                .bind(self.owner)
+                .bind(self.ttl_ms())
+                .fetch_one(c)
+        })
+        .await
+        .map_err(self.fail("load the token"))?;
         let (held, version, data, grant, since, read_at) = row;
         if !held {
             return Err(self.lost_error("the fenced load"));
         }
-        self.shared
-            .stored(&self.key, RowCols { version, data, grant, since, read_at })
+        self.shared.stored(
+            &self.key,
+            RowCols {
+                version,
+                data,
+                grant,
+                since,
+                read_at,
+            },
+        )
     }
 
     async fn mark_in_flight(&self, expected: Version) -> Result<Version> {
@@ -428,7 +458,13 @@ impl Lease for PgLease {
         let sql = &self.shared.sql.mark;
         let extra = [to_db(expected.0), self.ttl_ms()];
         match self
-            .guarded_write(sql, &extra, expected, "record the refresh in flight", fenced)
+            .guarded_write(
+                sql,
+                &extra,
+                expected,
+                "record the refresh in flight",
+                fenced,
+            )
             .await?
         {
             Ok(version) => Ok(version),
@@ -475,7 +511,13 @@ impl Lease for PgLease {
         self.forget_first_read();
         let sql = &self.shared.sql.delete;
         match self
-            .guarded_write(sql, &[to_db(expected.0)], expected, "delete the token", fenced)
+            .guarded_write(
+                sql,
+                &[to_db(expected.0)],
+                expected,
+                "delete the token",
+                fenced,
+            )
             .await?
         {
             Ok(version) => Ok(version),
@@ -585,7 +627,14 @@ impl Drop for Unclaimed<'_> {
 /// The lock statement's row: NULL columns when the key had no row in the
 /// statement's snapshot.
 /// The last column is `synchronous_commit` as the statement set it.
-type LockRow = (Option<i64>, Option<String>, Option<i64>, Option<i64>, i64, String);
+type LockRow = (
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    String,
+);
 
 /// Takes the lease on `key` and reads its row in one statement, polling
 /// until `wait` runs out.
@@ -646,7 +695,10 @@ pub(crate) async fn acquire(
                     },
                 )
             {
-                *lease.first_read.lock().unwrap_or_else(PoisonError::into_inner) = Some(stored);
+                *lease
+                    .first_read
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(stored);
             }
             return Ok(lease);
         }

@@ -463,7 +463,10 @@ fn migration_sql(names: &Names, step: &str) -> String {
     step.replace("{tokens}", &names.tokens())
         .replace("{leases}", &names.leases())
         .replace("{live}", &names.table.with_suffix("_live").quoted())
-        .replace("{in_flight}", &names.table.with_suffix("_in_flight").quoted())
+        .replace(
+            "{in_flight}",
+            &names.table.with_suffix("_in_flight").quoted(),
+        )
 }
 
 /// Brings the tables up to [`SCHEMA_VERSION`] (never down), in one

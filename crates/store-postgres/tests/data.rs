@@ -110,7 +110,10 @@ async fn undecodable_data_is_reported_and_never_overwritten() {
             .lock(&key, Duration::from_secs(5))
             .await
             .expect("lock");
-        let err = lease.load().await.expect_err("a leased load of damaged data");
+        let err = lease
+            .load()
+            .await
+            .expect_err("a leased load of damaged data");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
         for expected in [
             Expect::Absent,
@@ -155,7 +158,10 @@ async fn undecodable_data_is_reported_and_never_overwritten() {
             .expect("the failed save and release did not release the lease");
         let err = lease.delete(v).await.expect_err("deleted damaged data");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
-        let err = lease.mark_in_flight(v).await.expect_err("marked damaged data");
+        let err = lease
+            .mark_in_flight(v)
+            .await
+            .expect_err("marked damaged data");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
         sqlx::query(&format!(
             "DELETE FROM {} WHERE provider = $1 AND account = $2",
@@ -444,11 +450,18 @@ async fn schema_1_tables_are_migrated_in_place_and_need_reader_2_afterwards() {
     assert_eq!(support::generation_of(&stored.token.expect("token")), 1);
     // The tombstone is one, keeps its version, and any login beats it.
     let gone = support::key("fitbit", "gone");
-    let tomb = store.load(&gone).await.expect("load").expect("the tombstone");
+    let tomb = store
+        .load(&gone)
+        .await
+        .expect("load")
+        .expect("the tombstone");
     assert!(tomb.token.is_none());
     assert_eq!(tomb.version, Version(4));
     assert_eq!(store.list(None).await.expect("list"), vec![live.clone()]);
-    let lease = store.lock(&gone, Duration::from_secs(5)).await.expect("lock");
+    let lease = store
+        .lock(&gone, Duration::from_secs(5))
+        .await
+        .expect("lock");
     let seq = lease.next_sequence().await.expect("sequence");
     let v = lease
         .save_and_release(&support::token(2), Expect::Login(seq), Record::Clear)
@@ -456,7 +469,10 @@ async fn schema_1_tables_are_migrated_in_place_and_need_reader_2_afterwards() {
         .expect("a login over a schema 1 tombstone");
     assert!(v > Version(4), "a version was reused across the migration");
     // The record works on a migrated row, and shows up as orphaned.
-    let lease = store.lock(&live, Duration::from_secs(5)).await.expect("lock");
+    let lease = store
+        .lock(&live, Duration::from_secs(5))
+        .await
+        .expect("lock");
     lease.mark_in_flight(Version(3)).await.expect("mark");
     lease.release().await.expect("release");
     assert_eq!(store.orphaned(10).await.expect("orphaned"), vec![live]);

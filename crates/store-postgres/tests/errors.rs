@@ -151,7 +151,10 @@ async fn a_database_that_goes_away_gives_unavailable_errors() {
             .await
             .map(|_| ()),
         store.orphaned(10).await.map(|_| ()),
-        lease.mark_in_flight(auth_core::Version(1)).await.map(|_| ()),
+        lease
+            .mark_in_flight(auth_core::Version(1))
+            .await
+            .map(|_| ()),
     ]
     .into_iter()
     .enumerate()

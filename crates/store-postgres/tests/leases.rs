@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use auth_core::{Expect, Lease, Record, Result, StoreErrorKind, TokenStore};

@@ -153,7 +153,10 @@ async fn eight_processes_stampeding_one_expired_token_make_one_refresh() {
             .expose_secret(),
         *tokens.iter().next().unwrap()
     );
-    assert!(stored.in_flight.is_none(), "the record outlived the refresh");
+    assert!(
+        stored.in_flight.is_none(),
+        "the record outlived the refresh"
+    );
     assert!(stored.version > seeded);
 }
 

@@ -25,7 +25,10 @@ async fn the_record_is_stamped_on_the_database_clock_kept_and_cleared() {
     let key = support::key("records", "Alice");
     let v1 = support::put(&store, &key, &support::token(1)).await;
 
-    let lease = store.lock(&key, Duration::from_secs(5)).await.expect("lock");
+    let lease = store
+        .lock(&key, Duration::from_secs(5))
+        .await
+        .expect("lock");
     let before = db_now(&store).await;
     let v2 = lease.mark_in_flight(v1).await.expect("mark");
     let after = db_now(&store).await;
@@ -33,9 +36,15 @@ async fn the_record_is_stamped_on_the_database_clock_kept_and_cleared() {
     let stored = lease.load().await.expect("load").expect("row");
     assert_eq!(stored.version, v2);
     let since = stored.in_flight.expect("no record after the mark").since;
-    assert!(before <= since && since <= after, "since is not the database's now()");
+    assert!(
+        before <= since && since <= after,
+        "since is not the database's now()"
+    );
     assert!(stored.read_at >= since);
-    assert_eq!(stored.in_flight_age(), stored.read_at.duration_since(since).ok());
+    assert_eq!(
+        stored.in_flight_age(),
+        stored.read_at.duration_since(since).ok()
+    );
 
     // A second mark keeps the first `since`; a Keep save keeps the record.
     let v3 = lease.mark_in_flight(v2).await.expect("mark again");
@@ -45,7 +54,10 @@ async fn the_record_is_stamped_on_the_database_clock_kept_and_cleared() {
         .expect("a cooldown's save");
     let kept = store.load(&key).await.expect("load").expect("row");
     assert_eq!(kept.version, v4);
-    assert_eq!(kept.in_flight.expect("Keep dropped the record").since, since);
+    assert_eq!(
+        kept.in_flight.expect("Keep dropped the record").since,
+        since
+    );
     // A mark at a stale version is a conflict and changes nothing.
     let err = lease.mark_in_flight(v3).await.expect_err("a stale mark");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
@@ -95,18 +107,31 @@ async fn a_record_whose_holder_is_gone_is_orphaned_once_its_lease_is_free_or_exp
     assert_eq!(orphaned, want);
     assert_eq!(b.orphaned(1).await.expect("orphaned").len(), 1, "the limit");
     // Whoever takes one over finds the record and finishes it.
-    let lease = b.lock(&keys[1], Duration::from_secs(5)).await.expect("take over");
+    let lease = b
+        .lock(&keys[1], Duration::from_secs(5))
+        .await
+        .expect("take over");
     let stored = lease.load().await.expect("load").expect("row");
-    assert!(stored.in_flight.is_some(), "the record did not survive its holder");
+    assert!(
+        stored.in_flight.is_some(),
+        "the record did not survive its holder"
+    );
     assert!(
         !b.orphaned(10).await.expect("orphaned").contains(&keys[1]),
         "a refresh listed while its new holder holds it"
     );
     lease
-        .save_and_release(&support::token(2), Expect::Version(stored.version), Record::Clear)
+        .save_and_release(
+            &support::token(2),
+            Expect::Version(stored.version),
+            Record::Clear,
+        )
         .await
         .expect("finish it");
-    assert_eq!(b.orphaned(10).await.expect("orphaned"), vec![keys[0].clone()]);
+    assert_eq!(
+        b.orphaned(10).await.expect("orphaned"),
+        vec![keys[0].clone()]
+    );
     drop(leases);
 }
 
@@ -155,7 +180,13 @@ async fn tombstones_refuse_older_logins_and_sequences_survive_deletes_and_hosts(
 
     let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
     let s1 = lease.next_sequence().await.expect("sequence");
-    assert!(lease.load().await.expect("load").is_some_and(|s| s.token.is_none()));
+    assert!(
+        lease
+            .load()
+            .await
+            .expect("load")
+            .is_some_and(|s| s.token.is_none())
+    );
     let v1 = lease
         .save(&support::token(1), Expect::Login(s1), Record::Clear)
         .await
@@ -181,8 +212,14 @@ async fn tombstones_refuse_older_logins_and_sequences_survive_deletes_and_hosts(
     assert!(tomb > v1);
     let stored = lease.load().await.expect("load").expect("the tombstone");
     assert!(stored.token.is_none() && stored.in_flight.is_none());
-    assert_eq!(stored.grant, s3, "the tombstone's grant is the highest handed out");
-    assert!(b.list(None).await.expect("list").is_empty(), "a tombstone was listed");
+    assert_eq!(
+        stored.grant, s3,
+        "the tombstone's grant is the highest handed out"
+    );
+    assert!(
+        b.list(None).await.expect("list").is_empty(),
+        "a tombstone was listed"
+    );
     // s2 was handed out before the delete: refused. A later one lands.
     let err = lease
         .save(&support::token(2), Expect::Login(s2), Record::Clear)
@@ -212,7 +249,10 @@ async fn a_delete_clears_the_record_and_a_login_over_a_record_clears_it() {
     let store = support::store("record_clears").await;
     let key = support::key("record-clears", "Bob");
     let v1 = support::put(&store, &key, &support::token(1)).await;
-    let lease = store.lock(&key, Duration::from_secs(5)).await.expect("lock");
+    let lease = store
+        .lock(&key, Duration::from_secs(5))
+        .await
+        .expect("lock");
     let v2 = lease.mark_in_flight(v1).await.expect("mark");
     let s = lease.next_sequence().await.expect("sequence");
     let v3 = lease
@@ -228,6 +268,9 @@ async fn a_delete_clears_the_record_and_a_login_over_a_record_clears_it() {
     assert!(stored.in_flight.is_none(), "a tombstone with a record");
     assert!(store.orphaned(10).await.expect("orphaned").is_empty());
     // A mark on a tombstone is a conflict: there is nothing to refresh.
-    let err = lease.mark_in_flight(tomb).await.expect_err("marked a tombstone");
+    let err = lease
+        .mark_in_flight(tomb)
+        .await
+        .expect_err("marked a tombstone");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
 }

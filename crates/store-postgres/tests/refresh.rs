@@ -47,7 +47,11 @@ async fn a_refresh_takes_three_statements_and_three_round_trips() {
     // connection): one round trip more per statement, no statement more.
     let before = proxy.statements();
     refresh(&store, &key, 1).await;
-    assert_eq!(proxy.statements() - before, 3, "statements of a first refresh");
+    assert_eq!(
+        proxy.statements() - before,
+        3,
+        "statements of a first refresh"
+    );
 
     for from in 2..5 {
         let (statements, round_trips) = (proxy.statements(), proxy.round_trips());
@@ -65,7 +69,10 @@ async fn a_refresh_takes_three_statements_and_three_round_trips() {
         let stored = direct.load(&key).await.expect("load").expect("row");
         assert_eq!(stored.version, version);
         assert!(stored.in_flight.is_none(), "the save left the record");
-        assert_eq!(support::generation_of(&stored.token.expect("token")), from + 1);
+        assert_eq!(
+            support::generation_of(&stored.token.expect("token")),
+            from + 1
+        );
     }
     // The lease went with the save: another host takes it at once.
     let started = Instant::now();
@@ -267,11 +274,18 @@ async fn only_the_first_load_right_after_the_take_is_served_from_it() {
         .expect("lock");
     let before = proxy.statements();
     lease.load().await.expect("load").expect("row");
-    assert_eq!(proxy.statements(), before, "the first load sent a statement");
+    assert_eq!(
+        proxy.statements(),
+        before,
+        "the first load sent a statement"
+    );
     lease.load().await.expect("load").expect("row");
     assert_eq!(proxy.statements(), before + 1, "the second load sent none");
     support::expire_lease(&direct, &key).await;
-    let err = lease.load().await.expect_err("a load through an expired lease");
+    let err = lease
+        .load()
+        .await
+        .expect_err("a load through an expired lease");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
 
     // A lease taken while the lease row had expired: its first load is
@@ -329,17 +343,28 @@ async fn force_refresh_through_the_manager_takes_three_statements() {
             .force_refresh(&key, &current)
             .await
             .expect("force_refresh");
-        assert_eq!(provider.refresh_calls(), calls + 1, "round {round}: one refresh");
+        assert_eq!(
+            provider.refresh_calls(),
+            calls + 1,
+            "round {round}: one refresh"
+        );
         assert_eq!(
             proxy.statements() - before,
             3,
             "round {round}: statements of one refresh through the manager"
         );
-        assert_ne!(next.secret(), current.secret(), "round {round}: the same token");
+        assert_ne!(
+            next.secret(),
+            current.secret(),
+            "round {round}: the same token"
+        );
         current = next;
     }
     let stored = direct.load(&key).await.expect("load").expect("row");
-    assert!(stored.in_flight.is_none(), "the record outlived the refresh");
+    assert!(
+        stored.in_flight.is_none(),
+        "the record outlived the refresh"
+    );
 }
 
 /// The lock statement commits without waiting for a WAL flush (its row

@@ -111,8 +111,7 @@ pub(crate) async fn through_proxy(
 ) -> (PostgresTokenStore, proxy::FreezableProxy) {
     let target: std::net::SocketAddr = ([127, 0, 0, 1], cluster::shared().port()).into();
     let proxy = proxy::FreezableProxy::start(target).await;
-    let options: store_postgres::PgConnectOptions =
-        cluster::shared().url().parse().expect("url");
+    let options: store_postgres::PgConnectOptions = cluster::shared().url().parse().expect("url");
     let via = builder(&schema_of(store))
         .lease_ttl(ttl.unwrap_or(PostgresTokenStore::DEFAULT_LEASE_TTL))
         .connect_with(options.port(proxy.port()))
