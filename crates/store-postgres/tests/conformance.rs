@@ -6,54 +6,10 @@
 
 mod support;
 
-use auth_core::conformance::{Capabilities, Corrupter, LeaseBreaker};
-use auth_core::{TokenKey, TokenStore, async_trait};
+use auth_core::TokenStore;
+use auth_core::conformance::Capabilities;
 use store_postgres::PostgresTokenStore;
-
-/// Expires the lease row of a key through SQL, as if its TTL had passed
-/// with no heartbeat: how a Postgres lease is lost.
-struct ExpireLease(PostgresTokenStore);
-
-#[async_trait]
-impl LeaseBreaker for ExpireLease {
-    async fn break_lease(&self, key: &TokenKey) {
-        support::expire_lease(&self.0, key).await;
-    }
-}
-
-/// Garbles a row's data in place, through SQL, the way a bad manual edit
-/// or a buggy migration would; repairs by deleting the row, as a person
-/// would after looking at it.
-struct Garble(PostgresTokenStore);
-
-#[async_trait]
-impl Corrupter for Garble {
-    async fn corrupt(&self, key: &TokenKey) {
-        let garbled = sqlx::query(&format!(
-            "UPDATE {} SET data = '{{\"format\": 1, \"garbled\": true}}'::jsonb \
-             WHERE provider = $1 AND account = $2",
-            support::quoted(&self.0, "")
-        ))
-        .bind(key.provider.as_str())
-        .bind(key.account.as_str())
-        .execute(self.0.pool())
-        .await
-        .expect("garble the row");
-        assert_eq!(garbled.rows_affected(), 1, "no row of {key} to garble");
-    }
-
-    async fn repair(&self, key: &TokenKey) {
-        sqlx::query(&format!(
-            "DELETE FROM {} WHERE provider = $1 AND account = $2",
-            support::quoted(&self.0, "")
-        ))
-        .bind(key.provider.as_str())
-        .bind(key.account.as_str())
-        .execute(self.0.pool())
-        .await
-        .expect("delete the garbled row");
-    }
-}
+use support::{ExpireLease, Garble};
 
 async fn run_all(store: &PostgresTokenStore) {
     let (breaker, garble) = (ExpireLease(store.clone()), Garble(store.clone()));

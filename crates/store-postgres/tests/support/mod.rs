@@ -12,7 +12,8 @@ pub(crate) mod proxy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore};
+use auth_core::conformance::{Corrupter, LeaseBreaker};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore, async_trait};
 use store_postgres::{PostgresStoreBuilder, PostgresTokenStore};
 
 /// A schema name no other test (or test binary) uses.
@@ -86,6 +87,52 @@ pub(crate) async fn expire_lease(store: &PostgresTokenStore, key: &TokenKey) {
         1,
         "no lease row of {key} to expire"
     );
+}
+
+/// Expires the lease row of a key through SQL, as if its TTL had passed
+/// with no heartbeat: how a Postgres lease is lost, for the conformance
+/// suite.
+pub(crate) struct ExpireLease(pub(crate) PostgresTokenStore);
+
+#[async_trait]
+impl LeaseBreaker for ExpireLease {
+    async fn break_lease(&self, key: &TokenKey) {
+        expire_lease(&self.0, key).await;
+    }
+}
+
+/// Garbles a row's data in place, through SQL, the way a bad manual edit
+/// or a buggy migration would; repairs by deleting the row, as a person
+/// would after looking at it.
+pub(crate) struct Garble(pub(crate) PostgresTokenStore);
+
+#[async_trait]
+impl Corrupter for Garble {
+    async fn corrupt(&self, key: &TokenKey) {
+        let garbled = sqlx::query(&format!(
+            "UPDATE {} SET data = '{{\"format\": 1, \"garbled\": true}}'::jsonb \
+             WHERE provider = $1 AND account = $2",
+            quoted(&self.0, "")
+        ))
+        .bind(key.provider.as_str())
+        .bind(key.account.as_str())
+        .execute(self.0.pool())
+        .await
+        .expect("garble the row");
+        assert_eq!(garbled.rows_affected(), 1, "no row of {key} to garble");
+    }
+
+    async fn repair(&self, key: &TokenKey) {
+        sqlx::query(&format!(
+            "DELETE FROM {} WHERE provider = $1 AND account = $2",
+            quoted(&self.0, "")
+        ))
+        .bind(key.provider.as_str())
+        .bind(key.account.as_str())
+        .execute(self.0.pool())
+        .await
+        .expect("delete the garbled row");
+    }
 }
 
 /// A table of `store` (`suffix` "" for the tokens, "_leases", "_meta"),
