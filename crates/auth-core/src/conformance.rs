@@ -324,6 +324,17 @@ async fn cleanup(store: &dyn TokenStore, keys: &[&TokenKey]) {
     }
 }
 
+/// Returns once a dropped lease of `key` is released: a backend may
+/// release a dropped lease in the background, so the suite takes the
+/// lease (which waits for that) and releases it.
+async fn settled(store: &dyn TokenStore, key: &TokenKey, what: &str) {
+    lease(store, key, what)
+        .await
+        .release()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: release: {e}"));
+}
+
 /// Whether `orphaned` lists `key`.
 async fn is_orphaned(store: &dyn TokenStore, key: &TokenKey, what: &str) -> bool {
     store
@@ -1055,8 +1066,7 @@ async fn record_round_trip_between(a: &dyn TokenStore, b: &dyn TokenStore, claus
     );
 
     // A login clears it.
-    let v7 = held
-        .mark_in_flight(v6)
+    held.mark_in_flight(v6)
         .await
         .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
     let sequence = held
@@ -1071,7 +1081,6 @@ async fn record_round_trip_between(a: &dyn TokenStore, b: &dyn TokenStore, claus
         leased(held.as_ref(), clause).await.in_flight.is_none(),
         "{clause}: a login kept the record"
     );
-    let _ = v7;
 
     // A delete clears it.
     let v9 = held
@@ -1153,6 +1162,7 @@ async fn record_survives_between(
         "{clause}: a record is orphaned while its live lease holds it"
     );
     drop(held);
+    settled(b, &k, clause).await;
     let row = stored(b, &k, clause).await;
     assert_eq!(row.version, v2, "{clause}: dropping the lease wrote");
     assert!(
@@ -1200,6 +1210,7 @@ async fn record_survives_between(
             .await
             .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
         drop(held);
+        settled(a, key, clause).await;
     }
     let all = b
         .orphaned(ORPHAN_LIMIT)
@@ -1621,6 +1632,7 @@ pub async fn hostile_ids(store: &dyn TokenStore) {
             .await
             .unwrap_or_else(|e| panic!("{clause}: mark {k}: {e}"));
         drop(held);
+        settled(store, k, clause).await;
     }
     let orphans = store
         .orphaned(ORPHAN_LIMIT)
@@ -1878,9 +1890,26 @@ pub async fn debug_hides_secrets(store: &dyn TokenStore) {
     cleanup(store, &[&k]).await;
 }
 
+fn require_breaker(store: &dyn TokenStore, caps: Capabilities<'_>) {
+    if let Some(ttl) = store.lease_ttl() {
+        assert!(
+            caps.lease_breaker.is_some(),
+            "the store's leases expire (lease_ttl {ttl:?}), so they can be lost while their \
+             holder lives: pass a LeaseBreaker in the Capabilities (one that expires a held \
+             lease) so that the fencing clauses are tested"
+        );
+    }
+}
+
 /// Runs every clause on one store, in contract order. `caps` says what the
 /// backend can do beyond the common contract (see the [module docs](self)).
+///
+/// A store whose leases expire ([`lease_ttl`](TokenStore::lease_ttl) is
+/// `Some`) can lose a lease while its holder lives, so it must give a
+/// [`LeaseBreaker`]: without one this panics rather than pass the fencing
+/// clauses trivially.
 pub async fn run_all(store: &dyn TokenStore, caps: Capabilities<'_>) {
+    require_breaker(store, caps);
     round_trip(store).await;
     missing_key(store).await;
     fenced_create(store).await;
@@ -1909,6 +1938,7 @@ pub async fn run_all(store: &dyn TokenStore, caps: Capabilities<'_>) {
 /// records written through one are orphaned and cleared through the other,
 /// and a takeover through one fences the other.
 pub async fn run_all_shared(a: &dyn TokenStore, b: &dyn TokenStore, caps: Capabilities<'_>) {
+    require_breaker(a, caps);
     for (x, y, name) in [(a, b, "shared (a, b)"), (b, a, "shared (b, a)")] {
         round_trip_between(x, y, &format!("{name} round_trip")).await;
         cas_conflict_between(x, y, &format!("{name} cas_conflict")).await;
