@@ -491,3 +491,52 @@ async fn regression_an_unfenced_store_fails_the_conformance_suite() {
     let panic = caught.expect_err("the suite passed an unfenced store");
     assert!(panic.is_panic());
 }
+
+/// A process that died between the server's processing of its refresh and
+/// the save leaves only its record behind. The Refresher's orphan poll of
+/// another process replays the same refresh token inside the window,
+/// without any caller, and saves the pair the server issued.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_left_by_a_dead_process_is_finished_by_the_refresher() {
+    use auth_core::TokenProvider as _;
+    let w = world().await;
+    // The dead process: it wrote its record and sent; the server rotated.
+    let lease = w.store.lock(&key(), Duration::from_secs(1)).await.unwrap();
+    let before = lease.load().await.unwrap().unwrap();
+    lease.mark_in_flight(before.version).await.unwrap();
+    w.provider
+        .refresh(before.token.as_ref().unwrap())
+        .await
+        .unwrap();
+    drop(lease);
+    let issued = w.provider.current_refresh_token().unwrap();
+    // A live process with a Refresher, and no traffic.
+    let manager = manager(&w, w.provider.clone());
+    let refresher = auth_core::Refresher::builder(manager.clone()).spawn();
+    tokio::time::sleep(auth_core::ORPHAN_POLL + Duration::from_secs(1)).await;
+    let row = row(&w).await;
+    assert!(row.in_flight.is_none(), "the refresh was finished");
+    assert_eq!(
+        row.token.unwrap().refresh_token().unwrap().expose_secret(),
+        issued,
+        "the replay saved the pair the server issued"
+    );
+    assert_eq!(w.provider.burns(), 0);
+    manager.shutdown(Duration::from_secs(1)).await.unwrap();
+    refresher.stopped().await;
+}
+
+/// A pair that still cannot be saved when the process stops is named at
+/// shutdown: the error lists the account, so an operator knows which
+/// grants are at risk.
+#[tokio::test(start_paused = true)]
+async fn shutdown_names_the_accounts_whose_new_pair_is_not_saved() {
+    let w = world().await;
+    let manager = manager(&w, w.provider.clone());
+    w.store.faults.fail_next_saves(u32::MAX, false);
+    manager.access_token(&key()).await.unwrap_err();
+    let err = manager.shutdown(Duration::from_secs(1)).await.unwrap_err();
+    assert!(err.to_string().contains("fake/26FWFL"), "{err}");
+    assert_eq!(manager.unsaved(), vec![key()]);
+    assert!(row(&w).await.in_flight.is_some(), "the record stays");
+}

@@ -80,7 +80,7 @@ struct Inner {
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
-    rotating_refresh_tokens: bool,
+    refresh_rules: auth_core::RefreshRules,
 }
 
 impl fmt::Debug for OAuth2Provider {
@@ -122,7 +122,7 @@ pub struct OAuth2ProviderBuilder {
     http_config: HttpConfig,
     http: Option<HttpClient>,
     clock: Arc<dyn Clock>,
-    rotating_refresh_tokens: bool,
+    refresh_rules: auth_core::RefreshRules,
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -244,14 +244,26 @@ impl OAuth2ProviderBuilder {
         self
     }
 
-    /// Whether the server may rotate refresh tokens (the default, `true`).
-    /// A server that never does (Google) has no replay window for a use of
-    /// the new access token to end, so the manager may hand out a refreshed
-    /// token before its save lands
-    /// ([`TokenProvider::use_ends_replay_window`] answers this value).
+    /// Whether the server may rotate refresh tokens (the default, `true`,
+    /// with no replay window: the safe reading). A server that never does
+    /// (Google) needs no write-ahead record before a refresh
+    /// ([`TokenProvider::refresh_rules`] answers
+    /// [`RefreshRules::NOT_ROTATING`](auth_core::RefreshRules::NOT_ROTATING)).
     #[must_use]
     pub fn rotating_refresh_tokens(mut self, rotating: bool) -> Self {
-        self.rotating_refresh_tokens = rotating;
+        self.refresh_rules = if rotating {
+            auth_core::RefreshRules::ROTATING
+        } else {
+            auth_core::RefreshRules::NOT_ROTATING
+        };
+        self
+    }
+
+    /// How the server treats refresh tokens: rotation, the replay window,
+    /// and whether first use ends it ([`TokenProvider::refresh_rules`]).
+    #[must_use]
+    pub fn refresh_rules(mut self, rules: auth_core::RefreshRules) -> Self {
+        self.refresh_rules = rules;
         self
     }
 
@@ -347,7 +359,7 @@ impl OAuth2ProviderBuilder {
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
-                rotating_refresh_tokens: self.rotating_refresh_tokens,
+                refresh_rules: self.refresh_rules,
             }),
         })
     }
@@ -374,7 +386,7 @@ impl OAuth2Provider {
             http_config: HttpConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
-            rotating_refresh_tokens: true,
+            refresh_rules: auth_core::RefreshRules::ROTATING,
         }
     }
 
@@ -857,8 +869,8 @@ impl TokenProvider for OAuth2Provider {
         self.inner.client_credentials.is_some()
     }
 
-    fn use_ends_replay_window(&self) -> bool {
-        self.inner.rotating_refresh_tokens
+    fn refresh_rules(&self) -> auth_core::RefreshRules {
+        self.inner.refresh_rules
     }
 
     /// One client credentials token request (RFC 6749 §4.4.2) with the
