@@ -182,8 +182,9 @@ pub(crate) fn lock_timeout(endpoint: &Endpoint, key: &TokenKey, wait: Duration) 
         Some(key.clone()),
         format!(
             "PostgreSQL token store at {endpoint}: could not take the key lock (lease) within \
-             {wait:?}: another process or host holds it (a refresh in progress?). Try again; a \
-             holder that died frees it when its lease expires"
+             {}: another process or host holds it (a refresh in progress?). Try again; a \
+             holder that died frees it when its lease expires",
+            auth_core::human_duration(wait)
         ),
     )
 }
@@ -240,6 +241,15 @@ mod tests {
         let err = from_sqlx(&endpoint, None, "connect", sqlx::Error::PoolTimedOut);
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Unavailable));
         assert!(err.to_string().contains("busy"), "{err}");
+    }
+
+    #[test]
+    fn a_lock_timeout_says_the_wait_in_words() {
+        let endpoint = Endpoint("db:5432/app".into());
+        let key = TokenKey::parse("p", "a").unwrap();
+        let err = lock_timeout(&endpoint, &key, Duration::from_millis(14_942));
+        assert!(err.to_string().contains("within 15s:"), "{err}");
+        assert!(!err.to_string().contains("ms"), "{err}");
     }
 
     #[test]
