@@ -93,7 +93,8 @@
 //! these promises: a lease TTL shorter than the attempt timeout plus 2 s,
 //! and a provider window not longer than
 //! [the holder failures to survive](TokenManagerBuilder::survive_holder_failures)
-//! × the lease TTL + the refresh deadline.
+//! × the lease TTL + the refresh deadline
+//! (`the_builder_warns_about_parameters_that_break_the_protocol`).
 //!
 //! # Feature flags
 //!

@@ -619,7 +619,7 @@ impl Worker {
             futures::future::join_all(keys.into_iter().map(|key| {
                 let manager = manager.clone();
                 async move {
-                    info!(%key, "a refresh was left in flight; taking it over");
+                    debug!(%key, "a refresh was left in flight; taking it over");
                     if let Err(err) = manager.take_over(&key).await {
                         debug!(%key, error = %err, "the refresh left in flight is not finished yet");
                     }
@@ -674,7 +674,7 @@ impl Worker {
                 match manager.list(None).await {
                     Ok(keys) => break keys,
                     Err(err) => {
-                        warn!(error = %err, "the refresher cannot list the stored tokens; trying again in {}", humantime::format_duration(SCAN_RETRY));
+                        warn!(error = %err, "the refresher cannot list the stored tokens; trying again in {}", crate::error::human_duration(SCAN_RETRY));
                         tokio::time::sleep(SCAN_RETRY).await;
                     }
                 }
@@ -950,7 +950,7 @@ impl Worker {
         let wait = backoff.max(err.retry_after().unwrap_or_default())
             + fraction(backoff / 4, key_hash(&key, Some(u64::from(failures))));
         let retry_at = self.manager.now() + wait;
-        warn!(%key, class = err.class(), error = %err, failures, "background refresh failed; next try in {}", humantime::format_duration(Duration::from_secs(wait.as_secs())));
+        warn!(%key, class = err.class(), error = %err, failures, "background refresh failed; next try in {}", crate::error::human_duration(wait));
         self.shared.emit(RefresherEvent::Failed {
             key: key.clone(),
             class: err.class(),

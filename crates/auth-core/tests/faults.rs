@@ -540,3 +540,37 @@ async fn shutdown_names_the_accounts_whose_new_pair_is_not_saved() {
     assert_eq!(manager.unsaved(), vec![key()]);
     assert!(row(&w).await.in_flight.is_some(), "the record stays");
 }
+
+/// The builder checks the parameters the protocol relies on: the lease
+/// must outlive an attempt by a margin, and each provider's window must
+/// leave room for the holder failures to survive.
+#[tokio::test]
+async fn the_builder_warns_about_parameters_that_break_the_protocol() {
+    let store = Arc::new(Breakable {
+        inner: store_memory::MemoryTokenStore::new(),
+        broken: Arc::default(),
+        fenced: true,
+    });
+    assert_eq!(store.lease_ttl(), Some(Duration::from_secs(10)));
+    let fitbit = Arc::new(FakeProvider::new("fitbit").strict(Some(WINDOW)));
+    let fine = TokenManager::builder(store.clone()).provider(fitbit.clone());
+    assert_eq!(fine.parameter_warnings(), Vec::<String>::new());
+    let long = TokenManager::builder(store.clone())
+        .provider(fitbit)
+        .attempt_timeout(Duration::from_secs(9));
+    let warnings = long.parameter_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("lease TTL (10s)")),
+        "{warnings:?}"
+    );
+    let short = Arc::new(FakeProvider::new("short").strict(Some(Duration::from_secs(30))));
+    let warnings = TokenManager::builder(store)
+        .provider(short)
+        .parameter_warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("provider short's replay window (30s)")),
+        "{warnings:?}"
+    );
+}

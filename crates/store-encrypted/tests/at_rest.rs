@@ -3,8 +3,6 @@
 
 mod support;
 
-use support::SaveExt as _;
-
 use std::path::Path;
 use std::sync::Arc;
 

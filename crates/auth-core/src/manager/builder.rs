@@ -176,9 +176,10 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// Checks the parameters the protocol needs, warning about each that
-    /// fails; the warnings, for tests.
-    fn check(&self) -> Vec<String> {
+    /// What [`build`](Self::build) would warn about: each parameter that
+    /// cannot keep the protocol's promises, in words. Empty when all is
+    /// well.
+    pub fn parameter_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         if self.refresh_deadline >= self.lock_wait {
             warnings.push(format!(
@@ -235,7 +236,7 @@ impl TokenManagerBuilder {
     /// protocol's promises (see [`attempt_timeout`](Self::attempt_timeout)
     /// and [`survive_holder_failures`](Self::survive_holder_failures)).
     pub fn build(self) -> TokenManager {
-        for warning in self.check() {
+        for warning in self.parameter_warnings() {
             warn!("{warning}");
         }
         let (events, _) = broadcast::channel(self.event_capacity);

@@ -454,6 +454,22 @@ pub(crate) fn serve_or_fail(k: &Known<'_>, token: &TokenSet, err: Error) -> Next
     }
 }
 
+/// What a caller gets while the refresh in flight of `token` is watched
+/// by the late-replay guard: the token if still valid and theirs to have,
+/// else a transient error.
+pub(crate) fn meanwhile(
+    key: &TokenKey,
+    goal: &Goal,
+    now: SystemTime,
+    token: &TokenSet,
+) -> Result<Arc<TokenSet>, Error> {
+    if matches!(goal, Goal::Fresh) && usable(token, now, None) {
+        Ok(Arc::new(token.clone()))
+    } else {
+        Err(in_flight_error(key, Sent::No))
+    }
+}
+
 /// The error while a refresh of `key` is in flight and cannot be finished
 /// now.
 pub(crate) fn in_flight_error(key: &TokenKey, sent: Sent) -> Error {

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -140,26 +140,7 @@ impl Inner {
         {
             self.cache.put_stored(key, token, *version);
         }
-        let known = self.known(key, goal, &*provider, row.as_ref(), true);
-        let next = on_row(&known);
-        let interim = |token: &TokenSet| match decision::serve_or_fail(
-            &known,
-            token,
-            decision::in_flight_error(key, Sent::No),
-        ) {
-            Next::Serve(token) => Ok(token),
-            Next::Fail(err) => Err(err),
-            _ => unreachable!("serve_or_fail serves or fails"),
-        };
-        let interim = match (&next, &row) {
-            (
-                Next::Guard(_),
-                Some(Stored {
-                    token: Some(token), ..
-                }),
-            ) => Some(interim(token)),
-            _ => None,
-        };
+        let next = on_row(&self.known(key, goal, &*provider, row.as_ref(), true));
         match next {
             Next::Serve(token) => Ok(self.cached(key, token, row.as_ref())),
             Next::Fail(err) => Err(err),
@@ -176,7 +157,8 @@ impl Inner {
             Next::Guard(version) => {
                 drop(lease);
                 self.guard(key, version);
-                interim.expect("a record has a token")
+                let token = row.and_then(|r| r.token).expect("a record has a token");
+                decision::meanwhile(key, goal, self.now(), &token)
             }
             Next::Mint => self.mint(key, goal, &provider, lease, row).await,
         }
@@ -348,20 +330,19 @@ impl Inner {
                 }
                 AfterFailure::Flag => return Err(self.flag(key, lease, token, version, err).await),
                 AfterFailure::Stop { cool, record } => {
-                    let row_read = row.read_at;
-                    return self
-                        .stop(
-                            key,
-                            goal,
-                            lease,
-                            (token, version, row_read),
-                            started,
-                            err,
-                            cool,
-                            record,
+                    let cooled = cool.then(|| {
+                        decision::cool_down(
+                            &token,
+                            row.read_at,
+                            started.elapsed(),
+                            &self.config.cooldown,
+                            &err,
                             tenure.unknown,
                             rules,
                         )
+                    });
+                    return self
+                        .stop(key, goal, lease, (token, version), cooled, record, err)
                         .await;
                 }
             }
@@ -369,35 +350,21 @@ impl Inner {
     }
 
     /// Ends a refresh that failed without a definite outcome: records the
-    /// cooldown (or just clears the record), and serves the still-valid
-    /// token to a caller who may have it.
+    /// cooldown (`cooled`), or just clears the record, and serves the
+    /// still-valid token to a caller who may have it.
     #[allow(clippy::too_many_arguments)]
     async fn stop(
         &self,
         key: &TokenKey,
         goal: &Goal,
         lease: Box<dyn Lease>,
-        (token, version, read_at): (TokenSet, Version, std::time::SystemTime),
-        started: Instant,
-        err: Error,
-        cool: bool,
+        (token, version): (TokenSet, Version),
+        cooled: Option<(TokenSet, Duration)>,
         record: Record,
-        unknown: bool,
-        rules: crate::provider::RefreshRules,
+        err: Error,
     ) -> Outcome {
-        let (written, pause) = if cool {
-            decision::cool_down(
-                &token,
-                read_at,
-                started.elapsed(),
-                &self.config.cooldown,
-                &err,
-                unknown,
-                rules,
-            )
-        } else {
-            (token.clone(), Duration::ZERO)
-        };
+        let cool = cooled.is_some();
+        let (written, pause) = cooled.unwrap_or((token, Duration::ZERO));
         if cool || record == Record::Clear {
             match lease
                 .save_and_release(&written, Expect::Version(version), record)
@@ -667,32 +634,22 @@ impl Inner {
     }
 }
 
-/// Tokens this process holds but has not saved yet, by key. Almost always
-/// empty and asked on every flight, so a count answers "none" without the
-/// lock.
+/// Tokens this process holds but has not saved yet, by key.
 #[derive(Default)]
-pub(super) struct UnsavedMap {
-    map: Mutex<HashMap<TokenKey, Arc<Unsaved>>>,
-    len: AtomicUsize,
-}
+pub(super) struct UnsavedMap(Mutex<HashMap<TokenKey, Arc<Unsaved>>>);
 
 impl UnsavedMap {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn get(&self, key: &TokenKey) -> Option<Arc<Unsaved>> {
-        if self.len.load(Ordering::Acquire) == 0 {
-            return None;
-        }
         self.map().get(key).cloned()
     }
 
     /// Keeps `unsaved`, replacing an older one (whose task then stops).
     pub(super) fn keep(&self, key: &TokenKey, unsaved: Arc<Unsaved>) {
-        let mut map = self.map();
-        map.insert(key.clone(), unsaved);
-        self.len.store(map.len(), Ordering::Release);
+        self.map().insert(key.clone(), unsaved);
     }
 
     /// Whether `unsaved` is still the one kept for `key`.
@@ -705,15 +662,13 @@ impl UnsavedMap {
         let mut map = self.map();
         if map.get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved)) {
             map.remove(key);
-            self.len.store(map.len(), Ordering::Release);
         }
     }
 
-    /// Drops `key`'s entry, whatever it is (a revoke or remove finished).
+    /// Drops `key`'s entry, whatever it is (a revoke or remove finished, or
+    /// a login saved).
     pub(super) fn abandon(&self, key: &TokenKey) {
-        let mut map = self.map();
-        map.remove(key);
-        self.len.store(map.len(), Ordering::Release);
+        self.map().remove(key);
     }
 
     pub(super) fn keys(&self) -> Vec<TokenKey> {

@@ -133,10 +133,7 @@ pub(crate) async fn clear_flag(config: Option<&Path>, args: KeyArgs) -> CliResul
             session.key
         ));
     } else {
-        output::line(&format!(
-            "{} is not flagged and not cooling down; nothing to do",
-            session.key
-        ));
+        output::line(&format!("{}: {cleared}; nothing to do", session.key));
     }
     Ok(())
 }
