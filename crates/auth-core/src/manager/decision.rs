@@ -451,27 +451,26 @@ pub(crate) fn interim(
 
 /// The still-valid `token` for a caller who may have it (not a rejected
 /// one, not for a takeover), else `err`.
-pub(crate) fn serve_or_fail(k: &Known<'_>, token: &TokenSet, err: Error) -> Next {
-    if matches!(k.goal, Goal::Fresh) && usable(token, k.now, None) {
-        Next::Serve(Arc::new(token.clone()))
-    } else {
-        Next::Fail(err)
+fn serve_or_fail(k: &Known<'_>, token: &TokenSet, err: Error) -> Next {
+    match meanwhile(k.goal, k.now, token, err) {
+        Ok(token) => Next::Serve(token),
+        Err(err) => Next::Fail(err),
     }
 }
 
-/// What a caller gets while the refresh in flight of `token` is watched
-/// by the late-replay guard: the token if still valid and theirs to have,
-/// else a transient error.
+/// What a caller gets while a refresh of `token` cannot be finished now
+/// (paced, cooling down, or watched by the late-replay guard): the token
+/// if still valid and theirs to have, else `err`.
 pub(crate) fn meanwhile(
-    key: &TokenKey,
     goal: &Goal,
     now: SystemTime,
     token: &TokenSet,
+    err: Error,
 ) -> Result<Arc<TokenSet>, Error> {
     if matches!(goal, Goal::Fresh) && usable(token, now, None) {
         Ok(Arc::new(token.clone()))
     } else {
-        Err(in_flight_error(key, Sent::No))
+        Err(err)
     }
 }
 
@@ -1218,22 +1217,12 @@ mod tests {
         ));
         // Meanwhile the still-valid token is served to a caller who may
         // have it: the guard's interim.
-        let key = key();
-        let known = Known {
-            key: &key,
-            goal: &Goal::Fresh,
-            now: t0() + Duration::from_secs(60),
-            skew: Duration::from_secs(300),
-            rules: fitbit(),
-            can_mint: false,
-            row: Some(&r),
-            leased: true,
-        };
-        let err = in_flight_error(&key, Sent::No);
-        assert_eq!(
-            served(&serve_or_fail(&known, r.token.as_ref().unwrap(), err)),
-            "at-a"
-        );
+        let now = t0() + Duration::from_secs(60);
+        let err = || in_flight_error(&key(), Sent::No);
+        let got = meanwhile(&Goal::Fresh, now, r.token.as_ref().unwrap(), err()).unwrap();
+        assert_eq!(got.access_token().expose_secret(), "at-a");
+        let takeover = Goal::Takeover { observed: None };
+        assert!(meanwhile(&takeover, now, r.token.as_ref().unwrap(), err()).is_err());
     }
 
     /// No window: without a window, any replay

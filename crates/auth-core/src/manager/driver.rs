@@ -158,7 +158,8 @@ impl Inner {
                 drop(lease);
                 self.guard(key, version);
                 let token = row.and_then(|r| r.token).expect("a record has a token");
-                decision::meanwhile(key, goal, self.now(), &token)
+                let err = decision::in_flight_error(key, Sent::No);
+                decision::meanwhile(goal, self.now(), &token, err)
             }
             Next::Mint => self.mint(key, goal, &provider, lease, row).await,
         }

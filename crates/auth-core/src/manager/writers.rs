@@ -267,6 +267,17 @@ impl Inner {
     /// Leaves a tombstone for the key's token, after finishing a refresh in
     /// flight. Returns whether a token was stored.
     pub(super) async fn remove(self: &Arc<Self>, key: &TokenKey) -> Result<bool> {
+        // An account never stored takes no lease: a store may make a lock
+        // file or a directory for one.
+        let known = match self.store.load(key).await {
+            Ok(row) => row.is_some(),
+            Err(err) if err.store_kind() == Some(StoreErrorKind::Corrupt) => true,
+            Err(err) => return Err(err),
+        };
+        if !known && self.unsaved.get(key).is_none() {
+            self.cache.bury(key, None);
+            return Ok(false);
+        }
         let (lease, row) = self.lease_settled(key).await?;
         let Some(row) = row.filter(|r| r.token.is_some()) else {
             let held = self.unsaved.get(key).is_some();
