@@ -106,7 +106,7 @@ fn world() -> World {
                 .with_expires_in(Duration::from_secs(24 * 3600))
                 .with_scopes(["read", "write"]);
             let key = TokenKey::new(id.parse().expect("id"), user.clone());
-            store.save(&key, &token, None).await.expect("save");
+            store.put(&key, &token).await.expect("save");
         }
         let manager = builder.build();
         for id in PROVIDERS {
