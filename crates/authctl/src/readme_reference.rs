@@ -140,8 +140,7 @@ fn missing_config_keys(readme: &str) -> Vec<String> {
         ),
     ];
     for (_, name) in kinds() {
-        let file =
-            format!("[providers.p]\nkind = \"{name}\"\nclient_id = \"x\"\nzz_unknown = 1\n");
+        let file = format!("[providers.p]\nkind = \"{name}\"\nclient_id = \"x\"\nzz_unknown = 1\n");
         sections.push((
             format!("[providers.NAME] kind = \"{name}\""),
             accepted_keys(&file),

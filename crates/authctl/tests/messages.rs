@@ -47,7 +47,16 @@ async fn a_failed_refresh_is_reported_once_and_logs_only_under_verbose() {
 async fn get_names_a_refused_connection_in_words() {
     let world = World::start().await;
     world.seed_fitbit("default", false).await;
-    let url = format!("http://127.0.0.1:{}/1/user/-/profile.json", free_port());
+    let port = free_port();
+    // The dead port is one of the provider's API origins, so `get` sends
+    // (a URL outside them is refused before sending, with exit 2).
+    let config = world.config_text().replacen(
+        "revoke_url = ",
+        &format!("api_base_urls = [\"http://127.0.0.1:{port}\"]\nrevoke_url = "),
+        1,
+    );
+    world.write_config(&config);
+    let url = format!("http://127.0.0.1:{port}/1/user/-/profile.json");
     let output = world.run(&["get", "fitbit", &url, "-vv"]).await;
     assert_code(&output, 4);
     let err = stderr(&output);

@@ -156,9 +156,7 @@ fn interrupted_note(command: &Command) -> &'static str {
         | Command::Status(_)
         | Command::Keygen
         | Command::Emulator(_)
-        | Command::Providers(_) => {
-            "interrupted"
-        }
+        | Command::Providers(_) => "interrupted",
     }
 }
 
