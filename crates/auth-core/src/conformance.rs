@@ -22,19 +22,15 @@
 //! Stores whose instances share state (two file stores on one directory,
 //! two database stores on one database) also call [`run_all_shared`] with
 //! two instances, stores that can hold undecodable data call
-//! [`undecodable_never_overwritten`] with a [`Corrupter`] that damages a
-//! key's stored data the way their backend can be damaged, and stores whose
-//! leases can be lost call [`load_leased_lease_lost`] with a
-//! [`LeaseBreaker`] that makes a held lease lost the way their backend can
-//! lose one.
+//! [`undecodable_never_overwritten`] with a [`Corrupter`], and stores whose
+//! leases can be lost call [`lease_fences_every_write`] with a
+//! [`LeaseBreaker`].
 //!
 //! The functions panic with a message naming the clause when the store
 //! breaks it. They use their own provider ids (prefixed `conformance-`), so
 //! they can run against a store that holds other data, but they leave their
 //! keys behind only when they fail.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
@@ -42,8 +38,7 @@ use secrecy::ExposeSecret;
 
 use crate::error::StoreErrorKind;
 use crate::id::{ProviderId, TokenKey};
-use crate::store::TokenStore;
-use crate::store::Version;
+use crate::store::{Expect, Lease, Record, Stored, TokenStore, Version};
 use crate::token::TokenSet;
 
 const ACCESS_SECRET: &str = "conformance-access-7f3a9c21e4b8d605";
@@ -98,928 +93,498 @@ fn assert_same(got: &TokenSet, want: &TokenSet, clause: &str) {
     );
 }
 
+const WAIT: Duration = Duration::from_secs(5);
+
+async fn lease(store: &dyn TokenStore, k: &TokenKey, clause: &str) -> Box<dyn Lease> {
+    store
+        .lock(k, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: lock: {e}"))
+}
+
+/// Saves `token` over whatever `k` holds (a fenced create, or a save at the
+/// stored version), clearing any record.
+async fn put(store: &dyn TokenStore, k: &TokenKey, token: &TokenSet, clause: &str) -> Version {
+    let lease = lease(store, k, clause).await;
+    let expect = match lease
+        .load()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
+    {
+        Some(row) => Expect::Version(row.version),
+        None => Expect::Absent,
+    };
+    lease
+        .save_and_release(token, expect, Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save: {e}"))
+}
+
+async fn row(store: &dyn TokenStore, k: &TokenKey, clause: &str) -> Option<Stored> {
+    store
+        .load(k)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
+}
+
 async fn cleanup(store: &dyn TokenStore, keys: &[&TokenKey]) {
     for k in keys {
-        store.delete(k).await.expect("cleanup delete");
+        let lease = lease(store, k, "cleanup").await;
+        if let Some(row) = lease.load().await.expect("cleanup load")
+            && row.token.is_some()
+        {
+            lease.delete(row.version).await.expect("cleanup delete");
+        }
     }
 }
 
-/// A saved token loads back equal, with the version `save` returned.
+fn assert_kind(result: crate::Result<impl std::fmt::Debug>, kind: StoreErrorKind, clause: &str) {
+    match result {
+        Err(e) => assert_eq!(e.store_kind(), Some(kind), "{clause}: {e}"),
+        Ok(v) => panic!("{clause}: succeeded ({v:?}) where {kind} was expected"),
+    }
+}
+
+/// **round_trip**: a token saved through a lease loads back equal with the
+/// version the save returned, through `load` and `Lease::load`.
 pub async fn round_trip(store: &dyn TokenStore) {
+    let clause = "round_trip";
     let k = key("round-trip", "alice");
-    let token = sample_token("rt").flagged_for_reauthorization("test flag");
-    let version = store
-        .save(&k, &token, None)
+    let token = sample_token("rt");
+    let version = put(store, &k, &token, clause).await;
+    let got = row(store, &k, clause).await.expect("round_trip: missing");
+    assert_eq!(got.version, version, "{clause}: version");
+    assert_same(
+        got.token.as_ref().expect("round_trip: no token"),
+        &token,
+        clause,
+    );
+    assert!(got.in_flight.is_none(), "{clause}: a record appeared");
+    let lease = lease(store, &k, clause).await;
+    let leased = lease
+        .load()
         .await
-        .expect("round_trip: save");
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("round_trip: load")
-        .expect("round_trip: saved token is missing");
-    assert_eq!(loaded.version, version, "round_trip: version differs");
-    assert_same(&loaded.value, &token, "round_trip");
+        .expect("round_trip: leased load")
+        .expect("missing");
+    assert_eq!(leased.version, version, "{clause}: leased version");
+    drop(lease);
     cleanup(store, &[&k]).await;
 }
 
-/// Loading a key never saved gives `None`.
+/// **missing_key**: `load` of a key never written returns `Ok(None)`.
 pub async fn missing_key(store: &dyn TokenStore) {
     let k = key("missing", "nobody");
-    let loaded = store.load(&k).await.expect("missing_key: load");
-    assert!(
-        loaded.is_none(),
-        "missing_key: got a token for a key never saved"
-    );
+    assert!(row(store, &k, "missing_key").await.is_none(), "missing_key");
 }
 
-/// `save` with `expected = None` only creates.
-pub async fn create_only(store: &dyn TokenStore) {
-    let k = key("create-only", "alice");
-    let first = sample_token("first");
-    store
-        .save(&k, &first, None)
+/// **fenced_create** and **cas_conflict**: `Expect::Absent` only over no
+/// row, `Expect::Version` only at that exact version; a refused save
+/// changes nothing.
+pub async fn fenced_create_and_cas(store: &dyn TokenStore) {
+    let clause = "fenced_create";
+    let k = key("cas", "alice");
+    let lease = lease(store, &k, clause).await;
+    let v1 = lease
+        .save(&sample_token("1"), Expect::Absent, Record::Clear)
         .await
-        .expect("create_only: first save");
-    let err = store
-        .save(&k, &sample_token("second"), None)
-        .await
-        .expect_err("create_only: a second create-only save succeeded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "create_only: {err}"
+        .expect("fenced_create: create");
+    assert_kind(
+        lease
+            .save(&sample_token("x"), Expect::Absent, Record::Clear)
+            .await,
+        StoreErrorKind::Conflict,
+        clause,
     );
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("create_only: load")
-        .expect("create_only: token gone");
-    assert_same(
-        &loaded.value,
-        &first,
-        "create_only (failed save changed the token)",
-    );
-    cleanup(store, &[&k]).await;
-}
-
-/// `save` with a stale expected version fails with `Conflict` and changes nothing.
-pub async fn cas_conflict(store: &dyn TokenStore) {
-    let k = key("cas-conflict", "alice");
-    let v1 = store
-        .save(&k, &sample_token("v1"), None)
-        .await
-        .expect("cas_conflict: create");
-    let second = sample_token("v2");
-    store
-        .save(&k, &second, Some(v1))
-        .await
-        .expect("cas_conflict: update");
-    let err = store
-        .save(&k, &sample_token("stale"), Some(v1))
-        .await
-        .expect_err("cas_conflict: a save with a stale version succeeded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "cas_conflict: {err}"
-    );
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("cas_conflict: load")
-        .expect("cas_conflict: token gone");
-    assert_same(
-        &loaded.value,
-        &second,
-        "cas_conflict (failed save changed the token)",
-    );
-    let ghost = key("cas-conflict", "ghost");
-    let err = store
-        .save(&ghost, &sample_token("ghost"), Some(v1))
-        .await
-        .expect_err("cas_conflict: an update of a missing key succeeded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "cas_conflict: {err}"
-    );
-    assert!(
-        store
-            .load(&ghost)
-            .await
-            .expect("cas_conflict: load ghost")
-            .is_none()
-    );
-    cleanup(store, &[&k]).await;
-}
-
-/// A successful overwrite returns a greater version.
-pub async fn overwrite_bumps_version(store: &dyn TokenStore) {
-    let k = key("overwrite", "alice");
-    let mut version = store
-        .save(&k, &sample_token("0"), None)
-        .await
-        .expect("overwrite: create");
-    for i in 1..5 {
-        let next = store
-            .save(&k, &sample_token(&i.to_string()), Some(version))
-            .await
-            .expect("overwrite_bumps_version: save");
-        assert!(
-            next > version,
-            "overwrite_bumps_version: {next} is not greater than {version}"
+    let clause = "cas_conflict";
+    for wrong in [Version(v1.0.saturating_sub(1)), Version(v1.0 + 1)] {
+        assert_kind(
+            lease
+                .save(&sample_token("x"), Expect::Version(wrong), Record::Clear)
+                .await,
+            StoreErrorKind::Conflict,
+            clause,
         );
-        version = next;
     }
-    let loaded = store
-        .load(&k)
+    let v2 = lease
+        .save(&sample_token("2"), Expect::Version(v1), Record::Clear)
         .await
-        .expect("overwrite: load")
-        .expect("overwrite: gone");
+        .expect("cas_conflict: save at the stored version");
+    assert!(v2 > v1, "versions_grow: {v2} after {v1}");
+    drop(lease);
+    let got = row(store, &k, clause).await.expect("cas: missing");
+    assert_same(
+        got.token.as_ref().expect("token"),
+        &sample_token("2"),
+        clause,
+    );
+    cleanup(store, &[&k]).await;
+}
+
+/// **record_round_trip**: a mark sets a record on the store's clock that
+/// `Record::Keep` keeps (with its `since`) and `Record::Clear` clears.
+pub async fn record_round_trip(store: &dyn TokenStore) {
+    let clause = "record_round_trip";
+    let k = key("record", "alice");
+    let v1 = put(store, &k, &sample_token("1"), clause).await;
+    let lease = lease(store, &k, clause).await;
+    let v2 = lease
+        .mark_in_flight(v1)
+        .await
+        .expect("record_round_trip: mark");
+    assert!(v2 > v1, "versions_grow: a mark kept the version");
+    assert_kind(
+        lease.mark_in_flight(v1).await,
+        StoreErrorKind::Conflict,
+        clause,
+    );
+    let marked = lease.load().await.expect("load").expect("row");
+    let since = marked
+        .in_flight
+        .expect("record_round_trip: no record after the mark")
+        .since;
+    let v3 = lease
+        .save(&sample_token("1"), Expect::Version(v2), Record::Keep)
+        .await
+        .expect("record_round_trip: keep");
+    let kept = lease.load().await.expect("load").expect("row");
     assert_eq!(
-        loaded.version, version,
-        "overwrite_bumps_version: loaded version"
+        kept.in_flight.map(|r| r.since),
+        Some(since),
+        "{clause}: Keep lost the record"
     );
-    assert_same(&loaded.value, &sample_token("4"), "overwrite_bumps_version");
+    let v4 = lease
+        .mark_in_flight(v3)
+        .await
+        .expect("record_round_trip: mark again");
+    let again = lease.load().await.expect("load").expect("row");
+    assert_eq!(
+        again.in_flight.map(|r| r.since),
+        Some(since),
+        "{clause}: a second mark moved `since`"
+    );
+    lease
+        .save(&sample_token("2"), Expect::Version(v4), Record::Clear)
+        .await
+        .expect("record_round_trip: clear");
+    drop(lease);
+    assert!(
+        row(store, &k, clause)
+            .await
+            .expect("row")
+            .in_flight
+            .is_none(),
+        "{clause}: Clear kept the record"
+    );
     cleanup(store, &[&k]).await;
 }
 
-/// A key deleted and created again never reuses a version.
-pub async fn versions_survive_delete(store: &dyn TokenStore) {
-    let k = key("versions-survive-delete", "alice");
-    let mut highest = store
-        .save(&k, &sample_token("0"), None)
+/// **record_survives_holder**: a record whose holder dropped its lease
+/// stays, and the key is orphaned once the lease is free, never while it
+/// is held.
+pub async fn record_survives_holder(store: &dyn TokenStore) {
+    let clause = "record_survives_holder";
+    let k = key("orphan", "alice");
+    let v1 = put(store, &k, &sample_token("1"), clause).await;
+    let lease = lease(store, &k, clause).await;
+    lease
+        .mark_in_flight(v1)
         .await
-        .expect("versions_survive_delete: create");
-    highest = store
-        .save(&k, &sample_token("1"), Some(highest))
+        .expect("record_survives_holder: mark");
+    let listed = store.orphaned(1000).await.expect("orphaned");
+    assert!(
+        !listed.contains(&k),
+        "{clause}: orphaned while its lease is held"
+    );
+    drop(lease);
+    // A lease dropped is released without waiting; take and release it
+    // once more so that the release has landed.
+    lease_of(store, &k, clause).await;
+    assert!(
+        row(store, &k, clause)
+            .await
+            .expect("row")
+            .in_flight
+            .is_some(),
+        "{clause}: the record is gone"
+    );
+    let listed = store.orphaned(1000).await.expect("orphaned");
+    assert!(
+        listed.contains(&k),
+        "{clause}: not listed as orphaned once the lease is free"
+    );
+    cleanup(store, &[&k]).await;
+    let listed = store.orphaned(1000).await.expect("orphaned");
+    assert!(
+        !listed.contains(&k),
+        "tombstone: a tombstone is listed as orphaned"
+    );
+}
+
+async fn lease_of(store: &dyn TokenStore, k: &TokenKey, clause: &str) {
+    lease(store, k, clause)
         .await
-        .expect("versions_survive_delete: update");
-    for round in 0..3 {
-        assert!(
-            store
-                .delete(&k)
-                .await
-                .expect("versions_survive_delete: delete")
-        );
-        let again = store
-            .save(&k, &sample_token(&format!("again-{round}")), None)
-            .await
-            .expect("versions_survive_delete: re-create");
-        assert!(
-            again > highest,
-            "versions_survive_delete: {again} after {highest}"
-        );
-        let err = store
-            .save(&k, &sample_token("stale"), Some(highest))
-            .await
-            .expect_err("versions_survive_delete: a stale version won");
-        assert_eq!(
-            err.store_kind(),
-            Some(StoreErrorKind::Conflict),
-            "versions_survive_delete: {err}"
-        );
-        highest = again;
-    }
+        .release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+}
+
+/// **tombstone** and **sequence**: a delete leaves a row without a token
+/// that `list` skips; a login sequenced before it is refused, one after it
+/// accepted; sequences grow across calls, leases and deletes.
+pub async fn tombstone_and_sequence(store: &dyn TokenStore) {
+    let clause = "tombstone";
+    let k = key("tombstone", "alice");
+    let lease = lease(store, &k, clause).await;
+    let s1 = lease.next_sequence().await.expect("sequence");
+    let s2 = lease.next_sequence().await.expect("sequence");
+    assert!(s2 > s1, "sequence: {s2} after {s1}");
+    let v1 = lease
+        .save(&sample_token("1"), Expect::Login(s2), Record::Clear)
+        .await
+        .expect("sequence: a login over nothing");
+    assert_kind(
+        lease
+            .save(&sample_token("x"), Expect::Login(s1), Record::Clear)
+            .await,
+        StoreErrorKind::Conflict,
+        "sequence",
+    );
+    let gone = lease.delete(v1).await.expect("tombstone: delete");
+    assert!(gone > v1, "versions_grow: a delete kept the version");
+    drop(lease);
+    let stone = row(store, &k, clause)
+        .await
+        .expect("tombstone: the row is gone");
+    assert!(
+        stone.token.is_none(),
+        "{clause}: the token survived the delete"
+    );
+    let listed = store.list(None).await.expect("list");
+    assert!(!listed.contains(&k), "{clause}: a tombstone is listed");
+    let lease = lease_again(store, &k).await;
+    let s3 = lease.next_sequence().await.expect("sequence");
+    assert!(s3 > s2, "sequence: {s3} after a delete is not above {s2}");
+    lease
+        .save(&sample_token("2"), Expect::Login(s3), Record::Clear)
+        .await
+        .expect("tombstone: a login sequenced after the delete");
+    drop(lease);
     cleanup(store, &[&k]).await;
 }
 
-/// `delete` removes the key and says so.
-pub async fn delete(store: &dyn TokenStore) {
-    let k = key("delete", "alice");
-    store
-        .save(&k, &sample_token("d"), None)
-        .await
-        .expect("delete: save");
-    assert!(
-        store.delete(&k).await.expect("delete: delete"),
-        "delete: returned false"
-    );
-    assert!(
-        store.load(&k).await.expect("delete: load").is_none(),
-        "delete: token still there"
-    );
-    assert!(
-        !store
-            .list(Some(&k.provider))
-            .await
-            .expect("delete: list")
-            .contains(&k),
-        "delete: key still listed"
-    );
-    store
-        .save(&k, &sample_token("again"), None)
-        .await
-        .expect("delete: a deleted key can be created again");
-    cleanup(store, &[&k]).await;
+async fn lease_again(store: &dyn TokenStore, k: &TokenKey) -> Box<dyn Lease> {
+    lease(store, k, "tombstone").await
 }
 
-/// `delete` of an absent key returns `false`.
-pub async fn delete_missing(store: &dyn TokenStore) {
-    let k = key("delete-missing", "nobody");
-    assert!(
-        !store.delete(&k).await.expect("delete_missing: delete"),
-        "delete_missing: returned true"
-    );
-}
-
-/// `list` returns all keys, or one provider's.
+/// **list_filtered**: `list(None)` lists every key with a token,
+/// `list(Some(p))` only provider `p`'s.
 pub async fn list_filtered(store: &dyn TokenStore) {
-    let a1 = key("list-a", "one");
-    let a2 = key("list-a", "two");
-    let b1 = key("list-b", "one");
-    for k in [&a1, &a2, &b1] {
-        store
-            .save(k, &sample_token("l"), None)
-            .await
-            .expect("list_filtered: save");
-    }
-    let mut only_a = store
-        .list(Some(&a1.provider))
-        .await
-        .expect("list_filtered: list a");
-    only_a.sort();
-    assert_eq!(
-        only_a,
-        vec![a1.clone(), a2.clone()],
-        "list_filtered: provider filter"
-    );
-    let all = store.list(None).await.expect("list_filtered: list all");
-    for k in [&a1, &a2, &b1] {
-        assert!(
-            all.contains(k),
-            "list_filtered: {k} missing from list(None)"
-        );
-    }
-    let none = ProviderId::new("conformance-list-none").expect("valid id");
+    let clause = "list_filtered";
+    let a = key("list-a", "alice");
+    let b = key("list-b", "bob");
+    put(store, &a, &sample_token("a"), clause).await;
+    put(store, &b, &sample_token("b"), clause).await;
+    let all = store.list(None).await.expect("list");
     assert!(
-        store
-            .list(Some(&none))
-            .await
-            .expect("list_filtered: list empty")
-            .is_empty()
+        all.contains(&a) && all.contains(&b),
+        "{clause}: list(None) misses a key"
     );
-    cleanup(store, &[&a1, &a2, &b1]).await;
+    let only = store
+        .list(Some(&ProviderId::new("conformance-list-a").expect("id")))
+        .await
+        .expect("list");
+    assert!(
+        only.contains(&a) && !only.contains(&b),
+        "{clause}: list(Some) is not filtered"
+    );
+    cleanup(store, &[&a, &b]).await;
 }
 
-/// Keys differing in provider, account or only in case stay apart.
+/// **keys_isolated** and **hostile_ids**: keys differing in provider,
+/// account or case, and hostile ids, never see each other's rows.
 pub async fn keys_isolated(store: &dyn TokenStore) {
-    let keys = [
-        key("isolated", "alice"),
-        key("isolated", "Alice"),
-        key("isolated", "ALICE"),
-        key("isolated-2", "alice"),
-        key("Isolated", "alice"),
-        key("isolated", "alice.json"),
-        key("isolated", ".."),
-        key("isolated", "a b%2F"),
+    let clause = "keys_isolated";
+    let long = "x".repeat(crate::id::MAX_ID_LEN);
+    let ids = [
+        "alice",
+        "Alice",
+        "o'brien\"",
+        "100%_",
+        "..etc",
+        "a.b.c",
+        long.as_str(),
     ];
+    let keys: Vec<_> = ids.iter().map(|id| key("isolated", id)).collect();
     for (i, k) in keys.iter().enumerate() {
-        store
-            .save(k, &sample_token(&i.to_string()), None)
-            .await
-            .expect("keys_isolated: save");
+        put(store, k, &sample_token(&i.to_string()), clause).await;
     }
     for (i, k) in keys.iter().enumerate() {
-        let loaded = store
-            .load(k)
-            .await
-            .expect("keys_isolated: load")
-            .expect("keys_isolated: missing");
+        let got = row(store, k, clause).await.expect("missing");
         assert_same(
-            &loaded.value,
+            got.token.as_ref().expect("token"),
             &sample_token(&i.to_string()),
-            &format!("keys_isolated ({k})"),
+            clause,
         );
     }
-    let refs: Vec<&TokenKey> = keys.iter().collect();
+    let refs: Vec<_> = keys.iter().collect();
     cleanup(store, &refs).await;
 }
 
-/// While a lock is held, the same key cannot be locked; other keys can.
-pub async fn lock_exclusive(store: &dyn TokenStore) {
-    let k = key("lock-exclusive", "alice");
-    let other = key("lock-exclusive", "bob");
-    let held = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("lock_exclusive: first lock");
-    assert_eq!(held.key(), &k, "lock_exclusive: lock names another key");
-    let err = store
-        .lock(&k, Duration::from_millis(100))
-        .await
-        .expect_err("lock_exclusive: the same key was locked twice");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::LockTimeout),
-        "lock_exclusive: {err}"
-    );
-    let _other = store
-        .lock(&other, Duration::from_millis(100))
-        .await
-        .expect("lock_exclusive: a lock on another key was refused");
-    drop(held);
-}
-
-/// Dropping a lock lets a waiter in.
-pub async fn lock_released_on_drop(store: &dyn TokenStore) {
-    let k = key("lock-drop", "alice");
-    let held = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("lock_released_on_drop: first lock");
-    let waiter = store.lock(&k, Duration::from_secs(10));
-    let release = async move {
-        tokio::task::yield_now().await;
-        drop(held);
-    };
-    let (got, ()) = tokio::join!(waiter, release);
-    got.expect("lock_released_on_drop: the waiter never got the lock");
-    drop(
-        store
-            .lock(&k, Duration::from_secs(1))
-            .await
-            .expect("lock_released_on_drop: relock"),
-    );
-}
-
-/// A lock that cannot be had fails with `LockTimeout` in bounded time.
-pub async fn lock_timeout(store: &dyn TokenStore) {
-    let k = key("lock-timeout", "alice");
-    let _held = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("lock_timeout: first lock");
-    let wait = Duration::from_millis(200);
+/// **lease_exclusive**, **lease_released** and **lock_timeout**.
+pub async fn leases(store: &dyn TokenStore) {
+    let clause = "lease_exclusive";
+    let k = key("lease", "alice");
+    let held = lease(store, &k, clause).await;
     let started = Instant::now();
-    let err = store
-        .lock(&k, wait)
-        .await
-        .expect_err("lock_timeout: got a held lock");
-    let took = started.elapsed();
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::LockTimeout),
-        "lock_timeout: {err}"
+    assert_kind(
+        store.lock(&k, Duration::from_millis(50)).await,
+        StoreErrorKind::LockTimeout,
+        "lock_timeout",
     );
     assert!(
-        took < wait + Duration::from_secs(5),
-        "lock_timeout: waiting {wait:?} took {took:?}"
+        started.elapsed() < Duration::from_secs(5),
+        "lock_timeout: unbounded wait"
     );
-    let message = err.to_string();
-    assert!(
-        message.contains("lock"),
-        "lock_timeout: the message does not say what failed: {message}"
-    );
+    let other = key("lease", "bob");
+    drop(lease(store, &other, "lease_exclusive: another key").await);
+    drop(held);
+    drop(lease(store, &k, "lease_released").await);
+    let cancelled = tokio::time::timeout(Duration::from_millis(10), async {
+        let held = lease(store, &k, clause).await;
+        let _never = store.lock(&k, WAIT).await;
+        drop(held);
+    })
+    .await;
+    assert!(cancelled.is_err(), "{clause}: a second lease was granted");
+    drop(lease(store, &k, "lease_released: after a cancelled waiter").await);
 }
 
-/// Of many concurrent saves with the same expected version, exactly one wins.
-pub async fn concurrent_cas(store: &dyn TokenStore) {
-    let k = key("concurrent-cas", "alice");
-    let v1 = store
-        .save(&k, &sample_token("base"), None)
-        .await
-        .expect("concurrent_cas: create");
-    let tokens: Vec<TokenSet> = (0..16)
-        .map(|i| sample_token(&format!("racer-{i}")))
-        .collect();
-    let results =
-        futures::future::join_all(tokens.iter().map(|t| store.save(&k, t, Some(v1)))).await;
-    let winners: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.is_ok().then_some(i))
-        .collect();
-    assert_eq!(
-        winners.len(),
-        1,
-        "concurrent_cas: {} saves won",
-        winners.len()
-    );
-    for r in results.iter().filter(|r| r.is_err()) {
-        let err = r.as_ref().expect_err("filtered");
-        assert_eq!(
-            err.store_kind(),
-            Some(StoreErrorKind::Conflict),
-            "concurrent_cas: {err}"
-        );
-    }
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("concurrent_cas: load")
-        .expect("concurrent_cas: gone");
-    assert_same(
-        &loaded.value,
-        &tokens[winners[0]],
-        "concurrent_cas (stored token is not the winner's)",
-    );
-    cleanup(store, &[&k]).await;
-}
-
-/// The store's `Debug` shows no secret, even with tokens stored.
+/// **debug_hides_secrets**: the store's and a lease's `Debug` show no
+/// token.
 pub async fn debug_hides_secrets(store: &dyn TokenStore) {
     let k = key("debug", "alice");
-    store
-        .save(&k, &sample_token("dbg"), None)
-        .await
-        .expect("debug_hides_secrets: save");
-    let _ = store.load(&k).await.expect("debug_hides_secrets: load");
-    let text = format!("{store:?}");
-    assert!(!text.contains(ACCESS_SECRET), "debug_hides_secrets: {text}");
-    assert!(
-        !text.contains(REFRESH_SECRET),
-        "debug_hides_secrets: {text}"
-    );
-    cleanup(store, &[&k]).await;
-}
-
-/// A token with nothing but an access token round trips.
-pub async fn minimal_round_trip(store: &dyn TokenStore) {
-    let k = key("minimal", "alice");
-    let token = TokenSet::new(
-        format!("{ACCESS_SECRET}-min"),
-        "Bearer",
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000),
-    );
-    let version = store
-        .save(&k, &token, None)
-        .await
-        .expect("minimal_round_trip: save");
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("minimal_round_trip: load")
-        .expect("minimal_round_trip: saved token is missing");
-    assert_eq!(
-        loaded.version, version,
-        "minimal_round_trip: version differs"
-    );
-    assert_same(&loaded.value, &token, "minimal_round_trip");
-    assert!(
-        loaded.value.refresh_token().is_none() && loaded.value.expires_at().is_none(),
-        "minimal_round_trip: fields appeared"
-    );
-    cleanup(store, &[&k]).await;
-}
-
-/// CAS with an expected version newer than the stored one is a conflict.
-pub async fn cas_expected_newer(store: &dyn TokenStore) {
-    let k = key("cas-newer", "alice");
-    let v1 = store
-        .save(&k, &sample_token("a"), None)
-        .await
-        .expect("cas_expected_newer: create");
-    let err = store
-        .save(&k, &sample_token("b"), Some(Version(v1.0 + 1_000_000)))
-        .await
-        .expect_err("cas_expected_newer: a save with a newer expected version succeeded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "cas_expected_newer: {err}"
-    );
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("cas_expected_newer: load")
-        .expect("cas_expected_newer: gone");
-    assert_eq!(loaded.version, v1, "cas_expected_newer: version changed");
-    assert_same(&loaded.value, &sample_token("a"), "cas_expected_newer");
-    cleanup(store, &[&k]).await;
-}
-
-/// Ids that are awkward for files, SQL and URLs are stored apart and round
-/// trip through every operation. (Ids with `/`, `\`, control characters or
-/// more than [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes never reach a store:
-/// [`TokenKey`] refuses them.)
-pub async fn hostile_ids(store: &dyn TokenStore) {
-    let provider = ProviderId::new("conformance-hostile").expect("provider id");
-    let accounts = [
-        "o'brien",
-        "\"quoted\"",
-        "100%",
-        "a_b",
-        "a%b",
-        "..",
-        ".",
-        "-rf",
-        "semi;colon",
-        "space name",
-        "Ünïcödé-名前",
-        "CaseSensitive",
-        "casesensitive",
-        "x'; DROP TABLE tokens; --",
-    ];
-    let long = "L".repeat(crate::MAX_ID_LEN);
-    let mut keys: Vec<TokenKey> = accounts
-        .iter()
-        .map(|a| {
-            TokenKey::new(
-                provider.clone(),
-                crate::AccountId::new(a).expect("account id"),
-            )
-        })
-        .collect();
-    keys.push(TokenKey::new(
-        provider.clone(),
-        crate::AccountId::new(&long).expect("long account id"),
-    ));
-    for (i, k) in keys.iter().enumerate() {
-        let _lease = store
-            .lock(k, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("hostile_ids: lock {k}: {e}"));
-        store
-            .save(k, &sample_token(&format!("h{i}")), None)
-            .await
-            .unwrap_or_else(|e| panic!("hostile_ids: save {k}: {e}"));
-    }
-    for (i, k) in keys.iter().enumerate() {
-        let loaded = store
-            .load(k)
-            .await
-            .unwrap_or_else(|e| panic!("hostile_ids: load {k}: {e}"))
-            .unwrap_or_else(|| panic!("hostile_ids: {k} is missing"));
-        assert_same(
-            &loaded.value,
-            &sample_token(&format!("h{i}")),
-            "hostile_ids",
-        );
-    }
-    let mut listed = store
-        .list(Some(&provider))
-        .await
-        .expect("hostile_ids: list");
-    listed.sort();
-    let mut want = keys.clone();
-    want.sort();
-    assert_eq!(listed, want, "hostile_ids: list differs");
-    for k in &keys {
+    put(store, &k, &sample_token("d"), "debug_hides_secrets").await;
+    let lease = lease(store, &k, "debug_hides_secrets").await;
+    for shown in [format!("{store:?}"), format!("{lease:?}")] {
         assert!(
-            store.delete(k).await.expect("hostile_ids: delete"),
-            "hostile_ids: delete of {k} found nothing"
+            !shown.contains(ACCESS_SECRET) && !shown.contains(REFRESH_SECRET),
+            "debug_hides_secrets: {shown}"
         );
     }
-    assert!(
-        store
-            .list(Some(&provider))
-            .await
-            .expect("hostile_ids: list")
-            .is_empty(),
-        "hostile_ids: keys left after delete"
-    );
-}
-
-/// A `lock` on a held key really waits, and gets the lock only after the
-/// holder releases it.
-pub async fn lock_waits(store: &dyn TokenStore) {
-    lock_waits_between(store, store, "lock_waits").await;
-}
-
-async fn lock_waits_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
-    let k = key("lock-waits", "alice");
-    let held = a
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: first lock: {e}"));
-    let released = Arc::new(AtomicBool::new(false));
-    let waiter = {
-        let released = Arc::clone(&released);
-        let k = k.clone();
-        async move {
-            let lease = b.lock(&k, Duration::from_secs(30)).await;
-            (lease, released.load(Ordering::SeqCst))
-        }
-    };
-    let mut waiter = Box::pin(waiter);
-    // The waiter must still be waiting after a while: it did not get a
-    // held lock.
-    let early = tokio::time::timeout(Duration::from_millis(150), &mut waiter).await;
-    assert!(
-        early.is_err(),
-        "{clause}: a second lock on a held key did not wait"
-    );
-    released.store(true, Ordering::SeqCst);
-    drop(held);
-    let (lease, after_release) = waiter.await;
-    lease.unwrap_or_else(|e| panic!("{clause}: the waiter never got the lock: {e}"));
-    assert!(
-        after_release,
-        "{clause}: the waiter got the lock before the release"
-    );
-}
-
-/// A waiter that is cancelled (its future dropped) leaves nothing held.
-pub async fn cancelled_waiter_leaves_unlocked(store: &dyn TokenStore) {
-    let k = key("lock-cancel", "alice");
-    let held = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("cancelled_waiter_leaves_unlocked: first lock");
-    let cancelled = tokio::time::timeout(
-        Duration::from_millis(100),
-        store.lock(&k, Duration::from_secs(30)),
-    )
-    .await;
-    assert!(
-        cancelled.is_err(),
-        "cancelled_waiter_leaves_unlocked: the waiter got a held lock"
-    );
-    drop(held);
-    let again = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("cancelled_waiter_leaves_unlocked: the key stayed locked after a cancelled wait");
-    drop(again);
-}
-
-/// `save` and `save_leased` work while the caller holds the key's lease.
-pub async fn save_under_lease(store: &dyn TokenStore) {
-    let k = key("save-under-lease", "alice");
-    let lease = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("save_under_lease: lock");
-    let v1 = store
-        .save(&k, &sample_token("1"), None)
-        .await
-        .expect("save_under_lease: save while holding the lease");
-    let v2 = store
-        .save_leased(lease.as_ref(), &sample_token("2"), Some(v1))
-        .await
-        .expect("save_under_lease: save_leased");
-    assert!(v2 > v1, "save_under_lease: version did not grow");
-    lease
-        .check()
-        .await
-        .expect("lease_check: a held lease does not check");
     drop(lease);
     cleanup(store, &[&k]).await;
-}
-
-/// A held lease checks.
-pub async fn lease_check(store: &dyn TokenStore) {
-    let k = key("lease-check", "alice");
-    let lease = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("lease_check: lock");
-    assert_eq!(lease.key(), &k, "lease_check: the lease names another key");
-    lease
-        .check()
-        .await
-        .expect("lease_check: a held lease does not check");
-}
-
-/// `load` under the lease sees the latest save.
-pub async fn load_under_lease_sees_latest(store: &dyn TokenStore) {
-    load_latest_between(store, store, "load_under_lease_sees_latest", false).await;
-}
-
-/// `load_leased` through a held lease sees the latest save, and `None` for
-/// a key with no token.
-pub async fn load_leased_sees_latest(store: &dyn TokenStore) {
-    let clause = "load_leased_sees_latest";
-    let k = key("load-leased", "alice");
-    let lease = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-    let nothing = store
-        .load_leased(lease.as_ref())
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: load_leased of a key with no token: {e}"));
-    assert!(
-        nothing.is_none(),
-        "{clause}: a key with no token loaded a token"
-    );
-    drop(lease);
-    load_latest_between(store, store, clause, true).await;
 }
 
 /// Makes a held lease lost the way the backend can lose one (its row
-/// expired, its lock file deleted), for [`load_leased_lease_lost`].
+/// expired, its lock file replaced), for [`lease_fences_every_write`].
 #[async_trait]
 pub trait LeaseBreaker: Send + Sync {
-    /// Makes the lease held on `key` lost: its holder must no longer hold
-    /// it. It need not take the lease for anyone else.
+    /// Makes the lease held on `key` lost, and lets another holder take it.
     async fn break_lease(&self, key: &TokenKey);
 }
 
-/// `load_leased` through a lease that is no longer held fails with
-/// `LeaseLost`, with a token stored and without one.
-pub async fn load_leased_lease_lost(store: &dyn TokenStore, breaker: &dyn LeaseBreaker) {
-    let clause = "load_leased_lease_lost";
-    let k = key("load-leased-lost", "alice");
-    for stored in [true, false] {
-        let what = if stored { "a stored token" } else { "no token" };
-        if stored {
-            store
-                .save(&k, &sample_token("lost"), None)
-                .await
-                .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
-        }
-        let lease = store
-            .lock(&k, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-        let held = store
-            .load_leased(lease.as_ref())
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: load_leased through a held lease: {e}"));
-        assert_eq!(held.is_some(), stored, "{clause}: {what}: wrong answer");
-        breaker.break_lease(&k).await;
-        let err = store.load_leased(lease.as_ref()).await.expect_err(&format!(
-            "{clause}: load_leased through a lost lease succeeded ({what})"
-        ));
-        assert_eq!(
-            err.store_kind(),
-            Some(StoreErrorKind::LeaseLost),
-            "{clause}: {what}: {err}"
-        );
-        drop(lease);
-        if stored {
-            cleanup(store, &[&k]).await;
-        }
-    }
-    // Nothing is left held.
-    let again = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: lock after a lost lease: {e}"));
-    drop(again);
-}
-
-async fn load_latest_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str, leased: bool) {
-    let k = key(
-        if leased {
-            "load-leased-latest"
-        } else {
-            "load-latest"
-        },
-        "alice",
+/// **lease_fences_every_write**: through a lost lease, every call fails
+/// with `LeaseLost` and writes nothing.
+pub async fn lease_fences_every_write(store: &dyn TokenStore, breaker: &dyn LeaseBreaker) {
+    let clause = "lease_fences_every_write";
+    let k = key("fenced", "alice");
+    let v1 = put(store, &k, &sample_token("1"), clause).await;
+    let lost = lease(store, &k, clause).await;
+    breaker.break_lease(&k).await;
+    assert_kind(lost.load().await, StoreErrorKind::LeaseLost, clause);
+    assert_kind(
+        lost.mark_in_flight(v1).await,
+        StoreErrorKind::LeaseLost,
+        clause,
     );
-    let mut expected = None;
-    for i in 0..5 {
-        let writer = if i % 2 == 0 { a } else { b };
-        let reader = if i % 2 == 0 { b } else { a };
-        let lease = writer
-            .lock(&k, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-        let token = sample_token(&format!("latest-{i}"));
-        let version = writer
-            .save_leased(lease.as_ref(), &token, expected)
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: save {i}: {e}"));
-        drop(lease);
-        let lease = reader
-            .lock(&k, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-        let loaded = if leased {
-            reader.load_leased(lease.as_ref()).await
-        } else {
-            reader.load(&k).await
-        };
-        let loaded = loaded
-            .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
-            .unwrap_or_else(|| panic!("{clause}: the saved token is missing"));
-        drop(lease);
-        assert_eq!(
-            loaded.version, version,
-            "{clause}: stale version after save {i}"
-        );
-        assert_same(&loaded.value, &token, clause);
-        expected = Some(version);
-    }
-    cleanup(a, &[&k]).await;
+    assert_kind(
+        lost.save(&sample_token("x"), Expect::Version(v1), Record::Clear)
+            .await,
+        StoreErrorKind::LeaseLost,
+        clause,
+    );
+    assert_kind(lost.delete(v1).await, StoreErrorKind::LeaseLost, clause);
+    assert_kind(
+        lost.next_sequence().await,
+        StoreErrorKind::LeaseLost,
+        clause,
+    );
+    assert_kind(
+        lost.save_and_release(&sample_token("x"), Expect::Version(v1), Record::Clear)
+            .await,
+        StoreErrorKind::LeaseLost,
+        clause,
+    );
+    let got = row(store, &k, clause).await.expect("row");
+    assert_eq!(
+        got.version, v1,
+        "{clause}: a write through a lost lease landed"
+    );
+    cleanup(store, &[&k]).await;
 }
 
-/// Damages the stored data of one key the way the backend can be damaged
-/// (a truncated file, a garbled row, a tampered ciphertext), for
-/// [`undecodable_never_overwritten`].
+/// Damages the stored data of one key the way the backend can be damaged,
+/// for [`undecodable_never_overwritten`].
 #[async_trait]
 pub trait Corrupter: Send + Sync {
     /// Makes the stored data of `key` undecodable.
     async fn corrupt(&self, key: &TokenKey);
 }
 
-/// Undecodable data makes `load` fail with `Corrupt`, and no `save`
-/// replaces it.
+/// **undecodable_never_overwritten**: damaged data makes `load` fail with
+/// `Corrupt`, and no save replaces it.
 pub async fn undecodable_never_overwritten(store: &dyn TokenStore, corrupter: &dyn Corrupter) {
+    let clause = "undecodable_never_overwritten";
     let k = key("undecodable", "alice");
-    let v1 = store
-        .save(&k, &sample_token("good"), None)
-        .await
-        .expect("undecodable_never_overwritten: save");
+    let v1 = put(store, &k, &sample_token("good"), clause).await;
     corrupter.corrupt(&k).await;
-    let err = store
-        .load(&k)
-        .await
-        .expect_err("undecodable_never_overwritten: damaged data loaded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Corrupt),
-        "undecodable_never_overwritten: {err}"
-    );
-    for expected in [None, Some(v1), Some(Version(v1.0 + 1))] {
-        store
-            .save(&k, &sample_token("over"), expected)
-            .await
-            .expect_err("undecodable_never_overwritten: a save replaced damaged data");
+    assert_kind(store.load(&k).await, StoreErrorKind::Corrupt, clause);
+    let lease = lease(store, &k, clause).await;
+    for expect in [Expect::Absent, Expect::Version(v1)] {
+        assert!(
+            lease
+                .save(&sample_token("over"), expect, Record::Clear)
+                .await
+                .is_err(),
+            "{clause}: a save replaced damaged data"
+        );
     }
-    let err = store
-        .load(&k)
-        .await
-        .expect_err("undecodable_never_overwritten: the damaged data was replaced");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Corrupt),
-        "undecodable_never_overwritten: {err}"
-    );
-    store
-        .delete(&k)
-        .await
-        .expect("undecodable_never_overwritten: delete of damaged data");
+    drop(lease);
+    assert_kind(store.load(&k).await, StoreErrorKind::Corrupt, clause);
 }
 
-/// Runs the clauses that span two instances sharing state: a lock through
-/// one excludes the other (and really waits), a save through one is seen by
-/// the other under the lease (by `load` and `load_leased`), CAS decides
-/// between them, and versions keep
-/// growing across a delete through one and a create through the other.
+/// **concurrent_writers**, between two instances sharing state: one lease
+/// at a time, and a save through one is seen by the other.
 pub async fn run_all_shared(a: &dyn TokenStore, b: &dyn TokenStore) {
-    lock_waits_between(a, b, "shared lock_waits").await;
-    load_latest_between(a, b, "shared load_under_lease_sees_latest", false).await;
-    load_latest_between(a, b, "shared load_leased_sees_latest", true).await;
-
-    let k = key("shared-cas", "alice");
-    let v1 = a
-        .save(&k, &sample_token("base"), None)
-        .await
-        .expect("shared concurrent_cas: create");
-    b.save(&k, &sample_token("dup"), None)
-        .await
-        .expect_err("shared create_only: created twice through two instances");
-    let ta = sample_token("from-a");
-    let tb = sample_token("from-b");
-    let (ra, rb) = tokio::join!(a.save(&k, &ta, Some(v1)), b.save(&k, &tb, Some(v1)));
-    assert!(
-        ra.is_ok() != rb.is_ok(),
-        "shared concurrent_cas: {} of 2 saves won",
-        usize::from(ra.is_ok()) + usize::from(rb.is_ok())
+    let clause = "concurrent_writers";
+    let k = key("shared", "alice");
+    let held = lease(a, &k, clause).await;
+    assert_kind(
+        b.lock(&k, Duration::from_millis(50)).await,
+        StoreErrorKind::LockTimeout,
+        clause,
     );
-    let winner = if ra.is_ok() { &ta } else { &tb };
-    let loaded = b
-        .load(&k)
+    let v1 = held
+        .save_and_release(&sample_token("a"), Expect::Absent, Record::Clear)
         .await
-        .expect("shared concurrent_cas: load")
-        .expect("shared concurrent_cas: gone");
-    assert_same(&loaded.value, winner, "shared concurrent_cas");
-    assert!(a.delete(&k).await.expect("shared delete"), "shared delete");
-    assert!(
-        b.load(&k).await.expect("shared delete: load").is_none(),
-        "shared delete: the other instance still sees the token"
-    );
-    let v3 = b
-        .save(&k, &sample_token("again"), None)
+        .expect("concurrent_writers: save");
+    let got = row(b, &k, clause)
         .await
-        .expect("shared versions_survive_delete: re-create");
-    assert!(
-        v3 > loaded.version,
-        "shared versions_survive_delete: {v3} is not above {}",
-        loaded.version
-    );
-    cleanup(a, &[&k]).await;
+        .expect("concurrent_writers: not seen by the other");
+    assert_eq!(got.version, v1, "{clause}: stale version");
+    cleanup(b, &[&k]).await;
 }
 
-/// Runs every clause that needs no access to the backend's raw data, in
-/// contract order.
+/// Runs every clause that needs no access to the backend's raw data.
 pub async fn run_all(store: &dyn TokenStore) {
     round_trip(store).await;
     missing_key(store).await;
-    create_only(store).await;
-    cas_conflict(store).await;
-    overwrite_bumps_version(store).await;
-    versions_survive_delete(store).await;
-    delete(store).await;
-    delete_missing(store).await;
+    fenced_create_and_cas(store).await;
+    record_round_trip(store).await;
+    record_survives_holder(store).await;
+    tombstone_and_sequence(store).await;
     list_filtered(store).await;
     keys_isolated(store).await;
-    lock_exclusive(store).await;
-    lock_released_on_drop(store).await;
-    lock_timeout(store).await;
-    concurrent_cas(store).await;
+    leases(store).await;
     debug_hides_secrets(store).await;
-    minimal_round_trip(store).await;
-    cas_expected_newer(store).await;
-    hostile_ids(store).await;
-    lock_waits(store).await;
-    cancelled_waiter_leaves_unlocked(store).await;
-    save_under_lease(store).await;
-    load_under_lease_sees_latest(store).await;
-    lease_check(store).await;
-    load_leased_sees_latest(store).await;
 }

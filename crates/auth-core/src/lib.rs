@@ -169,17 +169,17 @@ pub mod testing;
 
 pub use authorization::{AuthorizeRequest, Callback, PendingAuthorization};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result, Source, StoreErrorKind};
+pub use error::{Error, Result, Sent, Source, StoreErrorKind, human_duration};
 pub use id::{AccountId, MAX_ID_LEN, ProviderId, TokenKey};
 pub use introspection::{GrantedScope, Introspection};
 pub use manager::{
-    CooldownPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE,
-    DEFAULT_REFRESH_DEADLINE, DEFAULT_SAVE_RETRY_FOR, DEFAULT_SKEW, RetryPolicy, TokenEvent,
-    TokenManager, TokenManagerBuilder,
+    Cleared, CooldownPolicy, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT,
+    DEFAULT_PENDING_MAX_AGE, DEFAULT_REFRESH_DEADLINE, DEFAULT_SKEW, DEFAULT_SURVIVED_FAILURES,
+    RetryPolicy, TokenEvent, TokenManager, TokenManagerBuilder,
 };
 pub use provider::{RefreshRules, TokenProvider};
 pub use refresher::{
-    DEFAULT_LEAD, Refresher, RefresherBuilder, RefresherEvent, RefresherStats, Shard,
+    DEFAULT_LEAD, ORPHAN_POLL, Refresher, RefresherBuilder, RefresherEvent, RefresherStats, Shard,
 };
 pub use resource::ResourceResponse;
 pub use store::{Expect, InFlight, Lease, Record, Sequence, Stored, TokenStore, Version};

@@ -44,6 +44,12 @@ const DEFAULT_PER_PROVIDER: usize = 4;
 const SCAN_CONCURRENCY: usize = 16;
 /// The pause before a failed scan is tried again.
 const SCAN_RETRY: Duration = Duration::from_secs(30);
+/// How often every refresher asks the store for refreshes left in flight
+/// by a holder that died or gave up (whatever its shard), and takes each
+/// over at once: a cache hit in a long-lived process cannot see them.
+pub const ORPHAN_POLL: Duration = Duration::from_secs(2);
+/// Orphaned keys taken over per poll at most.
+const ORPHAN_BATCH: usize = 64;
 /// Due times further away than this are held at this distance (a token
 /// valid for decades, a keep-alive of years): the entry simply comes up
 /// again then.
@@ -307,6 +313,7 @@ impl RefresherBuilder {
             providers: HashMap::new(),
             tasks: JoinSet::new(),
             scan: None,
+            orphan_poll: Some(Instant::now()),
         };
         tokio::spawn(async move {
             worker.run(manager_events).await;
@@ -535,6 +542,8 @@ enum Done {
         result: Result<Ahead>,
     },
     Scan(Vec<(TokenKey, TokenSet)>),
+    /// An orphan poll finished, having taken over this many keys.
+    Orphans(usize),
 }
 
 /// The loop and its state; owned by one task.
@@ -550,6 +559,8 @@ struct Worker {
     /// The scan in progress, which `finish` cancels (a store that cannot
     /// list would keep it retrying forever).
     scan: Option<AbortHandle>,
+    /// When the next orphan poll is due; `None` while one runs.
+    orphan_poll: Option<Instant>,
 }
 
 impl Worker {
@@ -584,10 +595,39 @@ impl Worker {
                     Err(err) if err.is_cancelled() => {}
                     Err(err) => warn!(error = %err, "a refresher task failed"),
                 },
+                () = sleep_until(self.orphan_poll) => self.poll_orphans(),
                 () = sleep_until(wake) => {}
             }
         }
         self.finish().await;
+    }
+
+    /// Asks the store for refreshes left in flight and takes each over at
+    /// once, through the manager (a replay, or the late-replay guard).
+    fn poll_orphans(&mut self) {
+        self.orphan_poll = None;
+        let manager = self.manager.clone();
+        self.tasks.spawn(async move {
+            let keys = match manager.store().orphaned(ORPHAN_BATCH).await {
+                Ok(keys) => keys,
+                Err(err) => {
+                    warn!(error = %err, "the refresher cannot list refreshes left in flight");
+                    return Done::Orphans(0);
+                }
+            };
+            let taken = keys.len();
+            futures::future::join_all(keys.into_iter().map(|key| {
+                let manager = manager.clone();
+                async move {
+                    info!(%key, "a refresh was left in flight; taking it over");
+                    if let Err(err) = manager.take_over(&key).await {
+                        debug!(%key, error = %err, "the refresh left in flight is not finished yet");
+                    }
+                }
+            }))
+            .await;
+            Done::Orphans(taken)
+        });
     }
 
     /// Lets refreshes in progress finish (the manager starts no new one once
@@ -645,7 +685,7 @@ impl Worker {
                     let store = Arc::clone(&store);
                     async move {
                         match store.load(&key).await {
-                            Ok(Some(stored)) => Some((key, stored.value)),
+                            Ok(Some(stored)) => stored.token.map(|token| (key, token)),
                             Ok(None) => None,
                             Err(err) => {
                                 warn!(%key, error = %err, "the refresher cannot read this token; it is not scheduled");
@@ -841,6 +881,12 @@ impl Worker {
     fn on_done(&mut self, done: Done) {
         match done {
             Done::Scan(tokens) => self.on_scan(tokens),
+            Done::Orphans(taken) => {
+                if taken > 0 {
+                    debug!(taken, "took over refreshes left in flight");
+                }
+                self.orphan_poll = Some(Instant::now() + ORPHAN_POLL);
+            }
             Done::Refresh { key, kind, result } => self.on_refreshed(key, kind, result),
         }
     }

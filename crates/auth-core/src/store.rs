@@ -53,8 +53,9 @@ pub struct InFlight {
     pub since: SystemTime,
 }
 
-/// One key's row as a store holds it.
-#[derive(Debug, Clone, PartialEq)]
+/// One key's row as a store holds it. (Not `PartialEq`: [`TokenSet`] is
+/// not, since it holds secrets; compare the fields.)
+#[derive(Debug, Clone)]
 pub struct Stored {
     /// The row's version. Every write bumps it.
     pub version: Version,
@@ -77,8 +78,11 @@ impl Stored {
     /// How long the refresh in flight has been recorded, on the store's
     /// clock; `None` when there is none.
     pub fn in_flight_age(&self) -> Option<Duration> {
-        self.in_flight
-            .map(|r| self.read_at.duration_since(r.since).unwrap_or(Duration::ZERO))
+        self.in_flight.map(|r| {
+            self.read_at
+                .duration_since(r.since)
+                .unwrap_or(Duration::ZERO)
+        })
     }
 
     /// Whether the row is a tombstone or holds no token.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::TokenManager;
-use super::protocol::Goal;
+use super::decision::Goal;
 use crate::error::{Error, Result};
 use crate::id::TokenKey;
 use crate::token::TokenSet;
@@ -36,7 +36,7 @@ impl TokenManager {
 
     /// The refresh skew: callers refresh tokens expiring within it.
     pub(crate) fn skew(&self) -> Duration {
-        self.inner.skew
+        self.inner.config.skew
     }
 
     /// Refreshes `key` through the protocol if `due(current, now)` says its
@@ -55,15 +55,7 @@ impl TokenManager {
     ) -> Result<Ahead> {
         let current = match self.inner.cache.get(key).and_then(|e| e.token) {
             Some(token) => token,
-            None => match self.inner.store.load(key).await? {
-                Some(stored) => Arc::new(stored.value),
-                None => {
-                    return Err(Error::reauthorization_required(
-                        Some(key.clone()),
-                        "no token is stored for this account",
-                    ));
-                }
-            },
+            None => self.inner.stored_token(key).await?,
         };
         if let Some(reason) = current.reauthorization_required() {
             return Err(Error::reauthorization_required(Some(key.clone()), reason));
@@ -73,5 +65,17 @@ impl TokenManager {
         }
         let token = self.inner.fly(key, Goal::Replace(current)).await?;
         Ok(Ahead::Replaced(token))
+    }
+
+    /// Finishes a refresh left in flight by its holder (the Refresher's
+    /// orphan poll): replays it, or starts the late-replay guard. The
+    /// token the store holds afterwards.
+    ///
+    /// # Errors
+    ///
+    /// A transient error while the refresh cannot be finished yet, and the
+    /// errors of a refresh.
+    pub(crate) async fn take_over(&self, key: &TokenKey) -> Result<Arc<TokenSet>> {
+        self.inner.fly(key, Goal::Takeover { observed: None }).await
     }
 }
