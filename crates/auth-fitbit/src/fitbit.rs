@@ -34,6 +34,12 @@ pub const RETIREMENT_NOTICE: &str = "The legacy Fitbit Web API and its OAuth end
 /// The extra token field that names the Fitbit user.
 pub const USER_ID: &str = "user_id";
 
+/// Fitbit's refresh rules: refresh tokens rotate, and a replay of the spent
+/// one is answered with the same new pair for about two minutes, or until
+/// the new pair is first used.
+const FITBIT_REFRESH_RULES: auth_core::RefreshRules =
+    auth_core::RefreshRules::rotating_with_window(Duration::from_secs(120), true);
+
 /// How a Fitbit app authenticates (the "OAuth 2.0 Application Type" in
 /// Fitbit's app settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,7 +339,8 @@ impl FitbitProviderBuilder {
             .retirement_notice(RETIREMENT_NOTICE)
             .hooks(Arc::new(hooks))
             .http_config(self.http)
-            .clock(self.clock);
+            .clock(self.clock)
+            .refresh_rules(FITBIT_REFRESH_RULES);
         if let Some(secret) = self.client_secret {
             builder = builder.client_secret(secret);
         }

@@ -156,8 +156,8 @@ async fn migration_moves_users_one_at_a_time_through_the_bridge() {
 async fn only_the_fitbit_provider_guards_its_replay_window() {
     use auth_core::TokenProvider as _;
     let w = world(auth_fitbit::AppType::Server).await;
-    assert!(w.fitbit.use_ends_replay_window());
-    assert!(!w.google.use_ends_replay_window());
+    assert!(w.fitbit.refresh_rules().first_use_ends_window());
+    assert!(!w.google.refresh_rules().rotates());
     assert!(!w.fitbit.can_mint());
     assert!(!w.google.can_mint());
 }

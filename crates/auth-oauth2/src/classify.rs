@@ -6,7 +6,7 @@
 //! [`auth_core::redact`] with the secrets of the request, because servers
 //! quote what they were sent.
 
-use auth_core::{Error, ProviderId, redact};
+use auth_core::{Error, ProviderId, Sent, redact};
 
 use crate::hooks::{Hooks, ServerError};
 use crate::http::{HttpError, ResponseMeta};
@@ -51,6 +51,9 @@ impl Context<'_> {
                     self.provider,
                     self.say(cause)
                 ),
+                // A connect failure is reported the same way: the safe
+                // reading.
+                sent: Sent::Unknown,
                 status: None,
                 retry_after: None,
                 source: None,
@@ -81,6 +84,7 @@ impl Context<'_> {
         if status == 429 || meta.status.is_server_error() {
             return Error::Transient {
                 message: format!("{where_} answered {detail}"),
+                sent: Sent::Unknown,
                 status: Some(status),
                 retry_after: self.hooks.retry_after(meta),
                 source: None,
@@ -94,6 +98,7 @@ impl Context<'_> {
                 message: format!(
                     "{where_} answered 409 Conflict ({detail}): another refresh of this grant is in flight"
                 ),
+                sent: Sent::Unknown,
                 status: Some(status),
                 retry_after: self.hooks.retry_after(meta),
                 source: None,
@@ -145,6 +150,7 @@ impl Context<'_> {
                 "temporarily_unavailable" | "server_error" => {
                     return Error::Transient {
                         message: format!("{where_} answered {detail}"),
+                        sent: Sent::Unknown,
                         status: Some(status),
                         retry_after: self.hooks.retry_after(meta),
                         source: None,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use auth_core::{
     AccountId, AuthorizeRequest, Callback, Clock, Error, Introspection, PendingAuthorization,
-    ProviderId, Result, SystemClock, TokenKey, TokenProvider, TokenSet,
+    ProviderId, RefreshRules, Result, SystemClock, TokenKey, TokenProvider, TokenSet,
 };
 use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenType};
 use oauth2::{
@@ -80,7 +80,7 @@ struct Inner {
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
-    rotating_refresh_tokens: bool,
+    refresh_rules: RefreshRules,
 }
 
 impl fmt::Debug for OAuth2Provider {
@@ -122,7 +122,7 @@ pub struct OAuth2ProviderBuilder {
     http_config: HttpConfig,
     http: Option<HttpClient>,
     clock: Arc<dyn Clock>,
-    rotating_refresh_tokens: bool,
+    refresh_rules: RefreshRules,
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -245,13 +245,25 @@ impl OAuth2ProviderBuilder {
     }
 
     /// Whether the server may rotate refresh tokens (the default, `true`).
-    /// A server that never does (Google) has no replay window for a use of
-    /// the new access token to end, so the manager may hand out a refreshed
-    /// token before its save lands
-    /// ([`TokenProvider::use_ends_replay_window`] answers this value).
+    /// `false` declares [`RefreshRules::NOT_ROTATING`] (Google); `true`
+    /// declares [`RefreshRules::ROTATING`], the safe default with no replay
+    /// window. [`refresh_rules`](Self::refresh_rules) says more.
     #[must_use]
     pub fn rotating_refresh_tokens(mut self, rotating: bool) -> Self {
-        self.rotating_refresh_tokens = rotating;
+        self.refresh_rules = if rotating {
+            RefreshRules::ROTATING
+        } else {
+            RefreshRules::NOT_ROTATING
+        };
+        self
+    }
+
+    /// How the server treats refresh tokens: rotation, the replay window,
+    /// whether first use ends it ([`TokenProvider::refresh_rules`] answers
+    /// this value). Default [`RefreshRules::ROTATING`].
+    #[must_use]
+    pub fn refresh_rules(mut self, rules: RefreshRules) -> Self {
+        self.refresh_rules = rules;
         self
     }
 
@@ -347,7 +359,7 @@ impl OAuth2ProviderBuilder {
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
-                rotating_refresh_tokens: self.rotating_refresh_tokens,
+                refresh_rules: self.refresh_rules,
             }),
         })
     }
@@ -374,7 +386,7 @@ impl OAuth2Provider {
             http_config: HttpConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
-            rotating_refresh_tokens: true,
+            refresh_rules: RefreshRules::ROTATING,
         }
     }
 
@@ -857,8 +869,8 @@ impl TokenProvider for OAuth2Provider {
         self.inner.client_credentials.is_some()
     }
 
-    fn use_ends_replay_window(&self) -> bool {
-        self.inner.rotating_refresh_tokens
+    fn refresh_rules(&self) -> RefreshRules {
+        self.inner.refresh_rules
     }
 
     /// One client credentials token request (RFC 6749 §4.4.2) with the
