@@ -60,10 +60,12 @@ impl fmt::Display for Cause {
                 write!(f, "no process could replay inside the window ({why})")
             }
             Self::LoginRace => f.write_str("the login race (account from the response)"),
-            Self::Superseded(how) => write!(f, "superseded by a new login whose pair was lost ({how})"),
-            Self::PausedBeforeSend => {
-                f.write_str("the sender paused between its check and the send until its lease expired")
+            Self::Superseded(how) => {
+                write!(f, "superseded by a new login whose pair was lost ({how})")
             }
+            Self::PausedBeforeSend => f.write_str(
+                "the sender paused between its check and the send until its lease expired",
+            ),
         }
     }
 }
@@ -226,15 +228,17 @@ impl Evidence<'_> {
         }
     }
 
-    /// Whether `proc`'s lease on `key` had ended by `at` (its last lease
-    /// taken before `at`).
-    fn lease_lapsed(&self, key: &TokenKey, proc: usize, at: Instant) -> bool {
-        self.store
-            .spans(key)
-            .iter()
-            .rev()
-            .find(|s| s.proc == proc && s.start <= at)
-            .is_none_or(|s| s.end <= at)
+    /// Whether `proc` sent at `at` after its lease on `key` had lapsed
+    /// while it was paused: its last lease taken before `at` ended by
+    /// then, and the process was paused at some moment of it. (A lease
+    /// that lapsed while its holder ran is no excuse: the holder renews it
+    /// before every send.)
+    pub(crate) fn paused_past_lease(&self, key: &TokenKey, proc: usize, at: Instant) -> bool {
+        let spans = self.store.spans(key);
+        let Some(span) = spans.iter().rev().find(|s| s.proc == proc && s.start <= at) else {
+            return false;
+        };
+        span.end <= at && self.lives[proc].stopped_within(span.start, at)
     }
 }
 
@@ -244,7 +248,13 @@ pub(crate) fn check(ev: &Evidence<'_>, accounts: &[TokenKey], findings: &mut Fin
     let m = ev.model;
     for (n, send) in m.sends.iter().enumerate() {
         let Some(g) = send.grant else {
-            findings.violate(None, format!("send {n} by process {} carried a refresh token never issued", send.proc));
+            findings.violate(
+                None,
+                format!(
+                    "send {n} by process {} carried a refresh token never issued",
+                    send.proc
+                ),
+            );
             continue;
         };
         let account = m.grants[g].account.clone();
@@ -253,7 +263,7 @@ pub(crate) fn check(ev: &Evidence<'_>, accounts: &[TokenKey], findings: &mut Fin
         }
         let key = ev.key(g);
         let i = send.index;
-        if !send.paused_before.is_zero() && ev.lease_lapsed(&key, send.proc, send.at) {
+        if ev.paused_past_lease(&key, send.proc, send.at) {
             findings.allow(format!("burn: {}", Cause::PausedBeforeSend));
             continue;
         }
@@ -271,7 +281,10 @@ pub(crate) fn check(ev: &Evidence<'_>, accounts: &[TokenKey], findings: &mut Fin
             Ok(cause) => findings.allow(format!("burn: {cause}")),
             Err(why) => findings.violate(
                 Some(&account),
-                format!("process {} burned g{g} by sending spent #{i}: {why}", send.proc),
+                format!(
+                    "process {} burned g{g} by sending spent #{i}: {why}",
+                    send.proc
+                ),
             ),
         }
     }
@@ -288,7 +301,9 @@ pub(crate) fn check(ev: &Evidence<'_>, accounts: &[TokenKey], findings: &mut Fin
         } else {
             findings.violate(
                 Some(&account),
-                format!("process {proc} revoked g{g}#{i}, several pairs old, so the grant lives on"),
+                format!(
+                    "process {proc} revoked g{g}#{i}, several pairs old, so the grant lives on"
+                ),
             );
         }
     }
@@ -302,7 +317,9 @@ pub(crate) fn check(ev: &Evidence<'_>, accounts: &[TokenKey], findings: &mut Fin
 
 /// The newest grant of `account`, if any.
 fn newest_grant(m: &Model, account: &AccountId) -> Option<usize> {
-    (0..m.grants.len()).rev().find(|&g| &m.grants[g].account == account)
+    (0..m.grants.len())
+        .rev()
+        .find(|&g| &m.grants[g].account == account)
 }
 
 /// Checks what `key` holds at the end of the run.
@@ -328,7 +345,10 @@ fn end_state(ev: &Evidence<'_>, key: &TokenKey, findings: &mut Findings) {
         .map(|r| r.expose_secret().to_owned())
         .unwrap_or_default();
     let Some((g, i)) = m.by_refresh.get(&refresh).copied() else {
-        findings.violate(Some(account), "end: the stored refresh token was never issued".into());
+        findings.violate(
+            Some(account),
+            "end: the stored refresh token was never issued".into(),
+        );
         return;
     };
     let flagged = token.reauthorization_required().is_some();
@@ -336,18 +356,27 @@ fn end_state(ev: &Evidence<'_>, key: &TokenKey, findings: &mut Findings) {
     match &grant.death {
         None => {
             if flagged {
-                findings.violate(Some(account), format!("end: live grant g{g} is flagged for reauthorization"));
+                findings.violate(
+                    Some(account),
+                    format!("end: live grant g{g} is flagged for reauthorization"),
+                );
             }
             if i + 1 < grant.pairs.len() {
                 if i + 2 < grant.pairs.len() {
-                    findings.violate(Some(account), format!("end: stored g{g}#{i} is several pairs behind"));
+                    findings.violate(
+                        Some(account),
+                        format!("end: stored g{g}#{i} is several pairs behind"),
+                    );
                     return;
                 }
                 match ev.loss(g, i, ev.now) {
                     Ok(cause) => findings.allow(format!("end: pair lost: {cause}")),
                     Err(why) => findings.violate(
                         Some(account),
-                        format!("end: stored g{g}#{i} is older than #{} the server issued: {why}", i + 1),
+                        format!(
+                            "end: stored g{g}#{i} is older than #{} the server issued: {why}",
+                            i + 1
+                        ),
                     ),
                 }
                 return;
@@ -355,7 +384,9 @@ fn end_state(ev: &Evidence<'_>, key: &TokenKey, findings: &mut Findings) {
             findings.allow("end: holds the newest pair");
         }
         Some((Death::Revoked, _)) => findings.allow("end: grant revoked"),
-        Some((Death::Burned { .. }, _)) => findings.allow("end: grant burned (cause checked at the send)"),
+        Some((Death::Burned { .. }, _)) => {
+            findings.allow("end: grant burned (cause checked at the send)")
+        }
         Some((Death::Superseded { .. }, _)) => {
             // Every newer grant of the account: was one of them delivered
             // to a process that lived to save it?

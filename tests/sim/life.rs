@@ -11,6 +11,8 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use auth_core::AccountId;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// One process's state.
@@ -38,10 +40,27 @@ impl ProcLife {
     }
 }
 
+/// What else a death ends (a store whose leases die with their process).
+pub(crate) type OnDeath = Box<dyn Fn(usize) + Send + Sync>;
+
 /// Every process's life.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Life {
     procs: Mutex<Vec<ProcLife>>,
+    /// Woken at every death.
+    deaths: Notify,
+    on_death: Mutex<Vec<OnDeath>>,
+    /// The run's trace: what happened, in order, per account (`None`: a
+    /// process event).
+    journal: Mutex<Vec<(Option<AccountId>, String)>>,
+}
+
+impl std::fmt::Debug for Life {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Life")
+            .field("procs", &self.lock().len())
+            .finish()
+    }
 }
 
 impl Life {
@@ -59,6 +78,34 @@ impl Life {
         procs.len() - 1
     }
 
+    /// Adds a line to the trace, stamped with the time since the start.
+    pub(crate) fn note(&self, account: Option<&AccountId>, line: String) {
+        let at = super::server::stamp(Instant::now());
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((account.cloned(), format!("@{at} {line}")));
+    }
+
+    /// The trace lines of `account` and of the processes.
+    pub(crate) fn journal(&self, account: Option<&AccountId>) -> Vec<String> {
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(a, _)| a.is_none() || a.as_ref() == account)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// Runs `f` with the number of every process that dies from now on.
+    pub(crate) fn on_death(&self, f: OnDeath) {
+        self.on_death
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(f);
+    }
+
     /// Kills `proc` now. Returns `false` if it was dead already.
     pub(crate) fn kill(&self, proc: usize) -> bool {
         let mut procs = self.lock();
@@ -66,7 +113,31 @@ impl Life {
             return false;
         }
         procs[proc].died = Some(Instant::now());
+        drop(procs);
+        for f in self
+            .on_death
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            f(proc);
+        }
+        self.deaths.notify_waiters();
         true
+    }
+
+    /// Returns once `proc` is dead: whoever was waiting on it inside that
+    /// process (a caller, a login) is gone with it.
+    pub(crate) async fn died(&self, proc: usize) {
+        loop {
+            let death = self.deaths.notified();
+            tokio::pin!(death);
+            death.as_mut().enable();
+            if self.is_dead(proc) {
+                return;
+            }
+            death.await;
+        }
     }
 
     /// Pauses `proc` for `d` from now (a pause already running is

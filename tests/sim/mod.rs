@@ -73,7 +73,11 @@ impl Clock for SimClock {
     fn now(&self) -> SystemTime {
         let t = wall(Instant::now());
         let off = Duration::from_millis(self.offset_ms.unsigned_abs());
-        if self.offset_ms >= 0 { t + off } else { t - off }
+        if self.offset_ms >= 0 {
+            t + off
+        } else {
+            t - off
+        }
     }
 }
 

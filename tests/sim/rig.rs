@@ -63,9 +63,7 @@ impl Rig {
 
     /// Kills process `proc` (`SIGKILL`).
     pub(crate) fn kill(&self, proc: usize) {
-        if self.life.kill(proc) {
-            self.store.process_died(proc);
-        }
+        self.life.kill(proc);
     }
 
     /// Logs `account` in directly (no manager) and stores its first pair.

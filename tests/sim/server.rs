@@ -25,8 +25,8 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{
-    AccountId, AuthorizeRequest, Callback, Error, Introspection, PendingAuthorization,
-    ProviderId, RefreshRules, Result, Sent, TokenProvider, TokenSet, async_trait,
+    AccountId, AuthorizeRequest, Callback, Error, Introspection, PendingAuthorization, ProviderId,
+    RefreshRules, Result, Sent, TokenProvider, TokenSet, async_trait,
 };
 use tokio::time::Instant;
 
@@ -158,7 +158,7 @@ pub(crate) struct Model {
     /// Revocations that named a spent refresh token and so left the grant
     /// alive: (process, grant, index).
     pub(crate) stale_revokes: Vec<(usize, usize, usize, Instant)>,
-    pub(crate) log: Vec<(Option<AccountId>, String)>,
+    life: Arc<Life>,
     seq: u64,
     pub(crate) stats: Stats,
 }
@@ -185,6 +185,14 @@ pub(crate) struct Server {
     id: ProviderId,
 }
 
+/// Milliseconds since the run began, for the trace.
+pub(crate) fn stamp(t: Instant) -> u128 {
+    wall(t)
+        .duration_since(SystemTime::UNIX_EPOCH + super::BASE)
+        .unwrap_or_default()
+        .as_millis()
+}
+
 fn transient(message: &str, status: Option<u16>, sent: Sent) -> Error {
     Error::Transient {
         message: message.to_owned(),
@@ -196,7 +204,12 @@ fn transient(message: &str, status: Option<u16>, sent: Sent) -> Error {
 }
 
 impl Server {
-    pub(crate) fn new(rules: Rules, lifetime: Duration, chaos: Arc<Chaos>, life: Arc<Life>) -> Self {
+    pub(crate) fn new(
+        rules: Rules,
+        lifetime: Duration,
+        chaos: Arc<Chaos>,
+        life: Arc<Life>,
+    ) -> Self {
         Self {
             model: Mutex::new(Model {
                 rules,
@@ -207,7 +220,7 @@ impl Server {
                 codes: HashMap::new(),
                 sends: Vec::new(),
                 stale_revokes: Vec::new(),
-                log: Vec::new(),
+                life: Arc::clone(&life),
                 seq: 0,
                 stats: Stats::default(),
             }),
@@ -224,13 +237,7 @@ impl Server {
 
     /// Adds a line to the trace of `account` (`None`: every account's).
     pub(crate) fn note(&self, account: Option<&AccountId>, line: String) {
-        let at = Instant::now();
-        let ms = wall(at)
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis()
-            % 100_000_000;
-        self.model().log.push((account.cloned(), format!("@{ms} {line}")));
+        self.life.note(account, line);
     }
 
     /// Starts a grant directly (the scenario's first logins).
@@ -292,6 +299,10 @@ impl Server {
         } else if self.chaos.fires("pause_at_await", rates.pause_at_await) {
             let d = self.chaos.pause_length(None);
             self.life.pause(proc, d);
+            self.note(
+                None,
+                format!("process {proc} paused for {d:?} at an await point (server)"),
+            );
         }
         self.life.gate(proc).await;
         before.elapsed()
@@ -329,13 +340,16 @@ impl Server {
                 message: "too many requests".into(),
                 status: Some(429),
                 retry_after: Some(wait),
-                sent: Sent::No,
+                sent: Sent::Unknown,
                 source: None,
             });
         }
         let answer = self.model().process(send, now);
         self.answer(proc, answer, |m, (g, i), at| {
             m.grants[g].pairs[i].delivered.push((proc, at));
+            let _ = at;
+            let account = m.grants[g].account.clone();
+            m.note((Some(account), format!("process {proc} received g{g}#{i}")));
             m.grants[g].pairs[i].token.clone()
         })
         .await
@@ -353,6 +367,10 @@ impl Server {
         if answer.is_ok() && self.chaos.fires("refresh_die_held", rates.refresh_die_held) {
             // Processed; the process dies while the answer is on its way.
             self.model().stats.died_awaiting_answer += 1;
+            self.note(
+                None,
+                format!("process {proc} died awaiting an answer the server processed"),
+            );
             self.life.kill(proc);
             self.life.gate(proc).await;
         }
@@ -390,7 +408,12 @@ impl Server {
 
     /// The code exchange: a new grant that supersedes every older one of
     /// the account.
-    pub(crate) async fn exchange(&self, proc: usize, code: &str, with_account: bool) -> Result<TokenSet> {
+    pub(crate) async fn exchange(
+        &self,
+        proc: usize,
+        code: &str,
+        with_account: bool,
+    ) -> Result<TokenSet> {
         self.await_point(proc).await;
         let rates = self.chaos.rates();
         let now = Instant::now();
@@ -400,7 +423,10 @@ impl Server {
         let answer = {
             let mut m = self.model();
             match m.codes.remove(code) {
-                None => Err(Error::reauthorization_required(None, "invalid_grant (code)")),
+                None => Err(Error::reauthorization_required(
+                    None,
+                    "invalid_grant (code)",
+                )),
                 Some(account) => {
                     let login = Login {
                         proc,
@@ -413,7 +439,11 @@ impl Server {
                 }
             }
         };
-        if answer.is_ok() && self.chaos.fires("exchange_die_held", rates.exchange_die_held) {
+        if answer.is_ok()
+            && self
+                .chaos
+                .fires("exchange_die_held", rates.exchange_die_held)
+        {
             self.life.kill(proc);
             self.life.gate(proc).await;
         }
@@ -451,15 +481,19 @@ impl Server {
             let found = token
                 .refresh_token()
                 .and_then(|r| m.by_refresh.get(r.expose_secret()).copied())
-                .or_else(|| m.by_access.get(token.access_token().expose_secret()).copied());
+                .or_else(|| {
+                    m.by_access
+                        .get(token.access_token().expose_secret())
+                        .copied()
+                });
             if let Some((g, i)) = found {
                 let account = m.grants[g].account.clone();
                 if m.grants[g].death.is_some() {
                 } else if i + 1 == m.grants[g].pairs.len() {
                     m.grants[g].death = Some((Death::Revoked, now));
-                    m.log.push((Some(account), format!("g{g} revoked by process {proc}")));
+                    m.note((Some(account), format!("g{g} revoked by process {proc}")));
                 } else {
-                    m.log.push((
+                    m.note((
                         Some(account),
                         format!("revoke by process {proc} named spent g{g}#{i}: ignored"),
                     ));
@@ -480,14 +514,21 @@ impl Server {
 }
 
 impl Model {
+    /// Adds a line to the run's trace.
+    fn note(&self, (account, line): (Option<AccountId>, String)) {
+        self.life.note(account.as_ref(), line);
+    }
+
     fn new_grant(&mut self, account: AccountId, login: Option<Login>, now: Instant) -> usize {
         let g = self.grants.len();
         for older in 0..g {
             if self.grants[older].account == account && self.grants[older].death.is_none() {
                 self.grants[older].death = Some((Death::Superseded { by: g }, now));
                 self.stats.superseded += 1;
-                self.log
-                    .push((Some(account.clone()), format!("g{older} superseded by g{g}")));
+                self.note((
+                    Some(account.clone()),
+                    format!("g{older} superseded by g{g}"),
+                ));
             }
         }
         self.grants.push(Grant {
@@ -497,13 +538,17 @@ impl Model {
             login: login.clone(),
         });
         self.new_pair(g, now);
-        self.log.push((
+        self.note((
             Some(account),
             match login {
                 Some(l) => format!(
                     "g{g} created by a login on process {} (account {})",
                     l.proc,
-                    if l.with_account { "named" } else { "from the response" }
+                    if l.with_account {
+                        "named"
+                    } else {
+                        "from the response"
+                    }
                 ),
                 None => format!("g{g} seeded"),
             },
@@ -550,7 +595,13 @@ impl Model {
 
     /// Classifies a refresh token on arrival, and counts it as a use of
     /// its pair.
-    fn arrive(&mut self, proc: usize, refresh: &str, now: Instant, paused_before: Duration) -> Send {
+    fn arrive(
+        &mut self,
+        proc: usize,
+        refresh: &str,
+        now: Instant,
+        paused_before: Duration,
+    ) -> Send {
         let mut send = Send {
             at: now,
             proc,
@@ -584,7 +635,7 @@ impl Model {
 
     fn record(&mut self, send: Send) {
         let account = send.grant.map(|g| self.grants[g].account.clone());
-        self.log.push((
+        self.note((
             account,
             format!(
                 "process {} sent g{:?}#{} ({:?}{}): {}",
@@ -630,7 +681,13 @@ impl Model {
             }
             Arrival::Spent => {
                 let number = self.sends.len();
-                self.grants[g].death = Some((Death::Burned { index: i, send: number }, now));
+                self.grants[g].death = Some((
+                    Death::Burned {
+                        index: i,
+                        send: number,
+                    },
+                    now,
+                ));
                 self.stats.burns += 1;
                 send.outcome = "invalid_grant: grant burned";
                 Err(invalid())
@@ -652,7 +709,11 @@ pub(crate) struct SimProvider {
 impl SimProvider {
     pub(crate) fn new(server: Arc<Server>, proc: usize) -> Self {
         let rules = server.model().rules.declared();
-        Self { server, proc, rules }
+        Self {
+            server,
+            proc,
+            rules,
+        }
     }
 }
 

@@ -28,8 +28,8 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{
-    Error, Expect, InFlight, Lease, ProviderId, Record, Result, Sequence, StoreErrorKind,
-    Stored, TokenKey, TokenSet, TokenStore, Version, async_trait,
+    Error, Expect, InFlight, Lease, ProviderId, Record, Result, Sequence, StoreErrorKind, Stored,
+    TokenKey, TokenSet, TokenStore, Version, async_trait,
 };
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -99,12 +99,19 @@ pub(crate) struct ModelStore {
 
 impl ModelStore {
     pub(crate) fn new(ttl: Option<Duration>, life: Arc<Life>) -> Arc<Self> {
-        Arc::new(Self {
+        let store = Arc::new(Self {
             state: Mutex::default(),
             freed: Notify::new(),
             ttl,
-            life,
-        })
+            life: Arc::clone(&life),
+        });
+        let weak = Arc::downgrade(&store);
+        life.on_death(Box::new(move |proc| {
+            if let Some(store) = weak.upgrade() {
+                store.process_died(proc);
+            }
+        }));
+        store
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -321,17 +328,25 @@ impl ProcStore {
     async fn await_point(&self) {
         let rates = self.chaos.rates();
         if self.chaos.fires("die_at_await", rates.die_at_await) {
-            self.die();
+            self.die("at an await point (store)");
         } else if self.chaos.fires("pause_at_await", rates.pause_at_await) {
             let d = self.chaos.pause_length(self.store.ttl);
             self.life().pause(self.proc, d);
+            self.life().note(
+                None,
+                format!(
+                    "process {} paused for {d:?} at an await point (store)",
+                    self.proc
+                ),
+            );
         }
         self.life().gate(self.proc).await;
     }
 
-    fn die(&self) {
+    fn die(&self, at: &str) {
         if self.life().kill(self.proc) {
-            self.store.process_died(self.proc);
+            self.life()
+                .note(None, format!("process {} died {at}", self.proc));
         }
     }
 
@@ -345,9 +360,24 @@ impl ProcStore {
                 "connection refused (the store is down)",
             ));
         }
-        let p = if write { rates.store_write_fail } else { rates.store_read_fail };
-        if self.chaos.fires(if write { "store_write_fail" } else { "store_read_fail" }, p) {
-            return Fate::Fail(err(StoreErrorKind::Io, key, "I/O error before the statement ran"));
+        let p = if write {
+            rates.store_write_fail
+        } else {
+            rates.store_read_fail
+        };
+        if self.chaos.fires(
+            if write {
+                "store_write_fail"
+            } else {
+                "store_read_fail"
+            },
+            p,
+        ) {
+            return Fate::Fail(err(
+                StoreErrorKind::Io,
+                key,
+                "I/O error before the statement ran",
+            ));
         }
         Fate::Go
     }
@@ -358,11 +388,17 @@ impl ProcStore {
     async fn statement<T>(
         &self,
         key: &TokenKey,
-        write: bool,
+        write: Option<&str>,
         f: impl FnOnce(&ModelStore, &mut State, Instant) -> Result<T>,
     ) -> Result<T> {
         self.await_point().await;
-        if let Fate::Fail(e) = self.before(key, write) {
+        if let Fate::Fail(e) = self.before(key, write.is_some()) {
+            if let Some(what) = write {
+                self.life().note(
+                    Some(&key.account),
+                    format!("process {} {what}: failed before it ran", self.proc),
+                );
+            }
             return Err(e);
         }
         let result = {
@@ -370,12 +406,34 @@ impl ProcStore {
             let mut s = self.store.lock();
             f(&self.store, &mut s, now)
         };
-        let rates = self.chaos.rates();
-        if self.chaos.fires("die_after_statement", rates.die_after_statement) {
-            // It took effect; the process never hears.
-            self.die();
+        if let Some(what) = write {
+            let outcome = match &result {
+                Ok(_) => "done".to_owned(),
+                Err(e) => format!(
+                    "refused ({})",
+                    e.store_kind().map_or("?".into(), |k| k.to_string())
+                ),
+            };
+            self.life().note(
+                Some(&key.account),
+                format!("process {} {what}: {outcome}", self.proc),
+            );
         }
-        if write && result.is_ok() && self.chaos.fires("store_answer_lost", rates.store_answer_lost) {
+        let write = write.is_some();
+        let rates = self.chaos.rates();
+        if self
+            .chaos
+            .fires("die_after_statement", rates.die_after_statement)
+        {
+            // It took effect; the process never hears.
+            self.die("after a store statement took effect");
+        }
+        if write
+            && result.is_ok()
+            && self
+                .chaos
+                .fires("store_answer_lost", rates.store_answer_lost)
+        {
             self.store.lock().unknown_commits += 1;
             self.life().gate(self.proc).await;
             return Err(err(
@@ -392,7 +450,7 @@ impl ProcStore {
 #[async_trait]
 impl TokenStore for ProcStore {
     async fn load(&self, key: &TokenKey) -> Result<Option<Stored>> {
-        self.statement(key, false, |_, s, now| {
+        self.statement(key, None, |_, s, now| {
             Ok(s.rows.get(key).map(|r| stored(r, wall(now))))
         })
         .await
@@ -400,7 +458,7 @@ impl TokenStore for ProcStore {
 
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
         let any = TokenKey::parse(super::server::PROVIDER, "list").expect("a valid key");
-        self.statement(&any, false, |_, s, _| {
+        self.statement(&any, None, |_, s, _| {
             let mut keys: Vec<TokenKey> = s
                 .rows
                 .iter()
@@ -439,9 +497,10 @@ impl TokenStore for ProcStore {
                         ));
                     }
                     tokio::select! {
-                        () = freed => {}
-                        () = tokio::time::sleep_until(expires.min(deadline)) => {}
-                    }
+                    biased;
+                                    () = freed => {}
+                                    () = tokio::time::sleep_until(expires.min(deadline)) => {}
+                                }
                 }
             }
         };
@@ -450,8 +509,15 @@ impl TokenStore for ProcStore {
             key: key.clone(),
             id,
         };
-        if self.chaos.fires("die_after_statement", rates.die_after_statement) {
-            self.die();
+        self.life().note(
+            Some(&key.account),
+            format!("process {} took the lease", self.proc),
+        );
+        if self
+            .chaos
+            .fires("die_after_statement", rates.die_after_statement)
+        {
+            self.die("right after taking a lease");
         }
         self.await_point().await;
         Ok(Box::new(lease))
@@ -459,7 +525,7 @@ impl TokenStore for ProcStore {
 
     async fn orphaned(&self, limit: usize) -> Result<Vec<TokenKey>> {
         let any = TokenKey::parse(super::server::PROVIDER, "orphaned").expect("a valid key");
-        self.statement(&any, false, |_, s, now| {
+        self.statement(&any, None, |_, s, now| {
             let mut keys: Vec<TokenKey> = s
                 .rows
                 .iter()
@@ -512,8 +578,12 @@ impl ModelLease {
 
     async fn do_save(&self, token: &TokenSet, expected: Expect, record: Record) -> Result<Version> {
         let key = self.key.clone();
+        let what = format!(
+            "save {} ({expected:?}, record {record:?})",
+            refresh_of(token).unwrap_or_default()
+        );
         self.store
-            .statement(&self.key, true, |_, s, now| {
+            .statement(&self.key, Some(&what), |_, s, now| {
                 self.fenced(s, now)?;
                 let row = s.rows.get(&key).cloned();
                 let grant = match (expected, &row) {
@@ -524,7 +594,9 @@ impl ModelLease {
                     (Expect::Login(seq), None) => seq,
                     (Expect::Login(seq), Some(r)) if r.grant < seq => seq,
                     (Expect::Login(_), Some(_)) => {
-                        return Err(self.conflict("a login sequenced later (or a tombstone) is stored"));
+                        return Err(
+                            self.conflict("a login sequenced later (or a tombstone) is stored")
+                        );
                     }
                 };
                 let in_flight = match (record, matches!(expected, Expect::Login(_))) {
@@ -569,7 +641,7 @@ impl Lease for ModelLease {
 
     async fn load(&self) -> Result<Option<Stored>> {
         self.store
-            .statement(&self.key, false, |store, s, now| {
+            .statement(&self.key, None, |store, s, now| {
                 self.fenced(s, now)?;
                 store.renew(s, &self.key, self.id, now);
                 Ok(s.rows.get(&self.key).map(|r| stored(r, wall(now))))
@@ -579,7 +651,7 @@ impl Lease for ModelLease {
 
     async fn mark_in_flight(&self, expected: Version) -> Result<Version> {
         self.store
-            .statement(&self.key, true, |store, s, now| {
+            .statement(&self.key, Some("mark in flight"), |store, s, now| {
                 self.fenced(s, now)?;
                 let Some(row) = s.rows.get_mut(&self.key) else {
                     return Err(self.conflict("nothing stored"));
@@ -616,7 +688,7 @@ impl Lease for ModelLease {
 
     async fn delete(&self, expected: Version) -> Result<Version> {
         self.store
-            .statement(&self.key, true, |_, s, now| {
+            .statement(&self.key, Some("delete"), |_, s, now| {
                 self.fenced(s, now)?;
                 let hi = s.sequences.get(&self.key).copied().unwrap_or(0);
                 let Some(row) = s.rows.get_mut(&self.key) else {
@@ -636,7 +708,7 @@ impl Lease for ModelLease {
 
     async fn next_sequence(&self) -> Result<Sequence> {
         self.store
-            .statement(&self.key, true, |_, s, now| {
+            .statement(&self.key, Some("next sequence"), |_, s, now| {
                 self.fenced(s, now)?;
                 let grant = s.rows.get(&self.key).map_or(0, |r| r.grant.0);
                 let hi = s.sequences.entry(self.key.clone()).or_default();

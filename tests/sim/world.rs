@@ -58,6 +58,30 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    /// A run that did not finish within `bound` of simulated time.
+    fn stuck(config: Config, bound: Duration) -> Self {
+        let mut findings = Findings::default();
+        findings.violate(
+            None,
+            format!("the run did not finish within {bound:?} of simulated time"),
+        );
+        Self {
+            config,
+            sim_time: bound,
+            ok: 0,
+            errors: 0,
+            cancelled: 0,
+            kills: 0,
+            pauses: 0,
+            sends: 0,
+            unknown_commits: 0,
+            stats: super::server::Stats::default(),
+            error_kinds: BTreeMap::new(),
+            findings,
+            trace: String::new(),
+        }
+    }
+
     /// The command that replays this run.
     pub(crate) fn replay_command(&self) -> String {
         format!(
@@ -137,7 +161,16 @@ impl Report {
 pub(crate) fn run(seed: u64, ops: usize) -> Report {
     paused_runtime().block_on(async move {
         start_time();
-        World::new(seed, ops).run().await
+        let world = World::new(seed, ops);
+        let config = world.config.clone();
+        // A generous bound in simulated time: a run that has not finished
+        // by then is stuck (a call that never returns, a retry loop that
+        // never ends), which is a failure too.
+        let bound = Duration::from_secs(3600) * u32::try_from(ops).unwrap_or(u32::MAX).max(1);
+        match tokio::time::timeout(bound, world.run()).await {
+            Ok(report) => report,
+            Err(_) => Report::stuck(config, bound),
+        }
     })
 }
 
@@ -342,10 +375,10 @@ impl World {
             }
             for task in tasks {
                 if let Err(err) = task.await {
-                    self.shared.ledger().findings.violate(
-                        None,
-                        format!("a call panicked out of the manager: {err}"),
-                    );
+                    self.shared
+                        .ledger()
+                        .findings
+                        .violate(None, format!("a call panicked out of the manager: {err}"));
                 }
             }
             let c = &self.shared.chaos;
@@ -413,7 +446,6 @@ impl World {
     /// `SIGKILL`: the process stops where it is, holding what it holds.
     fn kill(&mut self, proc: usize) {
         if self.shared.life.kill(proc) {
-            self.shared.store.process_died(proc);
             self.shared
                 .server
                 .note(None, format!("process {proc} killed"));
@@ -518,7 +550,12 @@ impl World {
                     continue;
                 };
                 let s = &m.sends[*send];
-                let excused = ev.loss(g, s.index, s.at).is_ok() || !s.paused_before.is_zero();
+                let key = TokenKey::new(
+                    ProviderId::new(PROVIDER).expect("a valid id"),
+                    m.grants[g].account.clone(),
+                );
+                let excused =
+                    ev.loss(g, s.index, s.at).is_ok() || ev.paused_past_lease(&key, s.proc, s.at);
                 if excused {
                     ledger
                         .findings
@@ -556,13 +593,7 @@ impl World {
         let Some((account, _)) = violations.first() else {
             return String::new();
         };
-        let m = self.shared.server.model();
-        let lines: Vec<&String> = m
-            .log
-            .iter()
-            .filter(|(a, _)| a.is_none() || a == account)
-            .map(|(_, line)| line)
-            .collect();
+        let lines = self.shared.life.journal(account.as_ref());
         // `SIM_TRACE_LINES` shows more of the history (default 400).
         let keep = std::env::var("SIM_TRACE_LINES")
             .ok()
@@ -625,9 +656,18 @@ async fn call(
         _ => Vec::new(),
     };
     let work = perform(&shared, &manager, &key, &op);
-    let result = match deadline {
-        Some(d) => tokio::time::timeout(d, work).await.ok(),
-        None => Some(work.await),
+    let bounded = async {
+        match deadline {
+            Some(d) => tokio::time::timeout(d, work).await.ok(),
+            None => Some(work.await),
+        }
+    };
+    // A caller lives in its process: when the process dies, so does the
+    // call, wherever it was.
+    let result = tokio::select! {
+        biased;
+        r = bounded => r,
+        () = shared.life.died(proc) => return,
     };
     let completed = shared.tick();
     server.note(
@@ -703,9 +743,9 @@ async fn call(
                 })
                 .unwrap_or_default();
             if expired_for <= lag {
-                ledger
-                    .findings
-                    .allow("served a token expired by the true time, valid on the host's slow clock");
+                ledger.findings.allow(
+                    "served a token expired by the true time, valid on the host's slow clock",
+                );
             } else {
                 ledger.findings.violate(
                     account,
@@ -761,7 +801,11 @@ async fn call(
                     && started > b.completed
                     && b.old_grants.contains(&g)
             })
-            .map(|_| format!("{what} returned g{g}#{i}, removed or revoked there before the call started"))
+            .map(|_| {
+                format!(
+                    "{what} returned g{g}#{i}, removed or revoked there before the call started"
+                )
+            })
             .collect();
         for v in broken {
             ledger.findings.violate(account, v);
