@@ -70,6 +70,7 @@ pub struct FakeProvider {
     exchange_script: Mutex<VecDeque<Scripted>>,
     revoke_script: Mutex<VecDeque<Error>>,
     seen_refresh_tokens: Mutex<Vec<String>>,
+    revoked: Mutex<Vec<String>>,
     sequence: AtomicU64,
     refresh_calls: AtomicU64,
     exchange_calls: AtomicU64,
@@ -92,6 +93,7 @@ impl FakeProvider {
             exchange_script: Mutex::default(),
             revoke_script: Mutex::default(),
             seen_refresh_tokens: Mutex::default(),
+            revoked: Mutex::default(),
             sequence: AtomicU64::new(0),
             refresh_calls: AtomicU64::new(0),
             exchange_calls: AtomicU64::new(0),
@@ -116,11 +118,12 @@ impl FakeProvider {
     /// last is accepted (see [`issue`](Self::issue)); a spent one is
     /// answered with the same pair again within `window` of its use, and
     /// with `invalid_grant` otherwise (a **burn**, counted by
-    /// [`burns`](Self::burns)). Declares matching refresh rules.
+    /// [`burns`](Self::burns)). Declares matching refresh rules, with the
+    /// window ended by first use (as Fitbit's: the conservative reading).
     #[must_use]
     pub fn strict(mut self, window: Option<Duration>) -> Self {
         self.rules = match window {
-            Some(w) => RefreshRules::rotating_with_window(w, false),
+            Some(w) => RefreshRules::rotating_with_window(w, true),
             None => RefreshRules::ROTATING,
         };
         let server = self
@@ -222,6 +225,11 @@ impl FakeProvider {
         lock(&self.seen_refresh_tokens).clone()
     }
 
+    /// The access tokens of the pairs revoked so far, in order.
+    pub fn revoked_access_tokens(&self) -> Vec<String> {
+        lock(&self.revoked).clone()
+    }
+
     /// A fresh made-up token set, as the provider would issue it now.
     pub fn mint(&self, with_refresh_token: bool) -> TokenSet {
         let n = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
@@ -312,7 +320,13 @@ impl TokenProvider for FakeProvider {
         self.exchange_calls.fetch_add(1, Ordering::SeqCst);
         callback.code_or_error()?;
         let scripted = lock(&self.exchange_script).pop_front();
-        self.answer(scripted)
+        let token = self.answer(scripted)?;
+        let mut server = lock(&self.server);
+        if server.strict {
+            // A new consent supersedes the grant's earlier refresh token.
+            server.current = token.refresh_token().map(|t| t.expose_secret().to_owned());
+        }
+        Ok(token)
     }
 
     async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
@@ -341,11 +355,14 @@ impl TokenProvider for FakeProvider {
         }
     }
 
-    async fn revoke(&self, _token: &TokenSet) -> Result<()> {
+    async fn revoke(&self, token: &TokenSet) -> Result<()> {
         self.revoke_calls.fetch_add(1, Ordering::SeqCst);
         match lock(&self.revoke_script).pop_front() {
             Some(error) => Err(error),
-            None => Ok(()),
+            None => {
+                lock(&self.revoked).push(token.access_token().expose_secret().to_owned());
+                Ok(())
+            }
         }
     }
 

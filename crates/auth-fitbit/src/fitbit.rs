@@ -21,6 +21,10 @@ use crate::error_body::parse_fitbit_error;
 use crate::rate_limit::{RateLimit, RateLimitCell};
 use crate::scope::{Prompt, Scope};
 
+/// How long Fitbit answers a replay of a spent refresh token with the same
+/// new pair (its documentation says "about two minutes").
+const FITBIT_REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The provider id Fitbit tokens are stored under by default.
 pub const FITBIT: &str = "fitbit";
 /// The id of the provider that replaces Fitbit: see
@@ -33,12 +37,6 @@ pub const RETIREMENT_NOTICE: &str = "The legacy Fitbit Web API and its OAuth end
 
 /// The extra token field that names the Fitbit user.
 pub const USER_ID: &str = "user_id";
-
-/// Fitbit's refresh rules: refresh tokens rotate, and a replay of the spent
-/// one is answered with the same new pair for about two minutes, or until
-/// the new pair is first used.
-const FITBIT_REFRESH_RULES: auth_core::RefreshRules =
-    auth_core::RefreshRules::rotating_with_window(Duration::from_secs(120), true);
 
 /// How a Fitbit app authenticates (the "OAuth 2.0 Application Type" in
 /// Fitbit's app settings).
@@ -339,8 +337,14 @@ impl FitbitProviderBuilder {
             .retirement_notice(RETIREMENT_NOTICE)
             .hooks(Arc::new(hooks))
             .http_config(self.http)
-            .clock(self.clock)
-            .refresh_rules(FITBIT_REFRESH_RULES);
+            // Fitbit rotates refresh tokens and answers a replay of the
+            // spent one with the same pair for about two minutes, or until
+            // the new pair is first used.
+            .refresh_rules(auth_core::RefreshRules::rotating_with_window(
+                FITBIT_REPLAY_WINDOW,
+                true,
+            ))
+            .clock(self.clock);
         if let Some(secret) = self.client_secret {
             builder = builder.client_secret(secret);
         }

@@ -2,7 +2,7 @@
 //! Google Health token belongs to, and which legacy Fitbit user that is.
 //! It reads; it never stores or logs the token it is given.
 
-use auth_core::{Error, Result, Sent, TokenSet};
+use auth_core::{Error, Result, TokenSet};
 use auth_oauth2::{HttpClient, ResponseMeta};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -62,7 +62,7 @@ fn parse(response: &ResponseMeta, access: &str, endpoint: &Url) -> Result<Health
     if response.status.is_server_error() || status == 429 {
         return Err(Error::Transient {
             message: format!("the Google Health identity endpoint {endpoint} failed"),
-            sent: Sent::Unknown,
+            sent: auth_core::Sent::Unknown,
             status: Some(status),
             retry_after: None,
             source: None,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use auth_core::{
     AccountId, AuthorizeRequest, Callback, Clock, Error, Introspection, PendingAuthorization,
-    ProviderId, RefreshRules, Result, SystemClock, TokenKey, TokenProvider, TokenSet,
+    ProviderId, Result, SystemClock, TokenKey, TokenProvider, TokenSet,
 };
 use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenType};
 use oauth2::{
@@ -80,7 +80,7 @@ struct Inner {
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
-    refresh_rules: RefreshRules,
+    refresh_rules: auth_core::RefreshRules,
 }
 
 impl fmt::Debug for OAuth2Provider {
@@ -122,7 +122,7 @@ pub struct OAuth2ProviderBuilder {
     http_config: HttpConfig,
     http: Option<HttpClient>,
     clock: Arc<dyn Clock>,
-    refresh_rules: RefreshRules,
+    refresh_rules: auth_core::RefreshRules,
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -244,25 +244,25 @@ impl OAuth2ProviderBuilder {
         self
     }
 
-    /// Whether the server may rotate refresh tokens (the default, `true`).
-    /// `false` declares [`RefreshRules::NOT_ROTATING`] (Google); `true`
-    /// declares [`RefreshRules::ROTATING`], the safe default with no replay
-    /// window. [`refresh_rules`](Self::refresh_rules) says more.
+    /// Whether the server may rotate refresh tokens (the default, `true`,
+    /// with no replay window: the safe reading). A server that never does
+    /// (Google) needs no write-ahead record before a refresh
+    /// ([`TokenProvider::refresh_rules`] answers
+    /// [`RefreshRules::NOT_ROTATING`](auth_core::RefreshRules::NOT_ROTATING)).
     #[must_use]
     pub fn rotating_refresh_tokens(mut self, rotating: bool) -> Self {
         self.refresh_rules = if rotating {
-            RefreshRules::ROTATING
+            auth_core::RefreshRules::ROTATING
         } else {
-            RefreshRules::NOT_ROTATING
+            auth_core::RefreshRules::NOT_ROTATING
         };
         self
     }
 
     /// How the server treats refresh tokens: rotation, the replay window,
-    /// whether first use ends it ([`TokenProvider::refresh_rules`] answers
-    /// this value). Default [`RefreshRules::ROTATING`].
+    /// and whether first use ends it ([`TokenProvider::refresh_rules`]).
     #[must_use]
-    pub fn refresh_rules(mut self, rules: RefreshRules) -> Self {
+    pub fn refresh_rules(mut self, rules: auth_core::RefreshRules) -> Self {
         self.refresh_rules = rules;
         self
     }
@@ -386,7 +386,7 @@ impl OAuth2Provider {
             http_config: HttpConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
-            refresh_rules: RefreshRules::ROTATING,
+            refresh_rules: auth_core::RefreshRules::ROTATING,
         }
     }
 
@@ -869,7 +869,7 @@ impl TokenProvider for OAuth2Provider {
         self.inner.client_credentials.is_some()
     }
 
-    fn refresh_rules(&self) -> RefreshRules {
+    fn refresh_rules(&self) -> auth_core::RefreshRules {
         self.inner.refresh_rules
     }
 

@@ -171,6 +171,27 @@ impl MemoryTokenStore {
         }
     }
 
+    /// Stores `token` for `key` over whatever is there, through the key's
+    /// lease, clearing any record: a test's or an example's given. Returns
+    /// the new version.
+    ///
+    /// # Errors
+    ///
+    /// A lock timeout when the lease is held elsewhere for a second.
+    pub async fn put(&self, key: &TokenKey, token: &TokenSet) -> Result<Version> {
+        let lease = self.lock(key, Duration::from_secs(1)).await?;
+        let expect = match lease.load().await? {
+            Some(row) => Expect::Version(row.version),
+            None => Expect::Absent,
+        };
+        lease.save_and_release(token, expect, Record::Clear).await
+    }
+
+    /// The token stored for `key`, if any (not a tombstone).
+    pub fn token(&self, key: &TokenKey) -> Option<TokenSet> {
+        self.shared.load(key).and_then(|row| row.token)
+    }
+
     /// Number of keys with a lease entry but nothing stored (their lease is
     /// held or waited for); for tests of bounded memory.
     pub fn lock_entries(&self) -> usize {

@@ -175,8 +175,8 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
         let late = k.rules.replay_window().is_none_or(|w| age >= w);
         let paced = match k.rules.replay_window() {
             // In the window the cooldown is ignored, except the pacing of
-            // replays (a cooldown of at most window/8, see `cool_down`).
-            Some(w) if !late => cooling.is_some_and(|c| remaining(c, row) <= w / 8),
+            // replays (never more than a quarter of it, see `cool_down`).
+            Some(w) if !late => cooling.is_some_and(|c| remaining(c, row) <= w / 4),
             _ => cooling.is_some(),
         };
         if paced {
@@ -325,8 +325,8 @@ pub(crate) fn after_failure(
 /// The token with a cooldown after a failed refresh, and the pause. The
 /// end is on the store's clock: `read_at` of the row refreshed from plus
 /// the time spent since (`spent`, measured here). While an outcome is
-/// unknown under a window, the pause is window/8: the pacing of replays,
-/// well inside a quarter of the window.
+/// unknown under a window, the pause is window/8, the pacing of replays,
+/// and the end never more than a quarter of the window after the read.
 pub(crate) fn cool_down(
     token: &TokenSet,
     read_at: SystemTime,
@@ -343,13 +343,15 @@ pub(crate) fn cool_down(
     let mut pause = policy
         .delay(failures)
         .max(err.retry_after().unwrap_or_default());
+    let mut wait = spent + pause;
     if unknown
         && rules.rotates()
         && let Some(w) = rules.replay_window()
     {
         pause = w / 8;
+        wait = (spent + pause).min(w / 4);
     }
-    let until = read_at + spent + pause;
+    let until = read_at + wait;
     let cooling = token
         .clone()
         .with_refresh_cooldown(Some(RefreshCooldown::new(until, failures)));

@@ -214,7 +214,14 @@ impl Inner {
     async fn take_lease(&self, key: &TokenKey) -> Result<Box<dyn Lease>> {
         let started = Instant::now();
         let lease = self.store.lock(key, self.config.lock_wait).await;
-        telemetry::lease_wait(&key.provider, started.elapsed());
+        let waited = started.elapsed();
+        telemetry::lease_wait(&key.provider, waited);
+        let (waited_ms, taken) = (waited.as_millis(), lease.is_ok());
+        if waited >= Duration::from_millis(50) {
+            info!(%key, waited_ms, taken, "waited for the key's lease");
+        } else {
+            debug!(%key, waited_ms, taken, "took the key's lease");
+        }
         lease
     }
 
@@ -328,7 +335,13 @@ impl Inner {
                 Err(err) => err,
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            match decision::after_failure(&mut tenure, &err, &self.config.retry, rules, left) {
+            // A takeover tries once: the orphan poll comes back for it,
+            // paced, so that an outage is not a storm of replays.
+            let retry = match goal {
+                Goal::Takeover { .. } => &super::RetryPolicy::none(),
+                _ => &self.config.retry,
+            };
+            match decision::after_failure(&mut tenure, &err, retry, rules, left) {
                 AfterFailure::Retry(delay) => {
                     debug!(%key, ?delay, error = %err, "the outcome is unknown or refused; retrying the same request");
                     tokio::time::sleep(delay).await;

@@ -115,10 +115,9 @@ pub(crate) async fn clear_flag(config: Option<&Path>, args: KeyArgs) -> CliResul
         .clear_reauthorization(&session.key)
         .await
         .map_err(|e| session.fail(&e))?;
-    if cleared {
+    if cleared.any() {
         output::line(&format!(
-            "cleared the reauthorization flag of {}; the next `authctl token` or `authctl \
-             refresh` asks the server again",
+            "{}: {cleared}; the next `authctl token` or `authctl refresh` asks the server again",
             session.key
         ));
     } else {
