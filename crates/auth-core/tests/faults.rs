@@ -288,27 +288,49 @@ async fn regression_revoke_finishes_another_processs_unsaved_refresh_first() {
     assert!(row(&w).await.token.is_none());
 }
 
-/// A memory store whose leases a test can break; `fenced` says whether its
-/// writes check the lease in the same step (every call), or are written
-/// through regardless (a store that checks only when it reads: what the
-/// old default methods amounted to).
+/// A memory store whose leases a test can break the way an expiring lease
+/// is lost: a broken lease no longer holds its key (the next `lock` gets it
+/// at once). `fenced` says whether writes through a broken lease are refused
+/// in the same step, or written through regardless (a store that checks the
+/// lease only when it reads: what the old default methods amounted to).
 #[derive(Debug, Clone)]
 struct Breakable {
     inner: store_memory::MemoryTokenStore,
-    broken: Arc<std::sync::atomic::AtomicBool>,
+    /// One permit per key: the lease.
+    slots: Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<auth_core::TokenKey, Arc<tokio::sync::Semaphore>>,
+        >,
+    >,
+    /// The state of each key's latest lease, for the breaker.
+    holders: Arc<std::sync::Mutex<std::collections::HashMap<auth_core::TokenKey, Arc<Held>>>>,
     fenced: bool,
+}
+
+/// A lease's hold on its key, which the breaker can take away.
+#[derive(Debug, Default)]
+struct Held {
+    lost: std::sync::atomic::AtomicBool,
+    permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Held {
+    fn let_go(&self) {
+        drop(self.permit.lock().expect("permit").take());
+    }
 }
 
 #[derive(Debug)]
 struct BreakableLease {
-    inner: Box<dyn auth_core::Lease>,
-    broken: Arc<std::sync::atomic::AtomicBool>,
+    key: auth_core::TokenKey,
+    store: store_memory::MemoryTokenStore,
+    held: Arc<Held>,
     fenced: bool,
 }
 
 impl BreakableLease {
     fn check(&self, write: bool) -> auth_core::Result<()> {
-        let lost = self.broken.load(std::sync::atomic::Ordering::SeqCst);
+        let lost = self.held.lost.load(std::sync::atomic::Ordering::SeqCst);
         if lost && (self.fenced || !write) {
             return Err(Error::store(
                 auth_core::StoreErrorKind::LeaseLost,
@@ -318,23 +340,34 @@ impl BreakableLease {
         }
         Ok(())
     }
+
+    /// The memory store's own lease, for one operation.
+    async fn inner(&self) -> auth_core::Result<Box<dyn auth_core::Lease>> {
+        self.store.lock(&self.key, Duration::from_secs(5)).await
+    }
+}
+
+impl Drop for BreakableLease {
+    fn drop(&mut self) {
+        self.held.let_go();
+    }
 }
 
 #[auth_core::async_trait]
 impl auth_core::Lease for BreakableLease {
     fn key(&self) -> &auth_core::TokenKey {
-        self.inner.key()
+        &self.key
     }
     async fn load(&self) -> auth_core::Result<Option<auth_core::Stored>> {
         self.check(false)?;
-        self.inner.load().await
+        self.inner().await?.load().await
     }
     async fn mark_in_flight(
         &self,
         expected: auth_core::Version,
     ) -> auth_core::Result<auth_core::Version> {
         self.check(true)?;
-        self.inner.mark_in_flight(expected).await
+        self.inner().await?.mark_in_flight(expected).await
     }
     async fn save(
         &self,
@@ -343,7 +376,7 @@ impl auth_core::Lease for BreakableLease {
         record: auth_core::Record,
     ) -> auth_core::Result<auth_core::Version> {
         self.check(true)?;
-        self.inner.save(token, expected, record).await
+        self.inner().await?.save(token, expected, record).await
     }
     async fn save_and_release(
         self: Box<Self>,
@@ -352,18 +385,18 @@ impl auth_core::Lease for BreakableLease {
         record: auth_core::Record,
     ) -> auth_core::Result<auth_core::Version> {
         self.check(true)?;
-        self.inner.save_and_release(token, expected, record).await
+        self.inner().await?.save(token, expected, record).await
     }
     async fn delete(&self, expected: auth_core::Version) -> auth_core::Result<auth_core::Version> {
         self.check(true)?;
-        self.inner.delete(expected).await
+        self.inner().await?.delete(expected).await
     }
     async fn next_sequence(&self) -> auth_core::Result<auth_core::Sequence> {
         self.check(true)?;
-        self.inner.next_sequence().await
+        self.inner().await?.next_sequence().await
     }
     async fn release(self: Box<Self>) -> auth_core::Result<()> {
-        self.inner.release().await
+        Ok(())
     }
 }
 
@@ -386,11 +419,33 @@ impl TokenStore for Breakable {
         key: &auth_core::TokenKey,
         wait: Duration,
     ) -> auth_core::Result<Box<dyn auth_core::Lease>> {
-        self.broken
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let slot = Arc::clone(
+            self.slots
+                .lock()
+                .expect("slots")
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))),
+        );
+        let permit = tokio::time::timeout(wait, slot.acquire_owned())
+            .await
+            .map_err(|_| {
+                Error::store(
+                    auth_core::StoreErrorKind::LockTimeout,
+                    Some(key.clone()),
+                    "the lease is held",
+                )
+            })?
+            .expect("the semaphore is never closed");
+        let held = Arc::new(Held::default());
+        *held.permit.lock().expect("permit") = Some(permit);
+        self.holders
+            .lock()
+            .expect("holders")
+            .insert(key.clone(), Arc::clone(&held));
         Ok(Box::new(BreakableLease {
-            inner: self.inner.lock(key, wait).await?,
-            broken: Arc::clone(&self.broken),
+            key: key.clone(),
+            store: self.inner.clone(),
+            held,
             fenced: self.fenced,
         }))
     }
@@ -404,8 +459,12 @@ impl TokenStore for Breakable {
 
 #[auth_core::async_trait]
 impl auth_core::conformance::LeaseBreaker for Breakable {
-    async fn break_lease(&self, _key: &auth_core::TokenKey) {
-        self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    async fn break_lease(&self, key: &auth_core::TokenKey) {
+        let held = self.holders.lock().expect("holders").get(key).cloned();
+        if let Some(held) = held {
+            held.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+            held.let_go();
+        }
     }
 }
 
@@ -418,14 +477,15 @@ impl auth_core::conformance::LeaseBreaker for Breakable {
 async fn regression_an_unfenced_store_fails_the_conformance_suite() {
     let store = |fenced| Breakable {
         inner: store_memory::MemoryTokenStore::new(),
-        broken: Arc::default(),
+        slots: Arc::default(),
+        holders: Arc::default(),
         fenced,
     };
     let fenced = store(true);
-    auth_core::conformance::lease_fences_every_write(&fenced, &fenced).await;
+    auth_core::conformance::lease_fences_every_write(&fenced, Some(&fenced)).await;
     let unfenced = store(false);
     let caught = tokio::spawn(async move {
-        auth_core::conformance::lease_fences_every_write(&unfenced, &unfenced).await;
+        auth_core::conformance::lease_fences_every_write(&unfenced, Some(&unfenced)).await;
     })
     .await;
     let panic = caught.expect_err("the suite passed an unfenced store");

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use auth_core::conformance::sample_token;
+use auth_core::conformance::{Capabilities, sample_token};
 use auth_core::{Expect, Record, StoreErrorKind, TokenKey, TokenStore};
 use store_memory::MemoryTokenStore;
 
@@ -14,18 +14,18 @@ const WAIT: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn passes_the_whole_conformance_suite() {
-    auth_core::conformance::run_all(&MemoryTokenStore::new()).await;
+    auth_core::conformance::run_all(&MemoryTokenStore::new(), Capabilities::none()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_on_a_multi_threaded_runtime() {
-    auth_core::conformance::run_all(&MemoryTokenStore::new()).await;
+    auth_core::conformance::run_all(&MemoryTokenStore::new(), Capabilities::none()).await;
 }
 
 #[tokio::test]
 async fn clones_pass_the_shared_clauses() {
     let a = MemoryTokenStore::new();
-    auth_core::conformance::run_all_shared(&a, &a.clone()).await;
+    auth_core::conformance::run_all_shared(&a, &a.clone(), Capabilities::none()).await;
 }
 
 #[tokio::test]
