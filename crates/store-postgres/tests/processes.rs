@@ -85,7 +85,7 @@ async fn seed_expired(
     let issued = emulator.seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, user, &["sleep"]);
     let token = token_from(&issued, SystemTime::now() - Duration::from_secs(10 * 3600));
     let key = support::key("fitbit", user);
-    let version = store.save(&key, &token, None).await.expect("seed");
+    let version = support::put(store, &key, &token).await;
     (key, token, version)
 }
 
@@ -145,8 +145,17 @@ async fn eight_processes_stampeding_one_expired_token_make_one_refresh() {
     assert_eq!(counters.reuse_detections, 0);
     let stored = store.load(&key).await.expect("load").expect("stored");
     assert_eq!(
-        stored.value.access_token().expose_secret(),
+        stored
+            .token
+            .as_ref()
+            .expect("a token")
+            .access_token()
+            .expose_secret(),
         *tokens.iter().next().unwrap()
+    );
+    assert!(
+        stored.in_flight.is_none(),
+        "the record outlived the refresh"
     );
     assert!(stored.version > seeded);
 }
@@ -201,15 +210,30 @@ async fn a_lease_holder_killed_mid_refresh_is_taken_over_within_the_ttl() {
     assert!(took < Duration::from_secs(15), "takeover took {took:?}");
 
     let stored = store.load(&key).await.expect("load").expect("stored");
-    assert_eq!(stored.value.access_token().expose_secret(), token);
-    // The victim saved nothing; the successor saved once.
+    assert_eq!(
+        stored
+            .token
+            .as_ref()
+            .expect("a token")
+            .access_token()
+            .expose_secret(),
+        token
+    );
+    assert!(stored.in_flight.is_none(), "the record outlived the replay");
+    // The victim wrote its record and saved nothing; the successor found
+    // the record, replayed the same refresh token (the server's window
+    // answered with the pair it had issued) and saved once.
     let history: i64 = sqlx::query_scalar(&format!(
         "SELECT version FROM \"{schema}\".\"token_keeper_tokens\" WHERE provider = 'fitbit' AND account = 'SIGKILL1'"
     ))
     .fetch_one(store.pool())
     .await
     .expect("version");
-    assert_eq!(history as u64, seeded.0 + 1, "saved more than once");
+    assert_eq!(
+        history as u64,
+        seeded.0 + 2,
+        "not exactly the victim's record and one save"
+    );
     let counters = emulator.counters();
     assert_eq!(
         counters.reuse_detections, 0,
