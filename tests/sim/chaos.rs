@@ -87,6 +87,8 @@ impl Rates {
 pub(crate) struct Chaos {
     rng: Mutex<StdRng>,
     rates: Mutex<Rates>,
+    /// Store writes fail with "no space left on device" until then.
+    disk_full_until: Mutex<Option<SystemTime>>,
     /// The token endpoint answers 503 until then.
     outage_until: Mutex<Option<SystemTime>>,
     /// Faults a regression test asks for: name → how many more times.
@@ -103,6 +105,7 @@ impl Chaos {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             rates: Mutex::new(Rates::default()),
             outage_until: Mutex::new(None),
+            disk_full_until: Mutex::new(None),
             scripted: Mutex::new(BTreeMap::new()),
         }
     }
@@ -191,6 +194,14 @@ impl Chaos {
             1 => self.duration(ttl, ttl * 4),
             _ => self.duration(ttl * 4, Duration::from_secs(300)),
         }
+    }
+
+    pub(crate) fn fill_disk_until(&self, until: Option<SystemTime>) {
+        *lock(&self.disk_full_until) = until;
+    }
+
+    pub(crate) fn disk_full(&self, now: SystemTime) -> bool {
+        lock(&self.disk_full_until).is_some_and(|until| now < until)
     }
 
     pub(crate) fn outage_until(&self, until: Option<SystemTime>) {

@@ -18,6 +18,9 @@ use super::store::{ModelStore, ProcStore};
 /// [`start_time`](super::start_time).
 pub(crate) struct Rig {
     pub(crate) chaos: Arc<Chaos>,
+    /// The true time (every process of the rig has an exact clock unless
+    /// built with [`process`](Self::process) and an offset).
+    pub(crate) clock: Arc<SimClock>,
     pub(crate) life: Arc<Life>,
     pub(crate) server: Arc<Server>,
     pub(crate) store: Arc<ModelStore>,
@@ -25,8 +28,19 @@ pub(crate) struct Rig {
 
 impl Rig {
     /// A world whose server follows `rules` and issues tokens living
-    /// `lifetime`, over a store whose leases live `lease_ttl`.
-    pub(crate) fn new(rules: Rules, lifetime: Duration, lease_ttl: Option<Duration>) -> Self {
+    /// `lifetime`, over a store whose leases live 10 s (Postgres's
+    /// default).
+    pub(crate) fn new(rules: Rules, lifetime: Duration) -> Self {
+        Self::with_lease_ttl(rules, lifetime, Some(Duration::from_secs(10)))
+    }
+
+    /// [`new`](Self::new), with leases that live `lease_ttl` (`None`: as
+    /// long as their process).
+    pub(crate) fn with_lease_ttl(
+        rules: Rules,
+        lifetime: Duration,
+        lease_ttl: Option<Duration>,
+    ) -> Self {
         super::start_time();
         let chaos = Arc::new(Chaos::new(0));
         let life = Arc::new(Life::default());
@@ -39,6 +53,7 @@ impl Rig {
         let store = ModelStore::new(lease_ttl, Arc::clone(&life));
         Self {
             chaos,
+            clock: Arc::new(SimClock::new(0)),
             life,
             server,
             store,
@@ -56,6 +71,17 @@ impl Rig {
         (proc, builder)
     }
 
+    /// The store as a new process sees it (no manager).
+    pub(crate) fn view(&self) -> ProcStore {
+        let proc = self.life.add();
+        ProcStore::new(Arc::clone(&self.store), Arc::clone(&self.chaos), proc)
+    }
+
+    /// A manager builder for a new process with an exact clock.
+    pub(crate) fn builder(&self) -> TokenManagerBuilder {
+        self.process(0).1
+    }
+
     /// A manager for a new process, with the default settings.
     pub(crate) fn manager(&self) -> TokenManager {
         self.process(0).1.build()
@@ -67,7 +93,7 @@ impl Rig {
     }
 
     /// Logs `account` in directly (no manager) and stores its first pair.
-    pub(crate) fn seed(&self, account: &str) -> (TokenKey, TokenSet) {
+    pub(crate) async fn seed(&self, account: &str) -> (TokenKey, TokenSet) {
         let key = TokenKey::parse(PROVIDER, account).expect("a valid key");
         let token = self.server.seed_grant(&key.account);
         self.store.seed(&key, token.clone(), 1);
@@ -80,7 +106,7 @@ impl Rig {
     }
 
     /// The stored token of `key`, read without faults.
-    pub(crate) fn stored(&self, key: &TokenKey) -> Option<TokenSet> {
+    pub(crate) async fn stored(&self, key: &TokenKey) -> Option<TokenSet> {
         self.row(key).and_then(|r| r.token)
     }
 
@@ -109,7 +135,7 @@ impl Rig {
     }
 
     /// How each refresh request arrived, in order.
-    pub(crate) fn arrivals(&self) -> Vec<Arrival> {
+    pub(crate) fn send_classes(&self) -> Vec<Arrival> {
         self.server
             .model()
             .sends

@@ -295,8 +295,15 @@ impl Server {
         let rates = self.chaos.rates();
         let before = Instant::now();
         if self.chaos.fires("die_at_await", rates.die_at_await) {
-            self.life.kill(proc);
-        } else if self.chaos.fires("pause_at_await", rates.pause_at_await) {
+            if self.life.kill(proc) {
+                self.note(
+                    None,
+                    format!("process {proc} died at an await point (server)"),
+                );
+            }
+        } else if !self.life.is_dead(proc)
+            && self.chaos.fires("pause_at_await", rates.pause_at_await)
+        {
             let d = self.chaos.pause_length(None);
             self.life.pause(proc, d);
             self.note(
@@ -382,7 +389,10 @@ impl Server {
                 Sent::Unknown,
             ));
         }
-        if self.chaos.fires("refresh_slow", rates.refresh_slow) {
+        if self.chaos.scripted("refresh_slow") {
+            // The regression tests' slow answer: 5 s.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        } else if self.chaos.chance(rates.refresh_slow) {
             let late = self
                 .chaos
                 .duration(Duration::from_secs(15), Duration::from_secs(40));

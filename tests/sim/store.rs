@@ -139,6 +139,11 @@ impl ModelStore {
         );
     }
 
+    /// Leases held or expired-but-not-taken-over now (for the checks).
+    pub(crate) fn lock_entries(&self) -> usize {
+        self.lock().held.len()
+    }
+
     /// The row of `key` now, read without faults (for the checks).
     pub(crate) fn peek(&self, key: &TokenKey) -> Option<Stored> {
         let s = self.lock();
@@ -329,7 +334,9 @@ impl ProcStore {
         let rates = self.chaos.rates();
         if self.chaos.fires("die_at_await", rates.die_at_await) {
             self.die("at an await point (store)");
-        } else if self.chaos.fires("pause_at_await", rates.pause_at_await) {
+        } else if !self.life().is_dead(self.proc)
+            && self.chaos.fires("pause_at_await", rates.pause_at_await)
+        {
             let d = self.chaos.pause_length(self.store.ttl);
             self.life().pause(self.proc, d);
             self.life().note(
@@ -351,7 +358,11 @@ impl ProcStore {
     }
 
     /// Faults before a statement reaches the store.
-    fn before(&self, key: &TokenKey, write: bool) -> Fate {
+    /// `write`: `None` for a read, `Some(true)` for a save of a token (what
+    /// a full disk refuses in these tests), `Some(false)` for other writes.
+    fn before(&self, key: &TokenKey, write: Option<bool>) -> Fate {
+        let is_save = write;
+        let write = write.is_some();
         let rates = self.chaos.rates();
         if self.store.down(Instant::now()) {
             return Fate::Fail(err(
@@ -359,6 +370,9 @@ impl ProcStore {
                 key,
                 "connection refused (the store is down)",
             ));
+        }
+        if is_save == Some(true) && self.chaos.disk_full(wall(Instant::now())) {
+            return Fate::Fail(err(StoreErrorKind::Io, key, "No space left on device"));
         }
         let p = if write {
             rates.store_write_fail
@@ -392,7 +406,8 @@ impl ProcStore {
         f: impl FnOnce(&ModelStore, &mut State, Instant) -> Result<T>,
     ) -> Result<T> {
         self.await_point().await;
-        if let Fate::Fail(e) = self.before(key, write.is_some()) {
+        let kind = write.map(|w| w.starts_with("save"));
+        if let Fate::Fail(e) = self.before(key, kind) {
             if let Some(what) = write {
                 self.life().note(
                     Some(&key.account),
@@ -473,7 +488,7 @@ impl TokenStore for ProcStore {
 
     async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn Lease>> {
         self.await_point().await;
-        if let Fate::Fail(e) = self.before(key, true) {
+        if let Fate::Fail(e) = self.before(key, Some(false)) {
             return Err(e);
         }
         let rates = self.chaos.rates();

@@ -423,7 +423,12 @@ impl World {
                 .note(None, format!("process {p} paused for {d:?}"));
             self.pauses += 1;
         }
-        // Dead ones (killed here or at an await point) are replaced.
+        self.replace_dead();
+    }
+
+    /// Starts a replacement for every dead process, so that the world
+    /// keeps its size (a supervisor restarting what was killed).
+    fn replace_dead(&mut self) {
         let dead = self
             .procs
             .iter()
@@ -515,6 +520,7 @@ impl World {
         c.outage_until(None);
         self.shared.store.end_outages();
         self.shared.life.wake_all();
+        self.replace_dead();
         // Every account is used once more by a running process, so that a
         // record left behind meets a caller as well as the Refreshers.
         tokio::time::sleep(Duration::from_secs(600)).await;
