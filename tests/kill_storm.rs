@@ -273,6 +273,7 @@ async fn storm(backing: Backing, hosts: usize, per_host: usize, seed: u64) -> St
     report
 }
 
+#[allow(clippy::print_stderr)] // the storm's figures, for the longer run
 fn check(name: &str, report: &Storm) {
     eprintln!("{name}: {report:?}");
     assert!(report.kills >= kills_wanted(), "{report:?}");
@@ -287,7 +288,6 @@ fn check(name: &str, report: &Storm) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::print_stderr)]
 async fn kill_storm_eight_processes_on_one_file_store() {
     let dir = tempfile::tempdir().expect("a directory");
     let report = storm(Backing::File(dir), 1, 8, 21).await;
@@ -295,7 +295,6 @@ async fn kill_storm_eight_processes_on_one_file_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::print_stderr)]
 async fn kill_storm_two_hosts_of_four_on_postgres() {
     let cluster = cluster::shared();
     let report = storm(

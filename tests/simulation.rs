@@ -168,3 +168,95 @@ fn soak() {
     }
     assert!(failed.is_empty(), "seeds that broke the rules: {failed:?}");
 }
+
+/// The checker itself: a burn after the holder died is blamed when a
+/// running process had the time to replay inside the window, and allowed
+/// (named) when every other process was paused all along.
+#[test]
+fn the_checker_blames_a_burn_only_when_someone_could_have_replayed() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use auth_core::TokenStore;
+    use auth_core::secrecy::ExposeSecret;
+    use sim::checker::{self, Evidence, Findings};
+    use sim::rig::Rig;
+    use sim::server::Rules;
+    use sim::store::ProcStore;
+
+    fn run(other_paused: bool) -> Findings {
+        sim::paused_runtime().block_on(async move {
+            let rules = Rules {
+                window: Some(Duration::from_secs(60)),
+                first_use_ends: false,
+            };
+            let rig = Rig::with_lease_ttl(
+                rules,
+                Duration::from_secs(8 * 3600),
+                Some(Duration::from_secs(10)),
+            );
+            let (key, seeded) = rig.seed("u").await;
+            let holder = rig.life.add();
+            let other = rig.life.add();
+            if other_paused {
+                rig.life.pause(other, Duration::from_secs(600));
+            }
+            let view = ProcStore::new(Arc::clone(&rig.store), Arc::clone(&rig.chaos), holder);
+            let lease = view
+                .lock(&key, Duration::from_secs(1))
+                .await
+                .expect("the lease");
+            let spent = seeded
+                .refresh_token()
+                .expect("a refresh token")
+                .expose_secret()
+                .to_owned();
+            // The server rotates; the holder dies before it saves.
+            rig.server
+                .refresh(holder, Some(&spent))
+                .await
+                .expect("a rotation");
+            rig.kill(holder);
+            drop(lease);
+            // The window passes; then somebody sends the spent token.
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            rig.life.wake_all();
+            let burned = rig.server.refresh(other, Some(&spent)).await;
+            assert!(
+                burned.is_err(),
+                "outside the window the spent token burns the grant"
+            );
+            let lives = rig.life.snapshot();
+            let model = rig.server.model();
+            let ev = Evidence {
+                model: &model,
+                store: &rig.store,
+                lives: &lives,
+                now: tokio::time::Instant::now(),
+            };
+            let mut findings = Findings::default();
+            checker::check(&ev, &[key], &mut findings);
+            findings
+        })
+    }
+    let blamed = run(false);
+    assert!(
+        blamed
+            .violations
+            .iter()
+            .any(|(_, v)| v.contains("could have replayed")),
+        "{blamed:?}"
+    );
+    let excused = run(true);
+    assert!(
+        excused
+            .allowed
+            .keys()
+            .any(|k| k.contains("no process could replay inside the window")),
+        "{excused:?}"
+    );
+    assert!(
+        !excused.violations.iter().any(|(_, v)| v.contains("burned")),
+        "{excused:?}"
+    );
+}

@@ -9,7 +9,7 @@
 //!   died or paused before saving it. Nothing can recover it.
 //! - [`Cause::NoReplayInTime`]: the server has a window, and at no moment
 //!   between the rotation and the window's end could any process have
-//!   replayed: for a stretch of [`OPPORTUNITY`] the lease was never free
+//!   replayed: for no stretch of [`opportunity`] was the lease free
 //!   (or held by a running process) with the store up and a process
 //!   running (none alive, all paused, or the store down).
 //! - [`Cause::LoginRace`]: two logins of one account raced where the
@@ -38,9 +38,18 @@ use super::life::ProcLife;
 use super::server::{Arrival, Death, Model};
 use super::store::{ModelStore, Span};
 
-/// How long a chance to replay must last to count: the Refresher's orphan
-/// poll (2 s) plus taking the lease and sending, with room to spare.
+/// How long a chance to replay must last to count, at least: the
+/// Refresher's orphan poll (2 s) plus taking the lease and sending, with
+/// room to spare. Inside a window the protocol also paces its replays (at
+/// most one every window/8), so the chance must outlast that too.
 pub(crate) const OPPORTUNITY: Duration = Duration::from_secs(5);
+
+/// How long a chance to replay must last under a window of `window`.
+pub(crate) fn opportunity(window: Option<Duration>) -> Duration {
+    window.map_or(OPPORTUNITY, |w| {
+        OPPORTUNITY.max(w / 8 + Duration::from_secs(3))
+    })
+}
 
 /// Why a pair was lost or a grant burned, when that is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -210,7 +219,7 @@ impl Evidence<'_> {
                 _ => {}
             }
             if let Some(start) = run
-                && b - start >= OPPORTUNITY
+                && b - start >= opportunity(self.model.rules.window)
             {
                 return Some((start, b));
             }
