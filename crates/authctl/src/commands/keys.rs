@@ -133,7 +133,10 @@ pub(crate) async fn clear_flag(cx: &Context, args: KeyArgs) -> CliResult {
             session.key
         ));
     } else {
-        output::line(&format!("{}: {cleared}; nothing to do", session.key));
+        output::line(&format!(
+            "{} is not flagged and not cooling down; nothing to do",
+            session.key
+        ));
     }
     Ok(())
 }
