@@ -39,7 +39,7 @@ use auth_axum::tower_sessions::cookie::SameSite;
 use auth_axum::tower_sessions::cookie::time;
 use auth_axum::tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 use auth_core::testing::FakeProvider;
-use auth_core::{AccountId, TokenKey, TokenManager, TokenSet, TokenStore};
+use auth_core::{AccountId, TokenKey, TokenManager, TokenSet};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

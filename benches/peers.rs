@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet, TokenStore};
+use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{GoogleEndpoints, GoogleHealthProvider};
 use criterion::{Criterion, criterion_group, criterion_main};
