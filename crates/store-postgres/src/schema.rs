@@ -194,8 +194,9 @@ const HELD: &str = "EXISTS (SELECT 1 FROM fence WHERE live)";
 /// too: a store never writes over data it cannot decode.
 ///
 /// Always one row: whether the lease was held, the new version (NULL when
-/// nothing was written), the row's version before, whether its data was
-/// untouched, and its data when not.
+/// nothing was written), and only when nothing was written (the common
+/// path reads nothing more), the row's version before, whether its data
+/// was untouched, and its data when not.
 fn guarded(tokens: &str, fence: &str, set: &str, only: &str, exact: Option<&str>) -> String {
     let guard = match exact {
         Some(param) => format!("t.data = {param}::jsonb"),
@@ -205,11 +206,12 @@ fn guarded(tokens: &str, fence: &str, set: &str, only: &str, exact: Option<&str>
         "WITH {fence}, w AS (UPDATE {tokens} AS t SET version = t.version + 1, {set} \
          WHERE t.provider = $1 AND t.account = $2 AND t.version = $4 {only} AND {guard} \
          AND {HELD} RETURNING t.version) \
-         SELECT {HELD}, (SELECT version FROM w), cur.version, cur.untouched, \
+         SELECT {HELD}, w.version, cur.version, cur.untouched, \
          CASE WHEN cur.untouched THEN NULL ELSE cur.data END \
-         FROM (VALUES (1)) AS one LEFT JOIN \
+         FROM (VALUES (1)) AS one LEFT JOIN w ON true LEFT JOIN LATERAL \
          (SELECT t.version, COALESCE({UNTOUCHED}, false) AS untouched, t.data::text AS data \
-          FROM {tokens} AS t WHERE t.provider = $1 AND t.account = $2) AS cur ON true"
+          FROM {tokens} AS t WHERE t.provider = $1 AND t.account = $2 AND w.version IS NULL) \
+         AS cur ON true"
     )
 }
 
@@ -221,8 +223,10 @@ fn guarded(tokens: &str, fence: &str, set: &str, only: &str, exact: Option<&str>
 /// the exact guard.
 ///
 /// Always one row: whether the lease was held, the new version (NULL when
-/// nothing was written), the row's version and grant before, whether its data was untouched, and
-/// its data when it was not (to decode and say why).
+/// nothing was written), and only when nothing was written (the common
+/// path reads nothing more), the row's version and grant before, whether
+/// its data was untouched, and its data when it was not (to decode and say
+/// why).
 fn save_sql(tokens: &str, leases: &str, expect: ExpectKind, kind: Fence, exact: bool) -> String {
     let guard = if exact {
         "t.data = $7::jsonb"
@@ -260,13 +264,13 @@ fn save_sql(tokens: &str, leases: &str, expect: ExpectKind, kind: Fence, exact: 
     };
     format!(
         "WITH {fence}, w AS ({write}) \
-         SELECT {HELD}, (SELECT version FROM w), cur.version, cur.grant_seq, cur.untouched, \
+         SELECT {HELD}, w.version, cur.version, cur.grant_seq, cur.untouched, \
          CASE WHEN cur.untouched THEN NULL ELSE cur.data END \
-         FROM (VALUES (1)) AS one LEFT JOIN \
+         FROM (VALUES (1)) AS one LEFT JOIN w ON true LEFT JOIN LATERAL \
          (SELECT t.version, t.grant_seq, COALESCE({UNTOUCHED}, false) AS untouched, \
           t.data::text AS data \
           FROM {tokens} AS t \
-          WHERE t.provider = $1 AND t.account = $2) AS cur ON true",
+          WHERE t.provider = $1 AND t.account = $2 AND w.version IS NULL) AS cur ON true",
         fence = fence(leases, kind),
     )
 }
