@@ -162,12 +162,12 @@ impl Report {
 /// A run that spins without letting simulated time pass (a retry loop
 /// with no back-off) would never reach its bound in simulated time, so the
 /// run also has a watchdog in real time (`SIM_WALL_LIMIT` seconds, default
-/// 300): past it the run is reported stuck, with the trace's last lines.
+/// 120): past it the run is reported stuck, with the trace's last lines.
 pub(crate) fn run(seed: u64, ops: usize) -> Report {
     let limit = std::env::var("SIM_WALL_LIMIT")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300u64);
+        .unwrap_or(120u64);
     let (tx, rx) = std::sync::mpsc::channel();
     let (life_tx, life_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
