@@ -98,6 +98,16 @@ impl Life {
             .collect()
     }
 
+    /// The last `n` lines of the whole trace.
+    pub(crate) fn tail(&self, n: usize) -> Vec<String> {
+        let journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        journal
+            .iter()
+            .skip(journal.len().saturating_sub(n))
+            .map(|(a, l)| format!("[{}] {l}", a.as_ref().map_or("-", |a| a.as_str())))
+            .collect()
+    }
+
     /// Runs `f` with the number of every process that dies from now on.
     pub(crate) fn on_death(&self, f: OnDeath) {
         self.on_death

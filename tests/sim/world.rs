@@ -158,18 +158,64 @@ impl Report {
 }
 
 /// Runs seed `seed` for `ops` operations on a fresh paused runtime.
+///
+/// A run that spins without letting simulated time pass (a retry loop
+/// with no back-off) would never reach its bound in simulated time, so the
+/// run also has a watchdog in real time (`SIM_WALL_LIMIT` seconds, default
+/// 120): past it the run is reported stuck, with the trace's last lines.
 pub(crate) fn run(seed: u64, ops: usize) -> Report {
+    let limit = std::env::var("SIM_WALL_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120u64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (life_tx, life_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let report = run_here(seed, ops, &life_tx);
+        let _ = tx.send(report);
+    });
+    match rx.recv_timeout(Duration::from_secs(limit)) {
+        Ok(report) => report,
+        Err(_) => {
+            let (config, life): (Config, Arc<Life>) = life_rx.recv().expect("the run started");
+            let mut report = Report::stuck(config, Duration::ZERO);
+            report.findings.violations[0].1 = format!(
+                "the run did not finish within {limit} s of real time: a loop that lets no simulated time pass"
+            );
+            report.trace = format!(
+                "the last lines of the trace:\n    {}\n",
+                life.tail(60).join("\n    ")
+            );
+            report
+        }
+    }
+}
+
+fn run_here(
+    seed: u64,
+    ops: usize,
+    started: &std::sync::mpsc::Sender<(Config, Arc<Life>)>,
+) -> Report {
     paused_runtime().block_on(async move {
         start_time();
         let world = World::new(seed, ops);
         let config = world.config.clone();
+        let life = Arc::clone(&world.shared.life);
+        let _ = started.send((config.clone(), Arc::clone(&life)));
         // A generous bound in simulated time: a run that has not finished
         // by then is stuck (a call that never returns, a retry loop that
         // never ends), which is a failure too.
-        let bound = Duration::from_secs(3600) * u32::try_from(ops).unwrap_or(u32::MAX).max(1);
+        let bound = Duration::from_secs(300) * u32::try_from(ops).unwrap_or(u32::MAX).max(1);
         match tokio::time::timeout(bound, world.run()).await {
             Ok(report) => report,
-            Err(_) => Report::stuck(config, bound),
+            Err(_) => {
+                let mut report = Report::stuck(config, bound);
+                report.trace = format!(
+                    "the last lines of the trace:\n    {}\n",
+                    life.tail(60).join("\n    ")
+                );
+                report
+            }
         }
     })
 }
