@@ -90,7 +90,9 @@
 //! | The provider panics | A transient error; the record stays (the outcome is unknown) and the next attempt replays. | `a_panicking_provider_gives_an_error_and_does_not_wedge_the_account` |
 //!
 //! When a manager is built it warns about parameters that cannot keep
-//! these promises: a lease TTL shorter than the attempt timeout plus 2 s,
+//! these promises: a lease TTL shorter than the attempt timeout plus a
+//! margin (2 s, or half the TTL when that is less: each attempt is cut to
+//! the TTL less that margin, so a short lease still leaves time to send),
 //! and a provider window not longer than
 //! [the holder failures to survive](TokenManagerBuilder::survive_holder_failures)
 //! × the lease TTL + the refresh deadline

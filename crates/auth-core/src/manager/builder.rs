@@ -200,13 +200,14 @@ impl TokenManagerBuilder {
         }
         let ttl = self.store.lease_ttl();
         if let Some(ttl) = ttl
-            && ttl < self.attempt_timeout + MARGIN
+            && ttl < self.attempt_timeout + super::decision::lease_margin(ttl, MARGIN)
         {
             warnings.push(format!(
                 "the store's lease TTL ({}) is shorter than the attempt timeout ({}) plus a \
-                 2s margin: a request may outlive its lease (each attempt is cut to fit it)",
+                 margin of {}: a request may outlive its lease (each attempt is cut to fit it)",
                 human_duration(ttl),
-                human_duration(self.attempt_timeout)
+                human_duration(self.attempt_timeout),
+                human_duration(super::decision::lease_margin(ttl, MARGIN))
             ));
         }
         let mut ids: Vec<_> = self.providers.keys().collect();

@@ -365,15 +365,24 @@ pub(crate) fn cool_down(
 
 /// The longest a single attempt may take: the manager's attempt timeout,
 /// within the time left, and short enough that a renewed lease outlives it
-/// by `margin`.
+/// by the [`lease_margin`].
 pub(crate) fn attempt_timeout(
     configured: Duration,
     time_left: Duration,
     lease_ttl: Option<Duration>,
     margin: Duration,
 ) -> Duration {
-    let by_lease = lease_ttl.map_or(configured, |ttl| ttl.saturating_sub(margin));
+    let by_lease = lease_ttl.map_or(configured, |ttl| ttl - lease_margin(ttl, margin));
     configured.min(time_left).min(by_lease)
+}
+
+/// What a renewed lease of `ttl` must outlive a request by: `margin`, but
+/// at most half the TTL. A margin longer than the TTL (2 s against a
+/// 0.9 s lease) would cut every attempt to nothing: each request then
+/// times out the moment it starts, possibly after it left, so every
+/// outcome is unknown and a record is never finished.
+pub(crate) fn lease_margin(ttl: Duration, margin: Duration) -> Duration {
+    margin.min(ttl / 2)
 }
 
 /// What an unsaved token's save does with the row found under the lease.
@@ -1121,11 +1130,41 @@ mod tests {
                 Some(ttl),
                 Duration::from_secs(2),
             );
+            let margin = Duration::from_secs(2).min(ttl / 2);
+            assert!(limit + margin <= ttl, "{limit:?} for {ttl:?}");
             assert!(
-                limit + Duration::from_secs(2) <= ttl.max(Duration::from_secs(2)),
+                limit >= (ttl / 2).min(Duration::from_secs(8)),
                 "{limit:?} for {ttl:?}"
             );
         }
+    }
+
+    /// Regression (the Postgres kill storm): a lease TTL of 0.9 s against
+    /// the 2 s margin cut every attempt to zero, so each request timed out
+    /// as it started, every outcome was unknown, and a record left in
+    /// flight was never finished (callers got "in flight, try again in 2s"
+    /// for a minute, and a late replay burned the grant). The margin is at
+    /// most half the TTL, and a 400 ms attempt fits whole.
+    #[test]
+    fn a_lease_shorter_than_the_margin_still_leaves_time_to_send() {
+        let ttl = Duration::from_millis(900);
+        let margin = Duration::from_secs(2);
+        assert_eq!(lease_margin(ttl, margin), Duration::from_millis(450));
+        let limit = attempt_timeout(
+            Duration::from_millis(400),
+            Duration::from_secs(20),
+            Some(ttl),
+            margin,
+        );
+        assert_eq!(limit, Duration::from_millis(400));
+        let limit = attempt_timeout(
+            Duration::from_secs(8),
+            Duration::from_secs(20),
+            Some(ttl),
+            margin,
+        );
+        assert_eq!(limit, Duration::from_millis(450));
+        assert!(limit + lease_margin(ttl, margin) <= ttl);
     }
 
     /// A stuck record: an orphaned record nobody
