@@ -737,7 +737,9 @@ impl Worker {
     /// nothing to do. `kind` is what the key was (a keep-alive stays one
     /// after its refresh; anything else is live when valid).
     fn plan(&mut self, key: TokenKey, token: &TokenSet, kind: Kind, failures: u32) {
-        let now = self.manager.now();
+        // On the token's own time when this process just received it: a
+        // host clock minutes fast must not make a new token due at once.
+        let now = self.manager.token_now(&key, token);
         if token.reauthorization_required().is_some() || !self.refreshable(&key, token) {
             self.schedule.remove(&key);
             return;

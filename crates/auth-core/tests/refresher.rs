@@ -705,3 +705,71 @@ async fn short_lived_tokens_are_not_refreshed_in_a_loop() {
     manager.shutdown(Duration::from_secs(5)).await.unwrap();
     refresher.stopped().await;
 }
+
+/// A host clock `ahead` of the true time.
+#[derive(Debug)]
+struct FastClock {
+    truth: Arc<TokioClock>,
+    ahead: Duration,
+}
+
+impl Clock for FastClock {
+    fn now(&self) -> SystemTime {
+        self.truth.now() + self.ahead
+    }
+}
+
+/// A host whose clock runs 105 s fast, with 6-minute tokens whose expiry
+/// the server stamps on the true time: every token looks 105 s older than
+/// it is, so one just received already looks due (the Refresher's 7/8 lead
+/// leaves it 22 s). Regression: the Refresher refreshed one account tens
+/// of thousands of times at one instant (the simulation's seed 2). A pair
+/// this process just received is judged on its own time since it arrived.
+#[tokio::test(start_paused = true)]
+async fn a_fast_host_clock_does_not_drive_a_refresh_loop() {
+    let truth = TokioClock::new();
+    let start = truth.now();
+    let provider = Arc::new(
+        FakeProvider::new("alpha")
+            .with_clock(truth.clone())
+            .with_lifetime(Duration::from_secs(360)),
+    );
+    let store = MemoryTokenStore::with_clock(truth.clone());
+    let key = TokenKey::parse("alpha", "fast-host").unwrap();
+    let token = TokenSet::new("a-0", "Bearer", start)
+        .with_refresh_token("r-0")
+        .with_expires_in(Duration::from_secs(360));
+    support::seed(&store, &key, &token).await;
+    let host = Arc::new(FastClock {
+        truth: truth.clone(),
+        ahead: Duration::from_secs(105),
+    });
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(host)
+        .build();
+    let refresher = Refresher::builder(manager.clone()).spawn();
+    for _ in 0..600 {
+        // Never at one instant: a loop would show here as a count that
+        // grows while no time passes.
+        let before = provider.refresh_calls();
+        tokio::task::yield_now().await;
+        manager.access_token(&key).await.unwrap();
+        assert!(
+            provider.refresh_calls() <= before + 2,
+            "{} refreshes at one instant",
+            provider.refresh_calls() - before
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Ten minutes at one refresh every 22.5 to 45 s of the token's own
+    // time (a lead of 7/8 of 360 s, less up to 1/16 of jitter), plus the
+    // first, which the fast clock judges due at once.
+    let calls = provider.refresh_calls();
+    assert!(
+        (13..=30).contains(&calls),
+        "{calls} refreshes in 10 minutes"
+    );
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    refresher.stopped().await;
+}

@@ -34,6 +34,13 @@ impl TokenManager {
         self.inner.now()
     }
 
+    /// The time to judge `token`'s expiry by: see `Inner::token_now` (a
+    /// pair this process just received is not due at once, whatever this
+    /// host's clock says).
+    pub(crate) fn token_now(&self, key: &TokenKey, token: &TokenSet) -> SystemTime {
+        self.inner.token_now(key, token, None)
+    }
+
     /// The refresh skew: callers refresh tokens expiring within it.
     pub(crate) fn skew(&self) -> Duration {
         self.inner.config.skew
@@ -53,14 +60,17 @@ impl TokenManager {
         key: &TokenKey,
         due: impl FnOnce(&TokenSet, SystemTime) -> bool,
     ) -> Result<Ahead> {
-        let current = match self.inner.cache.get(key).and_then(|e| e.token) {
-            Some(token) => token,
-            None => self.inner.stored_token(key).await?,
+        let (current, version) = match self.inner.cache.get(key) {
+            Some(super::cache::Entry {
+                token: Some(token),
+                version,
+            }) => (token, Some(version)),
+            _ => (self.inner.stored_token(key).await?, None),
         };
         if let Some(reason) = current.reauthorization_required() {
             return Err(Error::reauthorization_required(Some(key.clone()), reason));
         }
-        if !due(&current, self.inner.now()) {
+        if !due(&current, self.inner.token_now(key, &current, version)) {
             return Ok(Ahead::NotDue(current));
         }
         let token = self.inner.fly(key, Goal::Replace(current)).await?;

@@ -8,7 +8,7 @@ use tokio::sync::broadcast;
 use tracing::warn;
 
 use super::cache::Cache;
-use super::driver::{Guards, MARGIN, UnsavedMap};
+use super::driver::{Guards, MARGIN, Received, UnsavedMap};
 use super::flight::Tasks;
 use super::{Config, CooldownPolicy, Inner, RetryPolicy, TokenManager};
 use crate::clock::Clock;
@@ -250,6 +250,7 @@ impl TokenManagerBuilder {
                 flights: Arc::default(),
                 unsaved: UnsavedMap::default(),
                 guards: Guards::default(),
+                received: Received::default(),
                 tasks: Arc::new(Tasks::default()),
                 closing: AtomicBool::new(false),
                 events,

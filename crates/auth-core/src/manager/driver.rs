@@ -176,13 +176,37 @@ impl Inner {
         Known {
             key,
             goal,
-            now: self.now(),
+            now: row
+                .and_then(|r| Some((r.token.as_ref()?, r.version)))
+                .map_or_else(|| self.now(), |(t, v)| self.token_now(key, t, Some(v))),
             skew: self.config.skew,
             rules: provider.refresh_rules(),
             can_mint: provider.can_mint(),
             row,
             leased,
         }
+    }
+
+    /// The time to judge `token`'s own expiry by. For a pair this process
+    /// received from the provider (or a row stored after it: a newer
+    /// version), the token's issue time plus the time since, measured on
+    /// this process's monotonic clock: whoever stamped its expiry (this
+    /// host, another host, the server), a token just received is not due
+    /// at once, so a host clock minutes fast cannot drive a refresh loop.
+    /// Never later than this host's clock, which is used otherwise: the
+    /// receipt only ever makes a token look younger, and only as young as
+    /// it can be.
+    pub(super) fn token_now(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        version: Option<Version>,
+    ) -> std::time::SystemTime {
+        let now = self.now();
+        self.received
+            .age(key, token, version)
+            .and_then(|age| token.issued_at().checked_add(age))
+            .map_or(now, |since_receipt| since_receipt.min(now))
     }
 
     /// Caches a token served from `row`, and returns it.
@@ -468,6 +492,7 @@ impl Inner {
         lease: Box<dyn Lease>,
         unsaved: Unsaved,
     ) -> Outcome {
+        let arrived = Instant::now();
         let expect = match unsaved.origin {
             Origin::Refresh { from, .. } => Expect::Version(from),
             Origin::Mint { from: Some(v) } => Expect::Version(v),
@@ -480,6 +505,10 @@ impl Inner {
         {
             Ok(version) => {
                 self.cache.put(key, Arc::clone(&unsaved.token), version);
+                if !matches!(unsaved.origin, Origin::Login(_)) {
+                    self.received
+                        .note(key, Arc::clone(&unsaved.token), version, arrived);
+                }
                 self.announce(key, &unsaved);
                 Ok(Arc::clone(&unsaved.token))
             }
@@ -671,6 +700,48 @@ impl UnsavedMap {
         let mut keys: Vec<_> = self.map().keys().cloned().collect();
         keys.sort();
         keys
+    }
+}
+
+/// The last pair this process received from the provider for each key
+/// (a refresh or a mint it saved itself): the stored version it was saved
+/// at, and when it arrived on the monotonic clock. See
+/// [`Inner::token_now`].
+#[derive(Default)]
+pub(super) struct Received(Mutex<HashMap<TokenKey, Receipt>>);
+
+struct Receipt {
+    token: Arc<TokenSet>,
+    version: Version,
+    arrived: Instant,
+}
+
+impl Received {
+    fn note(&self, key: &TokenKey, token: Arc<TokenSet>, version: Version, arrived: Instant) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(key).is_some_and(|r| r.version > version) {
+            return;
+        }
+        map.insert(
+            key.clone(),
+            Receipt {
+                token,
+                version,
+                arrived,
+            },
+        );
+    }
+
+    /// How long ago `token` (at `version`, if known) was received here, at
+    /// most: its own receipt's age, or for a row stored after that receipt
+    /// (a newer version: issued later), the receipt's age, which it can
+    /// only be younger than.
+    fn age(&self, key: &TokenKey, token: &TokenSet, version: Option<Version>) -> Option<Duration> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let receipt = map.get(key)?;
+        let ours =
+            receipt.token.access_token().expose_secret() == token.access_token().expose_secret();
+        (ours || version.is_some_and(|v| v >= receipt.version)).then(|| receipt.arrived.elapsed())
     }
 }
 

@@ -48,7 +48,7 @@ use crate::telemetry::Telemetry;
 use crate::token::{AccessToken, TokenSet};
 
 use cache::Cache;
-use driver::{Guards, UnsavedMap};
+use driver::{Guards, Received, UnsavedMap};
 use flight::{Flights, Tasks};
 
 /// Keeps tokens of many accounts and providers fresh, over one store.
@@ -109,6 +109,7 @@ pub(crate) struct Inner {
     flights: Arc<Flights>,
     unsaved: UnsavedMap,
     guards: Guards,
+    received: Received,
     tasks: Arc<Tasks>,
     closing: AtomicBool,
     events: broadcast::Sender<TokenEvent>,
