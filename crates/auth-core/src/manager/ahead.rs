@@ -60,17 +60,17 @@ impl TokenManager {
         key: &TokenKey,
         due: impl FnOnce(&TokenSet, SystemTime) -> bool,
     ) -> Result<Ahead> {
-        let (current, version) = match self.inner.cache.get(key) {
-            Some(super::cache::Entry {
-                token: Some(token),
-                version,
-            }) => (token, Some(version)),
-            _ => (self.inner.stored_token(key).await?, None),
+        let current = match self.inner.cache.get(key).and_then(|e| e.token) {
+            Some(token) => token,
+            None => self.inner.stored_token(key).await?,
         };
         if let Some(reason) = current.reauthorization_required() {
             return Err(Error::reauthorization_required(Some(key.clone()), reason));
         }
-        if !due(&current, self.inner.token_now(key, &current, version)) {
+        // The same time the Refresher plans `NotDue`'s token with (see
+        // `token_now` below): if the two disagreed, a token not due here
+        // would be planned due at once, in a loop.
+        if !due(&current, self.token_now(key, &current)) {
             return Ok(Ahead::NotDue(current));
         }
         let token = self.inner.fly(key, Goal::Replace(current)).await?;

@@ -493,6 +493,13 @@ impl Inner {
         unsaved: Unsaved,
     ) -> Outcome {
         let arrived = Instant::now();
+        let received = !matches!(unsaved.origin, Origin::Login(_));
+        if received {
+            // Before the save: while it is retried, the interim answer may
+            // hand this pair out, and it is just as young.
+            self.received
+                .note(key, Arc::clone(&unsaved.token), None, arrived);
+        }
         let expect = match unsaved.origin {
             Origin::Refresh { from, .. } => Expect::Version(from),
             Origin::Mint { from: Some(v) } => Expect::Version(v),
@@ -505,9 +512,9 @@ impl Inner {
         {
             Ok(version) => {
                 self.cache.put(key, Arc::clone(&unsaved.token), version);
-                if !matches!(unsaved.origin, Origin::Login(_)) {
+                if received {
                     self.received
-                        .note(key, Arc::clone(&unsaved.token), version, arrived);
+                        .note(key, Arc::clone(&unsaved.token), Some(version), arrived);
                 }
                 self.announce(key, &unsaved);
                 Ok(Arc::clone(&unsaved.token))
@@ -712,14 +719,21 @@ pub(super) struct Received(Mutex<HashMap<TokenKey, Receipt>>);
 
 struct Receipt {
     token: Arc<TokenSet>,
-    version: Version,
+    /// `None` until it is saved.
+    version: Option<Version>,
     arrived: Instant,
 }
 
 impl Received {
-    fn note(&self, key: &TokenKey, token: Arc<TokenSet>, version: Version, arrived: Instant) {
+    fn note(
+        &self,
+        key: &TokenKey,
+        token: Arc<TokenSet>,
+        version: Option<Version>,
+        arrived: Instant,
+    ) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.get(key).is_some_and(|r| r.version > version) {
+        if map.get(key).is_some_and(|r| r.arrived > arrived) {
             return;
         }
         map.insert(
@@ -741,7 +755,8 @@ impl Received {
         let receipt = map.get(key)?;
         let ours =
             receipt.token.access_token().expose_secret() == token.access_token().expose_secret();
-        (ours || version.is_some_and(|v| v >= receipt.version)).then(|| receipt.arrived.elapsed())
+        let later = matches!((version, receipt.version), (Some(v), Some(r)) if v >= r);
+        (ours || later).then(|| receipt.arrived.elapsed())
     }
 }
 
