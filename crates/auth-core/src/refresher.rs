@@ -928,9 +928,29 @@ impl Worker {
                     expires_at: token.expires_at(),
                     keep_alive,
                 });
-                self.plan(key, &token, kind, 0);
+                self.plan(key.clone(), &token, kind, 0);
+                self.not_sooner(&key, &token);
             }
             Err(err) => self.on_failure(key, kind, failures, &err),
+        }
+    }
+
+    /// A key just replaced is not due again sooner than 1/16 of its new
+    /// token's life (at least a second), whatever the clocks say: a token
+    /// handed out before it is saved (a login's, kept in memory while its
+    /// save is retried) is judged on a host clock that may be minutes
+    /// fast, and must not be "due" again at the same instant.
+    fn not_sooner(&mut self, key: &TokenKey, token: &TokenSet) {
+        let life = token
+            .expires_at()
+            .and_then(|e| e.duration_since(token.issued_at()).ok())
+            .unwrap_or_default();
+        let floor = Instant::now() + (life / 16).max(Duration::from_secs(1));
+        if let Some(mut entry) = self.schedule.entries.get(key).copied()
+            && entry.due < floor
+        {
+            entry.due = floor;
+            self.schedule.insert(key.clone(), entry);
         }
     }
 

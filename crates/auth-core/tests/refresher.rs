@@ -773,3 +773,60 @@ async fn a_fast_host_clock_does_not_drive_a_refresh_loop() {
     manager.shutdown(Duration::from_secs(5)).await.unwrap();
     refresher.stopped().await;
 }
+
+/// The same fast host, with a login whose save keeps failing: the manager
+/// hands the new token out from memory while it retries the save, and the
+/// Refresher, asked to replace the old stored token, gets that login's
+/// token, which the fast clock judges due at once. Regression: the
+/// Refresher "replaced" the key again at the same instant, forever (the
+/// simulation's seed 10). A key just replaced is not due again sooner
+/// than 1/16 of its new token's life.
+#[tokio::test(start_paused = true)]
+async fn a_login_kept_in_memory_on_a_fast_host_is_not_replaced_in_a_loop() {
+    let truth = TokioClock::new();
+    let start = truth.now();
+    let provider = Arc::new(
+        FakeProvider::new("alpha")
+            .with_clock(truth.clone())
+            .with_lifetime(Duration::from_secs(360)),
+    );
+    let store = support::FlakyStore::new(truth.clone());
+    let key = TokenKey::parse("alpha", "fast-login").unwrap();
+    let old = TokenSet::new("a-0", "Bearer", start)
+        .with_refresh_token("r-0")
+        .with_expires_in(Duration::from_secs(360));
+    support::seed(&store.inner, &key, &old).await;
+    let host = Arc::new(FastClock {
+        truth: truth.clone(),
+        ahead: Duration::from_secs(105),
+    });
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(host)
+        .build();
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    store.faults.fail_next_saves(u32::MAX, false);
+    let login = TokenSet::new("a-login", "Bearer", truth.now())
+        .with_refresh_token("r-login")
+        .with_expires_in(Duration::from_secs(360));
+    manager.save_authorization(&key, login).await.unwrap();
+    assert_eq!(
+        manager.unsaved(),
+        vec![key.clone()],
+        "the login is kept in memory"
+    );
+    let refresher = Refresher::builder(manager.clone()).spawn();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // One replacement of the old token per 22.5 s at most (1/16 of 360 s).
+    let replaced = refresher.stats().refreshed;
+    assert!(
+        (1..=4).contains(&replaced),
+        "{replaced} replacements in a minute"
+    );
+    refresher.stop();
+    refresher.stopped().await;
+    store.faults.fail_next_saves(0, false);
+    manager.shutdown(Duration::from_secs(30)).await.unwrap();
+}
