@@ -1,4 +1,4 @@
-//! The error bodies the real servers send (PROVIDERS.md sections 2 and 3):
+//! The error bodies the real servers send (docs/providers-facts.md, "Legacy Fitbit OAuth 2.0" and "Google OAuth 2.0"):
 //! Fitbit's own `{"errors":[…],"success":false}`, RFC 6749's
 //! `{"error","error_description"}` used by Google OAuth, and the Google API
 //! shape `{"error":{"code","message","status"}}` that some Fitbit responses

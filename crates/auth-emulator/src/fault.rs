@@ -45,7 +45,7 @@ pub enum Fault {
     },
     /// Answer with this status and the Google API error shape
     /// `{"error":{"code":…,"message":"…","status":"…"}}`, which some legacy
-    /// Fitbit responses have used since 2026 (PROVIDERS.md section 2).
+    /// Fitbit responses have used since 2026 (docs/providers-facts.md, "Legacy Fitbit OAuth 2.0").
     GoogleApiError {
         /// The HTTP status (and `code` in the body).
         status: u16,

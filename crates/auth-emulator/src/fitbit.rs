@@ -1,4 +1,4 @@
-//! The legacy Fitbit OAuth 2.0 server (PROVIDERS.md section 2): consent page,
+//! The legacy Fitbit OAuth 2.0 server (docs/providers-facts.md, "Legacy Fitbit OAuth 2.0"): consent page,
 //! token endpoint with single-use rotating refresh tokens and the replay
 //! window, introspection, revocation, rate limits and the retired switch.
 //!

@@ -1,4 +1,4 @@
-//! The Google OAuth 2.0 server that guards the Google Health API (PROVIDERS.md
+//! The Google OAuth 2.0 server that guards the Google Health API (docs/providers-facts.md
 //! section 3): consent page with the offline and `prompt=consent` rules, token
 //! endpoint whose refresh tokens do not rotate, tokeninfo, revocation and the
 //! discovery document. Errors follow RFC 6749.

@@ -12,7 +12,7 @@ use crate::pkce::Challenge;
 /// Identifies a grant within one server.
 pub(crate) type GrantId = u64;
 
-/// How long an authorization code stays valid (PROVIDERS.md section 2).
+/// How long an authorization code stays valid (docs/providers-facts.md, "Legacy Fitbit OAuth 2.0").
 pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 /// An authorization code, bound to what the authorize request said.

@@ -48,7 +48,7 @@
 //!
 //! # Emulated behaviours
 //!
-//! Sources are sections of the project's `PROVIDERS.md` (§2 legacy Fitbit,
+//! Sources are sections of the repository's `docs/providers-facts.md` (§2 legacy Fitbit,
 //! §3 Google, §4 standards).
 //!
 //! | Behaviour | Emulator | Source |
@@ -57,7 +57,7 @@
 //! | Fitbit authorize parameters | `client_id`, `response_type=code`, space-delimited known scopes, `redirect_uri` exact (optional when exactly one is registered), `state` verbatim, `prompt` in `none`/`consent`/`login`/`login consent` | §2 authorize query |
 //! | No redirect on invalid parameters | HTML page, status 400, no `Location` | §2 "Fitbit never redirects back on them" |
 //! | Denied consent | redirect with `error=access_denied` and `state` | §2 |
-//! | Fitbit redirect | `code`, `state` and the `#_=_` fragment the real server appends | §2 authorize (the fragment: a team decision, not in `PROVIDERS.md`) |
+//! | Fitbit redirect | `code`, `state` and the `#_=_` fragment the real server appends | §2 authorize (the fragment: a team decision, not in `docs/providers-facts.md`) |
 //! | PKCE | `S256` and `plain`; optional; verifier 43–128 characters; mismatch is `invalid_grant` | §2, §4 RFC 7636 |
 //! | Codes | single use, 10 minutes, bound to client, redirect URI and challenge | §2 token request |
 //! | Fitbit client authentication | Server apps: `Authorization: Basic` only (a secret in the body is refused); public apps: `client_id` in the body, no secret | §2 application types |
@@ -82,7 +82,7 @@
 //! | Access token lifetimes | Fitbit 8 h, Google 3599 s | §2, §3 |
 //! | Testing-status apps | optional refresh-token expiry ([`EmulatorBuilder::google_refresh_token_lifetime`]) | §3 "expire after 7 days" |
 //! | Discovery | RFC 8414 fields pointing at the emulator, `code_challenge_methods_supported: ["S256","plain"]` | §3, §4 RFC 8414 |
-//! | Google device flow | `POST /device/code` (`client_id`, secret, `scope`) answers `device_code`, `user_code` (`XXXX-XXXX`), **`verification_url`** (not `verification_uri`, and no `verification_uri_complete`), `expires_in: 1800`, `interval` (5 s, [`EmulatorBuilder::google_device_interval`]); the device grant on `POST /token`; `device_authorization_endpoint` in discovery | Google, "OAuth 2.0 for TV and Limited-Input Device Applications" (not in `PROVIDERS.md`) |
+//! | Google device flow | `POST /device/code` (`client_id`, secret, `scope`) answers `device_code`, `user_code` (`XXXX-XXXX`), **`verification_url`** (not `verification_uri`, and no `verification_uri_complete`), `expires_in: 1800`, `interval` (5 s, [`EmulatorBuilder::google_device_interval`]); the device grant on `POST /token`; `device_authorization_endpoint` in discovery | Google, "OAuth 2.0 for TV and Limited-Input Device Applications" (not in `docs/providers-facts.md`) |
 //! | Device flow scopes | only `openid`, `email`, `profile`, `userinfo.email`, `userinfo.profile`, `drive.appdata`, `drive.file`, `youtube`, `youtube.readonly`; anything else (every Google Health scope) is `400 invalid_scope` at `/device/code` | Google, same page, "Allowed scopes" (the list as known when written; it is data in `scopes.rs`) |
 //! | Device polls | `428 authorization_pending`, `403 slow_down` (a poll sooner than the interval), `403 access_denied`, `400 expired_token`, then `invalid_grant` once the code is spent; a refresh token always | Google, same page, "Errors" (the statuses of `slow_down` and `expired_token` are as client-library reports show them: unconfirmed) |
 //! | The person's device page | `GET`/`POST /device` with `user_code` (any case, dashes optional) answers the consent as queued ([`Emulator::deny_next_authorization`], [`Emulator::set_next_user`]) | a team decision: Google's page needs a signed-in person |
@@ -91,7 +91,7 @@
 //! | Google Health identity (resource) | `GET /v4/users/me/identity` with `Authorization: Bearer`: `legacyUserId` (the Fitbit user id; the Google user id unless [set otherwise](Emulator::set_legacy_user_id), absent for no Fitbit history) and `healthUserId`; 401 with `WWW-Authenticate: Bearer … error="invalid_token"` and a Google API error body | §3 identity across the move (migration guide, "Data Access"); §2 Google error shape |
 //! | Exact redirect URIs, loopback | compared character for character; the demo clients use `http://127.0.0.1:8976/callback` | §4 RFC 9700, RFC 8252 |
 //!
-//! Decisions where `PROVIDERS.md` says nothing:
+//! Decisions where `docs/providers-facts.md` says nothing:
 //! - The Google issuer is the base URL without its trailing slash
 //!   (`http://127.0.0.1:PORT`), like `https://accounts.google.com`.
 //! - The retired answer uses the Fitbit error body with errorType `request`
@@ -115,7 +115,7 @@
 //!   `timezone`; `healthUserId` is an opaque 20-digit string derived from
 //!   the Google user id. Google Health scopes are not checked on the
 //!   identity endpoint (its required scope is not documented in
-//!   `PROVIDERS.md`).
+//!   `docs/providers-facts.md`).
 //!
 //! # Faults and observation
 //!

@@ -1,4 +1,4 @@
-//! Legacy Fitbit rate limits (PROVIDERS.md section 2): a quota per user per
+//! Legacy Fitbit rate limits (docs/providers-facts.md, "Legacy Fitbit OAuth 2.0"): a quota per user per
 //! clock hour of the emulator's clock, reset at the top of the hour, reported
 //! in `Fitbit-Rate-Limit-*` headers on every API response.
 

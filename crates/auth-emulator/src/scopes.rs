@@ -1,4 +1,4 @@
-//! The scopes each server knows (PROVIDERS.md sections 2 and 3). A consent
+//! The scopes each server knows (docs/providers-facts.md, "Legacy Fitbit OAuth 2.0" and "Google OAuth 2.0"). A consent
 //! page refuses any other scope.
 
 /// Legacy Fitbit scopes.

@@ -86,7 +86,7 @@ pub fn parse_fitbit_error(body: &[u8]) -> Option<ServerError> {
 
 /// Whether a resource server's 401 body is one of Fitbit's documented
 /// answers to a bad access token: errorType `expired_token` or
-/// `invalid_token` (PROVIDERS.md §2), or the Google-shaped `UNAUTHENTICATED`.
+/// `invalid_token` (docs/providers-facts.md, "Legacy Fitbit OAuth 2.0"), or the Google-shaped `UNAUTHENTICATED`.
 /// Reads the raw `errorType`, not the normalized code: `authorization` and
 /// `oauth` are not documented as token rejections. `body` may be a prefix;
 /// one cut short of valid JSON is still searched for the errorType.

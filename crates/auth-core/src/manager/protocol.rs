@@ -1,5 +1,5 @@
 //! The refresh protocol, top to bottom. One function per step of the
-//! protocol in DESIGN.md; every other module of the manager serves this
+//! protocol in ARCHITECTURE.md ("The refresh protocol"); every other module of the manager serves this
 //! one.
 //!
 //! 1. [`fast path`](super::TokenManager::access_token): a cached token fresh
