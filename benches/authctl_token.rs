@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_core::{TokenKey, TokenSet, TokenStore};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use store_file::FileTokenStore;
 
@@ -95,7 +95,13 @@ impl Setup {
             .enable_all()
             .build()
             .expect("a tokio runtime")
-            .block_on(store.save(&key, &token, None))
+            .block_on(async {
+                // Every write goes through the key's lease.
+                let lease = store.lock(&key, Duration::from_secs(5)).await?;
+                lease
+                    .save_and_release(&token, Expect::Absent, Record::Clear)
+                    .await
+            })
             .expect("save the token");
         let token_file = store.token_path(&key);
         assert!(token_file.is_file(), "the store wrote the token file");

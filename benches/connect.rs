@@ -39,7 +39,7 @@ use auth_axum::tower_sessions::cookie::SameSite;
 use auth_axum::tower_sessions::cookie::time;
 use auth_axum::tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 use auth_core::testing::FakeProvider;
-use auth_core::{AccountId, TokenKey, TokenManager, TokenSet, TokenStore};
+use auth_core::{AccountId, TokenKey, TokenManager, TokenSet};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -106,7 +106,7 @@ fn world() -> World {
                 .with_expires_in(Duration::from_secs(24 * 3600))
                 .with_scopes(["read", "write"]);
             let key = TokenKey::new(id.parse().expect("id"), user.clone());
-            store.save(&key, &token, None).await.expect("save");
+            store.put(&key, &token).await.expect("save");
         }
         let manager = builder.build();
         for id in PROVIDERS {

@@ -42,7 +42,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use auth_core::testing::FakeProvider;
-use auth_core::{AccessToken, TokenKey, TokenManager, TokenProvider, TokenSet, TokenStore};
+use auth_core::{AccessToken, TokenKey, TokenManager, TokenProvider, TokenSet};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use store_memory::MemoryTokenStore;
@@ -102,7 +102,7 @@ impl Fixture {
                         .with_expires_in(Duration::from_secs(8 * 3600))
                         .with_scopes(["activity", "sleep"])
                         .with_extra("user_id", serde_json::json!(key.account.as_str()));
-                store.save(key, &token, None).await.expect("store");
+                store.put(key, &token).await.expect("store");
                 // The first call reads the store and fills the manager's cache.
                 manager.access_token(key).await.expect("a valid token");
                 map.insert(key.clone(), Arc::new(token));

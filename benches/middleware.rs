@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use auth_core::testing::FakeProvider;
-use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore};
+use auth_core::{TokenKey, TokenManager, TokenSet};
 use auth_reqwest::BearerAuth;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -84,7 +84,7 @@ fn world() -> World {
         let token = TokenSet::new("bench-access-token", "Bearer", SystemTime::now())
             .with_refresh_token("bench-refresh-token")
             .with_expires_in(Duration::from_secs(24 * 3600));
-        store.save(&key, &token, None).await.expect("save");
+        store.put(&key, &token).await.expect("save");
         let manager = TokenManager::builder(Arc::new(store))
             .provider(Arc::new(FakeProvider::new("fake")))
             .build();

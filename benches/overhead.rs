@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::testing::FakeProvider;
-use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet, TokenStore};
+use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Endpoint, Fault};
 use criterion::{Criterion, criterion_group, criterion_main};
 use store_memory::MemoryTokenStore;
@@ -122,7 +122,7 @@ impl Sides {
         let (_, token) = world.seed_expired("overhead-bookkeeping");
         world
             .rt
-            .block_on(store.save(&bookkeeping_key, &token, None))
+            .block_on(store.put(&bookkeeping_key, &token))
             .expect("store the token");
         Self {
             world,

@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet, TokenStore};
+use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{GoogleEndpoints, GoogleHealthProvider};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -245,7 +245,7 @@ impl World {
                 .with_refresh_token(refresh_token.clone())
                 .with_expires_at(Some(now - Duration::from_secs(60)))
                 .with_scopes([SCOPE]);
-            store.save(&key, &expired, None).await.expect("store");
+            store.put(&key, &expired).await.expect("store");
             // Each side refreshes once, so that each holds a token the
             // server issued, valid for an hour.
             manager
@@ -286,7 +286,7 @@ impl World {
                         .with_refresh_token(format!("refresh-{i:04}"))
                         .with_expires_in(Duration::from_secs(8 * 3600))
                         .with_scopes([SCOPE]);
-                store.save(k, &token, None).await.expect("store");
+                store.put(k, &token).await.expect("store");
                 manager.access_token(k).await.expect("a valid token");
                 hand.map
                     .write()

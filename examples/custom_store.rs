@@ -4,7 +4,9 @@
 //! your own database: `JsonMapStore` keeps each token as a JSON string (the
 //! `TokenSet`'s own versioned serialized form, what a text column would hold)
 //! in a `BTreeMap` behind a `tokio::sync::Mutex`, with a version per row for
-//! compare-and-swap and a lease per key for `lock`.
+//! compare-and-swap, the write-ahead record of a refresh in flight,
+//! tombstones and login sequences, and a lease per key: the only way to
+//! write.
 //!
 //! It first passes the conformance suite, `auth_core::conformance::run_all`
 //! (auth-core's `conformance` feature), which checks every clause of the
@@ -20,13 +22,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error as StdError;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use auth_core::{
-    AuthorizeRequest, Callback, Clock, Error, KeyLock, ManualClock, ProviderId, Result,
-    StoreErrorKind, TokenKey, TokenManager, TokenSet, TokenStore, Version, Versioned, async_trait,
+    AuthorizeRequest, Callback, Clock, Error, Expect, InFlight, Lease, ManualClock, ProviderId,
+    Record, Result, Sequence, StoreErrorKind, Stored, TokenKey, TokenManager, TokenSet, TokenStore,
+    Version, async_trait,
 };
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
@@ -35,11 +37,12 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Tokens as JSON strings in a sorted map, shared by its clones.
 ///
-/// Process-local: its locks and compare-and-swap hold between the tasks and
-/// managers of one process only (the contract asks a store to say so). A
-/// store over a database would take the lease with a row lock or an
-/// advisory lock instead, and do the compare-and-swap as
-/// `UPDATE … WHERE version = $expected`.
+/// Process-local: its leases hold between the tasks and managers of one
+/// process only (the contract asks a store to say so), and cannot be lost
+/// while held, so fencing holds trivially. A store over a database would
+/// take the lease with a lease row that expires, and check it in the same
+/// statement as every write (`UPDATE … WHERE version = $expected AND
+/// lease_owner = $me`).
 #[derive(Clone, Default)]
 struct JsonMapStore {
     shared: Arc<Shared>,
@@ -48,155 +51,101 @@ struct JsonMapStore {
 #[derive(Default)]
 struct Shared {
     rows: Mutex<BTreeMap<TokenKey, Row>>,
+    /// The highest login sequence handed out per key, kept apart from the
+    /// rows: handing one out changes nothing a reader sees.
+    sequences: Mutex<HashMap<TokenKey, u64>>,
     /// One lease per key ever locked. Kept small in a real store by removing
     /// entries nobody holds; here the demo's handful of keys does not matter.
     leases: std::sync::Mutex<HashMap<TokenKey, Arc<Mutex<()>>>>,
-    /// Versions come from one counter, so a key deleted and created again
-    /// never gets back a version someone may still hold.
-    last_version: AtomicU64,
 }
 
+/// One key's row: the token as JSON, or `None` for a tombstone.
 struct Row {
     version: Version,
-    json: String,
+    json: Option<String>,
+    grant: Sequence,
+    in_flight: Option<SystemTime>,
 }
 
-impl JsonMapStore {
-    fn next_version(&self) -> Version {
-        Version(self.shared.last_version.fetch_add(1, Ordering::Relaxed) + 1)
+impl Shared {
+    fn lease_of(&self, key: &TokenKey) -> Arc<Mutex<()>> {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(leases.entry(key.clone()).or_default())
     }
 }
 
-/// Shows how many tokens it holds, never a token (the contract's
+/// Shows how many rows it holds, never a token (the contract's
 /// `debug_hides_secrets`).
 impl fmt::Debug for JsonMapStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rows = self.shared.rows.try_lock().map(|rows| rows.len());
         let mut d = f.debug_struct("JsonMapStore");
         match rows {
-            Ok(n) => d.field("tokens", &n),
-            Err(_) => d.field("tokens", &"(busy)"),
+            Ok(n) => d.field("rows", &n),
+            Err(_) => d.field("rows", &"(busy)"),
         };
         d.finish_non_exhaustive()
     }
 }
 
-/// A held lease on one key; dropping it lets the next waiter in.
-struct Lease {
-    key: TokenKey,
-    _guard: OwnedMutexGuard<()>,
-}
-
-impl fmt::Debug for Lease {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lease").field("key", &self.key).finish()
-    }
-}
-
-#[async_trait]
-impl KeyLock for Lease {
-    fn key(&self) -> &TokenKey {
-        &self.key
-    }
-
-    /// A lease on an in-process mutex cannot be lost while it is held. A
-    /// store whose leases can expire (a lease row, a database session)
-    /// checks here that it still holds one.
-    async fn check(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
-fn conflict(key: &TokenKey, expected: Option<Version>, found: Option<Version>) -> Error {
-    let show = |v: Option<Version>| v.map_or("none".to_owned(), |v| v.to_string());
-    Error::store(
-        StoreErrorKind::Conflict,
-        Some(key.clone()),
-        format!(
-            "expected version {}, found {}; reload and try again",
-            show(expected),
-            show(found)
-        ),
-    )
-}
-
-#[async_trait]
-impl TokenStore for JsonMapStore {
-    async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let rows = self.shared.rows.lock().await;
-        let Some(row) = rows.get(key) else {
-            return Ok(None);
-        };
-        // Data we cannot read is reported, never replaced (the contract).
-        let value = serde_json::from_str(&row.json).map_err(|e| {
+fn decode(key: &TokenKey, row: &Row) -> Result<Stored> {
+    // Data we cannot read is reported, never replaced (the contract).
+    let token = match &row.json {
+        Some(json) => Some(serde_json::from_str(json).map_err(|e| {
             Error::store(
                 StoreErrorKind::Corrupt,
                 Some(key.clone()),
                 format!("the stored JSON cannot be read ({e}); it was left as it is"),
             )
-        })?;
-        Ok(Some(Versioned {
-            value,
-            version: row.version,
-        }))
-    }
+        })?),
+        None => None,
+    };
+    Ok(Stored {
+        version: row.version,
+        token,
+        grant: row.grant,
+        in_flight: row.in_flight.map(|since| InFlight { since }),
+        read_at: SystemTime::now(),
+    })
+}
 
-    async fn save(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<Version>,
-    ) -> Result<Version> {
-        let json = serde_json::to_string(token).map_err(|e| {
-            Error::store(
-                StoreErrorKind::Other,
-                Some(key.clone()),
-                format!("the token cannot be serialized ({e})"),
-            )
-        })?;
-        // Check and write under one lock: that is the compare-and-swap.
-        let mut rows = self.shared.rows.lock().await;
-        let found = rows.get(key).map(|row| row.version);
-        if found != expected {
-            return Err(conflict(key, expected, found));
-        }
-        let version = self.next_version();
-        rows.insert(key.clone(), Row { version, json });
-        Ok(version)
-    }
+fn conflict(key: &TokenKey, what: &str) -> Error {
+    Error::store(
+        StoreErrorKind::Conflict,
+        Some(key.clone()),
+        format!("{what}; reload and try again"),
+    )
+}
 
-    async fn delete(&self, key: &TokenKey) -> Result<bool> {
-        Ok(self.shared.rows.lock().await.remove(key).is_some())
+#[async_trait]
+impl TokenStore for JsonMapStore {
+    async fn load(&self, key: &TokenKey) -> Result<Option<Stored>> {
+        let rows = self.shared.rows.lock().await;
+        rows.get(key).map(|row| decode(key, row)).transpose()
     }
 
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
         let rows = self.shared.rows.lock().await;
         Ok(rows
-            .keys()
-            .filter(|key| provider.is_none_or(|p| &key.provider == p))
-            .cloned()
+            .iter()
+            .filter(|(key, row)| row.json.is_some() && provider.is_none_or(|p| &key.provider == p))
+            .map(|(key, _)| key.clone())
             .collect())
     }
 
-    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
-        let lease = {
-            let mut leases = self
-                .shared
-                .leases
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(leases.entry(key.clone()).or_default())
-        };
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn Lease>> {
+        let lease = self.shared.lease_of(key);
         match tokio::time::timeout(wait, lease.lock_owned()).await {
-            Ok(guard) => Ok(Box::new(Lease {
+            Ok(guard) => Ok(Box::new(MapLease {
                 key: key.clone(),
+                shared: Arc::clone(&self.shared),
                 _guard: guard,
             })),
             Err(_) => Err(Error::store(
                 StoreErrorKind::LockTimeout,
                 Some(key.clone()),
                 format!(
-                    "could not take the key lock within {}; another task holds it",
+                    "could not take the key's lease within {}; another task holds it",
                     // Whole seconds, as people read them ("30s", "4m 10s").
                     humantime::format_duration(Duration::from_secs(
                         wait.as_secs() + u64::from(wait.subsec_millis() >= 500)
@@ -204,6 +153,162 @@ impl TokenStore for JsonMapStore {
                 ),
             )),
         }
+    }
+
+    async fn orphaned(&self, limit: usize) -> Result<Vec<TokenKey>> {
+        let rows = self.shared.rows.lock().await;
+        Ok(rows
+            .iter()
+            .filter(|(key, row)| {
+                row.json.is_some()
+                    && row.in_flight.is_some()
+                    && self.shared.lease_of(key).try_lock().is_ok()
+            })
+            .map(|(key, _)| key.clone())
+            .take(limit)
+            .collect())
+    }
+
+    fn lease_ttl(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// A held lease on one key; dropping it lets the next waiter in.
+struct MapLease {
+    key: TokenKey,
+    shared: Arc<Shared>,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl fmt::Debug for MapLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapLease").field("key", &self.key).finish()
+    }
+}
+
+impl MapLease {
+    /// The next version of a row: versions of a key only grow, across
+    /// tombstones too, because a tombstone keeps its row.
+    fn next(row: Option<&Row>) -> Version {
+        Version(row.map_or(1, |r| r.version.0 + 1))
+    }
+}
+
+#[async_trait]
+impl Lease for MapLease {
+    fn key(&self) -> &TokenKey {
+        &self.key
+    }
+
+    async fn load(&self) -> Result<Option<Stored>> {
+        let rows = self.shared.rows.lock().await;
+        rows.get(&self.key)
+            .map(|row| decode(&self.key, row))
+            .transpose()
+    }
+
+    async fn mark_in_flight(&self, expected: Version) -> Result<Version> {
+        let mut rows = self.shared.rows.lock().await;
+        let Some(row) = rows.get_mut(&self.key) else {
+            return Err(conflict(&self.key, "nothing is stored"));
+        };
+        if row.version != expected || row.json.is_none() {
+            return Err(conflict(&self.key, "the row moved on"));
+        }
+        row.version = Version(row.version.0 + 1);
+        // A record already there keeps its first `since`.
+        row.in_flight = Some(row.in_flight.unwrap_or_else(SystemTime::now));
+        Ok(row.version)
+    }
+
+    async fn save(&self, token: &TokenSet, expected: Expect, record: Record) -> Result<Version> {
+        let json = serde_json::to_string(token).map_err(|e| {
+            Error::store(
+                StoreErrorKind::Other,
+                Some(self.key.clone()),
+                format!("the token cannot be serialized ({e})"),
+            )
+        })?;
+        // Check and write under one lock: that is the compare-and-swap.
+        let mut rows = self.shared.rows.lock().await;
+        let row = rows.get(&self.key);
+        let grant = match (expected, row) {
+            (Expect::Absent, None) => Sequence(0),
+            (Expect::Version(v), Some(r)) if r.version == v => r.grant,
+            (Expect::Login(seq), None) => seq,
+            (Expect::Login(seq), Some(r)) if r.grant < seq => seq,
+            _ => {
+                return Err(conflict(
+                    &self.key,
+                    "the row is not what the write expected",
+                ));
+            }
+        };
+        let in_flight = match (record, expected) {
+            (Record::Keep, Expect::Version(_)) => row.and_then(|r| r.in_flight),
+            _ => None,
+        };
+        let version = Self::next(row);
+        if let Expect::Login(seq) = expected {
+            let mut sequences = self.shared.sequences.lock().await;
+            let hi = sequences.entry(self.key.clone()).or_default();
+            *hi = (*hi).max(seq.0);
+        }
+        rows.insert(
+            self.key.clone(),
+            Row {
+                version,
+                json: Some(json),
+                grant,
+                in_flight,
+            },
+        );
+        Ok(version)
+    }
+
+    async fn save_and_release(
+        self: Box<Self>,
+        token: &TokenSet,
+        expected: Expect,
+        record: Record,
+    ) -> Result<Version> {
+        // The lease goes when `self` drops, whatever the save did.
+        self.save(token, expected, record).await
+    }
+
+    async fn delete(&self, expected: Version) -> Result<Version> {
+        let hi = self.shared.sequences.lock().await.get(&self.key).copied();
+        let mut rows = self.shared.rows.lock().await;
+        let Some(row) = rows.get_mut(&self.key) else {
+            return Err(conflict(&self.key, "nothing is stored"));
+        };
+        if row.version != expected {
+            return Err(conflict(&self.key, "the row moved on"));
+        }
+        row.version = Version(row.version.0 + 1);
+        row.json = None;
+        row.in_flight = None;
+        row.grant = Sequence(hi.unwrap_or(0).max(row.grant.0));
+        Ok(row.version)
+    }
+
+    async fn next_sequence(&self) -> Result<Sequence> {
+        let grant = self
+            .shared
+            .rows
+            .lock()
+            .await
+            .get(&self.key)
+            .map_or(0, |r| r.grant.0);
+        let mut sequences = self.shared.sequences.lock().await;
+        let hi = sequences.entry(self.key.clone()).or_default();
+        *hi = (*hi).max(grant) + 1;
+        Ok(Sequence(*hi))
+    }
+
+    async fn release(self: Box<Self>) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -215,7 +320,7 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> std::result::Result<(), Box<dyn StdError>> {
     // 1. The conformance suite: it panics, naming the clause, if one is broken.
     let store = JsonMapStore::default();
-    auth_core::conformance::run_all(&store).await;
+    auth_core::conformance::run_all(&store, auth_core::conformance::Capabilities::none()).await;
     check(
         store.list(None).await?.is_empty(),
         "conformance::run_all passes and leaves nothing behind",
@@ -245,6 +350,7 @@ async fn run() -> std::result::Result<(), Box<dyn StdError>> {
     let callback = Callback::parse(&play_browser(&pending.authorize_url).await?)?;
     let (key, _) = worker_a.complete_authorization(&pending, &callback).await?;
     let saved = store.load(&key).await?.ok_or("the login was not saved")?;
+    check(saved.token.is_some(), "the login stored a token")?;
     println!("logged in: {key}, stored as JSON at {}", saved.version);
     let token = worker_b.access_token(&key).await?;
     check(

@@ -19,7 +19,7 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use auth_core::{TokenKey, TokenManager, TokenSet};
+use auth_core::{Expect, Record, TokenKey, TokenManager, TokenSet};
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
 use examples::check;
@@ -86,9 +86,16 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .with_expires_in(Duration::from_secs(8 * 3600))
         .with_extra("user_id", serde_json::json!(user));
         let key = TokenKey::parse("fitbit", user)?;
-        let store = host_a.store();
-        store.delete(&key).await?;
-        store.save(&key, &expired, None).await?;
+        // Every write goes through the key's lease: replace whatever an
+        // earlier run left.
+        let lease = host_a.store().lock(&key, Duration::from_secs(5)).await?;
+        let expect = match lease.load().await? {
+            Some(row) => Expect::Version(row.version),
+            None => Expect::Absent,
+        };
+        lease
+            .save_and_release(&expired, expect, Record::Clear)
+            .await?;
         keys.push(key);
     }
 
@@ -117,7 +124,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         )?;
         let stored = host_b.store().load(key).await?.ok_or("token gone")?;
         check(
-            seen.contains(stored.value.access_token().expose_secret()),
+            stored
+                .token
+                .as_ref()
+                .is_some_and(|t| seen.contains(t.access_token().expose_secret())),
             &format!("the stored token of {key} is the one both hosts use"),
         )?;
     }
@@ -141,7 +151,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     )?;
 
     for key in &keys {
-        host_a.store().delete(key).await?;
+        host_a.remove(key).await?;
     }
     println!("multi_host: all checks passed");
     Ok(())

@@ -78,7 +78,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .load(&key)
         .await?
         .ok_or("the token was not saved")?;
-    let same = stored.value.access_token().expose_secret() == refreshed.secret();
+    let same = stored
+        .token
+        .as_ref()
+        .is_some_and(|t| t.access_token().expose_secret() == refreshed.secret());
     check(same, "the refreshed pair is on disk")?;
     println!("quickstart: all checks passed");
     // Waits for refreshes and saves in progress, so none is cut off.

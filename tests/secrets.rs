@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{
-    AuthorizeRequest, Callback, Error, PendingAuthorization, TokenKey, TokenProvider, TokenSet,
+    AuthorizeRequest, Callback, Error, Expect, PendingAuthorization, Record, TokenKey,
+    TokenProvider, TokenSet,
 };
 use auth_emulator::{Endpoint, Fault, demo};
 use auth_fitbit::{
@@ -183,7 +184,14 @@ async fn no_secret_in_debug_display_or_trace_logs() {
         ),
     ] {
         w.emulator.inject(Endpoint::FitbitToken, fault, 1);
-        let current = w.store.load(&key).await.unwrap().unwrap().value;
+        let current = w
+            .store
+            .load(&key)
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .expect("a token");
         match w.provider.refresh(&current).await {
             Ok(fresh) => seen.token(&fresh),
             Err(err) => seen.error(label, &err),
@@ -201,7 +209,14 @@ async fn no_secret_in_debug_display_or_trace_logs() {
         .build()
         .unwrap();
     seen.secret("wrong-secret-0f1e2d3c4b5a6978");
-    let current = w.store.load(&key).await.unwrap().unwrap().value;
+    let current = w
+        .store
+        .load(&key)
+        .await
+        .unwrap()
+        .unwrap()
+        .token
+        .expect("a token");
     seen.token(&current);
     seen.error(
         "invalid_client",
@@ -241,10 +256,13 @@ async fn no_secret_in_debug_display_or_trace_logs() {
         "no token",
         &w.manager.access_token(&missing).await.unwrap_err(),
     );
-    seen.error(
-        "conflict",
-        &w.store.save(&key, &current, None).await.unwrap_err(),
-    );
+    seen.error("conflict", &{
+        let lease = w.store.lock(&key, Duration::from_secs(5)).await.unwrap();
+        lease
+            .save_and_release(&current, Expect::Absent, Record::Clear)
+            .await
+            .unwrap_err()
+    });
 
     // Revoke at the end.
     w.manager.revoke(&key).await.unwrap();

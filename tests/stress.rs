@@ -51,10 +51,12 @@ async fn run(kind: StoreKind) {
         let issued = w
             .emulator
             .seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, user, &["sleep"]);
-        w.store
-            .save(&key(user), &token_from(&issued, clock.now()), None)
-            .await
-            .unwrap();
+        put(
+            w.store.as_ref(),
+            &key(user),
+            &token_from(&issued, clock.now()),
+        )
+        .await;
     }
 
     let mut seen: BTreeMap<String, HashSet<String>> = BTreeMap::new();
@@ -134,10 +136,17 @@ async fn run(kind: StoreKind) {
             .await
             .unwrap()
             .expect("a token was lost");
-        assert!(stored.value.reauthorization_required().is_none());
+        assert!(
+            stored
+                .token
+                .as_ref()
+                .expect("a token")
+                .reauthorization_required()
+                .is_none()
+        );
         assert!(
             seen[user].contains(auth_core::secrecy::ExposeSecret::expose_secret(
-                stored.value.access_token()
+                stored.token.as_ref().expect("a token").access_token()
             ))
         );
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet, TokenStore};
+use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
 use oauth2::basic::{BasicClient, BasicTokenResponse};
@@ -145,7 +145,7 @@ impl World {
         let key = TokenKey::parse(auth_fitbit::FITBIT, &user).expect("a valid key");
         let old = auth_core::secrecy::ExposeSecret::expose_secret(token.access_token()).to_owned();
         self.rt
-            .block_on(self.store.save(&key, &token, None))
+            .block_on(self.store.put(&key, &token))
             .expect("store the expired token");
         (key, old)
     }

@@ -10,26 +10,43 @@ use rand::{Rng, SeedableRng};
 /// Probabilities of each fault, per call.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Rates {
+    /// A refresh request is refused before it leaves (nothing was sent).
+    pub(crate) refresh_refused: f64,
     pub(crate) refresh_5xx: f64,
     pub(crate) refresh_429: f64,
-    pub(crate) refresh_panic_before: f64,
+    /// The server processed the refresh, and the answer was lost on the way
+    /// back (the process lives and sees a broken connection).
     pub(crate) refresh_lost: f64,
+    /// The server processed the refresh, and the process died before the
+    /// answer reached it.
+    pub(crate) refresh_die_held: f64,
+    /// The answer comes late (15 to 40 s).
     pub(crate) refresh_slow: f64,
-    pub(crate) refresh_panic_after: f64,
+    /// The server answers 200 with a body that cannot be read.
+    pub(crate) refresh_garbled: f64,
     pub(crate) exchange_5xx: f64,
     pub(crate) exchange_lost: f64,
+    pub(crate) exchange_die_held: f64,
     pub(crate) revoke_5xx: f64,
     pub(crate) revoke_lost: f64,
-    pub(crate) load_fail: f64,
-    pub(crate) save_fail: f64,
-    pub(crate) lock_fail: f64,
+    /// A store read fails before it runs.
+    pub(crate) store_read_fail: f64,
+    /// A store write fails before it runs.
+    pub(crate) store_write_fail: f64,
+    /// A store write committed and its answer was lost.
+    pub(crate) store_answer_lost: f64,
     pub(crate) lock_timeout: f64,
-    pub(crate) delete_fail: f64,
-    pub(crate) check_fail: f64,
-    /// Per batch: the chance that the disk fills up for a while.
-    pub(crate) disk_full: f64,
-    /// Per batch: the chance that the token endpoint answers 503 for a
-    /// while.
+    /// The process dies at an await point (before a store or server call,
+    /// or after its answer arrived).
+    pub(crate) die_at_await: f64,
+    /// The process dies after a store statement took effect, before it
+    /// hears back.
+    pub(crate) die_after_statement: f64,
+    /// The process pauses at an await point.
+    pub(crate) pause_at_await: f64,
+    /// Per batch: the store goes down for a while.
+    pub(crate) store_outage: f64,
+    /// Per batch: the token endpoint answers 503 for a while.
     pub(crate) outage: f64,
 }
 
@@ -40,23 +57,26 @@ impl Rates {
         let scale = [0.01, 0.05, 0.12][level.min(2) as usize];
         let mut f = |weight: f64| weight * scale * rng.random_range(0.0..2.0);
         Self {
+            refresh_refused: f(0.5),
             refresh_5xx: f(1.0),
             refresh_429: f(0.5),
-            refresh_panic_before: f(0.2),
             refresh_lost: f(1.0),
+            refresh_die_held: f(0.5),
             refresh_slow: f(0.4),
-            refresh_panic_after: f(0.2),
+            refresh_garbled: f(0.2),
             exchange_5xx: f(0.5),
             exchange_lost: f(0.5),
+            exchange_die_held: f(0.2),
             revoke_5xx: f(0.5),
             revoke_lost: f(0.5),
-            load_fail: f(0.5),
-            save_fail: f(1.0),
-            lock_fail: f(0.3),
-            lock_timeout: f(0.3),
-            delete_fail: f(0.5),
-            check_fail: f(0.2),
-            disk_full: f(0.2),
+            store_read_fail: f(0.3),
+            store_write_fail: f(0.6),
+            store_answer_lost: f(0.3),
+            lock_timeout: f(0.2),
+            die_at_await: f(0.02),
+            die_after_statement: f(0.02),
+            pause_at_await: f(0.03),
+            store_outage: f(0.1),
             outage: f(0.2),
         }
     }
@@ -67,7 +87,7 @@ impl Rates {
 pub(crate) struct Chaos {
     rng: Mutex<StdRng>,
     rates: Mutex<Rates>,
-    /// Saves fail with "no space left on device" until then.
+    /// Store writes fail with "no space left on device" until then.
     disk_full_until: Mutex<Option<SystemTime>>,
     /// The token endpoint answers 503 until then.
     outage_until: Mutex<Option<SystemTime>>,
@@ -84,8 +104,8 @@ impl Chaos {
         Self {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             rates: Mutex::new(Rates::default()),
-            disk_full_until: Mutex::new(None),
             outage_until: Mutex::new(None),
+            disk_full_until: Mutex::new(None),
             scripted: Mutex::new(BTreeMap::new()),
         }
     }
@@ -106,6 +126,12 @@ impl Chaos {
             }
             _ => false,
         }
+    }
+
+    /// Whether fault `name` happens now: scripted, or drawn with
+    /// probability `p`.
+    pub(crate) fn fires(&self, name: &'static str, p: f64) -> bool {
+        self.scripted(name) || self.chance(p)
     }
 
     pub(crate) fn rng(&self) -> MutexGuard<'_, StdRng> {
@@ -130,6 +156,11 @@ impl Chaos {
         self.rng().random_range(0..n.max(1))
     }
 
+    /// A uniform integer in `[lo, hi)`.
+    pub(crate) fn rng_range_i64(&self, lo: i64, hi: i64) -> i64 {
+        self.rng().random_range(lo..hi)
+    }
+
     /// A uniform duration in `[lo, hi)`.
     pub(crate) fn duration(&self, lo: Duration, hi: Duration) -> Duration {
         if hi <= lo {
@@ -152,6 +183,17 @@ impl Chaos {
             pick -= w;
         }
         weights.len() - 1
+    }
+
+    /// How long a pause lasts: mostly short, often longer than a lease,
+    /// now and then minutes.
+    pub(crate) fn pause_length(&self, ttl: Option<Duration>) -> Duration {
+        let ttl = ttl.unwrap_or(Duration::from_secs(10));
+        match self.weighted(&[50, 35, 15]) {
+            0 => self.duration(Duration::from_millis(10), ttl),
+            1 => self.duration(ttl, ttl * 4),
+            _ => self.duration(ttl * 4, Duration::from_secs(300)),
+        }
     }
 
     pub(crate) fn fill_disk_until(&self, until: Option<SystemTime>) {

@@ -2,68 +2,88 @@
 //! tokens, and the [`TokenProvider`] each simulated process talks to it
 //! through.
 //!
-//! The server is Fitbit's, as strict as docs/providers-facts.md describes it: a
-//! refresh token can be used once; using a spent one answers
-//! `invalid_grant` and kills the whole grant, except an identical replay
-//! inside the replay window (mode [`Mode::Fitbit`]), which gets the same
-//! answer again. The window ends on the first use of the new access or
-//! refresh token, or [`REPLAY_WINDOW`] after the rotation.
+//! - A refresh token can be used once. Sending a spent one kills the whole
+//!   grant, except an identical replay inside the replay window (when the
+//!   server has one), which gets the same new pair again. The window ends
+//!   `window` after the rotation, or at the first use of the new pair when
+//!   the server says so (Fitbit).
+//! - A new consent (a code exchange) supersedes every older grant of the
+//!   same account, as Fitbit's does: their refresh tokens stop working.
+//! - Revoking the current refresh token kills the grant; revoking a spent
+//!   one is acknowledged and does nothing (RFC 7009 allows it).
 //!
-//! It records everything the checks need: every pair issued per grant, to
-//! whom each answer was delivered, and every refresh token sent, classified
-//! when it arrives.
+//! It records what the checker needs: every pair issued, to which
+//! processes each answer was delivered and when, and every refresh token
+//! that arrived. The faults of the network and the process live here too:
+//! a request refused before it leaves, 5xx and 429 answers, an answer lost
+//! after processing, the process dying while the answer is on its way, a
+//! slow or garbled answer, pauses before the send.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{
-    AccountId, AuthorizeRequest, Callback, Clock, Error, Introspection, PendingAuthorization,
-    ProviderId, Result, TokenProvider, TokenSet, async_trait,
+    AccountId, AuthorizeRequest, Callback, Error, Introspection, PendingAuthorization, ProviderId,
+    RefreshRules, Result, Sent, TokenProvider, TokenSet, async_trait,
 };
+use tokio::time::Instant;
 
-use super::SimClock;
 use super::chaos::Chaos;
+use super::life::Life;
+use super::wall;
 
-/// The payload of every panic the server injects.
-pub(crate) const INJECTED_PANIC: &str = "simulated provider panic";
-/// How long Fitbit answers an identical refresh with the same pair.
-pub(crate) const REPLAY_WINDOW: Duration = Duration::from_secs(120);
 /// The provider id of the simulated server.
 pub(crate) const PROVIDER: &str = "sim";
 
-/// Whether the server replays an identical refresh.
+/// How the server treats a spent refresh token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// Every reuse of a spent refresh token burns the grant.
-    WindowOff,
-    /// Fitbit's rule: an identical replay inside the window is answered
-    /// again.
-    Fitbit,
+pub(crate) struct Rules {
+    /// How long an identical replay is answered again; `None`: never (every
+    /// reuse burns the grant, as oidc-provider does).
+    pub(crate) window: Option<Duration>,
+    /// Whether the first use of the new pair ends the window (Fitbit).
+    pub(crate) first_use_ends: bool,
+}
+
+impl Rules {
+    pub(crate) const NO_WINDOW: Self = Self {
+        window: None,
+        first_use_ends: false,
+    };
+
+    /// What the provider declares to the manager: exactly the truth.
+    pub(crate) fn declared(self) -> RefreshRules {
+        match self.window {
+            None => RefreshRules::ROTATING,
+            Some(w) => RefreshRules::rotating_with_window(w, self.first_use_ends),
+        }
+    }
 }
 
 /// One issued access + refresh pair.
 #[derive(Debug)]
 pub(crate) struct Pair {
     pub(crate) token: TokenSet,
-    /// Global issue order.
-    pub(crate) seq: u64,
-    pub(crate) issued_at: SystemTime,
-    /// Its access token was used, or its refresh token sent: that ends the
-    /// replay window of the refresh that issued it.
-    pub(crate) used: bool,
-    /// Processes that received it (an answer that reached the client).
-    pub(crate) delivered_to: Vec<usize>,
+    pub(crate) issued: Instant,
+    /// The first use of its access token, or the first send of its refresh
+    /// token.
+    pub(crate) first_used: Option<Instant>,
+    /// Processes its answer reached, and when.
+    pub(crate) delivered: Vec<(usize, Instant)>,
 }
 
 /// How a grant died.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Death {
-    /// A spent refresh token was sent outside the window.
-    Burned { class: SendClass },
+    /// Spent refresh token `index` was sent outside the window, by the send
+    /// numbered `send`.
+    Burned { index: usize, send: usize },
     /// The scenario revoked it.
     Revoked,
+    /// A newer consent (grant `by`) superseded it.
+    Superseded { by: usize },
 }
 
 /// One grant: the chain of pairs a login started.
@@ -71,53 +91,48 @@ pub(crate) enum Death {
 pub(crate) struct Grant {
     pub(crate) account: AccountId,
     pub(crate) pairs: Vec<Pair>,
-    pub(crate) death: Option<Death>,
-    /// Seeded at the start, or its login call returned `Ok`.
-    pub(crate) login_done: bool,
+    pub(crate) death: Option<(Death, Instant)>,
+    /// The exchange that created it, if a login did (`None`: seeded).
+    pub(crate) login: Option<Login>,
 }
 
-/// What a refresh token was, when it arrived at the server.
+/// The login that created a grant.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    pub(crate) proc: usize,
+    /// Whether the caller named the account before the exchange.
+    pub(crate) with_account: bool,
+    pub(crate) processed: Instant,
+}
+
+/// What a refresh token was when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SendClass {
+pub(crate) enum Arrival {
     /// The grant's newest refresh token.
     Current,
-    /// Spent, and the identical-replay window is open.
+    /// Spent, and the replay window is open.
     InWindow,
-    /// Spent; its successor never reached any client (a lost answer no
-    /// retry recovered).
-    LostAnswer { window_off: bool },
-    /// Spent; its successor reached only processes that then shut down
-    /// with it unsaved (their shutdown said so).
-    LostWithProcess,
-    /// Spent; its successor reached only processes that reported giving up
-    /// its save (`TokenEvent::SaveFailed`).
-    SaveGaveUp,
-    /// Spent; its successor reached only processes that then logged the
-    /// account in again, which supersedes (and drops) the unsaved pair.
-    Superseded,
-    /// Spent, although a live process had received its successor: a bug.
-    Violation(String),
+    /// Spent, outside the window: this send burns the grant.
+    Spent,
     /// The grant is dead already.
     DeadGrant,
     /// A token the server never issued: a bug.
     Unknown,
 }
 
-impl SendClass {
-    /// Whether this send breaks check (a).
-    pub(crate) fn is_violation(&self) -> bool {
-        matches!(self, Self::Violation(_) | Self::Unknown)
-    }
-}
-
 /// One refresh request as the server saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct Sent {
-    pub(crate) at: SystemTime,
+pub(crate) struct Send {
+    pub(crate) at: Instant,
     pub(crate) proc: usize,
     pub(crate) grant: Option<usize>,
     pub(crate) index: usize,
-    pub(crate) class: SendClass,
+    pub(crate) arrival: Arrival,
+    /// How long the process was paused between entering the provider (its
+    /// last check) and the send.
+    pub(crate) paused_before: Duration,
+    /// How many pairs of the grant were newer than the one sent.
+    pub(crate) behind: usize,
     pub(crate) outcome: &'static str,
 }
 
@@ -127,35 +142,23 @@ pub(crate) enum Validity {
     Valid,
     Expired,
     Unknown,
-    Revoked,
-    Burned { explained: bool },
-}
-
-/// A simulated process, as the server's bookkeeping sees it.
-#[derive(Debug, Default)]
-pub(crate) struct Process {
-    pub(crate) dead: bool,
-    /// Whether its shutdown returned `Ok`.
-    pub(crate) clean: Option<bool>,
-    /// Accounts for which it sent `TokenEvent::SaveFailed`.
-    pub(crate) save_failed: BTreeSet<AccountId>,
+    Dead(Death),
 }
 
 /// Everything the server knows.
 #[derive(Debug)]
 pub(crate) struct Model {
-    pub(crate) mode: Mode,
+    pub(crate) rules: Rules,
     pub(crate) lifetime: Duration,
     pub(crate) grants: Vec<Grant>,
-    by_refresh: HashMap<String, (usize, usize)>,
+    pub(crate) by_refresh: HashMap<String, (usize, usize)>,
     by_access: HashMap<String, (usize, usize)>,
-    codes: HashMap<String, (AccountId, bool)>,
-    pub(crate) sends: Vec<Sent>,
-    pub(crate) procs: Vec<Process>,
-    /// Revocations that returned `Ok` but hit a spent refresh token, so the
-    /// grant lives on: (process, grant, class of the stale token).
-    pub(crate) stale_revokes: Vec<(usize, usize, SendClass)>,
-    pub(crate) log: Vec<(Option<AccountId>, String)>,
+    codes: HashMap<String, AccountId>,
+    pub(crate) sends: Vec<Send>,
+    /// Revocations that named a spent refresh token and so left the grant
+    /// alive: (process, grant, index).
+    pub(crate) stale_revokes: Vec<(usize, usize, usize, Instant)>,
+    life: Arc<Life>,
     seq: u64,
     pub(crate) stats: Stats,
 }
@@ -167,7 +170,9 @@ pub(crate) struct Stats {
     pub(crate) replays: u64,
     pub(crate) burns: u64,
     pub(crate) lost_answers: u64,
+    pub(crate) died_awaiting_answer: u64,
     pub(crate) exchanges: u64,
+    pub(crate) superseded: u64,
     pub(crate) revokes: u64,
 }
 
@@ -176,34 +181,51 @@ pub(crate) struct Stats {
 pub(crate) struct Server {
     model: Mutex<Model>,
     chaos: Arc<Chaos>,
-    clock: Arc<SimClock>,
+    life: Arc<Life>,
     id: ProviderId,
+}
+
+/// Milliseconds since the run began, for the trace.
+pub(crate) fn stamp(t: Instant) -> u128 {
+    wall(t)
+        .duration_since(SystemTime::UNIX_EPOCH + super::BASE)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+fn transient(message: &str, status: Option<u16>, sent: Sent) -> Error {
+    Error::Transient {
+        message: message.to_owned(),
+        status,
+        retry_after: None,
+        sent,
+        source: None,
+    }
 }
 
 impl Server {
     pub(crate) fn new(
-        mode: Mode,
+        rules: Rules,
         lifetime: Duration,
         chaos: Arc<Chaos>,
-        clock: Arc<SimClock>,
+        life: Arc<Life>,
     ) -> Self {
         Self {
             model: Mutex::new(Model {
-                mode,
+                rules,
                 lifetime,
                 grants: Vec::new(),
                 by_refresh: HashMap::new(),
                 by_access: HashMap::new(),
                 codes: HashMap::new(),
                 sends: Vec::new(),
-                procs: Vec::new(),
                 stale_revokes: Vec::new(),
-                log: Vec::new(),
+                life: Arc::clone(&life),
                 seq: 0,
                 stats: Stats::default(),
             }),
             chaos,
-            clock,
+            life,
             id: ProviderId::new(PROVIDER).expect("a valid provider id"),
         }
     }
@@ -213,62 +235,18 @@ impl Server {
         self.model.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn now(&self) -> SystemTime {
-        self.clock.now()
+    /// Adds a line to the trace of `account` (`None`: every account's).
+    pub(crate) fn note(&self, account: Option<&AccountId>, line: String) {
+        self.life.note(account, line);
     }
 
-    /// Registers a new process; returns its number.
-    pub(crate) fn add_process(&self) -> usize {
-        let mut m = self.model();
-        m.procs.push(Process::default());
-        m.procs.len() - 1
-    }
-
-    /// Marks a process dead (after its shutdown returned `clean` or not):
-    /// from now on its provider and store fail before doing anything.
-    pub(crate) fn kill(&self, proc: usize, clean: bool) {
-        let mut m = self.model();
-        m.procs[proc].dead = true;
-        m.procs[proc].clean = Some(clean);
-        m.log.push((
-            None,
-            format!("process {proc} died (clean shutdown: {clean})"),
-        ));
-    }
-
-    /// Adds a line to the trace of `account`.
-    pub(crate) fn note(&self, account: &AccountId, line: String) {
-        let now = self.now();
-        let at = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        self.model()
-            .log
-            .push((Some(account.clone()), format!("@{at} {line}")));
-    }
-
-    pub(crate) fn is_dead(&self, proc: usize) -> bool {
-        self.model().procs[proc].dead
-    }
-
-    pub(crate) fn note_save_failed(&self, proc: usize, account: AccountId) {
-        let mut m = self.model();
-        m.log.push((
-            Some(account.clone()),
-            format!("process {proc} reported SaveFailed"),
-        ));
-        m.procs[proc].save_failed.insert(account);
-    }
-
-    /// Starts a grant directly (the scenario's initial logins).
+    /// Starts a grant directly (the scenario's first logins).
     pub(crate) fn seed_grant(&self, account: &AccountId) -> TokenSet {
-        let now = self.now();
+        let now = Instant::now();
         let mut m = self.model();
-        let gid = m.new_grant(account.clone(), now);
-        m.grants[gid].login_done = true;
-        m.grants[gid].pairs[0].delivered_to.push(usize::MAX);
-        m.grants[gid].pairs[0].token.clone()
+        let g = m.new_grant(account.clone(), None, now);
+        m.grants[g].pairs[0].delivered.push((usize::MAX, now));
+        m.grants[g].pairs[0].token.clone()
     }
 
     /// The user approves a pending authorization: a one-time code.
@@ -276,29 +254,13 @@ impl Server {
         let mut m = self.model();
         m.seq += 1;
         let code = format!("code-{}", m.seq);
-        m.codes.insert(code.clone(), (account.clone(), false));
+        m.codes.insert(code.clone(), account.clone());
         code
     }
 
-    /// A login call returned `Ok` with this access token.
-    pub(crate) fn login_done(&self, access: &str) {
-        let mut m = self.model();
-        if let Some(&(g, _)) = m.by_access.get(access) {
-            m.grants[g].login_done = true;
-        }
-    }
-
     /// Grant and pair index of an access token.
-    pub(crate) fn pair_of_access(&self, access: &str) -> Option<(usize, usize, u64)> {
-        let m = self.model();
-        m.by_access
-            .get(access)
-            .map(|&(g, i)| (g, i, m.grants[g].pairs[i].seq))
-    }
-
-    /// Whether the scenario revoked grant `g`.
-    pub(crate) fn is_revoked(&self, g: usize) -> bool {
-        matches!(self.model().grants[g].death, Some(Death::Revoked))
+    pub(crate) fn pair_of_access(&self, access: &str) -> Option<(usize, usize)> {
+        self.model().by_access.get(access).copied()
     }
 
     /// Grant and pair index of a refresh token.
@@ -306,127 +268,129 @@ impl Server {
         self.model().by_refresh.get(refresh).copied()
     }
 
-    /// The grants of `account` whose login finished.
-    pub(crate) fn settled_grants(&self, account: &AccountId) -> Vec<usize> {
-        let m = self.model();
-        (0..m.grants.len())
-            .filter(|&g| &m.grants[g].account == account && m.grants[g].login_done)
-            .collect()
-    }
-
     /// A client uses an access token at the API: is it valid now? The
     /// first use of a pair ends the replay window of the refresh that
-    /// issued it.
+    /// issued it, where the rules say so.
     pub(crate) fn use_access(&self, access: &str) -> Validity {
-        let now = self.now();
+        let now = Instant::now();
         let mut m = self.model();
         let Some(&(g, i)) = m.by_access.get(access) else {
             return Validity::Unknown;
         };
-        m.grants[g].pairs[i].used = true;
+        let pair = &mut m.grants[g].pairs[i];
+        pair.first_used.get_or_insert(now);
         let grant = &m.grants[g];
-        match &grant.death {
-            Some(Death::Revoked) => return Validity::Revoked,
-            Some(Death::Burned { class }) => {
-                return Validity::Burned {
-                    explained: !class.is_violation(),
-                };
-            }
-            None => {}
+        if let Some((death, _)) = &grant.death {
+            return Validity::Dead(death.clone());
         }
-        if grant.pairs[i].token.is_fresh(now, Duration::ZERO) {
+        if grant.pairs[i].token.is_fresh(wall(now), Duration::ZERO) {
             Validity::Valid
         } else {
             Validity::Expired
         }
     }
 
-    fn transient(message: &str, status: Option<u16>, retry_after: Option<Duration>) -> Error {
-        Error::Transient {
-            message: message.to_owned(),
-            status,
-            retry_after,
-            source: None,
-        }
-    }
-
-    /// Faults before the server does anything (and a dead process sends
-    /// nothing at all). `Err` ends the call.
-    fn before(&self, proc: usize, p5xx: f64, outage: bool) -> Result<()> {
-        if self.is_dead(proc) {
-            return Err(Self::transient("the process is gone", None, None));
-        }
-        if outage && self.chaos.in_outage(self.now()) {
-            return Err(Self::transient(
-                "service unavailable (outage)",
-                Some(503),
+    /// The process may pause or die here; returns how long it was paused.
+    async fn await_point(&self, proc: usize) -> Duration {
+        let rates = self.chaos.rates();
+        let before = Instant::now();
+        if self.chaos.fires("die_at_await", rates.die_at_await) {
+            if self.life.kill(proc) {
+                self.note(
+                    None,
+                    format!("process {proc} died at an await point (server)"),
+                );
+            }
+        } else if !self.life.is_dead(proc)
+            && self.chaos.fires("pause_at_await", rates.pause_at_await)
+        {
+            let d = self.chaos.pause_length(None);
+            self.life.pause(proc, d);
+            self.note(
                 None,
-            ));
+                format!("process {proc} paused for {d:?} at an await point (server)"),
+            );
         }
-        if self.chaos.chance(p5xx) {
-            return Err(Self::transient("internal server error", Some(500), None));
-        }
-        Ok(())
+        self.life.gate(proc).await;
+        before.elapsed()
     }
 
     /// The refresh grant, with faults around it.
     pub(crate) async fn refresh(&self, proc: usize, refresh: Option<&str>) -> Result<TokenSet> {
-        let rates = self.chaos.rates();
         let Some(refresh) = refresh else {
             return Err(Error::reauthorization_required(None, "no refresh token"));
         };
-        if self.is_dead(proc) {
-            return Err(Self::transient("the process is gone", None, None));
+        let paused_before = self.await_point(proc).await;
+        let rates = self.chaos.rates();
+        if self.chaos.fires("refresh_refused", rates.refresh_refused) {
+            return Err(transient("connection refused", None, Sent::No));
         }
-        // Classified on arrival, whatever happens next.
-        let now = self.now();
-        let sent = self.model().arrive(proc, refresh, now);
-        let faulted = |outcome| {
-            let mut m = self.model();
-            let mut s = sent.clone();
-            s.outcome = outcome;
-            m.record(s);
-        };
-        if self.chaos.in_outage(now) {
-            faulted("503 (outage)");
-            return Err(Self::transient("service unavailable", Some(503), None));
+        let now = Instant::now();
+        let mut send = self.model().arrive(proc, refresh, now, paused_before);
+        if self.chaos.in_outage(wall(now)) {
+            send.outcome = "503 (outage)";
+            self.model().record(send);
+            return Err(transient("service unavailable", Some(503), Sent::Unknown));
         }
-        if self.chaos.scripted("refresh_5xx") || self.chaos.chance(rates.refresh_5xx) {
-            faulted("500");
-            return Err(Self::transient("internal server error", Some(500), None));
+        if self.chaos.fires("refresh_5xx", rates.refresh_5xx) {
+            send.outcome = "500";
+            self.model().record(send);
+            return Err(transient("internal server error", Some(500), Sent::Unknown));
         }
-        if self.chaos.chance(rates.refresh_429) {
-            faulted("429");
+        if self.chaos.fires("refresh_429", rates.refresh_429) {
+            send.outcome = "429";
+            self.model().record(send);
             let wait = self
                 .chaos
                 .duration(Duration::from_secs(1), Duration::from_secs(90));
-            return Err(Self::transient("too many requests", Some(429), Some(wait)));
+            return Err(Error::Transient {
+                message: "too many requests".into(),
+                status: Some(429),
+                retry_after: Some(wait),
+                sent: Sent::Unknown,
+                source: None,
+            });
         }
-        if self.chaos.chance(rates.refresh_panic_before) {
-            faulted("panic before processing");
-            std::panic::panic_any(INJECTED_PANIC);
-        }
-        let answer = self.model().process(sent, now);
-        self.after(proc, answer, &rates).await
+        let answer = self.model().process(send, now);
+        self.answer(proc, answer, |m, (g, i), at| {
+            m.grants[g].pairs[i].delivered.push((proc, at));
+            let _ = at;
+            let account = m.grants[g].account.clone();
+            m.note((Some(account), format!("process {proc} received g{g}#{i}")));
+            m.grants[g].pairs[i].token.clone()
+        })
+        .await
     }
 
-    /// Faults after the server processed a request: the answer is lost,
-    /// late, or the provider panics; otherwise it is delivered.
-    async fn after(
+    /// What happens to a processed request's answer: lost on the way, lost
+    /// with the process, late, garbled, or delivered.
+    async fn answer(
         &self,
         proc: usize,
         answer: Result<(usize, usize)>,
-        rates: &super::chaos::Rates,
+        deliver: impl FnOnce(&mut Model, (usize, usize), Instant) -> TokenSet,
     ) -> Result<TokenSet> {
-        if self.chaos.scripted("refresh_lost") || self.chaos.chance(rates.refresh_lost) {
+        let rates = self.chaos.rates();
+        if answer.is_ok() && self.chaos.fires("refresh_die_held", rates.refresh_die_held) {
+            // Processed; the process dies while the answer is on its way.
+            self.model().stats.died_awaiting_answer += 1;
+            self.note(
+                None,
+                format!("process {proc} died awaiting an answer the server processed"),
+            );
+            self.life.kill(proc);
+            self.life.gate(proc).await;
+        }
+        if self.chaos.fires("refresh_lost", rates.refresh_lost) {
             self.model().stats.lost_answers += 1;
-            return Err(Self::transient(
+            return Err(transient(
                 "connection reset by peer (the server processed the request)",
                 None,
-                None,
+                Sent::Unknown,
             ));
         }
         if self.chaos.scripted("refresh_slow") {
+            // The regression tests' slow answer: 5 s.
             tokio::time::sleep(Duration::from_secs(5)).await;
         } else if self.chaos.chance(rates.refresh_slow) {
             let late = self
@@ -434,128 +398,182 @@ impl Server {
                 .duration(Duration::from_secs(15), Duration::from_secs(40));
             tokio::time::sleep(late).await;
         }
-        if self.chaos.chance(rates.refresh_panic_after) {
+        if answer.is_ok() && self.chaos.fires("refresh_garbled", rates.refresh_garbled) {
             self.model().stats.lost_answers += 1;
-            std::panic::panic_any(INJECTED_PANIC);
-        }
-        let (g, i) = answer?;
-        let mut m = self.model();
-        let pair = &mut m.grants[g].pairs[i];
-        if !pair.delivered_to.contains(&proc) {
-            pair.delivered_to.push(proc);
-        }
-        let token = pair.token.clone();
-        let account = m.grants[g].account.clone();
-        m.log.push((
-            Some(account),
-            format!("pair g{g}#{i} delivered to process {proc}"),
-        ));
-        Ok(token)
-    }
-
-    /// The authorization-code grant.
-    pub(crate) async fn exchange(&self, proc: usize, code: &str) -> Result<TokenSet> {
-        let rates = self.chaos.rates();
-        self.before(proc, rates.exchange_5xx, false)?;
-        let now = self.now();
-        let (g, token) = {
-            let mut m = self.model();
-            let account = match m.codes.get_mut(code) {
-                Some((account, used)) if !*used => {
-                    *used = true;
-                    account.clone()
-                }
-                _ => {
-                    return Err(Error::reauthorization_required(
-                        None,
-                        "invalid_grant (code)",
-                    ));
-                }
-            };
-            m.stats.exchanges += 1;
-            let g = m.new_grant(account, now);
-            (g, m.grants[g].pairs[0].token.clone())
-        };
-        if self.chaos.scripted("exchange_lost") || self.chaos.chance(rates.exchange_lost) {
-            return Err(Self::transient(
-                "connection reset by peer (the code was exchanged)",
-                None,
-                None,
+            return Err(Error::protocol(
+                Some(200),
+                "the token response could not be parsed",
+                "{\"access_tok",
             ));
         }
-        let mut m = self.model();
-        m.grants[g].pairs[0].delivered_to.push(proc);
-        Ok(token)
+        // The process must be alive to receive it.
+        self.life.gate(proc).await;
+        let token = {
+            let mut m = self.model();
+            answer.map(|pair| deliver(&mut m, pair, Instant::now()))
+        };
+        self.await_point(proc).await;
+        token
     }
 
-    /// Token revocation (RFC 7009): it kills the grant if it names its
-    /// newest refresh token; a spent one is acknowledged and changes
-    /// nothing, as RFC 7009 allows.
-    pub(crate) async fn revoke(&self, proc: usize, token: &TokenSet) -> Result<()> {
+    /// The code exchange: a new grant that supersedes every older one of
+    /// the account.
+    pub(crate) async fn exchange(
+        &self,
+        proc: usize,
+        code: &str,
+        with_account: bool,
+    ) -> Result<TokenSet> {
+        self.await_point(proc).await;
         let rates = self.chaos.rates();
-        self.before(proc, rates.revoke_5xx, false)?;
-        let now = self.now();
+        let now = Instant::now();
+        if self.chaos.in_outage(wall(now)) || self.chaos.fires("exchange_5xx", rates.exchange_5xx) {
+            return Err(transient("internal server error", Some(500), Sent::Unknown));
+        }
+        let answer = {
+            let mut m = self.model();
+            match m.codes.remove(code) {
+                None => Err(Error::reauthorization_required(
+                    None,
+                    "invalid_grant (code)",
+                )),
+                Some(account) => {
+                    let login = Login {
+                        proc,
+                        with_account,
+                        processed: now,
+                    };
+                    let g = m.new_grant(account, Some(login), now);
+                    m.stats.exchanges += 1;
+                    Ok((g, 0))
+                }
+            }
+        };
+        if answer.is_ok()
+            && self
+                .chaos
+                .fires("exchange_die_held", rates.exchange_die_held)
+        {
+            self.life.kill(proc);
+            self.life.gate(proc).await;
+        }
+        if self.chaos.fires("exchange_lost", rates.exchange_lost) {
+            return Err(transient(
+                "connection reset by peer (the code was exchanged)",
+                None,
+                Sent::Unknown,
+            ));
+        }
+        self.life.gate(proc).await;
+        let token = {
+            let mut m = self.model();
+            answer.map(|(g, i)| {
+                m.grants[g].pairs[i].delivered.push((proc, Instant::now()));
+                m.grants[g].pairs[i].token.clone()
+            })
+        };
+        self.await_point(proc).await;
+        token
+    }
+
+    /// Revocation (RFC 7009): the grant of the current refresh token dies;
+    /// a spent one is acknowledged and ignored.
+    pub(crate) async fn revoke(&self, proc: usize, token: &TokenSet) -> Result<()> {
+        self.await_point(proc).await;
+        let rates = self.chaos.rates();
+        if self.chaos.fires("revoke_5xx", rates.revoke_5xx) {
+            return Err(transient("internal server error", Some(500), Sent::Unknown));
+        }
+        let now = Instant::now();
         {
             let mut m = self.model();
             m.stats.revokes += 1;
-            let found = match token.refresh_token() {
-                Some(r) => m.by_refresh.get(r.expose_secret()).copied(),
-                None => m
-                    .by_access
-                    .get(token.access_token().expose_secret())
-                    .copied(),
-            };
+            let found = token
+                .refresh_token()
+                .and_then(|r| m.by_refresh.get(r.expose_secret()).copied())
+                .or_else(|| {
+                    m.by_access
+                        .get(token.access_token().expose_secret())
+                        .copied()
+                });
             if let Some((g, i)) = found {
                 let account = m.grants[g].account.clone();
                 if m.grants[g].death.is_some() {
-                    m.log.push((Some(account), format!("revoke of dead g{g}")));
                 } else if i + 1 == m.grants[g].pairs.len() {
-                    m.grants[g].death = Some(Death::Revoked);
-                    m.log
-                        .push((Some(account), format!("g{g} revoked by process {proc}")));
+                    m.grants[g].death = Some((Death::Revoked, now));
+                    m.note((Some(account), format!("g{g} revoked by process {proc}")));
                 } else {
-                    let class = m.classify_spent(g, i, now);
-                    m.log.push((
+                    m.note((
                         Some(account),
-                        format!("revoke by process {proc} named spent g{g}#{i} ({class:?})"),
+                        format!("revoke by process {proc} named spent g{g}#{i}: ignored"),
                     ));
-                    m.stale_revokes.push((proc, g, class));
+                    m.stale_revokes.push((proc, g, i, now));
                 }
             }
         }
-        if self.chaos.chance(rates.revoke_lost) {
-            return Err(Self::transient(
+        if self.chaos.fires("revoke_lost", rates.revoke_lost) {
+            return Err(transient(
                 "connection reset by peer (the revocation was processed)",
                 None,
-                None,
+                Sent::Unknown,
             ));
         }
+        self.await_point(proc).await;
         Ok(())
     }
 }
 
 impl Model {
-    fn new_grant(&mut self, account: AccountId, now: SystemTime) -> usize {
+    /// Adds a line to the run's trace.
+    fn note(&self, (account, line): (Option<AccountId>, String)) {
+        self.life.note(account.as_ref(), line);
+    }
+
+    fn new_grant(&mut self, account: AccountId, login: Option<Login>, now: Instant) -> usize {
         let g = self.grants.len();
+        for older in 0..g {
+            if self.grants[older].account == account && self.grants[older].death.is_none() {
+                self.grants[older].death = Some((Death::Superseded { by: g }, now));
+                self.stats.superseded += 1;
+                self.note((
+                    Some(account.clone()),
+                    format!("g{older} superseded by g{g}"),
+                ));
+            }
+        }
         self.grants.push(Grant {
             account: account.clone(),
             pairs: Vec::new(),
             death: None,
-            login_done: false,
+            login: login.clone(),
         });
         self.new_pair(g, now);
-        self.log.push((Some(account), format!("g{g} created")));
+        self.note((
+            Some(account),
+            match login {
+                Some(l) => format!(
+                    "g{g} created by a login on process {} (account {})",
+                    l.proc,
+                    if l.with_account {
+                        "named"
+                    } else {
+                        "from the response"
+                    }
+                ),
+                None => format!("g{g} seeded"),
+            },
+        ));
         g
     }
 
-    fn new_pair(&mut self, g: usize, now: SystemTime) {
+    fn new_pair(&mut self, g: usize, now: Instant) {
         self.seq += 1;
         let seq = self.seq;
         let i = self.grants[g].pairs.len();
         let access = format!("at-g{g}-{i}-s{seq}");
         let refresh = format!("rt-g{g}-{i}-s{seq}");
         let account = self.grants[g].account.clone();
-        let token = TokenSet::new(access.clone(), "Bearer", now)
+        let token = TokenSet::new(access.clone(), "Bearer", wall(now))
             .with_refresh_token(refresh.clone())
             .with_expires_in(self.lifetime)
             .with_scopes(["activity"])
@@ -564,161 +582,128 @@ impl Model {
         self.by_refresh.insert(refresh, (g, i));
         self.grants[g].pairs.push(Pair {
             token,
-            seq,
-            issued_at: now,
-            used: false,
-            delivered_to: Vec::new(),
+            issued: now,
+            first_used: None,
+            delivered: Vec::new(),
         });
     }
 
-    /// Whether the identical-replay window of spent pair `i` is open.
-    fn window_open(&self, g: usize, i: usize, now: SystemTime) -> bool {
+    /// When the replay window of spent pair `i` (answered by pair `i + 1`)
+    /// closes: `window` after the rotation, or at the first use of the new
+    /// pair. `None`: the server has no window.
+    pub(crate) fn window_end(&self, g: usize, i: usize) -> Option<Instant> {
+        let w = self.rules.window?;
         let next = &self.grants[g].pairs[i + 1];
-        self.mode == Mode::Fitbit
-            && i + 2 == self.grants[g].pairs.len()
-            && !next.used
-            && now < next.issued_at + REPLAY_WINDOW
-    }
-
-    /// What sending spent refresh token `i` of grant `g` means.
-    fn classify_spent(&self, g: usize, i: usize, now: SystemTime) -> SendClass {
-        if self.window_open(g, i, now) {
-            return SendClass::InWindow;
+        let mut end = next.issued + w;
+        if self.rules.first_use_ends
+            && let Some(used) = next.first_used
+        {
+            end = end.min(used);
         }
-        let next = &self.grants[g].pairs[i + 1];
-        if next.delivered_to.is_empty() {
-            return SendClass::LostAnswer {
-                window_off: self.mode == Mode::WindowOff,
-            };
-        }
-        let account = &self.grants[g].account;
-        let holders = self.holders(g, i + 1);
-        if holders.is_empty() {
-            if next.delivered_to.iter().all(|&p| self.relogged(g, p)) {
-                return SendClass::Superseded;
-            }
-            let gave_up = next.delivered_to.iter().any(|&p| {
-                self.procs
-                    .get(p)
-                    .is_some_and(|p| p.save_failed.contains(account))
-            });
-            return if gave_up {
-                SendClass::SaveGaveUp
-            } else {
-                SendClass::LostWithProcess
-            };
-        }
-        SendClass::Violation(format!(
-            "g{g}#{i} sent after its successor #{} had reached process(es) {holders:?}",
-            i + 1
-        ))
-    }
-
-    /// The processes that received pair `i` of grant `g` and can still be
-    /// expected to save it: not dead with it unsaved, not given up on its
-    /// save, and not superseded by a new login of theirs.
-    pub(crate) fn holders(&self, g: usize, i: usize) -> Vec<usize> {
-        let account = &self.grants[g].account;
-        self.grants[g].pairs[i]
-            .delivered_to
-            .iter()
-            .copied()
-            .filter(|&p| {
-                let proc = self.procs.get(p);
-                let lost_with_it = proc.is_some_and(|p| p.dead && p.clean == Some(false));
-                let gave_up = proc.is_some_and(|p| p.save_failed.contains(account));
-                !lost_with_it && !gave_up && !self.relogged(g, p)
-            })
-            .collect()
-    }
-
-    /// Whether process `p` received a later grant of `g`'s account (a new
-    /// login there, which replaces whatever it held unsaved).
-    fn relogged(&self, g: usize, p: usize) -> bool {
-        let account = &self.grants[g].account;
-        self.grants[g + 1..]
-            .iter()
-            .any(|later| &later.account == account && later.pairs[0].delivered_to.contains(&p))
+        Some(end)
     }
 
     /// Classifies a refresh token on arrival, and counts it as a use of
     /// its pair.
-    fn arrive(&mut self, proc: usize, refresh: &str, now: SystemTime) -> Sent {
-        let Some(&(g, i)) = self.by_refresh.get(refresh) else {
-            return Sent {
-                at: now,
-                proc,
-                grant: None,
-                index: 0,
-                class: SendClass::Unknown,
-                outcome: "",
-            };
-        };
-        let class = if self.grants[g].death.is_some() {
-            SendClass::DeadGrant
-        } else if i + 1 == self.grants[g].pairs.len() {
-            SendClass::Current
-        } else {
-            self.classify_spent(g, i, now)
-        };
-        self.grants[g].pairs[i].used = true;
-        Sent {
+    fn arrive(
+        &mut self,
+        proc: usize,
+        refresh: &str,
+        now: Instant,
+        paused_before: Duration,
+    ) -> Send {
+        let mut send = Send {
             at: now,
             proc,
-            grant: Some(g),
-            index: i,
-            class,
+            grant: None,
+            index: 0,
+            arrival: Arrival::Unknown,
+            paused_before,
+            behind: 0,
             outcome: "",
-        }
+        };
+        let Some(&(g, i)) = self.by_refresh.get(refresh) else {
+            return send;
+        };
+        send.grant = Some(g);
+        send.index = i;
+        send.behind = self.grants[g].pairs.len() - 1 - i;
+        send.arrival = if self.grants[g].death.is_some() {
+            Arrival::DeadGrant
+        } else if i + 1 == self.grants[g].pairs.len() {
+            Arrival::Current
+        } else if i + 2 == self.grants[g].pairs.len()
+            && self.window_end(g, i).is_some_and(|end| now < end)
+        {
+            Arrival::InWindow
+        } else {
+            Arrival::Spent
+        };
+        self.grants[g].pairs[i].first_used.get_or_insert(now);
+        send
     }
 
-    fn record(&mut self, sent: Sent) {
-        let account = sent.grant.map(|g| self.grants[g].account.clone());
-        self.log.push((
+    fn record(&mut self, send: Send) {
+        let account = send.grant.map(|g| self.grants[g].account.clone());
+        self.note((
             account,
             format!(
-                "process {} sent g{:?}#{} ({:?}): {}",
-                sent.proc, sent.grant, sent.index, sent.class, sent.outcome
+                "process {} sent g{:?}#{} ({:?}{}): {}",
+                send.proc,
+                send.grant,
+                send.index,
+                send.arrival,
+                if send.paused_before.is_zero() {
+                    String::new()
+                } else {
+                    format!(", after a pause of {:?}", send.paused_before)
+                },
+                send.outcome
             ),
         ));
-        self.sends.push(sent);
+        self.sends.push(send);
     }
 
     /// The server's decision on a refresh that got through.
-    fn process(&mut self, mut sent: Sent, now: SystemTime) -> Result<(usize, usize)> {
+    fn process(&mut self, mut send: Send, now: Instant) -> Result<(usize, usize)> {
         let invalid = || Error::reauthorization_required(None, "invalid_grant");
-        let Some(g) = sent.grant else {
-            sent.outcome = "invalid_grant (unknown token)";
-            self.record(sent);
+        let Some(g) = send.grant else {
+            send.outcome = "invalid_grant (unknown token)";
+            self.record(send);
             return Err(invalid());
         };
-        let i = sent.index;
-        let result = match &sent.class {
-            SendClass::DeadGrant | SendClass::Unknown => {
-                sent.outcome = "invalid_grant (dead grant)";
+        let i = send.index;
+        let result = match send.arrival {
+            Arrival::DeadGrant | Arrival::Unknown => {
+                send.outcome = "invalid_grant (dead grant)";
                 Err(invalid())
             }
-            SendClass::Current => {
+            Arrival::Current => {
                 self.new_pair(g, now);
                 self.stats.rotations += 1;
-                sent.outcome = "rotated";
+                send.outcome = "rotated";
                 Ok((g, i + 1))
             }
-            SendClass::InWindow => {
+            Arrival::InWindow => {
                 self.stats.replays += 1;
-                sent.outcome = "replayed";
+                send.outcome = "replayed";
                 Ok((g, i + 1))
             }
-            class => {
-                self.grants[g].death = Some(Death::Burned {
-                    class: class.clone(),
-                });
+            Arrival::Spent => {
+                let number = self.sends.len();
+                self.grants[g].death = Some((
+                    Death::Burned {
+                        index: i,
+                        send: number,
+                    },
+                    now,
+                ));
                 self.stats.burns += 1;
-                sent.outcome = "invalid_grant: grant burned";
+                send.outcome = "invalid_grant: grant burned";
                 Err(invalid())
             }
         };
-        self.record(sent);
+        self.record(send);
         result
     }
 }
@@ -728,11 +713,17 @@ impl Model {
 pub(crate) struct SimProvider {
     server: Arc<Server>,
     proc: usize,
+    rules: RefreshRules,
 }
 
 impl SimProvider {
     pub(crate) fn new(server: Arc<Server>, proc: usize) -> Self {
-        Self { server, proc }
+        let rules = server.model().rules.declared();
+        Self {
+            server,
+            proc,
+            rules,
+        }
     }
 }
 
@@ -740,6 +731,10 @@ impl SimProvider {
 impl TokenProvider for SimProvider {
     fn id(&self) -> &ProviderId {
         &self.server.id
+    }
+
+    fn refresh_rules(&self) -> RefreshRules {
+        self.rules
     }
 
     fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
@@ -757,7 +752,7 @@ impl TokenProvider for SimProvider {
             None,
             request.redirect_uri,
             request.scopes,
-            self.server.now(),
+            wall(Instant::now()),
         ))
     }
 
@@ -768,7 +763,8 @@ impl TokenProvider for SimProvider {
     ) -> Result<TokenSet> {
         pending.verify_state(callback)?;
         let code = callback.code_or_error()?.expose_secret().to_owned();
-        self.server.exchange(self.proc, &code).await
+        let with_account = pending.account.is_some();
+        self.server.exchange(self.proc, &code, with_account).await
     }
 
     async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {

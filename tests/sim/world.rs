@@ -1,7 +1,9 @@
-//! The scenario: processes, accounts and random operations over the
-//! server model and the faulty store, and the checks (a)–(e) of issue 11.
+//! The scenario: processes (each a manager with its own clock and a
+//! Refresher), accounts and random operations over the model store and the
+//! server model; process kills, pauses and outages between them; then a
+//! quiet period and the checker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -9,23 +11,26 @@ use std::time::Duration;
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{
-    AccessToken, AccountId, AuthorizeRequest, Callback, Clock, Error, ProviderId, Result,
-    TokenEvent, TokenKey, TokenManager, TokenStore,
+    AccessToken, AccountId, AuthorizeRequest, Callback, Error, ProviderId, Refresher, Result,
+    TokenKey, TokenManager,
 };
-use store_memory::MemoryTokenStore;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 
 use super::chaos::{Chaos, Rates};
-use super::server::{Death, Mode, PROVIDER, SendClass, Server, SimProvider, Validity};
-use super::store::FaultStore;
-use super::{SimClock, paused_runtime, quiet_injected_panics};
+use super::checker::{self, Evidence, Findings};
+use super::life::Life;
+use super::server::{Death, PROVIDER, Rules, Server, SimProvider, Validity};
+use super::store::{ModelStore, ProcStore};
+use super::{SimClock, paused_runtime, start_time};
 
 /// How a run is set up; all drawn from the seed.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) seed: u64,
     pub(crate) ops: usize,
-    pub(crate) mode: Mode,
+    pub(crate) rules: Rules,
+    /// The store's lease TTL; `None`: leases die with their process.
+    pub(crate) lease_ttl: Option<Duration>,
     pub(crate) lifetime: Duration,
     pub(crate) accounts: usize,
     pub(crate) processes: usize,
@@ -40,19 +45,43 @@ pub(crate) struct Report {
     pub(crate) ok: u64,
     pub(crate) errors: u64,
     pub(crate) cancelled: u64,
+    pub(crate) kills: u64,
+    pub(crate) pauses: u64,
     pub(crate) sends: u64,
+    pub(crate) unknown_commits: u64,
     pub(crate) stats: super::server::Stats,
-    /// Things the checks allow, with how often each happened.
-    pub(crate) allowed: BTreeMap<String, u64>,
     /// Errors returned to callers, by kind.
     pub(crate) error_kinds: BTreeMap<String, u64>,
-    /// Broken invariants, with the account concerned.
-    pub(crate) violations: Vec<(Option<AccountId>, String)>,
-    /// The server's log of the accounts of the first violations.
+    pub(crate) findings: Findings,
+    /// The server's log of the account of the first violation.
     pub(crate) trace: String,
 }
 
 impl Report {
+    /// A run that did not finish within `bound` of simulated time.
+    fn stuck(config: Config, bound: Duration) -> Self {
+        let mut findings = Findings::default();
+        findings.violate(
+            None,
+            format!("the run did not finish within {bound:?} of simulated time"),
+        );
+        Self {
+            config,
+            sim_time: bound,
+            ok: 0,
+            errors: 0,
+            cancelled: 0,
+            kills: 0,
+            pauses: 0,
+            sends: 0,
+            unknown_commits: 0,
+            stats: super::server::Stats::default(),
+            error_kinds: BTreeMap::new(),
+            findings,
+            trace: String::new(),
+        }
+    }
+
     /// The command that replays this run.
     pub(crate) fn replay_command(&self) -> String {
         format!(
@@ -61,12 +90,23 @@ impl Report {
         )
     }
 
-    /// One line of figures.
+    /// Allowed losses of any kind, counted.
+    pub(crate) fn allowed_burns(&self) -> u64 {
+        self.findings
+            .allowed
+            .iter()
+            .filter(|(k, _)| k.starts_with("burn:"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// One paragraph of figures.
     pub(crate) fn summary(&self) -> String {
         format!(
-            "seed {} ({:?}, level {}, {} accounts, {} processes, lifetime {:?}): {} ops ({} ok, {} err, {} cancelled) over {:?} simulated; {} refresh requests, {} rotations, {} replays, {} lost answers, {} burns; errors: {:?}; allowed: {:?}",
+            "seed {} ({:?}, lease TTL {:?}, level {}, {} accounts, {} processes, lifetime {:?}): {} ops ({} ok, {} err, {} cancelled), {} kills, {} pauses, over {:?} simulated; {} refresh requests, {} rotations, {} replays, {} lost answers, {} deaths awaiting an answer, {} burns, {} superseded, {} store commits with lost answers; errors: {:?}; allowed: {:?}",
             self.config.seed,
-            self.config.mode,
+            self.config.rules,
+            self.config.lease_ttl,
             self.config.level,
             self.config.accounts,
             self.config.processes,
@@ -75,31 +115,37 @@ impl Report {
             self.ok,
             self.errors,
             self.cancelled,
+            self.kills,
+            self.pauses,
             self.sim_time,
             self.sends,
             self.stats.rotations,
             self.stats.replays,
             self.stats.lost_answers,
+            self.stats.died_awaiting_answer,
             self.stats.burns,
+            self.stats.superseded,
+            self.unknown_commits,
             self.error_kinds,
-            self.allowed
+            self.findings.allowed
         )
     }
 
     /// Panics with the seed, the replay command, the violations and a
-    /// trace if any invariant broke.
+    /// trace if any rule broke.
     pub(crate) fn assert_ok(&self) {
-        if self.violations.is_empty() {
+        let violations = &self.findings.violations;
+        if violations.is_empty() {
             return;
         }
         let mut msg = format!(
-            "simulation seed {} broke {} invariant(s)\nreplay: {}\n{}\n",
+            "simulation seed {} broke {} rule(s)\nreplay: {}\n{}\n",
             self.config.seed,
-            self.violations.len(),
+            violations.len(),
             self.replay_command(),
             self.summary()
         );
-        for (account, v) in self.violations.iter().take(12) {
+        for (account, v) in violations.iter().take(12) {
             let _ = writeln!(
                 msg,
                 "  [{}] {v}",
@@ -112,9 +158,66 @@ impl Report {
 }
 
 /// Runs seed `seed` for `ops` operations on a fresh paused runtime.
+///
+/// A run that spins without letting simulated time pass (a retry loop
+/// with no back-off) would never reach its bound in simulated time, so the
+/// run also has a watchdog in real time (`SIM_WALL_LIMIT` seconds, default
+/// 120): past it the run is reported stuck, with the trace's last lines.
 pub(crate) fn run(seed: u64, ops: usize) -> Report {
-    quiet_injected_panics();
-    paused_runtime().block_on(async move { World::new(seed, ops).run().await })
+    let limit = std::env::var("SIM_WALL_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120u64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (life_tx, life_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let report = run_here(seed, ops, &life_tx);
+        let _ = tx.send(report);
+    });
+    match rx.recv_timeout(Duration::from_secs(limit)) {
+        Ok(report) => report,
+        Err(_) => {
+            let (config, life): (Config, Arc<Life>) = life_rx.recv().expect("the run started");
+            let mut report = Report::stuck(config, Duration::ZERO);
+            report.findings.violations[0].1 = format!(
+                "the run did not finish within {limit} s of real time: a loop that lets no simulated time pass"
+            );
+            report.trace = format!(
+                "the last lines of the trace:\n    {}\n",
+                life.tail(60).join("\n    ")
+            );
+            report
+        }
+    }
+}
+
+fn run_here(
+    seed: u64,
+    ops: usize,
+    started: &std::sync::mpsc::Sender<(Config, Arc<Life>)>,
+) -> Report {
+    paused_runtime().block_on(async move {
+        start_time();
+        let world = World::new(seed, ops);
+        let config = world.config.clone();
+        let life = Arc::clone(&world.shared.life);
+        let _ = started.send((config.clone(), Arc::clone(&life)));
+        // A generous bound in simulated time: a run that has not finished
+        // by then is stuck (a call that never returns, a retry loop that
+        // never ends), which is a failure too.
+        let bound = Duration::from_secs(300) * u32::try_from(ops).unwrap_or(u32::MAX).max(1);
+        match tokio::time::timeout(bound, world.run()).await {
+            Ok(report) => report,
+            Err(_) => {
+                let mut report = Report::stuck(config, bound);
+                report.trace = format!(
+                    "the last lines of the trace:\n    {}\n",
+                    life.tail(60).join("\n    ")
+                );
+                report
+            }
+        }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -143,34 +246,25 @@ struct Ledger {
     ok: u64,
     errors: u64,
     cancelled: u64,
-    allowed: BTreeMap<String, u64>,
     error_kinds: BTreeMap<String, u64>,
-    violations: Vec<(Option<AccountId>, String)>,
+    findings: Findings,
     barriers: Vec<Barrier>,
     /// Access tokens handed out, per process and account, for later
     /// `force_refresh` (a process's callers hold only its own tokens).
     handed: BTreeMap<(usize, AccountId), Vec<AccessToken>>,
     /// Grants whose tokens each process handed out, per account.
-    served: BTreeMap<(usize, AccountId), std::collections::BTreeSet<usize>>,
-}
-
-impl Ledger {
-    fn allow(&mut self, what: impl Into<String>) {
-        *self.allowed.entry(what.into()).or_default() += 1;
-    }
-
-    fn violate(&mut self, account: Option<&AccountId>, what: String) {
-        self.violations.push((account.cloned(), what));
-    }
+    served: BTreeMap<(usize, AccountId), BTreeSet<usize>>,
+    /// Served tokens of grants that died by a burn, checked at the end
+    /// (the burn's cause is known only then): (grant, what).
+    served_burned: Vec<(usize, String)>,
 }
 
 /// What the operation tasks share.
 struct Shared {
     chaos: Arc<Chaos>,
-    /// The shared store, read without faults by the checks.
-    store: MemoryTokenStore,
-    clock: Arc<SimClock>,
+    store: Arc<ModelStore>,
     server: Arc<Server>,
+    life: Arc<Life>,
     ledger: Mutex<Ledger>,
     tick: AtomicU64,
 }
@@ -188,15 +282,18 @@ impl Shared {
 struct Proc {
     id: usize,
     manager: TokenManager,
-    retiring: bool,
+    refresher: Refresher,
+    /// How far its clock is off, in milliseconds.
+    offset_ms: i64,
 }
 
 struct World {
     config: Config,
     shared: Arc<Shared>,
-    store: MemoryTokenStore,
     procs: Vec<Proc>,
     accounts: Vec<TokenKey>,
+    kills: u64,
+    pauses: u64,
 }
 
 impl World {
@@ -204,40 +301,56 @@ impl World {
         let chaos = Arc::new(Chaos::new(seed));
         let config = {
             let c = &chaos;
+            let rules = if c.chance(0.5) {
+                Rules::NO_WINDOW
+            } else {
+                Rules {
+                    window: Some(
+                        [
+                            Duration::from_secs(60),
+                            Duration::from_secs(120),
+                            Duration::from_secs(300),
+                        ][c.below(3)],
+                    ),
+                    first_use_ends: c.chance(0.5),
+                }
+            };
             Config {
                 seed,
                 ops,
-                mode: if c.chance(0.5) {
-                    Mode::Fitbit
-                } else {
-                    Mode::WindowOff
-                },
+                rules,
+                lease_ttl: [
+                    None,
+                    Some(Duration::from_secs(10)),
+                    Some(Duration::from_secs(15)),
+                    Some(Duration::from_secs(30)),
+                ][c.below(4)],
                 lifetime: [
                     Duration::from_secs(6 * 60),
                     Duration::from_secs(10 * 60),
                     Duration::from_secs(30 * 60),
                     Duration::from_secs(8 * 3600),
                 ][c.below(4)],
-                accounts: 2 + c.below(9),
+                accounts: 2 + c.below(7),
                 processes: 2 + c.below(4),
                 level: c.below(3) as u32,
             }
         };
         let rates = Rates::draw(&mut chaos.rng(), config.level);
         chaos.set_rates(rates);
-        let clock = Arc::new(SimClock::new());
+        let life = Arc::new(Life::default());
+        let store = ModelStore::new(config.lease_ttl, Arc::clone(&life));
         let server = Arc::new(Server::new(
-            config.mode,
+            config.rules,
             config.lifetime,
             Arc::clone(&chaos),
-            Arc::clone(&clock),
+            Arc::clone(&life),
         ));
-        let store = MemoryTokenStore::new();
         let shared = Arc::new(Shared {
             chaos,
-            store: store.clone(),
-            clock,
+            store,
             server,
+            life,
             ledger: Mutex::default(),
             tick: AtomicU64::new(0),
         });
@@ -247,9 +360,10 @@ impl World {
         let mut world = Self {
             config,
             shared,
-            store,
             procs: Vec::new(),
             accounts,
+            kills: 0,
+            pauses: 0,
         };
         for _ in 0..world.config.processes {
             world.start_process();
@@ -257,50 +371,42 @@ impl World {
         world
     }
 
-    /// A new process: its own provider client, store wrapper and manager.
+    /// A new process: its own clock (up to two minutes off), provider
+    /// client, view of the store, manager and Refresher.
     fn start_process(&mut self) {
         let s = &self.shared;
-        let id = s.server.add_process();
-        let store = FaultStore::new(
-            self.store.clone(),
-            Arc::clone(&s.chaos),
-            Arc::clone(&s.server),
-            Arc::clone(&s.clock),
-            id,
-        );
+        let id = s.life.add();
+        let offset_ms = s.chaos.rng_range_i64(-120_000, 120_000);
+        let store = ProcStore::new(Arc::clone(&s.store), Arc::clone(&s.chaos), id);
         let manager = TokenManager::builder(Arc::new(store))
             .provider(Arc::new(SimProvider::new(Arc::clone(&s.server), id)))
-            .clock(Arc::clone(&s.clock) as Arc<dyn auth_core::Clock>)
+            .clock(Arc::new(SimClock::new(offset_ms)) as Arc<dyn auth_core::Clock>)
             .event_capacity(4096)
             .build();
-        let mut events = manager.subscribe();
-        let server = Arc::clone(&s.server);
-        tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(TokenEvent::SaveFailed { key, .. }) => {
-                        server.note_save_failed(id, key.account.clone());
-                    }
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => break,
-                }
-            }
-        });
+        let refresher = Refresher::builder(manager.clone()).spawn();
+        s.server.note(
+            None,
+            format!("process {id} started (clock {offset_ms:+} ms)"),
+        );
         self.procs.push(Proc {
             id,
             manager,
-            retiring: false,
+            refresher,
+            offset_ms,
         });
     }
 
+    fn running(&self) -> Vec<usize> {
+        (0..self.procs.len())
+            .filter(|&i| self.shared.life.is_running(self.procs[i].id))
+            .collect()
+    }
+
     async fn run(mut self) -> Report {
-        let start = tokio::time::Instant::now();
-        for key in &self.accounts {
+        let start = Instant::now();
+        for (n, key) in self.accounts.iter().enumerate() {
             let token = self.shared.server.seed_grant(&key.account);
-            self.store
-                .save(key, &token, None)
-                .await
-                .expect("seeding the store");
+            self.shared.store.seed(key, token, 1 + n as u64);
         }
         let mut done = 0;
         while done < self.config.ops {
@@ -317,6 +423,7 @@ impl World {
                 if let Err(err) = task.await {
                     self.shared
                         .ledger()
+                        .findings
                         .violate(None, format!("a call panicked out of the manager: {err}"));
                 }
             }
@@ -330,37 +437,82 @@ impl World {
         }
         self.quiesce().await;
         let sim_time = start.elapsed();
-        self.check(sim_time).await
+        self.check(sim_time)
     }
 
-    /// Starts or ends the long faults: a full disk, a token endpoint down.
-    fn weather(&self) {
-        let c = &self.shared.chaos;
+    /// Between batches: kills, pauses, outages; and a replacement for
+    /// every dead process, so that the world keeps its size.
+    fn weather(&mut self) {
+        let c = Arc::clone(&self.shared.chaos);
         let rates = c.rates();
-        let now = self.shared.clock.now();
-        if c.chance(rates.disk_full) {
-            // Shorter than the manager's save retry (5 min): a longer one is
-            // the bounded-retry case the issue accepts, reported by an event.
-            let d = c.duration(Duration::from_secs(20), Duration::from_secs(240));
-            c.fill_disk_until(Some(now + d));
-        }
         if c.chance(rates.outage) {
             let d = c.duration(Duration::from_secs(20), Duration::from_secs(180));
+            let now = super::wall(Instant::now());
             c.outage_until(Some(now + d));
+        }
+        if c.chance(rates.store_outage) {
+            let d = c.duration(Duration::from_secs(1), Duration::from_secs(90));
+            self.shared.store.outage(d);
+        }
+        let running = self.running();
+        if !running.is_empty() && c.chance(0.04 * (1 + self.config.level) as f64) {
+            let p = self.procs[running[c.below(running.len())]].id;
+            self.kill(p);
+        }
+        let running = self.running();
+        if !running.is_empty() && c.chance(0.04 * (1 + self.config.level) as f64) {
+            let p = self.procs[running[c.below(running.len())]].id;
+            let d = c.pause_length(self.config.lease_ttl);
+            self.shared.life.pause(p, d);
+            self.shared
+                .server
+                .note(None, format!("process {p} paused for {d:?}"));
+            self.pauses += 1;
+        }
+        self.replace_dead();
+    }
+
+    /// Starts a replacement for every dead process, so that the world
+    /// keeps its size (a supervisor restarting what was killed).
+    fn replace_dead(&mut self) {
+        let dead = self
+            .procs
+            .iter()
+            .filter(|p| self.shared.life.is_dead(p.id))
+            .count();
+        let alive = self.procs.len() - dead;
+        for _ in alive..self.config.processes {
+            self.start_process();
+        }
+        for p in &self.procs {
+            if self.shared.life.is_dead(p.id) {
+                // Nothing it does can reach the store or the server any
+                // more; stopping its loop only saves the simulation work.
+                p.refresher.stop();
+            }
+        }
+        self.procs.retain(|p| !self.shared.life.is_dead(p.id));
+    }
+
+    /// `SIGKILL`: the process stops where it is, holding what it holds.
+    fn kill(&mut self, proc: usize) {
+        if self.shared.life.kill(proc) {
+            self.shared
+                .server
+                .note(None, format!("process {proc} killed"));
+            self.kills += 1;
         }
     }
 
-    /// Picks and spawns one operation (or restarts a process).
+    /// Picks and spawns one operation on a running process.
     fn start_op(&mut self) -> Option<tokio::task::JoinHandle<()>> {
         let c = Arc::clone(&self.shared.chaos);
-        let kind = c.weighted(&[46, 20, 6, 2, 2, 8, 2, 2]);
-        let live: Vec<usize> = (0..self.procs.len())
-            .filter(|&i| !self.procs[i].retiring)
-            .collect();
-        let slot = live[c.below(live.len())];
-        if kind == 7 {
-            return Some(self.restart(slot));
+        let running = self.running();
+        if running.is_empty() {
+            return None;
         }
+        let slot = running[c.below(running.len())];
+        let kind = c.weighted(&[46, 20, 6, 2, 2, 8, 2]);
         let key = self.accounts[c.below(self.accounts.len())].clone();
         let proc = self.procs[slot].id;
         let op = match kind {
@@ -398,178 +550,102 @@ impl World {
         };
         let delay = c.duration(Duration::ZERO, Duration::from_secs(3));
         let manager = self.procs[slot].manager.clone();
+        let offset_ms = self.procs[slot].offset_ms;
         let shared = Arc::clone(&self.shared);
         Some(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            call(shared, proc, manager, key, op, deadline).await;
+            call(shared, proc, offset_ms, manager, key, op, deadline).await;
         }))
     }
 
-    /// Shuts a process down (bounded) and starts its replacement. The old
-    /// one dies when its shutdown returns: whatever it held unsaved is
-    /// lost with it, which its shutdown must have reported.
-    fn restart(&mut self, slot: usize) -> tokio::task::JoinHandle<()> {
-        self.procs[slot].retiring = true;
-        let manager = self.procs[slot].manager.clone();
-        let proc = self.procs[slot].id;
-        self.start_process();
-        let shared = Arc::clone(&self.shared);
-        let timeout = shared
-            .chaos
-            .duration(Duration::ZERO, Duration::from_secs(60));
-        tokio::spawn(async move {
-            let clean = manager.shutdown(timeout).await.is_ok();
-            shared.server.kill(proc, clean);
-        })
-    }
-
-    /// Ends the faults, lets pending saves land, and shuts every process
-    /// down.
+    /// Ends the faults, wakes every process, and waits long enough for
+    /// every Refresher to finish orphans and every pending save to land.
     async fn quiesce(&mut self) {
         let c = &self.shared.chaos;
         c.set_rates(Rates::default());
-        c.fill_disk_until(None);
         c.outage_until(None);
+        self.shared.store.end_outages();
+        self.shared.life.wake_all();
+        self.replace_dead();
+        // Every account is used once more by a running process, so that a
+        // record left behind meets a caller as well as the Refreshers.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let running = self.running();
+        if let Some(&slot) = running.first() {
+            let manager = self.procs[slot].manager.clone();
+            for key in &self.accounts {
+                let _ = manager.access_token(key).await;
+            }
+        }
         tokio::time::sleep(Duration::from_secs(600)).await;
         for p in &self.procs {
-            if self.shared.server.is_dead(p.id) {
-                continue;
-            }
-            let clean = p.manager.shutdown(Duration::from_secs(120)).await.is_ok();
-            self.shared.server.kill(p.id, clean);
+            p.refresher.stop();
         }
     }
 
-    /// Checks (a), (b), (c) and the revocations at the end of the run;
-    /// (d) and (e) were checked as each call returned.
-    async fn check(self, sim_time: Duration) -> Report {
+    /// Runs the checker over everything the run recorded.
+    fn check(self, sim_time: Duration) -> Report {
         let mut ledger = std::mem::take(&mut *self.shared.ledger());
+        let lives = self.shared.life.snapshot();
         let server = &self.shared.server;
-        let stats;
-        let sends;
-        {
+        let (stats, sends) = {
             let m = server.model();
-            stats = m.stats.clone();
-            sends = m.sends.len() as u64;
-            // (a) every send of a spent refresh token is explained.
-            for s in &m.sends {
-                let account = s.grant.map(|g| &m.grants[g].account);
-                match &s.class {
-                    SendClass::Current | SendClass::DeadGrant => {}
-                    SendClass::Violation(what) => ledger.violate(account, format!("(a) {what}")),
-                    SendClass::Unknown => ledger.violate(
-                        account,
-                        "(a) a refresh token the server never issued was sent".into(),
-                    ),
-                    other => ledger.allow(format!("(a) spent token sent: {other:?}")),
-                }
-            }
-            // (b) no grant dies unless revoked, or lost beyond recovery.
-            for (g, grant) in m.grants.iter().enumerate() {
-                match &grant.death {
-                    None => {}
-                    Some(Death::Revoked) => ledger.allow("(b) grant revoked by the scenario"),
-                    Some(Death::Burned { class }) if class.is_violation() => ledger.violate(
-                        Some(&grant.account),
-                        format!("(b) grant g{g} burned by a send that was a bug: {class:?}"),
-                    ),
-                    Some(Death::Burned { class }) => {
-                        ledger.allow(format!("(b) grant burned after {class:?}"));
-                    }
-                }
-            }
-            for (proc, g, class) in &m.stale_revokes {
-                if class.is_violation() {
-                    ledger.violate(
-                        Some(&m.grants[*g].account),
-                        format!("revoke by process {proc} named a spent refresh token of g{g}, so the grant lives on: {class:?}"),
+            let ev = Evidence {
+                model: &m,
+                store: &self.shared.store,
+                lives: &lives,
+                now: Instant::now(),
+            };
+            checker::check(&ev, &self.accounts, &mut ledger.findings);
+            for (g, what) in std::mem::take(&mut ledger.served_burned) {
+                let Some((Death::Burned { send, .. }, _)) = &m.grants[g].death else {
+                    continue;
+                };
+                let s = &m.sends[*send];
+                let key = TokenKey::new(
+                    ProviderId::new(PROVIDER).expect("a valid id"),
+                    m.grants[g].account.clone(),
+                );
+                let excused =
+                    ev.loss(g, s.index, s.at).is_ok() || ev.paused_past_lease(&key, s.proc, s.at);
+                if excused {
+                    ledger
+                        .findings
+                        .allow("served a token of a grant lost to an allowed burn");
+                } else {
+                    let account = m.grants[g].account.clone();
+                    ledger.findings.violate(
+                        Some(&account),
+                        format!("{what}: a token of grant g{g}, burned by a bug"),
                     );
-                } else {
-                    ledger.allow(format!("revoke named a spent token: {class:?}"));
                 }
             }
-        }
-        // (c) each stored pair is its grant's newest, and flags are right.
-        for key in &self.accounts {
-            let Some(stored) = self.store.load(key).await.expect("the inner store") else {
-                continue;
-            };
-            let refresh = stored
-                .value
-                .refresh_token()
-                .map(|r| r.expose_secret().to_owned())
-                .unwrap_or_default();
-            let Some((g, i)) = server.pair_of_refresh(&refresh) else {
-                ledger.violate(
-                    Some(&key.account),
-                    "(c) the stored refresh token was never issued".into(),
-                );
-                continue;
-            };
-            let m = server.model();
-            let grant = &m.grants[g];
-            let flagged = stored.value.reauthorization_required().is_some();
-            if flagged && grant.death.is_none() {
-                ledger.violate(
-                    Some(&key.account),
-                    format!("(c) stored token of live grant g{g} is flagged for reauthorization"),
-                );
-            }
-            if grant.death.is_some() {
-                ledger.allow(if flagged {
-                    "(c) stored grant dead, flagged"
-                } else {
-                    "(c) stored grant dead, not flagged yet"
-                });
-                continue;
-            }
-            if i + 1 == grant.pairs.len() {
-                continue;
-            }
-            let next = &grant.pairs[i + 1];
-            let holders = m.holders(g, i + 1);
-            if next.delivered_to.is_empty() {
-                ledger.allow("(c) stored pair one behind: its successor's answer was lost");
-            } else if holders.is_empty() {
-                ledger.allow("(c) stored pair one behind: successor lost with a process that reported it, or superseded by its new login");
-            } else {
-                ledger.violate(
-                    Some(&key.account),
-                    format!(
-                        "(c) stored pair g{g}#{i} is older than #{} which reached process(es) {holders:?}",
-                        i + 1
-                    ),
-                );
-            }
-        }
-        let trace = self.trace(&ledger.violations);
+            (m.stats.clone(), m.sends.len() as u64)
+        };
+        let trace = self.trace(&ledger.findings.violations);
         Report {
             config: self.config.clone(),
             sim_time,
             ok: ledger.ok,
             errors: ledger.errors,
             cancelled: ledger.cancelled,
+            kills: self.kills,
+            pauses: self.pauses,
             sends,
+            unknown_commits: self.shared.store.unknown_commits(),
             stats,
-            allowed: ledger.allowed,
             error_kinds: ledger.error_kinds,
-            violations: ledger.violations,
+            findings: ledger.findings,
             trace,
         }
     }
 
-    /// The server's log for the accounts of the first violations.
+    /// The server's log for the account of the first violation.
     fn trace(&self, violations: &[(Option<AccountId>, String)]) -> String {
         let Some((account, _)) = violations.first() else {
             return String::new();
         };
-        let m = self.shared.server.model();
-        let lines: Vec<&String> = m
-            .log
-            .iter()
-            .filter(|(a, _)| a.is_none() || a == account)
-            .map(|(_, line)| line)
-            .collect();
+        let lines = self.shared.life.journal(account.as_ref());
         // `SIM_TRACE_LINES` shows more of the history (default 400).
         let keep = std::env::var("SIM_TRACE_LINES")
             .ok()
@@ -587,28 +663,29 @@ impl World {
 }
 
 /// One operation by one caller, who may give up after `deadline`; then
-/// checks (d) and (e) on its answer.
+/// checks what it got.
 async fn call(
     shared: Arc<Shared>,
     proc: usize,
+    offset_ms: i64,
     manager: TokenManager,
     key: TokenKey,
     op: Op,
     deadline: Option<Duration>,
 ) {
     let started = shared.tick();
+    let server = &shared.server;
     if let Op::Force(rejected) = &op {
-        shared.server.note(
-            &key.account,
+        server.note(
+            Some(&key.account),
             format!(
                 "process {proc}: force_refresh #{started} rejects {:?}",
-                shared.server.pair_of_access(rejected.secret())
+                server.pair_of_access(rejected.secret())
             ),
         );
     }
-    // The old tokens are what was stored when the remove started and what
-    // this process had handed out; a login still being saved by another
-    // process is not (see the report: a remove cannot see it).
+    // The old tokens of a remove or revoke: what was stored when it
+    // started, and what this process had handed out.
     let old_grants = match op {
         Op::Remove | Op::Revoke => {
             let mut grants: Vec<usize> = shared
@@ -617,9 +694,12 @@ async fn call(
                 .get(&(proc, key.account.clone()))
                 .map(|s| s.iter().copied().collect())
                 .unwrap_or_default();
-            let stored = shared.store.load(&key).await.expect("the inner store");
-            if let Some(refresh) = stored.as_ref().and_then(|s| s.value.refresh_token())
-                && let Some((g, _)) = shared.server.pair_of_refresh(refresh.expose_secret())
+            let stored = shared.store.peek(&key);
+            if let Some(refresh) = stored
+                .as_ref()
+                .and_then(|s| s.token.as_ref())
+                .and_then(|t| t.refresh_token())
+                && let Some((g, _)) = server.pair_of_refresh(refresh.expose_secret())
             {
                 grants.push(g);
             }
@@ -628,14 +708,22 @@ async fn call(
         _ => Vec::new(),
     };
     let work = perform(&shared, &manager, &key, &op);
-    let result = match deadline {
-        Some(d) => tokio::time::timeout(d, work).await.ok(),
-        None => Some(work.await),
+    let bounded = async {
+        match deadline {
+            Some(d) => tokio::time::timeout(d, work).await.ok(),
+            None => Some(work.await),
+        }
+    };
+    // A caller lives in its process: when the process dies, so does the
+    // call, wherever it was.
+    let result = tokio::select! {
+        biased;
+        r = bounded => r,
+        () = shared.life.died(proc) => return,
     };
     let completed = shared.tick();
-    let server = &shared.server;
     server.note(
-        &key.account,
+        Some(&key.account),
         format!(
             "process {proc}: {:?} (started #{started}) -> {}",
             OpName(&op),
@@ -647,7 +735,10 @@ async fn call(
             }
         ),
     );
-    let now = shared.clock.now();
+    if shared.life.is_dead(proc) {
+        // Whatever a dead process answered, nobody heard it.
+        return;
+    }
     let mut ledger = shared.ledger();
     let Some(result) = result else {
         ledger.cancelled += 1;
@@ -686,109 +777,90 @@ async fn call(
     ledger.ok += 1;
     let account = Some(&key.account);
     let secret = token.secret().to_owned();
-    let what = format!("{op:?}", op = OpName(&op));
-    // (d) the server takes it, now.
+    let what = format!("{:?} on process {proc}", OpName(&op));
+    let pair = server.pair_of_access(&secret);
+    // The server takes it, now.
     match server.use_access(&secret) {
         Validity::Valid => {}
-        Validity::Expired => ledger.violate(
-            account,
-            format!("(d) {what} on process {proc} returned an expired token at {now:?}"),
-        ),
-        Validity::Unknown => ledger.violate(
-            account,
-            format!("(d) {what} on process {proc} returned a token the server never issued"),
-        ),
-        Validity::Revoked => {
-            let here = ledger
-                .barriers
-                .iter()
-                .any(|b| b.proc == proc && b.account == key.account);
-            ledger.allow(if here {
-                "(d) served a revoked token (revoke on this process, concurrent with the call)"
+        Validity::Expired => {
+            // A host whose clock is behind sees a token as valid for as
+            // long as it is behind; nothing unsafe, and counted.
+            let lag = Duration::from_millis(offset_ms.min(0).unsigned_abs());
+            let expired_for = pair
+                .map(|(g, i)| {
+                    let m = server.model();
+                    let exp = m.grants[g].pairs[i].token.expires_at();
+                    exp.and_then(|e| super::wall(Instant::now()).duration_since(e).ok())
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            if expired_for <= lag {
+                ledger.findings.allow(
+                    "served a token expired by the true time, valid on the host's slow clock",
+                );
             } else {
-                "(d) served a token revoked by another process (its cache cannot know)"
-            });
+                ledger.findings.violate(
+                    account,
+                    format!("{what} returned a token expired for {expired_for:?} (clock {offset_ms:+} ms)"),
+                );
+            }
         }
-        Validity::Burned { explained: true } => {
-            ledger.allow("(d) served a token of a grant lost to an unrecoverable loss");
-        }
-        Validity::Burned { explained: false } => ledger.violate(
+        Validity::Unknown => ledger.findings.violate(
             account,
-            format!("(d) {what} on process {proc} returned a token of a grant burned by a bug"),
+            format!("{what} returned a token the server never issued"),
         ),
+        Validity::Dead(Death::Revoked) => ledger
+            .findings
+            .allow("served a revoked token (another process, or concurrent with the revoke)"),
+        Validity::Dead(Death::Superseded { .. }) => ledger
+            .findings
+            .allow("served a token superseded by a login (its cache cannot know)"),
+        Validity::Dead(Death::Burned { .. }) => {
+            if let Some((g, _)) = pair {
+                ledger.served_burned.push((g, what.clone()));
+            }
+        }
     }
-    let pair = server.pair_of_access(&secret);
     if let Op::Force(rejected) = &op {
         let old = server.pair_of_access(rejected.secret());
         // A later grant (a new login) is newer than any pair of an earlier
-        // one, whatever their issue order.
+        // one.
         let newer = match (pair, old) {
-            (Some((g, i, _)), Some((og, oi, _))) => (g, i) > (og, oi),
-            _ => false,
-        };
-        // The one older answer that is explained: the account's token was
-        // deleted (a revoke or a remove, on any process, of the rejected
-        // grant or of any grant newer than the answer), and the store then
-        // received an earlier login's token from another process, whose
-        // save had been pending (retried in the background) since before
-        // the deletion. A store keeps no record of a deletion, so that
-        // process cannot know; the answer is a live grant the user approved
-        // (checked above). A refresh of an older grant cannot land this
-        // way: its save needs the pair it replaced, which was deleted; so
-        // the answer must be a login's own pair, unless the rejected grant
-        // itself was revoked (the first form found, seed 5000806).
-        let older_login_after_revoke = match (pair, old) {
-            (Some((g, i, _)), Some((og, _, _))) => {
-                g < og
-                    && (server.is_revoked(og)
-                        || (i == 0
-                            && ledger.barriers.iter().any(|b| {
-                                b.account == key.account
-                                    && b.completed < started
-                                    && b.old_grants.iter().any(|&deleted| deleted > g)
-                            })))
-            }
+            (Some(p), Some(o)) => p > o,
             _ => false,
         };
         if !newer {
-            if older_login_after_revoke {
-                ledger.allow(
-                    "force_refresh after a revoke or remove: an earlier login's token, saved after \
-                     the deletion by another process",
-                );
-            } else {
-                ledger.violate(
-                    account,
-                    format!("force_refresh on process {proc} answered with {pair:?}, not newer than the rejected {old:?}"),
-                );
-            }
+            ledger.findings.violate(
+                account,
+                format!("force_refresh on process {proc} answered with {pair:?}, not newer than the rejected {old:?}"),
+            );
         }
     }
-    if let Op::Login { .. } = op {
-        server.login_done(&secret);
-    }
-    // (e) nothing removed or revoked on this process comes back to a call
-    // that started after the removal completed.
-    if let Some((g, i, _)) = pair {
+    // Nothing removed or revoked on this process comes back to a call that
+    // started after the removal completed.
+    if let Some((g, i)) = pair {
         ledger
             .served
             .entry((proc, key.account.clone()))
             .or_default()
             .insert(g);
-        let mut broken = Vec::new();
-        for b in &ledger.barriers {
-            if b.proc == proc
-                && b.account == key.account
-                && started > b.completed
-                && b.old_grants.contains(&g)
-            {
-                broken.push(format!(
-                    "(e) {what} on process {proc} returned g{g}#{i}, removed/revoked there before the call started"
-                ));
-            }
-        }
+        let broken: Vec<String> = ledger
+            .barriers
+            .iter()
+            .filter(|b| {
+                b.proc == proc
+                    && b.account == key.account
+                    && started > b.completed
+                    && b.old_grants.contains(&g)
+            })
+            .map(|_| {
+                format!(
+                    "{what} returned g{g}#{i}, removed or revoked there before the call started"
+                )
+            })
+            .collect();
         for v in broken {
-            ledger.violate(account, v);
+            ledger.findings.violate(account, v);
         }
     }
     let handed = ledger

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use auth_core::{Clock, RetryPolicy, TokenKey, TokenManager, TokenSet, TokenStore};
+use auth_core::{Clock, Expect, Record, RetryPolicy, TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, EmulatorBuilder, IssuedTokens, demo};
 use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
 use auth_oauth2::HttpConfig;
@@ -118,6 +118,20 @@ pub async fn seed_expired(world: &World, user: &str) -> (TokenKey, TokenSet) {
         .seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, user, &["sleep"]);
     let token = token_from(&issued, SystemTime::now() - Duration::from_secs(10 * 3600));
     let key = key(user);
-    world.store.save(&key, &token, None).await.unwrap();
+    put(world.store.as_ref(), &key, &token).await;
     (key, token)
+}
+
+/// Stores `token` under `key` through a lease, over whatever is stored
+/// (the record of a refresh in flight is cleared): how a test seeds a row.
+pub async fn put(store: &dyn TokenStore, key: &TokenKey, token: &TokenSet) {
+    let lease = store.lock(key, Duration::from_secs(5)).await.unwrap();
+    let expect = match lease.load().await.unwrap() {
+        Some(row) => Expect::Version(row.version),
+        None => Expect::Absent,
+    };
+    lease
+        .save_and_release(token, expect, Record::Clear)
+        .await
+        .unwrap();
 }

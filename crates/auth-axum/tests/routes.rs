@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
-use auth_core::TokenSet;
+use auth_core::{Expect, Record, TokenSet};
 
 use support::{Browser, FITBIT, GOOGLE, csrf_of};
 
@@ -436,10 +436,11 @@ async fn rewrite(
 ) {
     let key = app.key(provider, user);
     let store = app.manager.store();
-    let stored = store.load(&key).await.unwrap().expect("stored");
-    let changed = f(stored.value.clone());
-    store
-        .save(&key, &changed, Some(stored.version))
+    let lease = store.lock(&key, Duration::from_secs(5)).await.unwrap();
+    let stored = lease.load().await.unwrap().expect("stored");
+    let changed = f(stored.token.clone().expect("a token, not a tombstone"));
+    lease
+        .save_and_release(&changed, Expect::Version(stored.version), Record::Keep)
         .await
         .unwrap();
     app.manager.invalidate(&key);

@@ -1,5 +1,6 @@
-//! The [`TokenStore`] conformance suite: one function per clause of the
-//! trait's contract, each named after its clause and taking `&dyn TokenStore`.
+//! The [`TokenStore`] conformance suite: one async function per clause of
+//! the trait's contract, each named after its clause and taking
+//! `&dyn TokenStore`.
 //!
 //! Every store in this workspace runs it, and so should yours. Enable the
 //! `conformance` feature in your dev-dependencies and call [`run_all`]
@@ -12,45 +13,150 @@
 //!
 //! ```
 //! # use store_memory::MemoryTokenStore;
+//! use auth_core::conformance::{self, Capabilities};
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let store = MemoryTokenStore::new();
-//! auth_core::conformance::run_all(&store).await;
+//! conformance::run_all(&store, Capabilities::none()).await;
 //! # }
 //! ```
 //!
+//! # What differs between backends
+//!
+//! Backends differ in two ways the suite must know about, and a
+//! [`Capabilities`] value tells it:
+//!
+//! - **Whether a lease can be lost while its holder lives** (a lease row
+//!   that expires, a lock file deleted by hand). Such a store gives a
+//!   [`LeaseBreaker`] that makes a held lease lost the way its backend
+//!   loses one; the suite then takes the key over through another lease and
+//!   checks that every part of the old lease fails with
+//!   [`LeaseLost`](StoreErrorKind::LeaseLost) and writes nothing
+//!   ([`lease_fences_every_write`]), and that a record under a lost lease
+//!   is orphaned ([`record_survives_holder`]). A store whose leases are
+//!   lost only with their holder's process gives none, and those parts
+//!   pass trivially: its docs should say so.
+//! - **Whether it can hold data it cannot decode** (a damaged file, a
+//!   garbled row, a tampered ciphertext). Such a store gives a
+//!   [`Corrupter`]; [`undecodable_never_overwritten`] then damages a key
+//!   and checks that nothing replaces it. A store that cannot gives none.
+//!
 //! Stores whose instances share state (two file stores on one directory,
 //! two database stores on one database) also call [`run_all_shared`] with
-//! two instances, stores that can hold undecodable data call
-//! [`undecodable_never_overwritten`] with a [`Corrupter`] that damages a
-//! key's stored data the way their backend can be damaged, and stores whose
-//! leases can be lost call [`load_leased_lease_lost`] with a
-//! [`LeaseBreaker`] that makes a held lease lost the way their backend can
-//! lose one.
+//! two instances: it runs the clauses that can span instances with the
+//! writer on one and the reader, waiter or usurper on the other.
+//!
+//! # How it behaves
 //!
 //! The functions panic with a message naming the clause when the store
-//! breaks it. They use their own provider ids (prefixed `conformance-`), so
-//! they can run against a store that holds other data, but they leave their
-//! keys behind only when they fail.
+//! breaks it, and every failure they expect is checked for its
+//! [`StoreErrorKind`]. Each call uses provider ids of its own (prefixed
+//! `conformance-` and made unique per call), so the suite can run against a
+//! store that holds other data, run twice on one store, or run on two
+//! instances at once. What a clause writes it deletes at the end, which
+//! leaves tombstones (the contract keeps them, for the sequence): `list`
+//! does not show them.
+//!
+//! Waits are bounded and short: the suite uses real time, so run it on a
+//! runtime whose clock is not paused.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 
-use crate::error::StoreErrorKind;
-use crate::id::{ProviderId, TokenKey};
-use crate::store::TokenStore;
-use crate::store::Version;
+use crate::error::{Result, StoreErrorKind};
+use crate::id::{AccountId, ProviderId, TokenKey};
+use crate::store::{Expect, Lease, Record, Sequence, Stored, TokenStore, Version};
 use crate::token::TokenSet;
 
 const ACCESS_SECRET: &str = "conformance-access-7f3a9c21e4b8d605";
 const REFRESH_SECRET: &str = "conformance-refresh-1b2c3d4e5f6a7b8c";
 
-fn key(provider: &str, account: &str) -> TokenKey {
-    TokenKey::parse(&format!("conformance-{provider}"), account).expect("valid conformance key")
+/// How long the suite waits for a lease it expects to get.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long the suite waits for a lease it expects to be held by another.
+const SHORT: Duration = Duration::from_millis(150);
+/// The `limit` the suite passes to `orphaned` when it looks for its keys.
+const ORPHAN_LIMIT: usize = 10_000;
+
+/// What the backend under test can do beyond the common contract: see the
+/// [module docs](self). Build it with [`none`](Self::none) and the `with_`
+/// methods:
+///
+/// ```ignore
+/// let caps = Capabilities::none()
+///     .with_lease_breaker(&ExpireLease(store.clone()))
+///     .with_corrupter(&Truncate(store.clone()));
+/// ```
+#[derive(Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct Capabilities<'a> {
+    /// How a held lease is lost while its holder lives; `None` when leases
+    /// are lost only with their holder's process.
+    pub lease_breaker: Option<&'a dyn LeaseBreaker>,
+    /// How the stored data of a key is made undecodable; `None` when the
+    /// store cannot hold undecodable data.
+    pub corrupter: Option<&'a dyn Corrupter>,
+}
+
+impl<'a> Capabilities<'a> {
+    /// A store whose leases are lost only with their holder's process and
+    /// that cannot hold undecodable data (a process-local memory store).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Leases of this store can be lost while their holder lives, the way
+    /// `breaker` loses one.
+    #[must_use]
+    pub fn with_lease_breaker(mut self, breaker: &'a dyn LeaseBreaker) -> Self {
+        self.lease_breaker = Some(breaker);
+        self
+    }
+
+    /// This store can hold data it cannot decode, made the way `corrupter`
+    /// makes it.
+    #[must_use]
+    pub fn with_corrupter(mut self, corrupter: &'a dyn Corrupter) -> Self {
+        self.corrupter = Some(corrupter);
+        self
+    }
+}
+
+impl std::fmt::Debug for Capabilities<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capabilities")
+            .field("lease_breaker", &self.lease_breaker.is_some())
+            .field("corrupter", &self.corrupter.is_some())
+            .finish()
+    }
+}
+
+/// Makes a held lease lost the way the backend can lose one (its row
+/// expired, its lock file deleted), for [`lease_fences_every_write`] and
+/// [`record_survives_holder`].
+#[async_trait]
+pub trait LeaseBreaker: Send + Sync {
+    /// Makes the lease held on `key` lost: its holder must no longer hold
+    /// it, and a `lock` of the key must then succeed at once. It need not
+    /// take the lease for anyone itself.
+    async fn break_lease(&self, key: &TokenKey);
+}
+
+/// Damages the stored data of one key the way the backend can be damaged
+/// (a truncated file, a garbled row, a tampered ciphertext), for
+/// [`undecodable_never_overwritten`].
+#[async_trait]
+pub trait Corrupter: Send + Sync {
+    /// Makes the stored data of `key` undecodable.
+    async fn corrupt(&self, key: &TokenKey);
+
+    /// Removes the damaged data of `key` the way a person would after
+    /// looking at it (moving the file aside, deleting the row), so the
+    /// suite leaves nothing damaged behind.
+    async fn repair(&self, key: &TokenKey);
 }
 
 /// A token whose every field is set, for round trips.
@@ -63,538 +169,1439 @@ pub fn sample_token(tag: &str) -> TokenSet {
         .with_extra("user_id", serde_json::json!("26FWFL"))
 }
 
-fn assert_same(got: &TokenSet, want: &TokenSet, clause: &str) {
-    assert_eq!(
-        got.access_token().expose_secret(),
-        want.access_token().expose_secret(),
-        "{clause}: access token differs"
-    );
-    assert_eq!(
-        got.refresh_token().map(|t| t.expose_secret().to_owned()),
-        want.refresh_token().map(|t| t.expose_secret().to_owned()),
-        "{clause}: refresh token differs"
-    );
-    assert_eq!(
-        got.token_type(),
-        want.token_type(),
-        "{clause}: token type differs"
-    );
-    assert_eq!(
-        got.expires_at(),
-        want.expires_at(),
-        "{clause}: expires_at differs"
-    );
-    assert_eq!(
-        got.issued_at(),
-        want.issued_at(),
-        "{clause}: issued_at differs"
-    );
-    assert_eq!(got.scopes(), want.scopes(), "{clause}: scopes differ");
-    assert_eq!(got.extras(), want.extras(), "{clause}: extras differ");
-    assert_eq!(
-        got.reauthorization_required(),
-        want.reauthorization_required(),
-        "{clause}: reauthorization flag differs"
-    );
+/// A token with nothing but an access token.
+fn minimal_token(tag: &str) -> TokenSet {
+    TokenSet::new(
+        format!("{ACCESS_SECRET}-{tag}"),
+        "Bearer",
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000),
+    )
 }
 
-async fn cleanup(store: &dyn TokenStore, keys: &[&TokenKey]) {
-    for k in keys {
-        store.delete(k).await.expect("cleanup delete");
+/// Ids unique to one call of a clause.
+struct Ids {
+    clause: &'static str,
+    run: String,
+}
+
+impl Ids {
+    fn new(clause: &'static str) -> Self {
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        Self {
+            clause,
+            run: format!("{:x}-{call}", nanos % (1 << 48)),
+        }
+    }
+
+    fn provider(&self, name: &str) -> ProviderId {
+        ProviderId::new(format!("conformance-{name}-{}", self.run)).expect("valid conformance id")
+    }
+
+    fn key_in(&self, provider: &str, account: &str) -> TokenKey {
+        TokenKey::new(
+            self.provider(provider),
+            AccountId::new(account).expect("valid conformance account"),
+        )
+    }
+
+    fn key(&self, account: &str) -> TokenKey {
+        self.key_in(self.clause, account)
     }
 }
 
-/// A saved token loads back equal, with the version `save` returned.
-pub async fn round_trip(store: &dyn TokenStore) {
-    let k = key("round-trip", "alice");
-    let token = sample_token("rt").flagged_for_reauthorization("test flag");
-    let version = store
-        .save(&k, &token, None)
-        .await
-        .expect("round_trip: save");
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("round_trip: load")
-        .expect("round_trip: saved token is missing");
-    assert_eq!(loaded.version, version, "round_trip: version differs");
-    assert_same(&loaded.value, &token, "round_trip");
-    cleanup(store, &[&k]).await;
-}
-
-/// Loading a key never saved gives `None`.
-pub async fn missing_key(store: &dyn TokenStore) {
-    let k = key("missing", "nobody");
-    let loaded = store.load(&k).await.expect("missing_key: load");
-    assert!(
-        loaded.is_none(),
-        "missing_key: got a token for a key never saved"
-    );
-}
-
-/// `save` with `expected = None` only creates.
-pub async fn create_only(store: &dyn TokenStore) {
-    let k = key("create-only", "alice");
-    let first = sample_token("first");
-    store
-        .save(&k, &first, None)
-        .await
-        .expect("create_only: first save");
-    let err = store
-        .save(&k, &sample_token("second"), None)
-        .await
-        .expect_err("create_only: a second create-only save succeeded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "create_only: {err}"
-    );
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("create_only: load")
-        .expect("create_only: token gone");
-    assert_same(
-        &loaded.value,
-        &first,
-        "create_only (failed save changed the token)",
-    );
-    cleanup(store, &[&k]).await;
-}
-
-/// `save` with a stale expected version fails with `Conflict` and changes nothing.
-pub async fn cas_conflict(store: &dyn TokenStore) {
-    let k = key("cas-conflict", "alice");
-    let v1 = store
-        .save(&k, &sample_token("v1"), None)
-        .await
-        .expect("cas_conflict: create");
-    let second = sample_token("v2");
-    store
-        .save(&k, &second, Some(v1))
-        .await
-        .expect("cas_conflict: update");
-    let err = store
-        .save(&k, &sample_token("stale"), Some(v1))
-        .await
-        .expect_err("cas_conflict: a save with a stale version succeeded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "cas_conflict: {err}"
-    );
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("cas_conflict: load")
-        .expect("cas_conflict: token gone");
-    assert_same(
-        &loaded.value,
-        &second,
-        "cas_conflict (failed save changed the token)",
-    );
-    let ghost = key("cas-conflict", "ghost");
-    let err = store
-        .save(&ghost, &sample_token("ghost"), Some(v1))
-        .await
-        .expect_err("cas_conflict: an update of a missing key succeeded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "cas_conflict: {err}"
-    );
-    assert!(
-        store
-            .load(&ghost)
-            .await
-            .expect("cas_conflict: load ghost")
-            .is_none()
-    );
-    cleanup(store, &[&k]).await;
-}
-
-/// A successful overwrite returns a greater version.
-pub async fn overwrite_bumps_version(store: &dyn TokenStore) {
-    let k = key("overwrite", "alice");
-    let mut version = store
-        .save(&k, &sample_token("0"), None)
-        .await
-        .expect("overwrite: create");
-    for i in 1..5 {
-        let next = store
-            .save(&k, &sample_token(&i.to_string()), Some(version))
-            .await
-            .expect("overwrite_bumps_version: save");
-        assert!(
-            next > version,
-            "overwrite_bumps_version: {next} is not greater than {version}"
-        );
-        version = next;
-    }
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("overwrite: load")
-        .expect("overwrite: gone");
-    assert_eq!(
-        loaded.version, version,
-        "overwrite_bumps_version: loaded version"
-    );
-    assert_same(&loaded.value, &sample_token("4"), "overwrite_bumps_version");
-    cleanup(store, &[&k]).await;
-}
-
-/// A key deleted and created again never reuses a version.
-pub async fn versions_survive_delete(store: &dyn TokenStore) {
-    let k = key("versions-survive-delete", "alice");
-    let mut highest = store
-        .save(&k, &sample_token("0"), None)
-        .await
-        .expect("versions_survive_delete: create");
-    highest = store
-        .save(&k, &sample_token("1"), Some(highest))
-        .await
-        .expect("versions_survive_delete: update");
-    for round in 0..3 {
-        assert!(
-            store
-                .delete(&k)
-                .await
-                .expect("versions_survive_delete: delete")
-        );
-        let again = store
-            .save(&k, &sample_token(&format!("again-{round}")), None)
-            .await
-            .expect("versions_survive_delete: re-create");
-        assert!(
-            again > highest,
-            "versions_survive_delete: {again} after {highest}"
-        );
-        let err = store
-            .save(&k, &sample_token("stale"), Some(highest))
-            .await
-            .expect_err("versions_survive_delete: a stale version won");
-        assert_eq!(
+/// Fails unless `result` is the store error `want`.
+fn expect_kind<T>(result: Result<T>, want: StoreErrorKind, what: &str) {
+    match result {
+        Ok(_) => panic!("{what}: succeeded, but it must fail with {want}"),
+        Err(err) => assert_eq!(
             err.store_kind(),
-            Some(StoreErrorKind::Conflict),
-            "versions_survive_delete: {err}"
-        );
-        highest = again;
+            Some(want),
+            "{what}: must fail with {want}, failed with: {err}"
+        ),
     }
-    cleanup(store, &[&k]).await;
 }
 
-/// `delete` removes the key and says so.
-pub async fn delete(store: &dyn TokenStore) {
-    let k = key("delete", "alice");
+/// Fails unless `result` is a store error of one of `kinds`.
+fn expect_one_of<T>(result: Result<T>, kinds: &[StoreErrorKind], what: &str) {
+    match result {
+        Ok(_) => panic!("{what}: succeeded, but it must fail with one of {kinds:?}"),
+        Err(err) => assert!(
+            err.store_kind().is_some_and(|k| kinds.contains(&k)),
+            "{what}: must fail with one of {kinds:?}, failed with: {err}"
+        ),
+    }
+}
+
+/// Fails unless the two tokens are equal in every field, secrets included,
+/// without printing a secret.
+fn assert_same(got: &TokenSet, want: &TokenSet, what: &str) {
+    let got = serde_json::to_value(got).expect("a token serializes");
+    let want = serde_json::to_value(want).expect("a token serializes");
+    if got != want {
+        let fields = |v: &serde_json::Value| -> Vec<(String, String)> {
+            v.as_object()
+                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+                .unwrap_or_default()
+        };
+        let (g, w) = (fields(&got), fields(&want));
+        let differ: Vec<&str> = w
+            .iter()
+            .filter(|f| !g.contains(f))
+            .map(|(k, _)| k.as_str())
+            .chain(
+                g.iter()
+                    .filter(|f| !w.iter().any(|(k, _)| *k == f.0))
+                    .map(|(k, _)| k.as_str()),
+            )
+            .collect();
+        panic!("{what}: the token differs in {differ:?}");
+    }
+}
+
+/// The token of a row that must hold one.
+fn token_of<'s>(stored: &'s Stored, what: &str) -> &'s TokenSet {
+    stored
+        .token
+        .as_ref()
+        .unwrap_or_else(|| panic!("{what}: the row holds no token"))
+}
+
+async fn lease(store: &dyn TokenStore, key: &TokenKey, what: &str) -> Box<dyn Lease> {
+    let lease = store
+        .lock(key, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: lock {key}: {e}"));
+    assert_eq!(lease.key(), key, "{what}: the lease names another key");
+    lease
+}
+
+/// The row of `key`, read without a lease; it must exist.
+async fn stored(store: &dyn TokenStore, key: &TokenKey, what: &str) -> Stored {
     store
-        .save(&k, &sample_token("d"), None)
+        .load(key)
         .await
-        .expect("delete: save");
-    assert!(
-        store.delete(&k).await.expect("delete: delete"),
-        "delete: returned false"
-    );
-    assert!(
-        store.load(&k).await.expect("delete: load").is_none(),
-        "delete: token still there"
-    );
-    assert!(
-        !store
-            .list(Some(&k.provider))
-            .await
-            .expect("delete: list")
-            .contains(&k),
-        "delete: key still listed"
-    );
+        .unwrap_or_else(|e| panic!("{what}: load {key}: {e}"))
+        .unwrap_or_else(|| panic!("{what}: {key} has no row"))
+}
+
+/// The row of the lease's key, read through the lease; it must exist.
+async fn leased(lease: &dyn Lease, what: &str) -> Stored {
+    lease
+        .load()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: load through the lease: {e}"))
+        .unwrap_or_else(|| panic!("{what}: {} has no row", lease.key()))
+}
+
+/// Creates `key` with `token` through a lease of `store` (as a login does)
+/// and releases the lease.
+async fn create(store: &dyn TokenStore, key: &TokenKey, token: &TokenSet, what: &str) -> Version {
+    let lease = lease(store, key, what).await;
+    let sequence = lease
+        .next_sequence()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: next_sequence: {e}"));
+    lease
+        .save_and_release(token, Expect::Login(sequence), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: create {key}: {e}"))
+}
+
+/// Deletes what the clause wrote (leaving tombstones).
+async fn cleanup(store: &dyn TokenStore, keys: &[&TokenKey]) {
+    for key in keys {
+        let lease = lease(store, key, "cleanup").await;
+        if let Some(row) = lease.load().await.expect("cleanup: load")
+            && row.token.is_some()
+        {
+            lease.delete(row.version).await.expect("cleanup: delete");
+        }
+        lease.release().await.expect("cleanup: release");
+    }
+}
+
+/// Returns once a dropped lease of `key` is released: a backend may
+/// release a dropped lease in the background, so the suite takes the
+/// lease (which waits for that) and releases it.
+async fn settled(store: &dyn TokenStore, key: &TokenKey, what: &str) {
+    lease(store, key, what)
+        .await
+        .release()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: release: {e}"));
+}
+
+/// Whether `orphaned` lists `key`.
+async fn is_orphaned(store: &dyn TokenStore, key: &TokenKey, what: &str) -> bool {
     store
-        .save(&k, &sample_token("again"), None)
+        .orphaned(ORPHAN_LIMIT)
         .await
-        .expect("delete: a deleted key can be created again");
-    cleanup(store, &[&k]).await;
+        .unwrap_or_else(|e| panic!("{what}: orphaned: {e}"))
+        .contains(key)
 }
 
-/// `delete` of an absent key returns `false`.
-pub async fn delete_missing(store: &dyn TokenStore) {
-    let k = key("delete-missing", "nobody");
-    assert!(
-        !store.delete(&k).await.expect("delete_missing: delete"),
-        "delete_missing: returned true"
-    );
+/// **round_trip**: a token saved through a lease loads back equal (every
+/// field, secrets included) with the version the save returned, through the
+/// lease and without it, by `save` and by `save_and_release`.
+pub async fn round_trip(store: &dyn TokenStore) {
+    round_trip_between(store, store, "round_trip").await;
 }
 
-/// `list` returns all keys, or one provider's.
-pub async fn list_filtered(store: &dyn TokenStore) {
-    let a1 = key("list-a", "one");
-    let a2 = key("list-a", "two");
-    let b1 = key("list-b", "one");
-    for k in [&a1, &a2, &b1] {
-        store
-            .save(k, &sample_token("l"), None)
-            .await
-            .expect("list_filtered: save");
+async fn round_trip_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("round-trip");
+    let k = ids.key("alice");
+    let full = sample_token("rt").flagged_for_reauthorization("test flag");
+    let minimal = minimal_token("rt-min");
+
+    let held = lease(a, &k, clause).await;
+    let v1 = held
+        .save(&full, Expect::Absent, Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
+    for (row, how) in [
+        (leased(held.as_ref(), clause).await, "through the lease"),
+        (stored(a, &k, clause).await, "without the lease"),
+    ] {
+        assert_eq!(row.version, v1, "{clause}: version {how}");
+        assert_same(token_of(&row, clause), &full, &format!("{clause} ({how})"));
+        assert!(row.in_flight.is_none(), "{clause}: a record appeared");
     }
-    let mut only_a = store
-        .list(Some(&a1.provider))
+    held.release()
         .await
-        .expect("list_filtered: list a");
-    only_a.sort();
-    assert_eq!(
-        only_a,
-        vec![a1.clone(), a2.clone()],
-        "list_filtered: provider filter"
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+
+    let row = stored(b, &k, clause).await;
+    assert_eq!(row.version, v1, "{clause}: version on the other instance");
+    assert_same(token_of(&row, clause), &full, clause);
+
+    let held = lease(b, &k, clause).await;
+    assert_eq!(leased(held.as_ref(), clause).await.version, v1);
+    let v2 = held
+        .save_and_release(&minimal, Expect::Version(v1), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save_and_release: {e}"));
+    let row = stored(a, &k, clause).await;
+    assert_eq!(row.version, v2, "{clause}: version after save_and_release");
+    let token = token_of(&row, clause);
+    assert_same(token, &minimal, &format!("{clause} (minimal token)"));
+    assert!(
+        token.refresh_token().is_none() && token.expires_at().is_none(),
+        "{clause}: fields appeared in a minimal token"
     );
-    let all = store.list(None).await.expect("list_filtered: list all");
-    for k in [&a1, &a2, &b1] {
-        assert!(
-            all.contains(k),
-            "list_filtered: {k} missing from list(None)"
+    cleanup(a, &[&k]).await;
+}
+
+/// **missing_key**: `load` of a key never written returns `Ok(None)`,
+/// through a lease too, and a lease alone writes nothing.
+pub async fn missing_key(store: &dyn TokenStore) {
+    let clause = "missing_key";
+    let ids = Ids::new("missing");
+    let k = ids.key("nobody");
+    let loaded = store
+        .load(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: load: {e}"));
+    assert!(loaded.is_none(), "{clause}: a key never written has a row");
+    let held = lease(store, &k, clause).await;
+    let loaded = held
+        .load()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: load through the lease: {e}"));
+    assert!(loaded.is_none(), "{clause}: a key never written has a row");
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    let loaded = store
+        .load(&k)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: load: {e}"));
+    assert!(loaded.is_none(), "{clause}: taking a lease wrote a row");
+    let listed = store
+        .list(Some(&k.provider))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: list: {e}"));
+    assert!(listed.is_empty(), "{clause}: list shows {listed:?}");
+    assert!(
+        !is_orphaned(store, &k, clause).await,
+        "{clause}: a key never written is orphaned"
+    );
+}
+
+/// **fenced_create**: `save` with [`Expect::Absent`] succeeds only if no
+/// row exists (a token or a tombstone); otherwise it fails with `Conflict`
+/// and changes nothing.
+pub async fn fenced_create(store: &dyn TokenStore) {
+    let clause = "fenced_create";
+    let ids = Ids::new("fenced-create");
+    let k = ids.key("alice");
+    let first = sample_token("first");
+    let second = sample_token("second");
+
+    let held = lease(store, &k, clause).await;
+    let v1 = held
+        .save(&first, Expect::Absent, Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: create: {e}"));
+    for record in [Record::Clear, Record::Keep] {
+        expect_kind(
+            held.save(&second, Expect::Absent, record).await,
+            StoreErrorKind::Conflict,
+            &format!("{clause}: a second create ({record:?})"),
         );
     }
-    let none = ProviderId::new("conformance-list-none").expect("valid id");
-    assert!(
-        store
-            .list(Some(&none))
-            .await
-            .expect("list_filtered: list empty")
-            .is_empty()
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(
+        row.version, v1,
+        "{clause}: a failed create changed the version"
     );
-    cleanup(store, &[&a1, &a2, &b1]).await;
+    assert_same(token_of(&row, clause), &first, clause);
+
+    let tomb = held
+        .delete(v1)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: delete: {e}"));
+    expect_kind(
+        held.save(&second, Expect::Absent, Record::Clear).await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: a create over a tombstone"),
+    );
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, tomb, "{clause}: the tombstone changed");
+    assert!(
+        row.token.is_none(),
+        "{clause}: a create over a tombstone wrote"
+    );
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+
+    // The same through save_and_release, which releases even when it fails.
+    let k2 = ids.key("bob");
+    lease(store, &k2, clause)
+        .await
+        .save_and_release(&first, Expect::Absent, Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: create by save_and_release: {e}"));
+    expect_kind(
+        lease(store, &k2, clause)
+            .await
+            .save_and_release(&second, Expect::Absent, Record::Clear)
+            .await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: a second create by save_and_release"),
+    );
+    assert_same(
+        token_of(&stored(store, &k2, clause).await, clause),
+        &first,
+        clause,
+    );
+    cleanup(store, &[&k2]).await;
 }
 
-/// Keys differing in provider, account or only in case stay apart.
-pub async fn keys_isolated(store: &dyn TokenStore) {
-    let keys = [
-        key("isolated", "alice"),
-        key("isolated", "Alice"),
-        key("isolated", "ALICE"),
-        key("isolated-2", "alice"),
-        key("Isolated", "alice"),
-        key("isolated", "alice.json"),
-        key("isolated", ".."),
-        key("isolated", "a b%2F"),
-    ];
-    for (i, k) in keys.iter().enumerate() {
-        store
-            .save(k, &sample_token(&i.to_string()), None)
-            .await
-            .expect("keys_isolated: save");
-    }
-    for (i, k) in keys.iter().enumerate() {
-        let loaded = store
-            .load(k)
-            .await
-            .expect("keys_isolated: load")
-            .expect("keys_isolated: missing");
-        assert_same(
-            &loaded.value,
-            &sample_token(&i.to_string()),
-            &format!("keys_isolated ({k})"),
+/// **cas_conflict**: `save` with [`Expect::Version`] succeeds only at that
+/// exact version; older or newer versions, and a missing key, fail with
+/// `Conflict` and change nothing. `mark_in_flight` and `delete` check their
+/// version the same way.
+pub async fn cas_conflict(store: &dyn TokenStore) {
+    cas_conflict_between(store, store, "cas_conflict").await;
+}
+
+async fn cas_conflict_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("cas-conflict");
+    let k = ids.key("alice");
+    let v1 = create(a, &k, &sample_token("v1"), clause).await;
+    let second = sample_token("v2");
+    let held = lease(b, &k, clause).await;
+    let v2 = held
+        .save(&second, Expect::Version(v1), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: update: {e}"));
+    let stale = sample_token("stale");
+    let newer = Version(v2.0.saturating_add(1_000_000));
+    for (expected, which) in [(v1, "an older"), (newer, "a newer")] {
+        for record in [Record::Clear, Record::Keep] {
+            expect_kind(
+                held.save(&stale, Expect::Version(expected), record).await,
+                StoreErrorKind::Conflict,
+                &format!("{clause}: save at {which} version ({record:?})"),
+            );
+        }
+        expect_kind(
+            held.mark_in_flight(expected).await,
+            StoreErrorKind::Conflict,
+            &format!("{clause}: mark_in_flight at {which} version"),
+        );
+        expect_kind(
+            held.delete(expected).await,
+            StoreErrorKind::Conflict,
+            &format!("{clause}: delete at {which} version"),
         );
     }
-    let refs: Vec<&TokenKey> = keys.iter().collect();
-    cleanup(store, &refs).await;
-}
-
-/// While a lock is held, the same key cannot be locked; other keys can.
-pub async fn lock_exclusive(store: &dyn TokenStore) {
-    let k = key("lock-exclusive", "alice");
-    let other = key("lock-exclusive", "bob");
-    let held = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("lock_exclusive: first lock");
-    assert_eq!(held.key(), &k, "lock_exclusive: lock names another key");
-    let err = store
-        .lock(&k, Duration::from_millis(100))
-        .await
-        .expect_err("lock_exclusive: the same key was locked twice");
+    let row = leased(held.as_ref(), clause).await;
     assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::LockTimeout),
-        "lock_exclusive: {err}"
+        row.version, v2,
+        "{clause}: a failed write changed the version"
     );
-    let _other = store
-        .lock(&other, Duration::from_millis(100))
+    assert_same(token_of(&row, clause), &second, clause);
+    assert!(
+        row.in_flight.is_none(),
+        "{clause}: a failed mark wrote a record"
+    );
+    held.release()
         .await
-        .expect("lock_exclusive: a lock on another key was refused");
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+
+    let ghost = ids.key("ghost");
+    let held = lease(a, &ghost, clause).await;
+    expect_kind(
+        held.save(&stale, Expect::Version(v1), Record::Clear).await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: an update of a missing key"),
+    );
+    expect_kind(
+        held.mark_in_flight(v1).await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: mark_in_flight of a missing key"),
+    );
+    expect_kind(
+        held.delete(v1).await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: delete of a missing key"),
+    );
     drop(held);
+    assert!(
+        b.load(&ghost)
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
+            .is_none(),
+        "{clause}: a failed write to a missing key wrote a row"
+    );
+    cleanup(a, &[&k]).await;
 }
 
-/// Dropping a lock lets a waiter in.
-pub async fn lock_released_on_drop(store: &dyn TokenStore) {
-    let k = key("lock-drop", "alice");
-    let held = store
-        .lock(&k, Duration::from_secs(5))
+/// **versions_grow**: every write (save, mark, delete) returns a version
+/// greater than the one it replaced, also across a delete, and the row
+/// loads at that version; `next_sequence` changes no version.
+pub async fn versions_grow(store: &dyn TokenStore) {
+    versions_grow_between(store, store, "versions_grow").await;
+}
+
+async fn versions_grow_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("versions-grow");
+    let k = ids.key("alice");
+    let held = lease(a, &k, clause).await;
+    let first = held
+        .next_sequence()
         .await
-        .expect("lock_released_on_drop: first lock");
-    let waiter = store.lock(&k, Duration::from_secs(10));
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+    let mut last = held
+        .save(&sample_token("0"), Expect::Login(first), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: create: {e}"));
+    let step = |what: &'static str, got: Result<Version>, last: Version| -> Version {
+        let got = got.unwrap_or_else(|e| panic!("{clause}: {what}: {e}"));
+        assert!(
+            got > last,
+            "{clause}: {what} returned {got}, not above {last}"
+        );
+        got
+    };
+    for round in 0..3 {
+        last = step("mark", held.mark_in_flight(last).await, last);
+        let token = sample_token(&format!("keep-{round}"));
+        last = step(
+            "save keeping the record",
+            held.save(&token, Expect::Version(last), Record::Keep).await,
+            last,
+        );
+        let token = sample_token(&format!("clear-{round}"));
+        last = step(
+            "save clearing the record",
+            held.save(&token, Expect::Version(last), Record::Clear)
+                .await,
+            last,
+        );
+        assert_eq!(leased(held.as_ref(), clause).await.version, last);
+        held.next_sequence()
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+        assert_eq!(
+            leased(held.as_ref(), clause).await.version,
+            last,
+            "{clause}: next_sequence changed the version"
+        );
+        last = step("delete", held.delete(last).await, last);
+        let sequence = held
+            .next_sequence()
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+        let token = sample_token(&format!("again-{round}"));
+        last = step(
+            "a login after a delete",
+            held.save(&token, Expect::Login(sequence), Record::Clear)
+                .await,
+            last,
+        );
+    }
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    // The other instance goes on from there.
+    let held = lease(b, &k, clause).await;
+    assert_eq!(leased(held.as_ref(), clause).await.version, last);
+    let tomb = step("delete", held.delete(last).await, last);
+    let sequence = held
+        .next_sequence()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+    let again = step(
+        "a login after a delete",
+        held.save_and_release(&sample_token("b"), Expect::Login(sequence), Record::Clear)
+            .await,
+        tomb,
+    );
+    assert_eq!(stored(a, &k, clause).await.version, again);
+    cleanup(a, &[&k]).await;
+}
+
+/// **lease_exclusive**: while one [`Lease`] on a key is alive, `lock` on the
+/// same key waits (and gets it only after the release); leases on other
+/// keys do not.
+pub async fn lease_exclusive(store: &dyn TokenStore) {
+    lease_exclusive_between(store, store, "lease_exclusive").await;
+}
+
+async fn lease_exclusive_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("lease-exclusive");
+    let k = ids.key("alice");
+    let other = ids.key("bob");
+    let held = lease(a, &k, clause).await;
+    expect_kind(
+        b.lock(&k, SHORT).await,
+        StoreErrorKind::LockTimeout,
+        &format!("{clause}: a second lease on a held key"),
+    );
+    let beside = b
+        .lock(&other, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a lease on another key was refused: {e}"));
+
+    let released = Arc::new(AtomicBool::new(false));
+    let waiter = {
+        let released = Arc::clone(&released);
+        let k = k.clone();
+        async move {
+            let lease = b.lock(&k, WAIT).await;
+            (lease, released.load(Ordering::SeqCst))
+        }
+    };
+    let mut waiter = Box::pin(waiter);
+    let early = tokio::time::timeout(SHORT, &mut waiter).await;
+    assert!(
+        early.is_err(),
+        "{clause}: a lease on a held key did not wait"
+    );
+    released.store(true, Ordering::SeqCst);
+    drop(held);
+    let (got, after_release) = waiter.await;
+    got.unwrap_or_else(|e| panic!("{clause}: the waiter never got the lease: {e}"));
+    assert!(
+        after_release,
+        "{clause}: the waiter got the lease before its release"
+    );
+    drop(beside);
+}
+
+/// **lease_released**: dropping or releasing a lease lets the next waiter
+/// in, `save_and_release` releases whether or not its save succeeds, and a
+/// `lock` future dropped while it waits leaves nothing held.
+pub async fn lease_released(store: &dyn TokenStore) {
+    lease_released_between(store, store, "lease_released").await;
+}
+
+async fn lease_released_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("lease-released");
+    let k = ids.key("alice");
+
+    // Dropped while another waits.
+    let held = lease(a, &k, clause).await;
+    let waiter = b.lock(&k, WAIT);
     let release = async move {
         tokio::task::yield_now().await;
         drop(held);
     };
     let (got, ()) = tokio::join!(waiter, release);
-    got.expect("lock_released_on_drop: the waiter never got the lock");
-    drop(
-        store
-            .lock(&k, Duration::from_secs(1))
-            .await
-            .expect("lock_released_on_drop: relock"),
+    let got = got.unwrap_or_else(|e| panic!("{clause}: the waiter of a dropped lease: {e}"));
+
+    // Released, then taken at once.
+    got.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    let again = a
+        .lock(&k, SHORT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a released lease is still held: {e}"));
+
+    // save_and_release, succeeding and failing.
+    let v1 = again
+        .save_and_release(&sample_token("1"), Expect::Absent, Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save_and_release: {e}"));
+    let again = b
+        .lock(&k, SHORT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a lease is still held after save_and_release: {e}"));
+    expect_kind(
+        again
+            .save_and_release(
+                &sample_token("2"),
+                Expect::Version(Version(v1.0 + 1_000)),
+                Record::Clear,
+            )
+            .await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: save_and_release at a wrong version"),
     );
+    let again = a
+        .lock(&k, SHORT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a failed save_and_release kept the lease: {e}"));
+
+    // A cancelled waiter.
+    let cancelled = tokio::time::timeout(SHORT, b.lock(&k, WAIT)).await;
+    assert!(cancelled.is_err(), "{clause}: a waiter got a held lease");
+    drop(again);
+    let last = b
+        .lock(&k, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: the key stayed held after a cancelled wait: {e}"));
+    drop(last);
+    cleanup(a, &[&k]).await;
 }
 
-/// A lock that cannot be had fails with `LockTimeout` in bounded time.
+/// **lock_timeout**: a `lock` that cannot be had within `wait` fails with
+/// `LockTimeout`, in bounded time, with a message that says what failed.
 pub async fn lock_timeout(store: &dyn TokenStore) {
-    let k = key("lock-timeout", "alice");
-    let _held = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("lock_timeout: first lock");
+    let clause = "lock_timeout";
+    let ids = Ids::new("lock-timeout");
+    let k = ids.key("alice");
+    let held = lease(store, &k, clause).await;
     let wait = Duration::from_millis(200);
     let started = Instant::now();
-    let err = store
-        .lock(&k, wait)
-        .await
-        .expect_err("lock_timeout: got a held lock");
+    let result = store.lock(&k, wait).await;
     let took = started.elapsed();
+    let err = match result {
+        Ok(_) => panic!("{clause}: got a held lease"),
+        Err(err) => err,
+    };
     assert_eq!(
         err.store_kind(),
         Some(StoreErrorKind::LockTimeout),
-        "lock_timeout: {err}"
+        "{clause}: {err}"
     );
     assert!(
         took < wait + Duration::from_secs(5),
-        "lock_timeout: waiting {wait:?} took {took:?}"
+        "{clause}: waiting {wait:?} took {took:?}"
     );
     let message = err.to_string();
     assert!(
-        message.contains("lock"),
-        "lock_timeout: the message does not say what failed: {message}"
+        message.contains("lock") || message.contains("lease"),
+        "{clause}: the message does not say what failed: {message}"
     );
+    drop(held);
 }
 
-/// Of many concurrent saves with the same expected version, exactly one wins.
-pub async fn concurrent_cas(store: &dyn TokenStore) {
-    let k = key("concurrent-cas", "alice");
-    let v1 = store
-        .save(&k, &sample_token("base"), None)
+/// **lease_fences_every_write**: after a takeover, every part of the old
+/// lease (`load`, `mark_in_flight`, `save`, `save_and_release`, `delete`,
+/// `next_sequence`) fails with `LeaseLost` and writes nothing, with a token
+/// stored and without one; dropping or releasing the lost lease frees
+/// nothing of the new holder's.
+///
+/// Without a [`LeaseBreaker`] (leases are lost only with their holder's
+/// process) it checks only that every part works through a live lease.
+pub async fn lease_fences_every_write(store: &dyn TokenStore, breaker: Option<&dyn LeaseBreaker>) {
+    lease_fences_between(store, store, breaker, "lease_fences_every_write").await;
+}
+
+async fn lease_fences_between(
+    a: &dyn TokenStore,
+    b: &dyn TokenStore,
+    breaker: Option<&dyn LeaseBreaker>,
+    clause: &str,
+) {
+    let ids = Ids::new("lease-fences");
+    let k = ids.key("alice");
+    let t1 = sample_token("1");
+    let held = lease(a, &k, clause).await;
+    let sequence = held
+        .next_sequence()
         .await
-        .expect("concurrent_cas: create");
-    let tokens: Vec<TokenSet> = (0..16)
-        .map(|i| sample_token(&format!("racer-{i}")))
-        .collect();
-    let results =
-        futures::future::join_all(tokens.iter().map(|t| store.save(&k, t, Some(v1)))).await;
-    let winners: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.is_ok().then_some(i))
-        .collect();
-    assert_eq!(
-        winners.len(),
-        1,
-        "concurrent_cas: {} saves won",
-        winners.len()
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+    let v1 = held
+        .save(&t1, Expect::Login(sequence), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
+    let v2 = held
+        .mark_in_flight(v1)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    let v1 = held
+        .save(&t1, Expect::Version(v2), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    let Some(breaker) = breaker else {
+        cleanup(a, &[&k]).await;
+        return;
+    };
+
+    // A token stored.
+    let old = lease(a, &k, clause).await;
+    assert_eq!(leased(old.as_ref(), clause).await.version, v1);
+    breaker.break_lease(&k).await;
+    let new = b
+        .lock(&k, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: the takeover after a lost lease: {e}"));
+    let lost = |what: &str| format!("{clause}: {what} through a lost lease");
+    let t2 = sample_token("2");
+    expect_kind(old.load().await, StoreErrorKind::LeaseLost, &lost("load"));
+    expect_kind(
+        old.mark_in_flight(v1).await,
+        StoreErrorKind::LeaseLost,
+        &lost("mark_in_flight"),
     );
-    for r in results.iter().filter(|r| r.is_err()) {
-        let err = r.as_ref().expect_err("filtered");
-        assert_eq!(
-            err.store_kind(),
-            Some(StoreErrorKind::Conflict),
-            "concurrent_cas: {err}"
+    for record in [Record::Clear, Record::Keep] {
+        expect_kind(
+            old.save(&t2, Expect::Version(v1), record).await,
+            StoreErrorKind::LeaseLost,
+            &lost(&format!("save ({record:?})")),
         );
     }
-    let loaded = store
-        .load(&k)
+    expect_kind(
+        old.save(&t2, Expect::Login(Sequence(u64::MAX / 2)), Record::Clear)
+            .await,
+        StoreErrorKind::LeaseLost,
+        &lost("a login's save"),
+    );
+    expect_kind(
+        old.delete(v1).await,
+        StoreErrorKind::LeaseLost,
+        &lost("delete"),
+    );
+    expect_kind(
+        old.next_sequence().await,
+        StoreErrorKind::LeaseLost,
+        &lost("next_sequence"),
+    );
+    expect_kind(
+        old.save_and_release(&t2, Expect::Version(v1), Record::Clear)
+            .await,
+        StoreErrorKind::LeaseLost,
+        &lost("save_and_release"),
+    );
+    let row = leased(new.as_ref(), clause).await;
+    assert_eq!(row.version, v1, "{clause}: a lost lease wrote");
+    assert_same(token_of(&row, clause), &t1, clause);
+    assert!(
+        row.in_flight.is_none(),
+        "{clause}: a lost lease wrote a record"
+    );
+    expect_kind(
+        a.lock(&k, SHORT).await,
+        StoreErrorKind::LockTimeout,
+        &format!("{clause}: the new holder's lease after the old one was released"),
+    );
+    let v2 = new
+        .mark_in_flight(v1)
         .await
-        .expect("concurrent_cas: load")
-        .expect("concurrent_cas: gone");
+        .unwrap_or_else(|e| panic!("{clause}: the new holder's mark: {e}"));
+    new.save_and_release(&t2, Expect::Version(v2), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: the new holder's save: {e}"));
+
+    // Nothing stored: a fenced create through a lost lease.
+    let k2 = ids.key("bob");
+    let old = lease(a, &k2, clause).await;
+    assert!(
+        old.load()
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
+            .is_none()
+    );
+    breaker.break_lease(&k2).await;
+    let new = b
+        .lock(&k2, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: the takeover after a lost lease: {e}"));
+    expect_kind(
+        old.save(&t2, Expect::Absent, Record::Clear).await,
+        StoreErrorKind::LeaseLost,
+        &lost("a create"),
+    );
+    expect_kind(
+        old.next_sequence().await,
+        StoreErrorKind::LeaseLost,
+        &lost("next_sequence of a missing key"),
+    );
+    expect_kind(
+        old.load().await,
+        StoreErrorKind::LeaseLost,
+        &lost("load of a missing key"),
+    );
+    // Whether releasing a lost lease reports an error is the store's choice;
+    // it must not free the new holder's lease.
+    let _ = old.release().await;
+    assert!(
+        new.load()
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: the new holder's load: {e}"))
+            .is_none(),
+        "{clause}: a create through a lost lease wrote"
+    );
+    expect_kind(
+        a.lock(&k2, SHORT).await,
+        StoreErrorKind::LockTimeout,
+        &format!("{clause}: the new holder's lease after the old one was released"),
+    );
+    drop(new);
+    cleanup(a, &[&k]).await;
+}
+
+/// **record_round_trip**: `mark_in_flight` sets a record with `since` on the
+/// store's clock (no later than the row's `read_at`), changing nothing else;
+/// marking again keeps `since`; `Record::Keep` keeps the record and its
+/// `since`; `Record::Clear`, a login and a delete clear it.
+pub async fn record_round_trip(store: &dyn TokenStore) {
+    record_round_trip_between(store, store, "record_round_trip").await;
+}
+
+async fn record_round_trip_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("record-round-trip");
+    let k = ids.key("alice");
+    let t1 = sample_token("1");
+    let v1 = create(a, &k, &t1, clause).await;
+    let held = lease(a, &k, clause).await;
+    let v2 = held
+        .mark_in_flight(v1)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, v2, "{clause}: the mark's version");
     assert_same(
-        &loaded.value,
-        &tokens[winners[0]],
-        "concurrent_cas (stored token is not the winner's)",
+        token_of(&row, clause),
+        &t1,
+        &format!("{clause} (the mark changed the token)"),
     );
-    cleanup(store, &[&k]).await;
-}
-
-/// The store's `Debug` shows no secret, even with tokens stored.
-pub async fn debug_hides_secrets(store: &dyn TokenStore) {
-    let k = key("debug", "alice");
-    store
-        .save(&k, &sample_token("dbg"), None)
-        .await
-        .expect("debug_hides_secrets: save");
-    let _ = store.load(&k).await.expect("debug_hides_secrets: load");
-    let text = format!("{store:?}");
-    assert!(!text.contains(ACCESS_SECRET), "debug_hides_secrets: {text}");
+    let since = row
+        .in_flight
+        .unwrap_or_else(|| panic!("{clause}: the mark wrote no record"))
+        .since;
     assert!(
-        !text.contains(REFRESH_SECRET),
-        "debug_hides_secrets: {text}"
+        since <= row.read_at,
+        "{clause}: the record is stamped after the read ({since:?} > {:?}): not on the store's clock",
+        row.read_at
     );
-    cleanup(store, &[&k]).await;
-}
-
-/// A token with nothing but an access token round trips.
-pub async fn minimal_round_trip(store: &dyn TokenStore) {
-    let k = key("minimal", "alice");
-    let token = TokenSet::new(
-        format!("{ACCESS_SECRET}-min"),
-        "Bearer",
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000),
-    );
-    let version = store
-        .save(&k, &token, None)
-        .await
-        .expect("minimal_round_trip: save");
-    let loaded = store
-        .load(&k)
-        .await
-        .expect("minimal_round_trip: load")
-        .expect("minimal_round_trip: saved token is missing");
+    assert!(row.in_flight_age().is_some());
+    let other = stored(b, &k, clause).await;
     assert_eq!(
-        loaded.version, version,
-        "minimal_round_trip: version differs"
+        other.in_flight.map(|r| r.since),
+        Some(since),
+        "{clause}: a read without the lease does not see the record"
     );
-    assert_same(&loaded.value, &token, "minimal_round_trip");
+
+    let v3 = held
+        .mark_in_flight(v2)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a second mark: {e}"));
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, v3);
+    assert_eq!(
+        row.in_flight.map(|r| r.since),
+        Some(since),
+        "{clause}: a second mark moved the record's since"
+    );
+
+    let cooled = t1.clone().flagged_for_reauthorization("kept");
+    let v4 = held
+        .save(&cooled, Expect::Version(v3), Record::Keep)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save keeping the record: {e}"));
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, v4);
+    assert_same(token_of(&row, clause), &cooled, clause);
+    assert_eq!(
+        row.in_flight.map(|r| r.since),
+        Some(since),
+        "{clause}: Record::Keep did not keep the record"
+    );
+
+    let t2 = sample_token("2");
+    let v5 = held
+        .save(&t2, Expect::Version(v4), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save clearing the record: {e}"));
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, v5);
     assert!(
-        loaded.value.refresh_token().is_none() && loaded.value.expires_at().is_none(),
-        "minimal_round_trip: fields appeared"
+        row.in_flight.is_none(),
+        "{clause}: Record::Clear kept the record"
     );
-    cleanup(store, &[&k]).await;
+    assert!(row.in_flight_age().is_none());
+
+    // Keep over a row without a record writes none.
+    let v6 = held
+        .save(&t2, Expect::Version(v5), Record::Keep)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save keeping no record: {e}"));
+    assert!(
+        leased(held.as_ref(), clause).await.in_flight.is_none(),
+        "{clause}: Record::Keep wrote a record"
+    );
+
+    // A login clears it.
+    held.mark_in_flight(v6)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    let sequence = held
+        .next_sequence()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+    let v8 = held
+        .save(&sample_token("3"), Expect::Login(sequence), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a login's save: {e}"));
+    assert!(
+        leased(held.as_ref(), clause).await.in_flight.is_none(),
+        "{clause}: a login kept the record"
+    );
+
+    // A delete clears it.
+    let v9 = held
+        .mark_in_flight(v8)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    let tomb = held
+        .delete(v9)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: delete: {e}"));
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, tomb);
+    assert!(
+        row.in_flight.is_none(),
+        "{clause}: a delete kept the record"
+    );
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+
+    // save_and_release keeps or clears it the same way.
+    let k2 = ids.key("bob");
+    let v1 = create(b, &k2, &t1, clause).await;
+    let held = lease(b, &k2, clause).await;
+    let v2 = held
+        .mark_in_flight(v1)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    let v3 = held
+        .save_and_release(&t1, Expect::Version(v2), Record::Keep)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save_and_release keeping the record: {e}"));
+    assert!(
+        stored(a, &k2, clause).await.in_flight.is_some(),
+        "{clause}: save_and_release with Record::Keep dropped the record"
+    );
+    lease(a, &k2, clause)
+        .await
+        .save_and_release(&t2, Expect::Version(v3), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save_and_release clearing the record: {e}"));
+    assert!(
+        stored(b, &k2, clause).await.in_flight.is_none(),
+        "{clause}: save_and_release with Record::Clear kept the record"
+    );
+    cleanup(a, &[&k2]).await;
 }
 
-/// CAS with an expected version newer than the stored one is a conflict.
-pub async fn cas_expected_newer(store: &dyn TokenStore) {
-    let k = key("cas-newer", "alice");
-    let v1 = store
-        .save(&k, &sample_token("a"), None)
+/// **record_survives_holder**: a record whose holder dropped or released
+/// its lease without clearing it stays, and the key is listed by
+/// `orphaned` once the lease is free (or lost, with a [`LeaseBreaker`]);
+/// never while a live lease holds it, and never once cleared. `orphaned`
+/// keeps to its `limit`.
+pub async fn record_survives_holder(store: &dyn TokenStore, breaker: Option<&dyn LeaseBreaker>) {
+    record_survives_between(store, store, breaker, "record_survives_holder").await;
+}
+
+async fn record_survives_between(
+    a: &dyn TokenStore,
+    b: &dyn TokenStore,
+    breaker: Option<&dyn LeaseBreaker>,
+    clause: &str,
+) {
+    let ids = Ids::new("record-survives");
+    let k = ids.key("alice");
+    let t1 = sample_token("1");
+    let v1 = create(a, &k, &t1, clause).await;
+    assert!(
+        !is_orphaned(b, &k, clause).await,
+        "{clause}: a key without a record is orphaned"
+    );
+    let held = lease(a, &k, clause).await;
+    let v2 = held
+        .mark_in_flight(v1)
         .await
-        .expect("cas_expected_newer: create");
-    let err = store
-        .save(&k, &sample_token("b"), Some(Version(v1.0 + 1_000_000)))
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    assert!(
+        !is_orphaned(b, &k, clause).await,
+        "{clause}: a record is orphaned while its live lease holds it"
+    );
+    drop(held);
+    settled(b, &k, clause).await;
+    let row = stored(b, &k, clause).await;
+    assert_eq!(row.version, v2, "{clause}: dropping the lease wrote");
+    assert!(
+        row.in_flight.is_some(),
+        "{clause}: the record went with its holder"
+    );
+    assert!(
+        is_orphaned(b, &k, clause).await,
+        "{clause}: a record whose holder dropped its lease is not orphaned"
+    );
+
+    // Taken over: not orphaned while held; released without clearing:
+    // orphaned again.
+    let held = lease(b, &k, clause).await;
+    assert!(
+        !is_orphaned(a, &k, clause).await,
+        "{clause}: a record is orphaned while a live lease holds it"
+    );
+    assert!(leased(held.as_ref(), clause).await.in_flight.is_some());
+    held.release()
         .await
-        .expect_err("cas_expected_newer: a save with a newer expected version succeeded");
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    assert!(
+        is_orphaned(a, &k, clause).await,
+        "{clause}: a record whose holder released its lease is not orphaned"
+    );
+
+    // Cleared: never orphaned again.
+    lease(a, &k, clause)
+        .await
+        .save_and_release(&sample_token("2"), Expect::Version(v2), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save clearing the record: {e}"));
+    assert!(
+        !is_orphaned(b, &k, clause).await,
+        "{clause}: a cleared record is still orphaned"
+    );
+
+    // The limit.
+    let many: Vec<TokenKey> = (0..3).map(|i| ids.key(&format!("many-{i}"))).collect();
+    for key in &many {
+        let v = create(a, key, &t1, clause).await;
+        let held = lease(a, key, clause).await;
+        held.mark_in_flight(v)
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+        drop(held);
+        settled(a, key, clause).await;
+    }
+    let all = b
+        .orphaned(ORPHAN_LIMIT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: orphaned: {e}"));
+    for key in &many {
+        assert!(all.contains(key), "{clause}: {key} is not orphaned");
+    }
+    for limit in [0, 1, 2] {
+        let some = b
+            .orphaned(limit)
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: orphaned({limit}): {e}"));
+        assert_eq!(
+            some.len(),
+            limit,
+            "{clause}: orphaned({limit}) with at least 3 orphans"
+        );
+    }
+
+    // A lease lost while its holder lives leaves its record orphaned.
+    let mut keys: Vec<&TokenKey> = many.iter().chain([&k]).collect();
+    let lost = ids.key("lost");
+    if let Some(breaker) = breaker {
+        let v = create(a, &lost, &t1, clause).await;
+        let held = lease(a, &lost, clause).await;
+        held.mark_in_flight(v)
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+        breaker.break_lease(&lost).await;
+        assert!(
+            is_orphaned(b, &lost, clause).await,
+            "{clause}: a record under a lost lease is not orphaned"
+        );
+        drop(held);
+        keys.push(&lost);
+    }
+    cleanup(a, &keys).await;
+    for key in keys {
+        assert!(
+            !is_orphaned(b, key, clause).await,
+            "{clause}: a tombstone is orphaned"
+        );
+    }
+}
+
+/// **tombstone**: `delete` leaves a row without a token, at a greater
+/// version, with no record; `list` and `orphaned` skip it; a login
+/// sequenced before the delete fails with `Conflict`, one sequenced after
+/// succeeds.
+pub async fn tombstone(store: &dyn TokenStore) {
+    tombstone_between(store, store, "tombstone").await;
+}
+
+async fn tombstone_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("tombstone");
+    let k = ids.key("alice");
+    let held = lease(a, &k, clause).await;
+    let s1 = held
+        .next_sequence()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+    let v1 = held
+        .save(&sample_token("1"), Expect::Login(s1), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: login: {e}"));
+    let before = held
+        .next_sequence()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+    let v2 = held
+        .mark_in_flight(v1)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    let tomb = held
+        .delete(v2)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: delete: {e}"));
+    assert!(
+        tomb > v2,
+        "{clause}: the tombstone's version {tomb} is not above {v2}"
+    );
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, tomb);
+    assert!(
+        row.token.is_none() && row.is_empty(),
+        "{clause}: the token is still there"
+    );
+    assert!(
+        row.in_flight.is_none(),
+        "{clause}: the tombstone holds a record"
+    );
+    assert!(
+        row.grant >= before,
+        "{clause}: the tombstone's grant {} is below the sequence {before} handed out before it",
+        row.grant
+    );
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+
+    let row = stored(b, &k, clause).await;
+    assert!(
+        row.token.is_none(),
+        "{clause}: the other instance sees a token"
+    );
+    for listed in [b.list(Some(&k.provider)).await, b.list(None).await] {
+        let listed = listed.unwrap_or_else(|e| panic!("{clause}: list: {e}"));
+        assert!(!listed.contains(&k), "{clause}: list shows a tombstone");
+    }
+    assert!(
+        !is_orphaned(b, &k, clause).await,
+        "{clause}: a tombstone is orphaned"
+    );
+
+    let held = lease(b, &k, clause).await;
+    for (sequence, which) in [
+        (before, "handed out before the delete"),
+        (s1, "of the deleted grant"),
+    ] {
+        expect_kind(
+            held.save(
+                &sample_token("late"),
+                Expect::Login(sequence),
+                Record::Clear,
+            )
+            .await,
+            StoreErrorKind::Conflict,
+            &format!("{clause}: a login sequenced {which}"),
+        );
+    }
     assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Conflict),
-        "cas_expected_newer: {err}"
+        leased(held.as_ref(), clause).await.version,
+        tomb,
+        "{clause}: a refused login wrote"
     );
-    let loaded = store
-        .load(&k)
+    let after = held
+        .next_sequence()
         .await
-        .expect("cas_expected_newer: load")
-        .expect("cas_expected_newer: gone");
-    assert_eq!(loaded.version, v1, "cas_expected_newer: version changed");
-    assert_same(&loaded.value, &sample_token("a"), "cas_expected_newer");
-    cleanup(store, &[&k]).await;
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+    assert!(after > before, "{clause}: sequence {after} after {before}");
+    let t3 = sample_token("3");
+    let v3 = held
+        .save_and_release(&t3, Expect::Login(after), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a login sequenced after the delete: {e}"));
+    let row = stored(a, &k, clause).await;
+    assert_eq!(row.version, v3);
+    assert_eq!(row.grant, after, "{clause}: the login's grant");
+    assert_same(token_of(&row, clause), &t3, clause);
+    let listed = a
+        .list(Some(&k.provider))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: list: {e}"));
+    assert_eq!(
+        listed,
+        vec![k.clone()],
+        "{clause}: the new login is not listed"
+    );
+    cleanup(a, &[&k]).await;
 }
 
-/// Ids that are awkward for files, SQL and URLs are stored apart and round
-/// trip through every operation. (Ids with `/`, `\`, control characters or
-/// more than [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes never reach a store:
-/// [`TokenKey`] refuses them.)
+/// **sequence**: `next_sequence` grows across calls, leases, deletes and
+/// instances, and changes neither the version nor the record;
+/// `Expect::Login(s)` succeeds only over a grant lower than `s`, and sets
+/// the grant to `s`.
+pub async fn sequence(store: &dyn TokenStore) {
+    sequence_between(store, store, "sequence").await;
+}
+
+async fn next_sequence(lease: &dyn Lease, clause: &str) -> Sequence {
+    lease
+        .next_sequence()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"))
+}
+
+async fn sequence_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
+    let ids = Ids::new("sequence");
+    let k = ids.key("alice");
+    let held = lease(a, &k, clause).await;
+    let s1 = next_sequence(held.as_ref(), clause).await;
+    let s2 = next_sequence(held.as_ref(), clause).await;
+    assert!(s2 > s1, "{clause}: {s2} after {s1} in one lease");
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    let listed = a
+        .list(Some(&k.provider))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: list: {e}"));
+    assert!(
+        listed.is_empty(),
+        "{clause}: handing out sequences listed the key"
+    );
+
+    let held = lease(b, &k, clause).await;
+    let s3 = next_sequence(held.as_ref(), clause).await;
+    assert!(s3 > s2, "{clause}: {s3} after {s2} across leases");
+    let t = sample_token("1");
+    let v1 = held
+        .save(&t, Expect::Login(s3), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a login: {e}"));
+    assert_eq!(
+        leased(held.as_ref(), clause).await.grant,
+        s3,
+        "{clause}: the login's grant"
+    );
+    let v2 = held
+        .mark_in_flight(v1)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    let marked = leased(held.as_ref(), clause).await;
+    let s4 = next_sequence(held.as_ref(), clause).await;
+    assert!(s4 > s3, "{clause}: {s4} is not above the stored grant {s3}");
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(
+        row.version, v2,
+        "{clause}: next_sequence changed the version"
+    );
+    assert_eq!(
+        row.in_flight.map(|r| r.since),
+        marked.in_flight.map(|r| r.since),
+        "{clause}: next_sequence changed the record"
+    );
+    for (sequence, which) in [(s3, "equal to"), (s2, "below")] {
+        expect_kind(
+            held.save(&t, Expect::Login(sequence), Record::Clear).await,
+            StoreErrorKind::Conflict,
+            &format!("{clause}: a login {which} the grant"),
+        );
+    }
+    let v3 = held
+        .save(&t, Expect::Login(s4), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: a login above the grant: {e}"));
+    let row = leased(held.as_ref(), clause).await;
+    assert_eq!(row.version, v3);
+    assert_eq!(row.grant, s4, "{clause}: the login's grant");
+    // Any other write keeps the grant.
+    let v4 = held
+        .save(&t, Expect::Version(v3), Record::Clear)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
+    assert_eq!(
+        leased(held.as_ref(), clause).await.grant,
+        s4,
+        "{clause}: a save at a version changed the grant"
+    );
+    held.delete(v4)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: delete: {e}"));
+    let s5 = next_sequence(held.as_ref(), clause).await;
+    assert!(s5 > s4, "{clause}: {s5} after {s4} across a delete");
+    held.release()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    let held = lease(a, &k, clause).await;
+    let s6 = next_sequence(held.as_ref(), clause).await;
+    assert!(s6 > s5, "{clause}: {s6} after {s5} across instances");
+    drop(held);
+}
+
+/// **list_filtered**: `list(None)` returns every key holding a token;
+/// `list(Some(p))` only provider `p`'s; neither shows tombstones or keys
+/// that only handed out sequence numbers.
+pub async fn list_filtered(store: &dyn TokenStore) {
+    let clause = "list_filtered";
+    let ids = Ids::new("list");
+    let a1 = ids.key_in("list-a", "one");
+    let a2 = ids.key_in("list-a", "two");
+    let b1 = ids.key_in("list-b", "one");
+    for k in [&a1, &a2, &b1] {
+        create(store, k, &sample_token("l"), clause).await;
+    }
+    let gone = ids.key_in("list-a", "gone");
+    create(store, &gone, &sample_token("g"), clause).await;
+    cleanup(store, &[&gone]).await;
+    let numbered = ids.key_in("list-a", "numbered");
+    lease(store, &numbered, clause)
+        .await
+        .next_sequence()
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: next_sequence: {e}"));
+
+    let mut only_a = store
+        .list(Some(&a1.provider))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: list: {e}"));
+    only_a.sort();
+    let mut want = vec![a1.clone(), a2.clone()];
+    want.sort();
+    assert_eq!(only_a, want, "{clause}: provider filter");
+    let all = store
+        .list(None)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: list(None): {e}"));
+    for k in [&a1, &a2, &b1] {
+        assert!(all.contains(k), "{clause}: {k} missing from list(None)");
+    }
+    for k in [&gone, &numbered] {
+        assert!(
+            !all.contains(k),
+            "{clause}: {k} holds no token but is listed"
+        );
+    }
+    let none = ids.provider("list-none");
+    let listed = store
+        .list(Some(&none))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: list: {e}"));
+    assert!(
+        listed.is_empty(),
+        "{clause}: an unknown provider lists {listed:?}"
+    );
+    cleanup(store, &[&a1, &a2, &b1]).await;
+}
+
+/// **keys_isolated**: keys that differ in provider, account, or only in
+/// letter case never see each other's rows, records or tombstones.
+pub async fn keys_isolated(store: &dyn TokenStore) {
+    let clause = "keys_isolated";
+    let ids = Ids::new("isolated");
+    let keys = [
+        ids.key_in("isolated", "alice"),
+        ids.key_in("isolated", "Alice"),
+        ids.key_in("isolated", "ALICE"),
+        ids.key_in("isolated-2", "alice"),
+        ids.key_in("Isolated", "alice"),
+        ids.key_in("isolated", "alice.json"),
+        ids.key_in("isolated", ".."),
+        ids.key_in("isolated", "a b%2F"),
+    ];
+    let mut versions = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        versions.push(create(store, k, &sample_token(&i.to_string()), clause).await);
+    }
+    // A record on the first, a tombstone on the second.
+    let held = lease(store, &keys[0], clause).await;
+    held.mark_in_flight(versions[0])
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: mark_in_flight: {e}"));
+    drop(held);
+    let held = lease(store, &keys[1], clause).await;
+    held.delete(versions[1])
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: delete: {e}"));
+    drop(held);
+    for (i, k) in keys.iter().enumerate() {
+        let row = stored(store, k, clause).await;
+        assert_eq!(
+            row.in_flight.is_some(),
+            i == 0,
+            "{clause}: the record of {k}"
+        );
+        if i == 1 {
+            assert!(row.token.is_none(), "{clause}: {k} was deleted");
+        } else {
+            assert_same(
+                token_of(&row, clause),
+                &sample_token(&i.to_string()),
+                &format!("{clause} ({k})"),
+            );
+        }
+    }
+    let refs: Vec<&TokenKey> = keys.iter().collect();
+    cleanup(store, &refs).await;
+}
+
+/// **hostile_ids**: ids with quotes, `%`, `_`, dots, SQL and the longest
+/// length allowed are stored apart and round trip through every operation.
+/// Ids with `/`, `\`, control characters or more than
+/// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes never reach a store: [`TokenKey`]
+/// refuses them, which this clause checks too.
 pub async fn hostile_ids(store: &dyn TokenStore) {
-    let provider = ProviderId::new("conformance-hostile").expect("provider id");
+    let clause = "hostile_ids";
+    for bad in [
+        "a/b",
+        "..\\x",
+        "/",
+        "nul\0",
+        &"x".repeat(crate::MAX_ID_LEN + 1),
+    ] {
+        assert!(
+            TokenKey::parse("p", bad).is_err() && TokenKey::parse(bad, "a").is_err(),
+            "{clause}: {bad:?} was accepted as an id"
+        );
+    }
+    let ids = Ids::new("hostile");
+    let provider = ids.provider("hostile");
     let accounts = [
         "o'brien",
         "\"quoted\"",
@@ -612,414 +1619,355 @@ pub async fn hostile_ids(store: &dyn TokenStore) {
         "x'; DROP TABLE tokens; --",
     ];
     let long = "L".repeat(crate::MAX_ID_LEN);
-    let mut keys: Vec<TokenKey> = accounts
+    let keys: Vec<TokenKey> = accounts
         .iter()
-        .map(|a| {
-            TokenKey::new(
-                provider.clone(),
-                crate::AccountId::new(a).expect("account id"),
-            )
-        })
+        .copied()
+        .chain([long.as_str()])
+        .map(|a| TokenKey::new(provider.clone(), AccountId::new(a).expect("account id")))
         .collect();
-    keys.push(TokenKey::new(
-        provider.clone(),
-        crate::AccountId::new(&long).expect("long account id"),
-    ));
     for (i, k) in keys.iter().enumerate() {
-        let _lease = store
-            .lock(k, Duration::from_secs(5))
+        let v = create(store, k, &sample_token(&format!("h{i}")), clause).await;
+        let held = lease(store, k, clause).await;
+        held.mark_in_flight(v)
             .await
-            .unwrap_or_else(|e| panic!("hostile_ids: lock {k}: {e}"));
-        store
-            .save(k, &sample_token(&format!("h{i}")), None)
-            .await
-            .unwrap_or_else(|e| panic!("hostile_ids: save {k}: {e}"));
+            .unwrap_or_else(|e| panic!("{clause}: mark {k}: {e}"));
+        drop(held);
+        settled(store, k, clause).await;
     }
+    let orphans = store
+        .orphaned(ORPHAN_LIMIT)
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: orphaned: {e}"));
     for (i, k) in keys.iter().enumerate() {
-        let loaded = store
-            .load(k)
-            .await
-            .unwrap_or_else(|e| panic!("hostile_ids: load {k}: {e}"))
-            .unwrap_or_else(|| panic!("hostile_ids: {k} is missing"));
+        let row = stored(store, k, clause).await;
         assert_same(
-            &loaded.value,
+            token_of(&row, clause),
             &sample_token(&format!("h{i}")),
-            "hostile_ids",
+            &format!("{clause} ({k})"),
         );
+        assert!(row.in_flight.is_some(), "{clause}: the record of {k}");
+        assert!(orphans.contains(k), "{clause}: {k} is not orphaned");
     }
     let mut listed = store
         .list(Some(&provider))
         .await
-        .expect("hostile_ids: list");
+        .unwrap_or_else(|e| panic!("{clause}: list: {e}"));
     listed.sort();
     let mut want = keys.clone();
     want.sort();
-    assert_eq!(listed, want, "hostile_ids: list differs");
-    for k in &keys {
+    assert_eq!(listed, want, "{clause}: list differs");
+    let refs: Vec<&TokenKey> = keys.iter().collect();
+    cleanup(store, &refs).await;
+    let listed = store
+        .list(Some(&provider))
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: list: {e}"));
+    assert!(
+        listed.is_empty(),
+        "{clause}: keys left after delete: {listed:?}"
+    );
+}
+
+/// **concurrent_writers**: of two instances racing for one key, exactly one
+/// holds the lease at a time and no update is lost; a write through one
+/// that read before the other wrote fails with `Conflict`; with a
+/// [`LeaseBreaker`], a write through a lease the other took over fails with
+/// `LeaseLost`.
+pub async fn concurrent_writers(store: &dyn TokenStore, breaker: Option<&dyn LeaseBreaker>) {
+    concurrent_writers_between(store, store, breaker, "concurrent_writers").await;
+}
+
+fn count_of(token: &TokenSet) -> u64 {
+    token
+        .extras()
+        .get("count")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
+/// Takes the lease `rounds` times, each time adding one to the stored
+/// count, and checks that nobody else holds the lease meanwhile.
+async fn racer(
+    store: &dyn TokenStore,
+    k: &TokenKey,
+    inside: &AtomicBool,
+    who: &str,
+    rounds: u64,
+    clause: &str,
+) {
+    for _ in 0..rounds {
+        let held = lease(store, k, clause).await;
         assert!(
-            store.delete(k).await.expect("hostile_ids: delete"),
-            "hostile_ids: delete of {k} found nothing"
+            !inside.swap(true, Ordering::SeqCst),
+            "{clause}: two instances hold the lease at once"
+        );
+        let row = leased(held.as_ref(), clause).await;
+        let count = count_of(token_of(&row, clause));
+        let next = sample_token(who).with_extra("count", serde_json::json!(count + 1));
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        held.save(&next, Expect::Version(row.version), Record::Clear)
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: a save under a held lease: {e}"));
+        inside.store(false, Ordering::SeqCst);
+        held.release()
+            .await
+            .unwrap_or_else(|e| panic!("{clause}: release: {e}"));
+    }
+}
+
+async fn concurrent_writers_between(
+    a: &dyn TokenStore,
+    b: &dyn TokenStore,
+    breaker: Option<&dyn LeaseBreaker>,
+    clause: &str,
+) {
+    const ROUNDS: u64 = 8;
+    let ids = Ids::new("concurrent-writers");
+    let k = ids.key("alice");
+    create(a, &k, &sample_token("0"), clause).await;
+    let inside = AtomicBool::new(false);
+    tokio::join!(
+        racer(a, &k, &inside, "a", ROUNDS, clause),
+        racer(b, &k, &inside, "b", ROUNDS, clause)
+    );
+    let row = stored(a, &k, clause).await;
+    assert_eq!(
+        count_of(token_of(&row, clause)),
+        2 * ROUNDS,
+        "{clause}: updates were lost"
+    );
+
+    // A write based on an old read fails.
+    let seen = stored(a, &k, clause).await;
+    lease(a, &k, clause)
+        .await
+        .save_and_release(
+            &sample_token("a"),
+            Expect::Version(seen.version),
+            Record::Clear,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
+    let held = lease(b, &k, clause).await;
+    expect_kind(
+        held.save(
+            &sample_token("b"),
+            Expect::Version(seen.version),
+            Record::Clear,
+        )
+        .await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: a save based on a read before the other's write"),
+    );
+    expect_kind(
+        held.mark_in_flight(seen.version).await,
+        StoreErrorKind::Conflict,
+        &format!("{clause}: a mark based on a read before the other's write"),
+    );
+    drop(held);
+
+    if let Some(breaker) = breaker {
+        let old = lease(a, &k, clause).await;
+        let row = leased(old.as_ref(), clause).await;
+        breaker.break_lease(&k).await;
+        let new = lease(b, &k, clause).await;
+        expect_kind(
+            old.save(
+                &sample_token("a"),
+                Expect::Version(row.version),
+                Record::Clear,
+            )
+            .await,
+            StoreErrorKind::LeaseLost,
+            &format!("{clause}: a save through a lease the other took over"),
+        );
+        new.save_and_release(
+            &sample_token("b"),
+            Expect::Version(row.version),
+            Record::Clear,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{clause}: the new holder's save: {e}"));
+        drop(old);
+    }
+    cleanup(a, &[&k]).await;
+}
+
+/// **undecodable_never_overwritten**: data the store cannot decode makes
+/// `load` fail with `Corrupt`, with and without a lease, and no write
+/// replaces it: a write at the stored version, a mark and a
+/// `save_and_release` fail with `Corrupt`; a write that expects something
+/// else fails with `Corrupt` or `Conflict`.
+///
+/// Without a [`Corrupter`] (the store cannot hold undecodable data) it
+/// passes trivially.
+pub async fn undecodable_never_overwritten(
+    store: &dyn TokenStore,
+    corrupter: Option<&dyn Corrupter>,
+) {
+    let clause = "undecodable_never_overwritten";
+    let Some(corrupter) = corrupter else {
+        return;
+    };
+    let ids = Ids::new("undecodable");
+    let k = ids.key("alice");
+    let v1 = create(store, &k, &sample_token("good"), clause).await;
+    corrupter.corrupt(&k).await;
+    expect_kind(
+        store.load(&k).await,
+        StoreErrorKind::Corrupt,
+        &format!("{clause}: load of damaged data"),
+    );
+    let held = lease(store, &k, clause).await;
+    expect_kind(
+        held.load().await,
+        StoreErrorKind::Corrupt,
+        &format!("{clause}: load of damaged data through a lease"),
+    );
+    let over = sample_token("over");
+    for record in [Record::Clear, Record::Keep] {
+        expect_kind(
+            held.save(&over, Expect::Version(v1), record).await,
+            StoreErrorKind::Corrupt,
+            &format!("{clause}: save at the stored version ({record:?})"),
         );
     }
-    assert!(
-        store
-            .list(Some(&provider))
-            .await
-            .expect("hostile_ids: list")
-            .is_empty(),
-        "hostile_ids: keys left after delete"
+    expect_kind(
+        held.mark_in_flight(v1).await,
+        StoreErrorKind::Corrupt,
+        &format!("{clause}: mark_in_flight of damaged data"),
     );
-}
-
-/// A `lock` on a held key really waits, and gets the lock only after the
-/// holder releases it.
-pub async fn lock_waits(store: &dyn TokenStore) {
-    lock_waits_between(store, store, "lock_waits").await;
-}
-
-async fn lock_waits_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str) {
-    let k = key("lock-waits", "alice");
-    let held = a
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: first lock: {e}"));
-    let released = Arc::new(AtomicBool::new(false));
-    let waiter = {
-        let released = Arc::clone(&released);
-        let k = k.clone();
-        async move {
-            let lease = b.lock(&k, Duration::from_secs(30)).await;
-            (lease, released.load(Ordering::SeqCst))
-        }
-    };
-    let mut waiter = Box::pin(waiter);
-    // The waiter must still be waiting after a while: it did not get a
-    // held lock.
-    let early = tokio::time::timeout(Duration::from_millis(150), &mut waiter).await;
-    assert!(
-        early.is_err(),
-        "{clause}: a second lock on a held key did not wait"
+    let either = [StoreErrorKind::Corrupt, StoreErrorKind::Conflict];
+    for (expected, what) in [
+        (Expect::Absent, "a create"),
+        (
+            Expect::Version(Version(v1.0 + 1)),
+            "save at another version",
+        ),
+        (Expect::Login(Sequence(u64::MAX / 2)), "a login"),
+    ] {
+        expect_one_of(
+            held.save(&over, expected, Record::Clear).await,
+            &either,
+            &format!("{clause}: {what} over damaged data"),
+        );
+    }
+    expect_one_of(
+        held.delete(v1).await,
+        &either,
+        &format!("{clause}: delete of damaged data"),
     );
-    released.store(true, Ordering::SeqCst);
-    drop(held);
-    let (lease, after_release) = waiter.await;
-    lease.unwrap_or_else(|e| panic!("{clause}: the waiter never got the lock: {e}"));
-    assert!(
-        after_release,
-        "{clause}: the waiter got the lock before the release"
+    expect_kind(
+        held.save_and_release(&over, Expect::Version(v1), Record::Clear)
+            .await,
+        StoreErrorKind::Corrupt,
+        &format!("{clause}: save_and_release over damaged data"),
     );
-}
-
-/// A waiter that is cancelled (its future dropped) leaves nothing held.
-pub async fn cancelled_waiter_leaves_unlocked(store: &dyn TokenStore) {
-    let k = key("lock-cancel", "alice");
-    let held = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("cancelled_waiter_leaves_unlocked: first lock");
-    let cancelled = tokio::time::timeout(
-        Duration::from_millis(100),
-        store.lock(&k, Duration::from_secs(30)),
-    )
-    .await;
-    assert!(
-        cancelled.is_err(),
-        "cancelled_waiter_leaves_unlocked: the waiter got a held lock"
+    expect_kind(
+        store.load(&k).await,
+        StoreErrorKind::Corrupt,
+        &format!("{clause}: the damaged data was replaced; load"),
     );
-    drop(held);
-    let again = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("cancelled_waiter_leaves_unlocked: the key stayed locked after a cancelled wait");
-    drop(again);
-}
-
-/// `save` and `save_leased` work while the caller holds the key's lease.
-pub async fn save_under_lease(store: &dyn TokenStore) {
-    let k = key("save-under-lease", "alice");
-    let lease = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("save_under_lease: lock");
-    let v1 = store
-        .save(&k, &sample_token("1"), None)
-        .await
-        .expect("save_under_lease: save while holding the lease");
-    let v2 = store
-        .save_leased(lease.as_ref(), &sample_token("2"), Some(v1))
-        .await
-        .expect("save_under_lease: save_leased");
-    assert!(v2 > v1, "save_under_lease: version did not grow");
-    lease
-        .check()
-        .await
-        .expect("lease_check: a held lease does not check");
-    drop(lease);
+    corrupter.repair(&k).await;
     cleanup(store, &[&k]).await;
 }
 
-/// A held lease checks.
-pub async fn lease_check(store: &dyn TokenStore) {
-    let k = key("lease-check", "alice");
-    let lease = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .expect("lease_check: lock");
-    assert_eq!(lease.key(), &k, "lease_check: the lease names another key");
-    lease
-        .check()
-        .await
-        .expect("lease_check: a held lease does not check");
+/// **debug_hides_secrets**: the store's, the lease's and a row's `Debug`
+/// show no token.
+pub async fn debug_hides_secrets(store: &dyn TokenStore) {
+    let clause = "debug_hides_secrets";
+    let ids = Ids::new("debug");
+    let k = ids.key("alice");
+    create(store, &k, &sample_token("dbg"), clause).await;
+    let held = lease(store, &k, clause).await;
+    let row = leased(held.as_ref(), clause).await;
+    let text = format!("{store:?} {held:?} {row:?}");
+    assert!(!text.contains(ACCESS_SECRET), "{clause}: {text}");
+    assert!(!text.contains(REFRESH_SECRET), "{clause}: {text}");
+    drop(held);
+    cleanup(store, &[&k]).await;
 }
 
-/// `load` under the lease sees the latest save.
-pub async fn load_under_lease_sees_latest(store: &dyn TokenStore) {
-    load_latest_between(store, store, "load_under_lease_sees_latest", false).await;
-}
-
-/// `load_leased` through a held lease sees the latest save, and `None` for
-/// a key with no token.
-pub async fn load_leased_sees_latest(store: &dyn TokenStore) {
-    let clause = "load_leased_sees_latest";
-    let k = key("load-leased", "alice");
-    let lease = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-    let nothing = store
-        .load_leased(lease.as_ref())
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: load_leased of a key with no token: {e}"));
-    assert!(
-        nothing.is_none(),
-        "{clause}: a key with no token loaded a token"
-    );
-    drop(lease);
-    load_latest_between(store, store, clause, true).await;
-}
-
-/// Makes a held lease lost the way the backend can lose one (its row
-/// expired, its lock file deleted), for [`load_leased_lease_lost`].
-#[async_trait]
-pub trait LeaseBreaker: Send + Sync {
-    /// Makes the lease held on `key` lost: its holder must no longer hold
-    /// it. It need not take the lease for anyone else.
-    async fn break_lease(&self, key: &TokenKey);
-}
-
-/// `load_leased` through a lease that is no longer held fails with
-/// `LeaseLost`, with a token stored and without one.
-pub async fn load_leased_lease_lost(store: &dyn TokenStore, breaker: &dyn LeaseBreaker) {
-    let clause = "load_leased_lease_lost";
-    let k = key("load-leased-lost", "alice");
-    for stored in [true, false] {
-        let what = if stored { "a stored token" } else { "no token" };
-        if stored {
-            store
-                .save(&k, &sample_token("lost"), None)
-                .await
-                .unwrap_or_else(|e| panic!("{clause}: save: {e}"));
-        }
-        let lease = store
-            .lock(&k, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-        let held = store
-            .load_leased(lease.as_ref())
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: load_leased through a held lease: {e}"));
-        assert_eq!(held.is_some(), stored, "{clause}: {what}: wrong answer");
-        breaker.break_lease(&k).await;
-        let err = store.load_leased(lease.as_ref()).await.expect_err(&format!(
-            "{clause}: load_leased through a lost lease succeeded ({what})"
-        ));
-        assert_eq!(
-            err.store_kind(),
-            Some(StoreErrorKind::LeaseLost),
-            "{clause}: {what}: {err}"
+fn require_breaker(store: &dyn TokenStore, caps: Capabilities<'_>) {
+    if let Some(ttl) = store.lease_ttl() {
+        assert!(
+            caps.lease_breaker.is_some(),
+            "the store's leases expire (lease_ttl {ttl:?}), so they can be lost while their \
+             holder lives: pass a LeaseBreaker in the Capabilities (one that expires a held \
+             lease) so that the fencing clauses are tested"
         );
-        drop(lease);
-        if stored {
-            cleanup(store, &[&k]).await;
-        }
     }
-    // Nothing is left held.
-    let again = store
-        .lock(&k, Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|e| panic!("{clause}: lock after a lost lease: {e}"));
-    drop(again);
 }
 
-async fn load_latest_between(a: &dyn TokenStore, b: &dyn TokenStore, clause: &str, leased: bool) {
-    let k = key(
-        if leased {
-            "load-leased-latest"
-        } else {
-            "load-latest"
-        },
-        "alice",
-    );
-    let mut expected = None;
-    for i in 0..5 {
-        let writer = if i % 2 == 0 { a } else { b };
-        let reader = if i % 2 == 0 { b } else { a };
-        let lease = writer
-            .lock(&k, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-        let token = sample_token(&format!("latest-{i}"));
-        let version = writer
-            .save_leased(lease.as_ref(), &token, expected)
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: save {i}: {e}"));
-        drop(lease);
-        let lease = reader
-            .lock(&k, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|e| panic!("{clause}: lock: {e}"));
-        let loaded = if leased {
-            reader.load_leased(lease.as_ref()).await
-        } else {
-            reader.load(&k).await
-        };
-        let loaded = loaded
-            .unwrap_or_else(|e| panic!("{clause}: load: {e}"))
-            .unwrap_or_else(|| panic!("{clause}: the saved token is missing"));
-        drop(lease);
-        assert_eq!(
-            loaded.version, version,
-            "{clause}: stale version after save {i}"
-        );
-        assert_same(&loaded.value, &token, clause);
-        expected = Some(version);
-    }
-    cleanup(a, &[&k]).await;
-}
-
-/// Damages the stored data of one key the way the backend can be damaged
-/// (a truncated file, a garbled row, a tampered ciphertext), for
-/// [`undecodable_never_overwritten`].
-#[async_trait]
-pub trait Corrupter: Send + Sync {
-    /// Makes the stored data of `key` undecodable.
-    async fn corrupt(&self, key: &TokenKey);
-}
-
-/// Undecodable data makes `load` fail with `Corrupt`, and no `save`
-/// replaces it.
-pub async fn undecodable_never_overwritten(store: &dyn TokenStore, corrupter: &dyn Corrupter) {
-    let k = key("undecodable", "alice");
-    let v1 = store
-        .save(&k, &sample_token("good"), None)
-        .await
-        .expect("undecodable_never_overwritten: save");
-    corrupter.corrupt(&k).await;
-    let err = store
-        .load(&k)
-        .await
-        .expect_err("undecodable_never_overwritten: damaged data loaded");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Corrupt),
-        "undecodable_never_overwritten: {err}"
-    );
-    for expected in [None, Some(v1), Some(Version(v1.0 + 1))] {
-        store
-            .save(&k, &sample_token("over"), expected)
-            .await
-            .expect_err("undecodable_never_overwritten: a save replaced damaged data");
-    }
-    let err = store
-        .load(&k)
-        .await
-        .expect_err("undecodable_never_overwritten: the damaged data was replaced");
-    assert_eq!(
-        err.store_kind(),
-        Some(StoreErrorKind::Corrupt),
-        "undecodable_never_overwritten: {err}"
-    );
-    store
-        .delete(&k)
-        .await
-        .expect("undecodable_never_overwritten: delete of damaged data");
-}
-
-/// Runs the clauses that span two instances sharing state: a lock through
-/// one excludes the other (and really waits), a save through one is seen by
-/// the other under the lease (by `load` and `load_leased`), CAS decides
-/// between them, and versions keep
-/// growing across a delete through one and a create through the other.
-pub async fn run_all_shared(a: &dyn TokenStore, b: &dyn TokenStore) {
-    lock_waits_between(a, b, "shared lock_waits").await;
-    load_latest_between(a, b, "shared load_under_lease_sees_latest", false).await;
-    load_latest_between(a, b, "shared load_leased_sees_latest", true).await;
-
-    let k = key("shared-cas", "alice");
-    let v1 = a
-        .save(&k, &sample_token("base"), None)
-        .await
-        .expect("shared concurrent_cas: create");
-    b.save(&k, &sample_token("dup"), None)
-        .await
-        .expect_err("shared create_only: created twice through two instances");
-    let ta = sample_token("from-a");
-    let tb = sample_token("from-b");
-    let (ra, rb) = tokio::join!(a.save(&k, &ta, Some(v1)), b.save(&k, &tb, Some(v1)));
-    assert!(
-        ra.is_ok() != rb.is_ok(),
-        "shared concurrent_cas: {} of 2 saves won",
-        usize::from(ra.is_ok()) + usize::from(rb.is_ok())
-    );
-    let winner = if ra.is_ok() { &ta } else { &tb };
-    let loaded = b
-        .load(&k)
-        .await
-        .expect("shared concurrent_cas: load")
-        .expect("shared concurrent_cas: gone");
-    assert_same(&loaded.value, winner, "shared concurrent_cas");
-    assert!(a.delete(&k).await.expect("shared delete"), "shared delete");
-    assert!(
-        b.load(&k).await.expect("shared delete: load").is_none(),
-        "shared delete: the other instance still sees the token"
-    );
-    let v3 = b
-        .save(&k, &sample_token("again"), None)
-        .await
-        .expect("shared versions_survive_delete: re-create");
-    assert!(
-        v3 > loaded.version,
-        "shared versions_survive_delete: {v3} is not above {}",
-        loaded.version
-    );
-    cleanup(a, &[&k]).await;
-}
-
-/// Runs every clause that needs no access to the backend's raw data, in
-/// contract order.
-pub async fn run_all(store: &dyn TokenStore) {
+/// Runs every clause on one store, in contract order. `caps` says what the
+/// backend can do beyond the common contract (see the [module docs](self)).
+///
+/// A store whose leases expire ([`lease_ttl`](TokenStore::lease_ttl) is
+/// `Some`) can lose a lease while its holder lives, so it must give a
+/// [`LeaseBreaker`]: without one this panics rather than pass the fencing
+/// clauses trivially.
+pub async fn run_all(store: &dyn TokenStore, caps: Capabilities<'_>) {
+    require_breaker(store, caps);
     round_trip(store).await;
     missing_key(store).await;
-    create_only(store).await;
+    fenced_create(store).await;
     cas_conflict(store).await;
-    overwrite_bumps_version(store).await;
-    versions_survive_delete(store).await;
-    delete(store).await;
-    delete_missing(store).await;
+    versions_grow(store).await;
+    lease_exclusive(store).await;
+    lease_released(store).await;
+    lock_timeout(store).await;
+    lease_fences_every_write(store, caps.lease_breaker).await;
+    record_round_trip(store).await;
+    record_survives_holder(store, caps.lease_breaker).await;
+    tombstone(store).await;
+    sequence(store).await;
     list_filtered(store).await;
     keys_isolated(store).await;
-    lock_exclusive(store).await;
-    lock_released_on_drop(store).await;
-    lock_timeout(store).await;
-    concurrent_cas(store).await;
-    debug_hides_secrets(store).await;
-    minimal_round_trip(store).await;
-    cas_expected_newer(store).await;
     hostile_ids(store).await;
-    lock_waits(store).await;
-    cancelled_waiter_leaves_unlocked(store).await;
-    save_under_lease(store).await;
-    load_under_lease_sees_latest(store).await;
-    lease_check(store).await;
-    load_leased_sees_latest(store).await;
+    concurrent_writers(store, caps.lease_breaker).await;
+    undecodable_never_overwritten(store, caps.corrupter).await;
+    debug_hides_secrets(store).await;
+}
+
+/// Runs the clauses that can span two instances sharing state, with the
+/// writer on one and the reader, waiter or usurper on the other, both ways
+/// round: a save through one loads through the other, a lease through one
+/// excludes the other, versions and sequences keep growing across them,
+/// records written through one are orphaned and cleared through the other,
+/// and a takeover through one fences the other.
+pub async fn run_all_shared(a: &dyn TokenStore, b: &dyn TokenStore, caps: Capabilities<'_>) {
+    require_breaker(a, caps);
+    for (x, y, name) in [(a, b, "shared (a, b)"), (b, a, "shared (b, a)")] {
+        round_trip_between(x, y, &format!("{name} round_trip")).await;
+        cas_conflict_between(x, y, &format!("{name} cas_conflict")).await;
+        versions_grow_between(x, y, &format!("{name} versions_grow")).await;
+        lease_exclusive_between(x, y, &format!("{name} lease_exclusive")).await;
+        lease_released_between(x, y, &format!("{name} lease_released")).await;
+        lease_fences_between(
+            x,
+            y,
+            caps.lease_breaker,
+            &format!("{name} lease_fences_every_write"),
+        )
+        .await;
+        record_round_trip_between(x, y, &format!("{name} record_round_trip")).await;
+        record_survives_between(
+            x,
+            y,
+            caps.lease_breaker,
+            &format!("{name} record_survives_holder"),
+        )
+        .await;
+        tombstone_between(x, y, &format!("{name} tombstone")).await;
+        sequence_between(x, y, &format!("{name} sequence")).await;
+        concurrent_writers_between(
+            x,
+            y,
+            caps.lease_breaker,
+            &format!("{name} concurrent_writers"),
+        )
+        .await;
+    }
 }

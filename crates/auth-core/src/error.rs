@@ -49,10 +49,13 @@ pub enum Error {
 
     /// A failure that may pass: the network, a 5xx, a 429 or a refresh in
     /// flight elsewhere. The stored token is intact.
-    #[error("temporary failure{}: {message}; try again{}", status_suffix(*.status), retry_suffix(*.retry_after))]
+    #[error("temporary failure{}: {message}{}; try again{}", status_suffix(*.status), sent_suffix(*.sent, *.status, .message), retry_suffix(*.retry_after))]
     Transient {
         /// What happened.
         message: String,
+        /// Whether the request may have reached the server. A refresh
+        /// whose outcome is unknown may have rotated the refresh token.
+        sent: Sent,
         /// The HTTP status, when there was a response.
         status: Option<u16>,
         /// How long the server asked us to wait, when it said.
@@ -140,6 +143,19 @@ pub enum Error {
     },
 }
 
+/// Whether a failed request may have been processed by the server, for
+/// [`Error::Transient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sent {
+    /// Nothing left this host: the connection, DNS or TLS failed before the
+    /// request was written. Retrying is an ordinary new request.
+    No,
+    /// The request may have been processed: a timeout, a dropped
+    /// connection, a 5xx, or an answer about a request the server saw. The
+    /// safe reading whenever it is not known.
+    Unknown,
+}
+
 /// The kinds of [`Error::Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -192,9 +208,49 @@ fn status_suffix(status: Option<u16>) -> String {
 
 fn retry_suffix(retry_after: Option<Duration>) -> String {
     match retry_after {
-        Some(d) => format!(" in {}", humantime::format_duration(d)),
+        Some(d) => format!(" in {}", human_duration(d)),
         None => " later".to_owned(),
     }
+}
+
+/// Says whether anything was sent, unless the message already does.
+/// (An answer with a status speaks for itself.)
+fn sent_suffix(sent: Sent, status: Option<u16>, message: &str) -> &'static str {
+    match sent {
+        _ if status.is_some() => "",
+        Sent::No if !message.contains("nothing was sent") => "; nothing was sent",
+        Sent::Unknown if !message.contains("outcome is unknown") => "; the outcome is unknown",
+        _ => "",
+    }
+}
+
+/// A duration rounded for people: "15s", "4m 10s", "2h 5m", "3d 4h"; at
+/// most two units, never milliseconds except below a second ("250ms").
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        let ms = d.as_millis();
+        return if ms == 0 {
+            "0s".to_owned()
+        } else {
+            format!("{ms}ms")
+        };
+    }
+    // Round to the nearest second.
+    let secs = secs + u64::from(d.subsec_millis() >= 500);
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let mut parts = Vec::new();
+    let mut rest = secs;
+    for (size, name) in units {
+        if rest >= size {
+            parts.push(format!("{}{name}", rest / size));
+            rest %= size;
+        }
+        if parts.len() == 2 || (!parts.is_empty() && rest == 0) {
+            break;
+        }
+    }
+    parts.join(" ")
 }
 
 fn excerpt_suffix(excerpt: &str) -> String {
@@ -221,13 +277,36 @@ impl Error {
         }
     }
 
-    /// A [`Error::Transient`] without status or source.
+    /// A [`Error::Transient`] without status or source, whose request may
+    /// have been processed ([`Sent::Unknown`], the safe reading).
     pub fn transient(message: impl Into<String>) -> Self {
         Self::Transient {
             message: message.into(),
+            sent: Sent::Unknown,
             status: None,
             retry_after: None,
             source: None,
+        }
+    }
+
+    /// A [`Error::Transient`] for a request that never left this host
+    /// ([`Sent::No`]: a refused connection, DNS, TLS).
+    pub fn not_sent(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            sent: Sent::No,
+            status: None,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// For [`Error::Transient`]: whether its request may have been
+    /// processed. `None` for other variants.
+    pub fn sent(&self) -> Option<Sent> {
+        match self {
+            Self::Transient { sent, .. } => Some(*sent),
+            _ => None,
         }
     }
 
@@ -375,6 +454,7 @@ mod tests {
         assert!(e.to_string().contains("authorization flow again"), "{e}");
         let e = Error::Transient {
             message: "server error".into(),
+            sent: Sent::Unknown,
             status: Some(503),
             retry_after: Some(Duration::from_secs(30)),
             source: None,
@@ -385,6 +465,30 @@ mod tests {
         );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
         assert_eq!(e.http_status(), Some(503));
+        let e = Error::not_sent("could not connect");
+        assert_eq!(
+            e.to_string(),
+            "temporary failure: could not connect; nothing was sent; try again later"
+        );
+        assert_eq!(e.sent(), Some(Sent::No));
+        let e = Error::transient("connection reset");
+        assert_eq!(
+            e.to_string(),
+            "temporary failure: connection reset; the outcome is unknown; try again later"
+        );
+    }
+
+    #[test]
+    fn durations_are_rounded_for_people() {
+        let d = |s: u64| Duration::from_secs(s);
+        assert_eq!(human_duration(Duration::new(14, 942_842_587)), "15s");
+        assert_eq!(human_duration(d(250)), "4m 10s");
+        assert_eq!(human_duration(d(240)), "4m");
+        assert_eq!(human_duration(d(7_530)), "2h 5m");
+        assert_eq!(human_duration(d(7_531)), "2h 5m");
+        assert_eq!(human_duration(d(90_000)), "1d 1h");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(human_duration(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -1,19 +1,13 @@
 //! Keep OAuth 2.0 tokens alive for many users across many providers, without
 //! ever burning a single-use refresh token.
 //!
-//! This crate holds the traits and types every other crate of the workspace
-//! shares, and the [`TokenManager`] that refreshes tokens safely. It does no
-//! HTTP and touches no filesystem: providers ([`TokenProvider`]) and stores
-//! ([`TokenStore`]) plug in from other crates, or from your own code.
-//!
-//! # Why a manager
-//!
-//! Some providers (Fitbit among them) issue refresh tokens that can be used
-//! **once**. Two refreshes racing, in one process or in two, burn the user's
-//! grant and force them to log in again. The [`TokenManager`] refreshes each
-//! account at most once at a time: in-process through a single flight per
-//! key, across processes through the store's key lock, and it saves the new
-//! pair with compare-and-swap before anyone gets to use it.
+//! Register your providers ([`TokenProvider`]) and a store ([`TokenStore`])
+//! with a [`TokenManager`], then ask it for an access token whenever you
+//! call an API: it hands out the cached token, or refreshes it first, once
+//! per account, across threads, processes and hosts. This crate holds the
+//! traits, the types and the manager; it does no HTTP and touches no
+//! filesystem. Providers and stores plug in from the other crates of the
+//! workspace, or from your own code.
 //!
 //! # Example
 //!
@@ -21,7 +15,7 @@
 //! use std::sync::Arc;
 //! use std::time::{Duration, SystemTime};
 //! use auth_core::testing::FakeProvider;
-//! use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore};
+//! use auth_core::{TokenKey, TokenManager, TokenSet};
 //! use store_memory::MemoryTokenStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -38,7 +32,7 @@
 //! let old = TokenSet::new("old-access", "Bearer", issued)
 //!     .with_refresh_token("old-refresh")
 //!     .with_expires_in(Duration::from_secs(3600));
-//! store.save(&key, &old, None).await?;
+//! store.put(&key, &old).await?;
 //!
 //! // The manager refreshes it once, saves the new pair, and hands it out.
 //! let token = manager.access_token(&key).await?;
@@ -48,97 +42,68 @@
 //! # }
 //! ```
 //!
-//! # Background refresh
+//! Run a [`Refresher`] next to the manager in long-lived processes: it
+//! refreshes tokens ahead of their expiry, and every 2 s it finishes the
+//! refreshes that another process left in flight (see below). Call
+//! [`TokenManager::shutdown`] before the process exits.
 //!
-//! A [`Refresher`], spawned next to the manager, refreshes tokens a lead
-//! time before they expire, through the same protocol, so callers of
-//! [`TokenManager::access_token`] find a fresh token in the cache. It scans
-//! the store once and then follows the manager's [`TokenEvent`]s; it caps
-//! its concurrency overall and per provider, backs off per key and per
-//! provider, can keep dormant non-rotating grants alive, splits the accounts
-//! between hosts by [`Shard`], and stops with [`TokenManager::shutdown`].
+//! # Why a manager
 //!
-//! # Where this departs from the first design, and why
+//! Some providers (Fitbit among them) issue refresh tokens that can be used
+//! **once**. Two refreshes racing, in one process or in two, burn the
+//! user's grant, and so does a refresh whose answer is lost: the server
+//! rotated the pair and nobody has the new one. The manager refreshes each
+//! account once at a time (a single flight per key in the process, the
+//! store's lease across processes), and it keeps a **write-ahead record**
+//! in the store of every refresh of a rotating token: "a refresh of this
+//! stored version is in flight". Whoever takes the key's lease next finds
+//! the record and replays the same refresh token while the server still
+//! forgives a replay (Fitbit's window of about two minutes), which recovers
+//! the pair. Only a definite outcome (the new pair, or `invalid_grant`)
+//! clears the record.
 //!
-//! - **An abandoned refresh is finished, not cancelled.** The single flight
-//!   is led by its first caller, but a refresh abandoned between the server
-//!   rotating the token and the new pair being saved is exactly how grants
-//!   get burned. So a caller dropped mid-flight hands the flight to a
-//!   spawned task, and the manager needs a Tokio runtime. (Spawning every
-//!   refresh was simpler but cost about 90 µs of thread hand-offs per
-//!   refresh on loopback.)
-//! - **The reauthorization flag and the refresh cooldown live in the stored
-//!   [`TokenSet`]** ([`TokenSet::reauthorization_required`],
-//!   [`TokenSet::refresh_cooldown`]), not in the manager's memory, so every
-//!   process sharing the store sees them: none sends a dead refresh token
-//!   again, and an outage costs one attempt per cooldown across all of them,
-//!   each `authctl` run included.
-//! - **A rotated pair that cannot be saved is kept, not dropped.** The
-//!   design said "save before anyone uses it". A full disk or a dead
-//!   database at that moment would then lose the only copy of the new pair,
-//!   so the pair stays in memory, its save is retried under the lease, and
-//!   only providers whose replay window survives use of the new access
-//!   token ([`TokenProvider::use_ends_replay_window`]) get it handed out
-//!   before the save lands.
-//! - **`force_refresh` takes the rejected token.** "Refresh unless someone
-//!   else did" needs to know *which* token was rejected: a version seen by
-//!   this process's cache is not enough on a cold cache or across processes.
-//!   With the rejected access token, a hundred late 401s cause one refresh.
-//!   [`TokenManager::refresh`] is the command-line form: replace whatever is
-//!   current.
-//! - **Leases can be lost, and writes are fenced.** A lock file can be
-//!   deleted, a lease row can expire, a database session can die. So
-//!   [`KeyLock::check`] says whether a lease is still held, the manager
-//!   knows it is held before every refresh request, and it writes only
-//!   through [`TokenStore::save_leased`], which a store can make atomic with
-//!   the lease check. The first request follows the leased read
-//!   ([`TokenStore::load_leased`]), which checked the lease in the same
-//!   step with nothing awaited since, so only a retry, after its pause,
-//!   calls `check` again: a store round trip less per refresh than the
-//!   design's "check before every send".
-//! - **The refresh has a deadline shorter than the lock wait**
-//!   ([`DEFAULT_REFRESH_DEADLINE`] 20 s against [`DEFAULT_LOCK_WAIT`]
-//!   30 s), covering every attempt and `Retry-After` wait, so that a lease
-//!   is held for less time than others wait for it. A waiter that still
-//!   times out serves a valid stored token, and never refreshes without the
-//!   lease.
-//! - **The cache is sharded and only moves forward.** A single
-//!   `RwLock<HashMap>` does not scale past one core (every reader writes the
-//!   lock's counter), so the cache has 64 shards, each behind a lock whose
-//!   readers count themselves on a cache line of their thread's (a
-//!   `crossbeam` `ShardedLock`): threads serving different users write
-//!   nothing in common on the hot path. Entries carry the store version they were read at, and a removal
-//!   leaves a tombstone, so a flight that read before a logout or a revoke
-//!   cannot bring the old token back. It is bounded
-//!   ([`TokenManagerBuilder::cache_capacity`]).
-//! - **Every writer of a key holds its lease**: refresh, login, revoke,
-//!   logout and [`TokenManager::clear_reauthorization`]. A login whose
-//!   account is known takes the lease before exchanging the code, so a busy
-//!   lease costs nothing; an exchanged token whose save fails is kept and
-//!   retried like a rotated pair.
-//! - **Only `invalid_grant` flags an account.** Answers that may be about
-//!   the client (`invalid_token` from a token endpoint, Google's
-//!   `UNAUTHENTICATED`) are [`Error::Configuration`]: flagging on them would
-//!   flag every account of a misconfigured client at once.
-//! - **[`TokenManager::shutdown`]** waits, bounded, for refreshes and saves
-//!   in progress, so a process that exits (or gets Ctrl-C) never cuts a
-//!   refresh between the server's answer and the save.
-//! - **Two more error variants**: [`Error::InvalidInput`] (a bad id, an
-//!   unknown provider, a callback whose state does not match) and
-//!   [`Error::AuthorizationDenied`] (the user clicked deny). Neither fits the
-//!   server-side classes, and an app reacts to each differently.
-//! - **[`Error`] is `Clone`** (sources are `Arc`ed), because one refresh
-//!   result is handed to every caller that waited on it.
-//! - **`exchange_code` takes references** and the manager checks the
-//!   callback's error and state before calling it; providers check again
-//!   (and check `iss`), so a provider used on its own is safe too.
+//! The protocol is a pure decision (from what is known: the goal, the
+//! stored row with its record and age on the store's clock, an unsaved
+//! pair, the provider's [`RefreshRules`], the time; to the next action:
+//! serve, wait, replay, refresh, save, flag, give up) and a thin driver
+//! that performs it. [`TokenManager`]'s docs list its steps.
+//!
+//! # What happens on each fault
+//!
+//! | Fault | What the user sees | Proved by |
+//! |---|---|---|
+//! | The process dies after sending a refresh, before saving the answer | Nothing, if another process runs a `Refresher` or asks for the token within the provider's window: it finds the record, replays the same refresh token and saves the same pair. Callers meanwhile get the old token while it is valid. | `a_refresh_left_by_a_dead_process_is_finished_by_the_refresher`, `trace_orphan_is_taken_over_without_traffic` |
+//! | The answer is lost (reset, timeout, 5xx, a 200 that cannot be parsed) | The same refresh token is retried inside the refresh deadline; if the outcome stays unknown, the record stays, the next attempt comes within a quarter of the window, and the still-valid token is served (else a transient error saying "the outcome is unknown"). | `regression_the_cooldown_after_a_lost_answer_stays_inside_the_window`, `two_transient_failures_then_success_are_retried_and_saved` |
+//! | A slow answer | Each attempt has its own timeout (default 8 s) and the deadline (20 s) holds two, so the slow attempt is retried. | `regression_a_slow_answer_is_retried_inside_the_deadline`, `a_slow_answer_gets_a_retry_inside_the_default_deadline` |
+//! | A refused connection, a 429 or an error answer | Nothing was processed: the record is cleared, unless an earlier attempt under it was unknown; a cooldown (on the store's clock) follows. | `a_definite_failure_clears_the_record_only_with_no_unknown_attempt_before`, `trace_429_after_a_lost_answer_keeps_the_record` |
+//! | The server says `invalid_grant` | [`Error::ReauthorizationRequired`]; the token is kept, flagged, and not sent again (`authctl clear-flag` clears a flag an operator knows is wrong). | `invalid_grant_flags_the_token_and_keeps_it` |
+//! | The store fails to save a new pair | The pair stays in memory and a task saves it while the process lives, taking the lease back the moment it is free; the record stays so others replay rather than refresh. Fitbit's old access token is served while valid (using the new one would end its window). | `regression_an_unsaved_pair_is_saved_after_its_lease_is_lost`, `an_unsaved_refresh_serves_the_old_token_while_first_use_ends_the_window` |
+//! | The process stops with a pair not saved | [`TokenManager::shutdown`] logs each account at risk at error level and returns an error naming them. | `shutdown_names_the_accounts_whose_new_pair_is_not_saved` |
+//! | The lease is lost (expired, a pause longer than it) | Every write through it fails ([`StoreErrorKind::LeaseLost`]); every retry and replay renews the lease first and sends nothing if that fails; no attempt outlives the lease. | `trace_retry_without_a_lease_sends_nothing`, `trace_request_outliving_its_lease_is_cut_to_fit`, `regression_an_unfenced_store_fails_the_conformance_suite` |
+//! | The record is a window old (an outage aged it, its holder paused), or the provider has no window | The late-replay guard: the record is watched for the save back-off cap plus a margin, and replayed only if unchanged, so a live holder saves first. Callers get the still-valid token or a transient error meanwhile. | `trace_late_takeover_watches_before_replaying`, `trace_outage_aged_record_is_watched`, `trace_without_a_window_every_replay_is_guarded`, `trace_retry_after_the_window_goes_to_the_guard` |
+//! | A cached token in a long-lived process | It is served with no I/O, so it cannot see another process's record: the `Refresher`'s orphan poll finishes those. | `the_hot_path_does_no_store_io`, `a_refresh_left_by_a_dead_process_is_finished_by_the_refresher` |
+//! | The caller goes away mid-refresh | The refresh finishes in a task and is saved. | `a_refresh_abandoned_by_its_only_caller_still_finishes_and_saves` |
+//! | The caller goes away mid-login (Ctrl-C, a closed browser) | From the code's exchange on, the exchange and the save finish in a task; the next call sees the new grant. | `regression_a_login_dropped_mid_save_is_still_saved` |
+//! | Hosts' clocks disagree by minutes | Nothing: logins are ordered by the store's sequence, and record ages and cooldowns are measured on the store's clock. Where the account comes from the login's answer, the sequence is taken right after the exchange ([`TokenEvent::LoginRace`] names that one race). | `regression_logins_are_ordered_by_the_store_not_by_host_clocks`, `a_cooldown_on_the_stores_clock_serves_the_valid_token_and_names_clear_flag` |
+//! | A revoke while another process holds a newer unsaved pair | The refresh in flight is finished first (replayed), the current pair is revoked, and a tombstone refuses the older save and any login begun before it. | `regression_revoke_finishes_another_processs_unsaved_refresh_first` |
+//! | A thousand callers on an expired token | One request. | `a_thousand_callers_on_an_expired_token_make_one_refresh` |
+//! | The provider panics | A transient error; the record stays (the outcome is unknown) and the next attempt replays. | `a_panicking_provider_gives_an_error_and_does_not_wedge_the_account` |
+//!
+//! When a manager is built it warns about parameters that cannot keep
+//! these promises: a lease TTL shorter than the attempt timeout plus a
+//! margin (2 s, or half the TTL when that is less: each attempt is cut to
+//! the TTL less that margin, so a short lease still leaves time to send),
+//! and a provider window not longer than
+//! [the holder failures to survive](TokenManagerBuilder::survive_holder_failures)
+//! × the lease TTL + the refresh deadline
+//! (`the_builder_warns_about_parameters_that_break_the_protocol`).
 //!
 //! # Feature flags
 //!
 //! - `conformance`: the `conformance` module, the suite every [`TokenStore`]
 //!   should pass.
 //! - `testing`: the `testing` module with `FakeProvider`, a scriptable
-//!   provider for tests.
+//!   provider for tests (with a strict single-use mode).
 //! - `metrics`: counters and histograms on the [`metrics`] facade, named in
 //!   the [`telemetry`] module: refreshes by provider and outcome class,
 //!   refresh latency, lease waits, cache hits and misses, reauthorizations,
@@ -169,20 +134,20 @@ pub mod testing;
 
 pub use authorization::{AuthorizeRequest, Callback, PendingAuthorization};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result, Source, StoreErrorKind};
+pub use error::{Error, Result, Sent, Source, StoreErrorKind, human_duration};
 pub use id::{AccountId, MAX_ID_LEN, ProviderId, TokenKey};
 pub use introspection::{GrantedScope, Introspection};
 pub use manager::{
-    CooldownPolicy, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE,
-    DEFAULT_REFRESH_DEADLINE, DEFAULT_SAVE_RETRY_FOR, DEFAULT_SKEW, RetryPolicy, TokenEvent,
-    TokenManager, TokenManagerBuilder,
+    Cleared, CooldownPolicy, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT,
+    DEFAULT_PENDING_MAX_AGE, DEFAULT_REFRESH_DEADLINE, DEFAULT_SKEW, DEFAULT_SURVIVED_FAILURES,
+    RetryPolicy, TokenEvent, TokenManager, TokenManagerBuilder,
 };
-pub use provider::TokenProvider;
+pub use provider::{RefreshRules, TokenProvider};
 pub use refresher::{
-    DEFAULT_LEAD, Refresher, RefresherBuilder, RefresherEvent, RefresherStats, Shard,
+    DEFAULT_LEAD, ORPHAN_POLL, Refresher, RefresherBuilder, RefresherEvent, RefresherStats, Shard,
 };
 pub use resource::ResourceResponse;
-pub use store::{KeyLock, TokenStore, Version, Versioned};
+pub use store::{Expect, InFlight, Lease, Record, Sequence, Stored, TokenStore, Version};
 pub use token::{AccessToken, RefreshCooldown, TOKEN_FORMAT_VERSION, TokenSet};
 
 /// Re-exported so implementors use the same `async_trait` macro.

@@ -2,6 +2,7 @@
 //! token manager.
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -70,19 +71,15 @@ pub trait TokenProvider: Debug + Send + Sync {
         None
     }
 
-    /// Whether the first use of a refreshed access token ends the server's
-    /// replay window for the refresh that issued it.
+    /// How the server treats refresh tokens: whether they rotate, how long
+    /// a replay of a spent one is forgiven, and whether the first use of the
+    /// new pair ends that forgiveness. The manager writes a write-ahead
+    /// record before sending a rotating refresh token, and replays it after
+    /// a lost answer only inside the window.
     ///
-    /// Fitbit answers an identical refresh request with the same new pair
-    /// "until the newly issued access or refresh token is used". While the
-    /// manager holds a rotated pair it could not save yet, handing out the
-    /// new access token would end that window, and a crash before the save
-    /// would then lose the grant for good; so, while this returns `true`,
-    /// the manager serves the old access token (if it is still valid) until
-    /// the new pair is saved. Providers whose refresh tokens do not rotate
-    /// (Google) return `false`. The default is `true`, the safe answer.
-    fn use_ends_replay_window(&self) -> bool {
-        true
+    /// The default is the safe reading: rotating, with no replay window.
+    fn refresh_rules(&self) -> RefreshRules {
+        RefreshRules::ROTATING
     }
 
     /// Whether [`mint`](Self::mint) can get a token without any stored grant.
@@ -114,5 +111,73 @@ pub trait TokenProvider: Debug + Send + Sync {
     /// answers (Fitbit's `expired_token` and `invalid_token` error bodies).
     fn rejects_token(&self, response: &ResourceResponse<'_>) -> bool {
         response.is_rfc6750_invalid_token()
+    }
+}
+
+/// How a server treats refresh tokens, from [`TokenProvider::refresh_rules`].
+///
+/// A rotating server hands out a new refresh token with each refresh and
+/// makes the old one invalid. Some forgive a replay of the old one for a
+/// while (Fitbit: about two minutes, answering with the same new pair), which
+/// is the only way to recover a pair whose answer was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshRules {
+    rotates: bool,
+    replay_window: Option<Duration>,
+    first_use_ends_window: bool,
+}
+
+impl RefreshRules {
+    /// Rotating, with no replay window: the safe default for a server whose
+    /// rules are unknown.
+    pub const ROTATING: Self = Self {
+        rotates: true,
+        replay_window: None,
+        first_use_ends_window: false,
+    };
+
+    /// A server whose refresh tokens do not rotate (Google): the same refresh
+    /// token works again, so a lost answer costs nothing and no write-ahead
+    /// record is needed.
+    pub const NOT_ROTATING: Self = Self {
+        rotates: false,
+        replay_window: None,
+        first_use_ends_window: false,
+    };
+
+    /// A rotating server that answers a replay of the spent refresh token
+    /// with the same new pair for `window`, or until the new pair is first
+    /// used when `first_use_ends_window` (Fitbit).
+    pub const fn rotating_with_window(window: Duration, first_use_ends_window: bool) -> Self {
+        Self {
+            rotates: true,
+            replay_window: Some(window),
+            first_use_ends_window,
+        }
+    }
+
+    /// Whether each refresh hands out a new refresh token and spends the old.
+    pub const fn rotates(&self) -> bool {
+        self.rotates
+    }
+
+    /// How long a replay of a spent refresh token is answered with the same
+    /// new pair; `None` when it is never forgiven (or the tokens do not
+    /// rotate).
+    pub const fn replay_window(&self) -> Option<Duration> {
+        self.replay_window
+    }
+
+    /// Whether the first use of the new pair ends the replay window. While
+    /// it does, the manager never serves a new access token before the pair
+    /// is saved.
+    pub const fn first_use_ends_window(&self) -> bool {
+        self.first_use_ends_window
+    }
+}
+
+impl Default for RefreshRules {
+    fn default() -> Self {
+        Self::ROTATING
     }
 }

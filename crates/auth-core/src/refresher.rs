@@ -44,6 +44,12 @@ const DEFAULT_PER_PROVIDER: usize = 4;
 const SCAN_CONCURRENCY: usize = 16;
 /// The pause before a failed scan is tried again.
 const SCAN_RETRY: Duration = Duration::from_secs(30);
+/// How often every refresher asks the store for refreshes left in flight
+/// by a holder that died or gave up (whatever its shard), and takes each
+/// over at once: a cache hit in a long-lived process cannot see them.
+pub const ORPHAN_POLL: Duration = Duration::from_secs(2);
+/// Orphaned keys taken over per poll at most.
+const ORPHAN_BATCH: usize = 64;
 /// Due times further away than this are held at this distance (a token
 /// valid for decades, a keep-alive of years): the entry simply comes up
 /// again then.
@@ -307,6 +313,7 @@ impl RefresherBuilder {
             providers: HashMap::new(),
             tasks: JoinSet::new(),
             scan: None,
+            orphan_poll: Some(Instant::now()),
         };
         tokio::spawn(async move {
             worker.run(manager_events).await;
@@ -338,6 +345,19 @@ impl RefresherBuilder {
 /// - A token without a refresh token (and whose provider cannot mint one),
 ///   or flagged for reauthorization, is not scheduled.
 ///
+/// # Refreshes left in flight
+///
+/// Every [`ORPHAN_POLL`] (2 s) the refresher asks the store for refreshes
+/// left in flight whose lease is free or expired
+/// ([`TokenStore::orphaned`](crate::TokenStore::orphaned)): their holder
+/// died, paused, or gave up after an unknown outcome. It takes each over at
+/// once through the manager, **whatever its shard**: only a replay inside
+/// the provider's window recovers the pair, and a cached token in a
+/// long-lived process cannot see the record. A takeover makes one attempt
+/// (the next poll comes back for it); replays are paced at one per
+/// window/8 per account, and a record a window old is watched before it
+/// is replayed.
+///
 /// # Many hosts
 ///
 /// Refreshers on several hosts split the accounts by a stable hash of the
@@ -358,6 +378,8 @@ impl RefresherBuilder {
 ///   backs off (doubling, with jitter), and its provider too: a provider
 ///   that fails is probed by one refresh at a time, after a growing pause,
 ///   until one succeeds, so an outage costs a few requests, not one per key.
+///   Takeovers of refreshes left in flight are not capped this way: each
+///   account with a record is replayed at its own pace (see above).
 /// - A lagging event subscription (more events than the manager's
 ///   `event_capacity` while the refresher was busy) triggers a new scan.
 ///
@@ -535,6 +557,8 @@ enum Done {
         result: Result<Ahead>,
     },
     Scan(Vec<(TokenKey, TokenSet)>),
+    /// An orphan poll finished, having taken over this many keys.
+    Orphans(usize),
 }
 
 /// The loop and its state; owned by one task.
@@ -550,6 +574,8 @@ struct Worker {
     /// The scan in progress, which `finish` cancels (a store that cannot
     /// list would keep it retrying forever).
     scan: Option<AbortHandle>,
+    /// When the next orphan poll is due; `None` while one runs.
+    orphan_poll: Option<Instant>,
 }
 
 impl Worker {
@@ -584,10 +610,39 @@ impl Worker {
                     Err(err) if err.is_cancelled() => {}
                     Err(err) => warn!(error = %err, "a refresher task failed"),
                 },
+                () = sleep_until(self.orphan_poll) => self.poll_orphans(),
                 () = sleep_until(wake) => {}
             }
         }
         self.finish().await;
+    }
+
+    /// Asks the store for refreshes left in flight and takes each over at
+    /// once, through the manager (a replay, or the late-replay guard).
+    fn poll_orphans(&mut self) {
+        self.orphan_poll = None;
+        let manager = self.manager.clone();
+        self.tasks.spawn(async move {
+            let keys = match manager.store().orphaned(ORPHAN_BATCH).await {
+                Ok(keys) => keys,
+                Err(err) => {
+                    warn!(error = %err, "the refresher cannot list refreshes left in flight");
+                    return Done::Orphans(0);
+                }
+            };
+            let taken = keys.len();
+            futures::future::join_all(keys.into_iter().map(|key| {
+                let manager = manager.clone();
+                async move {
+                    debug!(%key, "a refresh was left in flight; taking it over");
+                    if let Err(err) = manager.take_over(&key).await {
+                        debug!(%key, error = %err, "the refresh left in flight is not finished yet");
+                    }
+                }
+            }))
+            .await;
+            Done::Orphans(taken)
+        });
     }
 
     /// Lets refreshes in progress finish (the manager starts no new one once
@@ -634,7 +689,7 @@ impl Worker {
                 match manager.list(None).await {
                     Ok(keys) => break keys,
                     Err(err) => {
-                        warn!(error = %err, "the refresher cannot list the stored tokens; trying again in {}", humantime::format_duration(SCAN_RETRY));
+                        warn!(error = %err, "the refresher cannot list the stored tokens; trying again in {}", crate::error::human_duration(SCAN_RETRY));
                         tokio::time::sleep(SCAN_RETRY).await;
                     }
                 }
@@ -645,7 +700,7 @@ impl Worker {
                     let store = Arc::clone(&store);
                     async move {
                         match store.load(&key).await {
-                            Ok(Some(stored)) => Some((key, stored.value)),
+                            Ok(Some(stored)) => stored.token.map(|token| (key, token)),
                             Ok(None) => None,
                             Err(err) => {
                                 warn!(%key, error = %err, "the refresher cannot read this token; it is not scheduled");
@@ -682,7 +737,9 @@ impl Worker {
     /// nothing to do. `kind` is what the key was (a keep-alive stays one
     /// after its refresh; anything else is live when valid).
     fn plan(&mut self, key: TokenKey, token: &TokenSet, kind: Kind, failures: u32) {
-        let now = self.manager.now();
+        // On the token's own time when this process just received it: a
+        // host clock minutes fast must not make a new token due at once.
+        let now = self.manager.token_now(&key, token);
         if token.reauthorization_required().is_some() || !self.refreshable(&key, token) {
             self.schedule.remove(&key);
             return;
@@ -841,6 +898,12 @@ impl Worker {
     fn on_done(&mut self, done: Done) {
         match done {
             Done::Scan(tokens) => self.on_scan(tokens),
+            Done::Orphans(taken) => {
+                if taken > 0 {
+                    debug!(taken, "took over refreshes left in flight");
+                }
+                self.orphan_poll = Some(Instant::now() + ORPHAN_POLL);
+            }
             Done::Refresh { key, kind, result } => self.on_refreshed(key, kind, result),
         }
     }
@@ -865,9 +928,29 @@ impl Worker {
                     expires_at: token.expires_at(),
                     keep_alive,
                 });
-                self.plan(key, &token, kind, 0);
+                self.plan(key.clone(), &token, kind, 0);
+                self.not_sooner(&key, &token);
             }
             Err(err) => self.on_failure(key, kind, failures, &err),
+        }
+    }
+
+    /// A key just replaced is not due again sooner than 1/16 of its new
+    /// token's life (at least a second), whatever the clocks say: a token
+    /// handed out before it is saved (a login's, kept in memory while its
+    /// save is retried) is judged on a host clock that may be minutes
+    /// fast, and must not be "due" again at the same instant.
+    fn not_sooner(&mut self, key: &TokenKey, token: &TokenSet) {
+        let life = token
+            .expires_at()
+            .and_then(|e| e.duration_since(token.issued_at()).ok())
+            .unwrap_or_default();
+        let floor = Instant::now() + (life / 16).max(Duration::from_secs(1));
+        if let Some(mut entry) = self.schedule.entries.get(key).copied()
+            && entry.due < floor
+        {
+            entry.due = floor;
+            self.schedule.insert(key.clone(), entry);
         }
     }
 
@@ -904,7 +987,7 @@ impl Worker {
         let wait = backoff.max(err.retry_after().unwrap_or_default())
             + fraction(backoff / 4, key_hash(&key, Some(u64::from(failures))));
         let retry_at = self.manager.now() + wait;
-        warn!(%key, class = err.class(), error = %err, failures, "background refresh failed; next try in {}", humantime::format_duration(Duration::from_secs(wait.as_secs())));
+        warn!(%key, class = err.class(), error = %err, failures, "background refresh failed; next try in {}", crate::error::human_duration(wait));
         self.shared.emit(RefresherEvent::Failed {
             key: key.clone(),
             class: err.class(),

@@ -19,7 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::id::{AccountId, ProviderId};
 use crate::introspection::{GrantedScope, Introspection};
-use crate::provider::TokenProvider;
+use crate::provider::{RefreshRules, TokenProvider};
 use crate::token::TokenSet;
 
 /// One scripted answer to `refresh` or `exchange_code`.
@@ -32,8 +32,23 @@ pub enum Scripted {
     FreshWithoutRefreshToken,
     /// Answer with this token set.
     Token(TokenSet),
-    /// Fail with this error.
+    /// Fail with this error; the server did not process the request.
     Fail(Error),
+    /// Process the request (a strict server rotates the refresh token),
+    /// then fail with this error as if the answer was lost.
+    ProcessThenFail(Error),
+}
+
+/// A strict single-use server's state (see [`FakeProvider::strict`]).
+#[derive(Debug, Default)]
+struct Server {
+    strict: bool,
+    window: Option<Duration>,
+    /// The refresh token the server accepts now.
+    current: Option<String>,
+    /// Spent refresh tokens: the pair each was answered with, and when.
+    spent: std::collections::HashMap<String, (TokenSet, std::time::SystemTime)>,
+    burns: u64,
 }
 
 /// A scriptable provider that counts calls.
@@ -55,6 +70,7 @@ pub struct FakeProvider {
     exchange_script: Mutex<VecDeque<Scripted>>,
     revoke_script: Mutex<VecDeque<Error>>,
     seen_refresh_tokens: Mutex<Vec<String>>,
+    revoked: Mutex<Vec<String>>,
     sequence: AtomicU64,
     refresh_calls: AtomicU64,
     exchange_calls: AtomicU64,
@@ -62,6 +78,8 @@ pub struct FakeProvider {
     introspect_calls: AtomicU64,
     gate: Mutex<Option<Arc<Semaphore>>>,
     started: Notify,
+    rules: RefreshRules,
+    server: Mutex<Server>,
 }
 
 impl FakeProvider {
@@ -75,6 +93,7 @@ impl FakeProvider {
             exchange_script: Mutex::default(),
             revoke_script: Mutex::default(),
             seen_refresh_tokens: Mutex::default(),
+            revoked: Mutex::default(),
             sequence: AtomicU64::new(0),
             refresh_calls: AtomicU64::new(0),
             exchange_calls: AtomicU64::new(0),
@@ -82,7 +101,56 @@ impl FakeProvider {
             introspect_calls: AtomicU64::new(0),
             gate: Mutex::new(None),
             started: Notify::new(),
+            rules: RefreshRules::ROTATING,
+            server: Mutex::default(),
         }
+    }
+
+    /// Declares these refresh rules ([`TokenProvider::refresh_rules`]);
+    /// the default is [`RefreshRules::ROTATING`], the safe reading.
+    #[must_use]
+    pub fn with_refresh_rules(mut self, rules: RefreshRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// Acts as a strict single-use server: only the refresh token issued
+    /// last is accepted (see [`issue`](Self::issue)); a spent one is
+    /// answered with the same pair again within `window` of its use, and
+    /// with `invalid_grant` otherwise (a **burn**, counted by
+    /// [`burns`](Self::burns)). Declares matching refresh rules, with the
+    /// window ended by first use (as Fitbit's: the conservative reading).
+    #[must_use]
+    pub fn strict(mut self, window: Option<Duration>) -> Self {
+        self.rules = match window {
+            Some(w) => RefreshRules::rotating_with_window(w, true),
+            None => RefreshRules::ROTATING,
+        };
+        let server = self
+            .server
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        server.strict = true;
+        server.window = window;
+        self
+    }
+
+    /// A new grant's pair, which a strict server accepts from now on (an
+    /// earlier grant's refresh token is superseded).
+    pub fn issue(&self) -> TokenSet {
+        let token = self.mint(true);
+        lock(&self.server).current = token.refresh_token().map(|t| t.expose_secret().to_owned());
+        token
+    }
+
+    /// Refreshes a strict server refused with `invalid_grant`.
+    pub fn burns(&self) -> u64 {
+        lock(&self.server).burns
+    }
+
+    /// The refresh token a strict server accepts now.
+    pub fn current_refresh_token(&self) -> Option<String> {
+        lock(&self.server).current.clone()
     }
 
     /// Stamps tokens with this clock's time.
@@ -157,6 +225,11 @@ impl FakeProvider {
         lock(&self.seen_refresh_tokens).clone()
     }
 
+    /// The access tokens of the pairs revoked so far, in order.
+    pub fn revoked_access_tokens(&self) -> Vec<String> {
+        lock(&self.revoked).clone()
+    }
+
     /// A fresh made-up token set, as the provider would issue it now.
     pub fn mint(&self, with_refresh_token: bool) -> TokenSet {
         let n = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
@@ -175,8 +248,38 @@ impl FakeProvider {
             Scripted::Fresh => Ok(self.mint(true)),
             Scripted::FreshWithoutRefreshToken => Ok(self.mint(false)),
             Scripted::Token(token) => Ok(token),
-            Scripted::Fail(error) => Err(error),
+            Scripted::Fail(error) | Scripted::ProcessThenFail(error) => Err(error),
         }
+    }
+
+    /// A refresh as the server processes it.
+    fn process(&self, current: &TokenSet, scripted: Option<Scripted>) -> Result<TokenSet> {
+        if !lock(&self.server).strict {
+            return self.answer(scripted);
+        }
+        let sent = current
+            .refresh_token()
+            .map(|t| t.expose_secret().to_owned());
+        let now = self.clock.now();
+        let mut server = lock(&self.server);
+        if sent.is_some() && sent == server.current {
+            drop(server);
+            let new = self.answer(scripted)?;
+            let mut server = lock(&self.server);
+            server.current = new.refresh_token().map(|t| t.expose_secret().to_owned());
+            server
+                .spent
+                .insert(sent.unwrap_or_default(), (new.clone(), now));
+            return Ok(new);
+        }
+        let window = server.window;
+        if let Some((pair, at)) = sent.as_ref().and_then(|s| server.spent.get(s))
+            && window.is_some_and(|w| now < *at + w)
+        {
+            return Ok(pair.clone());
+        }
+        server.burns += 1;
+        Err(Error::reauthorization_required(None, "invalid_grant"))
     }
 }
 
@@ -217,7 +320,13 @@ impl TokenProvider for FakeProvider {
         self.exchange_calls.fetch_add(1, Ordering::SeqCst);
         callback.code_or_error()?;
         let scripted = lock(&self.exchange_script).pop_front();
-        self.answer(scripted)
+        let token = self.answer(scripted)?;
+        let mut server = lock(&self.server);
+        if server.strict {
+            // A new consent supersedes the grant's earlier refresh token.
+            server.current = token.refresh_token().map(|t| t.expose_secret().to_owned());
+        }
+        Ok(token)
     }
 
     async fn refresh(&self, current: &TokenSet) -> Result<TokenSet> {
@@ -234,14 +343,26 @@ impl TokenProvider for FakeProvider {
                 .forget();
         }
         let scripted = lock(&self.refresh_script).pop_front();
-        self.answer(scripted)
+        let (scripted, then_fail) = match scripted {
+            Some(Scripted::Fail(error)) => return Err(error),
+            Some(Scripted::ProcessThenFail(error)) => (None, Some(error)),
+            other => (other, None),
+        };
+        let answer = self.process(current, scripted)?;
+        match then_fail {
+            Some(error) => Err(error),
+            None => Ok(answer),
+        }
     }
 
-    async fn revoke(&self, _token: &TokenSet) -> Result<()> {
+    async fn revoke(&self, token: &TokenSet) -> Result<()> {
         self.revoke_calls.fetch_add(1, Ordering::SeqCst);
         match lock(&self.revoke_script).pop_front() {
             Some(error) => Err(error),
-            None => Ok(()),
+            None => {
+                lock(&self.revoked).push(token.access_token().expose_secret().to_owned());
+                Ok(())
+            }
         }
     }
 
@@ -251,6 +372,10 @@ impl TokenProvider for FakeProvider {
             Introspection::active(token.scopes().iter().map(GrantedScope::new).collect());
         answer.expires_at = token.expires_at();
         Ok(answer)
+    }
+
+    fn refresh_rules(&self) -> RefreshRules {
+        self.rules
     }
 
     fn account_for(&self, token: &TokenSet) -> Option<AccountId> {

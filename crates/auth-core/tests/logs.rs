@@ -56,7 +56,7 @@ async fn info_logs_name_the_key_and_no_secret() {
     let clock = TokioClock::new();
     let start = clock.now();
     let provider = Arc::new(FakeProvider::new("alpha").with_clock(clock.clone()));
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_clock(clock.clone());
     let ahead = TokenKey::parse("alpha", "ahead-user").unwrap();
     let refused = TokenKey::parse("alpha", "refused-user").unwrap();
     let waited = TokenKey::parse("alpha", "waiting-user").unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use auth_core::secrecy::ExposeSecret;
 use auth_core::testing::Scripted;
 use auth_core::{AuthorizeRequest, Callback, Error, TokenEvent, TokenStore};
-use support::{expired_token, key, setup_with, valid_token};
+use support::{expired_token, holds_token, key, seed, setup_with, stored, valid_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_callers_on_an_expired_token_make_one_refresh() {
@@ -31,9 +31,9 @@ async fn a_thousand_callers_on_an_expired_token_make_one_refresh() {
     }
     assert_eq!(s.provider.refresh_calls(), 1);
     assert_eq!(secrets.len(), 1, "callers got different tokens");
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    let stored = stored(&s.store.inner, &key()).await;
     assert_eq!(
-        stored.value.access_token().expose_secret(),
+        stored.access_token().expose_secret(),
         secrets.iter().next().unwrap()
     );
 }
@@ -44,6 +44,7 @@ async fn two_transient_failures_then_success_are_retried_and_saved() {
     s.provider
         .script_refresh(Scripted::Fail(Error::transient("connection reset")));
     s.provider.script_refresh(Scripted::Fail(Error::Transient {
+        sent: auth_core::Sent::Unknown,
         message: "503".into(),
         status: Some(503),
         retry_after: Some(Duration::from_secs(2)),
@@ -57,8 +58,8 @@ async fn two_transient_failures_then_success_are_retried_and_saved() {
         s.provider.seen_refresh_tokens(),
         vec!["old-refresh-secret"; 3]
     );
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
-    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+    let stored = stored(&s.store.inner, &key()).await;
+    assert_eq!(stored.access_token().expose_secret(), token.secret());
 }
 
 #[tokio::test(start_paused = true)]
@@ -71,18 +72,19 @@ async fn retries_are_bounded_and_the_stored_token_is_intact() {
     let err = s.manager.access_token(&key()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert_eq!(s.provider.refresh_calls(), 4);
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    let stored = stored(&s.store.inner, &key()).await;
     assert_eq!(
-        stored.value.refresh_token().unwrap().expose_secret(),
+        stored.refresh_token().unwrap().expose_secret(),
         "old-refresh-secret"
     );
-    assert!(stored.value.reauthorization_required().is_none());
+    assert!(stored.reauthorization_required().is_none());
 }
 
 #[tokio::test]
 async fn a_long_retry_after_is_returned_not_waited_for() {
     let s = setup_with(Some(expired_token())).await;
     s.provider.script_refresh(Scripted::Fail(Error::Transient {
+        sent: auth_core::Sent::Unknown,
         message: "rate limited".into(),
         status: Some(429),
         retry_after: Some(Duration::from_secs(1800)),
@@ -108,20 +110,13 @@ async fn invalid_grant_flags_the_token_and_keeps_it() {
         err.to_string().contains("fake/26FWFL"),
         "the error names the account: {err}"
     );
-    let stored = s
-        .store
-        .inner
-        .load(&key())
-        .await
-        .unwrap()
-        .expect("the token was deleted");
+    let stored = stored(&s.store.inner, &key()).await;
     assert_eq!(
-        stored.value.refresh_token().unwrap().expose_secret(),
+        stored.refresh_token().unwrap().expose_secret(),
         "old-refresh-secret"
     );
     assert!(
         stored
-            .value
             .reauthorization_required()
             .unwrap()
             .contains("invalid_grant")
@@ -143,15 +138,12 @@ async fn a_refresh_without_refresh_token_keeps_the_old_one() {
         .script_refresh(Scripted::FreshWithoutRefreshToken);
     let token = s.manager.access_token(&key()).await.unwrap();
     assert!(token.token_set().refresh_token().is_some());
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    let stored = stored(&s.store.inner, &key()).await;
     assert_eq!(
-        stored.value.refresh_token().unwrap().expose_secret(),
+        stored.refresh_token().unwrap().expose_secret(),
         "old-refresh-secret"
     );
-    assert_ne!(
-        stored.value.access_token().expose_secret(),
-        "old-access-secret"
-    );
+    assert_ne!(stored.access_token().expose_secret(), "old-access-secret");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,8 +169,8 @@ async fn dropping_the_leader_mid_refresh_does_not_wedge_the_others() {
         "the abandoned refresh must finish, not restart"
     );
     // And it was saved, though its first caller was gone.
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
-    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+    let stored = stored(&s.store.inner, &key()).await;
+    assert_eq!(stored.access_token().expose_secret(), token.secret());
 }
 
 #[tokio::test]
@@ -194,7 +186,7 @@ async fn the_hot_path_does_no_store_io() {
         after_first,
         "the hot path touched the store"
     );
-    assert_eq!(s.store.loads.load(Ordering::SeqCst), 1);
+    assert_eq!(s.store.loads(), 1);
     assert_eq!(s.provider.refresh_calls(), 0);
 }
 
@@ -210,8 +202,8 @@ async fn a_token_refreshed_by_another_process_is_used_without_a_request() {
     // The first manager sees the other's token in the store and sends nothing.
     let token = s.manager.access_token(&key()).await.unwrap();
     assert_eq!(s.provider.refresh_calls(), 1);
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
-    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+    let stored = stored(&s.store.inner, &key()).await;
+    assert_eq!(stored.access_token().expose_secret(), token.secret());
 }
 
 #[tokio::test]
@@ -299,8 +291,8 @@ async fn complete_authorization_checks_state_then_saves() {
         .unwrap();
     assert_eq!(stored_key, key());
     assert_eq!(s.provider.exchange_calls(), 1);
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
-    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+    let stored = stored(&s.store.inner, &key()).await;
+    assert_eq!(stored.access_token().expose_secret(), token.secret());
     assert_eq!(
         events.recv().await.unwrap(),
         TokenEvent::Authorized { key: key() }
@@ -341,7 +333,7 @@ async fn revoke_revokes_at_the_server_then_deletes() {
     let s = setup_with(Some(valid_token())).await;
     s.manager.revoke(&key()).await.unwrap();
     assert_eq!(s.provider.revoke_calls(), 1);
-    assert!(s.store.inner.load(&key()).await.unwrap().is_none());
+    assert!(!holds_token(&s.store.inner, &key()).await);
     assert!(
         s.manager
             .access_token(&key())
@@ -357,7 +349,7 @@ async fn a_failed_revoke_keeps_the_token() {
     s.provider
         .script_revoke_failure(Error::transient("server down"));
     assert!(s.manager.revoke(&key()).await.unwrap_err().is_transient());
-    assert!(s.store.inner.load(&key()).await.unwrap().is_some());
+    assert!(holds_token(&s.store.inner, &key()).await);
 }
 
 #[tokio::test]
@@ -441,9 +433,9 @@ async fn a_refresh_abandoned_by_its_only_caller_still_finishes_and_saves() {
         TokenEvent::Refreshed { key: k, .. } => assert_eq!(k, key()),
         other => panic!("unexpected event {other:?}"),
     }
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
+    let stored = stored(&s.store.inner, &key()).await;
     assert_eq!(
-        stored.value.refresh_token().unwrap().expose_secret(),
+        stored.refresh_token().unwrap().expose_secret(),
         "fake-refresh-1"
     );
     assert_eq!(s.provider.refresh_calls(), 1);
@@ -493,16 +485,20 @@ impl auth_core::TokenProvider for PanicsOnce {
     ) -> auth_core::Result<auth_core::Introspection> {
         self.inner.introspect(token).await
     }
+    fn refresh_rules(&self) -> auth_core::RefreshRules {
+        auth_core::RefreshRules::rotating_with_window(Duration::from_secs(120), false)
+    }
 }
 
-#[tokio::test]
+/// A panic during the request is an unknown outcome: the record stays and
+/// the next attempt, paced at window/8, replays the same refresh token.
+#[tokio::test(start_paused = true)]
 async fn a_panicking_provider_gives_an_error_and_does_not_wedge_the_account() {
-    let store = Arc::new(support::CountingStore::default());
-    store
-        .inner
-        .save(&key(), &expired_token(), None)
-        .await
-        .unwrap();
+    let store = Arc::new(support::CountingStore {
+        inner: store_memory::MemoryTokenStore::with_clock(support::TokioClock::new()),
+        counts: Arc::default(),
+    });
+    seed(&store.inner, &key(), &expired_token()).await;
     let provider = Arc::new(PanicsOnce {
         inner: auth_core::testing::FakeProvider::new("fake"),
         panicked: std::sync::atomic::AtomicBool::new(false),
@@ -520,11 +516,23 @@ async fn a_panicking_provider_gives_an_error_and_does_not_wedge_the_account() {
     let err = manager.access_token(&key()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("panicked"), "{err}");
-    let stored = store.inner.load(&key()).await.unwrap().unwrap();
+    let stored = stored(&store.inner, &key()).await;
     assert_eq!(
-        stored.value.refresh_token().unwrap().expose_secret(),
+        stored.refresh_token().unwrap().expose_secret(),
         "old-refresh-secret"
     );
+    assert!(
+        store
+            .inner
+            .load(&key())
+            .await
+            .unwrap()
+            .unwrap()
+            .in_flight
+            .is_some(),
+        "the outcome is unknown: the record stays"
+    );
+    tokio::time::sleep(Duration::from_secs(120) / 8).await;
     manager
         .access_token(&key())
         .await
@@ -553,8 +561,8 @@ fn a_flight_dropped_outside_a_runtime_does_not_wedge_the_key() {
         .block_on(s.manager.access_token(&key()))
         .expect("the next caller clears the dead flight and refreshes");
     assert_eq!(s.provider.refresh_calls(), 2);
-    let stored = rt.block_on(s.store.inner.load(&key())).unwrap().unwrap();
-    assert_eq!(stored.value.access_token().expose_secret(), token.secret());
+    let stored = rt.block_on(stored(&s.store.inner, &key()));
+    assert_eq!(stored.access_token().expose_secret(), token.secret());
 }
 
 #[tokio::test]
@@ -564,7 +572,7 @@ async fn save_authorization_saves_under_the_lease_like_a_login() {
     ))
     .await;
     let mut events = s.manager.subscribe();
-    let locks = s.store.locks.load(Ordering::SeqCst);
+    let locks = s.store.locks();
     let token = s.provider.mint(true);
     let saved = s
         .manager
@@ -572,19 +580,21 @@ async fn save_authorization_saves_under_the_lease_like_a_login() {
         .await
         .unwrap();
     assert_eq!(saved.secret(), token.access_token().expose_secret());
+    assert_eq!(s.store.locks(), locks + 1, "saved under the key's lease");
+    let stored = stored(&s.store.inner, &key()).await;
     assert_eq!(
-        s.store.locks.load(Ordering::SeqCst),
-        locks + 1,
-        "saved under the key's lease"
-    );
-    let stored = s.store.inner.load(&key()).await.unwrap().unwrap();
-    assert_eq!(
-        stored.value.access_token().expose_secret(),
+        stored.access_token().expose_secret(),
         token.access_token().expose_secret()
     );
     assert!(
-        stored.value.reauthorization_required().is_none(),
+        stored.reauthorization_required().is_none(),
         "the flag went with the old token"
+    );
+    // The token was issued before its sequence was taken: the login race
+    // is named, then the login saved.
+    assert_eq!(
+        events.recv().await.unwrap(),
+        TokenEvent::LoginRace { key: key() }
     );
     assert_eq!(
         events.recv().await.unwrap(),

@@ -13,6 +13,15 @@ use auth_core::{Error, TokenKey, TokenManager, TokenSet, TokenStore};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshot};
 use store_memory::MemoryTokenStore;
 
+/// Stores `token` for `key` (nothing stored before).
+async fn seed(store: &dyn TokenStore, key: &TokenKey, token: &TokenSet) {
+    let lease = store.lock(key, Duration::from_secs(1)).await.unwrap();
+    lease
+        .save_and_release(token, auth_core::Expect::Absent, auth_core::Record::Clear)
+        .await
+        .unwrap();
+}
+
 /// One recorded metric: its name, its labels and its value.
 type Row = (String, Vec<(String, String)>, DebugValue);
 
@@ -77,8 +86,8 @@ async fn refreshes_cache_lease_and_reauthorization_are_recorded_without_secrets(
     };
     let alice = TokenKey::parse("fitbit", "ALICE-ACCOUNT").unwrap();
     let bob = TokenKey::parse("fitbit", "BOB-ACCOUNT").unwrap();
-    store.save(&alice, &expired(1), None).await.unwrap();
-    store.save(&bob, &expired(2), None).await.unwrap();
+    seed(&store, &alice, &expired(1)).await;
+    seed(&store, &bob, &expired(2)).await;
 
     // Alice: a miss that refreshes, then two hits.
     manager.access_token(&alice).await.unwrap();

@@ -41,14 +41,17 @@ impl Gauge {
     }
 }
 
-/// A provider whose refreshes take `latency` of tokio time, fail while
-/// `failing_until` has not passed, and are all recorded.
+/// A provider whose refreshes take `latency` of tokio time, are refused
+/// while `failing_until` has not passed, and are all recorded.
 #[derive(Debug)]
 struct TimedProvider {
     inner: FakeProvider,
     clock: Arc<TokioClock>,
     latency: Duration,
     failing_until: Instant,
+    /// Whether the outage loses answers (an unknown outcome) rather than
+    /// refusing connections.
+    losing: bool,
     global: Arc<Gauge>,
     own: Gauge,
     /// Every refresh call: the refresh token sent and when (wall clock).
@@ -62,10 +65,15 @@ impl TimedProvider {
         Self {
             inner: FakeProvider::new(id)
                 .with_clock(clock.clone())
-                .with_lifetime(Duration::from_secs(3600)),
+                .with_lifetime(Duration::from_secs(3600))
+                .with_refresh_rules(auth_core::RefreshRules::rotating_with_window(
+                    Duration::from_secs(120),
+                    false,
+                )),
             clock: Arc::clone(clock),
             latency,
             failing_until: Instant::now(),
+            losing: false,
             global: Arc::clone(global),
             own: Gauge::default(),
             calls: Mutex::default(),
@@ -75,6 +83,11 @@ impl TimedProvider {
 
     fn failing_for(mut self, outage: Duration) -> Self {
         self.failing_until = Instant::now() + outage;
+        self
+    }
+
+    fn losing_answers(mut self) -> Self {
+        self.losing = true;
         self
     }
 
@@ -118,7 +131,14 @@ impl TokenProvider for TimedProvider {
             .unwrap_or_else(PoisonError::into_inner)
             .push((sent.clone(), self.clock.now()));
         if Instant::now() < self.failing_until {
-            return Err(Error::transient("HTTP 503 from the test provider"));
+            // Down: connections are refused, so nothing was processed and
+            // no refresh is left in flight. (Answers lost in an outage
+            // leave records, replayed per account and paced: see
+            // `an_outage_of_lost_answers_replays_each_account_paced`.)
+            if self.losing {
+                return Err(Error::transient("HTTP 503 from the test provider"));
+            }
+            return Err(Error::not_sent("connection refused by the test provider"));
         }
         self.global.enter();
         self.own.enter();
@@ -136,6 +156,9 @@ impl TokenProvider for TimedProvider {
     }
     async fn revoke(&self, token: &TokenSet) -> Result<()> {
         self.inner.revoke(token).await
+    }
+    fn refresh_rules(&self) -> auth_core::RefreshRules {
+        self.inner.refresh_rules()
     }
     async fn introspect(&self, token: &TokenSet) -> Result<Introspection> {
         self.inner.introspect(token).await
@@ -157,7 +180,7 @@ async fn a_thousand_accounts_are_each_refreshed_once_before_expiry() {
     let global = Arc::new(Gauge::default());
     let alpha = Arc::new(TimedProvider::new("alpha", &clock, latency, &global));
     let beta = Arc::new(TimedProvider::new("beta", &clock, latency, &global));
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_clock(clock.clone());
     let mut keys = Vec::new();
     let mut expiry = HashMap::new();
     for i in 0..1000 {
@@ -267,7 +290,7 @@ async fn a_failing_provider_gets_backoff_not_a_storm() {
         TimedProvider::new("alpha", &clock, Duration::from_millis(200), &global)
             .failing_for(outage),
     );
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_clock(clock.clone());
     for i in 0..200 {
         let key = TokenKey::parse("alpha", &format!("user-{i}")).unwrap();
         // From 5 to 15 minutes: the first 2 minutes of due times fall in
@@ -352,7 +375,7 @@ async fn keep_alive_refreshes_only_idle_dormant_grants() {
         Duration::from_millis(100),
         &global,
     ));
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_clock(clock.clone());
     let day = Duration::from_secs(24 * 3600);
     // Idle 40 days: due for a 30-day keep-alive now.
     let old = TokenKey::parse("google", "old").unwrap();
@@ -427,7 +450,7 @@ async fn a_refused_grant_is_dropped_from_the_schedule() {
     provider.script_refresh(auth_core::testing::Scripted::Fail(
         Error::reauthorization_required(None, "invalid_grant"),
     ));
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_clock(clock.clone());
     let key = TokenKey::parse("alpha", "gone").unwrap();
     store_token(&store, &key, 0, start + Duration::from_secs(10 * 60)).await;
     let manager = TokenManager::builder(Arc::new(store.clone()))
@@ -448,9 +471,78 @@ async fn a_refused_grant_is_dropped_from_the_schedule() {
         }
     }
     assert!(dropped);
-    let stored = store.load(&key).await.unwrap().unwrap();
-    assert!(stored.value.reauthorization_required().is_some());
+    let stored = support::stored(&store, &key).await;
+    assert!(stored.reauthorization_required().is_some());
     refresher.stop();
+    refresher.stopped().await;
+}
+
+/// An outage of lost answers (503s: the outcome is unknown) leaves a
+/// record for every account tried: each is replayed by the orphan poll at
+/// its own pace (one attempt per window/8 at most inside the window), and
+/// after the outage every account is refreshed once, from its own
+/// refresh token.
+#[tokio::test(start_paused = true)]
+async fn an_outage_of_lost_answers_replays_each_account_paced() {
+    let clock = TokioClock::new();
+    let start = clock.now();
+    let outage = Duration::from_secs(5 * 60);
+    let global = Arc::new(Gauge::default());
+    let provider = Arc::new(
+        TimedProvider::new("alpha", &clock, Duration::from_millis(200), &global)
+            .failing_for(outage)
+            .losing_answers(),
+    );
+    let store = MemoryTokenStore::with_clock(clock.clone());
+    for i in 0..200 {
+        let key = TokenKey::parse("alpha", &format!("user-{i}")).unwrap();
+        let expires_at = start + Duration::from_secs(5 * 60 + i as u64 * 3);
+        store_token(&store, &key, i, expires_at).await;
+    }
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .refresh_skew(SKEW)
+        .build();
+    let refresher = Refresher::builder(manager.clone())
+        .lead(LEAD)
+        .jitter(Duration::from_secs(20))
+        .backoff(CooldownPolicy::new(
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        ))
+        .provider_backoff(CooldownPolicy::new(
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+        ))
+        .spawn();
+    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+
+    let outage_end = start + outage;
+    let calls = provider.calls();
+    let mut per_account: HashMap<String, Vec<SystemTime>> = HashMap::new();
+    for (sent, at) in calls.iter().filter(|(_, at)| *at < outage_end) {
+        per_account.entry(sent.clone()).or_default().push(*at);
+    }
+    let most = per_account.values().map(Vec::len).max().unwrap_or(0);
+    assert!(
+        !per_account.is_empty() && most <= 16,
+        "{most} requests for one account during a 5-minute outage"
+    );
+    let mut successes = provider.successes();
+    successes.sort();
+    successes.dedup();
+    assert_eq!(successes.len(), 200);
+    assert_eq!(provider.successes().len(), 200, "each account once");
+    assert!(
+        calls.iter().all(|(sent, _)| sent.starts_with("r-")),
+        "every request sent an account's own first refresh token"
+    );
+    for key in store.list(None).await.unwrap() {
+        let row = store.load(&key).await.unwrap().unwrap();
+        assert!(row.in_flight.is_none(), "{key} still has a record");
+    }
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
     refresher.stopped().await;
 }
 
@@ -487,7 +579,7 @@ async fn sharded_refreshers_split_the_work() {
         Duration::from_millis(100),
         &global,
     ));
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_clock(clock.clone());
     for i in 0..100 {
         let key = TokenKey::parse("alpha", &format!("user-{i}")).unwrap();
         store_token(
@@ -537,19 +629,8 @@ struct UnlistableStore(MemoryTokenStore);
 
 #[async_trait]
 impl TokenStore for UnlistableStore {
-    async fn load(&self, key: &TokenKey) -> Result<Option<auth_core::Versioned<TokenSet>>> {
+    async fn load(&self, key: &TokenKey) -> Result<Option<auth_core::Stored>> {
         self.0.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<auth_core::Version>,
-    ) -> Result<auth_core::Version> {
-        self.0.save(key, token, expected).await
-    }
-    async fn delete(&self, key: &TokenKey) -> Result<bool> {
-        self.0.delete(key).await
     }
     async fn list(&self, _provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
         Err(Error::store(
@@ -558,8 +639,14 @@ impl TokenStore for UnlistableStore {
             "the test store cannot list",
         ))
     }
-    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn auth_core::KeyLock>> {
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn auth_core::Lease>> {
         self.0.lock(key, wait).await
+    }
+    async fn orphaned(&self, limit: usize) -> Result<Vec<TokenKey>> {
+        self.0.orphaned(limit).await
+    }
+    fn lease_ttl(&self) -> Option<Duration> {
+        self.0.lease_ttl()
     }
 }
 
@@ -591,12 +678,12 @@ async fn short_lived_tokens_are_not_refreshed_in_a_loop() {
             .with_clock(clock.clone())
             .with_lifetime(Duration::from_secs(120)),
     );
-    let store = MemoryTokenStore::new();
+    let store = MemoryTokenStore::with_clock(clock.clone());
     let key = TokenKey::parse("alpha", "short").unwrap();
     let token = TokenSet::new("a-0", "Bearer", start)
         .with_refresh_token("r-0")
         .with_expires_in(Duration::from_secs(120));
-    store.save(&key, &token, None).await.unwrap();
+    support::seed(&store, &key, &token).await;
     let manager = TokenManager::builder(Arc::new(store.clone()))
         .provider(provider.clone())
         .clock(clock.clone())
@@ -617,4 +704,129 @@ async fn short_lived_tokens_are_not_refreshed_in_a_loop() {
     );
     manager.shutdown(Duration::from_secs(5)).await.unwrap();
     refresher.stopped().await;
+}
+
+/// A host clock `ahead` of the true time.
+#[derive(Debug)]
+struct FastClock {
+    truth: Arc<TokioClock>,
+    ahead: Duration,
+}
+
+impl Clock for FastClock {
+    fn now(&self) -> SystemTime {
+        self.truth.now() + self.ahead
+    }
+}
+
+/// A host whose clock runs 105 s fast, with 6-minute tokens whose expiry
+/// the server stamps on the true time: every token looks 105 s older than
+/// it is, so one just received already looks due (the Refresher's 7/8 lead
+/// leaves it 22 s). Regression: the Refresher refreshed one account tens
+/// of thousands of times at one instant (the simulation's seed 2). A pair
+/// this process just received is judged on its own time since it arrived.
+#[tokio::test(start_paused = true)]
+async fn a_fast_host_clock_does_not_drive_a_refresh_loop() {
+    let truth = TokioClock::new();
+    let start = truth.now();
+    let provider = Arc::new(
+        FakeProvider::new("alpha")
+            .with_clock(truth.clone())
+            .with_lifetime(Duration::from_secs(360)),
+    );
+    let store = MemoryTokenStore::with_clock(truth.clone());
+    let key = TokenKey::parse("alpha", "fast-host").unwrap();
+    let token = TokenSet::new("a-0", "Bearer", start)
+        .with_refresh_token("r-0")
+        .with_expires_in(Duration::from_secs(360));
+    support::seed(&store, &key, &token).await;
+    let host = Arc::new(FastClock {
+        truth: truth.clone(),
+        ahead: Duration::from_secs(105),
+    });
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(host)
+        .build();
+    let refresher = Refresher::builder(manager.clone()).spawn();
+    for _ in 0..600 {
+        // Never at one instant: a loop would show here as a count that
+        // grows while no time passes.
+        let before = provider.refresh_calls();
+        tokio::task::yield_now().await;
+        manager.access_token(&key).await.unwrap();
+        assert!(
+            provider.refresh_calls() <= before + 2,
+            "{} refreshes at one instant",
+            provider.refresh_calls() - before
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Ten minutes at one refresh every 22.5 to 45 s of the token's own
+    // time (a lead of 7/8 of 360 s, less up to 1/16 of jitter), plus the
+    // first, which the fast clock judges due at once.
+    let calls = provider.refresh_calls();
+    assert!(
+        (13..=30).contains(&calls),
+        "{calls} refreshes in 10 minutes"
+    );
+    manager.shutdown(Duration::from_secs(5)).await.unwrap();
+    refresher.stopped().await;
+}
+
+/// The same fast host, with a login whose save keeps failing: the manager
+/// hands the new token out from memory while it retries the save, and the
+/// Refresher, asked to replace the old stored token, gets that login's
+/// token, which the fast clock judges due at once. Regression: the
+/// Refresher "replaced" the key again at the same instant, forever (the
+/// simulation's seed 10). A key just replaced is not due again sooner
+/// than 1/16 of its new token's life.
+#[tokio::test(start_paused = true)]
+async fn a_login_kept_in_memory_on_a_fast_host_is_not_replaced_in_a_loop() {
+    let truth = TokioClock::new();
+    let start = truth.now();
+    let provider = Arc::new(
+        FakeProvider::new("alpha")
+            .with_clock(truth.clone())
+            .with_lifetime(Duration::from_secs(360)),
+    );
+    let store = support::FlakyStore::new(truth.clone());
+    let key = TokenKey::parse("alpha", "fast-login").unwrap();
+    let old = TokenSet::new("a-0", "Bearer", start)
+        .with_refresh_token("r-0")
+        .with_expires_in(Duration::from_secs(360));
+    support::seed(&store.inner, &key, &old).await;
+    let host = Arc::new(FastClock {
+        truth: truth.clone(),
+        ahead: Duration::from_secs(105),
+    });
+    let manager = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(host)
+        .build();
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    store.faults.fail_next_saves(u32::MAX, false);
+    let login = TokenSet::new("a-login", "Bearer", truth.now())
+        .with_refresh_token("r-login")
+        .with_expires_in(Duration::from_secs(360));
+    manager.save_authorization(&key, login).await.unwrap();
+    assert_eq!(
+        manager.unsaved(),
+        vec![key.clone()],
+        "the login is kept in memory"
+    );
+    let refresher = Refresher::builder(manager.clone()).spawn();
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // One replacement of the old token per 22.5 s at most (1/16 of 360 s).
+    let replaced = refresher.stats().refreshed;
+    assert!(
+        (1..=4).contains(&replaced),
+        "{replaced} replacements in a minute"
+    );
+    refresher.stop();
+    refresher.stopped().await;
+    store.faults.fail_next_saves(0, false);
+    manager.shutdown(Duration::from_secs(30)).await.unwrap();
 }

@@ -32,7 +32,11 @@ async fn no_secret_in_debug_or_display() {
 
     let store = MemoryTokenStore::new();
     let key = TokenKey::parse("fake", "a").unwrap();
-    auth_core::TokenStore::save(&store, &key, &token, None)
+    let lease = auth_core::TokenStore::lock(&store, &key, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    lease
+        .save_and_release(&token, auth_core::Expect::Absent, auth_core::Record::Clear)
         .await
         .unwrap();
     let manager = TokenManager::builder(std::sync::Arc::new(store.clone()))

@@ -13,7 +13,7 @@ use url::Url;
 use crate::builder::EmulatorBuilder;
 use crate::counters::{Counters, RecordedRequest};
 use crate::endpoint::Endpoint;
-use crate::fault::Fault;
+use crate::fault::{Fault, HeldAnswer, Release};
 use crate::state::Shared;
 use crate::{fitbit, google};
 
@@ -200,6 +200,28 @@ impl Emulator {
         self.shared.lock().faults.clear();
     }
 
+    /// The answers held back by [`Fault::HoldAnswer`] now, oldest first.
+    pub fn held_answers(&self) -> Vec<HeldAnswer> {
+        self.shared.holds.list()
+    }
+
+    /// Waits until at least one answer is held back by
+    /// [`Fault::HoldAnswer`], and lists those held.
+    pub async fn wait_for_held(&self) -> Vec<HeldAnswer> {
+        self.shared.holds.wait_any().await
+    }
+
+    /// Releases the held answer `id`: sends it, or closes the connection
+    /// without one. Returns `false` if no such answer is held.
+    pub fn release_held(&self, id: u64, how: Release) -> bool {
+        self.shared.holds.release(id, how)
+    }
+
+    /// Releases every held answer the same way; returns how many there were.
+    pub fn release_all_held(&self, how: Release) -> usize {
+        self.shared.holds.release_all(how)
+    }
+
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
         self.shared.lock().counters.clone()
@@ -284,7 +306,9 @@ impl Emulator {
 
     /// Stops accepting connections, lets requests in flight finish (for at
     /// most a few seconds), and returns when the server has stopped.
+    /// Answers still held back are dropped first.
     pub async fn shutdown(mut self) {
+        self.shared.holds.release_all(Release::Drop);
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -294,6 +318,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        self.shared.holds.release_all(Release::Drop);
         if let Some(task) = self.task.take() {
             task.abort();
         }

@@ -1,10 +1,17 @@
 //! Fault injection: what a test can make the next requests to an endpoint
 //! suffer. Faults are queued per endpoint and consumed one per request, before
 //! normal handling, so a fault never depends on what the request contains.
+//!
+//! [`Fault::HoldAnswer`] also keeps the answers it holds back here
+//! ([`Holds`]), until a test releases them.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use http::StatusCode;
+use tokio::sync::{oneshot, watch};
 
 use crate::endpoint::Endpoint;
 use crate::error_body;
@@ -36,6 +43,15 @@ pub enum Fault {
     /// close the connection without sending any HTTP response: the client
     /// sees a connection error and never learns the result.
     DropAfterProcessing,
+    /// Process the request fully (for example rotate the refresh token), then
+    /// hold the answer back until the test releases it with
+    /// [`Emulator::release_held`](crate::Emulator::release_held): sent as it
+    /// was, or the connection closed without a response. A client that dies
+    /// or gives up meanwhile never learns the result. This is the moment in
+    /// which a killed client loses a rotated pair that only the server knows.
+    /// [`Emulator::held_answers`](crate::Emulator::held_answers) lists what is
+    /// held, with each client's address.
+    HoldAnswer,
     /// Answer 429 with the provider's error body (errorType `system` on Fitbit)
     /// and a `Retry-After` header of this many seconds (rounded up, at least 1).
     /// Also counts in [`Counters::rate_limited`](crate::Counters::rate_limited).
@@ -54,7 +70,8 @@ pub enum Fault {
 
 impl Fault {
     /// The answer this fault gives instead of normal handling, if any
-    /// (`Delay` and `DropAfterProcessing` let the request be handled).
+    /// (`Delay`, `DropAfterProcessing` and `HoldAnswer` let the request be
+    /// handled).
     pub(crate) fn immediate_reply(&self, endpoint: Endpoint) -> Option<Reply> {
         match self {
             Fault::Status(status) => Some(status_reply(endpoint, status_code(*status))),
@@ -72,8 +89,121 @@ impl Fault {
                     status.canonical_reason().unwrap_or("Error"),
                 ))
             }
-            Fault::Delay(_) | Fault::DropAfterProcessing => None,
+            Fault::Delay(_) | Fault::DropAfterProcessing | Fault::HoldAnswer => None,
         }
+    }
+}
+
+/// An answer held back by [`Fault::HoldAnswer`]: the request was processed,
+/// and its client has not heard back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldAnswer {
+    /// Names this answer in [`Emulator::release_held`](crate::Emulator::release_held).
+    pub id: u64,
+    /// The endpoint that processed the request.
+    pub endpoint: Endpoint,
+    /// The client's address (its local port tells which client it is).
+    pub peer: Option<SocketAddr>,
+}
+
+/// What [`Emulator::release_held`](crate::Emulator::release_held) does with
+/// a held answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Send the answer as it was (a client that went away gets nothing).
+    Deliver,
+    /// Close the connection without a response.
+    Drop,
+}
+
+/// The answers held back by [`Fault::HoldAnswer`], each with the channel its
+/// request handler waits on.
+#[derive(Debug)]
+pub(crate) struct Holds {
+    held: Mutex<HeldSet>,
+    /// How many answers are held; tests wait on it.
+    count: watch::Sender<usize>,
+}
+
+#[derive(Debug, Default)]
+struct HeldSet {
+    next_id: u64,
+    answers: BTreeMap<u64, (HeldAnswer, oneshot::Sender<Release>)>,
+}
+
+impl Default for Holds {
+    fn default() -> Self {
+        Self {
+            held: Mutex::default(),
+            count: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Holds {
+    fn lock(&self) -> MutexGuard<'_, HeldSet> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds one processed answer; the handler awaits the receiver. A
+    /// dropped sender (the emulator went away) counts as [`Release::Drop`].
+    pub(crate) fn hold(
+        &self,
+        endpoint: Endpoint,
+        peer: Option<SocketAddr>,
+    ) -> oneshot::Receiver<Release> {
+        let (tx, rx) = oneshot::channel();
+        let mut set = self.lock();
+        set.next_id += 1;
+        let id = set.next_id;
+        set.answers
+            .insert(id, (HeldAnswer { id, endpoint, peer }, tx));
+        self.count.send_replace(set.answers.len());
+        rx
+    }
+
+    /// What is held now, oldest first.
+    pub(crate) fn list(&self) -> Vec<HeldAnswer> {
+        self.lock()
+            .answers
+            .values()
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
+    /// Releases one answer; `false` if it is not held (any more).
+    pub(crate) fn release(&self, id: u64, how: Release) -> bool {
+        let mut set = self.lock();
+        let Some((_, tx)) = set.answers.remove(&id) else {
+            return false;
+        };
+        self.count.send_replace(set.answers.len());
+        // A handler that is gone (the server stopped) needs no answer.
+        let _ = tx.send(how);
+        true
+    }
+
+    /// Releases every held answer; returns how many there were.
+    pub(crate) fn release_all(&self, how: Release) -> usize {
+        let answers = {
+            let mut set = self.lock();
+            let answers = std::mem::take(&mut set.answers);
+            self.count.send_replace(0);
+            answers
+        };
+        let n = answers.len();
+        for (_, (_, tx)) in answers {
+            let _ = tx.send(how);
+        }
+        n
+    }
+
+    /// Waits until at least one answer is held, and lists them.
+    pub(crate) async fn wait_any(&self) -> Vec<HeldAnswer> {
+        let mut count = self.count.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = count.wait_for(|n| *n > 0).await;
+        self.list()
     }
 }
 
@@ -138,6 +268,25 @@ mod tests {
         assert_eq!(whole_seconds_up(Duration::from_millis(1500)), 2);
         assert_eq!(whole_seconds_up(Duration::ZERO), 1);
         assert_eq!(whole_seconds_up(Duration::from_secs(30)), 30);
+    }
+
+    #[tokio::test]
+    async fn held_answers_are_listed_released_and_waited_for() {
+        let holds = Holds::default();
+        let first = holds.hold(Endpoint::FitbitToken, None);
+        let second = holds.hold(Endpoint::GoogleToken, None);
+        let listed = holds.wait_any().await;
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].endpoint, Endpoint::FitbitToken);
+        assert!(holds.release(listed[0].id, Release::Deliver));
+        assert!(
+            !holds.release(listed[0].id, Release::Deliver),
+            "released twice"
+        );
+        assert_eq!(first.await, Ok(Release::Deliver));
+        assert_eq!(holds.release_all(Release::Drop), 1);
+        assert_eq!(second.await, Ok(Release::Drop));
+        assert!(holds.list().is_empty());
     }
 
     #[test]

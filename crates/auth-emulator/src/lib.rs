@@ -156,5 +156,5 @@ pub use counters::{Counters, RecordedRequest};
 pub use emulator::{Emulator, FitbitEndpoints, GoogleEndpoints, IssuedTokens};
 pub use endpoint::Endpoint;
 pub use error::EmulatorError;
-pub use fault::Fault;
+pub use fault::{Fault, HeldAnswer, Release};
 pub use standalone::{run_standalone, run_standalone_profiles};

@@ -1,7 +1,8 @@
 //! Routes every endpoint through one pipeline: count and record the request,
 //! answer 410 in retired mode, apply an injected fault, then let the
 //! provider module handle it. The state lock is taken twice (before and after
-//! a possible delay) and never held across an await.
+//! a possible delay) and never held across an await, nor while an answer is
+//! held back.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use http::StatusCode;
 
 use crate::counters::RecordedRequest;
 use crate::endpoint::Endpoint;
-use crate::fault::Fault;
+use crate::fault::{Fault, Release};
 use crate::reply::Reply;
+use crate::server::PeerAddr;
 use crate::state::{Request, Shared, State};
 use crate::{fitbit, google};
 
@@ -83,6 +85,13 @@ async fn dispatch(
     };
     if fault == Some(Fault::DropAfterProcessing) {
         reply.drop_connection = true;
+    }
+    if fault == Some(Fault::HoldAnswer) {
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+        let release = shared.holds.hold(endpoint, peer).await;
+        if release != Ok(Release::Deliver) {
+            reply.drop_connection = true;
+        }
     }
     reply.into_response()
 }

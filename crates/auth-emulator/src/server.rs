@@ -20,6 +20,11 @@ use tokio::task::JoinSet;
 
 use crate::reply::DropConnection;
 
+/// The client's address, put in every request's extensions (for
+/// `Fault::HoldAnswer`'s list of held answers).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PeerAddr(pub(crate) std::net::SocketAddr);
+
 /// How long a graceful shutdown waits for requests in flight.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -54,11 +59,15 @@ pub(crate) async fn serve(
 async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch::Receiver<bool>) {
     // Small request/response pairs: don't let Nagle delay them.
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok().map(PeerAddr);
     let kill = Arc::new(Notify::new());
     let service = {
         let kill = Arc::clone(&kill);
         let tower = TowerToHyperService::new(router);
-        hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            if let Some(peer) = peer {
+                req.extensions_mut().insert(peer);
+            }
             let handling = hyper::service::Service::call(&tower, req);
             let kill = Arc::clone(&kill);
             async move {

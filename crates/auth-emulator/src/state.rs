@@ -14,7 +14,7 @@ use crate::client_auth::Client;
 use crate::clock::Clock;
 use crate::counters::{Counters, RecordedRequest};
 use crate::endpoint::Endpoint;
-use crate::fault::Fault;
+use crate::fault::{Fault, Holds};
 use crate::grants::Authority;
 use crate::params::Params;
 use crate::rate_limit::RateLimiter;
@@ -121,12 +121,16 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Answers held back by `Fault::HoldAnswer`, outside the state lock so
+    /// that waiting on them never touches it.
+    pub(crate) holds: Holds,
 }
 
 impl Shared {
     pub(crate) fn new(config: Config) -> Self {
         Self {
             state: Mutex::new(State::new(config)),
+            holds: Holds::default(),
         }
     }
 

@@ -338,3 +338,137 @@ async fn faults_queue_per_endpoint_in_order() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(emu.counters().faults_injected, 3);
 }
+
+/// `HoldAnswer` processes first: while the answer is held, the rotation has
+/// happened (a replay of the old token gets the new pair), and the released
+/// answer carries that same pair.
+#[tokio::test]
+async fn hold_answer_processes_then_holds_until_released() {
+    let emu = std::sync::Arc::new(start().await);
+    let http = http();
+    let old = emu
+        .seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, "HOLD01", &[SLEEP])
+        .refresh_token
+        .expect("rt");
+    emu.inject(Endpoint::FitbitToken, Fault::HoldAnswer, 1);
+    let held_call = {
+        let (http, emu, old) = (http.clone(), std::sync::Arc::clone(&emu), old.clone());
+        tokio::spawn(async move { json(fitbit_refresh(&http, &emu, SERVER_APP, &old).await).await })
+    };
+    let held = emu.wait_for_held().await;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].endpoint, Endpoint::FitbitToken);
+    let peer = held[0].peer.expect("the client's address");
+    assert!(peer.ip().is_loopback(), "{peer}");
+    assert!(!held_call.is_finished(), "the answer is held back");
+    // Processed already: the same token now replays the rotated pair.
+    let (status, replayed) = json(fitbit_refresh(&http, &emu, SERVER_APP, &old).await).await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(emu.counters().replays, 1);
+    assert!(emu.release_held(held[0].id, auth_emulator::Release::Deliver));
+    assert!(
+        !emu.release_held(held[0].id, auth_emulator::Release::Deliver),
+        "an answer is released once"
+    );
+    let (status, body) = held_call.await.expect("the held call");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["refresh_token"], replayed["refresh_token"]);
+    assert!(emu.held_answers().is_empty());
+}
+
+/// Released with `Drop`, a held answer never arrives: the client sees a
+/// connection error, though the server rotated the pair.
+#[tokio::test]
+async fn hold_answer_released_as_drop_closes_the_connection() {
+    let emu = std::sync::Arc::new(
+        Emulator::builder()
+            .with_demo_clients()
+            .replay_window(false)
+            .start()
+            .await
+            .expect("starts"),
+    );
+    let http = http();
+    let old = emu
+        .seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, "HOLD02", &[SLEEP])
+        .refresh_token
+        .expect("rt");
+    emu.inject(Endpoint::FitbitToken, Fault::HoldAnswer, 1);
+    let held_call = {
+        let (http, emu, old) = (http.clone(), std::sync::Arc::clone(&emu), old.clone());
+        tokio::spawn(async move {
+            http.post(emu.fitbit_endpoints().token)
+                .basic_auth(
+                    demo::FITBIT_SERVER_CLIENT_ID,
+                    Some(demo::FITBIT_SERVER_CLIENT_SECRET),
+                )
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", &old)])
+                .send()
+                .await
+        })
+    };
+    let held = emu.wait_for_held().await;
+    assert_eq!(emu.release_all_held(auth_emulator::Release::Drop), 1);
+    let error = held_call
+        .await
+        .expect("the held call")
+        .expect_err("no HTTP response at all");
+    assert!(error.status().is_none(), "{error:?}");
+    assert!(!emu.release_held(held[0].id, auth_emulator::Release::Deliver));
+    // Strict mode: the rotated pair is lost, and the old token burns.
+    let (status, body) = json(fitbit_refresh(&http, &emu, SERVER_APP, &old).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    fitbit_error(&body, "invalid_grant");
+}
+
+/// A client that goes away while its answer is held never gets it, and
+/// releasing the answer afterwards is harmless.
+#[tokio::test]
+async fn hold_answer_outlives_a_client_that_went_away() {
+    let emu = std::sync::Arc::new(start().await);
+    let http = http();
+    let old = emu
+        .seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, "HOLD03", &[SLEEP])
+        .refresh_token
+        .expect("rt");
+    emu.inject(Endpoint::FitbitToken, Fault::HoldAnswer, 1);
+    let held_call = {
+        let (http, emu, old) = (http.clone(), std::sync::Arc::clone(&emu), old.clone());
+        tokio::spawn(async move { fitbit_refresh(&http, &emu, SERVER_APP, &old).await })
+    };
+    let held = emu.wait_for_held().await;
+    held_call.abort();
+    assert!(held_call.await.is_err_and(|e| e.is_cancelled()));
+    assert!(emu.release_held(held[0].id, auth_emulator::Release::Deliver));
+    // The server still works, and still replays the lost answer.
+    let (status, body) = json(fitbit_refresh(&http, &emu, SERVER_APP, &old).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(emu.counters().replays, 1);
+}
+
+/// Dropping the emulator drops what it holds: no request hangs.
+#[tokio::test]
+async fn dropping_the_emulator_drops_held_answers() {
+    let emu = start().await;
+    let http = http();
+    let old = emu
+        .seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, "HOLD04", &[SLEEP])
+        .refresh_token
+        .expect("rt");
+    emu.inject(Endpoint::FitbitToken, Fault::HoldAnswer, 1);
+    let token_url = emu.fitbit_endpoints().token;
+    let held_call = tokio::spawn(async move {
+        http.post(token_url)
+            .basic_auth(
+                demo::FITBIT_SERVER_CLIENT_ID,
+                Some(demo::FITBIT_SERVER_CLIENT_SECRET),
+            )
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", &old)])
+            .send()
+            .await
+    });
+    emu.wait_for_held().await;
+    drop(emu);
+    let answer = held_call.await.expect("the held call");
+    assert!(answer.is_err(), "{answer:?}");
+}

@@ -65,8 +65,8 @@ macro_rules! forward_token_provider {
                 self.token_rejected(response)
             }
 
-            fn use_ends_replay_window(&self) -> bool {
-                auth_core::TokenProvider::use_ends_replay_window(&self.inner)
+            fn refresh_rules(&self) -> auth_core::RefreshRules {
+                auth_core::TokenProvider::refresh_rules(&self.inner)
             }
 
             fn can_mint(&self) -> bool {

@@ -21,6 +21,10 @@ use crate::error_body::parse_fitbit_error;
 use crate::rate_limit::{RateLimit, RateLimitCell};
 use crate::scope::{Prompt, Scope};
 
+/// How long Fitbit answers a replay of a spent refresh token with the same
+/// new pair (its documentation says "about two minutes").
+const FITBIT_REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The provider id Fitbit tokens are stored under by default.
 pub const FITBIT: &str = "fitbit";
 /// The id of the provider that replaces Fitbit: see
@@ -349,6 +353,13 @@ impl FitbitProviderBuilder {
             .default_scopes(self.scopes.iter().map(|s| s.as_str().to_owned()))
             .hooks(Arc::new(hooks))
             .http_config(self.http)
+            // Fitbit rotates refresh tokens and answers a replay of the
+            // spent one with the same pair for about two minutes, or until
+            // the new pair is first used.
+            .refresh_rules(auth_core::RefreshRules::rotating_with_window(
+                FITBIT_REPLAY_WINDOW,
+                true,
+            ))
             .clock(self.clock);
         if let Some(secret) = self.client_secret {
             builder = builder.client_secret(secret);

@@ -62,6 +62,7 @@ fn parse(response: &ResponseMeta, access: &str, endpoint: &Url) -> Result<Health
     if response.status.is_server_error() || status == 429 {
         return Err(Error::Transient {
             message: format!("the Google Health identity endpoint {endpoint} failed"),
+            sent: auth_core::Sent::Unknown,
             status: Some(status),
             retry_after: None,
             source: None,

@@ -87,9 +87,11 @@ async fn server_app_full_lifecycle() {
     assert!(limit.remaining < 150);
 
     // Revoke kills every token of the user.
-    let token = w.store.load(&key).await.unwrap().unwrap().value;
+    let token = w.store.load(&key).await.unwrap().unwrap().token.unwrap();
     w.manager.revoke(&key).await.unwrap();
-    assert!(w.store.load(&key).await.unwrap().is_none());
+    // A tombstone is left: it refuses logins begun before the revoke.
+    let stone = w.store.load(&key).await.unwrap().expect("a tombstone");
+    assert!(stone.token.is_none(), "the token is gone");
     let revoke = w.emulator.last_request(Endpoint::FitbitRevoke).unwrap();
     assert!(
         revoke
@@ -280,7 +282,7 @@ async fn rate_limited_is_transient_with_retry_after() {
     );
     assert_eq!(w.emulator.counters().fitbit_token_refresh, requests);
     // Nothing was lost: once an operator clears the cooldown, it refreshes.
-    assert!(w.manager.clear_reauthorization(&key).await.unwrap());
+    assert!(w.manager.clear_reauthorization(&key).await.unwrap().any());
     w.manager.access_token(&key).await.unwrap();
     assert_eq!(w.emulator.counters().fitbit_token_refresh, requests + 1);
 }
@@ -336,10 +338,23 @@ async fn invalid_grant_keeps_and_flags_the_token() {
     );
     let stored = w.store.load(&key).await.unwrap().expect("kept");
     assert_eq!(
-        stored.value.refresh_token().unwrap().expose_secret(),
+        stored
+            .token
+            .as_ref()
+            .unwrap()
+            .refresh_token()
+            .unwrap()
+            .expose_secret(),
         issued.refresh_token.as_deref().unwrap()
     );
-    assert!(stored.value.reauthorization_required().is_some());
+    assert!(
+        stored
+            .token
+            .as_ref()
+            .unwrap()
+            .reauthorization_required()
+            .is_some()
+    );
     assert_eq!(w.emulator.counters().fitbit_token_refresh, 1, "not retried");
 }
 
@@ -367,7 +382,8 @@ async fn stored_refresh(w: &World, key: &auth_core::TokenKey) -> String {
         .await
         .unwrap()
         .unwrap()
-        .value
+        .token
+        .unwrap()
         .refresh_token()
         .unwrap()
         .expose_secret()

@@ -37,7 +37,8 @@ async fn google_login_refresh_keeps_refresh_token_tokeninfo_and_revoke() {
         .await
         .unwrap()
         .unwrap()
-        .value
+        .token
+        .unwrap()
         .refresh_token()
         .unwrap()
         .expose_secret()
@@ -45,7 +46,7 @@ async fn google_login_refresh_keeps_refresh_token_tokeninfo_and_revoke() {
     let first = w.manager.access_token(&key).await.unwrap();
     let second = w.manager.refresh(&key).await.unwrap();
     assert_ne!(first.secret(), second.secret());
-    let stored = w.store.load(&key).await.unwrap().unwrap().value;
+    let stored = w.store.load(&key).await.unwrap().unwrap().token.unwrap();
     assert_eq!(
         stored.refresh_token().unwrap().expose_secret(),
         refresh_before,
@@ -64,9 +65,11 @@ async fn google_login_refresh_keeps_refresh_token_tokeninfo_and_revoke() {
         "the token stays out of the URL"
     );
 
-    let token = w.store.load(&key).await.unwrap().unwrap().value;
+    let token = w.store.load(&key).await.unwrap().unwrap().token.unwrap();
     w.manager.revoke(&key).await.unwrap();
-    assert!(w.store.load(&key).await.unwrap().is_none());
+    // A tombstone is left: it refuses logins begun before the revoke.
+    let stone = w.store.load(&key).await.unwrap().expect("a tombstone");
+    assert!(stone.token.is_none(), "the token is gone");
     let after = w.google.introspect(&token).await.unwrap();
     assert!(!after.active, "tokeninfo of a revoked token is inactive");
     assert!(
@@ -149,15 +152,25 @@ async fn migration_moves_users_one_at_a_time_through_the_bridge() {
     );
 }
 
-/// Fitbit's replay window ends when the new access token is first used, so
-/// an unsaved Fitbit pair is never handed out; Google's refresh tokens do
-/// not rotate, so a refreshed Google token may be.
+/// Fitbit rotates refresh tokens with a two-minute replay window that the
+/// new access token's first use ends, so an unsaved Fitbit pair is never
+/// handed out; Google's refresh tokens do not rotate (no record is
+/// written before a Google refresh).
 #[tokio::test]
 async fn only_the_fitbit_provider_guards_its_replay_window() {
     use auth_core::TokenProvider as _;
     let w = world(auth_fitbit::AppType::Server).await;
-    assert!(w.fitbit.use_ends_replay_window());
-    assert!(!w.google.use_ends_replay_window());
+    let fitbit = w.fitbit.refresh_rules();
+    assert!(fitbit.rotates());
+    assert_eq!(
+        fitbit.replay_window(),
+        Some(std::time::Duration::from_secs(120))
+    );
+    assert!(fitbit.first_use_ends_window());
+    assert_eq!(
+        w.google.refresh_rules(),
+        auth_core::RefreshRules::NOT_ROTATING
+    );
     assert!(!w.fitbit.can_mint());
     assert!(!w.google.can_mint());
 }

@@ -6,7 +6,7 @@
 //! [`auth_core::redact`] with the secrets of the request, because servers
 //! quote what they were sent.
 
-use auth_core::{Error, ProviderId, redact};
+use auth_core::{Error, ProviderId, Sent, redact};
 
 use crate::hooks::{ErrorMeaning, Hooks, ServerError};
 use crate::http::{HttpError, ResponseMeta};
@@ -43,7 +43,35 @@ impl Context<'_> {
                 ),
                 "",
             ),
-            HttpError::Transport(cause) | HttpError::InvalidRequest(cause) => Error::Transient {
+            // A request that could not be built or connect never left
+            // this host; anything later may have been processed.
+            HttpError::InvalidRequest(cause) => Error::Transient {
+                message: format!(
+                    "the request to the {} endpoint of {} could not be sent ({}); nothing was sent",
+                    self.endpoint,
+                    self.provider,
+                    self.say(cause)
+                ),
+                sent: Sent::No,
+                status: None,
+                retry_after: None,
+                source: None,
+            },
+            HttpError::Transport(cause) if cause.starts_with("could not connect") => {
+                Error::Transient {
+                    message: format!(
+                        "could not reach the {} endpoint of {} ({}); nothing was sent",
+                        self.endpoint,
+                        self.provider,
+                        self.say(cause)
+                    ),
+                    sent: Sent::No,
+                    status: None,
+                    retry_after: None,
+                    source: None,
+                }
+            }
+            HttpError::Transport(cause) => Error::Transient {
                 message: format!(
                     "no answer from the {} endpoint of {} ({}); the outcome is unknown, so the same \
                      request may be retried",
@@ -51,6 +79,7 @@ impl Context<'_> {
                     self.provider,
                     self.say(cause)
                 ),
+                sent: Sent::Unknown,
                 status: None,
                 retry_after: None,
                 source: None,
@@ -80,6 +109,7 @@ impl Context<'_> {
         }
         if status == 429 || meta.status.is_server_error() {
             return Error::Transient {
+                sent: Sent::Unknown,
                 message: format!("{where_} answered {detail}"),
                 status: Some(status),
                 retry_after: self.hooks.retry_after(meta),
@@ -91,6 +121,7 @@ impl Context<'_> {
             // another refresh of this grant is in flight (Fitbit documents
             // it so): the caller reloads and tries again.
             return Error::Transient {
+                sent: Sent::Unknown,
                 message: format!(
                     "{where_} answered 409 Conflict ({detail}): another refresh of this grant is in flight"
                 ),
@@ -159,6 +190,7 @@ impl Context<'_> {
                 }
                 "temporarily_unavailable" | "server_error" => {
                     return Error::Transient {
+                        sent: Sent::Unknown,
                         message: format!("{where_} answered {detail}"),
                         status: Some(status),
                         retry_after: self.hooks.retry_after(meta),

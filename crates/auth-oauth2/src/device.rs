@@ -496,6 +496,7 @@ mod tests {
     async fn backoff_is_capped_and_honours_retry_after() {
         let retry = Error::Transient {
             message: "429".into(),
+            sent: auth_core::Sent::Unknown,
             status: Some(429),
             retry_after: Some(Duration::from_secs(90)),
             source: None,

@@ -80,7 +80,7 @@ struct Inner {
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
-    use_ends_replay_window: bool,
+    refresh_rules: auth_core::RefreshRules,
     request: RequestShape,
     api_base_urls: Vec<String>,
     userinfo_account: Option<(Url, Vec<String>)>,
@@ -150,7 +150,7 @@ pub struct OAuth2ProviderBuilder {
     http_config: HttpConfig,
     http: Option<HttpClient>,
     clock: Arc<dyn Clock>,
-    use_ends_replay_window: bool,
+    refresh_rules: auth_core::RefreshRules,
     request: RequestShape,
     api_base_urls: Vec<String>,
     expires_in: Option<u64>,
@@ -272,14 +272,20 @@ impl OAuth2ProviderBuilder {
         self
     }
 
-    /// The refresh facts of the provider, as the catalogue states them:
-    /// whether refresh tokens rotate, the replay window and whether the
-    /// first use of a new pair ends it. They decide
-    /// [`TokenProvider::use_ends_replay_window`].
+    /// The refresh facts of the provider as a catalogue entry states them
+    /// (unknown facts already read safely): whether refresh tokens rotate,
+    /// the replay window and whether the first use of a new pair ends it.
+    /// They become [`TokenProvider::refresh_rules`].
     #[must_use]
-    pub fn refresh_rules(mut self, rules: auth_catalogue::RefreshRules) -> Self {
-        self.use_ends_replay_window = rules.use_ends_replay_window();
-        self
+    pub fn catalogue_refresh_rules(self, rules: auth_catalogue::RefreshRules) -> Self {
+        let rules = match (rules.rotating, rules.replay_window) {
+            (false, _) => auth_core::RefreshRules::NOT_ROTATING,
+            (true, None) => auth_core::RefreshRules::ROTATING,
+            (true, Some(window)) => {
+                auth_core::RefreshRules::rotating_with_window(window, rules.first_use_ends_window)
+            }
+        };
+        self.refresh_rules(rules)
     }
 
     /// Sets how the client authenticates (default `client_secret_basic`).
@@ -378,14 +384,26 @@ impl OAuth2ProviderBuilder {
         self
     }
 
-    /// Whether the server may rotate refresh tokens (the default, `true`).
-    /// A server that never does (Google) has no replay window for a use of
-    /// the new access token to end, so the manager may hand out a refreshed
-    /// token before its save lands
-    /// ([`TokenProvider::use_ends_replay_window`] answers this value).
+    /// Whether the server may rotate refresh tokens (the default, `true`,
+    /// with no replay window: the safe reading). A server that never does
+    /// (Google) needs no write-ahead record before a refresh
+    /// ([`TokenProvider::refresh_rules`] answers
+    /// [`RefreshRules::NOT_ROTATING`](auth_core::RefreshRules::NOT_ROTATING)).
     #[must_use]
     pub fn rotating_refresh_tokens(mut self, rotating: bool) -> Self {
-        self.use_ends_replay_window = rotating;
+        self.refresh_rules = if rotating {
+            auth_core::RefreshRules::ROTATING
+        } else {
+            auth_core::RefreshRules::NOT_ROTATING
+        };
+        self
+    }
+
+    /// How the server treats refresh tokens: rotation, the replay window,
+    /// and whether first use ends it ([`TokenProvider::refresh_rules`]).
+    #[must_use]
+    pub fn refresh_rules(mut self, rules: auth_core::RefreshRules) -> Self {
+        self.refresh_rules = rules;
         self
     }
 
@@ -517,7 +535,7 @@ impl OAuth2ProviderBuilder {
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
-                use_ends_replay_window: self.use_ends_replay_window,
+                refresh_rules: self.refresh_rules,
                 request,
                 api_base_urls: self.api_base_urls,
                 userinfo_account: self.userinfo_account,
@@ -547,7 +565,7 @@ impl OAuth2Provider {
             http_config: HttpConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
-            use_ends_replay_window: true,
+            refresh_rules: auth_core::RefreshRules::ROTATING,
             request: RequestShape::default(),
             api_base_urls: Vec::new(),
             expires_in: None,
@@ -1123,8 +1141,8 @@ impl TokenProvider for OAuth2Provider {
         self.inner.client_credentials.is_some()
     }
 
-    fn use_ends_replay_window(&self) -> bool {
-        self.inner.use_ends_replay_window
+    fn refresh_rules(&self) -> auth_core::RefreshRules {
+        self.inner.refresh_rules
     }
 
     fn rejects_token(&self, response: &auth_core::ResourceResponse<'_>) -> bool {

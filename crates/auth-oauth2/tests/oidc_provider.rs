@@ -269,7 +269,8 @@ async fn store_token(store: &MemoryTokenStore, key: &TokenKey) -> auth_core::Tok
         .await
         .unwrap()
         .unwrap()
-        .value
+        .token
+        .unwrap()
 }
 
 /// The callback URL with one parameter replaced, or removed with `None`.

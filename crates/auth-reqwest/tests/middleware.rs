@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use auth_core::testing::Scripted;
-use auth_core::{Error, TokenSet, TokenStore};
+use auth_core::{Error, TokenSet};
 use auth_reqwest::{BearerAuth, auth_error};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use support::{accounts, key, long_401_body, server};
@@ -328,7 +328,7 @@ async fn errors_keep_their_class() {
     assert!(class.is_reauthorization_required(), "{class}");
 
     // Retired provider.
-    a.store.save(&key("retired"), &expired, None).await.unwrap();
+    a.store.put(&key("retired"), &expired).await.unwrap();
     a.provider
         .script_refresh(Scripted::Fail(Error::ProviderRetired {
             provider: "fake".parse().unwrap(),
@@ -347,7 +347,7 @@ async fn errors_keep_their_class() {
     );
 
     // Transient.
-    a.store.save(&key("flaky"), &expired, None).await.unwrap();
+    a.store.put(&key("flaky"), &expired).await.unwrap();
     for _ in 0..10 {
         a.provider
             .script_refresh(Scripted::Fail(Error::transient("connection reset")));
@@ -395,8 +395,7 @@ async fn no_secret_in_debug_or_errors() {
     }
 
     // A request whose token cannot be had: its error names the key only.
-    a.store.delete(&key("alice")).await.unwrap();
-    a.manager.invalidate(&key("alice"));
+    a.manager.remove(&key("alice")).await.unwrap();
     let err = client
         .get(format!("{}/resource", server.base))
         .send()

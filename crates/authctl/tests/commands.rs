@@ -24,6 +24,83 @@ async fn token_prints_the_access_token_and_nothing_else() {
     world.assert_no_secrets(&output, true);
 }
 
+/// Issue 21, step 3: a refresh was sent and processed, and its process died
+/// before it saved the answer. The stored token is still valid, but its
+/// refresh token is spent: `authctl token` must not print it from its fast
+/// path (which reads the file directly), and the manager must recover the
+/// rotated pair by replaying the refresh inside Fitbit's window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_never_serves_a_token_whose_refresh_is_in_flight() {
+    let world = World::start().await;
+    let issued = world.seed_fitbit("default", false).await;
+    let key = TokenKey::parse("fitbit", "default").expect("key");
+
+    // The dead process: it wrote the record, sent the refresh, and the
+    // server rotated the pair; the answer never reached the store.
+    let store = world.open_store().await;
+    let lease = store
+        .lock(&key, Duration::from_secs(10))
+        .await
+        .expect("lock");
+    let row = lease.load().await.expect("load").expect("a row");
+    lease.mark_in_flight(row.version).await.expect("mark");
+    drop(lease);
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(world.emulator.fitbit_endpoints().token.as_str())
+        .basic_auth(support::FITBIT_CLIENT_ID, Some(support::FITBIT_SECRET))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            (
+                "refresh_token",
+                issued.refresh_token.as_deref().expect("a refresh token"),
+            ),
+        ])
+        .send()
+        .await
+        .expect("the refresh reaches the server")
+        .json()
+        .await
+        .expect("a token answer");
+    let rotated = answer["access_token"].as_str().expect("an access token");
+    world.remember(rotated);
+    if let Some(refresh) = answer["refresh_token"].as_str() {
+        world.remember(refresh);
+    }
+
+    // The first run finishes the refresh; the second is served the saved
+    // pair (from the file, the record being cleared).
+    for run in 0..2 {
+        let output = world.run(&["token", "fitbit"]).await;
+        assert_code(&output, 0);
+        assert_ne!(
+            stdout(&output).trim(),
+            issued.access_token,
+            "run {run}: printed the token whose refresh was in flight"
+        );
+        assert_eq!(
+            stdout(&output).trim(),
+            rotated,
+            "run {run}: the rotated pair was not recovered"
+        );
+        world.assert_no_secrets(&output, true);
+    }
+    let row = store.load(&key).await.expect("load").expect("a row");
+    assert!(row.in_flight.is_none(), "the record was not cleared");
+    let stored = row.token.expect("a token");
+    assert_eq!(stored.access_token().expose_secret(), rotated);
+    assert_eq!(
+        stored
+            .refresh_token()
+            .map(|t| t.expose_secret().to_owned())
+            .as_deref(),
+        answer["refresh_token"].as_str(),
+        "the rotated refresh token was not saved"
+    );
+    // The lost request and one replay; the second run was served from the
+    // file, the record being cleared.
+    assert_eq!(world.emulator.counters().fitbit_token_refresh, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_refreshes_an_expired_token_once() {
     let world = World::start().await;

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_core::{TokenKey, TokenSet, TokenStore, Version};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore, Version};
 use criterion::{Criterion, criterion_group, criterion_main};
 use store_encrypted::{EncryptedStore, KeyRing};
 use store_file::FileTokenStore;
@@ -58,14 +58,24 @@ struct Subject {
 
 impl Subject {
     async fn new(store: Arc<dyn TokenStore>, key: &TokenKey) -> Self {
-        let version = store.save(key, &token(), None).await.expect("seed");
+        let version = store
+            .lock(key, Duration::from_secs(5))
+            .await
+            .expect("lock")
+            .save_and_release(&token(), Expect::Absent, Record::Clear)
+            .await
+            .expect("seed");
         Self { store, version }
     }
 
+    /// A save as the manager makes one: through the key's lease.
     async fn save(&mut self, key: &TokenKey, token: &TokenSet) {
         self.version = self
             .store
-            .save(key, token, Some(self.version))
+            .lock(key, Duration::from_secs(5))
+            .await
+            .expect("lock")
+            .save_and_release(token, Expect::Version(self.version), Record::Clear)
             .await
             .expect("save");
     }

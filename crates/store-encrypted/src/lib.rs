@@ -3,17 +3,23 @@
 //! encrypted in it, each bound to the one account and field it belongs to.
 //!
 //! [`EncryptedStore`] is a wrapper, not a fork: the inner store is used
-//! through the trait and needs no change. Its locks and compare-and-swap
-//! are the inner store's own, so it keeps every guarantee the inner store
-//! gives (across processes, for the file and Postgres stores).
+//! through the trait and needs no change. Its leases ([`EncryptedLease`])
+//! wrap the inner store's and pass every part through (the fenced load, the
+//! write-ahead mark, saves keeping or clearing the record, deletes leaving
+//! tombstones, login sequence numbers, the release), sealing secrets on the
+//! way in and opening them on the way out; `list`, `orphaned` and
+//! `lease_ttl` are the inner store's. So it keeps every guarantee the inner
+//! store gives (across processes, for the file and Postgres stores), and a
+//! refresh through it makes the same calls to the inner store as one
+//! without it: no extra round trip.
 //!
 //! # Example
 //!
 //! ```
 //! use std::sync::Arc;
-//! use std::time::SystemTime;
+//! use std::time::{Duration, SystemTime};
 //! use auth_core::secrecy::ExposeSecret;
-//! use auth_core::{TokenKey, TokenSet, TokenStore};
+//! use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore};
 //! use store_encrypted::{EncryptedStore, KeyRing};
 //! use store_memory::MemoryTokenStore;
 //!
@@ -26,13 +32,15 @@
 //!
 //! let key = TokenKey::parse("fitbit", "26FWFL")?;
 //! let token = TokenSet::new("access", "Bearer", SystemTime::now()).with_refresh_token("refresh");
-//! store.save(&key, &token, None).await?;
+//! let lease = store.lock(&key, Duration::from_secs(5)).await?;
+//! let login = lease.next_sequence().await?;
+//! lease.save_and_release(&token, Expect::Login(login), Record::Clear).await?;
 //!
 //! // Through the wrapper: the token as saved.
-//! let loaded = store.load(&key).await?.unwrap().value;
+//! let loaded = store.load(&key).await?.unwrap().token.unwrap();
 //! assert_eq!(loaded.refresh_token().unwrap().expose_secret(), "refresh");
 //! // In the inner store: envelopes only.
-//! let at_rest = inner.load(&key).await?.unwrap().value;
+//! let at_rest = inner.load(&key).await?.unwrap().token.unwrap();
 //! assert!(at_rest.refresh_token().unwrap().expose_secret().starts_with("tk1."));
 //! # Ok(())
 //! # }
@@ -49,6 +57,7 @@
 //! | the access token | provider and account ids (they are the store's key) |
 //! | the refresh token | token type, scopes, expiry, issue time |
 //! | extras named in [`secret_extras`](EncryptedStore::secret_extras) | other extras (Fitbit's `user_id`), the reauthorization flag and its reason, the refresh cooldown |
+//! | | what the inner store keeps beside the token: version, grant sequence, the write-ahead record of a refresh in flight (it holds no secret) |
 //! | | the marker: format, record id, key id |
 //!
 //! Extras hold no credentials (the `TokenSet` docs say so, and the
@@ -91,11 +100,14 @@
 //!   matches: [`Error::Store`](auth_core::Error::Store) of kind
 //!   [`Corrupt`](auth_core::StoreErrorKind::Corrupt), "tampered with".
 //!
-//! A failed open never changes the stored data: `load` never writes, and a
-//! `save` over a record that cannot be opened fails with the same error
-//! (the wrapper opens the current record before every save), so a tampered
-//! record stays for a person to look at. `delete` does remove it, since
-//! that is what was asked for.
+//! A failed open never changes the stored data: `load` never writes, and
+//! every write through a lease (a save, a mark, a delete) over a record that
+//! cannot be opened fails with the same error, so a tampered record stays
+//! for a person to look at. The lease knows a record opens when it has
+//! opened (or itself written) that exact version: then the inner store's
+//! compare-and-swap on the version is the proof, and no extra read is
+//! made; otherwise it reads and opens the record before writing over it
+//! (a login's save, a write at a version it never loaded).
 //!
 //! # What encryption cannot detect
 //!
@@ -134,8 +146,9 @@
 //! 2. make it the **primary** everywhere (`new,old`): new saves use it,
 //!    old tokens still open;
 //! 3. run [`rekey`](EncryptedStore::rekey) (`authctl rekey`) once: it seals
-//!    every token with the primary key, each under its key's lease, so it
-//!    is safe while other processes refresh;
+//!    every token with the primary key, each under its key's lease and
+//!    keeping any refresh in flight recorded, so it is safe while other
+//!    processes refresh;
 //! 4. **drop the old key** (`new`).
 //!
 //! # What someone with the disk but not the key learns
@@ -155,6 +168,6 @@ mod key;
 mod store;
 
 pub use key::{KEY_LEN, KeyRing, MAX_KEY_ID_LEN, is_valid_key_id};
-pub use store::{EncryptedKeyLock, EncryptedStore, MARKER, RekeyReport};
+pub use store::{EncryptedLease, EncryptedStore, MARKER, RekeyReport};
 /// Re-exported so callers can hand keys to [`KeyRing::new`].
 pub use zeroize::Zeroizing;

@@ -5,16 +5,16 @@
 //! It must never write to the inner store while reading, never overwrite a
 //! record it cannot open, and never hand the inner store a plaintext secret.
 
-use std::any::Any;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use auth_core::secrecy::{ExposeSecret as _, SecretString};
 use auth_core::{
-    Error, KeyLock, ProviderId, Result, TokenKey, TokenSet, TokenStore, Version, Versioned,
+    Error, Expect, Lease, ProviderId, Record, Result, Sequence, Stored, TokenKey, TokenSet,
+    TokenStore, Version,
 };
 use serde_json::Value;
 use tracing::warn;
@@ -26,8 +26,8 @@ use crate::key::KeyRing;
 
 /// The name of the extra that marks a stored token as encrypted. It holds
 /// `{"format": "tk1", "record": <random id of the save>, "key": <key id>,
-/// "extras": [<sealed extras>]}`, in clear. Tokens given to
-/// [`EncryptedStore::save`](TokenStore::save) may not use this name.
+/// "extras": [<sealed extras>]}`, in clear. Tokens saved through an
+/// [`EncryptedLease`] may not use this name.
 pub const MARKER: &str = "token_keeper_encryption";
 
 /// A [`TokenStore`] that wraps another and keeps the secrets of every
@@ -38,6 +38,13 @@ pub const MARKER: &str = "token_keeper_encryption";
 /// are cheap and share the inner store and the keys.
 pub struct EncryptedStore<S: ?Sized = dyn TokenStore> {
     inner: Arc<S>,
+    codec: Arc<Codec>,
+}
+
+/// What seals and opens tokens: the keys and the policies. Shared by a store
+/// and its leases.
+#[derive(Clone)]
+struct Codec {
     keys: Arc<KeyRing>,
     accept_plaintext: bool,
     secret_extras: Arc<BTreeSet<String>>,
@@ -47,9 +54,7 @@ impl<S: ?Sized> Clone for EncryptedStore<S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
-            keys: Arc::clone(&self.keys),
-            accept_plaintext: self.accept_plaintext,
-            secret_extras: Arc::clone(&self.secret_extras),
+            codec: Arc::clone(&self.codec),
         }
     }
 }
@@ -58,44 +63,138 @@ impl<S: ?Sized + fmt::Debug> fmt::Debug for EncryptedStore<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncryptedStore")
             .field("inner", &self.inner)
-            .field("keys", &self.keys)
-            .field("accept_plaintext", &self.accept_plaintext)
-            .field("secret_extras", &self.secret_extras)
+            .field("keys", &self.codec.keys)
+            .field("accept_plaintext", &self.codec.accept_plaintext)
+            .field("secret_extras", &self.codec.secret_extras)
             .finish_non_exhaustive()
     }
 }
 
-/// A held lease of an [`EncryptedStore`]: the inner store's lease, handed
-/// back to the inner store by the fenced writes.
-#[derive(Debug)]
-pub struct EncryptedKeyLock {
-    inner: Box<dyn KeyLock>,
+/// A held lease of an [`EncryptedStore`]: the inner store's lease, with
+/// every part passed through to it, secrets sealed on the way in and opened
+/// on the way out.
+///
+/// It never writes over a record it cannot open: before a write it opens
+/// the record it would replace, unless it has already opened (or itself
+/// written) that exact version through this lease, in which case the inner
+/// store's compare-and-swap on that version is the proof, and no extra
+/// read is made.
+pub struct EncryptedLease {
+    inner: Box<dyn Lease>,
+    codec: Arc<Codec>,
+    /// The version of the key's row last known to open: loaded and opened,
+    /// or written through this lease.
+    trusted: Mutex<Option<Version>>,
 }
 
-impl EncryptedKeyLock {
+impl fmt::Debug for EncryptedLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptedLease")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncryptedLease {
     /// The inner store's lease.
-    pub fn inner(&self) -> &dyn KeyLock {
+    pub fn inner(&self) -> &dyn Lease {
         self.inner.as_ref()
+    }
+
+    fn trust(&self, version: Version) {
+        *self.trusted.lock().unwrap_or_else(PoisonError::into_inner) = Some(version);
+    }
+
+    fn trusted(&self) -> Option<Version> {
+        *self.trusted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails unless the row a write expecting `expected` would replace opens
+    /// (or there is none, or it is a tombstone): a tampered record, or one
+    /// sealed with a key this ring lacks, is never replaced.
+    async fn refuse_unreadable(&self, expected: Expect) -> Result<()> {
+        match expected {
+            // The inner store refuses a create over any row.
+            Expect::Absent => return Ok(()),
+            Expect::Version(v) if self.trusted() == Some(v) => return Ok(()),
+            Expect::Version(_) | Expect::Login(_) => {}
+        }
+        if let Some(row) = self.inner.load().await? {
+            if let Some(token) = row.token {
+                self.codec.open(self.inner.key(), token)?;
+            }
+            self.trust(row.version);
+        }
+        Ok(())
+    }
+
+    /// The inner lease's write of `token` sealed, after the check.
+    async fn sealed_save(&self, token: &TokenSet, expected: Expect) -> Result<TokenSet> {
+        let sealed = self.codec.seal(self.inner.key(), token)?;
+        self.refuse_unreadable(expected).await?;
+        Ok(sealed)
     }
 }
 
 #[async_trait]
-impl KeyLock for EncryptedKeyLock {
+impl Lease for EncryptedLease {
     fn key(&self) -> &TokenKey {
         self.inner.key()
     }
 
-    async fn check(&self) -> Result<()> {
-        self.inner.check().await
+    async fn load(&self) -> Result<Option<Stored>> {
+        let stored = self.inner.load().await?;
+        let opened = self.codec.open_stored(self.inner.key(), stored)?;
+        if let Some(row) = &opened {
+            self.trust(row.version);
+        }
+        Ok(opened)
     }
-}
 
-/// The inner lease behind one of ours; a lease that is not ours is passed
-/// through as it is (it may be the inner store's own).
-fn inner_lease(lease: &dyn KeyLock) -> &dyn KeyLock {
-    match (lease as &dyn Any).downcast_ref::<EncryptedKeyLock>() {
-        Some(ours) => ours.inner(),
-        None => lease,
+    async fn mark_in_flight(&self, expected: Version) -> Result<Version> {
+        self.refuse_unreadable(Expect::Version(expected)).await?;
+        let version = self.inner.mark_in_flight(expected).await?;
+        // The mark changes no token: what opened at `expected` opens now.
+        self.trust(version);
+        Ok(version)
+    }
+
+    async fn save(&self, token: &TokenSet, expected: Expect, record: Record) -> Result<Version> {
+        let sealed = self.sealed_save(token, expected).await?;
+        let version = self.inner.save(&sealed, expected, record).await?;
+        self.trust(version);
+        Ok(version)
+    }
+
+    async fn save_and_release(
+        self: Box<Self>,
+        token: &TokenSet,
+        expected: Expect,
+        record: Record,
+    ) -> Result<Version> {
+        match self.sealed_save(token, expected).await {
+            Ok(sealed) => self.inner.save_and_release(&sealed, expected, record).await,
+            Err(err) => {
+                // Released whether or not the save succeeds.
+                let _ = self.inner.release().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn delete(&self, expected: Version) -> Result<Version> {
+        self.refuse_unreadable(Expect::Version(expected)).await?;
+        let version = self.inner.delete(expected).await?;
+        self.trust(version);
+        Ok(version)
+    }
+
+    async fn next_sequence(&self) -> Result<Sequence> {
+        self.inner.next_sequence().await
+    }
+
+    async fn release(self: Box<Self>) -> Result<()> {
+        self.inner.release().await
     }
 }
 
@@ -170,53 +269,7 @@ impl Marker {
     }
 }
 
-impl<S: TokenStore + ?Sized> EncryptedStore<S> {
-    /// Wraps `inner`, sealing with the primary key of `keys`. Plaintext
-    /// records are accepted (see [`accept_plaintext`](Self::accept_plaintext))
-    /// and no extra is secret.
-    pub fn new(inner: Arc<S>, keys: KeyRing) -> Self {
-        Self {
-            inner,
-            keys: Arc::new(keys),
-            accept_plaintext: true,
-            secret_extras: Arc::new(BTreeSet::new()),
-        }
-    }
-
-    /// Whether tokens stored in plain text (before encryption was turned on)
-    /// are read, with a warning each time, and encrypted on their next save.
-    /// On by default, for the migration; turn it off once
-    /// [`rekey`](Self::rekey) reports no plaintext left, so that a record
-    /// replaced by a plaintext one is refused.
-    #[must_use]
-    pub fn accept_plaintext(mut self, accept: bool) -> Self {
-        self.accept_plaintext = accept;
-        self
-    }
-
-    /// Extras that hold a secret and must be sealed too (for a custom
-    /// provider that must keep, say, an `id_token`). Any JSON value is
-    /// sealed as its JSON text. Extras are otherwise stored in clear.
-    #[must_use]
-    pub fn secret_extras<I, N>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = N>,
-        N: Into<String>,
-    {
-        self.secret_extras = Arc::new(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The wrapped store.
-    pub fn inner(&self) -> &Arc<S> {
-        &self.inner
-    }
-
-    /// The keys.
-    pub fn key_ring(&self) -> &KeyRing {
-        &self.keys
-    }
-
+impl Codec {
     /// `token` with its secrets sealed for `key`, in a fresh save.
     fn seal(&self, key: &TokenKey, token: &TokenSet) -> Result<TokenSet> {
         if token.extras().contains_key(MARKER) {
@@ -328,20 +381,108 @@ impl<S: TokenStore + ?Sized> EncryptedStore<S> {
         })
     }
 
-    /// Refuses to overwrite a record that cannot be opened: a tampered
-    /// record stays for a person to look at, and a record under a missing
-    /// key is never replaced by one under another. Plaintext is replaced:
-    /// that is the point.
-    async fn refuse_unreadable(&self, key: &TokenKey) -> Result<()> {
-        if let Some(current) = self.inner.load(key).await? {
-            self.open(key, current.value)?;
+    /// Opens what the inner store loaded, as `load` returns it: plaintext
+    /// is refused unless accepted, and then warned about.
+    fn open_stored(&self, key: &TokenKey, stored: Option<Stored>) -> Result<Option<Stored>> {
+        let Some(mut stored) = stored else {
+            return Ok(None);
+        };
+        let Some(token) = stored.token.take() else {
+            return Ok(Some(stored));
+        };
+        let opened = self.open(key, token)?;
+        if opened.plaintext {
+            if !self.accept_plaintext {
+                return Err(error::plaintext_refused(key));
+            }
+            warn!(
+                provider = %key.provider,
+                account = %key.account,
+                "the token of {key} is stored in plain text; it will be encrypted on its next \
+                 save (or run a rekey to encrypt every token now)"
+            );
         }
-        Ok(())
+        stored.token = Some(opened.token);
+        Ok(Some(stored))
+    }
+
+    /// `Some(plaintext)` when the token needs sealing with the primary key.
+    fn classify(&self, key: &TokenKey, stored: TokenSet) -> Result<Option<bool>> {
+        let opened = self.open(key, stored)?;
+        Ok(
+            (opened.plaintext || opened.key_id.as_deref() != Some(self.keys.primary_id()))
+                .then_some(opened.plaintext),
+        )
+    }
+}
+
+impl<S: TokenStore + ?Sized> EncryptedStore<S> {
+    /// Wraps `inner`, sealing with the primary key of `keys`. Plaintext
+    /// records are accepted (see [`accept_plaintext`](Self::accept_plaintext))
+    /// and no extra is secret.
+    pub fn new(inner: Arc<S>, keys: KeyRing) -> Self {
+        Self {
+            inner,
+            codec: Arc::new(Codec {
+                keys: Arc::new(keys),
+                accept_plaintext: true,
+                secret_extras: Arc::new(BTreeSet::new()),
+            }),
+        }
+    }
+
+    /// Whether tokens stored in plain text (before encryption was turned on)
+    /// are read, with a warning each time, and encrypted on their next save.
+    /// On by default, for the migration; turn it off once
+    /// [`rekey`](Self::rekey) reports no plaintext left, so that a record
+    /// replaced by a plaintext one is refused.
+    #[must_use]
+    pub fn accept_plaintext(mut self, accept: bool) -> Self {
+        Arc::make_mut(&mut self.codec).accept_plaintext = accept;
+        self
+    }
+
+    /// Extras that hold a secret and must be sealed too (for a custom
+    /// provider that must keep, say, an `id_token`). Any JSON value is
+    /// sealed as its JSON text. Extras are otherwise stored in clear.
+    #[must_use]
+    pub fn secret_extras<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: Into<String>,
+    {
+        Arc::make_mut(&mut self.codec).secret_extras =
+            Arc::new(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<S> {
+        &self.inner
+    }
+
+    /// The keys.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.codec.keys
+    }
+
+    /// [`lock`](TokenStore::lock), as the concrete lease.
+    ///
+    /// # Errors
+    ///
+    /// The inner store's, from its `lock`.
+    pub async fn lease(&self, key: &TokenKey, wait: Duration) -> Result<EncryptedLease> {
+        Ok(EncryptedLease {
+            inner: self.inner.lock(key, wait).await?,
+            codec: Arc::clone(&self.codec),
+            trusted: Mutex::new(None),
+        })
     }
 
     /// Seals every stored token with the primary key, each under its key's
     /// lease (waiting at most `lock_wait` for it), so it is safe while other
-    /// processes refresh.
+    /// processes refresh. Each rewrite keeps the key's write-ahead record as
+    /// it is ([`Record::Keep`]): a refresh in flight stays in flight.
     ///
     /// It first opens every token without writing: if one names a key that
     /// is missing or wrong, it returns that
@@ -363,11 +504,13 @@ impl<S: TokenStore + ?Sized> EncryptedStore<S> {
         keys.sort();
         let mut todo = Vec::new();
         for key in keys {
-            let Some(stored) = self.inner.load(&key).await? else {
+            let Some(token) = self.inner.load(&key).await?.and_then(|s| s.token) else {
                 continue;
             };
-            match self.classify(&key, stored.value) {
-                Ok(Some(true)) if !self.accept_plaintext => report.plaintext_remaining += 1,
+            match self.codec.classify(&key, token) {
+                Ok(Some(true)) if !self.codec.accept_plaintext => {
+                    report.plaintext_remaining += 1;
+                }
                 Ok(Some(plaintext)) => todo.push((key, plaintext)),
                 Ok(None) => report.unchanged += 1,
                 Err(e @ Error::Configuration { .. }) => return Err(e),
@@ -390,116 +533,51 @@ impl<S: TokenStore + ?Sized> EncryptedStore<S> {
         Ok(report)
     }
 
-    /// `Some(plaintext)` when the token needs sealing with the primary key.
-    fn classify(&self, key: &TokenKey, stored: TokenSet) -> Result<Option<bool>> {
-        let opened = self.open(key, stored)?;
-        Ok(
-            (opened.plaintext || opened.key_id.as_deref() != Some(self.keys.primary_id()))
-                .then_some(opened.plaintext),
-        )
-    }
-
-    /// Opens what the inner store loaded, as `load` returns it.
-    fn open_loaded(
-        &self,
-        key: &TokenKey,
-        stored: Option<Versioned<TokenSet>>,
-    ) -> Result<Option<Versioned<TokenSet>>> {
-        let Some(stored) = stored else {
-            return Ok(None);
-        };
-        let opened = self.open(key, stored.value)?;
-        if opened.plaintext {
-            if !self.accept_plaintext {
-                return Err(error::plaintext_refused(key));
-            }
-            warn!(
-                provider = %key.provider,
-                account = %key.account,
-                "the token of {key} is stored in plain text; it will be encrypted on its next \
-                 save (or run a rekey to encrypt every token now)"
-            );
-        }
-        Ok(Some(Versioned {
-            value: opened.token,
-            version: stored.version,
-        }))
-    }
-
     /// Seals one token again under its lease; `Some(was_plaintext)` when it
     /// was rewritten, `None` when someone else already did.
     async fn rekey_one(&self, key: &TokenKey, lock_wait: Duration) -> Result<Option<bool>> {
-        let lease = self.lock(key, lock_wait).await?;
-        // Read under the lease, checked in the same step where the inner
-        // store can.
-        let Some(stored) = self.inner.load_leased(inner_lease(lease.as_ref())).await? else {
+        let lease = self.lease(key, lock_wait).await?;
+        // Read under the lease, fenced by the inner store.
+        let Some(row) = lease.inner().load().await? else {
             return Ok(None);
         };
-        let version = stored.version;
-        let opened = self.open(key, stored.value)?;
-        let needed = opened.plaintext || opened.key_id.as_deref() != Some(self.keys.primary_id());
-        if !needed || (opened.plaintext && !self.accept_plaintext) {
+        let Some(token) = row.token else {
+            return Ok(None);
+        };
+        let opened = self.codec.open(key, token)?;
+        let needed =
+            opened.plaintext || opened.key_id.as_deref() != Some(self.codec.keys.primary_id());
+        if !needed || (opened.plaintext && !self.codec.accept_plaintext) {
             return Ok(None);
         }
-        let was_plaintext = opened.plaintext;
-        self.save_leased(lease.as_ref(), &opened.token, Some(version))
+        lease.trust(row.version);
+        Box::new(lease)
+            .save_and_release(&opened.token, Expect::Version(row.version), Record::Keep)
             .await?;
-        Ok(Some(was_plaintext))
+        Ok(Some(opened.plaintext))
     }
 }
 
 #[async_trait]
 impl<S: TokenStore + ?Sized> TokenStore for EncryptedStore<S> {
-    async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
+    async fn load(&self, key: &TokenKey) -> Result<Option<Stored>> {
         let stored = self.inner.load(key).await?;
-        self.open_loaded(key, stored)
-    }
-
-    async fn save(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<Version>,
-    ) -> Result<Version> {
-        let sealed = self.seal(key, token)?;
-        self.refuse_unreadable(key).await?;
-        self.inner.save(key, &sealed, expected).await
-    }
-
-    async fn delete(&self, key: &TokenKey) -> Result<bool> {
-        self.inner.delete(key).await
+        self.codec.open_stored(key, stored)
     }
 
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
         self.inner.list(provider).await
     }
 
-    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
-        let inner = self.inner.lock(key, wait).await?;
-        Ok(Box::new(EncryptedKeyLock { inner }))
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn Lease>> {
+        Ok(Box::new(self.lease(key, wait).await?))
     }
 
-    async fn save_leased(
-        &self,
-        lease: &dyn KeyLock,
-        token: &TokenSet,
-        expected: Option<Version>,
-    ) -> Result<Version> {
-        let key = lease.key();
-        let sealed = self.seal(key, token)?;
-        self.refuse_unreadable(key).await?;
-        self.inner
-            .save_leased(inner_lease(lease), &sealed, expected)
-            .await
+    async fn orphaned(&self, limit: usize) -> Result<Vec<TokenKey>> {
+        self.inner.orphaned(limit).await
     }
 
-    async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
-        self.inner.delete_leased(inner_lease(lease)).await
-    }
-
-    // The inner store's fenced load (one step where it has one), opened.
-    async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
-        let stored = self.inner.load_leased(inner_lease(lease)).await?;
-        self.open_loaded(lease.key(), stored)
+    fn lease_ttl(&self) -> Option<Duration> {
+        self.inner.lease_ttl()
     }
 }

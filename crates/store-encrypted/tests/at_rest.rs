@@ -86,7 +86,13 @@ async fn no_issued_token_is_in_any_file_of_an_encrypted_file_store() {
             remember(&mut issued, fresh.token_set());
         }
         // What the store hands back is the newest pair.
-        let stored = store.load(&key).await.expect("load").expect("stored").value;
+        let stored = store
+            .load(&key)
+            .await
+            .expect("load")
+            .expect("stored")
+            .token
+            .expect("a token");
         assert_eq!(
             stored.access_token().expose_secret(),
             issued[issued.len() - 2]

@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::SaveExt as _;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +35,13 @@ async fn a_new_primary_reads_old_data_and_rekey_moves_everything_to_it() {
     // Step 2 of the rollout: k2 primary, k1 still there.
     let both = EncryptedStore::new(Arc::clone(&inner), support::ring(&[("k2", 2), ("k1", 1)]));
     for (i, k) in keys.iter().enumerate() {
-        let t = both.load(k).await.expect("load").expect("token").value;
+        let t = both
+            .load(k)
+            .await
+            .expect("load")
+            .expect("token")
+            .token
+            .expect("a token");
         assert_eq!(t.access_token().expose_secret(), support::access(i as u32));
     }
     // A save under the new primary uses k2.
@@ -55,7 +63,13 @@ async fn a_new_primary_reads_old_data_and_rekey_moves_everything_to_it() {
     // Step 4: k1 dropped.
     let new = EncryptedStore::new(Arc::clone(&inner), support::ring(&[("k2", 2)]));
     for (i, k) in keys.iter().enumerate() {
-        let t = new.load(k).await.expect("load").expect("token").value;
+        let t = new
+            .load(k)
+            .await
+            .expect("load")
+            .expect("token")
+            .token
+            .expect("a token");
         assert_eq!(
             t.refresh_token().unwrap().expose_secret(),
             support::refresh(i as u32)
@@ -96,10 +110,18 @@ async fn plaintext_is_read_then_encrypted_by_its_next_save_or_by_rekey() {
     let store = EncryptedStore::new(Arc::clone(&inner), support::ring(&[("k1", 1)]));
     let loaded = store.load(&b).await.expect("load").expect("token");
     assert_eq!(
-        loaded.value.access_token().expose_secret(),
+        loaded
+            .token
+            .as_ref()
+            .expect("a token")
+            .access_token()
+            .expose_secret(),
         support::access(2)
     );
-    store.save(&b, &loaded.value, Some(vb)).await.expect("save");
+    store
+        .save(&b, loaded.token.as_ref().expect("a token"), Some(vb))
+        .await
+        .expect("save");
     let raw = support::raw(inner.as_ref(), &b).await.value;
     assert!(raw.access_token().expose_secret().starts_with("tk1.k1."));
 
@@ -117,7 +139,13 @@ async fn plaintext_is_read_then_encrypted_by_its_next_save_or_by_rekey() {
     let report = store.rekey(WAIT).await.expect("rekey");
     assert_eq!(report.plaintext_encrypted, 1, "{report:?}");
     assert_eq!(report.plaintext_remaining, 0, "{report:?}");
-    let t = strict.load(&a).await.expect("load").expect("token").value;
+    let t = strict
+        .load(&a)
+        .await
+        .expect("load")
+        .expect("token")
+        .token
+        .expect("a token");
     assert_eq!(t.access_token().expose_secret(), support::access(1));
 }
 

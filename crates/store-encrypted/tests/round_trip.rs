@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::SaveExt as _;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -60,7 +62,7 @@ proptest! {
             let v = store.save(&k, &t, None).await.expect("save");
             let back = store.load(&k).await.expect("load").expect("token");
             assert_eq!(back.version, v);
-            let back = back.value;
+            let back = back.token.expect("a token");
             assert_eq!(back.access_token().expose_secret(), t.access_token().expose_secret());
             assert_eq!(
                 back.refresh_token().map(|r| r.expose_secret().to_owned()),
@@ -71,7 +73,7 @@ proptest! {
             assert_eq!(back.scopes(), t.scopes());
             assert_eq!(back.extras(), t.extras());
             assert_eq!(back.reauthorization_required(), t.reauthorization_required());
-            let raw = inner.load(&k).await.expect("raw").expect("raw token").value;
+            let raw = inner.load(&k).await.expect("raw").expect("raw token").token.expect("a token");
             let at_rest = serde_json::to_string(&raw).expect("json");
             for secret in [t.access_token().expose_secret(), t.extra_str("secret").unwrap_or("")] {
                 if secret.len() >= 8 {

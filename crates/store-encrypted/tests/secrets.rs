@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::SaveExt as _;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

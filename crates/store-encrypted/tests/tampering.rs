@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::SaveExt as _;
+
 use auth_core::secrecy::{ExposeSecret as _, SecretString};
 use auth_core::{Error, StoreErrorKind, TokenKey, TokenSet, TokenStore};
 use base64::Engine as _;
@@ -65,10 +67,20 @@ async fn refused(
         .lock(k, std::time::Duration::from_secs(1))
         .await
         .expect("lock");
-    store
-        .save_leased(lease.as_ref(), &token(99), Some(version))
+    for record in [auth_core::Record::Clear, auth_core::Record::Keep] {
+        lease
+            .save(&token(99), auth_core::Expect::Version(version), record)
+            .await
+            .expect_err("a leased save overwrote a record that cannot be opened");
+    }
+    lease
+        .mark_in_flight(version)
         .await
-        .expect_err("a leased save overwrote a record that cannot be opened");
+        .expect_err("a mark over a record that cannot be opened");
+    lease
+        .delete(version)
+        .await
+        .expect_err("a delete of a record that cannot be opened");
     drop(lease);
     let after = support::raw(inner.as_ref(), k).await;
     assert_eq!(after.version, version, "the record's version changed");
@@ -179,7 +191,10 @@ async fn a_ciphertext_swapped_between_accounts_is_tampering() {
     assert_tampered(&err);
     // Alice still reads.
     let loaded = store.load(&alice).await.expect("load").expect("alice");
-    assert_eq!(access_of(&loaded.value), support::access(1));
+    assert_eq!(
+        access_of(loaded.token.as_ref().expect("a token")),
+        support::access(1)
+    );
 }
 
 #[tokio::test]
@@ -269,7 +284,13 @@ async fn a_sealed_extra_is_bound_like_the_tokens() {
     store.save(&k, &t, None).await.expect("save");
     let raw = support::raw(inner.as_ref(), &k).await.value;
     assert!(!json(&raw).contains("ID-TOKEN-SECRET"));
-    let loaded = store.load(&k).await.expect("load").expect("token").value;
+    let loaded = store
+        .load(&k)
+        .await
+        .expect("load")
+        .expect("token")
+        .token
+        .expect("a token");
     assert_eq!(loaded.extras(), t.extras());
     let moved = raw
         .clone()

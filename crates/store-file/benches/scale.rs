@@ -1,4 +1,5 @@
-//! `FileTokenStore::load` and `save` with 10, 1,000 and 10,000 stored
+//! `FileTokenStore::load` and a save (through the key's lease: lock, save,
+//! release, as the manager makes one) with 10, 1,000 and 10,000 stored
 //! accounts, and what fsync costs.
 //!
 //! Run: `cargo bench -p token-keeper-store-file --bench scale`
@@ -37,7 +38,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_core::{TokenKey, TokenSet, TokenStore, Version};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore, Version};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use store_file::FileTokenStore;
 use tokio::runtime::Runtime;
@@ -55,6 +56,20 @@ const SAVES_PER_ROUND: usize = 40;
 enum Pattern {
     AllAccounts,
     SameTen,
+}
+
+/// A save as the manager makes one: through the key's lease.
+async fn save(
+    store: &FileTokenStore,
+    key: &TokenKey,
+    token: &TokenSet,
+    expected: Expect,
+) -> auth_core::Result<Version> {
+    store
+        .lock(key, Duration::from_secs(5))
+        .await?
+        .save_and_release(token, expected, Record::Clear)
+        .await
 }
 
 /// A store holding `accounts` tokens, with each key's current version.
@@ -81,7 +96,9 @@ impl Filled {
             let token = token();
             // In concurrent batches: 10,000 saves one fsync at a time is slow.
             for batch in keys.chunks(64) {
-                let saves = batch.iter().map(|k| store.save(k, &token, None));
+                let saves = batch
+                    .iter()
+                    .map(|k| save(&store, k, &token, Expect::Absent));
                 for saved in futures::future::join_all(saves).await {
                     versions.push(saved.expect("fill the store"));
                 }
@@ -114,10 +131,13 @@ impl Filled {
 
     async fn save_one(&mut self, pattern: Pattern) {
         let i = self.pick(pattern);
-        let saved = self
-            .store
-            .save(&self.keys[i], &token(), Some(self.versions[i]))
-            .await;
+        let saved = save(
+            &self.store,
+            &self.keys[i],
+            &token(),
+            Expect::Version(self.versions[i]),
+        )
+        .await;
         self.versions[i] = saved.expect("save");
     }
 

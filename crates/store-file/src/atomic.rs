@@ -34,17 +34,6 @@ pub(crate) fn replace(target: &Path, contents: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// Removes `target` durably. Returns whether it existed.
-pub(crate) fn remove(target: &Path) -> io::Result<bool> {
-    match std::fs::remove_file(target) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    }
-    sync_dir(parent(target)?)?;
-    Ok(true)
-}
-
 fn parent(path: &Path) -> io::Result<&Path> {
     path.parent().ok_or_else(|| {
         io::Error::new(
@@ -98,15 +87,5 @@ mod tests {
         replace(&target, b"new").unwrap();
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-    }
-
-    #[test]
-    fn remove_says_whether_the_file_existed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let target = tmp.path().join("t.json");
-        replace(&target, b"x").unwrap();
-        assert!(remove(&target).unwrap());
-        assert!(!target.exists());
-        assert!(!remove(&target).unwrap());
     }
 }

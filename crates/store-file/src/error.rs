@@ -8,9 +8,9 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use auth_core::{Error, StoreErrorKind, TokenKey, Version};
+use auth_core::{Error, Expect, StoreErrorKind, TokenKey};
 
-use crate::format::DecodeError;
+use crate::format::{DecodeError, Row};
 
 /// An I/O failure while doing `what` on `path`.
 pub(crate) fn io(key: Option<&TokenKey>, what: &str, path: &Path, err: io::Error) -> Error {
@@ -43,8 +43,8 @@ pub(crate) fn corrupt(key: Option<&TokenKey>, path: &Path, err: &DecodeError) ->
             path.display(),
         ),
         DecodeError::Invalid(reason) => format!(
-            "token file {} is damaged: {reason}. It was left untouched: move it aside to keep it \
-             for inspection (or delete the key), then authorize the account again",
+            "token file {} is damaged: {reason}. It was left untouched, and no write will \
+             replace it: move it aside (keep it for inspection), then authorize the account again",
             path.display(),
         ),
     };
@@ -64,21 +64,25 @@ pub(crate) fn misplaced(key: &TokenKey, path: &Path, found: &TokenKey) -> Error 
     )
 }
 
-/// A compare-and-swap that found another version.
-pub(crate) fn conflict(
-    key: &TokenKey,
-    expected: Option<Version>,
-    current: Option<Version>,
-) -> Error {
-    let show = |v: Option<Version>| v.map_or_else(|| "absent".to_owned(), |v| v.to_string());
+/// A write that found the key otherwise than it expected.
+pub(crate) fn conflict(key: &TokenKey, expected: Expect, current: Option<&Row>) -> Error {
+    let found = match current.filter(|r| r.is_row()) {
+        None => "no token".to_owned(),
+        Some(row) if row.token.is_none() => format!(
+            "a tombstone at version v{} (grant #{})",
+            row.version, row.grant
+        ),
+        Some(row) => format!("version v{} (grant #{})", row.version, row.grant),
+    };
+    let wanted = match expected {
+        Expect::Absent => "no token yet".to_owned(),
+        Expect::Version(v) => format!("version {v}"),
+        Expect::Login(s) => format!("a grant older than login {s}"),
+    };
     Error::store(
         StoreErrorKind::Conflict,
         Some(key.clone()),
-        format!(
-            "expected version {}, found {}; reload the token and try again",
-            show(expected),
-            show(current)
-        ),
+        format!("expected {wanted}, found {found}; reload the token and try again"),
     )
 }
 

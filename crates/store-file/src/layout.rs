@@ -19,6 +19,13 @@
 //! replaced by `~` and the SHA-256 of the id in lowercase hex. `~` is always
 //! escaped in an encoded stem, so hashed and encoded stems never meet; the
 //! real ids of a hashed key are read back from inside its token file.
+//!
+//! The index of refreshes in flight lives apart, in [`IN_FLIGHT_DIR`] under
+//! the root: `.in-flight/<provider stem>/<account stem>`, one empty marker
+//! file per key whose account file may hold a record (see the `in_flight`
+//! module). Its name starts with `.`, which no stem does, so it can never
+//! be taken for a provider's directory, even on a case-insensitive
+//! filesystem.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,6 +41,9 @@ pub(crate) const MAX_STEM_LEN: usize = 200;
 pub(crate) const TOKEN_SUFFIX: &str = ".json";
 const LEASE_SUFFIX: &str = ".lock";
 const WRITE_SUFFIX: &str = ".wlock";
+
+/// The directory of the in-flight index, under the root.
+pub(crate) const IN_FLIGHT_DIR: &str = ".in-flight";
 
 /// Marks a hashed stem.
 const HASH_MARK: char = '~';
@@ -51,20 +61,36 @@ pub(crate) struct KeyPaths {
     pub(crate) token: PathBuf,
     /// The lease lock file, for [`auth_core::TokenStore::lock`].
     pub(crate) lease: PathBuf,
-    /// The write lock file, taken by `save` and `delete`; it also keeps the
-    /// version high-water mark.
+    /// The write lock file, taken by every write for its read-check-write
+    /// step. Files of schema 1 kept a version high-water mark in it.
     pub(crate) write: PathBuf,
+    /// The provider's directory in the in-flight index.
+    pub(crate) marker_dir: PathBuf,
+    /// The key's marker in the in-flight index.
+    pub(crate) marker: PathBuf,
 }
 
 impl KeyPaths {
     /// The files of `key` under `root`.
     pub(crate) fn new(root: &Path, key: &TokenKey) -> Self {
-        let dir = root.join(stem(key.provider.as_str()));
-        let account = stem(key.account.as_str());
+        Self::from_stems(
+            root,
+            &stem(key.provider.as_str()),
+            &stem(key.account.as_str()),
+        )
+    }
+
+    /// The files of the key whose provider and account stems are given, as
+    /// found in the in-flight index.
+    pub(crate) fn from_stems(root: &Path, provider: &str, account: &str) -> Self {
+        let dir = root.join(provider);
+        let marker_dir = root.join(IN_FLIGHT_DIR).join(provider);
         Self {
             token: dir.join(format!("{account}{TOKEN_SUFFIX}")),
             lease: dir.join(format!("{account}{LEASE_SUFFIX}")),
             write: dir.join(format!("{account}{WRITE_SUFFIX}")),
+            marker: marker_dir.join(account),
+            marker_dir,
             dir,
         }
     }
@@ -230,6 +256,12 @@ mod tests {
         assert_eq!(paths.token, Path::new("root/%46itbit/%2E%2E.json"));
         assert_eq!(paths.lease, Path::new("root/%46itbit/%2E%2E.lock"));
         assert_eq!(paths.write, Path::new("root/%46itbit/%2E%2E.wlock"));
+        assert_eq!(paths.marker, Path::new("root/.in-flight/%46itbit/%2E%2E"));
+        assert_eq!(
+            decode(IN_FLIGHT_DIR),
+            None,
+            "the index looks like a provider"
+        );
     }
 
     fn id_strategy() -> impl Strategy<Value = String> {

@@ -10,8 +10,8 @@
 //! # Example
 //!
 //! ```
-//! use std::time::SystemTime;
-//! use auth_core::{TokenKey, TokenSet, TokenStore};
+//! use std::time::{Duration, SystemTime};
+//! use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore};
 //! use store_file::FileTokenStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -22,10 +22,14 @@
 //! let key = TokenKey::parse("fitbit", "26FWFL")?;
 //! let token = TokenSet::new("access", "Bearer", SystemTime::now()).with_refresh_token("refresh");
 //!
-//! let v1 = store.save(&key, &token, None).await?; // create only
-//! let v2 = store.save(&key, &token, Some(v1)).await?; // compare-and-swap
-//! assert!(v2 > v1);
-//! assert_eq!(store.load(&key).await?.unwrap().version, v2);
+//! // Every write goes through the key's lease.
+//! let lease = store.lock(&key, Duration::from_secs(5)).await?;
+//! let login = lease.next_sequence().await?;
+//! let v1 = lease.save(&token, Expect::Login(login), Record::Clear).await?;
+//! let v2 = lease.mark_in_flight(v1).await?; // the write-ahead record
+//! let v3 = lease.save_and_release(&token, Expect::Version(v2), Record::Clear).await?;
+//! assert!(v3 > v2 && v2 > v1);
+//! assert_eq!(store.load(&key).await?.unwrap().version, v3);
 //! assert_eq!(store.list(None).await?, vec![key.clone()]);
 //! # Ok(())
 //! # }
@@ -36,9 +40,11 @@
 //! ```text
 //! <root>/                          0700
 //!   <provider>/                    0700, one per provider
-//!     <account>.json               0600, the token
-//!     <account>.lock               0600, the key's lease lock (TokenStore::lock)
-//!     <account>.wlock              0600, the key's write lock and version mark
+//!     <account>.json               0600, the account file: the row
+//!     <account>.lock               0600, the key's lease (TokenStore::lock)
+//!     <account>.wlock              0600, the key's write lock
+//!   .in-flight/                    0700, the index of refreshes in flight
+//!     <provider>/<account>         0600, empty: a marker per record
 //! ```
 //!
 //! Provider and account ids become file names by keeping the bytes `a`-`z`,
@@ -46,47 +52,84 @@
 //! becomes `26%46%57%46%4C`, `..` becomes `%2E%2E`. No name can leave its
 //! directory, be hidden, or match another id's name, even on a
 //! case-insensitive filesystem. A name that would be longer than 200 bytes
-//! is replaced by `~` and the SHA-256 of the id. Each token file also holds
-//! its real provider and account ids, so [`list`](auth_core::TokenStore::list)
-//! returns ids exactly, and a file moved by hand is noticed.
+//! is replaced by `~` and the SHA-256 of the id. Each account file also
+//! holds its real provider and account ids, so
+//! [`list`](auth_core::TokenStore::list) returns ids exactly, and a file
+//! moved by hand is noticed.
 //!
-//! A token file is `{"schema": 1, "version": N, "provider": …, "account": …,
-//! "token": …}`, where `token` is [`TokenSet`](auth_core::TokenSet)'s own
-//! versioned serialized form. It holds the tokens in clear: the file
-//! permissions are what protect them.
+//! An account file (schema 2) is `{"schema": 2, "version": N, "provider":
+//! …, "account": …, "grant": G, "sequence": S, "in_flight": {"since_us":
+//! T} | null, "token": … | null}`: the row's version, the login sequence of
+//! its grant, the highest login sequence handed out, the write-ahead record
+//! of a refresh in flight, and the token in [`TokenSet`](auth_core::TokenSet)'s
+//! own versioned serialized form, or `null` for a tombstone (a revoked or
+//! removed grant, which keeps the version and the sequence). It holds the
+//! tokens in clear: the file permissions are what protect them.
+//!
+//! **Schemas.** Files of schema 1 (this crate before write-ahead records)
+//! are read as rows with no record and grant 0, and the next write of the
+//! key makes them schema 2; a key that schema 1 deleted keeps its old
+//! version mark in its write lock, which is still read, so versions never
+//! go back. A version of this crate that reads only schema 1 refuses a
+//! schema 2 file with a `Corrupt` error saying it was written by a newer
+//! version and to upgrade, and never writes over it: upgrade every process
+//! sharing a root together.
 //!
 //! # Guarantees
 //!
-//! - **Atomic, durable writes.** A save writes a temporary file in the same
-//!   directory, fsyncs it, renames it over the token file and fsyncs the
+//! - **The lease is the only way to write, and it is fenced.** A
+//!   [`lock`](auth_core::TokenStore::lock) takes the key's lease: an
+//!   advisory `flock` on `<account>.lock`. Every part of the
+//!   [`Lease`](auth_core::Lease) checks that its open lock file is still the
+//!   file at that path (same device and inode), and each write takes the
+//!   key's write lock, checks again, reads the account file, checks what the
+//!   caller expects (a version, no row, a login sequence) and replaces the
+//!   file, all under the write lock. A lease whose lock file was deleted or
+//!   replaced by hand (`rm *.lock`, a provider directory removed) fails with
+//!   [`LeaseLost`](auth_core::StoreErrorKind::LeaseLost) and writes nothing,
+//!   and no two holders ever interleave a check and a write. Lock files are
+//!   never deleted by the store.
+//! - **Leases do not expire; a dead holder's lease frees itself.**
+//!   [`lease_ttl`](auth_core::TokenStore::lease_ttl) is `None`: the OS
+//!   releases a `flock` when its holder closes it or dies, at once, however
+//!   it died (SIGKILL included). So an orphaned refresh is free to be taken
+//!   over the moment its process is gone, with no expiry to wait for; and a
+//!   live holder, however long it pauses, keeps its lease (there is no
+//!   expiry to lose it to), which makes the late-replay case of a paused
+//!   holder impossible on one host.
+//! - **Atomic, durable writes.** A write makes a temporary file in the same
+//!   directory, fsyncs it, renames it over the account file and fsyncs the
 //!   directory. A reader, or a process after a crash or a SIGKILL at any
-//!   instant, sees the old token or the new one, never a mix. A killed
-//!   writer can leave a hidden `.tmp-*` file behind; it is ignored, and can
-//!   be deleted when no process is writing.
-//! - **Compare-and-swap across processes.** `save` and `delete` take the
-//!   key's *write lock* (`<account>.wlock`), check the stored version, write,
-//!   and release it, so of many processes racing to save the same expected
-//!   version exactly one wins.
-//! - **Key leases across processes.** [`lock`](auth_core::TokenStore::lock)
-//!   takes the key's *lease lock* (`<account>.lock`), a different file, so a
-//!   task holding the lease can save without deadlocking against itself.
-//!   Both are advisory `flock`-style locks: each has one holder at a time,
-//!   whether the others wait in other processes or in other tasks of the
-//!   same process; the OS releases it when its holder dies; and waiting for
-//!   it is bounded (a lease by the caller's
-//!   `wait`, the write lock by
-//!   [`with_write_lock_wait`](FileTokenStore::with_write_lock_wait)); past
-//!   the bound comes a [`LockTimeout`](auth_core::StoreErrorKind::LockTimeout)
-//!   error. Lock files are never deleted, because deleting a lock file
-//!   someone holds would let two holders in.
-//! - **Versions only grow** for a key, even across `delete` and
-//!   re-creation: a new version is the largest of the current version + 1,
-//!   the key's high-water mark + 1 (the largest version it ever deleted,
-//!   kept in its write-lock file), and the clock in microseconds since the
-//!   Unix epoch (so versions look like `1764000000123456`).
-//! - **Cost does not grow with the number of accounts.** `load`, `save`,
-//!   `delete` and `lock` touch only their own key's files; only `list` reads
-//!   directories.
+//!   instant, sees the old row or the new one, never a mix. A killed writer
+//!   can leave a hidden `.tmp-*` file behind; it is ignored, and can be
+//!   deleted when no process is writing.
+//! - **A refresh is two atomic replaces**: the write-ahead mark, and the
+//!   save that stores the new pair and clears the record
+//!   ([`account_file_replaces`](FileTokenStore::account_file_replaces)
+//!   counts them; a test holds the budget). The mark also makes sure the
+//!   key's marker in the in-flight index exists, which costs one more
+//!   directory fsync when it does not.
+//! - **The record survives its holder, and the orphan scan finds it without
+//!   reading every account file.** [`orphaned`](auth_core::TokenStore::orphaned)
+//!   lists the in-flight index, tries each marked key's lease without
+//!   waiting, and reads only those account files. Crash ordering: a marker
+//!   is made durable *before* the record lands in the account file, and
+//!   removed only *after* the record is gone, so a crash or power cut at
+//!   any instant leaves at worst a marker without a record, which the scan
+//!   removes under the key's lease. There is never a record without a
+//!   marker.
+//! - **Versions and login sequences only grow** for a key, across deletes
+//!   (a delete leaves a tombstone that keeps both) and even if an account
+//!   file is lost: a new number is the largest of the current one + 1, an
+//!   old schema 1 mark + 1, and this host's clock in microseconds since the
+//!   Unix epoch (so numbers look like `1764000000123456`).
+//! - **The store's clock is this host's clock.** The record's `since` and
+//!   every row's `read_at` come from it; the store is for one host, so every
+//!   process that measures a record's age measures it on the same clock.
+//! - **Cost does not grow with the number of accounts** for `load`, `lock`
+//!   and the writes (they touch only their own key's files) nor for
+//!   `orphaned` (only keys with a marker); `list` reads every account file
+//!   of the providers it lists, since tombstones are not listed.
 //! - **No blocking on the executor.** All file I/O runs on tokio's blocking
 //!   pool ([`open`](FileTokenStore::open), a one-off at startup, excepted).
 //! - **Waiting for a lease costs no thread.** A lease waiter polls a
@@ -94,14 +137,6 @@
 //!   thousand keys waiting at once leave the blocking pool free for loads
 //!   and saves. The store therefore needs a Tokio runtime with timers
 //!   enabled (`enable_time`, or `enable_all`).
-//! - **A deleted or replaced lock file is noticed.** A lease is trusted only
-//!   while its open file is still the file at the lock path (same device and
-//!   inode): checked after locking (a stale orphan is dropped and the new
-//!   file locked instead), and by `KeyLock::check`, which the manager calls
-//!   before sending a refresh and which `save_leased` calls before saving.
-//!   So `rm *.lock`, or a provider directory removed by hand, can no longer
-//!   let two holders in unnoticed: the holder of the orphan finds out before
-//!   it sends anything, or its save is refused with `LeaseLost`.
 //!
 //! # Permissions (Unix)
 //!
@@ -117,15 +152,15 @@
 //!
 //! # Damaged files
 //!
-//! A token file that is empty, truncated, not JSON, of the wrong shape, of
-//! an unknown or newer schema, or that holds another key's token makes
-//! `load` and `save` of that key fail with a
+//! An account file that is empty, truncated, not JSON, of the wrong shape,
+//! of an unknown or newer schema, or that holds another key's row makes
+//! `load` of that key, and every part of its lease, fail with a
 //! [`Corrupt`](auth_core::StoreErrorKind::Corrupt) store error naming the
-//! file and what to do. The file is never overwritten: a `save` over it
-//! fails with the same error. Other keys keep working, and `list` still
-//! lists the key when its name tells it. An explicit
-//! [`delete`](auth_core::TokenStore::delete) of the key does remove the
-//! damaged file (with a warning), since that is what was asked for.
+//! file and what to do. The file is never overwritten or deleted by the
+//! store: every write reads it first and fails the same way. Other keys keep
+//! working, and `list` still lists the key when its name tells it. To start
+//! the key over, move the file aside (the message says so); the next login
+//! then writes a new one, and versions still grow.
 //!
 //! # Default location
 //!
@@ -165,7 +200,9 @@
 mod atomic;
 mod error;
 mod format;
+mod in_flight;
 mod layout;
+mod lease;
 mod list;
 mod lock;
 mod permissions;

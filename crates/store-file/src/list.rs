@@ -1,9 +1,13 @@
-//! Listing stored keys: the one operation that reads directories.
+//! Listing stored keys: the operation that reads the provider directories.
 //!
 //! Names are decoded back into ids; where a name is a hash, the ids are read
-//! from inside the file. It must never list a file this store did not
-//! write as a key (temporary files, strays), and one unreadable file must
-//! not hide the others: it is skipped with a warning.
+//! from inside the file. Every account file is read, because a tombstone (a
+//! revoked or removed grant) and a file that only keeps a login's sequence
+//! counter hold no token and are not listed. It must never list a file this
+//! store did not write as a key (temporary files, strays), and one
+//! unreadable file must not hide the others: a damaged file whose name
+//! tells its key is listed (so a person finds it, and `load` reports it),
+//! one whose name is a hash is skipped with a warning.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -75,21 +79,28 @@ fn list_dir(
             // Temporary files and anything this store did not write.
             None => continue,
         };
+        let path = entry.path();
+        let row = read_file_unchecked(&path).map(|bytes| format::decode(&bytes));
         if let (Some(provider), Some(account)) = (&provider, account) {
-            out.push(TokenKey::new(provider.clone(), account));
+            match row {
+                // A tombstone or a counter: no token to list.
+                Some(Ok(row)) if row.token.is_none() => {}
+                // A token, or damage for a person to find.
+                _ => out.push(TokenKey::new(provider.clone(), account)),
+            }
             continue;
         }
         // The name alone does not tell the key: read it from the file.
-        let path = entry.path();
-        let record = read_file_unchecked(&path).and_then(|bytes| format::decode(&bytes).ok());
-        match record {
-            Some(record)
-                if layout::stem(record.key.account.as_str()) == stem
-                    && layout::provider_dir(root, record.key.provider.as_str()) == dir
-                    && provider.as_ref().is_none_or(|p| *p == record.key.provider) =>
+        match row {
+            Some(Ok(row))
+                if layout::stem(row.key.account.as_str()) == stem
+                    && layout::provider_dir(root, row.key.provider.as_str()) == dir
+                    && provider.as_ref().is_none_or(|p| *p == row.key.provider) =>
             {
-                provider.get_or_insert_with(|| record.key.provider.clone());
-                out.push(record.key);
+                provider.get_or_insert_with(|| row.key.provider.clone());
+                if row.token.is_some() {
+                    out.push(row.key);
+                }
             }
             _ => warn!(
                 path = %path.display(),
@@ -121,7 +132,12 @@ mod tests {
         let paths = KeyPaths::new(root, key);
         fs::create_dir_all(&paths.dir).unwrap();
         let token = auth_core::TokenSet::new("a", "Bearer", SystemTime::UNIX_EPOCH);
-        fs::write(&paths.token, format::encode(key, 1, &token)).unwrap();
+        let row = format::Row {
+            version: 1,
+            token: Some(token),
+            ..format::Row::empty(key.clone())
+        };
+        fs::write(&paths.token, format::encode(&row)).unwrap();
     }
 
     #[test]
@@ -165,6 +181,26 @@ mod tests {
         want.sort();
         assert_eq!(list(root, None).unwrap(), want);
         assert_eq!(list(root, Some(&hashed.provider)).unwrap(), want);
+    }
+
+    #[test]
+    fn tombstones_and_counters_are_not_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let live = TokenKey::parse("p", "live").unwrap();
+        save(root, &live);
+        let long = "L".repeat(200);
+        for (account, version) in [("gone", 5), ("counter", 0), (long.as_str(), 5)] {
+            let key = TokenKey::parse("p", account).unwrap();
+            let paths = KeyPaths::new(root, &key);
+            let row = format::Row {
+                version,
+                sequence: 3,
+                ..format::Row::empty(key)
+            };
+            fs::write(&paths.token, format::encode(&row)).unwrap();
+        }
+        assert_eq!(list(root, None).unwrap(), vec![live]);
     }
 
     #[test]

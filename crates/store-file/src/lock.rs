@@ -2,13 +2,14 @@
 //!
 //! Each key has two lock files beside its token file:
 //!
-//! - the **lease** (`<account>.lock`), held by a [`FileKeyLock`] from
+//! - the **lease** (`<account>.lock`), held by a `FileLease` from
 //!   [`TokenStore::lock`](auth_core::TokenStore::lock) for as long as the
-//!   caller likes (a refresh round trip);
-//! - the **write lock** (`<account>.wlock`), held by `save` and `delete` for
-//!   the few milliseconds of one compare-and-swap. It is separate so that a
-//!   task holding the lease can still save without deadlocking against
-//!   itself.
+//!   caller likes (a refresh round trip), and tried without waiting by the
+//!   orphan scan;
+//! - the **write lock** (`<account>.wlock`), held by each write of a lease
+//!   for the few milliseconds of its read-check-write step, so that even two
+//!   holders of one key (possible only after someone deleted a held lease's
+//!   lock file) never interleave a check and a write.
 //!
 //! The locks are `flock(2)`-style (through `fs4`): they conflict between any
 //! two open file handles, in one process or in two, and the OS drops them
@@ -20,7 +21,7 @@
 //! removed by hand), a lock is only trusted while its file is still the file
 //! at its path (same device and inode): checked right after locking (a
 //! mismatch means we locked an orphan, so we try again on the new file), and
-//! by [`KeyLock::check`] before a refresh is sent and before a save.
+//! by every part of a lease, which fails with `LeaseLost` once it is not.
 //!
 //! Waiting for the lease costs no thread: [`acquire_async`] polls the
 //! non-blocking `try_lock` with async sleeps in between, so a thousand keys
@@ -33,8 +34,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use auth_core::{Error, KeyLock, StoreErrorKind, TokenKey};
 use fs4::{FileExt, TryLockError};
 
 use crate::permissions;
@@ -274,61 +273,28 @@ pub(crate) fn acquire(
     }
 }
 
-/// A lease on one key of a [`FileTokenStore`](crate::FileTokenStore),
-/// across processes. Dropping it releases the lease; so does the death of
-/// the process.
-pub(crate) struct FileKeyLock {
-    key: TokenKey,
-    held: HeldLock,
-}
-
-impl FileKeyLock {
-    pub(crate) fn new(key: TokenKey, held: HeldLock) -> Self {
-        Self { key, held }
-    }
-}
-
-impl std::fmt::Debug for FileKeyLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileKeyLock")
-            .field("key", &self.key)
-            .field("path", &self.held.path())
-            .finish()
-    }
-}
-
-#[async_trait]
-impl KeyLock for FileKeyLock {
-    fn key(&self) -> &TokenKey {
-        &self.key
-    }
-
-    /// Checks that the locked file is still the lock file at its path (same
-    /// device and inode): someone may have deleted or replaced it, and then
-    /// a second holder could lock the new file.
-    async fn check(&self) -> auth_core::Result<()> {
-        match same_file(self.held.file(), self.held.path()) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::store(
-                StoreErrorKind::LeaseLost,
-                Some(self.key.clone()),
-                format!(
-                    "the lock file {} was deleted or replaced while its lease was held, so \
-                     another process may hold the key too; the write was refused (never delete \
-                     lock files of a store in use)",
-                    self.held.path().display()
-                ),
-            )),
-            Err(e) => Err(Error::store(
-                StoreErrorKind::Io,
-                Some(self.key.clone()),
-                format!(
-                    "could not check the lock file {}: {e}",
-                    self.held.path().display()
-                ),
-            )),
+/// Takes the lock file at `path` if it is free right now, without waiting:
+/// `Ok(None)` when someone holds it. Creates the file (0600) if it is
+/// missing; the directory must exist. For the orphan scan, which must never
+/// wait behind a live holder.
+pub(crate) fn try_acquire(path: &Path) -> io::Result<Option<HeldLock>> {
+    // A lock file replaced between the open and the lock is opened again;
+    // a few rounds are plenty, since only a person deletes lock files.
+    for _ in 0..4 {
+        let file = open_lock_file(path)?;
+        match try_once(&file, path) {
+            Ok(true) => {
+                return Ok(Some(HeldLock {
+                    file,
+                    path: path.to_owned(),
+                }));
+            }
+            Ok(false) => return Ok(None),
+            Err(TryError::Replaced) => {}
+            Err(TryError::Io(e)) => return Err(e),
         }
     }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -367,6 +333,19 @@ mod tests {
         let cancel = Cancel::default();
         cancel.on_drop().disarm();
         assert!(!cancel.is_set());
+    }
+
+    #[test]
+    fn try_acquire_never_waits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("k.lock");
+        let held = try_acquire(&path).unwrap().expect("a free lock is taken");
+        assert!(
+            try_acquire(&path).unwrap().is_none(),
+            "a held lock was taken"
+        );
+        drop(held);
+        assert!(try_acquire(&path).unwrap().is_some());
     }
 
     #[cfg(unix)]

@@ -1,27 +1,31 @@
 //! [`FileTokenStore`]: the [`TokenStore`] contract on top of the layout,
-//! format, lock, version, atomic-write and list modules.
+//! format, lock, lease, in-flight, version, atomic-write and list modules,
+//! and the reading of account files they share.
 //!
 //! Every operation runs its file I/O on a blocking thread; nothing here may
-//! block the async executor. `load` and `save` touch only the files of their
-//! own key, so their cost does not grow with the number of stored accounts;
-//! only `list` reads directories.
+//! block the async executor. `load`, `lock` and the writes of a lease touch
+//! only the files of their own key, so their cost does not grow with the
+//! number of stored accounts; `orphaned` reads only the in-flight index and
+//! the keys it marks; only `list` reads the provider directories.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use auth_core::{
-    Error, KeyLock, ProviderId, Result, TokenKey, TokenSet, TokenStore, Version, Versioned,
+    Error, InFlight, Lease, ProviderId, Result, Sequence, Stored, TokenKey, TokenStore, Version,
 };
 use tracing::warn;
 
-use crate::format::{self, DecodeError, Record};
+use crate::format::{self, DecodeError, Row};
 use crate::layout::KeyPaths;
-use crate::lock::{self, AcquireError, Cancel, FileKeyLock, HeldLock};
-use crate::{atomic, error, list, permissions, version};
+use crate::lease::FileLease;
+use crate::lock::{self, AcquireError, Cancel, HeldLock};
+use crate::{atomic, error, in_flight, list, permissions, version};
 
 /// The application name under the platform's data directory, see
 /// [`FileTokenStore::default_root`].
@@ -38,16 +42,29 @@ pub struct FileTokenStore {
 }
 
 #[derive(Clone)]
-struct Inner {
-    root: PathBuf,
-    write_lock_wait: Duration,
+pub(crate) struct Inner {
+    pub(crate) root: PathBuf,
+    pub(crate) write_lock_wait: Duration,
+    /// Atomic replaces of account files, shared by clones.
+    replaces: Arc<AtomicU64>,
+}
+
+impl Inner {
+    /// Replaces the account file of `paths` by `row`, durably, and counts it.
+    pub(crate) fn write_row(&self, paths: &KeyPaths, row: &Row) -> Result<()> {
+        atomic::replace(&paths.token, &format::encode(row))
+            .map_err(|e| error::io(Some(&row.key), "write the token file", &paths.token, e))?;
+        self.replaces.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 impl FileTokenStore {
-    /// How long `save` and `delete` wait for another writer of the same key
-    /// by default. A write holds its lock for one file write and two
-    /// fsyncs, so only a stuck process or a stalled disk can make this run
-    /// out.
+    /// How long a write through a lease waits for the key's write lock by
+    /// default. A write holds it for one file write and two fsyncs, and only
+    /// two holders of one key (after someone deleted a held lease's lock
+    /// file) ever contend for it, so only a stuck process or a stalled disk
+    /// can make this run out.
     pub const DEFAULT_WRITE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
     /// Opens the store at `root`, creating the directory (and its missing
@@ -86,6 +103,7 @@ impl FileTokenStore {
             inner: Arc::new(Inner {
                 root,
                 write_lock_wait: Self::DEFAULT_WRITE_LOCK_WAIT,
+                replaces: Arc::new(AtomicU64::new(0)),
             }),
         })
     }
@@ -122,16 +140,21 @@ impl FileTokenStore {
     /// # Errors
     ///
     /// As for [`load`](TokenStore::load).
-    pub fn load_blocking(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let record = read_record(key, &KeyPaths::new(&self.inner.root, key).token)?;
-        Ok(record.map(|r| Versioned {
-            value: r.token,
-            version: Version(r.version),
-        }))
+    pub fn load_blocking(&self, key: &TokenKey) -> Result<Option<Stored>> {
+        let row = read_row(key, &KeyPaths::new(&self.inner.root, key).token)?;
+        Ok(row.and_then(|row| to_stored(row, SystemTime::now())))
     }
 
-    /// Sets how long `save` and `delete` wait for another writer of the same
-    /// key before failing with
+    /// How many times this store, and its clones, atomically replaced an
+    /// account file (a write-ahead mark, a save, a delete, a login's
+    /// sequence number). For tests and benchmarks of the write budget: a
+    /// refresh costs two, the mark and the save that clears it.
+    pub fn account_file_replaces(&self) -> u64 {
+        self.inner.replaces.load(Ordering::Relaxed)
+    }
+
+    /// Sets how long a write through a lease waits for the key's write lock
+    /// before failing with
     /// [`LockTimeout`](auth_core::StoreErrorKind::LockTimeout). The default
     /// is [`DEFAULT_WRITE_LOCK_WAIT`](Self::DEFAULT_WRITE_LOCK_WAIT).
     #[must_use]
@@ -164,7 +187,7 @@ impl std::fmt::Debug for FileTokenStore {
 /// Runs blocking file work on tokio's blocking pool, in the caller's span and
 /// with the caller's tracing subscriber, so warnings from the work reach the
 /// same place as the caller's own.
-async fn blocking<T, F>(work: F) -> Result<T>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
@@ -193,24 +216,40 @@ fn ensure_dir(root: &Path, dir: &Path, key: &TokenKey) -> Result<()> {
     Ok(())
 }
 
-fn take_lock(
+/// Takes a key's write lock, for one read-check-write step.
+pub(crate) fn take_write_lock(
+    inner: &Inner,
     key: &TokenKey,
-    which: &str,
-    path: &Path,
-    wait: Duration,
+    paths: &KeyPaths,
     cancel: &Cancel,
 ) -> Result<HeldLock> {
-    lock::acquire(path, wait, cancel).map_err(|e| match e {
+    let wait = inner.write_lock_wait;
+    lock::acquire(&paths.write, wait, cancel).map_err(|e| match e {
         AcquireError::TimedOut | AcquireError::Cancelled => {
-            error::lock_timeout(key, which, path, wait)
+            error::lock_timeout(key, "write lock", &paths.write, wait)
         }
         AcquireError::Io(err) => {
-            error::io(Some(key), &format!("open or lock the {which}"), path, err)
+            error::io(Some(key), "open or lock the write lock", &paths.write, err)
         }
     })
 }
 
-/// The raw bytes of a token file, `None` when there is none. Warns when
+/// The raw bytes of a file, at most one byte past the largest account file,
+/// `None` when there is none.
+pub(crate) fn read_raw(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    (&file)
+        .take(format::MAX_FILE_LEN + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// The raw bytes of an account file, `None` when there is none. Warns when
 /// other users can read it.
 fn read_file(key: &TokenKey, path: &Path) -> Result<Option<Vec<u8>>> {
     let file = match File::open(path) {
@@ -240,8 +279,8 @@ fn read_file(key: &TokenKey, path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Decodes a token file's bytes and checks that it holds `key`.
-fn decode_for(key: &TokenKey, path: &Path, bytes: &[u8]) -> Result<Record> {
+/// Decodes an account file's bytes and checks that it holds `key`.
+fn decode_for(key: &TokenKey, path: &Path, bytes: &[u8]) -> Result<Row> {
     if bytes.len() as u64 > format::MAX_FILE_LEN {
         let reason = format!("it is larger than {} bytes", format::MAX_FILE_LEN);
         return Err(error::corrupt(
@@ -250,121 +289,77 @@ fn decode_for(key: &TokenKey, path: &Path, bytes: &[u8]) -> Result<Record> {
             &DecodeError::Invalid(reason),
         ));
     }
-    let record = format::decode(bytes).map_err(|e| error::corrupt(Some(key), path, &e))?;
-    if &record.key != key {
-        return Err(error::misplaced(key, path, &record.key));
+    let row = format::decode(bytes).map_err(|e| error::corrupt(Some(key), path, &e))?;
+    if &row.key != key {
+        return Err(error::misplaced(key, path, &row.key));
     }
-    Ok(record)
+    Ok(row)
 }
 
-fn read_record(key: &TokenKey, path: &Path) -> Result<Option<Record>> {
+/// The account file of `key` at `path`, decoded; `None` when there is none.
+/// A damaged file is a `Corrupt` error, so every write, which reads first,
+/// leaves it untouched.
+pub(crate) fn read_row(key: &TokenKey, path: &Path) -> Result<Option<Row>> {
     read_file(key, path)?
         .map(|bytes| decode_for(key, path, &bytes))
         .transpose()
 }
 
-fn high_water(key: &TokenKey, held: &HeldLock) -> Result<u64> {
+/// Microseconds since the Unix epoch on this host's clock, the store's
+/// clock.
+pub(crate) fn now_us(now: SystemTime) -> u64 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A decoded account file as the trait shows it, read at `read_at`; `None`
+/// for a file that holds only the sequence counter.
+pub(crate) fn to_stored(row: Row, read_at: SystemTime) -> Option<Stored> {
+    row.is_row().then(|| Stored {
+        version: Version(row.version),
+        token: row.token,
+        grant: Sequence(row.grant),
+        in_flight: row.in_flight_us.map(|us| InFlight {
+            since: SystemTime::UNIX_EPOCH + Duration::from_micros(us),
+        }),
+        read_at,
+    })
+}
+
+/// The next version of a key whose file holds `current`, under its write
+/// lock `held`.
+pub(crate) fn next_version(key: &TokenKey, current: Option<&Row>, held: &HeldLock) -> Result<u64> {
     let mark = version::read_high_water(held.file())
-        .map_err(|e| error::io(Some(key), "read the version mark in", held.path(), e))?;
-    Ok(mark.unwrap_or_else(|text| {
-        // The clock floor of `version::next` still keeps versions growing.
-        warn!(%key, path = %held.path().display(), "ignoring a damaged version mark {text:?}");
-        0
-    }))
+        .map_err(|e| error::io(Some(key), "read the version mark in", held.path(), e))?
+        .unwrap_or_else(|text| {
+            // The clock floor of `version::next` still keeps versions growing.
+            warn!(%key, path = %held.path().display(), "ignoring a damaged version mark {text:?}");
+            0
+        });
+    let current = current.filter(|r| r.is_row()).map(|r| r.version);
+    Ok(version::next(current, mark, SystemTime::now()))
 }
 
-fn save_blocking(
-    inner: &Inner,
-    key: &TokenKey,
-    token: &TokenSet,
-    expected: Option<Version>,
-    cancel: &Cancel,
-) -> Result<Version> {
-    let paths = KeyPaths::new(&inner.root, key);
-    ensure_dir(&inner.root, &paths.dir, key)?;
-    let held = take_lock(
-        key,
-        "write lock",
-        &paths.write,
-        inner.write_lock_wait,
-        cancel,
-    )?;
-    // A damaged file fails here, so it is never overwritten.
-    let current = read_record(key, &paths.token)?.map(|r| r.version);
-    if current.map(Version) != expected {
-        return Err(error::conflict(key, expected, current.map(Version)));
-    }
-    let next = version::next(current, high_water(key, &held)?, SystemTime::now());
-    atomic::replace(&paths.token, &format::encode(key, next, token))
-        .map_err(|e| error::io(Some(key), "write the token file", &paths.token, e))?;
-    Ok(Version(next))
-}
-
-fn delete_blocking(inner: &Inner, key: &TokenKey, cancel: &Cancel) -> Result<bool> {
-    let paths = KeyPaths::new(&inner.root, key);
-    if !paths.dir.is_dir() {
-        return Ok(false);
-    }
-    let held = take_lock(
-        key,
-        "write lock",
-        &paths.write,
-        inner.write_lock_wait,
-        cancel,
-    )?;
-    let Some(bytes) = read_file(key, &paths.token)? else {
-        return Ok(false);
-    };
-    let deleted_version = match decode_for(key, &paths.token, &bytes) {
-        Ok(record) => Some(record.version),
-        Err(err) => {
-            // Deleting is what was asked for; say what is going away.
-            warn!(%key, error = %err, "deleting a token file that could not be read, as requested");
-            format::salvage_version(&bytes)
-        }
-    };
-    let mark = high_water(key, &held)?
-        .max(deleted_version.unwrap_or_else(|| version::next(None, 0, SystemTime::now())));
-    // The mark is durable before the file goes, so a crash in between
-    // cannot lose it.
-    version::write_high_water(held.file(), mark)
-        .map_err(|e| error::io(Some(key), "record the version mark in", &paths.write, e))?;
-    atomic::remove(&paths.token)
-        .map_err(|e| error::io(Some(key), "delete the token file", &paths.token, e))
+/// Runs blocking work with a cancel flag that is set if the caller's future
+/// is dropped, so a wait for a lock on a blocking thread stops.
+pub(crate) async fn blocking_cancellable<T, F>(work: F) -> Result<T>
+where
+    F: FnOnce(&Cancel) -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let cancel = Cancel::default();
+    let guard = cancel.on_drop();
+    let result = blocking(move || work(&cancel)).await;
+    guard.disarm();
+    result
 }
 
 #[async_trait]
 impl TokenStore for FileTokenStore {
-    async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
+    async fn load(&self, key: &TokenKey) -> Result<Option<Stored>> {
         let store = self.clone();
         let key = key.clone();
         blocking(move || store.load_blocking(&key)).await
-    }
-
-    async fn save(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<Version>,
-    ) -> Result<Version> {
-        let inner = Arc::clone(&self.inner);
-        let (key, token) = (key.clone(), token.clone());
-        let cancel = Cancel::default();
-        let guard = cancel.on_drop();
-        let version =
-            blocking(move || save_blocking(&inner, &key, &token, expected, &cancel)).await;
-        guard.disarm();
-        version
-    }
-
-    async fn delete(&self, key: &TokenKey) -> Result<bool> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.clone();
-        let cancel = Cancel::default();
-        let guard = cancel.on_drop();
-        let deleted = blocking(move || delete_blocking(&inner, &key, &cancel)).await;
-        guard.disarm();
-        deleted
     }
 
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
@@ -373,7 +368,7 @@ impl TokenStore for FileTokenStore {
         blocking(move || list::list(&inner.root, provider.as_ref())).await
     }
 
-    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn Lease>> {
         let paths = KeyPaths::new(&self.inner.root, key);
         {
             let (root, dir, key) = (self.inner.root.clone(), paths.dir.clone(), key.clone());
@@ -389,42 +384,75 @@ impl TokenStore for FileTokenStore {
                     error::io(Some(key), "open or lock the key lock", &paths.lease, err)
                 }
             })?;
-        Ok(Box::new(FileKeyLock::new(key.clone(), held)))
+        Ok(Box::new(FileLease::new(
+            key.clone(),
+            held,
+            paths,
+            Arc::clone(&self.inner),
+        )))
+    }
+
+    async fn orphaned(&self, limit: usize) -> Result<Vec<TokenKey>> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || in_flight::orphaned(&inner.root, limit)).await
+    }
+
+    /// `None`: a lease is an OS file lock, held until released or until its
+    /// holder's process dies, when the OS frees it at once.
+    fn lease_ttl(&self) -> Option<Duration> {
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::StoreErrorKind;
+    use auth_core::{Expect, Record, StoreErrorKind, TokenSet};
 
     fn token(tag: &str) -> TokenSet {
         TokenSet::new(format!("access-{tag}"), "Bearer", SystemTime::UNIX_EPOCH)
     }
 
+    async fn create(store: &FileTokenStore, key: &TokenKey, tag: &str) -> Version {
+        store
+            .lock(key, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .save_and_release(&token(tag), Expect::Absent, Record::Clear)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
-    async fn a_stuck_writer_makes_save_and_delete_time_out() {
+    async fn a_stuck_writer_makes_writes_time_out() {
         let tmp = tempfile::tempdir().unwrap();
         let store = FileTokenStore::open(tmp.path())
             .unwrap()
             .with_write_lock_wait(Duration::from_millis(100));
         let key = TokenKey::parse("p", "a").unwrap();
-        let version = store.save(&key, &token("1"), None).await.unwrap();
+        let version = create(&store, &key, "1").await;
         let paths = KeyPaths::new(store.root(), &key);
         let stuck = lock::acquire(&paths.write, Duration::ZERO, &Cancel::default()).unwrap();
 
-        let err = store
-            .save(&key, &token("2"), Some(version))
+        let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+        let err = lease
+            .save(&token("2"), Expect::Version(version), Record::Clear)
             .await
             .unwrap_err();
         assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
         assert!(err.to_string().contains("write lock"), "{err}");
-        let err = store.delete(&key).await.unwrap_err();
+        for err in [
+            lease.delete(version).await.unwrap_err(),
+            lease.mark_in_flight(version).await.unwrap_err(),
+        ] {
+            assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
+        }
+        let err = lease.next_sequence().await.unwrap_err();
         assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
 
         drop(stuck);
-        store
-            .save(&key, &token("2"), Some(version))
+        lease
+            .save(&token("2"), Expect::Version(version), Record::Clear)
             .await
             .expect("the write lock was released");
     }
@@ -434,11 +462,44 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = FileTokenStore::open(tmp.path()).unwrap();
         let key = TokenKey::parse("p", "a").unwrap();
-        let v1 = store.save(&key, &token("1"), None).await.unwrap();
-        assert!(store.delete(&key).await.unwrap());
+        let v1 = create(&store, &key, "1").await;
         fs::write(KeyPaths::new(store.root(), &key).write, b"garbage").unwrap();
-        let v2 = store.save(&key, &token("2"), None).await.unwrap();
+        let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+        let v2 = lease
+            .save(&token("2"), Expect::Version(v1), Record::Clear)
+            .await
+            .unwrap();
         assert!(v2 > v1, "{v2} is not greater than {v1}");
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_high_water_mark_keeps_versions_growing() {
+        // Schema 1 removed the file on delete and kept the largest version in
+        // the write lock; a key deleted before the upgrade never reuses one.
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::open(tmp.path()).unwrap();
+        let key = TokenKey::parse("p", "a").unwrap();
+        let paths = KeyPaths::new(store.root(), &key);
+        fs::create_dir_all(&paths.dir).unwrap();
+        let mark = u64::MAX / 4;
+        let file = lock::open_lock_file(&paths.write).unwrap();
+        version::write_high_water(&file, mark).unwrap();
+        let v = create(&store, &key, "1").await;
+        assert!(v.0 > mark, "{v} does not pass the old mark {mark}");
+    }
+
+    #[tokio::test]
+    async fn a_tombstone_cannot_be_marked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::open(tmp.path()).unwrap();
+        let key = TokenKey::parse("p", "a").unwrap();
+        let v1 = create(&store, &key, "1").await;
+        let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+        let tombstone = lease.delete(v1).await.unwrap();
+        let err = lease.mark_in_flight(tombstone).await.unwrap_err();
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
+        assert!(err.to_string().contains("tombstone"), "{err}");
+        assert!(store.orphaned(10).await.unwrap().is_empty());
     }
 
     #[test]

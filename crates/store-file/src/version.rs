@@ -1,20 +1,21 @@
-//! Version numbers for compare-and-swap that only ever grow for a key, even
+//! Version and login sequence numbers that only ever grow for a key, even
 //! across `delete` and re-creation.
 //!
-//! A new version is the largest of:
+//! A new number is the largest of:
 //!
-//! - the current file's version + 1 (the ordinary case);
+//! - the current one + 1 (the ordinary case; a delete leaves a tombstone
+//!   that keeps the version and the sequence counter);
 //! - the key's **high-water mark** + 1: the largest version a deleted token
-//!   file of this key ever had, kept in the key's write-lock file (which is
-//!   never deleted), so a re-created key never reuses a version a process may
-//!   still hold from before the delete;
+//!   file of this key had under schema 1, which removed the file on delete
+//!   and kept the mark in the key's write-lock file (never deleted). Schema 2
+//!   only reads it, so that a key deleted before the upgrade never reuses a
+//!   version;
 //! - the wall clock in microseconds since the Unix epoch, which keeps
-//!   versions growing even if the lock files are lost (a directory wiped by
-//!   hand) or a deleted file's version could not be read (it was corrupt).
+//!   numbers growing even if an account file is lost (moved aside by a
+//!   person after it was damaged, a directory wiped by hand).
 //!
-//! The mark is only read and written under the key's write lock. It is
-//! stored as fixed-width decimal text written in one `pwrite` at offset 0,
-//! so it is never half-updated by a killed process.
+//! The mark is stored as fixed-width decimal text written in one `pwrite` at
+//! offset 0, so it was never half-updated by a killed process.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -51,19 +52,20 @@ pub(crate) fn read_high_water(mut file: &File) -> io::Result<Result<u64, String>
         .map_err(|_| trimmed.chars().take(32).collect()))
 }
 
-/// Durably records `version` as the high-water mark.
+/// Durably records `version` as the high-water mark, as schema 1 did.
+#[cfg(test)]
 pub(crate) fn write_high_water(file: &File, version: u64) -> io::Result<()> {
     let text = format!("{version:0MARK_WIDTH$}\n");
     write_at_start(file, text.as_bytes())?;
     file.sync_data()
 }
 
-#[cfg(unix)]
+#[cfg(all(test, unix))]
 fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
 }
 
-#[cfg(not(unix))]
+#[cfg(all(test, not(unix)))]
 fn write_at_start(mut file: &File, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     file.seek(SeekFrom::Start(0))?;

@@ -1,12 +1,13 @@
 //! Damaged token files give a `Corrupt` error naming the file, are never
-//! overwritten, and do not stop the other keys from working.
+//! overwritten (not by a save, a mark, a login, a sequence number or a
+//! delete), and do not stop the other keys from working.
 
 mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use auth_core::{Error, StoreErrorKind, TokenKey, TokenStore, Version};
+use auth_core::{Error, Expect, Record, Sequence, StoreErrorKind, TokenKey, TokenStore, Version};
 use store_file::FileTokenStore;
 
 /// Makes a damaged file from the good file's bytes.
@@ -25,7 +26,7 @@ fn damages() -> Vec<(&'static str, Damage)> {
             "future schema",
             (|good: &[u8]| {
                 let mut value: serde_json::Value = serde_json::from_slice(good).expect("json");
-                value["schema"] = serde_json::json!(2);
+                value["schema"] = serde_json::json!(3);
                 serde_json::to_vec(&value).expect("json")
             }),
         ),
@@ -82,14 +83,8 @@ async fn damaged_store(
     let (dir, store) = support::temp_store();
     let victim = support::key("fitbit", "victim");
     let neighbour = support::key("fitbit", "neighbour");
-    let version = store
-        .save(&victim, &support::token(1), None)
-        .await
-        .expect("save victim");
-    store
-        .save(&neighbour, &support::token(2), None)
-        .await
-        .expect("save neighbour");
+    let version = support::create(&store, &victim, &support::token(1)).await;
+    support::create(&store, &neighbour, &support::token(2)).await;
     let path = store.token_path(&victim);
     let good = std::fs::read(&path).expect("read the good file");
     std::fs::write(&path, damage(&good)).expect("damage the file");
@@ -110,14 +105,40 @@ async fn each_kind_of_damage_is_reported_and_left_untouched() {
             "{damage}: the error does not carry the key: {err:?}"
         );
 
-        // Saving over it fails the same way, whatever the expected version.
-        for expected in [None, Some(Version(1)), Some(Version(u64::MAX))] {
-            let err = store
-                .save(&victim, &support::token(3), expected)
-                .await
-                .expect_err(damage);
-            assert_corrupt(&err, &path, damage);
+        // Every write through a lease fails the same way, whatever it
+        // expects.
+        let lease = store.lock(&victim, support::WAIT).await.expect(damage);
+        assert_corrupt(&lease.load().await.expect_err(damage), &path, damage);
+        for expected in [
+            Expect::Absent,
+            Expect::Version(Version(1)),
+            Expect::Version(Version(u64::MAX)),
+            Expect::Login(Sequence(u64::MAX)),
+        ] {
+            for record in [Record::Clear, Record::Keep] {
+                let err = lease
+                    .save(&support::token(3), expected, record)
+                    .await
+                    .expect_err(damage);
+                assert_corrupt(&err, &path, damage);
+            }
         }
+        assert_corrupt(
+            &lease.mark_in_flight(Version(1)).await.expect_err(damage),
+            &path,
+            damage,
+        );
+        assert_corrupt(
+            &lease.delete(Version(1)).await.expect_err(damage),
+            &path,
+            damage,
+        );
+        assert_corrupt(
+            &lease.next_sequence().await.expect_err(damage),
+            &path,
+            damage,
+        );
+        drop(lease);
         assert_eq!(
             std::fs::read(&path).expect("read again"),
             before,
@@ -130,11 +151,19 @@ async fn each_kind_of_damage_is_reported_and_left_untouched() {
             .await
             .expect("load neighbour")
             .expect("neighbour is there");
-        assert_eq!(support::generation_of(&loaded.value), 2, "{damage}");
-        store
-            .save(&neighbour, &support::token(4), Some(loaded.version))
-            .await
-            .expect("save neighbour");
+        assert_eq!(
+            support::generation_of(support::token_of(&loaded)),
+            2,
+            "{damage}"
+        );
+        support::save(
+            &store,
+            &neighbour,
+            &support::token(4),
+            Expect::Version(loaded.version),
+        )
+        .await
+        .expect("save neighbour");
         drop(
             store
                 .lock(&neighbour, Duration::from_secs(1))
@@ -152,10 +181,7 @@ async fn a_file_moved_from_another_key_is_reported() {
     let (_dir, store) = support::temp_store();
     let alice = support::key("fitbit", "alice");
     let bob = support::key("fitbit", "bob");
-    store
-        .save(&alice, &support::token(1), None)
-        .await
-        .expect("save alice");
+    support::create(&store, &alice, &support::token(1)).await;
     std::fs::copy(store.token_path(&alice), store.token_path(&bob)).expect("copy by hand");
 
     let err = store
@@ -167,8 +193,7 @@ async fn a_file_moved_from_another_key_is_reported() {
         err.to_string().contains("holds the token of fitbit/alice"),
         "{err}"
     );
-    let err = store
-        .save(&bob, &support::token(2), None)
+    let err = support::save(&store, &bob, &support::token(2), Expect::Absent)
         .await
         .expect_err("overwrote the copied file");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
@@ -176,18 +201,22 @@ async fn a_file_moved_from_another_key_is_reported() {
 }
 
 #[tokio::test]
-async fn delete_removes_a_damaged_file_on_request_and_versions_still_grow() {
+async fn a_damaged_file_moved_aside_frees_the_key_and_versions_still_grow() {
     for (damage, make) in damages() {
         let (_dir, store, victim, neighbour, old_version) = damaged_store(make).await;
+        let path = store.token_path(&victim);
 
-        assert!(
-            store.delete(&victim).await.expect(damage),
-            "{damage}: delete said there was nothing"
-        );
-        assert!(
-            !store.token_path(&victim).exists(),
-            "{damage}: the file is still there"
-        );
+        // What the error message says to do (for a newer file: upgrade, or
+        // move it aside to start over).
+        let err = store.load(&victim).await.expect_err(damage);
+        let advice = if damage.starts_with("future") {
+            "upgrade"
+        } else {
+            "move it aside"
+        };
+        assert!(err.to_string().contains(advice), "{damage}: {err}");
+        std::fs::rename(&path, path.with_extension("json.damaged")).expect("move aside");
+
         assert!(
             store.load(&victim).await.expect(damage).is_none(),
             "{damage}"
@@ -196,13 +225,18 @@ async fn delete_removes_a_damaged_file_on_request_and_versions_still_grow() {
             store.load(&neighbour).await.expect(damage).is_some(),
             "{damage}: the neighbour went too"
         );
-        let new_version = store
-            .save(&victim, &support::token(5), None)
+        let lease = store.lock(&victim, support::WAIT).await.expect(damage);
+        let sequence = lease.next_sequence().await.expect(damage);
+        let new_version = lease
+            .save(&support::token(5), Expect::Login(sequence), Record::Clear)
             .await
             .expect(damage);
         assert!(
             new_version > old_version,
             "{damage}: {new_version} is not above {old_version}"
         );
+        // The damaged copy is never listed as a key.
+        let listed = store.list(None).await.expect("list");
+        assert_eq!(listed, vec![neighbour.clone(), victim.clone()], "{damage}");
     }
 }

@@ -1,6 +1,7 @@
 //! A writer killed with SIGKILL at random moments never leaves a token file
 //! that is half-written or mixes two tokens, and never loses a save that
-//! had returned.
+//! had returned; a refresher killed at random moments never leaves a
+//! write-ahead record that the orphan scan cannot find.
 
 #![cfg(unix)]
 
@@ -8,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use auth_core::{TokenStore, Version};
+use auth_core::{Expect, Record, TokenStore, Version};
 use rand::Rng;
 use store_file::FileTokenStore;
 use support::child::{self, ChildProcess, Role};
@@ -26,33 +27,77 @@ fn child_process() {
     child::run_if_child(play);
 }
 
-/// Saves generation after generation until killed, and reports the first
-/// one it saved.
 fn play(role: Role) {
-    assert_eq!(role.name, "saver", "unknown role");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let store = FileTokenStore::open(&role.root).expect("open the store");
-        let key = support::key("crash", "Alice");
-        let current = store.load(&key).await.expect("load in the child");
-        let (mut generation, mut version) = match current {
-            Some(v) => (support::generation_of(&v.value), Some(v.version)),
-            None => (0, None),
-        };
-        let mut reported = false;
-        loop {
-            generation += 1;
-            let saved = store.save(&key, &support::token(generation), version).await;
-            version = Some(saved.expect("save in the child"));
-            if !reported {
-                child::report(&format!("saved {generation}"));
-                reported = true;
-            }
+        match role.name.as_str() {
+            "saver" => save_forever(&store).await,
+            "refresher" => refresh_forever(&store).await,
+            other => panic!("unknown role {other}"),
         }
     });
+}
+
+/// Saves generation after generation under one lease until killed, and
+/// reports the first one it saved.
+async fn save_forever(store: &FileTokenStore) {
+    let key = support::key("crash", "Alice");
+    let lease = store
+        .lock(&key, support::WAIT)
+        .await
+        .expect("lock in the child");
+    let current = lease.load().await.expect("load in the child");
+    let (mut generation, mut expected) = match current {
+        Some(row) => (
+            support::generation_of(support::token_of(&row)),
+            Expect::Version(row.version),
+        ),
+        None => (0, Expect::Absent),
+    };
+    let mut reported = false;
+    loop {
+        generation += 1;
+        let saved = lease
+            .save(&support::token(generation), expected, Record::Clear)
+            .await;
+        expected = Expect::Version(saved.expect("save in the child"));
+        if !reported {
+            child::report(&format!("saved {generation}"));
+            reported = true;
+        }
+    }
+}
+
+/// Refreshes until killed, the way the manager does: lease, load, mark,
+/// save clearing the record, release.
+async fn refresh_forever(store: &FileTokenStore) {
+    let key = support::key("crash", "Bob");
+    let mut reported = false;
+    loop {
+        let lease = store
+            .lock(&key, support::WAIT)
+            .await
+            .expect("lock in the child");
+        let row = lease.load().await.expect("load").expect("a stored token");
+        let generation = support::generation_of(support::token_of(&row));
+        let marked = lease.mark_in_flight(row.version).await.expect("mark");
+        lease
+            .save_and_release(
+                &support::token(generation + 1),
+                Expect::Version(marked),
+                Record::Clear,
+            )
+            .await
+            .expect("save");
+        if !reported {
+            child::report("refreshed");
+            reported = true;
+        }
+    }
 }
 
 #[tokio::test]
@@ -82,7 +127,7 @@ async fn a_killed_writer_leaves_the_old_token_or_the_new_one() {
             .expect("the token file is readable after a kill")
             .expect("a saved token disappeared");
         // Every field agrees on one generation: no mix of two tokens.
-        let generation = support::generation_of(&stored.value);
+        let generation = support::generation_of(support::token_of(&stored));
         assert!(
             generation >= confirmed,
             "generation {confirmed} was saved, but the file holds {generation}"
@@ -113,4 +158,60 @@ async fn a_killed_writer_leaves_the_old_token_or_the_new_one() {
     assert!(leftovers > 0, "no kill landed inside a save");
     // Temporary files of killed writers are never taken for tokens.
     assert_eq!(store.list(None).await.expect("list"), vec![key]);
+}
+
+#[tokio::test]
+async fn a_killed_refresher_never_leaves_a_record_the_orphan_scan_misses() {
+    let (_dir, store) = support::temp_store();
+    let key = support::key("crash", "Bob");
+    support::create(&store, &key, &support::token(1)).await;
+    let marker = support::marker_path(&store, &key);
+    let mut rng = rand::rng();
+    let (mut with_record, mut without) = (0, 0);
+    let mut last_generation = 1;
+
+    for _ in 0..KILLS {
+        let mut child = ChildProcess::spawn("refresher", store.root(), "");
+        child.expect_line("refreshed");
+        let delay = rng.random_range(Duration::ZERO..=MAX_KILL_DELAY);
+        // The random delay is the point of the test, not a wait for an event.
+        std::thread::sleep(delay);
+        child.kill();
+
+        let stored = store
+            .load(&key)
+            .await
+            .expect("the account file is readable after a kill")
+            .expect("the token disappeared");
+        let generation = support::generation_of(support::token_of(&stored));
+        assert!(generation > last_generation, "no refresh was kept");
+        last_generation = generation;
+        // The dead child's lease is free, so a record is an orphan, and the
+        // scan must find it; without one, the scan finds nothing and clears
+        // any marker the kill left behind.
+        let orphans = store.orphaned(10).await.expect("orphaned");
+        if stored.in_flight.is_some() {
+            with_record += 1;
+            assert!(marker.exists(), "a record without its marker");
+            assert_eq!(orphans, vec![key.clone()], "the scan missed a record");
+            // Finish it, as the next holder would.
+            let lease = store.lock(&key, support::WAIT).await.expect("lock");
+            lease
+                .save_and_release(
+                    &support::token(generation),
+                    Expect::Version(stored.version),
+                    Record::Clear,
+                )
+                .await
+                .expect("clear the record");
+        } else {
+            without += 1;
+            assert!(orphans.is_empty(), "the scan listed a key without a record");
+            assert!(!marker.exists(), "the scan left a stale marker behind");
+        }
+    }
+    assert!(
+        with_record > 0 && without > 0,
+        "the kills all landed on one side of the mark: {with_record} with a record, {without} without"
+    );
 }

@@ -1,6 +1,7 @@
 //! Key leases and compare-and-swap hold between processes: other processes
-//! wait for a held lease, a dead holder's lease is released by the OS, and
-//! of several processes racing to save one version exactly one wins.
+//! wait for a held lease, a dead holder's lease is released by the OS (and
+//! its refresh in flight becomes an orphan at once), and of several
+//! processes racing to save one version exactly one wins.
 
 #![cfg(unix)]
 
@@ -8,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use auth_core::{StoreErrorKind, TokenStore, Version};
+use auth_core::{Expect, Record, StoreErrorKind, TokenStore, Version};
 use store_file::FileTokenStore;
 use support::child::{self, ChildProcess, Role};
 
@@ -39,6 +40,17 @@ fn play(role: Role) {
                 drop(lease);
                 child::report("released");
             }
+            // Marks a refresh in flight and holds the lease until killed.
+            "marker" => {
+                let lease = store
+                    .lock(&key, Duration::from_secs(30))
+                    .await
+                    .expect("lock in the child");
+                let row = lease.load().await.expect("load").expect("a token");
+                lease.mark_in_flight(row.version).await.expect("mark");
+                child::report("marked");
+                assert_eq!(child::listen(), None, "the marker only waits to be killed");
+            }
             // Tries to take the lease within the argument's milliseconds.
             "taker" => {
                 let wait = Duration::from_millis(role.arg.parse().expect("a wait in ms"));
@@ -57,9 +69,13 @@ fn play(role: Role) {
                 let expected = Version(expected.parse().expect("version"));
                 child::report("ready");
                 assert_eq!(child::listen().as_deref(), Some("go"));
-                match store
-                    .save(&key, &support::token(index), Some(expected))
-                    .await
+                match support::save(
+                    &store,
+                    &key,
+                    &support::token(index),
+                    Expect::Version(expected),
+                )
+                .await
                 {
                     Ok(_) => child::report("won"),
                     Err(e) if e.store_kind() == Some(StoreErrorKind::Conflict) => {
@@ -89,11 +105,6 @@ async fn a_lease_held_by_another_process_excludes_this_one_until_released() {
         err.to_string().contains(".lock"),
         "the error does not name the lock file: {err}"
     );
-    // The lease does not stop writes: `save` takes the separate write lock.
-    let v1 = store
-        .save(&key, &support::token(1), None)
-        .await
-        .expect("save while another process holds the lease");
 
     holder.send("release");
     holder.expect_line("released");
@@ -102,6 +113,10 @@ async fn a_lease_held_by_another_process_excludes_this_one_until_released() {
         .await
         .expect("the released lease can be taken");
     holder.finish();
+    let v1 = lease
+        .save(&support::token(1), Expect::Absent, Record::Clear)
+        .await
+        .expect("save under the lease");
     assert_eq!(
         store.load(&key).await.expect("load").map(|v| v.version),
         Some(v1)
@@ -155,10 +170,7 @@ async fn of_processes_racing_to_save_one_version_exactly_one_wins() {
     const RACERS: u64 = 6;
     let (_dir, store) = support::temp_store();
     let key = support::key("cross", "Alice");
-    let base = store
-        .save(&key, &support::token(0), None)
-        .await
-        .expect("create");
+    let base = support::create(&store, &key, &support::token(0)).await;
 
     let mut racers: Vec<ChildProcess> = (1..=RACERS)
         .map(|i| ChildProcess::spawn("racer", store.root(), &format!("{i}:{}", base.0)))
@@ -191,9 +203,46 @@ async fn of_processes_racing_to_save_one_version_exactly_one_wins() {
         .expect("load")
         .expect("the token is there");
     assert_eq!(
-        support::generation_of(&stored.value),
+        support::generation_of(support::token_of(&stored)),
         winners[0],
         "the stored token is not the winner's"
     );
     assert!(stored.version > base);
+}
+
+#[tokio::test]
+async fn a_killed_holders_record_is_orphaned_at_once() {
+    let (_dir, store) = support::temp_store();
+    let key = support::key("cross", "Alice");
+    support::create(&store, &key, &support::token(1)).await;
+    let mut marker = ChildProcess::spawn("marker", store.root(), "");
+    marker.expect_line("marked");
+    let row = store.load(&key).await.expect("load").expect("there");
+    assert!(row.in_flight.is_some(), "the child's record is not there");
+    assert!(
+        store.orphaned(10).await.expect("orphaned").is_empty(),
+        "a record is orphaned while its holder lives"
+    );
+
+    marker.kill();
+    // No expiry to wait for: the OS freed the dead holder's lock.
+    assert_eq!(
+        store.orphaned(10).await.expect("orphaned"),
+        vec![key.clone()]
+    );
+    let lease = store
+        .lock(&key, Duration::from_millis(500))
+        .await
+        .expect("the dead holder's lease is free");
+    let row = lease.load().await.expect("load").expect("there");
+    assert!(row.in_flight.is_some(), "the record died with its holder");
+    lease
+        .save_and_release(
+            &support::token(2),
+            Expect::Version(row.version),
+            Record::Clear,
+        )
+        .await
+        .expect("the next holder finishes the refresh");
+    assert!(store.orphaned(10).await.expect("orphaned").is_empty());
 }

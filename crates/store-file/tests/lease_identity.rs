@@ -5,16 +5,16 @@ mod support;
 
 use std::time::Duration;
 
-use auth_core::{StoreErrorKind, TokenKey, TokenStore};
+use auth_core::{Expect, Record, StoreErrorKind, TokenKey, TokenStore};
 use support::lease_path;
 
 #[tokio::test]
 async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
     let (_dir, store) = support::temp_store();
     let key = support::key("fitbit", "alice");
-    let version = store.save(&key, &support::token(1), None).await.unwrap();
+    let version = support::create(&store, &key, &support::token(1)).await;
     let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
-    lease.check().await.expect("a fresh lease checks");
+    lease.load().await.expect("a fresh lease loads");
 
     // `rm *.lock` while the lease is held: a second holder can now lock a
     // new file of the same name.
@@ -24,13 +24,18 @@ async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
         .await
         .expect("the new lock file is free");
 
-    let err = lease.check().await.expect_err("the orphaned lease checks");
+    let err = lease.load().await.expect_err("the orphaned lease loads");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
     assert!(err.to_string().contains("deleted or replaced"), "{err}");
-    let err = store
-        .save_leased(lease.as_ref(), &support::token(2), Some(version))
+    let err = lease
+        .save(&support::token(2), Expect::Version(version), Record::Clear)
         .await
         .expect_err("a save through the orphaned lease");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    let err = lease
+        .mark_in_flight(version)
+        .await
+        .expect_err("a mark through the orphaned lease");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
     assert_eq!(
         store.load(&key).await.unwrap().unwrap().version,
@@ -38,9 +43,8 @@ async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
         "nothing was written"
     );
     // The real holder writes.
-    second.check().await.expect("the new lease checks");
-    store
-        .save_leased(second.as_ref(), &support::token(2), Some(version))
+    second
+        .save(&support::token(2), Expect::Version(version), Record::Clear)
         .await
         .expect("the new holder saves");
 }
@@ -49,15 +53,21 @@ async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
 async fn a_removed_provider_directory_is_noticed() {
     let (_dir, store) = support::temp_store();
     let key = support::key("fitbit", "bob");
-    store.save(&key, &support::token(1), None).await.unwrap();
+    let version = support::create(&store, &key, &support::token(1)).await;
     let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
     let dir = store.token_path(&key).parent().unwrap().to_owned();
     std::fs::remove_dir_all(&dir).unwrap();
     let err = lease
-        .check()
+        .load()
         .await
         .expect_err("the lease outlived its directory");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    let err = lease
+        .save(&support::token(2), Expect::Version(version), Record::Clear)
+        .await
+        .expect_err("a save through a lease whose directory is gone");
+    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    assert!(!dir.exists(), "a lost lease wrote");
 }
 
 #[tokio::test]
@@ -70,10 +80,14 @@ async fn a_replaced_lock_file_is_noticed() {
     std::fs::write(&tmp, b"").unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     let err = lease
-        .check()
+        .next_sequence()
         .await
         .expect_err("the lease's file was replaced");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    assert!(
+        store.load(&key).await.unwrap().is_none(),
+        "a lost lease wrote"
+    );
 }
 
 /// A thousand keys wait for leases at once, on a runtime with one blocking
@@ -108,7 +122,7 @@ fn a_thousand_lease_waiters_leave_loads_and_saves_free() {
         // would not finish before the waiters' 60 s; they finish at once.
         let other = support::key("free", "alice");
         let done = tokio::time::timeout(Duration::from_secs(20), async {
-            let v = store.save(&other, &support::token(1), None).await.unwrap();
+            let v = support::create(&store, &other, &support::token(1)).await;
             assert_eq!(store.load(&other).await.unwrap().unwrap().version, v);
         })
         .await;

@@ -22,10 +22,7 @@ async fn managers_sharing_a_root_refresh_an_expired_token_once() {
     let expired = TokenSet::new("old-access", "Bearer", issued)
         .with_refresh_token("old-refresh")
         .with_expires_in(Duration::from_secs(3600));
-    store
-        .save(&key, &expired, None)
-        .await
-        .expect("save the expired token");
+    support::create(&store, &key, &expired).await;
 
     let provider = Arc::new(FakeProvider::new("fake"));
     let managers: Vec<TokenManager> = (0..MANAGERS)
@@ -72,7 +69,7 @@ async fn managers_sharing_a_root_refresh_an_expired_token_once() {
     assert_ne!(secrets[0], "old-access");
     let stored = store.load(&key).await.expect("load").expect("there");
     assert_eq!(
-        auth_core::secrecy::ExposeSecret::expose_secret(stored.value.access_token()),
+        auth_core::secrecy::ExposeSecret::expose_secret(support::token_of(&stored).access_token()),
         secrets[0],
         "the refreshed token was not saved"
     );
@@ -115,7 +112,7 @@ async fn removed_accounts_do_not_grow_memory_without_bound() {
         .build();
     for i in 0..300 {
         let key = support::key("fake", &format!("user-{i}"));
-        store.save(&key, &support::token(i), None).await.unwrap();
+        support::create(&store, &key, &support::token(i)).await;
         manager.access_token(&key).await.unwrap();
         assert!(manager.remove(&key).await.unwrap());
         assert!(manager.stored(&key).await.unwrap().is_none());

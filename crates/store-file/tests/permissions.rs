@@ -18,16 +18,14 @@ async fn creates_private_directories_and_files() {
     let root = dir.path().join("nested/twice/tokens");
     let store = FileTokenStore::open(&root).expect("open");
     let key = support::key("fitbit", "alice");
-    store
-        .save(&key, &support::token(1), None)
+    let v1 = support::create(&store, &key, &support::token(1)).await;
+    // A refresh in flight adds the in-flight index and a marker.
+    let lease = store
+        .lock(&key, Duration::from_secs(1))
         .await
-        .expect("save");
-    drop(
-        store
-            .lock(&key, Duration::from_secs(1))
-            .await
-            .expect("lock"),
-    );
+        .expect("lock");
+    lease.mark_in_flight(v1).await.expect("mark");
+    drop(lease);
 
     for created in [
         dir.path().join("nested"),
@@ -48,6 +46,14 @@ async fn creates_private_directories_and_files() {
         files, 3,
         "expected the token, lease lock and write lock files"
     );
+    let marker = support::marker_path(&store, &key);
+    for dir in [
+        root.join(".in-flight"),
+        marker.parent().expect("dir").to_owned(),
+    ] {
+        assert_eq!(support::mode(&dir), 0o700, "{}", dir.display());
+    }
+    assert_eq!(support::mode(&marker), 0o600, "{}", marker.display());
 }
 
 #[tokio::test]
@@ -55,10 +61,7 @@ async fn a_token_file_others_can_read_loads_with_a_warning_until_saved_again() {
     let (guard, logs) = support::logs::capture();
     let (_dir, store) = support::temp_store();
     let key = support::key("fitbit", "alice");
-    let v1 = store
-        .save(&key, &support::token(1), None)
-        .await
-        .expect("save");
+    let v1 = support::create(&store, &key, &support::token(1)).await;
     let path = store.token_path(&key);
     assert!(
         logs.text().is_empty(),
@@ -72,7 +75,7 @@ async fn a_token_file_others_can_read_loads_with_a_warning_until_saved_again() {
         .await
         .expect("a loose file still loads")
         .expect("there");
-    assert_eq!(support::generation_of(&loaded.value), 1);
+    assert_eq!(support::generation_of(support::token_of(&loaded)), 1);
     let text = logs.text();
     assert!(text.contains("WARN"), "no warning: {text}");
     assert!(
@@ -98,10 +101,14 @@ async fn a_token_file_others_can_read_loads_with_a_warning_until_saved_again() {
     );
 
     // The next save writes a private file, and the warnings stop.
-    store
-        .save(&key, &support::token(2), Some(v1))
-        .await
-        .expect("save");
+    support::save(
+        &store,
+        &key,
+        &support::token(2),
+        auth_core::Expect::Version(v1),
+    )
+    .await
+    .expect("save");
     assert_eq!(support::mode(&path), 0o600);
     logs.clear();
     store.load(&key).await.expect("load").expect("there");

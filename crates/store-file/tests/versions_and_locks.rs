@@ -1,83 +1,75 @@
-//! How versions and the two locks behave beyond the conformance suite: the
-//! manager's pattern (save while holding the lease), versions across delete,
-//! and two store values on one root acting like two processes.
+//! How versions, sequences and leases behave beyond the conformance suite:
+//! versions across many deletes, two store values on one root acting like
+//! two processes, and what a read of a missing key leaves on disk.
 
 mod support;
 
 use std::time::Duration;
 
-use auth_core::{StoreErrorKind, TokenStore, Version};
+use auth_core::{Expect, Record, StoreErrorKind, TokenStore, Version};
 use store_file::FileTokenStore;
+use support::WAIT;
 
 #[tokio::test]
-async fn saving_while_holding_the_lease_does_not_deadlock() {
-    let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
-    let v1 = store
-        .save(&key, &support::token(1), None)
-        .await
-        .expect("create");
-    let lease = store
-        .lock(&key, Duration::from_secs(1))
-        .await
-        .expect("lock");
-    let saved = tokio::time::timeout(
-        Duration::from_secs(30),
-        store.save(&key, &support::token(2), Some(v1)),
-    )
-    .await
-    .expect("save deadlocked against the lease its caller holds");
-    let v2 = saved.expect("save under the lease");
-    assert!(store.delete(&key).await.expect("delete under the lease"));
-    drop(lease);
-    assert!(v2 > v1);
-}
-
-#[tokio::test]
-async fn versions_keep_growing_across_delete_and_recreate() {
+async fn versions_and_sequences_keep_growing_across_delete_and_login() {
     let (_dir, store) = support::temp_store();
     let key = support::key("fitbit", "alice");
     let mut last = Version(0);
+    let mut last_sequence = auth_core::Sequence(0);
     for round in 0..20 {
-        let created = store
-            .save(&key, &support::token(round), None)
+        let lease = store.lock(&key, WAIT).await.expect("lock");
+        let sequence = lease.next_sequence().await.expect("next_sequence");
+        assert!(
+            sequence > last_sequence,
+            "round {round}: {sequence} after {last_sequence}"
+        );
+        let created = lease
+            .save(
+                &support::token(round),
+                Expect::Login(sequence),
+                Record::Clear,
+            )
             .await
-            .expect("create");
+            .expect("login");
         assert!(
             created > last,
             "round {round}: {created} is not above {last}"
         );
-        let updated = store
-            .save(&key, &support::token(round), Some(created))
+        let updated = lease
+            .save(
+                &support::token(round),
+                Expect::Version(created),
+                Record::Clear,
+            )
             .await
             .expect("update");
         assert!(updated > created);
-        // A holder of the deleted version can never update the new token.
-        assert!(store.delete(&key).await.expect("delete"));
-        let recreated = store
-            .save(&key, &support::token(round), None)
-            .await
-            .expect("recreate");
-        let err = store
-            .save(&key, &support::token(99), Some(updated))
+        let tombstone = lease.delete(updated).await.expect("delete");
+        assert!(tombstone > updated);
+        // A holder of a version from before the delete can never write.
+        let err = lease
+            .save(&support::token(99), Expect::Version(updated), Record::Clear)
             .await
             .expect_err("stale version won");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
-        assert!(store.delete(&key).await.expect("delete"));
-        last = recreated;
+        // Nor can a login sequenced before it.
+        let err = lease
+            .save(&support::token(99), Expect::Login(sequence), Record::Clear)
+            .await
+            .expect_err("an old login won over the tombstone");
+        assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
+        last = tombstone;
+        last_sequence = sequence;
     }
 }
 
 #[tokio::test]
-async fn two_stores_on_one_root_share_tokens_and_locks() {
+async fn two_stores_on_one_root_share_tokens_and_leases() {
     let (_dir, first) = support::temp_store();
     let second = FileTokenStore::open(first.root()).expect("open again");
     let key = support::key("fitbit", "alice");
 
-    let v1 = first
-        .save(&key, &support::token(1), None)
-        .await
-        .expect("save in the first");
+    let v1 = support::create(&first, &key, &support::token(1)).await;
     let seen = second
         .load(&key)
         .await
@@ -85,40 +77,44 @@ async fn two_stores_on_one_root_share_tokens_and_locks() {
         .expect("there");
     assert_eq!(seen.version, v1);
 
-    let lease = first
-        .lock(&key, Duration::from_secs(1))
-        .await
-        .expect("lock in the first");
+    let lease = first.lock(&key, WAIT).await.expect("lock in the first");
     let err = second
         .lock(&key, Duration::from_millis(50))
         .await
         .expect_err("lease taken twice");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
-    drop(lease);
-    drop(
-        second
-            .lock(&key, Duration::from_secs(5))
-            .await
-            .expect("lock after release"),
-    );
-
-    let (two, three) = (support::token(2), support::token(3));
-    let (a, b) = tokio::join!(
-        first.save(&key, &two, Some(v1)),
-        second.save(&key, &three, Some(v1))
+    let v2 = lease.mark_in_flight(v1).await.expect("mark in the first");
+    let seen = second.load(&key).await.expect("load").expect("there");
+    assert_eq!(seen.version, v2);
+    assert!(
+        seen.in_flight.is_some(),
+        "the second does not see the record"
     );
     assert!(
-        a.is_ok() != b.is_ok(),
-        "exactly one of two racing saves must win: {a:?} {b:?}"
+        second.orphaned(10).await.expect("orphaned").is_empty(),
+        "a record under a held lease is orphaned"
     );
+    drop(lease);
+    assert_eq!(
+        second.orphaned(10).await.expect("orphaned"),
+        vec![key.clone()]
+    );
+
+    let lease = second.lock(&key, WAIT).await.expect("lock after release");
+    lease
+        .save_and_release(&support::token(2), Expect::Version(v2), Record::Clear)
+        .await
+        .expect("save in the second");
+    assert!(first.orphaned(10).await.expect("orphaned").is_empty());
 }
 
 #[tokio::test]
-async fn missing_keys_create_no_files_on_load_or_delete() {
+async fn missing_keys_create_no_files_on_load_list_or_orphan_scan() {
     let (_dir, store) = support::temp_store();
     let key = support::key("fitbit", "nobody");
     assert!(store.load(&key).await.expect("load").is_none());
-    assert!(!store.delete(&key).await.expect("delete"));
+    assert!(store.list(None).await.expect("list").is_empty());
+    assert!(store.orphaned(10).await.expect("orphaned").is_empty());
     assert!(
         support::walk(store.root()).is_empty(),
         "files appeared: {:?}",
@@ -127,18 +123,26 @@ async fn missing_keys_create_no_files_on_load_or_delete() {
 }
 
 #[tokio::test]
+async fn a_lease_alone_writes_no_account_file() {
+    let (_dir, store) = support::temp_store();
+    let key = support::key("fitbit", "nobody");
+    drop(store.lock(&key, WAIT).await.expect("lock"));
+    assert!(
+        !store.token_path(&key).exists(),
+        "a lease wrote the account file"
+    );
+    assert!(store.load(&key).await.expect("load").is_none());
+    assert_eq!(store.account_file_replaces(), 0);
+}
+
+#[tokio::test]
 async fn debug_shows_the_root_and_no_token() {
     let (_dir, store) = support::temp_store();
     let key = support::key("fitbit", "alice");
-    store
-        .save(&key, &support::token(7), None)
-        .await
-        .expect("save");
-    let lease = store
-        .lock(&key, Duration::from_secs(1))
-        .await
-        .expect("lock");
-    let text = format!("{store:?} {lease:?}");
+    support::create(&store, &key, &support::token(7)).await;
+    let lease = store.lock(&key, WAIT).await.expect("lock");
+    let row = lease.load().await.expect("load").expect("there");
+    let text = format!("{store:?} {lease:?} {row:?}");
     assert!(text.contains(&store.root().display().to_string()), "{text}");
     assert!(text.contains("fitbit/alice"), "{text}");
     assert!(

@@ -1,23 +1,26 @@
 //! The PostgreSQL store's budgets, against baselines measured in the same
 //! run on the same server:
 //!
-//! - **cycle**: one lease + load + fenced save + release, as the manager's
-//!   refresh does them (`lock`, `load_leased`, `save_leased`, then the
-//!   release, awaited here so that its cost is charged), against a bare
-//!   `BEGIN; SELECT … FOR UPDATE; UPDATE …; COMMIT` doing the same work on
-//!   a plain table through the same pool (budget 1.5×). The manager's
-//!   refresh is exactly this cycle: it no longer checks the lease before
-//!   its first request to the provider (the leased load just did). For
-//!   context, the summary also times the cycle with one `check` more, what
-//!   a retry after a pause adds;
-//! - **scale**: `load` and `save` with 100,000 rows in the table against
-//!   10 rows (budget 1.5×);
-//! - **throughput**: refreshes per second through 4 managers (separate
-//!   pools, like 4 hosts) against the emulator answering every refresh
-//!   after 100 ms, and how many database connections they opened.
+//! - **cycle**: one refresh's statements, as the manager's refresh sends
+//!   them: `lock` (the lease taken and the row read in one statement), the
+//!   first `load` (served from the lock), `mark_in_flight` (the write-ahead
+//!   record), `save_and_release` (the save, the record cleared and the
+//!   lease released in one statement): three statements, two of them
+//!   waiting for a WAL flush. Against a bare transaction doing the same
+//!   work with the same two flushes on a plain table through the same
+//!   pool: `BEGIN; SELECT … FOR UPDATE; UPDATE …; COMMIT` (the record),
+//!   then an autocommitted `UPDATE` (the save) (budget 1.5×). For context,
+//!   the summary also times the cycle with one fenced `load` more (the
+//!   renewal before a retry), and Round 2's one-commit bare transaction;
+//! - **scale**: `load`, and a leased save (lock, save and release), with
+//!   100,000 rows in the table against 10 rows (budget 1.5×).
+//!
+//! The throughput of 4 managers against the emulator is the `throughput`
+//! bench of this crate.
 //!
 //! Run: `cargo bench -p token-keeper-store-postgres --bench postgres`
-//! (add `-- --warm-up-time 1 --measurement-time 2` for a quicker run).
+//! (add `-- --warm-up-time 1 --measurement-time 2` for a quicker run, or
+//! `-- summary-only` for the summary loop alone).
 //!
 //! It starts its own throwaway cluster, with the server's default
 //! durability settings (fsync on), or uses `TOKEN_KEEPER_PG_URL`. After
@@ -38,15 +41,12 @@
 #[path = "../tests/support/cluster.rs"]
 mod cluster;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore, Version};
-use auth_emulator::{Emulator, Endpoint, Fault, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::PgPool;
-use store_postgres::{PgLease, PostgresTokenStore};
+use store_postgres::PostgresTokenStore;
 use tokio::runtime::Runtime;
 
 const LARGE: usize = 100_000;
@@ -70,12 +70,9 @@ fn key(i: usize) -> TokenKey {
 struct World {
     rt: Runtime,
     _cluster: Option<cluster::Cluster>,
-    url: String,
     small: PostgresTokenStore,
     large: PostgresTokenStore,
     bare_pool: PgPool,
-    versions_small: Version,
-    versions_large: Version,
 }
 
 fn world() -> World {
@@ -133,7 +130,8 @@ fn world() -> World {
         let bare_pool = small.pool().clone();
         sqlx::raw_sql(
             "DROP TABLE IF EXISTS bench_bare; \
-             CREATE TABLE bench_bare (id bigint PRIMARY KEY, version bigint NOT NULL, data jsonb); \
+             CREATE TABLE bench_bare (id bigint PRIMARY KEY, version bigint NOT NULL, data jsonb, \
+             in_flight_since timestamptz); \
              INSERT INTO bench_bare SELECT i, 1, '{}' FROM generate_series(0, 9) i;",
         )
         .execute(&bare_pool)
@@ -142,11 +140,8 @@ fn world() -> World {
         (small, large, bare_pool)
     });
     World {
-        versions_small: Version(1),
-        versions_large: Version(1),
         rt,
         _cluster: cluster,
-        url,
         small,
         large,
         bare_pool,
@@ -158,8 +153,47 @@ fn quoted(tables: &str) -> String {
     format!("\"{schema}\".\"{table}\"")
 }
 
+/// What a cycle is timed against.
+#[derive(Clone, Copy)]
+enum Side {
+    /// The bare work with two commits: the record's and the save's.
+    Bare,
+    /// Round 2's baseline: the bare work in one commit, no record.
+    BareOneCommit,
+    /// The store's refresh cycle.
+    Cycle,
+    /// The cycle with a fenced load more (a retry's renewal).
+    CycleRenewed,
+}
+
 impl World {
-    async fn bare_transaction(pool: &PgPool, data: &str) {
+    /// The record in one transaction (`SELECT … FOR UPDATE`, `UPDATE`,
+    /// `COMMIT`: a flush), then the save (`UPDATE`: a flush).
+    async fn bare_two_commits(pool: &PgPool, data: &str) {
+        let mut tx = pool.begin().await.expect("begin");
+        let (version,): (i64,) =
+            sqlx::query_as("SELECT version FROM bench_bare WHERE id = 3 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await
+                .expect("select for update");
+        sqlx::query("UPDATE bench_bare SET version = $1, in_flight_since = now() WHERE id = 3")
+            .bind(version + 1)
+            .execute(&mut *tx)
+            .await
+            .expect("the record");
+        tx.commit().await.expect("commit");
+        sqlx::query(
+            "UPDATE bench_bare SET data = $1::jsonb, version = version + 1, \
+             in_flight_since = NULL WHERE id = 3",
+        )
+        .bind(data)
+        .execute(pool)
+        .await
+        .expect("the save");
+    }
+
+    /// Round 2's bare transaction: one commit.
+    async fn bare_one_commit(pool: &PgPool, data: &str) {
         let mut tx = pool.begin().await.expect("begin");
         let (version,): (i64,) =
             sqlx::query_as("SELECT version FROM bench_bare WHERE id = 3 FOR UPDATE")
@@ -176,40 +210,33 @@ impl World {
     }
 
     /// What the manager's refresh asks of the store, in order: take the
-    /// lease, load under it (`reload`), [check the lease again, as before a
-    /// retry, with `check`], save under it, release it. The manager drops the
-    /// lease, which releases it from a task; this awaits the release, so
-    /// that its cost is charged to the cycle.
-    async fn lease_cycle(store: &PostgresTokenStore, token: &TokenSet, check: bool) {
+    /// lease (and read the row), load (served from the take), [load again,
+    /// as the renewal before a retry], write the record, save clearing it
+    /// and releasing the lease.
+    async fn lease_cycle(store: &PostgresTokenStore, token: &TokenSet, renew: bool) {
         let k = key(3);
         let lease = store.lock(&k, Duration::from_secs(5)).await.expect("lock");
-        let current = store
-            .load_leased(lease.as_ref())
-            .await
-            .expect("load")
-            .expect("stored");
-        if check {
-            lease.check().await.expect("check");
+        let mut current = lease.load().await.expect("load").expect("stored");
+        if renew {
+            current = lease.load().await.expect("renew").expect("stored");
         }
-        store
-            .save_leased(lease.as_ref(), token, Some(current.version))
+        let marked = lease
+            .mark_in_flight(current.version)
             .await
-            .expect("fenced save");
-        let lease: Box<dyn std::any::Any> = lease;
+            .expect("the record");
         lease
-            .downcast::<PgLease>()
-            .expect("a PgLease")
-            .release()
+            .save_and_release(token, Expect::Version(marked), Record::Clear)
             .await
-            .expect("release");
+            .expect("save and release");
     }
 
-    /// Times `n` bare transactions and `n` lease cycles, in the order
-    /// `bare_first` says; returns (bare, lease).
-    fn time_pair(&mut self, n: usize, bare_first: bool, check: bool) -> (Duration, Duration) {
-        let first = self.time_pair_one(n, bare_first, check);
-        let second = self.time_pair_one(n, !bare_first, check);
-        if bare_first {
+    /// Times `n` operations of each side, in the order `first_a` says;
+    /// returns (a, b).
+    fn time_pair(&mut self, n: usize, a: Side, b: Side, first_a: bool) -> (Duration, Duration) {
+        let (x, y) = if first_a { (a, b) } else { (b, a) };
+        let first = self.time_side(n, x);
+        let second = self.time_side(n, y);
+        if first_a {
             (first, second)
         } else {
             (second, first)
@@ -244,27 +271,27 @@ impl World {
         })
     }
 
+    /// Leased saves: lock, save and release, one key over and over.
     fn time_saves(&mut self, large: bool, n: usize) -> Duration {
         let t = token(3);
         let k = key(5);
-        let (store, mut version) = if large {
-            (self.large.clone(), self.versions_large)
+        let store = if large {
+            self.large.clone()
         } else {
-            (self.small.clone(), self.versions_small)
+            self.small.clone()
         };
-        let (took, version) = self.in_task(async move {
+        self.in_task(async move {
             let started = Instant::now();
             for _ in 0..n {
-                version = store.save(&k, &t, Some(version)).await.expect("save");
+                let lease = store.lock(&k, Duration::from_secs(5)).await.expect("lock");
+                let current = lease.load().await.expect("load").expect("stored");
+                lease
+                    .save_and_release(&t, Expect::Version(current.version), Record::Keep)
+                    .await
+                    .expect("save");
             }
-            (started.elapsed(), version)
-        });
-        if large {
-            self.versions_large = version;
-        } else {
-            self.versions_small = version;
-        }
-        took
+            started.elapsed()
+        })
     }
 }
 
@@ -290,11 +317,11 @@ fn benches(c: &mut Criterion) {
     let mut w = world();
 
     let mut group = c.benchmark_group("cycle");
-    group.bench_function("bare_transaction", |b| {
-        b.iter_custom(|iters| w.time_pair_one(iters as usize, true, false));
+    group.bench_function("bare_two_commits", |b| {
+        b.iter_custom(|iters| w.time_side(iters as usize, Side::Bare));
     });
-    group.bench_function("lease_load_save", |b| {
-        b.iter_custom(|iters| w.time_pair_one(iters as usize, false, false));
+    group.bench_function("lock_mark_save_release", |b| {
+        b.iter_custom(|iters| w.time_side(iters as usize, Side::Cycle));
     });
     group.finish();
 
@@ -304,7 +331,7 @@ fn benches(c: &mut Criterion) {
             b.iter_custom(|iters| w.time_loads(large, iters as usize))
         });
     }
-    for (name, large) in [("save_10", false), ("save_100000", true)] {
+    for (name, large) in [("leased_save_10", false), ("leased_save_100000", true)] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| w.time_saves(large, iters as usize))
         });
@@ -312,21 +339,21 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     summary(&mut w);
-    throughput(&w);
 }
 
 impl World {
-    fn time_pair_one(&mut self, n: usize, bare: bool, check: bool) -> Duration {
+    fn time_side(&mut self, n: usize, side: Side) -> Duration {
         let data = serde_json::to_string(&token(1)).unwrap();
         let t = token(2);
         let (pool, store) = (self.bare_pool.clone(), self.small.clone());
         self.in_task(async move {
             let started = Instant::now();
             for _ in 0..n {
-                if bare {
-                    Self::bare_transaction(&pool, &data).await;
-                } else {
-                    Self::lease_cycle(&store, &t, check).await;
+                match side {
+                    Side::Bare => Self::bare_two_commits(&pool, &data).await,
+                    Side::BareOneCommit => Self::bare_one_commit(&pool, &data).await,
+                    Side::Cycle => Self::lease_cycle(&store, &t, false).await,
+                    Side::CycleRenewed => Self::lease_cycle(&store, &t, true).await,
                 }
             }
             started.elapsed()
@@ -334,19 +361,46 @@ impl World {
     }
 }
 
+/// Per-round ratios and per-operation times of one pair.
+#[derive(Default)]
+struct Pair {
+    ratio: Vec<f64>,
+    a_us: Vec<f64>,
+    b_us: Vec<f64>,
+}
+
+impl Pair {
+    fn push(&mut self, (a, b): (Duration, Duration)) {
+        self.ratio.push(a.as_secs_f64() / b.as_secs_f64());
+        self.a_us.push(a.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
+        self.b_us.push(b.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
+    }
+
+    fn line(&self, what: &str, tail: &str) {
+        println!(
+            "  {what}: {:.2}x  ({:.0} us vs {:.0} us; {}; {tail})",
+            median(self.ratio.clone()),
+            median(self.a_us.clone()),
+            median(self.b_us.clone()),
+            spread(self.ratio.clone())
+        );
+    }
+}
+
 fn summary(w: &mut World) {
-    let (mut cycle, mut load, mut save) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut bare_us, mut lease_us) = (Vec::new(), Vec::new());
-    let (mut checked, mut checked_bare_us, mut checked_us) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cycle, mut renewed, mut round2, mut flush) = (
+        Pair::default(),
+        Pair::default(),
+        Pair::default(),
+        Pair::default(),
+    );
+    let (mut load, mut save) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let (bare, lease) = w.time_pair(OPS_PER_ROUND, round % 2 == 0, false);
-        cycle.push(lease.as_secs_f64() / bare.as_secs_f64());
-        bare_us.push(bare.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
-        lease_us.push(lease.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
-        let (bare, lease) = w.time_pair(OPS_PER_ROUND, round % 2 == 1, true);
-        checked.push(lease.as_secs_f64() / bare.as_secs_f64());
-        checked_bare_us.push(bare.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
-        checked_us.push(lease.as_secs_f64() * 1e6 / OPS_PER_ROUND as f64);
+        let odd = round % 2 == 1;
+        cycle.push(w.time_pair(OPS_PER_ROUND, Side::Cycle, Side::Bare, odd));
+        renewed.push(w.time_pair(OPS_PER_ROUND, Side::CycleRenewed, Side::Bare, !odd));
+        round2.push(w.time_pair(OPS_PER_ROUND, Side::Cycle, Side::BareOneCommit, odd));
+        flush.push(w.time_pair(OPS_PER_ROUND, Side::Bare, Side::BareOneCommit, !odd));
         let (s, l) = (
             w.time_loads(false, OPS_PER_ROUND),
             w.time_loads(true, OPS_PER_ROUND),
@@ -360,109 +414,27 @@ fn summary(w: &mut World) {
     }
     println!();
     println!("summary (median of {ROUNDS} alternating rounds of {OPS_PER_ROUND} operations):");
-    println!(
-        "  lease+load+save+release / bare transaction: {:.2}x  ({:.0} us vs {:.0} us; {}; budget 1.5x)",
-        median(cycle.clone()),
-        median(lease_us),
-        median(bare_us),
-        spread(cycle)
+    cycle.line(
+        "lock+mark+save_and_release / bare two-commit transaction",
+        "budget 1.5x",
     );
-    println!(
-        "  ... with a lease check more (a retry's): {:.2}x  ({:.0} us vs {:.0} us; {}; context)",
-        median(checked.clone()),
-        median(checked_us),
-        median(checked_bare_us),
-        spread(checked)
+    renewed.line("... with a fenced load more (a retry's renewal)", "context");
+    round2.line(
+        "lock+mark+save_and_release / Round 2's one-commit bare transaction",
+        "context: the record's flush is on the left only",
+    );
+    flush.line(
+        "bare two-commit / bare one-commit transaction",
+        "context: what the record's flush costs the baseline",
     );
     println!(
         "  load  at {LARGE} rows / at {SMALL} rows:        {:.2}x  (budget 1.5x)",
         median(load)
     );
     println!(
-        "  save  at {LARGE} rows / at {SMALL} rows:        {:.2}x  (budget 1.5x)",
+        "  leased save at {LARGE} rows / at {SMALL} rows:  {:.2}x  (budget 1.5x)",
         median(save)
     );
-}
-
-/// Refreshes per second through 4 managers, each with its own pool, with
-/// every refresh answered after 100 ms.
-fn throughput(w: &World) {
-    const MANAGERS: usize = 4;
-    const ACCOUNTS: usize = 200;
-    w.rt.block_on(async {
-        let emulator = Emulator::builder()
-            .with_demo_clients()
-            .replay_window(false)
-            .rate_limit_per_hour(1_000_000)
-            .start()
-            .await
-            .expect("emulator");
-        let mut managers = Vec::new();
-        let mut stores = Vec::new();
-        for _ in 0..MANAGERS {
-            let store = PostgresTokenStore::builder()
-                .schema("bench_throughput")
-                .max_connections(4)
-                .connect(&w.url)
-                .await
-                .expect("connect");
-            let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
-                .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
-                .endpoints(FitbitEndpoints::with_base(emulator.base_url()).expect("endpoints"))
-                .build()
-                .expect("provider");
-            stores.push(store.clone());
-            managers.push(
-                TokenManager::builder(Arc::new(store))
-                    .provider(Arc::new(fitbit))
-                    .build(),
-            );
-        }
-        let keys: Vec<TokenKey> = (0..ACCOUNTS)
-            .map(|i| TokenKey::parse("fitbit", &format!("TP{i:05}")).expect("key"))
-            .collect();
-        for (i, k) in keys.iter().enumerate() {
-            let issued = emulator.seed_fitbit_grant(
-                demo::FITBIT_SERVER_CLIENT_ID,
-                &format!("TP{i:05}"),
-                &["sleep"],
-            );
-            let expired = TokenSet::new(
-                issued.access_token,
-                "Bearer",
-                SystemTime::now() - Duration::from_secs(9 * 3600),
-            )
-            .with_refresh_secret(issued.refresh_token.map(Into::into))
-            .with_expires_in(Duration::from_secs(3600));
-            let _ = stores[0].delete(k).await;
-            stores[0].save(k, &expired, None).await.expect("seed");
-        }
-        emulator.inject(
-            Endpoint::FitbitToken,
-            Fault::Delay(Duration::from_millis(100)),
-            (ACCOUNTS * MANAGERS) as u32,
-        );
-        let started = Instant::now();
-        let calls = keys.iter().flat_map(|k| {
-            managers
-                .iter()
-                .map(move |m| async move { m.access_token(k).await })
-        });
-        let results = futures::future::join_all(calls).await;
-        let took = started.elapsed();
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        let refreshes = emulator.counters().fitbit_token_refresh;
-        let connections: u32 = stores.iter().map(|s| s.pool().size()).sum();
-        println!(
-            "  throughput: {ACCOUNTS} expired accounts asked for by {MANAGERS} managers at once \
-             ({ok}/{} calls ok): {refreshes} refreshes in {:.2} s = {:.0} refreshes/s with a \
-             100 ms server; {connections} database connections open across the {MANAGERS} pools \
-             (max 4 each)",
-            results.len(),
-            took.as_secs_f64(),
-            refreshes as f64 / took.as_secs_f64()
-        );
-    });
 }
 
 criterion_group!(postgres, benches);

@@ -210,9 +210,16 @@ impl PostgresStoreBuilder {
             // dead connection fails its statement once (Unavailable) and is
             // dropped from the pool.
             .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(|e| crate::error::from_sqlx(&endpoint, None, "connect", e))?;
+            .connect_with(options.clone())
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => {
+                let cause = crate::conn::diagnose(&options).await;
+                return Err(crate::error::from_sqlx(&endpoint, None, "connect", cause));
+            }
+            Err(e) => return Err(crate::error::from_sqlx(&endpoint, None, "connect", e)),
+        };
         self.finish(pool, endpoint).await
     }
 
@@ -244,7 +251,6 @@ impl PostgresStoreBuilder {
             lease_ttl: self.lease_ttl,
             heartbeat: self.heartbeat.unwrap_or(self.lease_ttl / 3),
             poll_interval: self.poll_interval,
-            releases: crate::lease::Releases::default(),
             heartbeats: crate::heartbeat::Heartbeats::default(),
         }))
     }

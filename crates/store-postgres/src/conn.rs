@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
 use tokio::time::Instant;
 
 /// How long a parked connection may go unused before it goes back to the
@@ -92,7 +93,13 @@ impl Connections {
             Some(conn) if !self.pool.is_closed() => conn,
             // Nothing runs once the pool is closed: the parked connection
             // goes back to be closed, and `acquire` fails.
-            _ => self.pool.acquire().await?,
+            _ => match self.pool.acquire().await {
+                Ok(conn) => conn,
+                Err(sqlx::Error::PoolTimedOut) => {
+                    return Err(diagnose(&self.pool.connect_options()).await);
+                }
+                Err(err) => return Err(err),
+            },
         };
         Ok(Checkout {
             owner: self,
@@ -161,6 +168,32 @@ impl Connections {
                 }
             }
         });
+    }
+}
+
+/// How long [`diagnose`] waits for the server to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Finds out why the pool timed out. sqlx retries a refused connection
+/// until the acquire timeout and then reports only "pool timed out", which
+/// hides the root cause; so connect once more, directly, and return what
+/// that meets ("connection refused", a DNS failure, a failed login, no
+/// answer within [`PROBE_TIMEOUT`]). If that connection succeeds, the pool
+/// really was busy, and the timeout is the answer.
+pub(crate) async fn diagnose(options: &PgConnectOptions) -> sqlx::Error {
+    match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            drop(conn.close().await);
+            sqlx::Error::PoolTimedOut
+        }
+        Ok(Err(err)) => err,
+        Err(_) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer from the server within {}s",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        )),
     }
 }
 

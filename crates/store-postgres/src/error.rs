@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use auth_core::{Error, StoreErrorKind, TokenKey, Version};
+use auth_core::{Error, StoreErrorKind, TokenKey};
 use sqlx::postgres::PgConnectOptions;
 
 /// Where the store's database is, for messages: `host:port/db`, or the
@@ -60,6 +60,35 @@ fn is_configuration_code(code: &str) -> bool {
     code.starts_with("28") || matches!(code, "3D000" | "3F000" | "42501" | "42P01")
 }
 
+/// What an I/O error while talking to the server means, in words: the root
+/// cause first ("connection refused"), then what to check.
+fn io_hint(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::ConnectionRefused => {
+            "connection refused: nothing accepts connections at that address; check that \
+             PostgreSQL is running and listens there, and the host and port in the store URL; \
+             the stored tokens are intact, try again"
+        }
+        K::TimedOut | K::WouldBlock => {
+            "connecting timed out: the server did not answer (a host that is down, or a \
+             firewall that drops the packets?); the stored tokens are intact, try again"
+        }
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            "the connection was cut (the server restarting or shutting down?); the stored \
+             tokens are intact, try again"
+        }
+        K::NotFound => {
+            "the address could not be found (a host name that does not resolve, or a socket \
+             directory without a server?); check the host in the store URL"
+        }
+        _ => {
+            "check that the server is running and reachable from this host; the stored tokens \
+             are intact, try again"
+        }
+    }
+}
+
 /// Maps a sqlx error met while trying to `what` into the workspace error.
 pub(crate) fn from_sqlx(
     endpoint: &Endpoint,
@@ -76,7 +105,17 @@ pub(crate) fn from_sqlx(
              sslrootcert (the CA that signed the server's certificate), and that the host name \
              is one the certificate names",
         ),
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => (
+        sqlx::Error::Io(io) => (Some(StoreErrorKind::Unavailable), io_hint(io.kind())),
+        // Only when a connection to the server could be made meanwhile
+        // (see `conn::diagnose`): otherwise the error is the one connecting
+        // met.
+        sqlx::Error::PoolTimedOut => (
+            Some(StoreErrorKind::Unavailable),
+            "the server accepts connections, but every connection of the store's pool stayed \
+             busy for the whole acquire timeout: raise the pool size (max_connections) or the \
+             acquire timeout, or lower the load; the stored tokens are intact, try again",
+        ),
+        sqlx::Error::WorkerCrashed => (
             Some(StoreErrorKind::Unavailable),
             "check that the server is running and reachable from this host; the stored tokens \
              are intact, try again",
@@ -123,23 +162,15 @@ pub(crate) fn from_sqlx(
     }
 }
 
-/// A compare-and-swap that found another version (or a tombstone, or no
-/// row).
-pub(crate) fn conflict(
-    endpoint: &Endpoint,
-    key: &TokenKey,
-    expected: Option<Version>,
-    current: Option<Version>,
-) -> Error {
-    let show = |v: Option<Version>| v.map_or_else(|| "absent".to_owned(), |v| v.to_string());
+/// A compare-and-swap that found something else than `expected`: another
+/// version, a tombstone, no row, or a newer grant.
+pub(crate) fn conflict(endpoint: &Endpoint, key: &TokenKey, expected: &str, found: &str) -> Error {
     Error::store(
         StoreErrorKind::Conflict,
         Some(key.clone()),
         format!(
-            "PostgreSQL token store at {endpoint}: expected version {}, found {}; reload the \
-             token and try again",
-            show(expected),
-            show(current)
+            "PostgreSQL token store at {endpoint}: expected {expected}, found {found}; nothing \
+             was written. Reload the token and try again"
         ),
     )
 }
@@ -151,8 +182,9 @@ pub(crate) fn lock_timeout(endpoint: &Endpoint, key: &TokenKey, wait: Duration) 
         Some(key.clone()),
         format!(
             "PostgreSQL token store at {endpoint}: could not take the key lock (lease) within \
-             {wait:?}: another process or host holds it (a refresh in progress?). Try again; a \
-             holder that died frees it when its lease expires"
+             {}: another process or host holds it (a refresh in progress?). Try again; a \
+             holder that died frees it when its lease expires",
+            auth_core::human_duration(wait)
         ),
     )
 }
@@ -205,8 +237,19 @@ mod tests {
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Unavailable));
         assert!(err.is_transient());
         assert!(err.to_string().contains("db:5432/app"), "{err}");
+        assert!(err.to_string().contains("connection refused"), "{err}");
         let err = from_sqlx(&endpoint, None, "connect", sqlx::Error::PoolTimedOut);
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Unavailable));
+        assert!(err.to_string().contains("busy"), "{err}");
+    }
+
+    #[test]
+    fn a_lock_timeout_says_the_wait_in_words() {
+        let endpoint = Endpoint("db:5432/app".into());
+        let key = TokenKey::parse("p", "a").unwrap();
+        let err = lock_timeout(&endpoint, &key, Duration::from_millis(14_942));
+        assert!(err.to_string().contains("within 15s:"), "{err}");
+        assert!(!err.to_string().contains("ms"), "{err}");
     }
 
     #[test]

@@ -10,10 +10,10 @@
 //! heartbeat without one, as before.
 //!
 //! This module must never extend a lease after its holder released it or
-//! after it was found lost, and must mark a lease lost (so that
-//! [`KeyLock::check`](auth_core::KeyLock::check) and the fenced load answer
-//! at once) when its row is gone or no extension has reached the database
-//! for a whole TTL. The fence decides either way; this only answers sooner.
+//! after it was found lost, and must mark a lease lost (so that every
+//! call through the lease answers `LeaseLost` at once, without a round
+//! trip) when its row is gone or no extension has reached the database for
+//! a whole TTL. The fence decides either way; this only answers sooner.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

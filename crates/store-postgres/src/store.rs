@@ -1,24 +1,27 @@
 //! [`PostgresTokenStore`]: the [`TokenStore`] contract on the tables and
-//! statements of the schema module and the leases of the lease module.
+//! statements of the schema module; the writes are the lease's (the lease
+//! module).
 //!
-//! Each operation is one autocommitted statement on a pooled connection
-//! (a failed compare-and-swap adds one read to say why), addressed by the
-//! primary key, so its cost does not grow with the table. No statement
-//! ever carries a value in its text: ids and tokens are bound parameters.
+//! Each operation is one autocommitted statement on a pooled connection,
+//! addressed by the primary key (or, for `orphaned`, by a partial index of
+//! the rows with a refresh in flight), so its cost does not grow with the
+//! table. No statement ever carries a value in its text: ids and tokens are
+//! bound parameters.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use auth_core::{
-    Error, KeyLock, ProviderId, Result, TokenKey, TokenSet, TokenStore, Version, Versioned,
+    Error, InFlight, Lease, ProviderId, Result, Sequence, Stored, TokenKey, TokenSet, TokenStore,
+    Version,
 };
 use sqlx::PgPool;
 use tracing::warn;
 
 use crate::conn::{Connections, on_conn};
 use crate::error::{self, Endpoint};
-use crate::lease::{self, PgLease};
+use crate::lease;
 use crate::schema::{Names, Statements};
 
 /// What every clone of a store and every lease share.
@@ -30,8 +33,57 @@ pub(crate) struct Shared {
     pub(crate) lease_ttl: Duration,
     pub(crate) heartbeat: Duration,
     pub(crate) poll_interval: Duration,
-    pub(crate) releases: lease::Releases,
     pub(crate) heartbeats: crate::heartbeat::Heartbeats,
+}
+
+/// A row's columns as the statements return them: all NULL but `read_at`
+/// when there is no row. Times are microseconds since the Unix epoch.
+pub(crate) struct RowCols {
+    pub(crate) version: Option<i64>,
+    pub(crate) data: Option<String>,
+    pub(crate) grant: Option<i64>,
+    pub(crate) since: Option<i64>,
+    pub(crate) read_at: i64,
+}
+
+fn time_of(micros: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+impl Shared {
+    /// Decodes a row's data. NULL data is no token (a tombstone).
+    pub(crate) fn decode(&self, key: &TokenKey, data: Option<String>) -> Result<Option<TokenSet>> {
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let table = self.names.display();
+        serde_json::from_str(&data).map(Some).map_err(|e| {
+            // serde's text can quote a value; keep only what is safe.
+            let reason = auth_core::redact::redact(&e.to_string(), &[]);
+            error::corrupt(
+                &self.endpoint,
+                key,
+                &table,
+                &format!("its data is not a token this version reads ({reason})"),
+            )
+        })
+    }
+
+    /// A row as [`Stored`], or `None` when there is no row.
+    pub(crate) fn stored(&self, key: &TokenKey, row: RowCols) -> Result<Option<Stored>> {
+        let Some(version) = row.version else {
+            return Ok(None);
+        };
+        Ok(Some(Stored {
+            version: Version(version as u64),
+            token: self.decode(key, row.data)?,
+            grant: Sequence(row.grant.unwrap_or(0) as u64),
+            in_flight: row.since.map(|since| InFlight {
+                since: time_of(since),
+            }),
+            read_at: time_of(row.read_at),
+        }))
+    }
 }
 
 /// Tokens in PostgreSQL, shared by every process and host that opens the
@@ -58,13 +110,6 @@ impl std::fmt::Debug for PostgresTokenStore {
     }
 }
 
-/// A row as it is, read when a fast compare-and-swap wrote nothing.
-struct Row {
-    version: i64,
-    deleted: bool,
-    data: Option<String>,
-}
-
 impl PostgresTokenStore {
     pub(crate) fn from_shared(shared: Shared) -> Self {
         Self {
@@ -88,12 +133,6 @@ impl PostgresTokenStore {
         self.shared.names.display()
     }
 
-    /// The lease TTL: how long after its last heartbeat a lease whose
-    /// holder died or was cut off frees.
-    pub fn lease_ttl(&self) -> Duration {
-        self.shared.lease_ttl
-    }
-
     /// Waits (at most the lease TTL) for the releases of dropped leases to
     /// reach the database, then closes the pool. Call it before a
     /// short-lived program exits, so the next run does not wait for this
@@ -101,7 +140,7 @@ impl PostgresTokenStore {
     /// afterwards: operations fail as
     /// [`Unavailable`](auth_core::StoreErrorKind::Unavailable).
     pub async fn close(&self) {
-        let _ = tokio::time::timeout(self.shared.lease_ttl, self.shared.releases.idle()).await;
+        let _ = tokio::time::timeout(self.shared.lease_ttl, lease::RELEASES.idle()).await;
         self.shared.conns.unpark();
         self.shared.conns.pool().close().await;
     }
@@ -111,186 +150,33 @@ impl PostgresTokenStore {
         let (key, what) = (key.cloned(), what.to_owned());
         move |e| error::from_sqlx(&endpoint, key.as_ref(), &what, e)
     }
-
-    fn decode(&self, key: &TokenKey, data: Option<String>) -> Result<TokenSet> {
-        let table = self.shared.names.display();
-        let data = data.ok_or_else(|| {
-            error::corrupt(&self.shared.endpoint, key, &table, "its data is NULL")
-        })?;
-        serde_json::from_str(&data).map_err(|e| {
-            // serde's text can quote a value; keep only what is safe.
-            let reason = auth_core::redact::redact(&e.to_string(), &[]);
-            error::corrupt(
-                &self.shared.endpoint,
-                key,
-                &table,
-                &format!("its data is not a token this version reads ({reason})"),
-            )
-        })
-    }
-
-    async fn row(&self, key: &TokenKey) -> Result<Option<Row>> {
-        let row: Option<(i64, bool, Option<String>)> = on_conn!(self.shared.conns, c => {
-            sqlx::query_as(&self.shared.sql.row)
-                .bind(key.provider.as_str())
-                .bind(key.account.as_str())
-                .fetch_optional(c)
-        })
-        .await
-        .map_err(self.fail(Some(key), "read the token's row"))?;
-        Ok(row.map(|(version, deleted, data)| Row {
-            version,
-            deleted,
-            data,
-        }))
-    }
-
-    /// One compare-and-swap statement; `None` when it wrote nothing.
-    async fn write(
-        &self,
-        key: &TokenKey,
-        data: &str,
-        expected: Option<i64>,
-        owner: Option<i64>,
-        read: Option<&str>,
-    ) -> Result<Option<Version>> {
-        let sql = &self.shared.sql;
-        let statement = match (expected, owner, read) {
-            (None, None, _) => &sql.create,
-            (None, Some(_), _) => &sql.create_fenced,
-            (Some(_), None, None) => &sql.update,
-            (Some(_), Some(_), None) => &sql.update_fenced,
-            (Some(_), None, Some(_)) => &sql.update_exact,
-            (Some(_), Some(_), Some(_)) => &sql.update_exact_fenced,
-        };
-        let mut statement = sqlx::query_scalar::<_, i64>(statement)
-            .bind(key.provider.as_str())
-            .bind(key.account.as_str())
-            .bind(data);
-        if let Some(expected) = expected {
-            statement = statement.bind(expected);
-        }
-        if let Some(owner) = owner {
-            statement = statement.bind(owner);
-        }
-        if let Some(read) = read {
-            statement = statement.bind(read);
-        }
-        let version = on_conn!(self.shared.conns, c => statement.fetch_optional(c))
-            .await
-            .map_err(self.fail(Some(key), "save the token"))?;
-        Ok(version.map(|v| Version(v as u64)))
-    }
-
-    /// A compare-and-swap save, fenced by `lease` when given.
-    ///
-    /// The fast path is one statement, which replaces only data a store
-    /// wrote and nobody touched since. When it writes nothing, the row is
-    /// read to say why: a lost lease, another version, or data this code
-    /// cannot decode (never overwritten). Data edited by hand that still
-    /// decodes is replaced by a second statement that checks it is exactly
-    /// the data just read.
-    async fn save_with(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<Version>,
-        lease: Option<&PgLease>,
-    ) -> Result<Version> {
-        let data = serde_json::to_string(token).expect("a token set always serializes to JSON");
-        let owner = lease.map(PgLease::owner);
-        let conflict = |current: Option<Version>| {
-            error::conflict(&self.shared.endpoint, key, expected, current)
-        };
-        let expected_db = match expected.map(|v| i64::try_from(v.0)) {
-            None => None,
-            Some(Ok(v)) => Some(v),
-            // No stored version is that large.
-            Some(Err(_)) => return Err(conflict(self.load(key).await?.map(|v| v.version))),
-        };
-        if let Some(version) = self.write(key, &data, expected_db, owner, None).await? {
-            return Ok(version);
-        }
-        if let Some(lease) = lease
-            && !lease.held().await?
-        {
-            return Err(error::lease_lost(
-                &self.shared.endpoint,
-                key,
-                "the fenced save",
-            ));
-        }
-        let row = match self.row(key).await? {
-            Some(row) if !row.deleted => row,
-            _ => return Err(conflict(None)),
-        };
-        // Decoding first means damaged data is reported, whatever the
-        // caller expected.
-        self.decode(key, row.data.clone())?;
-        let current = Version(row.version as u64);
-        if expected_db != Some(row.version) {
-            return Err(conflict(Some(current)));
-        }
-        let read = row.data.as_deref();
-        match self.write(key, &data, expected_db, owner, read).await? {
-            Some(version) => Ok(version),
-            None => Err(conflict(self.load(key).await?.map(|v| v.version))),
-        }
-    }
-
-    fn own_lease<'a>(&self, lease: &'a dyn KeyLock) -> Result<&'a PgLease> {
-        (lease as &dyn std::any::Any)
-            .downcast_ref::<PgLease>()
-            .ok_or_else(|| {
-                Error::invalid_input(format!(
-                    "a fenced read or write of the PostgreSQL token store at {} was given a \
-                     lease from another kind of store ({lease:?}); take the lease with this \
-                     store's lock",
-                    self.shared.endpoint
-                ))
-            })
-    }
 }
 
 #[async_trait]
 impl TokenStore for PostgresTokenStore {
-    async fn load(&self, key: &TokenKey) -> Result<Option<Versioned<TokenSet>>> {
-        let row: Option<(i64, Option<String>)> = on_conn!(self.shared.conns, c => {
-            sqlx::query_as(&self.shared.sql.load)
-                .bind(key.provider.as_str())
-                .bind(key.account.as_str())
-                .fetch_optional(c)
-        })
-        .await
-        .map_err(self.fail(Some(key), "load the token"))?;
-        row.map(|(version, data)| {
-            Ok(Versioned {
-                value: self.decode(key, data)?,
-                version: Version(version as u64),
+    async fn load(&self, key: &TokenKey) -> Result<Option<Stored>> {
+        let row: Option<(i64, Option<String>, i64, Option<i64>, i64)> =
+            on_conn!(self.shared.conns, c => {
+                sqlx::query_as(&self.shared.sql.load)
+                    .bind(key.provider.as_str())
+                    .bind(key.account.as_str())
+                    .fetch_optional(c)
             })
-        })
-        .transpose()
-    }
-
-    async fn save(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        expected: Option<Version>,
-    ) -> Result<Version> {
-        self.save_with(key, token, expected, None).await
-    }
-
-    async fn delete(&self, key: &TokenKey) -> Result<bool> {
-        let version: Option<i64> = on_conn!(self.shared.conns, c => {
-            sqlx::query_scalar(&self.shared.sql.delete)
-                .bind(key.provider.as_str())
-                .bind(key.account.as_str())
-                .fetch_optional(c)
-        })
-        .await
-        .map_err(self.fail(Some(key), "delete the token"))?;
-        Ok(version.is_some())
+            .await
+            .map_err(self.fail(Some(key), "load the token"))?;
+        let Some((version, data, grant, since, read_at)) = row else {
+            return Ok(None);
+        };
+        self.shared.stored(
+            key,
+            crate::store::RowCols {
+                version: Some(version),
+                data,
+                grant: Some(grant),
+                since,
+                read_at,
+            },
+        )
     }
 
     async fn list(&self, provider: Option<&ProviderId>) -> Result<Vec<TokenKey>> {
@@ -301,8 +187,38 @@ impl TokenStore for PostgresTokenStore {
         let rows: Vec<(String, String)> = on_conn!(self.shared.conns, c => query.fetch_all(c))
             .await
             .map_err(self.fail(None, "list the tokens"))?;
-        Ok(rows
-            .into_iter()
+        Ok(self.keys(rows))
+    }
+
+    /// Takes the lease and reads the row in one statement (see
+    /// [`PgLease`](crate::PgLease)'s `load`).
+    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn Lease>> {
+        Ok(Box::new(lease::acquire(&self.shared, key, wait).await?))
+    }
+
+    /// One statement on the partial index of rows with a record, oldest
+    /// record first. It first waits (at most the lease TTL) for the
+    /// releases of leases this process dropped to reach the database, so
+    /// that a lease dropped before the call counts as free.
+    async fn orphaned(&self, limit: usize) -> Result<Vec<TokenKey>> {
+        let _ = tokio::time::timeout(self.shared.lease_ttl, lease::RELEASES.idle()).await;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(String, String)> = on_conn!(self.shared.conns, c => {
+            sqlx::query_as(&self.shared.sql.orphaned).bind(limit).fetch_all(c)
+        })
+        .await
+        .map_err(self.fail(None, "list the orphaned refreshes"))?;
+        Ok(self.keys(rows))
+    }
+
+    fn lease_ttl(&self) -> Option<Duration> {
+        Some(self.shared.lease_ttl)
+    }
+}
+
+impl PostgresTokenStore {
+    fn keys(&self, rows: Vec<(String, String)>) -> Vec<TokenKey> {
+        rows.into_iter()
             .filter_map(|(p, a)| match TokenKey::parse(&p, &a) {
                 Ok(key) => Some(key),
                 Err(err) => {
@@ -310,79 +226,6 @@ impl TokenStore for PostgresTokenStore {
                     None
                 }
             })
-            .collect())
-    }
-
-    async fn lock(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn KeyLock>> {
-        Ok(Box::new(lease::acquire(&self.shared, key, wait).await?))
-    }
-
-    async fn save_leased(
-        &self,
-        lease: &dyn KeyLock,
-        token: &TokenSet,
-        expected: Option<Version>,
-    ) -> Result<Version> {
-        let lease = self.own_lease(lease)?;
-        self.save_with(lease.key(), token, expected, Some(lease))
-            .await
-    }
-
-    /// One statement, so one snapshot: the lease row and the token row are
-    /// read together. It runs after the statement that took the lease had
-    /// committed, and that statement waited for the row lock of any fenced
-    /// write of the previous holder, so the token read is the newest one
-    /// (see the crate docs, "The lease").
-    async fn load_leased(&self, lease: &dyn KeyLock) -> Result<Option<Versioned<TokenSet>>> {
-        let lease = self.own_lease(lease)?;
-        let key = lease.key();
-        let lost = || error::lease_lost(&self.shared.endpoint, key, "the fenced load");
-        if lease.known_lost() {
-            return Err(lost());
-        }
-        let (held, version, data): (bool, Option<i64>, Option<String>) =
-            on_conn!(self.shared.conns, c => {
-                sqlx::query_as(&self.shared.sql.load_leased)
-                    .bind(key.provider.as_str())
-                    .bind(key.account.as_str())
-                    .bind(lease.owner())
-                    .fetch_one(c)
-            })
-            .await
-            .map_err(self.fail(Some(key), "load the token"))?;
-        if !held {
-            return Err(lost());
-        }
-        version
-            .map(|version| {
-                Ok(Versioned {
-                    value: self.decode(key, data)?,
-                    version: Version(version as u64),
-                })
-            })
-            .transpose()
-    }
-
-    async fn delete_leased(&self, lease: &dyn KeyLock) -> Result<bool> {
-        let lease = self.own_lease(lease)?;
-        let key = lease.key();
-        let version: Option<i64> = on_conn!(self.shared.conns, c => {
-            sqlx::query_scalar(&self.shared.sql.delete_fenced)
-                .bind(key.provider.as_str())
-                .bind(key.account.as_str())
-                .bind(lease.owner())
-                .fetch_optional(c)
-        })
-        .await
-        .map_err(self.fail(Some(key), "delete the token"))?;
-        match version {
-            Some(_) => Ok(true),
-            None if !lease.held().await? => Err(error::lease_lost(
-                &self.shared.endpoint,
-                key,
-                "the fenced delete",
-            )),
-            None => Ok(false),
-        }
+            .collect()
     }
 }

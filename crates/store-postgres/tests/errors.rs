@@ -1,5 +1,6 @@
 //! Connecting and failing: an unreachable database is a transient
-//! `Unavailable` error, a failed login a `Configuration` error; both name
+//! `Unavailable` error that says why ("connection refused", not only that
+//! the pool timed out), a failed login a `Configuration` error; both name
 //! `host:port/db` and neither shows the password, nor does any `Debug`.
 
 mod support;
@@ -7,7 +8,7 @@ mod support;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use auth_core::{Error, StoreErrorKind, TokenStore};
+use auth_core::{Error, Expect, Record, StoreErrorKind, TokenStore};
 use store_postgres::{PgConnectOptions, PostgresTokenStore};
 use support::cluster::{self, PASSWORD};
 
@@ -31,6 +32,9 @@ async fn an_unreachable_database_is_unavailable_and_named() {
     assert!(err.is_transient());
     let text = err.to_string();
     assert!(text.contains(&format!("127.0.0.1:{port}/tokens")), "{text}");
+    // The root cause, in words (issue #24: it said only "pool timed out").
+    assert!(text.contains("connection refused"), "{text}");
+    assert!(!text.contains("pool timed out"), "{text}");
     assert_no_password(&text);
     assert_no_password(&format!("{err:?}"));
 }
@@ -104,15 +108,15 @@ async fn debug_of_the_store_its_leases_and_its_errors_shows_no_password() {
         .expect("lock");
     assert_no_password(&format!("{lease:?}"));
     assert_eq!(lease.key(), &key);
-    drop(lease);
-    let v = store
-        .save(&key, &support::token(1), None)
+    let v = lease
+        .save(&support::token(1), Expect::Absent, Record::Clear)
         .await
         .expect("save");
-    let err = store
-        .save(&key, &support::token(2), None)
+    let err = lease
+        .save(&support::token(2), Expect::Absent, Record::Clear)
         .await
         .expect_err("conflict");
+    drop(lease);
     for text in [format!("{err}"), format!("{err:?}"), format!("{store:?}")] {
         assert_no_password(&text);
         assert!(
@@ -132,12 +136,13 @@ async fn a_database_that_goes_away_gives_unavailable_errors() {
         .await
         .expect("connect");
     let key = support::key("gone", "Alice");
-    store
-        .save(&key, &support::token(1), None)
+    support::put(&store, &key, &support::token(1)).await;
+    let lease = store
+        .lock(&key, Duration::from_secs(5))
         .await
-        .expect("save");
+        .expect("lock");
     own.stop();
-    for result in [
+    for (i, result) in [
         store.load(&key).await.map(|_| ()),
         store.load(&key).await.map(|_| ()),
         store.list(None).await.map(|_| ()),
@@ -145,9 +150,26 @@ async fn a_database_that_goes_away_gives_unavailable_errors() {
             .lock(&key, Duration::from_millis(100))
             .await
             .map(|_| ()),
-    ] {
+        store.orphaned(10).await.map(|_| ()),
+        lease
+            .mark_in_flight(auth_core::Version(1))
+            .await
+            .map(|_| ()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let err = result.expect_err("worked with the database stopped");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Unavailable), "{err}");
+        // The first statements fail on the connections the pool kept (cut
+        // by the shutdown, which the server says); once they are gone, a
+        // statement needs a new connection, and says why it could not
+        // have one. None says only that the pool timed out.
+        let text = err.to_string();
+        assert!(!text.contains("pool timed out"), "{text}");
+        if i >= 4 {
+            assert!(text.contains("connection refused"), "{text}");
+        }
         assert!(
             err.to_string()
                 .contains(&format!("127.0.0.1:{}", own.port())),
@@ -171,24 +193,21 @@ async fn no_log_line_shows_the_password_or_a_token() {
         .await
         .expect("connect");
     let key = support::key("logs", "Alice");
-    let v = store
-        .save(&key, &support::token(1), None)
-        .await
-        .expect("save");
+    let v = support::put(&store, &key, &support::token(1)).await;
     store.load(&key).await.expect("load");
-    let _ = store
-        .save(&key, &support::token(2), None)
-        .await
-        .expect_err("conflict");
     let lease = store
         .lock(&key, Duration::from_secs(5))
         .await
         .expect("lock");
-    store
-        .save_leased(lease.as_ref(), &support::token(3), Some(v))
+    let _ = lease
+        .save(&support::token(2), Expect::Absent, Record::Clear)
+        .await
+        .expect_err("conflict");
+    let v = lease.mark_in_flight(v).await.expect("mark");
+    lease
+        .save_and_release(&support::token(3), Expect::Version(v), Record::Clear)
         .await
         .expect("fenced save");
-    drop(lease);
     store.close().await;
     let text = logs.text();
     assert!(text.contains("sqlx"), "nothing was captured: {text}");

@@ -1,35 +1,61 @@
 //! The lease between hosts: a holder cut off from the database loses its
-//! lease within the TTL and its fenced writes are refused; a taken-over
-//! lease fails its check and its fenced load; the heartbeat keeps every
-//! live lease of a store and revives none; a cancelled waiter leaves
-//! nothing held; no connection is held while a lease is, and closing the
-//! pool does not wait for the store.
+//! lease within the TTL and every write through it is refused; a
+//! taken-over lease fails every call; the heartbeat keeps every live lease
+//! of a store and revives none; a cancelled waiter leaves nothing held; no
+//! connection is held while a lease is, and closing the pool does not wait
+//! for the store.
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use auth_core::{KeyLock, StoreErrorKind, TokenStore};
-use store_postgres::{PgConnectOptions, PgLease};
-use support::proxy::FreezableProxy;
+use auth_core::{Expect, Lease, Record, Result, StoreErrorKind, TokenStore};
+use store_postgres::PostgresTokenStore;
+
+/// Every call through `lease` fails with `LeaseLost`.
+async fn assert_every_call_is_refused(lease: Box<dyn Lease>, version: auth_core::Version) {
+    let t = support::token(99);
+    let results: Vec<(&str, Result<()>)> = vec![
+        ("load", lease.load().await.map(drop)),
+        ("mark", lease.mark_in_flight(version).await.map(drop)),
+        (
+            "save",
+            lease
+                .save(&t, Expect::Version(version), Record::Clear)
+                .await
+                .map(drop),
+        ),
+        ("delete", lease.delete(version).await.map(drop)),
+        ("next_sequence", lease.next_sequence().await.map(drop)),
+        (
+            "save_and_release",
+            lease
+                .save_and_release(&t, Expect::Version(version), Record::Clear)
+                .await
+                .map(drop),
+        ),
+    ];
+    for (what, result) in results {
+        let err = result.expect_err(what);
+        assert_eq!(
+            err.store_kind(),
+            Some(StoreErrorKind::LeaseLost),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("lease"), "{err}");
+    }
+}
 
 /// Expires `store`'s lease rows now, as if the TTL had passed, through SQL.
-async fn expire_leases(store: &store_postgres::PostgresTokenStore) {
+async fn expire_leases(store: &PostgresTokenStore) {
     sqlx_exec(
         store,
         &format!(
             "UPDATE {} SET expires_at = now() - interval '1 second'",
-            quoted_leases(store)
+            support::quoted(store, "_leases")
         ),
     )
     .await;
-}
-
-fn quoted_leases(store: &store_postgres::PostgresTokenStore) -> String {
-    let tables = store.tables();
-    let (schema, table) = tables.split_once('.').expect("schema.table");
-    format!("\"{schema}\".\"{table}_leases\"")
 }
 
 async fn sqlx_exec(store: &store_postgres::PostgresTokenStore, sql: &str) {
@@ -40,33 +66,19 @@ async fn sqlx_exec(store: &store_postgres::PostgresTokenStore, sql: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_fenced_save_is_refused() {
+async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_writes_are_refused() {
     let other = support::store("frozen").await;
-    let (schema, _) = other
-        .tables()
-        .split_once('.')
-        .map(|(s, _)| (s.to_owned(), ()))
-        .unwrap();
-    let ttl = other.lease_ttl();
+    let ttl = other.lease_ttl().expect("postgres leases expire");
     let key = support::key("frozen", "Alice");
-    let v1 = other
-        .save(&key, &support::token(1), None)
-        .await
-        .expect("seed");
+    let v1 = support::put(&other, &key, &support::token(1)).await;
 
     // The holder reaches the database only through the proxy.
-    let target: SocketAddr = ([127, 0, 0, 1], support::cluster::shared().port()).into();
-    let proxy = FreezableProxy::start(target).await;
-    let options: PgConnectOptions = support::cluster::shared().url().parse().expect("url");
-    let holder = support::builder(&schema)
-        .connect_with(options.port(proxy.port()))
-        .await
-        .expect("connect through the proxy");
+    let (holder, proxy) = support::through_proxy(&other, Some(ttl)).await;
     let lease = holder
         .lock(&key, Duration::from_secs(5))
         .await
         .expect("holder locks");
-    let loaded = holder.load(&key).await.expect("load").expect("seeded");
+    let loaded = lease.load().await.expect("load").expect("seeded");
     assert_eq!(loaded.version, v1);
 
     let err = other
@@ -87,73 +99,60 @@ async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_fenced_save_is_r
         freed_after <= bound,
         "freed after {freed_after:?}, the bound is {bound:?}"
     );
-    let v2 = other
-        .save_leased(taken.as_ref(), &support::token(2), Some(v1))
+    let v2 = taken
+        .save(&support::token(2), Expect::Version(v1), Record::Clear)
         .await
         .expect("the new holder saves");
 
     proxy.thaw();
-    let err = holder
-        .save_leased(lease.as_ref(), &support::token(99), Some(v1))
-        .await
-        .expect_err("the cut-off holder's save went through");
-    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
-    assert!(err.to_string().contains("lease"), "{err}");
-    let err = lease
-        .check()
-        .await
-        .expect_err("a lost lease passed its check");
-    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
     // Even a save that would win the compare-and-swap is fenced.
-    let err = holder
-        .save_leased(lease.as_ref(), &support::token(98), Some(v2))
+    let err = lease
+        .save(&support::token(98), Expect::Version(v2), Record::Clear)
         .await
         .expect_err("a fenced save with the current version went through");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
-    let err = holder
-        .delete_leased(lease.as_ref())
-        .await
-        .expect_err("a fenced delete went through");
-    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
+    assert_every_call_is_refused(lease, v2).await;
 
     let stored = other.load(&key).await.expect("load").expect("there");
     assert_eq!(stored.version, v2);
-    assert_eq!(support::generation_of(&stored.value), 2);
+    assert_eq!(support::generation_of(&stored.token.expect("token")), 2);
     // The new holder goes on.
-    taken.check().await.expect("the new holder still holds it");
+    taken.load().await.expect("the new holder still holds it");
 }
 
 #[tokio::test]
-async fn a_taken_over_lease_fails_its_check_and_its_fenced_writes() {
+async fn a_taken_over_lease_fails_every_call_and_writes_nothing() {
     let a = support::store("takeover").await;
     let b = support::same_tables(&a).await;
     let key = support::key("takeover", "Bob");
-    let v1 = a.save(&key, &support::token(1), None).await.expect("seed");
+    let v1 = support::put(&a, &key, &support::token(1)).await;
     let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
-    lease.check().await.expect("a held lease passes its check");
+    lease.load().await.expect("a held lease loads");
+    let second = a
+        .lock(&support::key("takeover", "Bob2"), Duration::from_secs(5))
+        .await
+        .expect("lock another key");
 
     expire_leases(&a).await;
     let theirs = b
         .lock(&key, Duration::from_secs(5))
         .await
         .expect("takeover");
-    let err = lease.check().await.expect_err("check after takeover");
-    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
-    let err = a
-        .save_leased(lease.as_ref(), &support::token(2), Some(v1))
-        .await
-        .expect_err("fenced save after takeover");
-    assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
-    assert_eq!(a.load(&key).await.unwrap().unwrap().version, v1);
+    assert_every_call_is_refused(lease, v1).await;
+    // Expired, even with nobody else holding it.
+    assert_every_call_is_refused(second, v1).await;
+    let stored = a.load(&key).await.unwrap().unwrap();
+    assert_eq!(stored.version, v1);
+    assert!(stored.in_flight.is_none());
+    assert_eq!(stored.grant, auth_core::Sequence(0));
 
     // The old holder's drop must not release the new holder's lease.
-    drop(lease);
     let err = a
         .lock(&key, Duration::from_millis(300))
         .await
         .expect_err("the old holder's drop freed the new lease");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LockTimeout), "{err}");
-    theirs.check().await.expect("the new holder keeps it");
+    theirs.load().await.expect("the new holder keeps it");
 }
 
 #[tokio::test]
@@ -162,7 +161,7 @@ async fn the_heartbeat_keeps_a_live_holders_lease_past_its_ttl() {
     let b = support::same_tables(&a).await;
     let key = support::key("heartbeat", "Carol");
     let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
-    let until = Instant::now() + a.lease_ttl() * 2 + Duration::from_millis(500);
+    let until = Instant::now() + a.lease_ttl().expect("expires") * 2 + Duration::from_millis(500);
     let mut tries = 0;
     while Instant::now() < until {
         let err = b
@@ -173,7 +172,7 @@ async fn the_heartbeat_keeps_a_live_holders_lease_past_its_ttl() {
         tries += 1;
     }
     assert!(tries > 4);
-    lease.check().await.expect("still held after two TTLs");
+    lease.load().await.expect("still held after two TTLs");
 }
 
 /// One heartbeat statement extends every lease of a store: three held
@@ -196,7 +195,7 @@ async fn the_heartbeat_keeps_every_live_lease_and_revives_none() {
         &a,
         &format!(
             "UPDATE {} SET expires_at = now() - interval '1 second' WHERE account = 'k2'",
-            quoted_leases(&a)
+            support::quoted(&a, "_leases")
         ),
     )
     .await;
@@ -204,7 +203,7 @@ async fn the_heartbeat_keeps_every_live_lease_and_revives_none() {
         .lock(&keys[1], Duration::from_secs(1))
         .await
         .expect("an expired lease is free");
-    let until = Instant::now() + a.lease_ttl() * 2 + Duration::from_millis(500);
+    let until = Instant::now() + a.lease_ttl().expect("expires") * 2 + Duration::from_millis(500);
     let mut tries = 0;
     while Instant::now() < until {
         for key in [&keys[0], &keys[2]] {
@@ -217,14 +216,14 @@ async fn the_heartbeat_keeps_every_live_lease_and_revives_none() {
         tries += 1;
     }
     assert!(tries > 4);
-    leases[0].check().await.expect("k1 still held");
-    leases[2].check().await.expect("k3 still held");
-    let err = a
-        .load_leased(leases[1].as_ref())
+    leases[0].load().await.expect("k1 still held");
+    leases[2].load().await.expect("k3 still held");
+    let err = leases[1]
+        .load()
         .await
         .expect_err("a load through the taken-over lease");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
-    taken.check().await.expect("the new holder keeps k2");
+    taken.load().await.expect("the new holder keeps k2");
 }
 
 #[tokio::test]
@@ -244,9 +243,7 @@ async fn a_cancelled_waiter_leaves_nothing_held() {
     // Dropped while its statement may be in flight: the guard releases.
     let racing = a.lock(&key, Duration::from_secs(30));
     drop(racing);
-    let lease: Box<dyn std::any::Any> = held;
-    let lease = lease.downcast::<PgLease>().expect("a PgLease");
-    lease.release().await.expect("release now");
+    held.release().await.expect("release now");
     let started = Instant::now();
     let again = a
         .lock(&key, Duration::from_secs(1))
@@ -262,7 +259,7 @@ async fn a_held_lease_holds_no_connection() {
     let keys: Vec<_> = (0..20)
         .map(|i| support::key("no-connection", &format!("k{i}")))
         .collect();
-    let leases: Vec<Box<dyn KeyLock>> =
+    let leases: Vec<Box<dyn Lease>> =
         futures::future::join_all(keys.iter().map(|k| a.lock(k, Duration::from_secs(5))))
             .await
             .into_iter()
@@ -292,7 +289,7 @@ async fn a_held_lease_holds_no_connection() {
 async fn closing_the_pool_does_not_wait_for_the_store() {
     let a = support::store("close_pool").await;
     let key = support::key("close-pool", "Erin");
-    a.save(&key, &support::token(1), None).await.expect("save");
+    support::put(&a, &key, &support::token(1)).await;
     a.load(&key).await.expect("load").expect("there");
     tokio::time::timeout(Duration::from_secs(5), a.pool().close())
         .await
@@ -325,10 +322,7 @@ fn a_store_dropped_after_its_runtime_closes_its_connection() {
     let key = support::key("after-runtime", "Frank");
     let store = runtime.block_on(async {
         let store = support::store("after_runtime").await;
-        store
-            .save(&key, &support::token(1), None)
-            .await
-            .expect("save");
+        support::put(&store, &key, &support::token(1)).await;
         store
     });
     drop(runtime);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::TokenManager;
-use super::protocol::Goal;
+use super::decision::Goal;
 use crate::error::{Error, Result};
 use crate::id::TokenKey;
 use crate::token::TokenSet;
@@ -34,9 +34,16 @@ impl TokenManager {
         self.inner.now()
     }
 
+    /// The time to judge `token`'s expiry by: see `Inner::token_now` (a
+    /// pair this process just received is not due at once, whatever this
+    /// host's clock says).
+    pub(crate) fn token_now(&self, key: &TokenKey, token: &TokenSet) -> SystemTime {
+        self.inner.token_now(key, token, None)
+    }
+
     /// The refresh skew: callers refresh tokens expiring within it.
     pub(crate) fn skew(&self) -> Duration {
-        self.inner.skew
+        self.inner.config.skew
     }
 
     /// Refreshes `key` through the protocol if `due(current, now)` says its
@@ -55,23 +62,30 @@ impl TokenManager {
     ) -> Result<Ahead> {
         let current = match self.inner.cache.get(key).and_then(|e| e.token) {
             Some(token) => token,
-            None => match self.inner.store.load(key).await? {
-                Some(stored) => Arc::new(stored.value),
-                None => {
-                    return Err(Error::reauthorization_required(
-                        Some(key.clone()),
-                        "no token is stored for this account",
-                    ));
-                }
-            },
+            None => self.inner.stored_token(key).await?,
         };
         if let Some(reason) = current.reauthorization_required() {
             return Err(Error::reauthorization_required(Some(key.clone()), reason));
         }
-        if !due(&current, self.inner.now()) {
+        // The same time the Refresher plans `NotDue`'s token with (see
+        // `token_now` below): if the two disagreed, a token not due here
+        // would be planned due at once, in a loop.
+        if !due(&current, self.token_now(key, &current)) {
             return Ok(Ahead::NotDue(current));
         }
         let token = self.inner.fly(key, Goal::Replace(current)).await?;
         Ok(Ahead::Replaced(token))
+    }
+
+    /// Finishes a refresh left in flight by its holder (the Refresher's
+    /// orphan poll): replays it, or starts the late-replay guard. The
+    /// token the store holds afterwards.
+    ///
+    /// # Errors
+    ///
+    /// A transient error while the refresh cannot be finished yet, and the
+    /// errors of a refresh.
+    pub(crate) async fn take_over(&self, key: &TokenKey) -> Result<Arc<TokenSet>> {
+        self.inner.fly(key, Goal::Takeover { observed: None }).await
     }
 }

@@ -8,10 +8,11 @@ use tokio::sync::broadcast;
 use tracing::warn;
 
 use super::cache::Cache;
+use super::driver::{Guards, MARGIN, Received, UnsavedMap};
 use super::flight::Tasks;
-use super::unsaved::UnsavedMap;
-use super::{CooldownPolicy, Inner, RetryPolicy, TokenManager};
+use super::{Config, CooldownPolicy, Inner, RetryPolicy, TokenManager};
 use crate::clock::Clock;
+use crate::error::human_duration;
 use crate::provider::TokenProvider;
 use crate::store::TokenStore;
 use crate::telemetry::Telemetry;
@@ -23,12 +24,18 @@ pub const DEFAULT_PENDING_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// The default bound on waiting for a store key lock.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// The default bound on the provider phase of one refresh (all attempts,
-/// timeouts and `Retry-After` waits); below [`DEFAULT_LOCK_WAIT`], so a
-/// lease is held for less time than others wait for it.
+/// timeouts and `Retry-After` waits): room for two attempts of
+/// [`DEFAULT_ATTEMPT_TIMEOUT`] and a pause, so a slow answer gets one
+/// retry; below [`DEFAULT_LOCK_WAIT`], so a lease is held for less time
+/// than others wait for it.
 pub const DEFAULT_REFRESH_DEADLINE: Duration = Duration::from_secs(20);
-/// The default time a new token that could not be saved keeps being
-/// retried, under the lease, before the failure is reported.
-pub const DEFAULT_SAVE_RETRY_FOR: Duration = Duration::from_secs(5 * 60);
+/// The default bound on one refresh request. With the 2-second margin it
+/// fits a 10-second lease (Postgres's default), which every request must
+/// not outlive.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
+/// The default number of holders in a row that may fail (die, pause, lose
+/// their lease) and still leave time to replay inside a provider's window.
+pub const DEFAULT_SURVIVED_FAILURES: u32 = 2;
 /// The default number of cached tokens (and tombstones) kept in memory.
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 
@@ -43,7 +50,8 @@ pub struct TokenManagerBuilder {
     retry: RetryPolicy,
     cooldown: CooldownPolicy,
     refresh_deadline: Duration,
-    save_retry_for: Duration,
+    attempt_timeout: Duration,
+    survived_failures: u32,
     cache_capacity: usize,
     event_capacity: usize,
     pending_max_age: Duration,
@@ -60,7 +68,8 @@ impl TokenManagerBuilder {
             retry: RetryPolicy::default(),
             cooldown: CooldownPolicy::default(),
             refresh_deadline: DEFAULT_REFRESH_DEADLINE,
-            save_retry_for: DEFAULT_SAVE_RETRY_FOR,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            survived_failures: DEFAULT_SURVIVED_FAILURES,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             event_capacity: 256,
             pending_max_age: DEFAULT_PENDING_MAX_AGE,
@@ -102,13 +111,21 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// How long a new token that could not be saved keeps being retried
-    /// under the lease before the failure is logged at error level and a
-    /// [`TokenEvent::SaveFailed`](super::TokenEvent::SaveFailed) is sent
-    /// (default 5 minutes). The token stays in memory after that too.
+    /// Bounds one refresh request (default 8 seconds). Keep it below the
+    /// store's lease TTL minus 2 seconds, and at most half the refresh
+    /// deadline; `build` warns otherwise.
     #[must_use]
-    pub fn save_retry_for(mut self, duration: Duration) -> Self {
-        self.save_retry_for = duration;
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// How many holders in a row may fail (die, pause past their lease)
+    /// and still leave a replay inside each provider's window (default 2);
+    /// `build` warns about providers whose window is too short for it.
+    #[must_use]
+    pub fn survive_holder_failures(mut self, failures: u32) -> Self {
+        self.survived_failures = failures;
         self
     }
 
@@ -159,15 +176,69 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// Builds the manager.
-    pub fn build(self) -> TokenManager {
+    /// What [`build`](Self::build) would warn about: each parameter that
+    /// cannot keep the protocol's promises, in words. Empty when all is
+    /// well.
+    pub fn parameter_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
         if self.refresh_deadline >= self.lock_wait {
-            warn!(
-                refresh_deadline = ?self.refresh_deadline,
-                lock_wait = ?self.lock_wait,
-                "the refresh deadline is not shorter than the lock wait: callers may give up on \
-                 a lease whose holder is still refreshing"
-            );
+            warnings.push(format!(
+                "the refresh deadline ({}) is not shorter than the lock wait ({}): callers may \
+                 give up on a lease whose holder is still refreshing",
+                human_duration(self.refresh_deadline),
+                human_duration(self.lock_wait)
+            ));
+        }
+        let two_attempts = self.attempt_timeout * 2 + self.retry.initial_backoff;
+        if self.refresh_deadline < two_attempts && self.retry.max_attempts > 1 {
+            warnings.push(format!(
+                "the refresh deadline ({}) leaves no room for a retry after a slow answer: it \
+                 should be at least twice the attempt timeout ({}) plus the first back-off",
+                human_duration(self.refresh_deadline),
+                human_duration(self.attempt_timeout)
+            ));
+        }
+        let ttl = self.store.lease_ttl();
+        if let Some(ttl) = ttl
+            && ttl < self.attempt_timeout + super::decision::lease_margin(ttl, MARGIN)
+        {
+            warnings.push(format!(
+                "the store's lease TTL ({}) is shorter than the attempt timeout ({}) plus a \
+                 margin of {}: a request may outlive its lease (each attempt is cut to fit it)",
+                human_duration(ttl),
+                human_duration(self.attempt_timeout),
+                human_duration(super::decision::lease_margin(ttl, MARGIN))
+            ));
+        }
+        let mut ids: Vec<_> = self.providers.keys().collect();
+        ids.sort();
+        for id in ids {
+            let rules = self.providers[id].refresh_rules();
+            if let Some(window) = rules.replay_window().filter(|_| rules.rotates()) {
+                let needed =
+                    ttl.unwrap_or_default() * self.survived_failures + self.refresh_deadline;
+                if window <= needed {
+                    warnings.push(format!(
+                        "provider {id}'s replay window ({}) is not longer than {} holder \
+                         failure(s) x the lease TTL ({}) + the refresh deadline ({}): a refresh \
+                         left in flight by that many failures in a row cannot be replayed in time",
+                        human_duration(window),
+                        self.survived_failures,
+                        human_duration(ttl.unwrap_or_default()),
+                        human_duration(self.refresh_deadline)
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+
+    /// Builds the manager, warning about parameters that cannot keep the
+    /// protocol's promises (see [`attempt_timeout`](Self::attempt_timeout)
+    /// and [`survive_holder_failures`](Self::survive_holder_failures)).
+    pub fn build(self) -> TokenManager {
+        for warning in self.parameter_warnings() {
+            warn!("{warning}");
         }
         let (events, _) = broadcast::channel(self.event_capacity);
         let telemetry = Telemetry::new(self.providers.keys());
@@ -178,18 +249,22 @@ impl TokenManagerBuilder {
                 cache: Cache::new(self.cache_capacity),
                 flights: Arc::default(),
                 unsaved: UnsavedMap::default(),
+                guards: Guards::default(),
+                received: Received::default(),
                 tasks: Arc::new(Tasks::default()),
                 closing: AtomicBool::new(false),
                 events,
                 telemetry,
                 clock: self.clock,
-                skew: self.skew,
-                lock_wait: self.lock_wait,
-                retry: self.retry,
-                cooldown: self.cooldown,
-                refresh_deadline: self.refresh_deadline,
-                save_retry_for: self.save_retry_for,
-                pending_max_age: self.pending_max_age,
+                config: Config {
+                    skew: self.skew,
+                    lock_wait: self.lock_wait,
+                    retry: self.retry,
+                    cooldown: self.cooldown,
+                    refresh_deadline: self.refresh_deadline,
+                    attempt_timeout: self.attempt_timeout,
+                    pending_max_age: self.pending_max_age,
+                },
             }),
         }
     }

@@ -31,6 +31,7 @@ use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteG
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as Slot;
 
+use super::decision::fresh_beyond_skew;
 use crate::id::TokenKey;
 use crate::store::Version;
 use crate::token::TokenSet;
@@ -193,7 +194,7 @@ impl Cache {
     /// its version or a newer one. That is the usual case when a flight
     /// reloads (the cache is how the flight started), and it then costs a
     /// read lock and no write lock.
-    pub(super) fn put_stored(&self, key: &TokenKey, token: &Arc<TokenSet>, version: Version) {
+    pub(super) fn put_stored(&self, key: &TokenKey, token: &TokenSet, version: Version) {
         {
             let (hash, shard) = self.read(key);
             if shard
@@ -203,7 +204,7 @@ impl Cache {
                 return;
             }
         }
-        self.put(key, Arc::clone(token), version);
+        self.put(key, Arc::new(token.clone()), version);
     }
 
     /// Records that `key` was removed at `version` (the last version it had,
@@ -266,18 +267,6 @@ impl Cache {
     }
 }
 
-/// Whether `token` is fresh beyond the refresh skew, where the skew is at
-/// most three quarters of the token's lifetime: a token that lives less than the skew
-/// (a 2-minute client-credentials token against the default 5-minute skew)
-/// would otherwise be "expiring" from birth and refreshed on every call.
-pub(super) fn fresh_beyond_skew(token: &TokenSet, now: SystemTime, skew: Duration) -> bool {
-    let lifetime = token
-        .expires_at()
-        .and_then(|e| e.duration_since(token.issued_at()).ok());
-    let skew = lifetime.map_or(skew, |l| skew.min(l / 4 * 3));
-    token.is_fresh(now, skew)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,34 +314,6 @@ mod tests {
                 .fresh(&key("a"), SystemTime::now(), Duration::ZERO)
                 .is_some()
         );
-    }
-
-    #[test]
-    fn the_skew_is_at_most_three_quarters_of_the_lifetime() {
-        let issued = SystemTime::now();
-        let short = TokenSet::new("t", "Bearer", issued).with_expires_in(Duration::from_secs(120));
-        let skew = Duration::from_secs(300);
-        assert!(fresh_beyond_skew(
-            &short,
-            issued + Duration::from_secs(29),
-            skew
-        ));
-        assert!(!fresh_beyond_skew(
-            &short,
-            issued + Duration::from_secs(31),
-            skew
-        ));
-        let long = TokenSet::new("t", "Bearer", issued).with_expires_in(Duration::from_secs(3600));
-        assert!(fresh_beyond_skew(
-            &long,
-            issued + Duration::from_secs(3299),
-            skew
-        ));
-        assert!(!fresh_beyond_skew(
-            &long,
-            issued + Duration::from_secs(3301),
-            skew
-        ));
     }
 
     #[test]

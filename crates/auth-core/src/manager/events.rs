@@ -50,14 +50,23 @@ pub enum TokenEvent {
         /// Whether the still-valid old token was handed out instead.
         served_stale: bool,
     },
-    /// A new token could not be saved within the save retry time, or its
-    /// lease was lost. It is kept in memory (and the next call for the
-    /// account tries again), but it is lost if the process stops.
+    /// A new token still could not be saved after repeated store errors.
+    /// It is kept in memory and its save goes on while the process lives,
+    /// but it is lost if the process stops.
     SaveFailed {
         /// The account.
         key: TokenKey,
         /// Why, without secrets.
         reason: String,
+    },
+    /// A login's sequence was taken after its code exchange, because the
+    /// account came from the response (or the token from elsewhere): a
+    /// login of the same account whose exchange came later but whose
+    /// sequence came first is overwritten by this older one. The one race
+    /// of logins no client rule closes; counted so it can be told apart.
+    LoginRace {
+        /// The account.
+        key: TokenKey,
     },
     /// An operator cleared the reauthorization flag.
     ReauthorizationCleared {

@@ -1,24 +1,21 @@
 //! [`TokenManager`]: hands out valid access tokens and refreshes each account
 //! at most once at a time, everywhere.
 //!
-//! The modules, each one concept:
-//! - `protocol`: the refresh protocol, one function per step, top to bottom;
-//! - `flight`: the in-process single flight and the tracking of work that
-//!   shutdown waits for;
-//! - `cache`: the sharded, bounded, version-monotonic token cache;
-//! - `unsaved`: rotated pairs held in memory until their save lands;
-//! - `writers`: login, logout, revoke and clearing a flag, under the lease;
-//! - `builder`, `events`, `retry`: configuration and what apps observe;
-//! - `ahead`: the entry point of the background [`Refresher`](crate::Refresher).
+//! A refresh reads, in order: `decision` (what to do, from what is known;
+//! no I/O), `driver` (doing it: the flight's work, the attempts, the
+//! saves), `flight` (one refresh per key in this process) and `cache` (the
+//! hot path). `writers` holds logins, revocation, removal and clearing a
+//! flag; `builder`, `events` and `retry` the configuration and what apps
+//! observe.
 
 mod ahead;
 mod builder;
 mod cache;
+mod decision;
+mod driver;
 mod events;
 mod flight;
-mod protocol;
 mod retry;
-mod unsaved;
 mod writers;
 
 use std::collections::HashMap;
@@ -30,17 +27,19 @@ use tokio::sync::broadcast;
 use tracing::error;
 
 pub use builder::{
-    DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE, DEFAULT_REFRESH_DEADLINE,
-    DEFAULT_SAVE_RETRY_FOR, DEFAULT_SKEW, TokenManagerBuilder,
+    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE,
+    DEFAULT_REFRESH_DEADLINE, DEFAULT_SKEW, DEFAULT_SURVIVED_FAILURES, TokenManagerBuilder,
 };
 pub use events::TokenEvent;
 pub use retry::{CooldownPolicy, RetryPolicy};
+pub use writers::Cleared;
 
 pub(crate) use ahead::Ahead;
+pub(crate) use decision::Goal;
 
 use crate::authorization::{AuthorizeRequest, Callback, PendingAuthorization};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, human_duration};
 use crate::id::{ProviderId, TokenKey};
 use crate::introspection::Introspection;
 use crate::provider::TokenProvider;
@@ -49,67 +48,59 @@ use crate::telemetry::Telemetry;
 use crate::token::{AccessToken, TokenSet};
 
 use cache::Cache;
+use driver::{Guards, Received, UnsavedMap};
 use flight::{Flights, Tasks};
-use protocol::Goal;
-use unsaved::UnsavedMap;
 
 /// Keeps tokens of many accounts and providers fresh, over one store.
 ///
 /// Cloning is cheap and clones share everything. It must be used inside a
-/// Tokio runtime: a refresh whose callers all went away, and the retried
-/// save of a pair that could not be saved at once, are finished by spawned
-/// tasks. Call [`shutdown`](Self::shutdown) before the process exits.
+/// Tokio runtime: a refresh whose callers all went away, a login whose
+/// caller went away, and the save of a pair that could not be saved at
+/// once are finished by spawned tasks. Call [`shutdown`](Self::shutdown)
+/// before the process exits.
 ///
-/// See the [crate docs](crate) for an example.
+/// See the [crate docs](crate) for an example and the fault table.
 ///
 /// # The refresh protocol
 ///
 /// 1. **Fast path.** A cached token valid for longer than the skew is
-///    returned with no I/O, no await and no allocation beyond an `Arc` clone.
-/// 2. **Single flight.** The first caller per key leads: it runs the
-///    refresh itself, and every other caller waits for its result. A leader
-///    that gives up (its future is dropped) hands the unfinished refresh to
-///    a task, so a refresh is never cancelled between the server rotating
-///    the refresh token and the new pair being saved.
-/// 3. **Lease and reload.** The leader reads the store; if the token there
-///    will do (another process refreshed), that is the answer. Otherwise it
-///    takes the key's lease (across processes where the store can), reads
-///    again, and checks that the lease is really held. If the lease cannot
-///    be had within the lock wait, a still-valid stored token is served and
-///    otherwise a transient [`LockTimeout`](crate::StoreErrorKind::LockTimeout)
-///    is returned: nothing is ever refreshed without the lease.
-/// 4. **Refresh and save.** The refresh request is retried with the *same*
-///    refresh token while its outcome is unknown (lost answer, timeout, 5xx,
-///    429), all attempts within the refresh deadline, which is shorter than
-///    the lock wait. The new pair is saved with a fenced compare-and-swap
-///    *before* the lease is released or anyone sees it.
-/// 5. **A refused grant** (`invalid_grant` only) flags the stored token,
-///    which is kept, never deleted: [`Error::ReauthorizationRequired`].
-/// 6. **A failed save never drops the pair.** It stays in memory and its
-///    save is retried under the lease, for
-///    [`save_retry_for`](TokenManagerBuilder::save_retry_for). Meanwhile the
-///    new access token is handed out only if the provider says that using it
-///    does not end the server's replay window
-///    ([`TokenProvider::use_ends_replay_window`]); otherwise the old one is,
-///    while valid. A compare-and-swap conflict reloads: a flagged token, or
-///    one that still carries the refresh token we sent, is overwritten; a
-///    new login is kept. Nothing refreshes again from the older stored pair
-///    while this process holds a newer one.
-/// 7. **A transient failure** records a growing cooldown with the stored
-///    token (every process honours it), and a token that is still valid is
-///    served meanwhile (stale-while-revalidate). Only an expired token fails.
-///
-/// Every writer of a key (refresh, login, revoke, remove, clearing a flag)
-/// holds the key's lease, and the cache only ever moves to newer versions,
-/// so nothing written by one can be undone by another that read before it.
+///    returned with no I/O. (It cannot see a record written by another
+///    process: the [`Refresher`](crate::Refresher)'s orphan poll does.)
+/// 2. **Single flight.** The first caller per key leads; every other caller
+///    waits for its result. A leader that goes away hands its unfinished
+///    refresh to a task.
+/// 3. **Lease and reload.** The row is read, then read again under the
+///    key's lease. A refresh found in flight there (its holder died,
+///    paused or gave up) is replayed before anything else; a token with a
+///    record is never served as fresh.
+/// 4. **Write-ahead.** A rotating refresh token is sent only after a
+///    fenced record of the refresh; if the record cannot be written,
+///    nothing is sent. Every retry and replay renews the lease first.
+/// 5. **Only a definite outcome clears the record**: the new pair, saved
+///    with compare-and-swap, or the flag after `invalid_grant`.
+/// 6. **An unsaved pair is never dropped** while the process lives: a task
+///    saves it, taking the lease back the moment it is free.
+/// 7. **A transient failure** records a cooldown (on the store's clock)
+///    and serves the still-valid token meanwhile.
 #[derive(Clone)]
 pub struct TokenManager {
     inner: Arc<Inner>,
 }
 
-/// The registered providers by id, looked up on every flight: hashed with
-/// `foldhash`, like the cache, not SipHash.
+/// The registered providers by id.
 type Providers = HashMap<ProviderId, Arc<dyn TokenProvider>, foldhash::fast::RandomState>;
+
+/// The tunables the driver reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    skew: Duration,
+    lock_wait: Duration,
+    retry: RetryPolicy,
+    cooldown: CooldownPolicy,
+    refresh_deadline: Duration,
+    attempt_timeout: Duration,
+    pending_max_age: Duration,
+}
 
 pub(crate) struct Inner {
     providers: Providers,
@@ -117,18 +108,14 @@ pub(crate) struct Inner {
     cache: Cache,
     flights: Arc<Flights>,
     unsaved: UnsavedMap,
+    guards: Guards,
+    received: Received,
     tasks: Arc<Tasks>,
     closing: AtomicBool,
     events: broadcast::Sender<TokenEvent>,
     telemetry: Telemetry,
     clock: Option<Arc<dyn Clock>>,
-    skew: Duration,
-    lock_wait: Duration,
-    retry: RetryPolicy,
-    cooldown: CooldownPolicy,
-    refresh_deadline: Duration,
-    save_retry_for: Duration,
-    pending_max_age: Duration,
+    config: Config,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -138,10 +125,7 @@ impl std::fmt::Debug for TokenManager {
         f.debug_struct("TokenManager")
             .field("providers", &providers)
             .field("store", &self.inner.store)
-            .field("skew", &self.inner.skew)
-            .field("lock_wait", &self.inner.lock_wait)
-            .field("refresh_deadline", &self.inner.refresh_deadline)
-            .field("retry", &self.inner.retry)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -155,9 +139,9 @@ impl TokenManager {
     /// A valid access token for `key`, refreshing it first if it expires
     /// within the skew.
     ///
-    /// If the refresh fails for a transient reason (the server, the
-    /// network, a busy lease) and the token is still valid, it is returned
-    /// anyway, with a warning and a [`TokenEvent::RefreshFailed`] event.
+    /// If the refresh fails for a transient reason and the token is still
+    /// valid, it is returned anyway, with a warning and a
+    /// [`TokenEvent::RefreshFailed`] event.
     ///
     /// # Errors
     ///
@@ -165,13 +149,13 @@ impl TokenManager {
     ///   stored one is flagged, or the server refused the refresh token.
     /// - [`Error::Transient`] (or a transient store error) when the token
     ///   has expired and could not be refreshed now; the stored token is
-    ///   intact and a later call tries again, after the cooldown.
+    ///   intact and a later call tries again.
     /// - Others as classified by the provider and the store.
     pub async fn access_token(&self, key: &TokenKey) -> Result<AccessToken> {
         if let Some(token) = self
             .inner
             .cache
-            .fresh(key, self.inner.now(), self.inner.skew)
+            .fresh(key, self.inner.now(), self.inner.config.skew)
         {
             self.inner.telemetry.cache_hit(&key.provider);
             return Ok(AccessToken::new(token));
@@ -183,10 +167,8 @@ impl TokenManager {
     /// Replaces a token that an API rejected: refreshes only if `rejected`
     /// is still the current token, and otherwise returns the newer one. So
     /// a hundred requests that got a 401 with the same token cause one
-    /// refresh, however late each 401 arrives.
-    ///
-    /// It never answers with the rejected token: if the refresh fails, the
-    /// error is returned.
+    /// refresh, however late each 401 arrives. It never answers with the
+    /// rejected token.
     ///
     /// # Errors
     ///
@@ -198,8 +180,6 @@ impl TokenManager {
         rejected: &AccessToken,
     ) -> Result<AccessToken> {
         let goal = Goal::Replace(Arc::clone(rejected.token_set()));
-        // The cache answers only when this process holds no newer unsaved
-        // token: the rejected token may be newer than the cached one.
         if self.inner.unsaved.get(key).is_none()
             && let Some(token) = self.inner.cache.get(key).and_then(|e| e.token)
             && goal.satisfied_by(&token, self.inner.now(), Duration::ZERO)
@@ -219,18 +199,12 @@ impl TokenManager {
     pub async fn refresh(&self, key: &TokenKey) -> Result<AccessToken> {
         let current = match self.inner.cache.get(key).and_then(|e| e.token) {
             Some(token) => token,
-            None => {
-                let stored = self.inner.store.load(key).await?.ok_or_else(|| {
-                    Error::reauthorization_required(
-                        Some(key.clone()),
-                        "no token is stored for this account",
-                    )
-                })?;
-                Arc::new(stored.value)
-            }
+            None => self.inner.stored_token(key).await?,
         };
-        let goal = Goal::Replace(current);
-        self.inner.fly(key, goal).await.map(AccessToken::new)
+        self.inner
+            .fly(key, Goal::Replace(current))
+            .await
+            .map(AccessToken::new)
     }
 
     /// Builds the authorize URL for a new grant with `provider`.
@@ -248,27 +222,31 @@ impl TokenManager {
     }
 
     /// Finishes an authorization: checks the callback (error, then state in
-    /// constant time, then that the authorization is younger than the
-    /// builder's `pending_max_age`), exchanges the code, and saves the
-    /// token under the key's lease, replacing (and so un-flagging) any token
-    /// stored for the account.
+    /// constant time, then its age against the builder's
+    /// `pending_max_age`), exchanges the code, and saves the token under the
+    /// key's lease, replacing (and so un-flagging) any token stored for the
+    /// account.
     ///
-    /// When the account is known in advance
-    /// ([`AuthorizeRequest::account`]), the lease is taken before the code
-    /// is exchanged, so a busy lease costs nothing. An exchanged token is
-    /// never lost to a lock wait or a store failure: it is kept in memory,
-    /// served, and its save retried in the background (and
-    /// [`shutdown`](Self::shutdown) waits for that). The one exception is
-    /// the one a save would make too: if this process already holds the
-    /// token of a login of the account received *after* this one (two
-    /// logins finishing out of order), that newer token is kept and
-    /// returned instead.
+    /// Logins are ordered by the store, not by clocks: when the account is
+    /// known in advance ([`AuthorizeRequest::account`]), the lease and the
+    /// key's next login sequence are taken before the code is exchanged,
+    /// and the save succeeds only over an older grant. When the account
+    /// comes from the response, they are taken right after the exchange
+    /// (see [`TokenEvent::LoginRace`]).
+    ///
+    /// **Cancellation-safe.** From the moment the code is sent, the
+    /// exchange and the save finish in a task of their own even if this
+    /// future is dropped; the next call for the key sees the result. A
+    /// token whose save fails is kept in memory, served, and saved by a
+    /// task.
     ///
     /// # Errors
     ///
     /// [`Error::AuthorizationDenied`] when the callback carries an error,
-    /// [`Error::InvalidInput`] when its state does not match, and the
-    /// provider's errors; a lock timeout before the exchange.
+    /// [`Error::InvalidInput`] when its state does not match, the
+    /// provider's errors, a lock timeout before the exchange, and
+    /// [`Error::ReauthorizationRequired`] when the account was revoked or
+    /// removed after this login began.
     pub async fn complete_authorization(
         &self,
         pending: &PendingAuthorization,
@@ -281,48 +259,26 @@ impl TokenManager {
             .now()
             .duration_since(pending.created_at)
             .unwrap_or_default();
-        if age > self.inner.pending_max_age {
+        if age > self.inner.config.pending_max_age {
             return Err(Error::invalid_input(format!(
                 "this authorization was started {} ago, longer than the {} allowed; start it again",
-                humantime::format_duration(Duration::from_secs(age.as_secs())),
-                humantime::format_duration(self.inner.pending_max_age)
+                human_duration(age),
+                human_duration(self.inner.config.pending_max_age)
             )));
         }
         let provider = Arc::clone(self.inner.provider(&pending.provider)?);
-        let early = match &pending.account {
-            Some(account) => {
-                let key = TokenKey::new(pending.provider.clone(), account.clone());
-                let lease = self.inner.store.lock(&key, self.inner.lock_wait).await?;
-                Some((key, lease))
-            }
-            None => None,
-        };
-        let token = provider.exchange_code(pending, callback).await?;
-        let (key, lease) = match early {
-            Some((key, lease)) => (key, Some(lease)),
-            None => {
-                let Some(account) = provider.account_for(&token) else {
-                    return Err(Error::configuration(format!(
-                        "provider {} cannot tell which account the new token belongs to; \
-                         set AuthorizeRequest::account",
-                        pending.provider
-                    )));
-                };
-                (TokenKey::new(pending.provider.clone(), account), None)
-            }
-        };
-        let token = self.inner.save_grant(&key, lease, token).await;
-        self.inner.emit(TokenEvent::Authorized { key: key.clone() });
+        let (key, token) = self
+            .inner
+            .login(provider, pending.clone(), callback.clone())
+            .await?;
         Ok((key, AccessToken::new(token)))
     }
 
     /// Saves the token of a login that did not go through
     /// [`complete_authorization`](Self::complete_authorization), such as a
-    /// device login (RFC 8628), exactly as that method saves its token:
-    /// under the key's lease, replacing (and so un-flagging) any token
-    /// stored for the account, never lost to a lock wait or a store failure
-    /// (kept in memory, served, and its save retried in the background),
-    /// with a [`TokenEvent::Authorized`] event.
+    /// device login (RFC 8628), as that method saves its token. Its
+    /// sequence is taken after the token was issued (a
+    /// [`TokenEvent::LoginRace`]). Cancellation-safe.
     ///
     /// # Errors
     ///
@@ -330,51 +286,56 @@ impl TokenManager {
     /// registered.
     pub async fn save_authorization(&self, key: &TokenKey, token: TokenSet) -> Result<AccessToken> {
         self.inner.provider(&key.provider)?;
-        let token = self.inner.save_grant(key, None, token).await;
-        self.inner.emit(TokenEvent::Authorized { key: key.clone() });
+        let inner = Arc::clone(&self.inner);
+        let owned = key.clone();
+        let token = self
+            .inner
+            .detached(async move {
+                inner
+                    .save_login(&owned, None, None, token.into_new_grant())
+                    .await
+            })
+            .await?;
         Ok(AccessToken::new(token))
     }
 
-    /// Revokes the grant at the provider, then deletes the token locally,
-    /// under the key's lease. If the provider cannot revoke, nothing is
-    /// deleted.
-    ///
-    /// A login of the same account whose save is still being retried by
-    /// *another* process (its store failed when it finished) can land after
-    /// this, since a store keeps no record of a deletion: the account then
-    /// holds that login's grant, which the user approved and which was not
-    /// revoked. In this process, a pending login of the key is dropped.
+    /// Revokes the grant at the provider and leaves a tombstone, under the
+    /// key's lease. A refresh in flight is finished first, and the current
+    /// pair is revoked (this process's unsaved one, if it holds one). The
+    /// tombstone refuses logins sequenced before it, so a login that began
+    /// before the revocation cannot bring the grant back; a later login
+    /// is accepted. If the provider cannot revoke, nothing is deleted.
     ///
     /// # Errors
     ///
     /// [`Error::ReauthorizationRequired`] when nothing is stored,
-    /// [`Error::Unsupported`] when the provider has no revocation, and the
-    /// provider's errors (the local token is then kept).
+    /// [`Error::Unsupported`] when the provider has no revocation, a
+    /// transient error when a refresh in flight could not be finished yet,
+    /// and the provider's errors (the token is then kept).
     pub async fn revoke(&self, key: &TokenKey) -> Result<()> {
         self.inner.revoke(key).await
     }
 
-    /// Deletes the token locally only (a logout), under the key's lease.
-    /// Returns whether one was stored. An unknown key creates nothing. As
-    /// for [`revoke`](Self::revoke), another process's pending login save
-    /// can land afterwards.
+    /// Deletes the token locally only (a logout), leaving a tombstone like
+    /// [`revoke`](Self::revoke). Returns whether one was stored.
     ///
     /// # Errors
     ///
-    /// The store's errors.
+    /// The store's errors, and a transient error when a refresh in flight
+    /// could not be finished yet.
     pub async fn remove(&self, key: &TokenKey) -> Result<bool> {
         self.inner.remove(key).await
     }
 
-    /// Clears a reauthorization flag that an operator knows is wrong (and
-    /// any refresh cooldown), so the next call refreshes again. Returns
-    /// whether there was anything to clear.
+    /// Clears a reauthorization flag that an operator knows is wrong, and
+    /// any refresh cooldown, so the next call refreshes again. A refresh
+    /// in flight stays recorded. Says what it cleared.
     ///
     /// # Errors
     ///
     /// [`Error::ReauthorizationRequired`] when nothing is stored; the
     /// store's errors.
-    pub async fn clear_reauthorization(&self, key: &TokenKey) -> Result<bool> {
+    pub async fn clear_reauthorization(&self, key: &TokenKey) -> Result<Cleared> {
         self.inner.clear_reauthorization(key).await
     }
 
@@ -386,14 +347,9 @@ impl TokenManager {
     /// [`Error::Unsupported`] when the provider cannot introspect.
     pub async fn introspect(&self, key: &TokenKey) -> Result<Introspection> {
         let provider = self.inner.provider(&key.provider)?;
-        let stored = self.inner.store.load(key).await?.ok_or_else(|| {
-            Error::reauthorization_required(
-                Some(key.clone()),
-                "no token is stored for this account",
-            )
-        })?;
+        let token = self.inner.stored_token(key).await?;
         provider
-            .introspect(&stored.value)
+            .introspect(&token)
             .await
             .map_err(|e| e.for_key(key))
     }
@@ -404,7 +360,13 @@ impl TokenManager {
     ///
     /// The store's errors.
     pub async fn stored(&self, key: &TokenKey) -> Result<Option<Arc<TokenSet>>> {
-        Ok(self.inner.store.load(key).await?.map(|v| Arc::new(v.value)))
+        Ok(self
+            .inner
+            .store
+            .load(key)
+            .await?
+            .and_then(|row| row.token)
+            .map(Arc::new))
     }
 
     /// The stored keys, of one provider or of all.
@@ -443,16 +405,24 @@ impl TokenManager {
         &self.inner.store
     }
 
+    /// The accounts whose new token this process holds but has not saved:
+    /// they are at risk if the process stops now.
+    pub fn unsaved(&self) -> Vec<TokenKey> {
+        self.inner.unsaved.keys()
+    }
+
     /// Stops starting refreshes and waits, at most `timeout`, for the
-    /// refreshes and saves in progress (abandoned flights and background
-    /// saves included), so that no refresh is cut between the server's
-    /// answer and the save. Cached tokens are still served afterwards.
+    /// refreshes, logins and saves in progress. Cached tokens are still
+    /// served afterwards.
+    ///
+    /// Accounts whose new token could not be saved are named at error
+    /// level, with why they are at risk; the error lists them too.
     ///
     /// # Errors
     ///
-    /// [`Error::Transient`] when work was still running at the timeout, and
     /// [`Error::Store`] when a new token could not be saved and is lost
-    /// with this process (each is also logged at error level, with its key).
+    /// with this process, and [`Error::Transient`] when work was still
+    /// running at the timeout.
     pub async fn shutdown(&self, timeout: Duration) -> Result<()> {
         if !self.inner.closing.swap(true, Ordering::SeqCst) {
             self.inner.emit(TokenEvent::ShuttingDown);
@@ -460,32 +430,31 @@ impl TokenManager {
         let idle = self.inner.tasks.wait_idle(timeout).await;
         let unsaved = self.inner.unsaved.keys();
         for key in &unsaved {
-            error!(%key, "shutting down with a new token that could not be saved; the account may need a new login");
+            error!(%key, "shutting down with a new token for this account that is not saved: the store still holds the spent pair with a refresh in flight, and another process can recover it only by replaying within the provider's window; otherwise the account needs a new login");
         }
         if !unsaved.is_empty() {
+            let names: Vec<_> = unsaved.iter().map(ToString::to_string).collect();
             return Err(Error::store(
-                crate::error::StoreErrorKind::Other,
+                crate::error::StoreErrorKind::Unavailable,
                 None,
                 format!(
-                    "{} new token(s) could not be saved before shutdown (see the error log for \
-                     their keys); those accounts may need a new login",
-                    unsaved.len()
+                    "new tokens for {} could not be saved before shutdown; those accounts may \
+                     need a new login unless another process replays their refresh in time",
+                    names.join(", ")
                 ),
             ));
         }
         if !idle {
             return Err(Error::transient(format!(
-                "{} refresh(es) or save(s) were still running after {}",
+                "{} refresh(es), login(s) or save(s) were still running after {}",
                 self.inner.tasks.running(),
-                humantime::format_duration(timeout)
+                human_duration(timeout)
             )));
         }
         Ok(())
     }
 
-    /// Whether [`shutdown`](Self::shutdown) was called. Subscribers also
-    /// get a [`TokenEvent::ShuttingDown`] (or, if they lagged, an error from
-    /// `recv`, after which they should look here).
+    /// Whether [`shutdown`](Self::shutdown) was called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.closing.load(Ordering::SeqCst)
     }
@@ -515,6 +484,21 @@ impl Inner {
                 known.join(", ")
             ))
         })
+    }
+
+    /// The stored token, or the error that none is stored.
+    async fn stored_token(&self, key: &TokenKey) -> Result<Arc<TokenSet>> {
+        self.store
+            .load(key)
+            .await?
+            .and_then(|row| row.token)
+            .map(Arc::new)
+            .ok_or_else(|| {
+                Error::reauthorization_required(
+                    Some(key.clone()),
+                    "no token is stored for this account",
+                )
+            })
     }
 
     fn emit(&self, event: TokenEvent) {

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::{
     AuthorizeRequest, Callback, ProviderId, RetryPolicy, TokenKey, TokenManager, TokenSet,
-    TokenStore,
 };
 use auth_emulator::{Emulator, IssuedTokens, demo};
 use auth_fitbit::{
@@ -118,7 +117,7 @@ pub async fn store_expired(world: &World, key: &TokenKey, issued: &IssuedTokens)
     if let Some(refresh) = &issued.refresh_token {
         token = token.with_refresh_token(refresh.clone());
     }
-    world.store.save(key, &token, None).await.unwrap();
+    world.store.put(key, &token).await.unwrap();
 }
 
 pub fn fitbit_key(user: &str) -> TokenKey {

@@ -124,7 +124,7 @@ pub fn builder(
         .scope_separator(spec.scopes.separator.clone())
         .default_scopes(spec.scopes.default.iter().cloned())
         .always_scopes(spec.scopes.offline.iter().cloned())
-        .refresh_rules(spec.refresh_rules())
+        .catalogue_refresh_rules(spec.refresh_rules())
         .api_base_urls(e.api_base_urls.iter().cloned())
         .expires_in_choices(spec.response.expires_in_choices.iter().copied())
         .hooks(Arc::new(CatalogueHooks::new(shared)));

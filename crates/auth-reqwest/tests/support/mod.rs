@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use auth_core::testing::FakeProvider;
-use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore};
+use auth_core::{TokenKey, TokenManager, TokenSet};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -139,7 +139,7 @@ pub async fn accounts(names: &[&str]) -> Accounts {
         let token = TokenSet::new(format!("old-{name}"), "Bearer", SystemTime::now())
             .with_refresh_token(format!("refresh-{name}"))
             .with_expires_in(Duration::from_secs(3600));
-        store.save(&key(name), &token, None).await.unwrap();
+        store.put(&key(name), &token).await.unwrap();
     }
     let manager = TokenManager::builder(Arc::new(store.clone()))
         .provider(provider.clone())

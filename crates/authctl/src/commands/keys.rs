@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use auth_core::secrecy::ExposeSecret as _;
-use auth_core::{DEFAULT_SKEW, Error, TokenManager};
+use auth_core::{DEFAULT_SKEW, Error, Stored, TokenManager, TokenSet};
 
 use super::{Context, Session, managed_store, open_store, token_key};
 use crate::cli::{IntrospectArgs, KeyArgs};
@@ -16,11 +16,15 @@ use crate::output::{self, TokenView};
 /// `authctl token`: a valid access token on stdout, refreshed if needed;
 /// across processes, only one refreshes (the file store's key lock).
 ///
-/// A stored token that the manager would hand out as it is (unflagged, and
-/// valid for longer than its refresh skew) is printed straight from the
-/// store, before any provider is built: building one sets up an HTTP client
-/// and loads the system's TLS roots, which cost several times the rest of
-/// the command, and a valid token needs no request. The checks that come
+/// A stored token that the manager would hand out as it is (unflagged,
+/// valid for longer than its refresh skew, and with no refresh in flight) is
+/// printed straight from the store, before any provider is built: building
+/// one sets up an HTTP client and loads the system's TLS roots, which cost
+/// several times the rest of the command, and a valid token needs no
+/// request. A token whose refresh is in flight (another process sent its
+/// refresh token and may have died before saving the answer) is never
+/// served from here: the manager takes the lease and finishes that refresh
+/// first, replaying it while the provider still answers a replay. The checks that come
 /// before the store in [`Session::open`] (the config, the key, the provider
 /// section and its client secret, the store and its encryption keys) come
 /// first here too, with the same errors; everything else goes through the
@@ -32,9 +36,9 @@ pub(crate) async fn token(cx: &Context, args: KeyArgs) -> CliResult {
     let opened = open_store(cx, &config).await?;
     let store = managed_store(&config, opened.store)?;
     if let Ok(Some(stored)) = store.load(&key).await
-        && servable(&stored.value)
+        && let Some(token) = servable(&stored)
     {
-        output::token(stored.value.access_token().expose_secret());
+        output::token(token.access_token().expose_secret());
         return Ok(());
     }
     let session = Session::with_config(cx, config, key).await?;
@@ -74,22 +78,30 @@ pub(crate) fn token_before_runtime(config: Option<&Path>, args: &KeyArgs) -> Cli
         return Ok(false);
     };
     match store.load_blocking(&key) {
-        Ok(Some(stored)) if servable(&stored.value) => {
-            output::token(stored.value.access_token().expose_secret());
-            Ok(true)
-        }
-        // Refreshing, reporting a flag, a missing token or a read error are
-        // the manager's business.
+        Ok(Some(stored)) => match servable(&stored) {
+            Some(token) => {
+                output::token(token.access_token().expose_secret());
+                Ok(true)
+            }
+            None => Ok(false),
+        },
+        // Refreshing, finishing a refresh in flight, reporting a flag, a
+        // missing token or a read error are the manager's business.
         _ => Ok(false),
     }
 }
 
-/// Whether the manager would hand `token` out as it is, with no request:
-/// unflagged and valid for longer than the refresh skew (step 1 of the
-/// protocol, which the manager's `access_token` answers from the store
-/// the same way).
-fn servable(token: &auth_core::TokenSet) -> bool {
-    token.reauthorization_required().is_none() && token.is_fresh(SystemTime::now(), DEFAULT_SKEW)
+/// The stored token, if the manager would hand it out as it is, with no
+/// request: there is a token (not a tombstone), no refresh of it is in
+/// flight, and it is unflagged and valid for longer than the refresh skew
+/// (step 1 of the protocol, which the manager's `access_token` answers from
+/// the store the same way).
+fn servable(stored: &Stored) -> Option<&TokenSet> {
+    let token = stored.token.as_ref()?;
+    (stored.in_flight.is_none()
+        && token.reauthorization_required().is_none()
+        && token.is_fresh(SystemTime::now(), DEFAULT_SKEW))
+    .then_some(token)
 }
 
 /// `authctl refresh`: refreshes now and prints the summary.
@@ -115,10 +127,9 @@ pub(crate) async fn clear_flag(cx: &Context, args: KeyArgs) -> CliResult {
         .clear_reauthorization(&session.key)
         .await
         .map_err(|e| session.fail(&e))?;
-    if cleared {
+    if cleared.any() {
         output::line(&format!(
-            "cleared the reauthorization flag of {}; the next `authctl token` or `authctl \
-             refresh` asks the server again",
+            "{}: {cleared}; the next `authctl token` or `authctl refresh` asks the server again",
             session.key
         ));
     } else {
@@ -205,4 +216,50 @@ pub(crate) async fn logout(cx: &Context, args: KeyArgs) -> CliResult {
         output::line(&format!("no token stored for {key}; nothing to do"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use auth_core::{InFlight, Sequence, Version};
+
+    use super::*;
+
+    fn stored(token: Option<TokenSet>, in_flight: bool) -> Stored {
+        let now = SystemTime::now();
+        Stored {
+            version: Version(2),
+            token,
+            grant: Sequence(1),
+            in_flight: in_flight.then_some(InFlight { since: now }),
+            read_at: now,
+        }
+    }
+
+    fn valid() -> TokenSet {
+        TokenSet::new("access", "Bearer", SystemTime::now())
+            .with_refresh_token("refresh")
+            .with_expires_in(Duration::from_secs(8 * 3600))
+    }
+
+    #[test]
+    fn a_valid_token_with_nothing_in_flight_is_served() {
+        assert!(servable(&stored(Some(valid()), false)).is_some());
+    }
+
+    #[test]
+    fn a_token_whose_refresh_is_in_flight_is_left_to_the_manager() {
+        assert!(servable(&stored(Some(valid()), true)).is_none());
+    }
+
+    #[test]
+    fn tombstones_flags_and_stale_tokens_are_left_to_the_manager() {
+        assert!(servable(&stored(None, false)).is_none());
+        let flagged = valid().flagged_for_reauthorization("invalid_grant");
+        assert!(servable(&stored(Some(flagged), false)).is_none());
+        let stale =
+            TokenSet::new("access", "Bearer", SystemTime::now()).with_expires_in(DEFAULT_SKEW / 2);
+        assert!(servable(&stored(Some(stale), false)).is_none());
+    }
 }

@@ -46,9 +46,11 @@ pub(crate) async fn run(cx: &Context, args: StatusArgs) -> CliResult {
     for key in keys {
         match store.load(&key).await {
             Ok(Some(stored)) => {
-                rows.push(StatusRow::Token(TokenView::new(&key, &stored.value, now)))
+                if let Some(token) = &stored.token {
+                    rows.push(StatusRow::Token(TokenView::new(&key, token, now)));
+                }
             }
-            // Deleted between list and load.
+            // Deleted between list and load (a tombstone has no token).
             Ok(None) => {}
             Err(e) => {
                 broken.get_or_insert_with(|| Failure::from_auth(&e, &Target::key(&key)));

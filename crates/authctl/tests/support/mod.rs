@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use assert_cmd::cargo::CommandCargoExt as _;
 use auth_core::secrecy::ExposeSecret as _;
-use auth_core::{TokenKey, TokenSet, TokenStore};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore};
 use auth_emulator::{ClientConfig, Emulator, EmulatorBuilder, IssuedTokens};
 use store_file::FileTokenStore;
 use store_postgres::PostgresTokenStore;
@@ -259,7 +259,7 @@ tokeninfo_url = "{gi}"
             .load(&key)
             .await
             .expect("the store reads")
-            .map(|v| v.value)
+            .and_then(|row| row.token)
     }
 
     /// Adds a value that must never be printed.
@@ -271,9 +271,11 @@ tokeninfo_url = "{gi}"
     pub(crate) async fn remember_stored_tokens(&self) {
         let store = self.open_store().await;
         for key in store.list(None).await.unwrap_or_default() {
-            if let Ok(Some(stored)) = store.load(&key).await {
-                self.remember(stored.value.access_token().expose_secret());
-                if let Some(refresh) = stored.value.refresh_token() {
+            if let Ok(Some(stored)) = store.load(&key).await
+                && let Some(token) = stored.token
+            {
+                self.remember(token.access_token().expose_secret());
+                if let Some(refresh) = token.refresh_token() {
                     self.remember(refresh.expose_secret());
                 }
             }
@@ -356,15 +358,23 @@ tokeninfo_url = "{gi}"
         issued
     }
 
-    /// Writes a token into the store, replacing any.
+    /// Writes a token into the store, replacing any, as a login would
+    /// (through the key's lease, with a new login sequence).
     pub(crate) async fn put(&self, key: &TokenKey, token: &TokenSet) {
         self.remember(token.access_token().expose_secret());
         if let Some(refresh) = token.refresh_token() {
             self.remember(refresh.expose_secret());
         }
         let store = self.open_store().await;
-        let expected = store.load(key).await.expect("load").map(|v| v.version);
-        store.save(key, token, expected).await.expect("save");
+        let lease = store
+            .lock(key, Duration::from_secs(10))
+            .await
+            .expect("lock");
+        let sequence = lease.next_sequence().await.expect("a login sequence");
+        lease
+            .save_and_release(token, Expect::Login(sequence), Record::Clear)
+            .await
+            .expect("save");
     }
 }
 

@@ -6,11 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use auth_core::{TokenKey, TokenSet, TokenStore};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore, Version};
 use base64::Engine as _;
 use store_encrypted::{EncryptedStore, KeyRing};
 use store_file::FileTokenStore;
 use store_memory::MemoryTokenStore;
+
+/// How long the tests wait for a lease they expect to get.
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The bytes of test key `n`: recognizable, so a test can look for them.
 pub(crate) fn key_bytes(n: u8) -> [u8; 32] {
@@ -84,11 +87,47 @@ pub(crate) fn token(n: u32) -> TokenSet {
     .with_extra("user_id", serde_json::json!("26FWFL"))
 }
 
+/// A stored token and its version.
+pub(crate) struct Raw {
+    pub(crate) value: TokenSet,
+    pub(crate) version: Version,
+}
+
 /// The raw stored token of `key` in `inner`, with its version.
-pub(crate) async fn raw(inner: &dyn TokenStore, key: &TokenKey) -> auth_core::Versioned<TokenSet> {
-    inner
+pub(crate) async fn raw(inner: &dyn TokenStore, key: &TokenKey) -> Raw {
+    let stored = inner
         .load(key)
         .await
         .expect("inner load")
-        .expect("a stored token")
+        .expect("a stored row");
+    Raw {
+        value: stored.token.expect("a stored token"),
+        version: stored.version,
+    }
+}
+
+/// A save as the manager makes one: through the key's lease, taken and
+/// released for it, creating the key when `expected` is `None`.
+pub(crate) trait SaveExt {
+    async fn save(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> auth_core::Result<Version>;
+}
+
+impl<T: TokenStore + ?Sized> SaveExt for T {
+    async fn save(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        expected: Option<Version>,
+    ) -> auth_core::Result<Version> {
+        let expected = expected.map_or(Expect::Absent, Expect::Version);
+        self.lock(key, WAIT)
+            .await?
+            .save_and_release(token, expected, Record::Clear)
+            .await
+    }
 }

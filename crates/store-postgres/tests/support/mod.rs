@@ -12,8 +12,8 @@ pub(crate) mod proxy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use auth_core::conformance::LeaseBreaker;
-use auth_core::{TokenKey, TokenSet, async_trait};
+use auth_core::conformance::{Corrupter, LeaseBreaker};
+use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore, async_trait};
 use store_postgres::{PostgresStoreBuilder, PostgresTokenStore};
 
 /// A schema name no other test (or test binary) uses.
@@ -70,6 +70,26 @@ pub(crate) fn builder(schema: &str) -> PostgresStoreBuilder {
 }
 
 /// Expires the lease row of a key through SQL, as if its TTL had passed
+/// with no heartbeat: how a Postgres lease is lost.
+pub(crate) async fn expire_lease(store: &PostgresTokenStore, key: &TokenKey) {
+    let expired = sqlx::query(&format!(
+        "UPDATE {} SET expires_at = now() - interval '1 second' \
+         WHERE provider = $1 AND account = $2",
+        quoted(store, "_leases")
+    ))
+    .bind(key.provider.as_str())
+    .bind(key.account.as_str())
+    .execute(store.pool())
+    .await
+    .expect("expire the lease row");
+    assert_eq!(
+        expired.rows_affected(),
+        1,
+        "no lease row of {key} to expire"
+    );
+}
+
+/// Expires the lease row of a key through SQL, as if its TTL had passed
 /// with no heartbeat: how a Postgres lease is lost, for the conformance
 /// suite.
 pub(crate) struct ExpireLease(pub(crate) PostgresTokenStore);
@@ -77,23 +97,107 @@ pub(crate) struct ExpireLease(pub(crate) PostgresTokenStore);
 #[async_trait]
 impl LeaseBreaker for ExpireLease {
     async fn break_lease(&self, key: &TokenKey) {
-        let tables = self.0.tables();
-        let (schema, table) = tables.split_once('.').expect("schema.table");
-        let expired = sqlx::query(&format!(
-            "UPDATE \"{schema}\".\"{table}_leases\" SET expires_at = now() - interval '1 second' \
-             WHERE provider = $1 AND account = $2"
+        expire_lease(&self.0, key).await;
+    }
+}
+
+/// Garbles a row's data in place, through SQL, the way a bad manual edit
+/// or a buggy migration would; repairs by deleting the row, as a person
+/// would after looking at it.
+pub(crate) struct Garble(pub(crate) PostgresTokenStore);
+
+#[async_trait]
+impl Corrupter for Garble {
+    async fn corrupt(&self, key: &TokenKey) {
+        let garbled = sqlx::query(&format!(
+            "UPDATE {} SET data = '{{\"format\": 1, \"garbled\": true}}'::jsonb \
+             WHERE provider = $1 AND account = $2",
+            quoted(&self.0, "")
         ))
         .bind(key.provider.as_str())
         .bind(key.account.as_str())
         .execute(self.0.pool())
         .await
-        .expect("expire the lease row");
-        assert_eq!(
-            expired.rows_affected(),
-            1,
-            "no lease row of {key} to expire"
-        );
+        .expect("garble the row");
+        assert_eq!(garbled.rows_affected(), 1, "no row of {key} to garble");
     }
+
+    async fn repair(&self, key: &TokenKey) {
+        sqlx::query(&format!(
+            "DELETE FROM {} WHERE provider = $1 AND account = $2",
+            quoted(&self.0, "")
+        ))
+        .bind(key.provider.as_str())
+        .bind(key.account.as_str())
+        .execute(self.0.pool())
+        .await
+        .expect("delete the garbled row");
+    }
+}
+
+/// A table of `store` (`suffix` "" for the tokens, "_leases", "_meta"),
+/// quoted for SQL.
+pub(crate) fn quoted(store: &PostgresTokenStore, suffix: &str) -> String {
+    let tables = store.tables();
+    let (schema, table) = tables.split_once('.').expect("schema.table");
+    format!("\"{schema}\".\"{table}{suffix}\"")
+}
+
+/// The schema of `store`'s tables.
+pub(crate) fn schema_of(store: &PostgresTokenStore) -> String {
+    let tables = store.tables();
+    tables.split_once('.').expect("schema.table").0.to_owned()
+}
+
+/// A store on the tables of `store` whose connections go through a new
+/// [`proxy::FreezableProxy`] (to freeze, or to count statements), with
+/// the default lease TTL unless `ttl` says otherwise.
+pub(crate) async fn through_proxy(
+    store: &PostgresTokenStore,
+    ttl: Option<Duration>,
+) -> (PostgresTokenStore, proxy::FreezableProxy) {
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], cluster::shared().port()).into();
+    let proxy = proxy::FreezableProxy::start(target).await;
+    let options: store_postgres::PgConnectOptions = cluster::shared().url().parse().expect("url");
+    let via = builder(&schema_of(store))
+        .lease_ttl(ttl.unwrap_or(PostgresTokenStore::DEFAULT_LEASE_TTL))
+        .connect_with(options.port(proxy.port()))
+        .await
+        .expect("connect through the proxy");
+    (via, proxy)
+}
+
+/// Saves `token` under a new lease over whatever is stored (a create, or a
+/// compare-and-swap on the version loaded), releasing the lease; returns
+/// the new version.
+pub(crate) async fn put(
+    store: &PostgresTokenStore,
+    key: &TokenKey,
+    token: &TokenSet,
+) -> auth_core::Version {
+    let lease = store
+        .lock(key, Duration::from_secs(10))
+        .await
+        .expect("lock to put");
+    let expect = match lease.load().await.expect("load to put") {
+        Some(stored) => Expect::Version(stored.version),
+        None => Expect::Absent,
+    };
+    lease
+        .save_and_release(token, expect, Record::Clear)
+        .await
+        .expect("put")
+}
+
+/// The token stored for `key`, which must be there.
+pub(crate) async fn stored_token(store: &PostgresTokenStore, key: &TokenKey) -> TokenSet {
+    store
+        .load(key)
+        .await
+        .expect("load")
+        .expect("a row")
+        .token
+        .expect("a token")
 }
 
 /// A key from two ids, which must be valid.

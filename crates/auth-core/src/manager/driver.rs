@@ -1,0 +1,781 @@
+//! The driver: performs what the [decision](super::decision) asks, one
+//! action at a time, and feeds the results back. Everything here is I/O
+//! (the store, the provider, timers, tasks); every choice is the
+//! decision's.
+//!
+//! A refresh, top to bottom: [`fly`](Inner::fly) joins or leads the key's
+//! single flight; [`drive`](Inner::drive) reads the row (without the lease,
+//! then under it) and asks [`on_row`]; [`refresh`](Inner::refresh) writes
+//! the record and sends, renewing before every retry and replay;
+//! [`finish`](Inner::finish) saves the pair, flags, or cools down. A pair
+//! that cannot be saved goes to [`keep_saving`](Inner::keep_saving), a task
+//! that lives as long as the process; a record that may be a live
+//! holder's goes to [`guard`](Inner::guard).
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::FutureExt;
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::decision::{
+    self, AfterFailure, Goal, Known, Next, Origin, Tenure, Unsaved, Verdict, on_row,
+};
+use super::flight::{FinishOnDrop, Flights, Joined, Outcome, spawn_tracked};
+use super::{Inner, TokenEvent};
+use crate::error::{Error, Result, Sent, StoreErrorKind};
+use crate::id::TokenKey;
+use crate::provider::TokenProvider;
+use crate::store::{Expect, Lease, Record, Stored, Version};
+use crate::telemetry;
+use crate::token::TokenSet;
+
+/// How many times a follower may start over when a flight's answer does
+/// not fit its goal.
+const MAX_ROUNDS: usize = 4;
+/// The first and the longest pause between saves of an unsaved pair after
+/// store errors (a lost lease is taken back at once, without a pause).
+pub(super) const SAVE_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(5));
+/// What a renewed lease must outlive a request by, and what the
+/// late-replay guard adds to the save back-off cap.
+pub(super) const MARGIN: Duration = Duration::from_secs(2);
+/// How often the late-replay guard reads the record it watches.
+const GUARD_POLL: Duration = Duration::from_secs(1);
+
+impl Inner {
+    /// Joins the key's flight, or leads a new one, until an answer fits
+    /// `goal`.
+    pub(super) async fn fly(self: &Arc<Self>, key: &TokenKey, goal: Goal) -> Outcome {
+        let mut last = None;
+        for _ in 0..MAX_ROUNDS {
+            match self.flights.join(key) {
+                Joined::Lead(sender) => {
+                    let inner = Arc::clone(self);
+                    let (key, goal) = (key.clone(), goal.clone());
+                    let busy = self.tasks.start();
+                    let work = async move {
+                        let outcome = AssertUnwindSafe(inner.drive(&key, &goal))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(Error::transient(format!(
+                                    "the refresh of {key} panicked (a bug in its provider or \
+                                     store)"
+                                )))
+                            });
+                        Flights::finish(sender, &outcome);
+                        drop(busy);
+                        outcome
+                    };
+                    return FinishOnDrop::run(work.boxed()).await;
+                }
+                Joined::Follow(flight) => {
+                    let Some(outcome) = Flights::follow(flight).await else {
+                        continue;
+                    };
+                    // A fresh-goal flight's answer is the answer; a rejected
+                    // token or another goal's transient error is not.
+                    let fits = match (&goal, &outcome) {
+                        (Goal::Replace(rejected), Ok(token)) => {
+                            token.access_token().expose_secret()
+                                != rejected.access_token().expose_secret()
+                        }
+                        (Goal::Fresh, Err(e)) => !e.is_transient() || last.is_some(),
+                        _ => true,
+                    };
+                    if fits {
+                        return outcome;
+                    }
+                    last = Some(outcome);
+                }
+            }
+        }
+        last.unwrap_or_else(|| {
+            Err(Error::transient(format!(
+                "the refresh of {key} kept being superseded; try again"
+            )))
+        })
+    }
+
+    /// One flight: find or make a token that fits `goal`.
+    async fn drive(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
+        let provider = Arc::clone(self.provider(&key.provider)?);
+        if let Some(unsaved) = self.unsaved.get(key) {
+            return decision::interim(key, &unsaved, goal, self.now());
+        }
+        if matches!(goal, Goal::Fresh) {
+            let row = self.store.load(key).await?;
+            match on_row(&self.known(key, goal, &*provider, row.as_ref(), false)) {
+                Next::Serve(token) => return Ok(self.cached(key, token, row.as_ref())),
+                Next::Fail(err) => return Err(err),
+                _ => {}
+            }
+        }
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(Error::not_sent(format!(
+                "the token manager is shutting down; {key} was not refreshed"
+            )));
+        }
+        let lease = match self.take_lease(key).await {
+            Ok(lease) => lease,
+            Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
+                return self.after_lock_timeout(key, goal, err).await;
+            }
+            Err(err) => return Err(err),
+        };
+        let row = lease.load().await?;
+        // The cache keeps up with the newest stored version even when this
+        // flight goes on: nothing older is left for `force_refresh`.
+        if let Some(Stored {
+            token: Some(token),
+            version,
+            ..
+        }) = &row
+        {
+            self.cache.put_stored(key, token, *version);
+        }
+        let next = on_row(&self.known(key, goal, &*provider, row.as_ref(), true));
+        match next {
+            Next::Serve(token) => Ok(self.cached(key, token, row.as_ref())),
+            Next::Fail(err) => Err(err),
+            Next::Lease => unreachable!("the row was read under the lease"),
+            Next::Refresh { record } => {
+                let row = row.expect("a refresh has a row");
+                self.refresh(key, goal, &provider, lease, row, record).await
+            }
+            Next::Replay => {
+                let row = row.expect("a replay has a row");
+                info!(%key, age = ?row.in_flight_age(), "a refresh was left in flight; replaying it");
+                self.refresh(key, goal, &provider, lease, row, true).await
+            }
+            Next::Guard(version) => {
+                drop(lease);
+                self.guard(key, version);
+                let token = row.and_then(|r| r.token).expect("a record has a token");
+                let err = decision::in_flight_error(key, Sent::No);
+                decision::meanwhile(goal, self.now(), &token, err)
+            }
+            Next::Mint => self.mint(key, goal, &provider, lease, row).await,
+        }
+    }
+
+    fn known<'a>(
+        &self,
+        key: &'a TokenKey,
+        goal: &'a Goal,
+        provider: &dyn TokenProvider,
+        row: Option<&'a Stored>,
+        leased: bool,
+    ) -> Known<'a> {
+        Known {
+            key,
+            goal,
+            now: row
+                .and_then(|r| Some((r.token.as_ref()?, r.version)))
+                .map_or_else(|| self.now(), |(t, v)| self.token_now(key, t, Some(v))),
+            skew: self.config.skew,
+            rules: provider.refresh_rules(),
+            can_mint: provider.can_mint(),
+            row,
+            leased,
+        }
+    }
+
+    /// The time to judge `token`'s own expiry by. For a pair this process
+    /// received from the provider (or a row stored after it: a newer
+    /// version), the token's issue time plus the time since, measured on
+    /// this process's monotonic clock: whoever stamped its expiry (this
+    /// host, another host, the server), a token just received is not due
+    /// at once, so a host clock minutes fast cannot drive a refresh loop.
+    /// Never later than this host's clock, which is used otherwise: the
+    /// receipt only ever makes a token look younger, and only as young as
+    /// it can be.
+    pub(super) fn token_now(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        version: Option<Version>,
+    ) -> std::time::SystemTime {
+        let now = self.now();
+        self.received
+            .age(key, token, version)
+            .and_then(|age| token.issued_at().checked_add(age))
+            .map_or(now, |since_receipt| since_receipt.min(now))
+    }
+
+    /// Caches a token served from `row`, and returns it.
+    fn cached(&self, key: &TokenKey, token: Arc<TokenSet>, row: Option<&Stored>) -> Arc<TokenSet> {
+        if let Some(row) = row {
+            self.cache.put(key, Arc::clone(&token), row.version);
+        }
+        token
+    }
+
+    /// Takes the key's lease, and reports how long that took.
+    async fn take_lease(&self, key: &TokenKey) -> Result<Box<dyn Lease>> {
+        let started = Instant::now();
+        let lease = self.store.lock(key, self.config.lock_wait).await;
+        let waited = started.elapsed();
+        telemetry::lease_wait(&key.provider, waited);
+        let (waited_ms, taken) = (waited.as_millis(), lease.is_ok());
+        if waited >= Duration::from_millis(50) {
+            info!(%key, waited_ms, taken, "waited for the key's lease");
+        } else {
+            debug!(%key, waited_ms, taken, "took the key's lease");
+        }
+        lease
+    }
+
+    /// The lease was busy for the whole wait: serve a still-valid stored
+    /// token to a caller who may have it; never refresh without the lease.
+    async fn after_lock_timeout(&self, key: &TokenKey, goal: &Goal, err: Error) -> Outcome {
+        if let Ok(Some(row)) = self.store.load(key).await
+            && let Some(token) = &row.token
+            && matches!(goal, Goal::Fresh)
+            && token.reauthorization_required().is_none()
+            && token.is_fresh(self.now(), Duration::ZERO)
+        {
+            warn!(%key, "the key's lease was busy for the whole wait; serving the stored token, which is still valid");
+            return Ok(Arc::new(token.clone()));
+        }
+        Err(err)
+    }
+
+    /// One refresh under the lease: the write-ahead record, then attempts
+    /// with the same refresh token, each after a renewal of the lease, until a
+    /// definite outcome, a stop, or the deadline.
+    async fn refresh(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        goal: &Goal,
+        provider: &Arc<dyn TokenProvider>,
+        lease: Box<dyn Lease>,
+        row: Stored,
+        record: bool,
+    ) -> Outcome {
+        let rules = provider.refresh_rules();
+        let token = row.token.clone().expect("a refresh has a token");
+        let observed = matches!(goal, Goal::Takeover { observed: Some(v) } if *v == row.version);
+        let mut tenure = Tenure {
+            attempts: 0,
+            unknown: row.in_flight.is_some(),
+            record: record || row.in_flight.is_some(),
+            takeover: matches!(goal, Goal::Takeover { .. }),
+        };
+        let mut version = row.version;
+        if record && row.in_flight.is_none() {
+            // Write-ahead: if this fails or its outcome is unknown, nothing
+            // is sent (a record that landed anyway is harmless).
+            version = lease.mark_in_flight(version).await.map_err(|e| {
+                warn!(%key, error = %e, "the write-ahead record could not be written; nothing was sent");
+                e.for_key(key)
+            })?;
+        }
+        let started = Instant::now();
+        let deadline = started + self.config.refresh_deadline;
+        loop {
+            if tenure.attempts > 0 {
+                // Renew the lease and re-read the record before a retry.
+                let renewed = lease.load().await?;
+                match decision::on_renewal(
+                    renewed.as_ref(),
+                    version,
+                    tenure.record,
+                    rules,
+                    observed,
+                ) {
+                    None => {}
+                    Some(Next::Guard(v)) => {
+                        drop(lease);
+                        self.guard(key, v);
+                        return Err(decision::in_flight_error(key, Sent::No));
+                    }
+                    Some(_) => {
+                        return Err(Error::not_sent(format!(
+                            "the stored token of {key} changed under the lease before a retry"
+                        )));
+                    }
+                }
+            }
+            tenure.attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let limit = decision::attempt_timeout(
+                self.config.attempt_timeout,
+                left,
+                self.store.lease_ttl(),
+                MARGIN,
+            );
+            let stopwatch = telemetry::Stopwatch::start();
+            let answer = match tokio::time::timeout(
+                limit,
+                AssertUnwindSafe(provider.refresh(&token)).catch_unwind(),
+            )
+            .await
+            {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(Error::transient("the provider panicked during the request")),
+                Err(_) => Err(Error::transient(format!(
+                    "the provider did not answer within {}",
+                    crate::error::human_duration(limit)
+                ))),
+            };
+            let class = answer.as_ref().map_or_else(Error::class, |_| "ok");
+            telemetry::refresh(&key.provider, class, stopwatch.elapsed());
+            let err = match answer {
+                Ok(fresh) => {
+                    let merged = token.merge_refreshed(fresh);
+                    let unsaved = Unsaved {
+                        token: Arc::new(merged),
+                        origin: Origin::Refresh {
+                            from: version,
+                            previous: Arc::new(token),
+                        },
+                        serve_new: !(rules.rotates() && rules.first_use_ends_window()),
+                    };
+                    return self.persist(key, goal, lease, unsaved).await;
+                }
+                Err(err) => err,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match decision::after_failure(&mut tenure, &err, &self.config.retry, rules, left) {
+                AfterFailure::Retry(delay) => {
+                    debug!(%key, ?delay, error = %err, "the outcome is unknown or refused; retrying the same request");
+                    tokio::time::sleep(delay).await;
+                }
+                AfterFailure::Flag => return Err(self.flag(key, lease, token, version, err).await),
+                AfterFailure::Stop { cool, record } => {
+                    let cooled = cool.then(|| {
+                        decision::cool_down(
+                            &token,
+                            row.read_at,
+                            started.elapsed(),
+                            &self.config.cooldown,
+                            &err,
+                            tenure.unknown,
+                            rules,
+                        )
+                    });
+                    return self
+                        .stop(key, goal, lease, (token, version), cooled, record, err)
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Ends a refresh that failed without a definite outcome: records the
+    /// cooldown (`cooled`), or just clears the record, and serves the
+    /// still-valid token to a caller who may have it.
+    #[allow(clippy::too_many_arguments)]
+    async fn stop(
+        &self,
+        key: &TokenKey,
+        goal: &Goal,
+        lease: Box<dyn Lease>,
+        (token, version): (TokenSet, Version),
+        cooled: Option<(TokenSet, Duration)>,
+        record: Record,
+        err: Error,
+    ) -> Outcome {
+        let cool = cooled.is_some();
+        let (written, pause) = cooled.unwrap_or((token, Duration::ZERO));
+        if cool || record == Record::Clear {
+            match lease
+                .save_and_release(&written, Expect::Version(version), record)
+                .await
+            {
+                Ok(v) => self.cache.put(key, Arc::new(written.clone()), v),
+                Err(e) => warn!(%key, error = %e, "could not record the refresh's failure"),
+            }
+        }
+        if !cool {
+            warn!(%key, class = err.class(), error = %err, "refresh failed; the stored token is kept");
+            return Err(err.for_key(key));
+        }
+        let serve = matches!(goal, Goal::Fresh) && written.is_fresh(self.now(), Duration::ZERO);
+        self.emit(TokenEvent::RefreshFailed {
+            key: key.clone(),
+            reason: err.to_string(),
+            retry_at: self.now() + pause,
+            served_stale: serve,
+        });
+        warn!(%key, error = %err, retry_in = %crate::error::human_duration(pause), served_stale = serve, "refresh failed");
+        if serve {
+            return Ok(Arc::new(written));
+        }
+        let mut err = err.for_key(key);
+        if let Error::Transient { retry_after, .. } = &mut err {
+            *retry_after = Some(retry_after.unwrap_or_default().max(pause));
+        }
+        Err(err)
+    }
+
+    /// Flags the stored token after `invalid_grant`, clearing the record
+    /// in the same write.
+    async fn flag(
+        &self,
+        key: &TokenKey,
+        lease: Box<dyn Lease>,
+        token: TokenSet,
+        version: Version,
+        err: Error,
+    ) -> Error {
+        let reason = match &err {
+            Error::ReauthorizationRequired { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        let flagged = token.flagged_for_reauthorization(reason.clone());
+        match lease
+            .save_and_release(&flagged, Expect::Version(version), Record::Clear)
+            .await
+        {
+            Ok(v) => self.cache.put(key, Arc::new(flagged), v),
+            Err(e) => {
+                warn!(%key, error = %e, "could not flag the token; the next refresh will ask the server again");
+                self.cache.forget(key);
+            }
+        }
+        warn!(%key, %reason, "reauthorization required");
+        telemetry::reauthorization(&key.provider);
+        self.emit(TokenEvent::ReauthorizationRequired {
+            key: key.clone(),
+            reason,
+        });
+        err.for_key(key)
+    }
+
+    /// Mints a token with the provider's own grant, under the lease. No
+    /// record: nothing is spent.
+    async fn mint(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        goal: &Goal,
+        provider: &Arc<dyn TokenProvider>,
+        lease: Box<dyn Lease>,
+        row: Option<Stored>,
+    ) -> Outcome {
+        let limit = self
+            .config
+            .attempt_timeout
+            .min(self.config.refresh_deadline);
+        let token = match tokio::time::timeout(limit, provider.mint(key)).await {
+            Ok(token) => token.map_err(|e| e.for_key(key))?,
+            Err(_) => {
+                return Err(Error::transient(format!(
+                    "minting a token for {key} timed out"
+                )));
+            }
+        };
+        let unsaved = Unsaved {
+            token: Arc::new(token),
+            origin: Origin::Mint {
+                from: row.map(|r| r.version),
+            },
+            serve_new: true,
+        };
+        self.persist(key, goal, lease, unsaved).await
+    }
+
+    /// Saves a new token under the lease, clearing the record, before
+    /// anyone sees it. If that fails, the token stays in memory, a task
+    /// saves it, and the caller gets the interim answer.
+    async fn persist(
+        self: &Arc<Self>,
+        key: &TokenKey,
+        goal: &Goal,
+        lease: Box<dyn Lease>,
+        unsaved: Unsaved,
+    ) -> Outcome {
+        let arrived = Instant::now();
+        let received = !matches!(unsaved.origin, Origin::Login(_));
+        if received {
+            // Before the save: while it is retried, the interim answer may
+            // hand this pair out, and it is just as young.
+            self.received
+                .note(key, Arc::clone(&unsaved.token), None, arrived);
+        }
+        let expect = match unsaved.origin {
+            Origin::Refresh { from, .. } => Expect::Version(from),
+            Origin::Mint { from: Some(v) } => Expect::Version(v),
+            Origin::Mint { from: None } => Expect::Absent,
+            Origin::Login(seq) => Expect::Login(seq.expect("a login saves with its sequence")),
+        };
+        match lease
+            .save_and_release(&unsaved.token, expect, Record::Clear)
+            .await
+        {
+            Ok(version) => {
+                self.cache.put(key, Arc::clone(&unsaved.token), version);
+                if received {
+                    self.received
+                        .note(key, Arc::clone(&unsaved.token), Some(version), arrived);
+                }
+                self.announce(key, &unsaved);
+                Ok(Arc::clone(&unsaved.token))
+            }
+            Err(err) => {
+                warn!(%key, error = %err, "saving the new token failed; keeping it in memory and saving it again");
+                let interim = decision::interim(key, &unsaved, goal, self.now());
+                self.keep_saving(key, Arc::new(unsaved));
+                interim
+            }
+        }
+    }
+
+    fn announce(&self, key: &TokenKey, unsaved: &Unsaved) {
+        match unsaved.origin {
+            Origin::Login(_) => self.emit(TokenEvent::Authorized { key: key.clone() }),
+            _ => {
+                info!(%key, "token refreshed and saved");
+                self.emit(TokenEvent::Refreshed {
+                    key: key.clone(),
+                    expires_at: unsaved.token.expires_at(),
+                });
+            }
+        }
+    }
+
+    /// Keeps `unsaved` in memory and saves it in a task that lives as
+    /// long as the process: it takes the lease back the moment it is free
+    /// after a lost lease or a conflict, and backs off only on store
+    /// errors. The record stays in flight meanwhile.
+    pub(super) fn keep_saving(self: &Arc<Self>, key: &TokenKey, unsaved: Arc<Unsaved>) {
+        self.unsaved.keep(key, Arc::clone(&unsaved));
+        let inner = Arc::clone(self);
+        let key = key.clone();
+        spawn_tracked(&self.tasks, async move {
+            let mut backoff = SAVE_BACKOFF.0;
+            let mut failures = 0u32;
+            while inner.unsaved.holds(&key, &unsaved) {
+                match inner.save_once(&key, &unsaved).await {
+                    Ok(()) => return,
+                    Err(err)
+                        if matches!(
+                            err.store_kind(),
+                            Some(
+                                StoreErrorKind::LeaseLost
+                                    | StoreErrorKind::Conflict
+                                    | StoreErrorKind::LockTimeout
+                            )
+                        ) =>
+                    {
+                        debug!(%key, error = %err, "saving the unsaved token again at once");
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        if failures == 10 {
+                            error!(%key, error = %err, "a new token still cannot be saved; it is kept in memory and saved as soon as the store allows, but it is lost if this process stops");
+                            inner.emit(TokenEvent::SaveFailed {
+                                key: key.clone(),
+                                reason: err.to_string(),
+                            });
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(SAVE_BACKOFF.1);
+                    }
+                }
+            }
+        });
+    }
+
+    /// One save of an unsaved token under a fresh lease, with the rules of
+    /// [`decision::verdict`].
+    async fn save_once(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) -> Result<()> {
+        let lease = self.store.lock(key, self.config.lock_wait).await?;
+        let origin = match unsaved.origin {
+            Origin::Login(None) => {
+                self.emit(TokenEvent::LoginRace { key: key.clone() });
+                Origin::Login(Some(lease.next_sequence().await?))
+            }
+            ref origin => origin.clone(),
+        };
+        let row = lease.load().await?;
+        match decision::verdict(&origin, row.as_ref()) {
+            Verdict::Overwrite(expect) => {
+                let version = lease
+                    .save_and_release(&unsaved.token, expect, Record::Clear)
+                    .await?;
+                self.cache.put(key, Arc::clone(&unsaved.token), version);
+                self.unsaved.settle(key, unsaved);
+                info!(%key, "the token kept in memory is saved now");
+                self.announce(key, unsaved);
+            }
+            Verdict::KeepStored => {
+                warn!(%key, "the store holds a newer grant (or a tombstone) than the unsaved token; keeping the stored one");
+                self.unsaved.settle(key, unsaved);
+                if let Some(row) = row
+                    && let Some(token) = row.token
+                {
+                    self.cache.put(key, Arc::new(token), row.version);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The late-replay guard: watches the record at `version` for the
+    /// save back-off cap plus a margin with the store reachable (starting
+    /// again after any store error), then replays only if it is unchanged.
+    /// One guard per key at a time.
+    pub(super) fn guard(self: &Arc<Self>, key: &TokenKey, version: Version) {
+        if !self.guards.start(key) {
+            return;
+        }
+        let inner = Arc::clone(self);
+        let key = key.clone();
+        spawn_tracked(&self.tasks, async move {
+            let wait = SAVE_BACKOFF.1 + MARGIN;
+            let mut quiet_since = Instant::now();
+            let unchanged = loop {
+                tokio::time::sleep(GUARD_POLL).await;
+                match inner.store.load(&key).await {
+                    Err(_) => quiet_since = Instant::now(),
+                    Ok(row)
+                        if !row
+                            .as_ref()
+                            .is_some_and(|r| r.version == version && r.in_flight.is_some()) =>
+                    {
+                        break false;
+                    }
+                    Ok(_) if quiet_since.elapsed() >= wait => break true,
+                    Ok(_) => {}
+                }
+                if inner.closing.load(Ordering::SeqCst) {
+                    break false;
+                }
+            };
+            inner.guards.finish(&key);
+            if unchanged {
+                info!(%key, "a late refresh record stayed unchanged; replaying it");
+                let _ = inner
+                    .fly(
+                        &key,
+                        Goal::Takeover {
+                            observed: Some(version),
+                        },
+                    )
+                    .await;
+            }
+        });
+    }
+}
+
+/// Tokens this process holds but has not saved yet, by key.
+#[derive(Default)]
+pub(super) struct UnsavedMap(Mutex<HashMap<TokenKey, Arc<Unsaved>>>);
+
+impl UnsavedMap {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn get(&self, key: &TokenKey) -> Option<Arc<Unsaved>> {
+        self.map().get(key).cloned()
+    }
+
+    /// Keeps `unsaved`, replacing an older one (whose task then stops).
+    pub(super) fn keep(&self, key: &TokenKey, unsaved: Arc<Unsaved>) {
+        self.map().insert(key.clone(), unsaved);
+    }
+
+    /// Whether `unsaved` is still the one kept for `key`.
+    fn holds(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) -> bool {
+        self.map().get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved))
+    }
+
+    /// Drops `key`'s entry if it is still `unsaved`.
+    pub(super) fn settle(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) {
+        let mut map = self.map();
+        if map.get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved)) {
+            map.remove(key);
+        }
+    }
+
+    /// Drops `key`'s entry, whatever it is (a revoke or remove finished, or
+    /// a login saved).
+    pub(super) fn abandon(&self, key: &TokenKey) {
+        self.map().remove(key);
+    }
+
+    pub(super) fn keys(&self) -> Vec<TokenKey> {
+        let mut keys: Vec<_> = self.map().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// The last pair this process received from the provider for each key
+/// (a refresh or a mint it saved itself): the stored version it was saved
+/// at, and when it arrived on the monotonic clock. See
+/// [`Inner::token_now`].
+#[derive(Default)]
+pub(super) struct Received(Mutex<HashMap<TokenKey, Receipt>>);
+
+struct Receipt {
+    token: Arc<TokenSet>,
+    /// `None` until it is saved.
+    version: Option<Version>,
+    arrived: Instant,
+}
+
+impl Received {
+    fn note(
+        &self,
+        key: &TokenKey,
+        token: Arc<TokenSet>,
+        version: Option<Version>,
+        arrived: Instant,
+    ) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(key).is_some_and(|r| r.arrived > arrived) {
+            return;
+        }
+        map.insert(
+            key.clone(),
+            Receipt {
+                token,
+                version,
+                arrived,
+            },
+        );
+    }
+
+    /// How long ago `token` (at `version`, if known) was received here, at
+    /// most: its own receipt's age, or for a row stored after that receipt
+    /// (a newer version: issued later), the receipt's age, which it can
+    /// only be younger than.
+    fn age(&self, key: &TokenKey, token: &TokenSet, version: Option<Version>) -> Option<Duration> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let receipt = map.get(key)?;
+        let ours =
+            receipt.token.access_token().expose_secret() == token.access_token().expose_secret();
+        let later = matches!((version, receipt.version), (Some(v), Some(r)) if v >= r);
+        (ours || later).then(|| receipt.arrived.elapsed())
+    }
+}
+
+/// Keys whose late-replay guard is running.
+#[derive(Default)]
+pub(super) struct Guards(Mutex<HashSet<TokenKey>>);
+
+impl Guards {
+    fn start(&self, key: &TokenKey) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.clone())
+    }
+
+    fn finish(&self, key: &TokenKey) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
