@@ -501,6 +501,10 @@ impl TokenStore for ProcStore {
             let freed = self.store.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
+            if self.life().is_dead(self.proc) {
+                // A dead process takes no lease: its wait ended with it.
+                self.life().gate(self.proc).await;
+            }
             match self.store.try_take(key, self.proc, Instant::now()) {
                 Ok(id) => break id,
                 Err(expires) => {
