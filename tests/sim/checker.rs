@@ -10,8 +10,13 @@
 //! - [`Cause::NoReplayInTime`]: the server has a window, and at no moment
 //!   between the rotation and the window's end could any process have
 //!   replayed: for no stretch of [`opportunity`] was the lease free
-//!   (or held by a running process) with the store up and a process
-//!   running (none alive, all paused, or the store down).
+//!   (or held by a running process) with the store and the provider up
+//!   and a process running (none alive, all paused, the store or the
+//!   provider down), or every replay tried in time was defeated (refused,
+//!   an error answer, a lost or late answer, a 429, a failed mark), each
+//!   one starting the chance again. A record older than the window (from
+//!   its first stamp) is watched by the late-replay guard before it is
+//!   replayed, so its chance must be [`GUARD`] longer.
 //! - [`Cause::LoginRace`]: two logins of one account raced where the
 //!   account comes from the response, so the login sequence was taken
 //!   after the exchange, and the older grant was stored.
@@ -50,6 +55,12 @@ pub(crate) fn opportunity(window: Option<Duration>) -> Duration {
         OPPORTUNITY.max(w / 8 + Duration::from_secs(3))
     })
 }
+
+/// What the late-replay guard adds before a replay of a record older than
+/// the window (counted from the record's first stamp, which comes before
+/// the rotation): its watch (the save back-off cap, the wait for the
+/// lease and a margin: 8 s) and one poll.
+pub(crate) const GUARD: Duration = Duration::from_secs(9);
 
 /// Why a pair was lost or a grant burned, when that is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -167,9 +178,11 @@ impl Evidence<'_> {
         }
     }
 
-    /// The first stretch of at least [`OPPORTUNITY`] inside `[from, to)`
-    /// in which the store was up and the key's lease was held by a running
-    /// process, or free while some process ran.
+    /// The first stretch of at least [`opportunity`] inside `[from, to)`
+    /// in which the store and the provider were up, no replay was
+    /// defeated, and the key's lease was held by a running process, or
+    /// free while some process ran. A replay of a record older than the
+    /// window needs [`GUARD`] more.
     pub(crate) fn chance_to_replay(
         &self,
         key: &TokenKey,
@@ -180,7 +193,29 @@ impl Evidence<'_> {
             return None;
         }
         let spans = self.store.spans(key);
-        let outages = self.store.outages();
+        let mut outages = self.store.outages();
+        outages.extend(self.model.outages.iter().copied());
+        // A defeated replay restarts the chance; a 429 also bars its wait.
+        let mut defeats: Vec<(Instant, Instant)> = self
+            .model
+            .defeats
+            .iter()
+            .filter(|(a, _, _)| a == &key.account)
+            .map(|&(_, s, e)| (s, e))
+            .collect();
+        defeats.extend(self.store.failed_marks(key).into_iter().map(|t| (t, t)));
+        outages.extend(defeats.iter().copied().filter(|(s, e)| e > s));
+        let window = self.model.rules.window;
+        let late_from = window
+            .zip(self.store.record_since(key, from))
+            .map(|(w, since)| since + w);
+        let needed = |start: Instant| {
+            let mut need = opportunity(window);
+            if late_from.is_some_and(|l| start + need > l) {
+                need += GUARD;
+            }
+            need
+        };
         let mut cuts = vec![from, to];
         let mut add = |t: Instant| {
             if from < t && t < to {
@@ -194,6 +229,9 @@ impl Evidence<'_> {
         for &(a, b) in &outages {
             add(a);
             add(b);
+        }
+        for &(a, _) in &defeats {
+            add(a);
         }
         for l in self.lives {
             if let Some(b) = l.born {
@@ -213,13 +251,15 @@ impl Evidence<'_> {
         for w in cuts.windows(2) {
             let (a, b) = (w[0], w[1]);
             let good = self.good_at(a, &spans, &outages);
+            let defeated = defeats.iter().any(|&(s, _)| s == a);
             match (good, run) {
                 (true, None) => run = Some(a),
+                (true, Some(_)) if defeated => run = Some(a),
                 (false, Some(_)) => run = None,
                 _ => {}
             }
             if let Some(start) = run
-                && b - start >= opportunity(self.model.rules.window)
+                && b - start >= needed(start)
             {
                 return Some((start, b));
             }

@@ -158,6 +158,14 @@ pub(crate) struct Model {
     /// Revocations that named a spent refresh token and so left the grant
     /// alive: (process, grant, index).
     pub(crate) stale_revokes: Vec<(usize, usize, usize, Instant)>,
+    /// Refresh requests that could not have finished a refresh, by
+    /// account: `[start, end)` in which a replay was defeated (refused, an
+    /// error answer, a lost, garbled or late answer, a 429 and the wait it
+    /// asked for, up to the protocol's pacing). A chance to replay starts
+    /// again after each.
+    pub(crate) defeats: Vec<(AccountId, Instant, Instant)>,
+    /// Provider outages: the token endpoint answers 503 in `[start, end)`.
+    pub(crate) outages: Vec<(Instant, Instant)>,
     life: Arc<Life>,
     seq: u64,
     pub(crate) stats: Stats,
@@ -220,6 +228,8 @@ impl Server {
                 codes: HashMap::new(),
                 sends: Vec::new(),
                 stale_revokes: Vec::new(),
+                defeats: Vec::new(),
+                outages: Vec::new(),
                 life: Arc::clone(&life),
                 seq: 0,
                 stats: Stats::default(),
@@ -322,7 +332,16 @@ impl Server {
         };
         let paused_before = self.await_point(proc).await;
         let rates = self.chaos.rates();
+        let defeat = |wait: Duration| {
+            let now = Instant::now();
+            let mut m = self.model();
+            if let Some(&(g, _)) = m.by_refresh.get(refresh) {
+                let account = m.grants[g].account.clone();
+                m.defeats.push((account, now, now + wait));
+            }
+        };
         if self.chaos.fires("refresh_refused", rates.refresh_refused) {
+            defeat(Duration::ZERO);
             return Err(transient("connection refused", None, Sent::No));
         }
         let now = Instant::now();
@@ -330,11 +349,13 @@ impl Server {
         if self.chaos.in_outage(wall(now)) {
             send.outcome = "503 (outage)";
             self.model().record(send);
+            defeat(Duration::ZERO);
             return Err(transient("service unavailable", Some(503), Sent::Unknown));
         }
         if self.chaos.fires("refresh_5xx", rates.refresh_5xx) {
             send.outcome = "500";
             self.model().record(send);
+            defeat(Duration::ZERO);
             return Err(transient("internal server error", Some(500), Sent::Unknown));
         }
         if self.chaos.fires("refresh_429", rates.refresh_429) {
@@ -343,6 +364,10 @@ impl Server {
             let wait = self
                 .chaos
                 .duration(Duration::from_secs(1), Duration::from_secs(90));
+            // The protocol waits what a 429 asks, up to a quarter of the
+            // window while an outcome is unknown.
+            let window = self.model().rules.window;
+            defeat(window.map_or(wait, |w| wait.min(w / 4)));
             return Err(Error::Transient {
                 message: "too many requests".into(),
                 status: Some(429),
@@ -352,7 +377,11 @@ impl Server {
             });
         }
         let answer = self.model().process(send, now);
-        self.answer(proc, answer, |m, (g, i), at| {
+        let account = answer
+            .as_ref()
+            .ok()
+            .map(|&(g, _)| self.model().grants[g].account.clone());
+        self.answer(proc, answer, account, |m, (g, i), at| {
             m.grants[g].pairs[i].delivered.push((proc, at));
             let _ = at;
             let account = m.grants[g].account.clone();
@@ -368,9 +397,16 @@ impl Server {
         &self,
         proc: usize,
         answer: Result<(usize, usize)>,
+        account: Option<AccountId>,
         deliver: impl FnOnce(&mut Model, (usize, usize), Instant) -> TokenSet,
     ) -> Result<TokenSet> {
         let rates = self.chaos.rates();
+        let sent_at = Instant::now();
+        let defeat = |end: Instant| {
+            if let Some(account) = &account {
+                self.model().defeats.push((account.clone(), sent_at, end));
+            }
+        };
         if answer.is_ok() && self.chaos.fires("refresh_die_held", rates.refresh_die_held) {
             // Processed; the process dies while the answer is on its way.
             self.model().stats.died_awaiting_answer += 1;
@@ -382,6 +418,7 @@ impl Server {
             self.life.gate(proc).await;
         }
         if self.chaos.fires("refresh_lost", rates.refresh_lost) {
+            defeat(sent_at);
             self.model().stats.lost_answers += 1;
             return Err(transient(
                 "connection reset by peer (the server processed the request)",
@@ -397,8 +434,10 @@ impl Server {
                 .chaos
                 .duration(Duration::from_secs(15), Duration::from_secs(40));
             tokio::time::sleep(late).await;
+            defeat(Instant::now());
         }
         if answer.is_ok() && self.chaos.fires("refresh_garbled", rates.refresh_garbled) {
+            defeat(sent_at);
             self.model().stats.lost_answers += 1;
             return Err(Error::protocol(
                 Some(200),

@@ -80,6 +80,10 @@ struct State {
     breaches: Vec<(TokenKey, String)>,
     /// Writes that committed but whose answer was lost.
     unknown_commits: u64,
+    /// Marks that failed: nothing was sent after them.
+    failed_marks: Vec<(TokenKey, Instant)>,
+    /// When each record was first stamped (a mark of a row without one).
+    stamps: Vec<(TokenKey, Instant)>,
 }
 
 /// A far-away instant: the end of a span that has not ended.
@@ -204,6 +208,27 @@ impl ModelStore {
     /// The outages so far.
     pub(crate) fn outages(&self) -> Vec<(Instant, Instant)> {
         self.lock().outages.clone()
+    }
+
+    /// When marks of `key` failed.
+    pub(crate) fn failed_marks(&self, key: &TokenKey) -> Vec<Instant> {
+        let s = self.lock();
+        s.failed_marks
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|&(_, t)| t)
+            .collect()
+    }
+
+    /// The first stamp of the last record of `key` written at or before
+    /// `at`.
+    pub(crate) fn record_since(&self, key: &TokenKey, at: Instant) -> Option<Instant> {
+        let s = self.lock();
+        s.stamps
+            .iter()
+            .filter(|(k, t)| k == key && *t <= at)
+            .map(|&(_, t)| t)
+            .next_back()
     }
 
     /// Contract breaches only the store can see.
@@ -407,7 +432,15 @@ impl ProcStore {
     ) -> Result<T> {
         self.await_point().await;
         let kind = write.map(|w| w.starts_with("save"));
+        let mark = write == Some("mark in flight");
+        let mark_failed = |store: &ModelStore| {
+            if mark {
+                let now = Instant::now();
+                store.lock().failed_marks.push((key.clone(), now));
+            }
+        };
         if let Fate::Fail(e) = self.before(key, kind) {
+            mark_failed(&self.store);
             if let Some(what) = write {
                 self.life().note(
                     Some(&key.account),
@@ -421,6 +454,9 @@ impl ProcStore {
             let mut s = self.store.lock();
             f(&self.store, &mut s, now)
         };
+        if result.is_err() {
+            mark_failed(&self.store);
+        }
         if let Some(what) = write {
             let outcome = match &result {
                 Ok(_) => "done".to_owned(),
@@ -449,6 +485,7 @@ impl ProcStore {
                 .chaos
                 .fires("store_answer_lost", rates.store_answer_lost)
         {
+            mark_failed(&self.store);
             self.store.lock().unknown_commits += 1;
             self.life().gate(self.proc).await;
             return Err(err(
@@ -679,6 +716,10 @@ impl Lease for ModelLease {
                     return Err(self.conflict("the row moved on"));
                 }
                 row.version += 1;
+                if row.in_flight.is_none() {
+                    s.stamps.push((self.key.clone(), now));
+                }
+                let row = s.rows.get_mut(&self.key).expect("checked above");
                 row.in_flight = Some(row.in_flight.unwrap_or(wall(now)));
                 let v = row.version;
                 store.renew(s, &self.key, self.id, now);

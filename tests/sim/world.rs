@@ -449,6 +449,8 @@ impl World {
             let d = c.duration(Duration::from_secs(20), Duration::from_secs(180));
             let now = super::wall(Instant::now());
             c.outage_until(Some(now + d));
+            let at = Instant::now();
+            self.shared.server.model().outages.push((at, at + d));
         }
         if c.chance(rates.store_outage) {
             let d = c.duration(Duration::from_secs(1), Duration::from_secs(90));
@@ -564,6 +566,10 @@ impl World {
         let c = &self.shared.chaos;
         c.set_rates(Rates::default());
         c.outage_until(None);
+        let now = Instant::now();
+        for o in &mut self.shared.server.model().outages {
+            o.1 = o.1.min(now).max(o.0);
+        }
         self.shared.store.end_outages();
         self.shared.life.wake_all();
         self.replace_dead();

@@ -180,7 +180,7 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
             _ => cooling.is_some(),
         };
         if paced {
-            return serve_or_fail(k, token, in_flight_error(k.key, Sent::Unknown));
+            return serve_or_fail(k, token, in_flight_error(k.key));
         }
         let observed = matches!(k.goal, Goal::Takeover { observed: Some(v) } if *v == row.version);
         return if late && !observed {
@@ -330,12 +330,16 @@ pub(crate) fn after_failure(
 /// The token with a cooldown after a failed refresh, and the pause. The
 /// end is on the store's clock: `read_at` of the row refreshed from plus
 /// the time spent since (`spent`, measured here). While an outcome is
-/// unknown under a window, the pause is window/8, the pacing of replays,
-/// and the end never more than a quarter of the window after the read.
+/// unknown under a window, the next replay comes window/8 after the
+/// failed attempt began (`attempt_began`, since the read), so that a slow
+/// answer does not push it back, and never more than a quarter of the
+/// window after the read.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn cool_down(
     token: &TokenSet,
     read_at: SystemTime,
     spent: Duration,
+    attempt_began: Duration,
     policy: &CooldownPolicy,
     err: &Error,
     unknown: bool,
@@ -353,8 +357,8 @@ pub(crate) fn cool_down(
         && rules.rotates()
         && let Some(w) = rules.replay_window()
     {
-        pause = w / 8;
-        wait = (spent + pause).min(w / 4);
+        wait = (attempt_began + w / 8).min(w / 4);
+        pause = wait.saturating_sub(spent);
     }
     let until = read_at + wait;
     let cooling = token
@@ -364,15 +368,20 @@ pub(crate) fn cool_down(
 }
 
 /// The longest a single attempt may take: the manager's attempt timeout,
-/// within the time left, and short enough that a renewed lease outlives it
-/// by the [`lease_margin`].
+/// within the time left, and short enough that the lease, renewed
+/// `since_renewal` ago, outlives it by the [`lease_margin`]. Zero means
+/// send nothing: the lease may have lapsed since its renewal (the process
+/// paused), and another process may hold it and be sending.
 pub(crate) fn attempt_timeout(
     configured: Duration,
     time_left: Duration,
     lease_ttl: Option<Duration>,
+    since_renewal: Duration,
     margin: Duration,
 ) -> Duration {
-    let by_lease = lease_ttl.map_or(configured, |ttl| ttl - lease_margin(ttl, margin));
+    let by_lease = lease_ttl.map_or(configured, |ttl| {
+        (ttl - lease_margin(ttl, margin)).saturating_sub(since_renewal)
+    });
     configured.min(time_left).min(by_lease)
 }
 
@@ -430,18 +439,23 @@ pub(crate) fn verdict(origin: &Origin, row: Option<&Stored>) -> Verdict {
 
 /// What a caller gets while `unsaved` is being saved: its new access token
 /// if that may be used, else the previous one while valid, else a
-/// transient error. Never the rejected token.
+/// transient error. Never the rejected token, nor a token older than it.
 pub(crate) fn interim(
     key: &TokenKey,
     unsaved: &Unsaved,
     goal: &Goal,
     now: SystemTime,
 ) -> Result<Arc<TokenSet>, Error> {
-    if unsaved.serve_new && usable(&unsaved.token, now, goal.rejected()) {
+    let rejected = goal.rejected();
+    if unsaved.serve_new && usable(&unsaved.token, now, rejected) {
         return Ok(Arc::clone(&unsaved.token));
     }
+    // The previous token is older than the unsaved one: never the answer
+    // to a caller who rejected the unsaved one.
+    let rejected_unsaved = rejected == Some(unsaved.token.access_token().expose_secret());
     if let Origin::Refresh { previous, .. } = &unsaved.origin
-        && usable(previous, now, goal.rejected())
+        && !rejected_unsaved
+        && usable(previous, now, rejected)
     {
         return Ok(Arc::clone(previous));
     }
@@ -483,14 +497,15 @@ pub(crate) fn meanwhile(
     }
 }
 
-/// The error while a refresh of `key` is in flight and cannot be finished
-/// now.
-pub(crate) fn in_flight_error(key: &TokenKey, sent: Sent) -> Error {
+/// The error while an earlier refresh of `key` is in flight and cannot be
+/// finished now. This call sent nothing: the earlier one did.
+pub(crate) fn in_flight_error(key: &TokenKey) -> Error {
     Error::Transient {
         message: format!(
-            "a refresh of {key} is in flight and is being finished; its outcome is unknown"
+            "an earlier refresh of {key} was sent and its outcome is not known yet; it is being \
+             finished (this call sent nothing)"
         ),
-        sent,
+        sent: Sent::No,
         status: None,
         retry_after: Some(Duration::from_secs(2)),
         source: None,
@@ -927,9 +942,78 @@ mod tests {
         assert!(t.unknown, "a timeout is an unknown outcome");
         // And the second attempt gets a whole attempt timeout too.
         assert_eq!(
-            attempt_timeout(timeout, left, None, Duration::from_secs(2)),
+            attempt_timeout(timeout, left, None, Duration::ZERO, Duration::from_secs(2)),
             timeout
         );
+    }
+
+    /// A process renewed its lease, then paused (SIGSTOP, a long GC, a
+    /// laptop lid) until the lease had run out. Another process may hold
+    /// the lease now and be replaying: what is left since the renewal is
+    /// nothing, so nothing is sent.
+    #[test]
+    fn a_lease_used_up_by_a_pause_after_its_renewal_sends_nothing() {
+        let ttl = Some(Duration::from_secs(15));
+        let margin = Duration::from_secs(2);
+        let (configured, left) = (Duration::from_secs(8), Duration::from_secs(20));
+        assert_eq!(
+            attempt_timeout(configured, left, ttl, Duration::from_secs(1), margin),
+            Duration::from_secs(8)
+        );
+        assert_eq!(
+            attempt_timeout(configured, left, ttl, Duration::from_secs(10), margin),
+            Duration::from_secs(3),
+            "cut to what is left of the lease"
+        );
+        assert!(attempt_timeout(configured, left, ttl, Duration::from_secs(40), margin).is_zero());
+        // A store without expiring leases (a lock file) has nothing to run
+        // out.
+        assert_eq!(
+            attempt_timeout(configured, left, None, Duration::from_secs(40), margin),
+            configured
+        );
+    }
+
+    /// A replay whose answer was slow: the next replay is paced from the
+    /// start of the failed one, not from its end, so a 20 s timeout does
+    /// not push the next replay past the window.
+    #[test]
+    fn replays_are_paced_from_the_start_of_the_failed_one() {
+        let slow = Error::transient("timed out");
+        let (cooling, pause) = cool_down(
+            &token("a"),
+            t0(),
+            Duration::from_secs(20),
+            Duration::from_secs(2),
+            &CooldownPolicy::default(),
+            &slow,
+            true,
+            fitbit(),
+        );
+        let until = cooling.refresh_cooldown().unwrap().until;
+        assert_eq!(until, t0() + Duration::from_secs(2) + W / 8);
+        assert_eq!(pause, Duration::ZERO, "the pacing has passed already");
+    }
+
+    /// A caller rejected the unsaved pair's new access token (the
+    /// resource server refused it): it gets neither that token nor the
+    /// older one, which force_refresh would hand back as if it were newer.
+    #[test]
+    fn a_caller_who_rejected_the_unsaved_token_is_not_given_an_older_one() {
+        let unsaved = Unsaved {
+            token: Arc::new(token("new")),
+            origin: Origin::Refresh {
+                from: Version(7),
+                previous: Arc::new(token("old")),
+            },
+            serve_new: true,
+        };
+        let now = t0() + Duration::from_secs(60);
+        let rejected = Goal::Replace(Arc::new(token("new")));
+        let err = interim(&key(), &unsaved, &rejected, now).unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        let got = interim(&key(), &unsaved, &Goal::Fresh, now).unwrap();
+        assert_eq!(got.access_token().expose_secret(), "at-new");
     }
 
     #[test]
@@ -940,6 +1024,7 @@ mod tests {
                 Duration::from_secs(8),
                 Duration::from_secs(20),
                 ttl,
+                Duration::ZERO,
                 Duration::from_secs(2)
             ),
             Duration::from_secs(3)
@@ -959,6 +1044,7 @@ mod tests {
             &earlier,
             t0(),
             Duration::from_secs(3),
+            Duration::ZERO,
             &CooldownPolicy::default(),
             &busy,
             true,
@@ -975,6 +1061,7 @@ mod tests {
         let (_, pause) = cool_down(
             &earlier,
             t0(),
+            Duration::ZERO,
             Duration::ZERO,
             &CooldownPolicy::default(),
             &busy,
@@ -1128,6 +1215,7 @@ mod tests {
                 Duration::from_secs(8),
                 Duration::from_secs(20),
                 Some(ttl),
+                Duration::ZERO,
                 Duration::from_secs(2),
             );
             let margin = Duration::from_secs(2).min(ttl / 2);
@@ -1154,6 +1242,7 @@ mod tests {
             Duration::from_millis(400),
             Duration::from_secs(20),
             Some(ttl),
+            Duration::ZERO,
             margin,
         );
         assert_eq!(limit, Duration::from_millis(400));
@@ -1161,6 +1250,7 @@ mod tests {
             Duration::from_secs(8),
             Duration::from_secs(20),
             Some(ttl),
+            Duration::ZERO,
             margin,
         );
         assert_eq!(limit, Duration::from_millis(450));
@@ -1257,7 +1347,7 @@ mod tests {
         // Meanwhile the still-valid token is served to a caller who may
         // have it: the guard's interim.
         let now = t0() + Duration::from_secs(60);
-        let err = || in_flight_error(&key(), Sent::No);
+        let err = || in_flight_error(&key());
         let got = meanwhile(&Goal::Fresh, now, r.token.as_ref().unwrap(), err()).unwrap();
         assert_eq!(got.access_token().expose_secret(), "at-a");
         let takeover = Goal::Takeover { observed: None };

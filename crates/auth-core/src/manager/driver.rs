@@ -28,7 +28,7 @@ use super::decision::{
 };
 use super::flight::{FinishOnDrop, Flights, Joined, Outcome, spawn_tracked};
 use super::{Inner, TokenEvent};
-use crate::error::{Error, Result, Sent, StoreErrorKind};
+use crate::error::{Error, Result, StoreErrorKind};
 use crate::id::TokenKey;
 use crate::provider::TokenProvider;
 use crate::store::{Expect, Lease, Record, Stored, Version};
@@ -47,11 +47,40 @@ pub(super) const SAVE_BACKOFF: (Duration, Duration) =
 pub(super) const MARGIN: Duration = Duration::from_secs(2);
 /// How often the late-replay guard reads the record it watches.
 const GUARD_POLL: Duration = Duration::from_secs(1);
+/// The longest wait for the lease by work that finishes a record: a
+/// takeover, and the save of an unsaved pair. A caller may wait longer
+/// (the manager's `lock_wait`), but a replay that waits behind it may miss
+/// the window; the orphan poll and the save task come back instead.
+pub(super) const RECORD_LOCK_WAIT: Duration = Duration::from_secs(1);
+/// How long the late-replay guard watches a record unchanged before it
+/// replays: longer than a live holder's longest pause between saves of
+/// its unsaved pair (the back-off cap plus its wait for the lease), with
+/// a margin.
+pub(super) const GUARD_WATCH: Duration = SAVE_BACKOFF
+    .1
+    .saturating_add(RECORD_LOCK_WAIT)
+    .saturating_add(MARGIN);
 
 impl Inner {
     /// Joins the key's flight, or leads a new one, until an answer fits
     /// `goal`.
     pub(super) async fn fly(self: &Arc<Self>, key: &TokenKey, goal: Goal) -> Outcome {
+        if matches!(goal, Goal::Takeover { .. }) {
+            // A takeover leads its own flight: behind a caller's flight it
+            // would wait as long as that caller waits for the lease, and
+            // the replay could miss the window.
+            let busy = self.tasks.start();
+            let outcome = AssertUnwindSafe(self.drive(key, &goal))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::transient(format!(
+                        "the takeover of {key} panicked (a bug in its provider or store)"
+                    )))
+                });
+            drop(busy);
+            return outcome;
+        }
         let mut last = None;
         for _ in 0..MAX_ROUNDS {
             match self.flights.join(key) {
@@ -122,7 +151,11 @@ impl Inner {
                 "the token manager is shutting down; {key} was not refreshed"
             )));
         }
-        let lease = match self.take_lease(key).await {
+        let wait = match goal {
+            Goal::Takeover { .. } => RECORD_LOCK_WAIT.min(self.config.lock_wait),
+            _ => self.config.lock_wait,
+        };
+        let lease = match self.take_lease(key, wait).await {
             Ok(lease) => lease,
             Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
                 return self.after_lock_timeout(key, goal, err).await;
@@ -158,7 +191,7 @@ impl Inner {
                 drop(lease);
                 self.guard(key, version);
                 let token = row.and_then(|r| r.token).expect("a record has a token");
-                let err = decision::in_flight_error(key, Sent::No);
+                let err = decision::in_flight_error(key);
                 decision::meanwhile(goal, self.now(), &token, err)
             }
             Next::Mint => self.mint(key, goal, &provider, lease, row).await,
@@ -189,13 +222,13 @@ impl Inner {
 
     /// The time to judge `token`'s own expiry by. For a pair this process
     /// received from the provider (or a row stored after it: a newer
-    /// version), the token's issue time plus the time since, measured on
-    /// this process's monotonic clock: whoever stamped its expiry (this
-    /// host, another host, the server), a token just received is not due
-    /// at once, so a host clock minutes fast cannot drive a refresh loop.
-    /// Never later than this host's clock, which is used otherwise: the
-    /// receipt only ever makes a token look younger, and only as young as
-    /// it can be.
+    /// version), this host's clock less how far it was ahead of the
+    /// token's issue time when the pair arrived: whoever stamped its expiry
+    /// (this host, another host, the server), a token just received is not
+    /// due at once, so a host clock minutes fast cannot drive a refresh
+    /// loop. The host clock still moves it on, through a suspend (which a
+    /// monotonic clock does not count) or a jump forward. Never later than
+    /// the host's clock, which is used otherwise.
     pub(super) fn token_now(
         &self,
         key: &TokenKey,
@@ -204,9 +237,9 @@ impl Inner {
     ) -> std::time::SystemTime {
         let now = self.now();
         self.received
-            .age(key, token, version)
-            .and_then(|age| token.issued_at().checked_add(age))
-            .map_or(now, |since_receipt| since_receipt.min(now))
+            .offset(key, token, version)
+            .and_then(|offset| now.checked_sub(offset))
+            .unwrap_or(now)
     }
 
     /// Caches a token served from `row`, and returns it.
@@ -218,9 +251,9 @@ impl Inner {
     }
 
     /// Takes the key's lease, and reports how long that took.
-    async fn take_lease(&self, key: &TokenKey) -> Result<Box<dyn Lease>> {
+    async fn take_lease(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn Lease>> {
         let started = Instant::now();
-        let lease = self.store.lock(key, self.config.lock_wait).await;
+        let lease = self.store.lock(key, wait).await;
         let waited = started.elapsed();
         telemetry::lease_wait(&key.provider, waited);
         let (waited_ms, taken) = (waited.as_millis(), lease.is_ok());
@@ -269,9 +302,16 @@ impl Inner {
             takeover: matches!(goal, Goal::Takeover { .. }),
         };
         let mut version = row.version;
-        if record && row.in_flight.is_none() {
+        // When the lease was last renewed, at the latest: measured before
+        // each renewal is asked for, since the process may pause after
+        // the store renewed it and before the answer is read.
+        let mut renewed_at = Instant::now();
+        if tenure.record {
             // Write-ahead: if this fails or its outcome is unknown, nothing
-            // is sent (a record that landed anyway is harmless).
+            // is sent (a record that landed anyway is harmless). A replay
+            // marks the record it found too (its first stamp is kept): the
+            // new version tells a guard watching it elsewhere that a live
+            // process is finishing it.
             version = lease.mark_in_flight(version).await.map_err(|e| {
                 warn!(%key, error = %e, "the write-ahead record could not be written; nothing was sent");
                 e.for_key(key)
@@ -282,6 +322,7 @@ impl Inner {
         loop {
             if tenure.attempts > 0 {
                 // Renew the lease and re-read the record before a retry.
+                renewed_at = Instant::now();
                 let renewed = lease.load().await?;
                 match decision::on_renewal(
                     renewed.as_ref(),
@@ -294,7 +335,7 @@ impl Inner {
                     Some(Next::Guard(v)) => {
                         drop(lease);
                         self.guard(key, v);
-                        return Err(decision::in_flight_error(key, Sent::No));
+                        return Err(decision::in_flight_error(key));
                     }
                     Some(_) => {
                         return Err(Error::not_sent(format!(
@@ -303,14 +344,23 @@ impl Inner {
                     }
                 }
             }
-            tenure.attempts += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             let limit = decision::attempt_timeout(
                 self.config.attempt_timeout,
                 left,
                 self.store.lease_ttl(),
+                renewed_at.elapsed(),
                 MARGIN,
             );
+            if limit.is_zero() {
+                // Paused since the renewal until the lease may have lapsed:
+                // another process may hold it now. The record stays for
+                // whoever holds it, or for the orphan poll.
+                warn!(%key, "the lease may have lapsed since its renewal; nothing was sent");
+                return Err(decision::in_flight_error(key));
+            }
+            tenure.attempts += 1;
+            let attempt_began = started.elapsed();
             let stopwatch = telemetry::Stopwatch::start();
             let answer = match tokio::time::timeout(
                 limit,
@@ -355,6 +405,7 @@ impl Inner {
                             &token,
                             row.read_at,
                             started.elapsed(),
+                            attempt_began,
                             &self.config.cooldown,
                             &err,
                             tenure.unknown,
@@ -493,12 +544,16 @@ impl Inner {
         unsaved: Unsaved,
     ) -> Outcome {
         let arrived = Instant::now();
+        let offset = self
+            .now()
+            .duration_since(unsaved.token.issued_at())
+            .unwrap_or_default();
         let received = !matches!(unsaved.origin, Origin::Login(_));
         if received {
             // Before the save: while it is retried, the interim answer may
             // hand this pair out, and it is just as young.
             self.received
-                .note(key, Arc::clone(&unsaved.token), None, arrived);
+                .note(key, Arc::clone(&unsaved.token), None, (arrived, offset));
         }
         let expect = match unsaved.origin {
             Origin::Refresh { from, .. } => Expect::Version(from),
@@ -513,8 +568,12 @@ impl Inner {
             Ok(version) => {
                 self.cache.put(key, Arc::clone(&unsaved.token), version);
                 if received {
-                    self.received
-                        .note(key, Arc::clone(&unsaved.token), Some(version), arrived);
+                    self.received.note(
+                        key,
+                        Arc::clone(&unsaved.token),
+                        Some(version),
+                        (arrived, offset),
+                    );
                 }
                 self.announce(key, &unsaved);
                 Ok(Arc::clone(&unsaved.token))
@@ -587,7 +646,8 @@ impl Inner {
     /// One save of an unsaved token under a fresh lease, with the rules of
     /// [`decision::verdict`].
     async fn save_once(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) -> Result<()> {
-        let lease = self.store.lock(key, self.config.lock_wait).await?;
+        let wait = RECORD_LOCK_WAIT.min(self.config.lock_wait);
+        let lease = self.store.lock(key, wait).await?;
         let origin = match unsaved.origin {
             Origin::Login(None) => {
                 self.emit(TokenEvent::LoginRace { key: key.clone() });
@@ -619,10 +679,10 @@ impl Inner {
         Ok(())
     }
 
-    /// The late-replay guard: watches the record at `version` for the
-    /// save back-off cap plus a margin with the store reachable (starting
-    /// again after any store error), then replays only if it is unchanged.
-    /// One guard per key at a time.
+    /// The late-replay guard: watches the record at `version` for
+    /// [`GUARD_WATCH`] with the store reachable (starting again after the
+    /// store was unavailable, when a live holder could not save either),
+    /// then replays only if it is unchanged. One guard per key at a time.
     pub(super) fn guard(self: &Arc<Self>, key: &TokenKey, version: Version) {
         if !self.guards.start(key) {
             return;
@@ -630,12 +690,17 @@ impl Inner {
         let inner = Arc::clone(self);
         let key = key.clone();
         spawn_tracked(&self.tasks, async move {
-            let wait = SAVE_BACKOFF.1 + MARGIN;
             let mut quiet_since = Instant::now();
             let unchanged = loop {
                 tokio::time::sleep(GUARD_POLL).await;
                 match inner.store.load(&key).await {
-                    Err(_) => quiet_since = Instant::now(),
+                    Err(e) if e.store_kind() == Some(StoreErrorKind::Unavailable) => {
+                        quiet_since = Instant::now();
+                    }
+                    // Another failed read (a corrupt row, a timeout of this
+                    // read alone) says nothing about the holder: the next
+                    // poll reads again.
+                    Err(_) => {}
                     Ok(row)
                         if !row
                             .as_ref()
@@ -643,7 +708,7 @@ impl Inner {
                     {
                         break false;
                     }
-                    Ok(_) if quiet_since.elapsed() >= wait => break true,
+                    Ok(_) if quiet_since.elapsed() >= GUARD_WATCH => break true,
                     Ok(_) => {}
                 }
                 if inner.closing.load(Ordering::SeqCst) {
@@ -712,7 +777,8 @@ impl UnsavedMap {
 
 /// The last pair this process received from the provider for each key
 /// (a refresh or a mint it saved itself): the stored version it was saved
-/// at, and when it arrived on the monotonic clock. See
+/// at, when it arrived on the monotonic clock (to keep the newest), and
+/// how far the host's clock was ahead of its issue time then. See
 /// [`Inner::token_now`].
 #[derive(Default)]
 pub(super) struct Received(Mutex<HashMap<TokenKey, Receipt>>);
@@ -722,6 +788,7 @@ struct Receipt {
     /// `None` until it is saved.
     version: Option<Version>,
     arrived: Instant,
+    offset: Duration,
 }
 
 impl Received {
@@ -730,7 +797,7 @@ impl Received {
         key: &TokenKey,
         token: Arc<TokenSet>,
         version: Option<Version>,
-        arrived: Instant,
+        (arrived, offset): (Instant, Duration),
     ) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if map.get(key).is_some_and(|r| r.arrived > arrived) {
@@ -742,21 +809,27 @@ impl Received {
                 token,
                 version,
                 arrived,
+                offset,
             },
         );
     }
 
-    /// How long ago `token` (at `version`, if known) was received here, at
-    /// most: its own receipt's age, or for a row stored after that receipt
-    /// (a newer version: issued later), the receipt's age, which it can
-    /// only be younger than.
-    fn age(&self, key: &TokenKey, token: &TokenSet, version: Option<Version>) -> Option<Duration> {
+    /// How far the host's clock was ahead of the issue time of `token` (at
+    /// `version`, if known) when it arrived here: its own receipt's, or
+    /// for a row stored after that receipt (a newer version: issued
+    /// later), the receipt's, which it can only be younger than.
+    fn offset(
+        &self,
+        key: &TokenKey,
+        token: &TokenSet,
+        version: Option<Version>,
+    ) -> Option<Duration> {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let receipt = map.get(key)?;
         let ours =
             receipt.token.access_token().expose_secret() == token.access_token().expose_secret();
         let later = matches!((version, receipt.version), (Some(v), Some(r)) if v >= r);
-        (ours || later).then(|| receipt.arrived.elapsed())
+        (ours || later).then_some(receipt.offset)
     }
 }
 

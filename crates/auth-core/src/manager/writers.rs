@@ -12,9 +12,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures::FutureExt;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::decision::{Goal, Origin, Unsaved};
+use super::decision::{self, Goal, Origin, Unsaved};
+use super::driver::MARGIN;
 use super::{Inner, TokenEvent};
 use crate::authorization::{Callback, PendingAuthorization};
 use crate::error::{Error, Result, StoreErrorKind};
@@ -252,10 +254,42 @@ impl Inner {
             Some(unsaved) => Arc::clone(&unsaved.token),
             None => Arc::new(stored),
         };
-        provider
-            .revoke(&current)
-            .await
-            .map_err(|e| e.for_key(key))?;
+        // Renew the lease right before the request, which then ends before
+        // the lease would. A process that paused since (until the lease
+        // could be another writer's, who may have refreshed the pair)
+        // sends nothing: a spent token's revocation may be acknowledged
+        // and ignored, leaving the grant alive.
+        let renewed_at = Instant::now();
+        let renewed = lease.load().await?;
+        if renewed.as_ref().map(|r| r.version) != Some(row.version) {
+            return Err(Error::not_sent(format!(
+                "the stored token of {key} changed while its revocation was prepared; nothing \
+                 was sent; try again"
+            )));
+        }
+        let limit = decision::attempt_timeout(
+            self.config.attempt_timeout,
+            self.config.refresh_deadline,
+            self.store.lease_ttl(),
+            renewed_at.elapsed(),
+            MARGIN,
+        );
+        if limit.is_zero() {
+            return Err(Error::not_sent(format!(
+                "the lease on {key} may have lapsed before its revocation was sent (the process \
+                 was paused); nothing was sent; try again"
+            )));
+        }
+        match tokio::time::timeout(limit, provider.revoke(&current)).await {
+            Ok(answer) => answer.map_err(|e| e.for_key(key))?,
+            Err(_) => {
+                return Err(Error::transient(format!(
+                    "the provider did not answer the revocation of {key} within {}; the token \
+                     is kept; try again",
+                    crate::error::human_duration(limit)
+                )));
+            }
+        }
         let version = lease.delete(row.version).await?;
         self.unsaved.abandon(key);
         self.cache.bury(key, Some(version));
