@@ -433,8 +433,10 @@ impl Server {
             let late = self
                 .chaos
                 .duration(Duration::from_secs(15), Duration::from_secs(40));
+            // Noted before the wait: an attempt that times out drops this
+            // future while it sleeps.
+            defeat(sent_at + late);
             tokio::time::sleep(late).await;
-            defeat(Instant::now());
         }
         if answer.is_ok() && self.chaos.fires("refresh_garbled", rates.refresh_garbled) {
             defeat(sent_at);

@@ -575,3 +575,79 @@ async fn the_builder_warns_about_parameters_that_break_the_protocol() {
         "{warnings:?}"
     );
 }
+
+/// A laptop suspended for two hours: the host clock jumps forward while
+/// the monotonic clock (which does not count a suspend) stands still. The
+/// pair received before is judged on the host clock less its offset at
+/// arrival, so it has expired, and the next call refreshes instead of
+/// serving a dead token.
+#[tokio::test(start_paused = true)]
+async fn a_received_token_expires_when_the_host_clock_jumps_forward() {
+    let w = world().await;
+    let clock = Arc::new(ManualClock::new(w.clock.now()));
+    let provider = Arc::new(
+        FakeProvider::new("fake")
+            .with_clock(clock.clone())
+            .strict(Some(WINDOW)),
+    );
+    seed(
+        &w.store.inner,
+        &key(),
+        &provider
+            .issue()
+            .with_expires_at(Some(clock.now() - Duration::from_secs(1))),
+    )
+    .await;
+    let manager = TokenManager::builder(Arc::new(w.store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .retry_policy(RetryPolicy::none())
+        .build();
+    let first = manager.access_token(&key()).await.unwrap();
+    assert_eq!(provider.refresh_calls(), 1);
+    assert_eq!(
+        manager.access_token(&key()).await.unwrap().secret(),
+        first.secret(),
+        "a pair just received is served"
+    );
+    clock.advance(Duration::from_secs(2 * 3600));
+    let second = manager.access_token(&key()).await.unwrap();
+    assert_eq!(provider.refresh_calls(), 2, "the expired pair was replaced");
+    assert_ne!(second.secret(), first.secret());
+    assert_eq!(provider.burns(), 0);
+}
+
+/// A replay marks the record it found (keeping its first stamp): the new
+/// version tells a late-replay guard watching the record in another
+/// process that a live process is finishing it, so that guard does not
+/// replay too while this one saves what its replay brought back.
+#[tokio::test(start_paused = true)]
+async fn regression_a_replay_moves_the_record_it_found() {
+    let w = world().await;
+    let manager = manager(&w, w.provider.clone());
+    w.provider
+        .script_refresh(Scripted::ProcessThenFail(Error::transient(
+            "connection reset after sending",
+        )));
+    assert!(manager.access_token(&key()).await.is_err());
+    let left = row(&w).await;
+    let since = left.in_flight.expect("the outcome is unknown").since;
+    // A second process (a fresh manager) finds the record and replays it,
+    // but its save fails: the record must have moved on anyway.
+    w.store.faults.fail_next_saves(1, false);
+    tokio::time::sleep(WINDOW / 4).await;
+    let other = manager(&w, w.provider.clone());
+    let _ = other.access_token(&key()).await;
+    assert_eq!(w.provider.refresh_calls(), 2, "one lost answer, one replay");
+    let marked = row(&w).await;
+    assert!(
+        marked.version > left.version,
+        "the replay marked the record: {:?} -> {:?}",
+        left.version,
+        marked.version
+    );
+    if let Some(record) = marked.in_flight {
+        assert_eq!(record.since, since, "the first stamp is kept");
+    }
+    assert_eq!(w.provider.burns(), 0);
+}
