@@ -624,12 +624,12 @@ async fn a_received_token_expires_when_the_host_clock_jumps_forward() {
 #[tokio::test(start_paused = true)]
 async fn regression_a_replay_moves_the_record_it_found() {
     let w = world().await;
-    let manager = manager(&w, w.provider.clone());
+    let first = manager(&w, w.provider.clone());
     w.provider
         .script_refresh(Scripted::ProcessThenFail(Error::transient(
             "connection reset after sending",
         )));
-    assert!(manager.access_token(&key()).await.is_err());
+    assert!(first.access_token(&key()).await.is_err());
     let left = row(&w).await;
     let since = left.in_flight.expect("the outcome is unknown").since;
     // A second process (a fresh manager) finds the record and replays it,
