@@ -232,8 +232,9 @@ async fn a_lease_holder_killed_mid_refresh_is_taken_over_within_the_ttl() {
     );
     assert!(stored.in_flight.is_none(), "the record outlived the replay");
     // The victim wrote its record and saved nothing; the successor found
-    // the record, replayed the same refresh token (the server's window
-    // answered with the pair it had issued) and saved once.
+    // the record, marked it (a replay moves the record it finds, keeping
+    // its first stamp), replayed the same refresh token (the server's
+    // window answered with the pair it had issued) and saved once.
     let history: i64 = sqlx::query_scalar(&format!(
         "SELECT version FROM \"{schema}\".\"token_keeper_tokens\" WHERE provider = 'fitbit' AND account = 'SIGKILL1'"
     ))
@@ -242,8 +243,8 @@ async fn a_lease_holder_killed_mid_refresh_is_taken_over_within_the_ttl() {
     .expect("version");
     assert_eq!(
         history as u64,
-        seeded.0 + 2,
-        "not exactly the victim's record and one save"
+        seeded.0 + 3,
+        "not exactly the victim's record, the successor's mark and one save"
     );
     let counters = emulator.counters();
     assert_eq!(
