@@ -49,6 +49,10 @@ pub(crate) struct Life {
     procs: Mutex<Vec<ProcLife>>,
     /// Woken at every death.
     deaths: Notify,
+    /// Woken when every pause is ended early (the end of a run): a paused
+    /// process must then run at once, as the checker's record of its life
+    /// says.
+    woken: Notify,
     on_death: Mutex<Vec<OnDeath>>,
     /// The run's trace: what happened, in order, per account (`None`: a
     /// process event).
@@ -175,6 +179,7 @@ impl Life {
                 last.1 = now;
             }
         }
+        self.woken.notify_waiters();
     }
 
     pub(crate) fn is_dead(&self, proc: usize) -> bool {
@@ -194,6 +199,9 @@ impl Life {
     /// Waits while `proc` is paused; forever once it is dead.
     pub(crate) async fn gate(&self, proc: usize) {
         loop {
+            let woken = self.woken.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let until = {
                 let procs = self.lock();
                 let p = &procs[proc];
@@ -208,7 +216,13 @@ impl Life {
                 }
             };
             match until {
-                Some(end) => tokio::time::sleep_until(end).await,
+                Some(end) => {
+                    tokio::select! {
+                        biased;
+                        () = woken => {}
+                        () = tokio::time::sleep_until(end) => {}
+                    }
+                }
                 None => std::future::pending::<()>().await,
             }
         }
