@@ -841,12 +841,9 @@ async fn call(
         let login_race = match (pair, old) {
             (Some((p, _)), Some((o, _))) if p < o => {
                 let m = server.model();
-                [p, o].iter().any(|&g| {
-                    m.grants[g]
-                        .login
-                        .as_ref()
-                        .is_some_and(|l| !l.with_account)
-                })
+                [p, o]
+                    .iter()
+                    .any(|&g| m.grants[g].login.as_ref().is_some_and(|l| !l.with_account))
             }
             _ => false,
         };

@@ -651,3 +651,48 @@ async fn regression_a_replay_moves_the_record_it_found() {
     }
     assert_eq!(w.provider.burns(), 0);
 }
+
+/// Found by the soak (seed 1000196): a caller whose wait for the lease
+/// timed out was served the stored token, newer than the cached one, but
+/// the cache was not told; a `force_refresh` rejecting that newer token
+/// then answered from the cache with the older one.
+#[tokio::test(start_paused = true)]
+async fn regression_force_refresh_never_answers_older_than_a_token_served_after_a_lock_timeout() {
+    let w = world().await;
+    let now = w.clock.now();
+    let hour = Duration::from_secs(3600);
+    let older = w.provider.issue().with_expires_at(Some(now + hour));
+    let version = seed(&w.store.inner, &key(), &older).await;
+    let manager = TokenManager::builder(Arc::new(w.store.clone()))
+        .provider(w.provider.clone())
+        .clock(w.clock.clone())
+        .lock_wait(Duration::from_millis(200))
+        .retry_policy(RetryPolicy::none())
+        .build();
+    let first = manager.access_token(&key()).await.unwrap();
+    assert_eq!(first.secret(), older.access_token().expose_secret());
+    // Another process stores a newer pair and keeps the lease.
+    let newer = w.provider.issue().with_expires_at(Some(now + hour));
+    let lease = w.store.lock(&key(), Duration::from_secs(1)).await.unwrap();
+    lease
+        .save(
+            &newer,
+            auth_core::Expect::Version(version),
+            auth_core::Record::Clear,
+        )
+        .await
+        .unwrap();
+    // Both are due (inside the skew) and still valid.
+    tokio::time::advance(hour - Duration::from_secs(120)).await;
+    let served = manager.access_token(&key()).await.unwrap();
+    assert_eq!(served.secret(), newer.access_token().expose_secret());
+    match manager.force_refresh(&key(), &served).await {
+        Ok(token) => assert_ne!(
+            token.secret(),
+            older.access_token().expose_secret(),
+            "answered with a token older than the rejected one"
+        ),
+        Err(err) => assert!(err.is_transient(), "{err}"),
+    }
+    drop(lease);
+}

@@ -275,7 +275,9 @@ impl Inner {
             && token.is_fresh(self.now(), Duration::ZERO)
         {
             warn!(%key, "the key's lease was busy for the whole wait; serving the stored token, which is still valid");
-            return Ok(Arc::new(token.clone()));
+            // Cached like any token served from a row: a later
+            // `force_refresh` that rejects it must not find an older one.
+            return Ok(self.cached(key, Arc::new(token.clone()), Some(&row)));
         }
         Err(err)
     }
