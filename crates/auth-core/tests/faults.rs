@@ -696,3 +696,55 @@ async fn regression_force_refresh_never_answers_older_than_a_token_served_after_
     }
     drop(lease);
 }
+
+/// Found by the soak (seed 1000058): a login whose account comes from the
+/// response could not take the lease, so its save task took the login's
+/// sequence, failed to save, and took a *new* sequence on the next try. A
+/// remove completed in between left a tombstone that the first sequence
+/// respects and the second passes, so the removed account came back with
+/// the login made before the removal. The task now keeps the first
+/// sequence it took.
+#[tokio::test(start_paused = true)]
+async fn regression_an_unsaved_login_keeps_its_sequence_so_a_later_remove_holds() {
+    let w = world().await;
+    let app = TokenManager::builder(Arc::new(w.store.clone()))
+        .provider(w.provider.clone())
+        .clock(w.clock.clone())
+        .lock_wait(Duration::from_millis(100))
+        .retry_policy(RetryPolicy::none())
+        .build();
+    let token = w
+        .provider
+        .issue()
+        .with_extra("user_id", serde_json::json!(key().account.as_str()));
+    w.provider.script_exchange(Scripted::Token(token));
+    let pending = app
+        .begin_authorization(&key().provider, AuthorizeRequest::new())
+        .unwrap();
+    let callback = Callback::parse(&format!(
+        "code=c0de&state={}",
+        pending.state().expose_secret()
+    ))
+    .unwrap();
+    // Another process holds the lease: the login is kept in memory, with
+    // no sequence yet, and its task saves it.
+    let busy = w.store.lock(&key(), Duration::from_secs(1)).await.unwrap();
+    app.complete_authorization(&pending, &callback)
+        .await
+        .unwrap();
+    assert_eq!(app.unsaved(), vec![key()]);
+    // The task's first save takes a sequence and fails.
+    w.store.faults.fail_next_saves(1, false);
+    let started = w.store.faults.save_started.notified();
+    drop(busy);
+    started.await;
+    // The account is removed before the task tries again.
+    let other = manager(&w, w.provider.clone());
+    assert!(other.remove(&key()).await.unwrap());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(app.unsaved().is_empty(), "the task gave way");
+    assert!(
+        row(&w).await.token.is_none(),
+        "the removal holds: the login came before it"
+    );
+}

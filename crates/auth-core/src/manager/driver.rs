@@ -31,7 +31,7 @@ use super::{Inner, TokenEvent};
 use crate::error::{Error, Result, StoreErrorKind};
 use crate::id::TokenKey;
 use crate::provider::TokenProvider;
-use crate::store::{Expect, Lease, Record, Stored, Version};
+use crate::store::{Expect, Lease, Record, Sequence, Stored, Version};
 use crate::telemetry;
 use crate::token::TokenSet;
 
@@ -613,8 +613,12 @@ impl Inner {
         spawn_tracked(&self.tasks, async move {
             let mut backoff = SAVE_BACKOFF.0;
             let mut failures = 0u32;
+            // A login's sequence, once taken, is kept for every later try:
+            // a new one would order the login after a revoke or remove
+            // that came after it.
+            let mut sequence = None;
             while inner.unsaved.holds(&key, &unsaved) {
-                match inner.save_once(&key, &unsaved).await {
+                match inner.save_once(&key, &unsaved, &mut sequence).await {
                     Ok(()) => return,
                     Err(err)
                         if matches!(
@@ -646,14 +650,28 @@ impl Inner {
     }
 
     /// One save of an unsaved token under a fresh lease, with the rules of
-    /// [`decision::verdict`].
-    async fn save_once(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) -> Result<()> {
+    /// [`decision::verdict`]. A login without a sequence takes one the
+    /// first time (`sequence`) and keeps it.
+    async fn save_once(
+        &self,
+        key: &TokenKey,
+        unsaved: &Arc<Unsaved>,
+        sequence: &mut Option<Sequence>,
+    ) -> Result<()> {
         let wait = RECORD_LOCK_WAIT.min(self.config.lock_wait);
         let lease = self.store.lock(key, wait).await?;
         let origin = match unsaved.origin {
             Origin::Login(None) => {
-                self.emit(TokenEvent::LoginRace { key: key.clone() });
-                Origin::Login(Some(lease.next_sequence().await?))
+                let taken = match *sequence {
+                    Some(taken) => taken,
+                    None => {
+                        self.emit(TokenEvent::LoginRace { key: key.clone() });
+                        let taken = lease.next_sequence().await?;
+                        *sequence = Some(taken);
+                        taken
+                    }
+                };
+                Origin::Login(Some(taken))
             }
             ref origin => origin.clone(),
         };
