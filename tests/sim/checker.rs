@@ -13,8 +13,9 @@
 //!   (or held by a running process) with the store and the provider up
 //!   and a process running (none alive, all paused, the store or the
 //!   provider down), or every replay tried in time was defeated (refused,
-//!   an error answer, a lost or late answer, a 429, a failed mark), each
-//!   one starting the chance again. A record older than the window (from
+//!   an error answer, a lost or late answer, a 429, a failed mark) or
+//!   made (its pair then lost with its holder), each one starting the
+//!   chance again. A record older than the window (from
 //!   its first stamp) is watched by the late-replay guard before it is
 //!   replayed, so its chance must be [`GUARD`] longer.
 //! - [`Cause::LoginRace`]: two logins of one account raced where the
@@ -43,17 +44,17 @@ use super::life::ProcLife;
 use super::server::{Arrival, Death, Model};
 use super::store::{ModelStore, Span};
 
-/// How long a chance to replay must last to count, at least: the
-/// Refresher's orphan poll (2 s) plus taking the lease and sending, with
-/// room to spare. Inside a window the protocol also paces its replays (at
-/// most one every window/8), so the chance must outlast that too.
-pub(crate) const OPPORTUNITY: Duration = Duration::from_secs(5);
+/// How long a process needs to react to a refresh left in flight: the
+/// Refresher's orphan poll (every 2 s), the takeover's wait for the lease
+/// (up to 1 s) and its statements, and one more poll for a transient store
+/// failure on the way.
+pub(crate) const REACTION: Duration = Duration::from_secs(5);
 
-/// How long a chance to replay must last under a window of `window`.
+/// How long a chance to replay must last under a window of `window`: the
+/// reaction, after the protocol's pacing of replays inside a window (one
+/// every window/8, counted from the start of the failed one).
 pub(crate) fn opportunity(window: Option<Duration>) -> Duration {
-    window.map_or(OPPORTUNITY, |w| {
-        OPPORTUNITY.max(w / 8 + Duration::from_secs(3))
-    })
+    window.map_or(REACTION, |w| w / 8 + REACTION)
 }
 
 /// What the late-replay guard adds before a replay of a record older than
@@ -161,7 +162,19 @@ impl Evidence<'_> {
             Some(end) => {
                 let from = next.issued;
                 let to = end.min(at);
-                match self.chance_to_replay(&self.key(g), from, to) {
+                // Every replay made uses up the chance it came in: if its
+                // pair was lost too (its holder died or paused before
+                // saving), the next chance starts after it.
+                let replays: Vec<Instant> = self
+                    .model
+                    .sends
+                    .iter()
+                    .filter(|s| {
+                        s.grant == Some(g) && s.index == i && s.arrival == Arrival::InWindow
+                    })
+                    .map(|s| s.at)
+                    .collect();
+                match self.chance_to_replay(&self.key(g), from, to, &replays) {
                     None => Ok(Cause::NoReplayInTime(if delivered.is_empty() {
                         "answer lost"
                     } else {
@@ -188,6 +201,7 @@ impl Evidence<'_> {
         key: &TokenKey,
         from: Instant,
         to: Instant,
+        replays: &[Instant],
     ) -> Option<(Instant, Instant)> {
         if to <= from {
             return None;
@@ -204,6 +218,7 @@ impl Evidence<'_> {
             .map(|&(_, s, e)| (s, e))
             .collect();
         defeats.extend(self.store.failed_marks(key).into_iter().map(|t| (t, t)));
+        defeats.extend(replays.iter().map(|&t| (t, t)));
         outages.extend(defeats.iter().copied().filter(|(s, e)| e > s));
         let window = self.model.rules.window;
         let late_from = window

@@ -14,7 +14,7 @@
 //! What it refreshes, when, and how hosts share the work: see
 //! [`Refresher`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
@@ -314,6 +314,7 @@ impl RefresherBuilder {
             tasks: JoinSet::new(),
             scan: None,
             orphan_poll: Some(Instant::now()),
+            taking_over: HashSet::new(),
         };
         tokio::spawn(async move {
             worker.run(manager_events).await;
@@ -557,8 +558,10 @@ enum Done {
         result: Result<Ahead>,
     },
     Scan(Vec<(TokenKey, TokenSet)>),
-    /// An orphan poll finished, having taken over this many keys.
-    Orphans(usize),
+    /// An orphan poll's query answered with these keys.
+    Orphans(Vec<TokenKey>),
+    /// A takeover of a refresh left in flight finished.
+    TakenOver(TokenKey),
 }
 
 /// The loop and its state; owned by one task.
@@ -576,6 +579,9 @@ struct Worker {
     scan: Option<AbortHandle>,
     /// When the next orphan poll is due; `None` while one runs.
     orphan_poll: Option<Instant>,
+    /// Keys whose takeover is running: the next poll leaves them to it,
+    /// and a slow one holds up no other key.
+    taking_over: HashSet<TokenKey>,
 }
 
 impl Worker {
@@ -617,32 +623,41 @@ impl Worker {
         self.finish().await;
     }
 
-    /// Asks the store for refreshes left in flight and takes each over at
-    /// once, through the manager (a replay, or the late-replay guard).
+    /// Asks the store for refreshes left in flight; each is then taken
+    /// over at once, through the manager (a replay, or the late-replay
+    /// guard), in a task of its own.
     fn poll_orphans(&mut self) {
         self.orphan_poll = None;
         let manager = self.manager.clone();
         self.tasks.spawn(async move {
-            let keys = match manager.store().orphaned(ORPHAN_BATCH).await {
-                Ok(keys) => keys,
+            match manager.store().orphaned(ORPHAN_BATCH).await {
+                Ok(keys) => Done::Orphans(keys),
                 Err(err) => {
                     warn!(error = %err, "the refresher cannot list refreshes left in flight");
-                    return Done::Orphans(0);
+                    Done::Orphans(Vec::new())
                 }
-            };
-            let taken = keys.len();
-            futures::future::join_all(keys.into_iter().map(|key| {
-                let manager = manager.clone();
-                async move {
-                    debug!(%key, "a refresh was left in flight; taking it over");
-                    if let Err(err) = manager.take_over(&key).await {
-                        debug!(%key, error = %err, "the refresh left in flight is not finished yet");
-                    }
-                }
-            }))
-            .await;
-            Done::Orphans(taken)
+            }
         });
+    }
+
+    /// Takes over each key the orphan poll found, unless its takeover is
+    /// running already; the next poll comes [`ORPHAN_POLL`] after this
+    /// one, however long the takeovers take.
+    fn take_over(&mut self, keys: Vec<TokenKey>) {
+        self.orphan_poll = Some(Instant::now() + ORPHAN_POLL);
+        for key in keys {
+            if !self.taking_over.insert(key.clone()) {
+                continue;
+            }
+            let manager = self.manager.clone();
+            self.tasks.spawn(async move {
+                debug!(%key, "a refresh was left in flight; taking it over");
+                if let Err(err) = manager.take_over(&key).await {
+                    debug!(%key, error = %err, "the refresh left in flight is not finished yet");
+                }
+                Done::TakenOver(key)
+            });
+        }
     }
 
     /// Lets refreshes in progress finish (the manager starts no new one once
@@ -898,11 +913,9 @@ impl Worker {
     fn on_done(&mut self, done: Done) {
         match done {
             Done::Scan(tokens) => self.on_scan(tokens),
-            Done::Orphans(taken) => {
-                if taken > 0 {
-                    debug!(taken, "took over refreshes left in flight");
-                }
-                self.orphan_poll = Some(Instant::now() + ORPHAN_POLL);
+            Done::Orphans(keys) => self.take_over(keys),
+            Done::TakenOver(key) => {
+                self.taking_over.remove(&key);
             }
             Done::Refresh { key, kind, result } => self.on_refreshed(key, kind, result),
         }

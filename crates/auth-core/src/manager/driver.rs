@@ -47,6 +47,9 @@ pub(super) const SAVE_BACKOFF: (Duration, Duration) =
 pub(super) const MARGIN: Duration = Duration::from_secs(2);
 /// How often the late-replay guard reads the record it watches.
 const GUARD_POLL: Duration = Duration::from_secs(1);
+/// How many times the guard tries its takeover when the store fails
+/// before anything is sent.
+const GUARD_TRIES: usize = 3;
 /// The longest wait for the lease by work that finishes a record: a
 /// takeover, and the save of an unsaved pair. A caller may wait longer
 /// (the manager's `lock_wait`), but a replay that waits behind it may miss
@@ -738,14 +741,21 @@ impl Inner {
             inner.guards.finish(&key);
             if unchanged {
                 info!(%key, "a late refresh record stayed unchanged; replaying it");
-                let _ = inner
-                    .fly(
-                        &key,
-                        Goal::Takeover {
-                            observed: Some(version),
-                        },
-                    )
-                    .await;
+                // A store that failed before anything was sent (the lease
+                // busy, a read or the mark failed) does not cost another
+                // whole watch: the takeover is tried again at once, and
+                // checks the record's version again under the lease.
+                for _ in 0..GUARD_TRIES {
+                    let goal = Goal::Takeover {
+                        observed: Some(version),
+                    };
+                    match inner.fly(&key, goal).await {
+                        Err(e) if e.store_kind().is_some() => {
+                            tokio::time::sleep(GUARD_POLL).await;
+                        }
+                        _ => break,
+                    }
+                }
             }
         });
     }
