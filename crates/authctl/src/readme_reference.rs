@@ -49,14 +49,15 @@ fn global_options() -> Vec<String> {
 }
 
 /// The keys the parser accepts at the place of `zz_unknown` in `file`,
-/// read from the error
-/// that unknown key gets: serde lists the fields it expected.
+/// read from the error that unknown key gets: a provider section lists the
+/// keys its kind accepts, and serde lists the fields it expected elsewhere.
 fn accepted_keys(file: &str) -> BTreeSet<String> {
     let failure = Config::parse(file, Path::new("config.toml"))
         .expect_err("a config with an unknown key must be refused");
     let message = failure.message();
     let (_, list) = message
-        .split_once("expected one of ")
+        .split_once(" accepts ")
+        .or_else(|| message.split_once("expected one of "))
         .or_else(|| message.split_once("expected "))
         .unwrap_or_else(|| panic!("no list of expected keys in: {message}"));
     let keys: BTreeSet<String> = list

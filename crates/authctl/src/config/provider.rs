@@ -1,75 +1,38 @@
-//! One `[providers.NAME]` section: its fields, the rules per kind, and
-//! the provider it builds. Never prints or reports a client secret.
+//! One `[providers.NAME]` section: its typed shape per kind, the rules
+//! between its keys, and the provider it builds. Never prints or reports a
+//! client secret.
+//!
+//! A section is read in steps: its `kind` picks the shape; every other key
+//! is checked against that kind's keys (so a key of another kind is named
+//! as such); then the keys every kind takes and the kind's own keys are
+//! deserialized into their typed structs, each refusing unknown fields.
 
-use std::collections::BTreeMap;
+mod keys;
+mod rules;
+mod section;
+mod shapes;
+
 use std::fmt;
 use std::sync::Arc;
 
-use auth_catalogue::{Catalogue, ClientAuthMethod, ProviderSpec};
+use auth_catalogue::{Catalogue, ProviderSpec};
 
 use auth_core::{ProviderId, TokenProvider};
 use auth_fitbit::{
     AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope,
 };
-use auth_oauth2::{
-    ClientAuth, ClientCredentials, Endpoints, HttpConfig, OAuth2Provider, is_loopback,
-};
+use auth_oauth2::{ClientAuth, ClientCredentials, Endpoints, HttpConfig, OAuth2Provider};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::exit::{CliResult, Failure, Target};
+use section::Section;
+use shapes::{Common, Grant, Shape};
 
 /// The redirect URI used when a provider names none: the loopback callback
 /// registered for the emulator's demo clients (RFC 8252).
 pub(crate) const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
-
-/// One `[providers.NAME]` table, as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProvider {
-    kind: String,
-    client_id: String,
-    client_secret_env: Option<String>,
-    /// Read as a raw value so that a mistyped secret is never echoed by a
-    /// type error.
-    client_secret: Option<toml::Value>,
-    app_type: Option<String>,
-    redirect_uri: Option<String>,
-    scopes: Option<Vec<String>>,
-    issuer: Option<String>,
-    auth_method: Option<String>,
-    authorize_url: Option<String>,
-    token_url: Option<String>,
-    introspect_url: Option<String>,
-    revoke_url: Option<String>,
-    tokeninfo_url: Option<String>,
-    /// `oauth2` only: `authorization_code` (the default) or
-    /// `client_credentials`.
-    grant: Option<String>,
-    /// `oauth2` only: the RFC 8628 endpoint when there is no discovery.
-    device_authorization_url: Option<String>,
-    /// `oauth2` with `client_credentials`: sent as `audience`.
-    audience: Option<String>,
-    /// `oauth2` with `client_credentials`: sent as `resource` (RFC 8707).
-    resource: Option<String>,
-    /// The access token lifetime to ask for, where the provider takes one
-    /// (legacy Fitbit: 3600 or 28800).
-    expires_in: Option<u64>,
-    /// A catalogue template's values (`domain`, `tenant`, `host`, `realm`).
-    placeholders: Option<BTreeMap<String, String>>,
-    /// Where the provider's APIs are: `authctl get` sends tokens there only.
-    api_base_urls: Option<Vec<String>>,
-}
-
-/// Which grant an `oauth2` provider gets its tokens with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Grant {
-    /// A person logs in (`authctl login`, or `login --device`).
-    AuthorizationCode,
-    /// The client acts as itself: `authctl token` works with no login.
-    ClientCredentials,
-}
 
 /// The kinds of provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +48,14 @@ pub(crate) enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Every kind.
+    pub(crate) const ALL: [Self; 4] = [
+        Self::Fitbit,
+        Self::GoogleHealth,
+        Self::OAuth2,
+        Self::Catalogue,
+    ];
+
     fn parse(value: &str) -> Option<Self> {
         match value {
             "fitbit" => Some(Self::Fitbit),
@@ -164,205 +135,134 @@ impl fmt::Debug for ProviderConfig {
     }
 }
 
-/// Names the file and provider in every message about a section.
-struct Section<'a> {
-    file: &'a str,
-    name: &'a str,
-}
-
-impl Section<'_> {
-    fn error(&self, field: &str, problem: impl fmt::Display) -> Failure {
-        Failure::usage(
-            format!(
-                "{}: [providers.{}] {field}: {problem}",
-                self.file, self.name
-            ),
-            format!(
-                "fix `{field}` in the [providers.{}] section of {}",
-                self.name, self.file
-            ),
-        )
-    }
-
-    fn not_for_kind(&self, field: &str, value: bool, kind: ProviderKind) -> CliResult {
-        if value {
-            Err(self.error(
-                field,
-                format!("does not apply to kind = \"{}\"; remove it", kind.as_str()),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn parse_url(&self, field: &str, value: &str) -> CliResult<Url> {
-        let url = Url::parse(value)
-            .map_err(|e| self.error(field, format!("{value:?} is not a valid URL ({e})")))?;
-        if url.fragment().is_some() {
-            return Err(self.error(field, format!("{value:?} must not have a #fragment")));
-        }
-        Ok(url)
-    }
-
-    /// An endpoint URL: https, or http to a loopback host.
-    fn endpoint(&self, field: &str, value: Option<&str>) -> CliResult<Option<Url>> {
-        let url = value.map(|v| self.parse_url(field, v)).transpose()?;
-        if let Some(url) = &url {
-            let secure = url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url));
-            if !secure {
-                return Err(self.error(
-                    field,
-                    format!(
-                        "{url} uses {}://; only https:// is allowed, or http:// to a loopback \
-                         host (127.0.0.1, [::1], localhost)",
-                        url.scheme()
-                    ),
-                ));
-            }
-        }
-        Ok(url)
+/// Takes `kind` out of the section: it must be there, and be a string.
+fn take_kind(section: &Section<'_>, table: &mut toml::Table) -> CliResult<String> {
+    match table.remove("kind") {
+        Some(toml::Value::String(kind)) => Ok(kind),
+        Some(other) => Err(section.error(
+            "kind",
+            format!("must be a string, not {} {other}", an(other.type_str())),
+        )),
+        None => Err(section.error(
+            "kind",
+            "missing; name the kind: \"fitbit\", \"google-health\", \"oauth2\" or a catalogue \
+             entry (`authctl providers` lists them)",
+        )),
     }
 }
 
-/// Turns a serde error from one section into a message naming the field.
-fn field_error(section: &Section<'_>, err: &toml::de::Error) -> Failure {
-    let text = err.to_string();
-    let mut problem = Vec::new();
-    let mut field = None;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        match line.strip_prefix("in `").and_then(|l| l.strip_suffix('`')) {
-            Some(name) => field = Some(name.to_owned()),
-            None => problem.push(line),
-        }
-    }
-    let problem = problem.join(" ");
-    match field {
-        Some(field) => section.error(&field, problem),
-        None => Failure::usage(
-            format!("{}: [providers.{}]: {problem}", section.file, section.name),
-            format!(
-                "fix the [providers.{}] section of {}",
-                section.name, section.file
-            ),
-        ),
-    }
+/// `a string`, `an integer`.
+fn an(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
+}
+
+/// Deserializes `table` into the typed struct `T`, naming the field of any
+/// error.
+fn typed<T: DeserializeOwned>(section: &Section<'_>, table: toml::Table) -> CliResult<T> {
+    T::deserialize(toml::Value::Table(table)).map_err(|e| section.serde_error(&e))
 }
 
 impl ProviderConfig {
     pub(super) fn from_table(
         file: &str,
         name: &str,
-        table: toml::Table,
+        mut table: toml::Table,
         catalogue: &Catalogue,
     ) -> CliResult<Self> {
         let section = Section { file, name };
-        let raw: RawProvider = RawProvider::deserialize(toml::Value::Table(table))
-            .map_err(|e| field_error(&section, &e))?;
+        let written = take_kind(&section, &mut table)?;
         ProviderId::new(name).map_err(|e| {
             Failure::usage(
                 format!("{file}: [providers.{name}]: the name is not a valid provider id ({e})"),
                 format!("rename the section in {file}"),
             )
         })?;
-        let kind = match ProviderKind::parse(&raw.kind) {
+        let kind = match ProviderKind::parse(&written) {
             Some(kind) => kind,
-            None if catalogue.get(&raw.kind).is_some() => ProviderKind::Catalogue,
+            None if catalogue.get(&written).is_some() => ProviderKind::Catalogue,
             None => {
                 return Err(section.error(
                     "kind",
                     format!(
-                        "{:?} is not a provider kind; use \"fitbit\", \"google-health\", \
-                         \"oauth2\" or a catalogue entry (`authctl providers` lists them)",
-                        raw.kind
+                        "{written:?} is not a provider kind; use \"fitbit\", \"google-health\", \
+                         \"oauth2\" or a catalogue entry (`authctl providers` lists them)"
                     ),
                 ));
             }
         };
-        if raw.client_id.trim().is_empty() {
+        keys::check(&section, kind, &written, &table)?;
+        let (common, own): (toml::Table, toml::Table) = table
+            .into_iter()
+            .partition(|(key, _)| keys::common_keys().contains(&key.as_str()));
+        let common: Common = typed(&section, common)?;
+        let shape = match kind {
+            ProviderKind::Fitbit => Shape::Fitbit(typed(&section, own)?),
+            ProviderKind::GoogleHealth => Shape::GoogleHealth(typed(&section, own)?),
+            ProviderKind::OAuth2 => Shape::OAuth2(typed(&section, own)?),
+            ProviderKind::Catalogue => {
+                let spec = catalogue.get(&written).expect("checked above");
+                Shape::Catalogue(typed(&section, own)?, spec)
+            }
+        };
+        if common.client_id.trim().is_empty() {
             return Err(section.error("client_id", "must not be empty"));
         }
-        let secret = secret_source(&section, &raw)?;
+        let secret = rules::secret_source(&section, &common)?;
         let urls = Urls {
-            authorize: section.endpoint("authorize_url", raw.authorize_url.as_deref())?,
-            token: section.endpoint("token_url", raw.token_url.as_deref())?,
-            introspect: section.endpoint("introspect_url", raw.introspect_url.as_deref())?,
-            revoke: section.endpoint("revoke_url", raw.revoke_url.as_deref())?,
-            tokeninfo: section.endpoint("tokeninfo_url", raw.tokeninfo_url.as_deref())?,
-            device: section.endpoint(
-                "device_authorization_url",
-                raw.device_authorization_url.as_deref(),
-            )?,
+            authorize: section.endpoint("authorize_url", common.authorize_url.as_deref())?,
+            token: section.endpoint("token_url", common.token_url.as_deref())?,
+            introspect: section.endpoint("introspect_url", shape.introspect_url())?,
+            revoke: section.endpoint("revoke_url", common.revoke_url.as_deref())?,
+            tokeninfo: section.endpoint("tokeninfo_url", shape.tokeninfo_url())?,
+            device: section
+                .endpoint("device_authorization_url", shape.device_authorization_url())?,
         };
-        if let Some(issuer) = raw.issuer.as_deref() {
+        if let Some(issuer) = shape.issuer() {
             section.endpoint("issuer", Some(issuer))?;
         }
         let has_secret = !matches!(secret, SecretSource::None);
-        let grant = grant_rules(&section, &raw, kind)?;
-        let (app_type, auth_method) = match kind {
-            ProviderKind::Fitbit => (
-                fitbit_rules(&section, &raw, has_secret)?,
-                ClientAuth::ClientSecretBasic,
-            ),
-            ProviderKind::GoogleHealth => {
-                google_rules(&section, &raw, has_secret)?;
-                (AppType::Server, ClientAuth::ClientSecretPost)
+        let mut app_type = AppType::Server;
+        let mut grant = Grant::AuthorizationCode;
+        let (mut audience, mut resource) = (None, None);
+        let mut entry = None;
+        let auth_method = match &shape {
+            Shape::Fitbit(s) => {
+                app_type = rules::fitbit(&section, s.app_type, has_secret)?;
+                ClientAuth::ClientSecretBasic
             }
-            ProviderKind::OAuth2 => (
-                AppType::Server,
-                oauth2_rules(&section, &raw, has_secret, &urls, grant)?,
-            ),
-            ProviderKind::Catalogue => {
-                let spec = catalogue.get(&raw.kind).expect("checked above");
-                (
-                    AppType::Server,
-                    catalogue_rules(&section, &raw, has_secret, spec)?,
-                )
+            Shape::GoogleHealth(_) => {
+                rules::google_health(&section, has_secret)?;
+                ClientAuth::ClientSecretPost
             }
-        };
-        let entry = match kind {
-            ProviderKind::Catalogue => {
-                let spec = catalogue.get(&raw.kind).expect("checked above");
-                Some(Box::new(fill_placeholders(&section, &raw, spec)?))
+            Shape::OAuth2(s) => {
+                let method = rules::oauth2(&section, s, has_secret, &urls)?;
+                grant = s.grant;
+                audience.clone_from(&s.audience);
+                resource.clone_from(&s.resource);
+                method
             }
-            _ => {
-                if raw.placeholders.is_some() {
-                    return Err(section.error(
-                        "placeholders",
-                        "applies only to catalogue templates (okta, auth0, keycloak, entra); \
-                         remove it",
-                    ));
-                }
-                None
+            Shape::Catalogue(s, spec) => {
+                let method = rules::catalogue(&section, &written, has_secret, spec)?;
+                entry = Some(Box::new(rules::fill_placeholders(
+                    &section,
+                    &written,
+                    s.placeholders.as_ref(),
+                    spec,
+                )?));
+                method
             }
         };
         let expires_in_entry = match kind {
             ProviderKind::Fitbit => catalogue.get("fitbit"),
             _ => entry.as_deref(),
         };
-        if let Some(seconds) = raw.expires_in {
-            let choices = expires_in_entry
-                .map(|e| e.response.expires_in_choices.clone())
-                .unwrap_or_default();
-            if !choices.contains(&seconds) {
-                return Err(section.error(
-                    "expires_in",
-                    if choices.is_empty() {
-                        "this provider takes no expires_in on its token requests; remove it"
-                            .to_owned()
-                    } else {
-                        format!(
-                            "{seconds} is not a lifetime this provider accepts; use {}",
-                            choices
-                                .iter()
-                                .map(u64::to_string)
-                                .collect::<Vec<_>>()
-                                .join(" or ")
-                        )
-                    },
-                ));
-            }
-        }
-        let api_base_urls = match &raw.api_base_urls {
+        rules::expires_in(&section, shape.expires_in(), expires_in_entry)?;
+        let api_base_urls = match &common.api_base_urls {
             Some(urls) => {
                 for url in urls {
                     section.endpoint("api_base_urls", Some(&url.replacen("*.", "wildcard.", 1)))?;
@@ -373,24 +273,27 @@ impl ProviderConfig {
         };
         let redirect_uri = section.parse_url(
             "redirect_uri",
-            raw.redirect_uri.as_deref().unwrap_or(DEFAULT_REDIRECT_URI),
+            common
+                .redirect_uri
+                .as_deref()
+                .unwrap_or(DEFAULT_REDIRECT_URI),
         )?;
         Ok(Self {
             file: file.to_owned(),
             name: name.to_owned(),
             kind,
-            client_id: raw.client_id,
+            client_id: common.client_id,
             secret,
             app_type,
             redirect_uri,
-            scopes: raw.scopes.unwrap_or_default(),
-            issuer: raw.issuer,
+            scopes: common.scopes,
+            issuer: shape.issuer().map(str::to_owned),
             auth_method,
             urls,
             grant,
-            audience: raw.audience,
-            resource: raw.resource,
-            expires_in: raw.expires_in,
+            audience,
+            resource,
+            expires_in: shape.expires_in(),
             entry,
             api_base_urls,
         })
@@ -642,98 +545,6 @@ impl ProviderConfig {
     }
 }
 
-/// Where the secret comes from; at most one of the two keys.
-fn secret_source(section: &Section<'_>, raw: &RawProvider) -> CliResult<SecretSource> {
-    match (&raw.client_secret_env, &raw.client_secret) {
-        (Some(_), Some(_)) => Err(section.error(
-            "client_secret",
-            "give either client_secret_env or client_secret, not both (prefer client_secret_env)",
-        )),
-        (Some(var), None) => {
-            if var.is_empty() || var.contains(['=', '\0']) {
-                return Err(section.error(
-                    "client_secret_env",
-                    format!("{var:?} is not an environment variable name"),
-                ));
-            }
-            Ok(SecretSource::Env(var.clone()))
-        }
-        (None, Some(toml::Value::String(secret))) => {
-            Ok(SecretSource::Inline(SecretString::from(secret.clone())))
-        }
-        (None, Some(_)) => Err(section.error("client_secret", "must be a string")),
-        (None, None) => Ok(SecretSource::None),
-    }
-}
-
-/// A catalogue entry's kind: the entry decides the client authentication,
-/// so the section gives only the id, the secret (unless the entry's clients
-/// are public) and the redirect URI.
-fn catalogue_rules(
-    section: &Section<'_>,
-    raw: &RawProvider,
-    has_secret: bool,
-    spec: &ProviderSpec,
-) -> CliResult<ClientAuth> {
-    let kind = ProviderKind::Catalogue;
-    section.not_for_kind("app_type", raw.app_type.is_some(), kind)?;
-    section.not_for_kind("auth_method", raw.auth_method.is_some(), kind)?;
-    section.not_for_kind("tokeninfo_url", raw.tokeninfo_url.is_some(), kind)?;
-    section.not_for_kind("grant", raw.grant.is_some(), kind)?;
-    let auth = auth_oauth2::catalogue::client_auth(spec.client.auth);
-    match (spec.client.auth, has_secret) {
-        (ClientAuthMethod::None, true) => Err(section.error(
-            "client_secret",
-            format!(
-                "{} clients are public and have no secret; remove it",
-                raw.kind
-            ),
-        )),
-        (ClientAuthMethod::None, false) | (_, true) => Ok(auth),
-        (_, false) => Err(section.error(
-            "client_secret_env",
-            format!(
-                "missing: {} authenticates clients with {}; name the environment variable \
-                 that holds the client secret",
-                raw.kind,
-                spec.client.auth.as_str()
-            ),
-        )),
-    }
-}
-
-/// A template entry's placeholders, from `placeholders = { domain = "…" }`.
-fn fill_placeholders(
-    section: &Section<'_>,
-    raw: &RawProvider,
-    spec: &ProviderSpec,
-) -> CliResult<ProviderSpec> {
-    let values = raw.placeholders.clone().unwrap_or_default();
-    if !spec.is_template() {
-        if raw.placeholders.is_some() {
-            return Err(section.error(
-                "placeholders",
-                format!("{} is not a template; remove it", raw.kind),
-            ));
-        }
-        return Ok(spec.clone());
-    }
-    for name in values.keys() {
-        if !spec.endpoints.placeholders.contains(name) {
-            return Err(section.error(
-                "placeholders",
-                format!(
-                    "{name:?} is not a placeholder of {}; it takes {}",
-                    raw.kind,
-                    spec.endpoints.placeholders.join(", ")
-                ),
-            ));
-        }
-    }
-    spec.instantiate(&values)
-        .map_err(|e| section.error("placeholders", e))
-}
-
 /// The API origins when the section names none: the catalogue entry's (for
 /// `fitbit` and `google-health`, their built-in entries), plus the origin of
 /// any endpoint the section points elsewhere (a local emulator serves both).
@@ -771,178 +582,6 @@ fn default_api_base_urls(
         }
     }
     bases
-}
-
-/// `kind = "fitbit"`: the app type decides whether there is a secret.
-fn fitbit_rules(section: &Section<'_>, raw: &RawProvider, has_secret: bool) -> CliResult<AppType> {
-    let kind = ProviderKind::Fitbit;
-    section.not_for_kind("issuer", raw.issuer.is_some(), kind)?;
-    section.not_for_kind("auth_method", raw.auth_method.is_some(), kind)?;
-    section.not_for_kind("tokeninfo_url", raw.tokeninfo_url.is_some(), kind)?;
-    let app_type = match raw.app_type.as_deref() {
-        None | Some("server") => AppType::Server,
-        Some("public") => AppType::Client,
-        Some(other) => {
-            return Err(section.error(
-                "app_type",
-                format!("{other:?} is not an app type; use \"server\" or \"public\""),
-            ));
-        }
-    };
-    match (app_type, has_secret) {
-        (AppType::Server, false) => Err(section.error(
-            "client_secret_env",
-            "missing: a Fitbit server app needs its client secret; name the environment \
-             variable that holds it (or set app_type = \"public\")",
-        )),
-        (AppType::Client, true) => Err(section.error(
-            "app_type",
-            "a public app has no client secret; remove client_secret_env / client_secret, or \
-             use app_type = \"server\"",
-        )),
-        _ => Ok(app_type),
-    }
-}
-
-/// `kind = "google-health"`: a web client with a secret; tokeninfo is its
-/// introspection.
-fn google_rules(section: &Section<'_>, raw: &RawProvider, has_secret: bool) -> CliResult {
-    let kind = ProviderKind::GoogleHealth;
-    section.not_for_kind("app_type", raw.app_type.is_some(), kind)?;
-    section.not_for_kind("auth_method", raw.auth_method.is_some(), kind)?;
-    section.not_for_kind("introspect_url", raw.introspect_url.is_some(), kind)?;
-    if has_secret {
-        Ok(())
-    } else {
-        Err(section.error(
-            "client_secret_env",
-            "missing: a Google web client needs its client secret; name the environment \
-             variable that holds it",
-        ))
-    }
-}
-
-/// `kind = "oauth2"`: discovery or explicit endpoints, and a secret that
-/// matches the client authentication method.
-fn oauth2_rules(
-    section: &Section<'_>,
-    raw: &RawProvider,
-    has_secret: bool,
-    urls: &Urls,
-    grant: Grant,
-) -> CliResult<ClientAuth> {
-    let kind = ProviderKind::OAuth2;
-    if grant == Grant::ClientCredentials && raw.auth_method.as_deref() == Some("none") {
-        return Err(section.error(
-            "auth_method",
-            "the client credentials grant needs a confidential client (RFC 6749 §4.4); use \
-             client_secret_basic or client_secret_post, with its secret",
-        ));
-    }
-    section.not_for_kind("app_type", raw.app_type.is_some(), kind)?;
-    section.not_for_kind("tokeninfo_url", raw.tokeninfo_url.is_some(), kind)?;
-    let auth_method = match raw.auth_method.as_deref() {
-        None => ClientAuth::ClientSecretBasic,
-        Some(method) => method.parse::<ClientAuth>().map_err(|_| {
-            section.error(
-                "auth_method",
-                format!(
-                    "{method:?} is not supported; use \"client_secret_basic\", \
-                     \"client_secret_post\" or \"none\""
-                ),
-            )
-        })?,
-    };
-    match (auth_method, has_secret) {
-        (ClientAuth::None, true) => {
-            return Err(section.error(
-                "auth_method",
-                "\"none\" is for public clients, which have no secret; remove the secret or \
-                 choose client_secret_basic / client_secret_post",
-            ));
-        }
-        (ClientAuth::None, false) | (_, true) => {}
-        (_, false) => {
-            return Err(section.error(
-                "client_secret_env",
-                format!(
-                    "missing: auth_method {} needs a client secret; name the environment \
-                     variable that holds it (or use auth_method = \"none\")",
-                    auth_method.as_str()
-                ),
-            ));
-        }
-    }
-    let endpoints = [
-        ("authorize_url", urls.authorize.is_some()),
-        ("token_url", urls.token.is_some()),
-        ("introspect_url", urls.introspect.is_some()),
-        ("revoke_url", urls.revoke.is_some()),
-        ("device_authorization_url", urls.device.is_some()),
-    ];
-    if raw.issuer.is_some() {
-        if let Some((field, _)) = endpoints.iter().find(|(_, set)| *set) {
-            return Err(section.error(
-                field,
-                "the endpoints come from discovery when issuer is set; give either issuer or \
-                 the endpoint URLs",
-            ));
-        }
-    } else if grant == Grant::ClientCredentials {
-        if urls.token.is_none() {
-            return Err(section.error(
-                "token_url",
-                "missing: a client credentials provider needs issuer (for discovery) or token_url",
-            ));
-        }
-    } else if let Some((field, _)) = endpoints[..2].iter().find(|(_, set)| !*set) {
-        return Err(section.error(
-            field,
-            "missing: an oauth2 provider needs issuer (for discovery) or authorize_url and \
-             token_url",
-        ));
-    }
-    Ok(auth_method)
-}
-
-/// `grant`, `audience` and `resource`: only for `oauth2`, and the last two
-/// only with `client_credentials`.
-fn grant_rules(section: &Section<'_>, raw: &RawProvider, kind: ProviderKind) -> CliResult<Grant> {
-    if kind != ProviderKind::OAuth2 {
-        section.not_for_kind("grant", raw.grant.is_some(), kind)?;
-        section.not_for_kind(
-            "device_authorization_url",
-            raw.device_authorization_url.is_some(),
-            kind,
-        )?;
-    }
-    let grant = match raw.grant.as_deref() {
-        None | Some("authorization_code") => Grant::AuthorizationCode,
-        Some("client_credentials") => Grant::ClientCredentials,
-        Some(other) => {
-            return Err(section.error(
-                "grant",
-                format!(
-                    "{other:?} is not a grant; use \"authorization_code\" (the default) or \
-                     \"client_credentials\""
-                ),
-            ));
-        }
-    };
-    if grant != Grant::ClientCredentials {
-        for (field, set) in [
-            ("audience", raw.audience.is_some()),
-            ("resource", raw.resource.is_some()),
-        ] {
-            if set {
-                return Err(section.error(
-                    field,
-                    "applies only to grant = \"client_credentials\"; remove it",
-                ));
-            }
-        }
-    }
-    Ok(grant)
 }
 
 fn override_url(slot: &mut Url, value: Option<Url>) {
