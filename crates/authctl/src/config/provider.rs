@@ -643,6 +643,197 @@ token_url = "http://127.0.0.1:9/oauth2/token"
         assert!(m.contains("stor"), "{m}");
     }
 
+    /// The error for `text`, which must be refused with exit code 2.
+    fn failure(text: &str) -> Failure {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.kind().code(), 2);
+        err
+    }
+
+    #[test]
+    fn an_unknown_key_lists_the_keys_of_its_kind_and_a_near_one() {
+        let err = failure(&FITBIT.replace("app_type", "app_typo"));
+        assert_eq!(
+            err.message(),
+            "/etc/authctl.toml: [providers.fitbit] app_typo: unknown field (did you mean \
+             `app_type`?); kind = \"fitbit\" accepts `kind`, `client_id`, `client_secret_env`, \
+             `client_secret`, `redirect_uri`, `scopes`, `authorize_url`, `token_url`, \
+             `revoke_url`, `api_base_urls`, `app_type`, `introspect_url`, `expires_in`"
+        );
+        assert_eq!(
+            err.next(),
+            "fix or remove `app_typo` in the [providers.fitbit] section of /etc/authctl.toml"
+        );
+        let m = message(
+            "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\nclient_secret_env = \"S\"\n\
+             zz_unknown = 1\n",
+        );
+        assert!(
+            m.contains(
+                "[providers.strava] zz_unknown: unknown field; kind = \"strava\" (a catalogue \
+                 entry) accepts `kind`, `client_id`,"
+            ) && m.ends_with("`issuer`, `introspect_url`, `expires_in`, `placeholders`"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_key_of_another_kind_names_the_kinds_it_belongs_to() {
+        let err = failure(&FITBIT.replace("app_type = \"server\"", "issuer = \"https://x\""));
+        assert_eq!(
+            err.message(),
+            "/etc/authctl.toml: [providers.fitbit] issuer: does not apply to kind = \"fitbit\"; \
+             it is a field of kind = \"google-health\", kind = \"oauth2\" or catalogue entries; \
+             remove it"
+        );
+        assert_eq!(
+            err.next(),
+            "remove `issuer` from the [providers.fitbit] section of /etc/authctl.toml, or change \
+             its kind"
+        );
+        let strava = "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\n\
+                      client_secret_env = \"S\"\n";
+        let m = message(&format!("{strava}grant = \"authorization_code\"\n"));
+        assert!(
+            m.ends_with(
+                "grant: does not apply to kind = \"strava\" (a catalogue entry); it is a field \
+                 of kind = \"oauth2\"; remove it"
+            ),
+            "{m}"
+        );
+        let m = message(&format!("{FITBIT}audience = \"https://api\"\n"));
+        assert!(
+            m.ends_with(
+                "audience: does not apply to kind = \"fitbit\"; it is a field of kind = \
+                 \"oauth2\"; remove it"
+            ),
+            "{m}"
+        );
+        let oauth2 = "[providers.acme]\nkind = \"oauth2\"\nclient_id = \"x\"\n\
+                      client_secret_env = \"S\"\nissuer = \"https://id.example\"\n";
+        let m = message(&format!("{oauth2}placeholders = {{ domain = \"x\" }}\n"));
+        assert!(
+            m.ends_with(
+                "placeholders: does not apply to kind = \"oauth2\"; it is a field of catalogue \
+                 entries; remove it"
+            ),
+            "{m}"
+        );
+        let m = message(&format!("{oauth2}expires_in = 3600\n"));
+        assert!(
+            m.ends_with(
+                "expires_in: does not apply to kind = \"oauth2\"; it is a field of kind = \
+                 \"fitbit\" or catalogue entries; remove it"
+            ),
+            "{m}"
+        );
+        let m = message(&format!("{oauth2}tokeninfo_url = \"https://x\"\n"));
+        assert!(
+            m.ends_with(
+                "tokeninfo_url: does not apply to kind = \"oauth2\"; it is a field of kind = \
+                 \"google-health\"; remove it"
+            ),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_mistyped_kind_and_a_missing_client_id_are_named() {
+        let err = failure("[providers.acme]\nclient_id = \"x\"\n");
+        assert_eq!(
+            err.message(),
+            "/etc/authctl.toml: [providers.acme] kind: missing; name the kind: \"fitbit\", \
+             \"google-health\", \"oauth2\" or a catalogue entry (`authctl providers` lists them)"
+        );
+        assert_eq!(
+            err.next(),
+            "fix `kind` in the [providers.acme] section of /etc/authctl.toml"
+        );
+        let m = message("[providers.acme]\nkind = 5\nclient_id = \"x\"\n");
+        assert_eq!(
+            m,
+            "/etc/authctl.toml: [providers.acme] kind: must be a string, not an integer 5"
+        );
+        let m = message("[providers.acme]\nkind = [\"oauth2\"]\nclient_id = \"x\"\n");
+        assert!(
+            m.ends_with("kind: must be a string, not an array [\"oauth2\"]"),
+            "{m}"
+        );
+        let err = failure(&FITBIT.replace("client_id = \"23ABCD\"", ""));
+        assert_eq!(
+            err.message(),
+            "/etc/authctl.toml: [providers.fitbit] client_id: missing; this field is required"
+        );
+        assert_eq!(
+            err.next(),
+            "fix `client_id` in the [providers.fitbit] section of /etc/authctl.toml"
+        );
+    }
+
+    #[test]
+    fn typed_values_keep_their_messages() {
+        let m = message(&FITBIT.replace("\"server\"", "\"desktop\""));
+        assert!(
+            m.ends_with("app_type: \"desktop\" is not an app type; use \"server\" or \"public\""),
+            "{m}"
+        );
+        let oauth2 = "[providers.acme]\nkind = \"oauth2\"\nclient_id = \"x\"\n\
+                      client_secret_env = \"S\"\nissuer = \"https://id.example\"\n";
+        let m = message(&format!("{oauth2}grant = \"password\"\n"));
+        assert!(
+            m.ends_with(
+                "grant: \"password\" is not a grant; use \"authorization_code\" (the default) \
+                 or \"client_credentials\""
+            ),
+            "{m}"
+        );
+        let m = message(&format!("{oauth2}auth_method = \"private_key_jwt\"\n"));
+        assert!(
+            m.ends_with(
+                "auth_method: \"private_key_jwt\" is not supported; use \
+                 \"client_secret_basic\", \"client_secret_post\" or \"none\""
+            ),
+            "{m}"
+        );
+        let m = message(&format!("{oauth2}audience = \"https://api\"\n"));
+        assert!(
+            m.ends_with("audience: applies only to grant = \"client_credentials\"; remove it"),
+            "{m}"
+        );
+        let m = message(&FITBIT.replace("[\"activity\", \"sleep\"]", "\"activity\""));
+        assert!(
+            m.ends_with("scopes: invalid type: string \"activity\", expected a sequence"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn the_kinds_of_oauth2_parse_into_their_settings() {
+        let config = parse(
+            "[providers.svc]\nkind = \"oauth2\"\ngrant = \"client_credentials\"\n\
+             client_id = \"svc\"\nclient_secret_env = \"S\"\nauth_method = \"client_secret_post\"\n\
+             token_url = \"https://id.example/token\"\naudience = \"https://api.example\"\n\
+             resource = \"https://api.example/r\"\n",
+        )
+        .unwrap();
+        let p = config.provider("svc").unwrap();
+        assert_eq!(p.grant, Grant::ClientCredentials);
+        assert_eq!(p.auth_method, ClientAuth::ClientSecretPost);
+        assert_eq!(p.audience.as_deref(), Some("https://api.example"));
+        assert_eq!(p.resource.as_deref(), Some("https://api.example/r"));
+        assert!(p.api_base_urls().is_empty());
+        let config = parse(
+            "[providers.g]\nkind = \"google-health\"\nclient_id = \"x\"\n\
+             client_secret_env = \"S\"\nissuer = \"https://accounts.example\"\n\
+             tokeninfo_url = \"https://t.example/tokeninfo\"\n",
+        )
+        .unwrap();
+        let p = config.provider("g").unwrap();
+        assert_eq!(p.auth_method, ClientAuth::ClientSecretPost);
+        assert_eq!(p.issuer.as_deref(), Some("https://accounts.example"));
+        assert!(p.urls.tokeninfo.is_some());
+    }
+
     #[test]
     fn missing_fields_and_bad_values_are_named() {
         let m = message(&FITBIT.replace("client_id = \"23ABCD\"", ""));
