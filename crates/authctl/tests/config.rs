@@ -127,6 +127,20 @@ fn a_field_of_another_kind_is_refused() {
 }
 
 #[test]
+fn a_device_login_names_a_catalogue_kind_as_written() {
+    let text = "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\n\
+                client_secret_env = \"TEST_CONFIG_FITBIT_SECRET\"\n";
+    let (output, _) = with_config(text, &["login", "strava", "--device"]);
+    assert_config_error(
+        &output,
+        &[
+            "provider strava is kind = \"strava\" (a catalogue entry); --device works with \
+             kind = \"oauth2\" providers",
+        ],
+    );
+}
+
+#[test]
 fn a_missing_config_file_given_explicitly_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("nowhere.toml");

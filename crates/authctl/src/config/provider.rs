@@ -99,6 +99,8 @@ pub(crate) struct ProviderConfig {
     file: String,
     name: String,
     kind: ProviderKind,
+    /// The `kind` as written: a catalogue entry's own name.
+    kind_name: String,
     client_id: String,
     secret: SecretSource,
     app_type: AppType,
@@ -282,6 +284,7 @@ impl ProviderConfig {
             file: file.to_owned(),
             name: name.to_owned(),
             kind,
+            kind_name: written,
             client_id: common.client_id,
             secret,
             app_type,
@@ -318,6 +321,12 @@ impl ProviderConfig {
     /// The kind.
     pub(crate) fn kind(&self) -> ProviderKind {
         self.kind
+    }
+
+    /// The kind for messages: `kind = "oauth2"`, or `kind = "strava" (a
+    /// catalogue entry)`.
+    pub(crate) fn describe_kind(&self) -> String {
+        keys::describe(self.kind, &self.kind_name)
     }
 
     /// The redirect URI registered with the provider.

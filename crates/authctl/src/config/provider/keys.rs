@@ -73,7 +73,7 @@ pub(super) fn accepted_keys(kind: ProviderKind) -> Vec<&'static str> {
 
 /// How messages name a kind: `kind = "fitbit"`, or for a catalogue entry
 /// the name written in the section.
-fn describe(kind: ProviderKind, written: &str) -> String {
+pub(super) fn describe(kind: ProviderKind, written: &str) -> String {
     match kind {
         ProviderKind::Catalogue => format!("kind = {written:?} (a catalogue entry)"),
         _ => format!("kind = {written:?}"),
