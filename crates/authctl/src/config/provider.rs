@@ -168,6 +168,8 @@ fn typed<T: DeserializeOwned>(section: &Section<'_>, table: toml::Table) -> CliR
 }
 
 impl ProviderConfig {
+    /// Reads and checks the section `[providers.NAME]` of `file`, with the
+    /// catalogue that resolves `kind = "ENTRY"`.
     pub(super) fn from_table(
         file: &str,
         name: &str,

@@ -295,6 +295,41 @@ fn a_mistyped_secret_is_not_echoed() {
 }
 
 #[test]
+fn a_misspelt_secret_key_shows_the_key_and_never_its_value() {
+    let text = FITBIT.replace(
+        "client_secret_env = \"FITBIT_SECRET\"",
+        "client_secert = \"misspelt-secret-value\"",
+    );
+    let m = message(&text);
+    assert!(!m.contains("misspelt-secret-value"), "{m}");
+    assert!(
+        m.contains("client_secert: unknown field (did you mean `client_secret`?)"),
+        "{m}"
+    );
+}
+
+#[test]
+fn each_shape_refuses_a_key_it_does_not_know() {
+    fn refused<T: DeserializeOwned>(text: &str) -> String {
+        let table: toml::Table = toml::from_str(text).unwrap();
+        match T::deserialize(toml::Value::Table(table)) {
+            Ok(_) => panic!("{text:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+    let stray = "zz_unknown = 1\n";
+    for err in [
+        refused::<Common>(&format!("client_id = \"x\"\n{stray}")),
+        refused::<shapes::FitbitSection>(stray),
+        refused::<shapes::GoogleHealthSection>(stray),
+        refused::<shapes::OAuth2Section>(stray),
+        refused::<shapes::CatalogueSection>(stray),
+    ] {
+        assert!(err.contains("unknown field `zz_unknown`"), "{err}");
+    }
+}
+
+#[test]
 fn debug_hides_an_inline_secret() {
     let text = FITBIT.replace(
         "client_secret_env = \"FITBIT_SECRET\"",
