@@ -58,18 +58,22 @@ impl ProviderConfig {
             .error("client_secret_env", "missing: the Google client secret")
     }
 
-    /// Builds the provider. For `oauth2` with an issuer this fetches the
-    /// server's metadata.
-    pub(crate) async fn build(&self) -> CliResult<Arc<dyn TokenProvider>> {
-        let secret = self.client_secret()?;
+    /// A library error while building, classified, with the file and the
+    /// section.
+    fn library_error(&self, err: &auth_core::Error) -> Failure {
         let target = Target {
             provider: &self.name,
             account: None,
         };
-        let library = |e: auth_core::Error| {
-            Failure::from_auth(&e, &target)
-                .context(format!("{}: [providers.{}]", self.file, self.name))
-        };
+        Failure::from_auth(err, &target)
+            .context(format!("{}: [providers.{}]", self.file, self.name))
+    }
+
+    /// Builds the provider. For `oauth2` with an issuer this fetches the
+    /// server's metadata.
+    pub(crate) async fn build(&self) -> CliResult<Arc<dyn TokenProvider>> {
+        let secret = self.client_secret()?;
+        let library = |e: auth_core::Error| self.library_error(&e);
         let urls = self.urls.clone();
         let provider: Arc<dyn TokenProvider> = match self.kind {
             ProviderKind::Fitbit => {
@@ -169,14 +173,7 @@ impl ProviderConfig {
     }
 
     async fn oauth2(&self, secret: Option<&SecretString>) -> CliResult<OAuth2Provider> {
-        let target = Target {
-            provider: &self.name,
-            account: None,
-        };
-        let library = |e: auth_core::Error| {
-            Failure::from_auth(&e, &target)
-                .context(format!("{}: [providers.{}]", self.file, self.name))
-        };
+        let library = |e: auth_core::Error| self.library_error(&e);
         let urls = self.urls.clone();
         let id = ProviderId::new(&self.name).map_err(library)?;
         // A client credentials provider never sends anyone to authorize:
