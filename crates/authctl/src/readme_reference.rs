@@ -49,14 +49,15 @@ fn global_options() -> Vec<String> {
 }
 
 /// The keys the parser accepts at the place of `zz_unknown` in `file`,
-/// read from the error
-/// that unknown key gets: serde lists the fields it expected.
+/// read from the error that unknown key gets: a provider section lists the
+/// keys its kind accepts, and serde lists the fields it expected elsewhere.
 fn accepted_keys(file: &str) -> BTreeSet<String> {
     let failure = Config::parse(file, Path::new("config.toml"))
         .expect_err("a config with an unknown key must be refused");
     let message = failure.message();
     let (_, list) = message
-        .split_once("expected one of ")
+        .split_once(" accepts ")
+        .or_else(|| message.split_once("expected one of "))
         .or_else(|| message.split_once("expected "))
         .unwrap_or_else(|| panic!("no list of expected keys in: {message}"));
     let keys: BTreeSet<String> = list
@@ -67,6 +68,54 @@ fn accepted_keys(file: &str) -> BTreeSet<String> {
         .collect();
     assert!(!keys.is_empty(), "no keys parsed from: {message}");
     keys
+}
+
+/// The keys a `[providers.NAME]` section of kind `name` accepts.
+fn provider_keys(name: &str) -> BTreeSet<String> {
+    accepted_keys(&format!(
+        "[providers.p]\nkind = \"{name}\"\nclient_id = \"x\"\nzz_unknown = 1\n"
+    ))
+}
+
+/// The "kinds" cell of `key`'s row in `readme`'s `[providers.NAME]` table.
+fn kinds_cell<'a>(readme: &'a str, key: &str) -> Option<&'a str> {
+    let row = format!("| `{key}` | ");
+    readme
+        .lines()
+        .skip_while(|line| !line.starts_with("`[providers.NAME]`"))
+        .find(|line| line.starts_with(&row))
+        .and_then(|line| line.split(" | ").nth(1))
+}
+
+/// Where `readme`'s `[providers.NAME]` table says a key applies to other
+/// kinds than the code accepts it for: each kind that takes a key is named
+/// in its kinds cell (or the cell says `all`), and no kind that does not
+/// take it is. A catalogue entry is named by the word "catalogue".
+fn wrong_kinds(readme: &str) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let kinds = kinds().map(|(kind, name)| (kind, name, provider_keys(name)));
+    let every: BTreeSet<&String> = kinds.iter().flat_map(|(_, _, keys)| keys).collect();
+    for key in every.into_iter().filter(|key| *key != "kind") {
+        let Some(cell) = kinds_cell(readme, key) else {
+            continue;
+        };
+        for (kind, name, keys) in &kinds {
+            let named = match kind {
+                ProviderKind::Catalogue => cell.contains("catalogue"),
+                _ => cell.contains(&format!("`{name}`")),
+            };
+            let takes = keys.contains(key);
+            if takes && !named && cell != "all" {
+                wrong.push(format!("`{key}`: its kinds ({cell}) leave out `{name}`"));
+            }
+            if !takes && (named || cell == "all") {
+                wrong.push(format!(
+                    "`{key}`: its kinds ({cell}) name `{name}`, which refuses it"
+                ));
+            }
+        }
+    }
+    wrong
 }
 
 /// Every provider kind, by an exhaustive match (a new kind fails to
@@ -140,10 +189,9 @@ fn missing_config_keys(readme: &str) -> Vec<String> {
         ),
     ];
     for (_, name) in kinds() {
-        let file = format!("[providers.p]\nkind = \"{name}\"\nclient_id = \"x\"\nzz_unknown = 1\n");
         sections.push((
             format!("[providers.NAME] kind = \"{name}\""),
-            accepted_keys(&file),
+            provider_keys(name),
         ));
     }
     assert!(
@@ -201,6 +249,27 @@ fn every_config_key_is_in_the_readme() {
         missing.is_empty(),
         "the README lacks:\n  {}",
         missing.join("\n  ")
+    );
+}
+
+#[test]
+fn the_readme_names_the_kinds_that_take_each_key() {
+    let wrong = wrong_kinds(README);
+    assert!(
+        wrong.is_empty(),
+        "the README's [providers.NAME] table is wrong:\n  {}",
+        wrong.join("\n  ")
+    );
+    let row = "| `issuer` | `google-health`, `oauth2`, catalogue entries |";
+    assert!(README.contains(row));
+    let changed = README.replace(row, "| `issuer` | `fitbit`, `oauth2` |");
+    assert_eq!(
+        wrong_kinds(&changed),
+        [
+            "`issuer`: its kinds (`fitbit`, `oauth2`) name `fitbit`, which refuses it",
+            "`issuer`: its kinds (`fitbit`, `oauth2`) leave out `google-health`",
+            "`issuer`: its kinds (`fitbit`, `oauth2`) leave out `strava`",
+        ]
     );
 }
 

@@ -57,7 +57,15 @@ fn assert_config_error(output: &Output, words: &[&str]) {
 fn an_unknown_key_is_named_with_file_and_provider() {
     let text = GOOD.replace("scopes =", "scoops =");
     let (output, file) = with_config(&text, &["token", "fitbit"]);
-    assert_config_error(&output, &[&file, "[providers.fitbit]", "scoops"]);
+    assert_config_error(
+        &output,
+        &[
+            &file,
+            "[providers.fitbit] scoops: unknown field (did you mean `scopes`?)",
+            "kind = \"fitbit\" accepts `kind`, `client_id`,",
+            "fix or remove `scoops`",
+        ],
+    );
 }
 
 #[test]
@@ -71,7 +79,13 @@ fn an_unknown_top_level_table_is_refused() {
 fn a_missing_field_is_named() {
     let text = GOOD.replace("client_id = \"23ABCD\"\n", "");
     let (output, file) = with_config(&text, &["token", "fitbit"]);
-    assert_config_error(&output, &[&file, "[providers.fitbit]", "client_id"]);
+    assert_config_error(
+        &output,
+        &[
+            &file,
+            "[providers.fitbit] client_id: missing; this field is required",
+        ],
+    );
 }
 
 #[test]
@@ -101,7 +115,29 @@ fn a_field_of_another_kind_is_refused() {
         "tokeninfo_url = \"https://x.example/t\"",
     );
     let (output, file) = with_config(&text, &["token", "fitbit"]);
-    assert_config_error(&output, &[&file, "[providers.fitbit]", "tokeninfo_url"]);
+    assert_config_error(
+        &output,
+        &[
+            &file,
+            "[providers.fitbit] tokeninfo_url: does not apply to kind = \"fitbit\"; it is a \
+             field of kind = \"google-health\"; remove it",
+            "remove `tokeninfo_url` from the [providers.fitbit] section",
+        ],
+    );
+}
+
+#[test]
+fn a_device_login_names_a_catalogue_kind_as_written() {
+    let text = "[providers.strava]\nkind = \"strava\"\nclient_id = \"1\"\n\
+                client_secret_env = \"TEST_CONFIG_FITBIT_SECRET\"\n";
+    let (output, _) = with_config(text, &["login", "strava", "--device"]);
+    assert_config_error(
+        &output,
+        &[
+            "provider strava is kind = \"strava\" (a catalogue entry); --device works with \
+             kind = \"oauth2\" providers",
+        ],
+    );
 }
 
 #[test]

@@ -71,9 +71,9 @@ async fn device(
     if provider.kind() != ProviderKind::OAuth2 {
         return Err(Failure::usage(
             format!(
-                "provider {} is kind = \"{}\"; --device works with kind = \"oauth2\" providers",
+                "provider {} is {}; --device works with kind = \"oauth2\" providers",
                 provider.name(),
-                provider.kind().as_str()
+                provider.describe_kind()
             ),
             format!(
                 "log in through the browser; run: {}",
