@@ -6,7 +6,10 @@
 //!
 //! - [`Cause::NoWindowLost`]: the server has no replay window, and the new
 //!   pair was lost: its answer never arrived, or every process it reached
-//!   died or paused before saving it. Nothing can recover it.
+//!   died or paused before saving it, or its saves kept failing (twice or
+//!   more) until another process, having watched the record unchanged,
+//!   replayed. Nothing can recover it: without a window, a holder whose
+//!   writes fail cannot be told from a dead one.
 //! - [`Cause::NoReplayInTime`]: the server has a window, and at no moment
 //!   between the rotation and the window's end could any process have
 //!   replayed: for no stretch of [`opportunity`] was the lease free
@@ -150,6 +153,12 @@ impl Evidence<'_> {
                     }
                     if life.stopped_within(t, at) {
                         how = "its holder paused";
+                        continue;
+                    }
+                    if self.store.failed_saves(&self.key(g), p, t, at) >= 2 {
+                        // Its holder ran, but its saves kept failing: with
+                        // no window, nobody can tell it from a dead one.
+                        how = "its holder's saves kept failing";
                         continue;
                     }
                     return Err(format!(

@@ -82,6 +82,8 @@ struct State {
     unknown_commits: u64,
     /// Marks that failed: nothing was sent after them.
     failed_marks: Vec<(TokenKey, Instant)>,
+    /// Saves that failed, by key and process.
+    failed_saves: Vec<(TokenKey, usize, Instant)>,
     /// When each record was first stamped (a mark of a row without one).
     stamps: Vec<(TokenKey, Instant)>,
 }
@@ -218,6 +220,21 @@ impl ModelStore {
             .filter(|(k, _)| k == key)
             .map(|&(_, t)| t)
             .collect()
+    }
+
+    /// How many saves of `key` by `proc` failed in `[from, to]`.
+    pub(crate) fn failed_saves(
+        &self,
+        key: &TokenKey,
+        proc: usize,
+        from: Instant,
+        to: Instant,
+    ) -> usize {
+        self.lock()
+            .failed_saves
+            .iter()
+            .filter(|(k, p, t)| k == key && *p == proc && from <= *t && *t <= to)
+            .count()
     }
 
     /// The first stamp of the last record of `key` written at or before
@@ -433,10 +450,15 @@ impl ProcStore {
         self.await_point().await;
         let kind = write.map(|w| w.starts_with("save"));
         let mark = write == Some("mark in flight");
+        let save = kind == Some(true);
+        let proc = self.proc;
         let mark_failed = |store: &ModelStore| {
+            let now = Instant::now();
             if mark {
-                let now = Instant::now();
                 store.lock().failed_marks.push((key.clone(), now));
+            }
+            if save {
+                store.lock().failed_saves.push((key.clone(), proc, now));
             }
         };
         if let Fate::Fail(e) = self.before(key, kind) {

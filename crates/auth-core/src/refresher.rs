@@ -50,6 +50,9 @@ const SCAN_RETRY: Duration = Duration::from_secs(30);
 pub const ORPHAN_POLL: Duration = Duration::from_secs(2);
 /// Orphaned keys taken over per poll at most.
 const ORPHAN_BATCH: usize = 64;
+/// How many times one takeover comes back when its replay was paced for
+/// less than a poll.
+const TAKEOVER_TRIES: usize = 2;
 /// Due times further away than this are held at this distance (a token
 /// valid for decades, a keep-alive of years): the entry simply comes up
 /// again then.
@@ -652,8 +655,19 @@ impl Worker {
             let manager = self.manager.clone();
             self.tasks.spawn(async move {
                 debug!(%key, "a refresh was left in flight; taking it over");
-                if let Err(err) = manager.take_over(&key).await {
-                    debug!(%key, error = %err, "the refresh left in flight is not finished yet");
+                // A replay paced a moment ago says when it may come again
+                // (sooner than the next poll): the takeover comes back then.
+                for _ in 0..TAKEOVER_TRIES {
+                    match manager.take_over(&key).await {
+                        Err(err) if err.retry_after().is_some_and(|d| d < ORPHAN_POLL) => {
+                            tokio::time::sleep(err.retry_after().unwrap_or_default()).await;
+                        }
+                        Err(err) => {
+                            debug!(%key, error = %err, "the refresh left in flight is not finished yet");
+                            break;
+                        }
+                        Ok(_) => break,
+                    }
                 }
                 Done::TakenOver(key)
             });

@@ -180,7 +180,14 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
             _ => cooling.is_some(),
         };
         if paced {
-            return serve_or_fail(k, token, in_flight_error(k.key));
+            // The error says when the pacing ends, so that a takeover can
+            // come back then rather than at its next poll.
+            let left = cooling.map_or(Duration::ZERO, |c| remaining(c, row));
+            let mut err = in_flight_error(k.key);
+            if let Error::Transient { retry_after, .. } = &mut err {
+                *retry_after = Some(left.max(PACED_RETRY_MIN));
+            }
+            return serve_or_fail(k, token, err);
         }
         let observed = matches!(k.goal, Goal::Takeover { observed: Some(v) } if *v == row.version);
         return if late && !observed {
@@ -497,8 +504,12 @@ pub(crate) fn meanwhile(
     }
 }
 
+/// The shortest retry a paced replay asks for.
+const PACED_RETRY_MIN: Duration = Duration::from_millis(100);
+
 /// The error while an earlier refresh of `key` is in flight and cannot be
-/// finished now. This call sent nothing: the earlier one did.
+/// finished now. This call sent nothing: the earlier one did. It asks for
+/// a retry in 2 s.
 pub(crate) fn in_flight_error(key: &TokenKey) -> Error {
     Error::Transient {
         message: format!(
@@ -778,7 +789,14 @@ mod tests {
             read,
             true,
         ) {
-            Next::Fail(e) => assert!(e.is_transient()),
+            Next::Fail(e) => {
+                assert!(e.is_transient());
+                assert_eq!(
+                    e.retry_after(),
+                    Some(Duration::from_secs(5)),
+                    "the takeover is told when the pacing ends"
+                );
+            }
             other => panic!("{other:?}"),
         }
         // A long cooldown from before is ignored inside the window.
