@@ -282,20 +282,6 @@ impl Evidence<'_> {
                 (false, Some(_)) => run = None,
                 _ => {}
             }
-            if std::env::var("DBG_CHANCE").is_ok() {
-                let span = spans
-                    .iter()
-                    .find(|s| s.start <= a && a < s.end)
-                    .map(|s| (s.proc, s.start - from));
-                let running: Vec<usize> = (0..self.lives.len())
-                    .filter(|&p| self.lives[p].running_at(a))
-                    .collect();
-                eprintln!(
-                    "DBG {:?}..{:?} good={good} defeated={defeated} span={span:?} running={running:?}",
-                    a - from,
-                    b - from
-                );
-            }
             if let Some(start) = run
                 && b - start >= needed(start)
             {
