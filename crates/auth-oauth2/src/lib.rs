@@ -109,7 +109,8 @@ pub use device::{
     MIN_INTERVAL, SLOW_DOWN_STEP,
 };
 pub use hooks::{
-    ErrorMeaning, Hooks, IntrospectionContext, RevocationToken, ServerError, StandardHooks,
+    ErrorMeaning, Hooks, IntrospectionContext, Retirement, RevocationToken, ServerError,
+    StandardHooks,
     epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
 pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};

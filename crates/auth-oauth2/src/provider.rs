@@ -75,8 +75,6 @@ struct Inner {
     client_credentials: Option<ClientCredentials>,
     issuer: Option<String>,
     require_iss: bool,
-    successor: Option<String>,
-    retirement_notice: Option<String>,
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
@@ -144,8 +142,6 @@ pub struct OAuth2ProviderBuilder {
     client_credentials: Option<ClientCredentials>,
     issuer: Option<String>,
     require_iss: bool,
-    successor: Option<String>,
-    retirement_notice: Option<String>,
     hooks: Arc<dyn Hooks>,
     http_config: HttpConfig,
     http: Option<HttpClient>,
@@ -347,19 +343,73 @@ impl OAuth2ProviderBuilder {
         self
     }
 
-    /// The provider that replaces this one when it answers 410 Gone.
-    #[must_use]
-    pub fn successor(mut self, successor: impl Into<String>) -> Self {
-        self.successor = Some(successor.into());
-        self
-    }
-
-    /// What to tell users when the provider answers 410 Gone, for example
-    /// when and why it was shut down.
-    #[must_use]
-    pub fn retirement_notice(mut self, notice: impl Into<String>) -> Self {
-        self.retirement_notice = Some(notice.into());
-        self
+    /// Serves every configured endpoint, the issuer, the userinfo
+    /// endpoint and the API base URLs from `base` instead, each keeping its
+    /// path: for a local server (the emulator) that mirrors the provider's
+    /// paths. Call it after the endpoints are set (a catalogue builder has
+    /// them already).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] when no endpoints are set yet, or a path
+    /// cannot be joined to `base`.
+    pub fn base_url(mut self, base: &Url) -> Result<Self> {
+        let id = &self.id;
+        let rebase = |url: &Url| -> Result<Url> {
+            let mut moved = base
+                .join(url.path().trim_start_matches('/'))
+                .map_err(|e| {
+                    Error::configuration(format!(
+                        "provider {id}: cannot join {} to {base}: {e}",
+                        url.path()
+                    ))
+                })?;
+            moved.set_query(url.query());
+            Ok(moved)
+        };
+        let Some(endpoints) = &self.endpoints else {
+            return Err(Error::configuration(format!(
+                "provider {id}: no endpoints to serve from {base}; set them first"
+            )));
+        };
+        let moved = Endpoints {
+            authorize: rebase(&endpoints.authorize)?,
+            token: rebase(&endpoints.token)?,
+            introspection: endpoints.introspection.as_ref().map(rebase).transpose()?,
+            revocation: endpoints.revocation.as_ref().map(rebase).transpose()?,
+            device_authorization: endpoints
+                .device_authorization
+                .as_ref()
+                .map(rebase)
+                .transpose()?,
+        };
+        if let Some(issuer) = &self.issuer {
+            let path = Url::parse(issuer)
+                .map(|u| u.path().trim_matches('/').to_owned())
+                .unwrap_or_default();
+            let moved = base.join(&path).map_err(|e| {
+                Error::configuration(format!("provider {id}: cannot join {path} to {base}: {e}"))
+            })?;
+            self.issuer = Some(moved.as_str().trim_end_matches('/').to_owned());
+        }
+        if let Some((userinfo, field)) = self.userinfo_account.take() {
+            self.userinfo_account = Some((rebase(&userinfo)?, field));
+        }
+        let mut bases = Vec::with_capacity(self.api_base_urls.len());
+        for api in &self.api_base_urls {
+            // A wildcard origin (`https://*.example.com`) has no path.
+            let moved = match Url::parse(api) {
+                Ok(url) => rebase(&url)?,
+                Err(_) => base.clone(),
+            };
+            let moved = moved.as_str().trim_end_matches('/').to_owned();
+            if !bases.contains(&moved) {
+                bases.push(moved);
+            }
+        }
+        self.api_base_urls = bases;
+        self.endpoints = Some(moved);
+        Ok(self)
     }
 
     /// The provider's quirks.
@@ -429,11 +479,23 @@ impl OAuth2ProviderBuilder {
             ))
         })?;
         endpoints.validate()?;
-        if self.auth != ClientAuth::None && self.client_secret.is_none() {
+        let has_secret = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose_secret().is_empty());
+        if self.auth != ClientAuth::None && !has_secret {
             return Err(Error::configuration(format!(
-                "provider {}: client authentication {} needs a client secret",
+                "provider {}: client authentication {} needs a client secret, and none or an \
+                 empty one was given",
                 self.id,
                 self.auth.as_str()
+            )));
+        }
+        if self.auth == ClientAuth::None && has_secret {
+            return Err(Error::configuration(format!(
+                "provider {}: a public client (client authentication none) was given a client \
+                 secret; remove the secret, or set client_secret_basic or client_secret_post",
+                self.id
             )));
         }
         if self.client_credentials.is_some() && self.auth == ClientAuth::None {
@@ -530,8 +592,6 @@ impl OAuth2ProviderBuilder {
                 client_credentials: self.client_credentials,
                 issuer: self.issuer,
                 require_iss: self.require_iss,
-                successor: self.successor,
-                retirement_notice: self.retirement_notice,
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
@@ -559,8 +619,6 @@ impl OAuth2Provider {
             client_credentials: None,
             issuer: None,
             require_iss: false,
-            successor: None,
-            retirement_notice: None,
             hooks: Arc::new(StandardHooks),
             http_config: HttpConfig::default(),
             http: None,
@@ -732,8 +790,6 @@ impl OAuth2Provider {
             provider: &self.inner.id,
             endpoint,
             hooks: self.inner.hooks.as_ref(),
-            successor: self.inner.successor.as_deref(),
-            retirement_notice: self.inner.retirement_notice.as_deref(),
             secrets,
         }
     }
@@ -882,6 +938,7 @@ impl TokenProvider for OAuth2Provider {
     }
 
     fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
+        self.inner.hooks.check_authorize(&request)?;
         let mut scopes = if request.scopes.is_empty() {
             self.inner.default_scopes.clone()
         } else {
