@@ -17,9 +17,7 @@ use auth_core::{
     TokenProvider, TokenSet,
 };
 use auth_emulator::{Endpoint, Fault, demo};
-use auth_fitbit::{
-    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider,
-};
+use auth_fitbit::{FitbitProvider, GoogleHealthProvider};
 use auth_oauth2::{Endpoints, OAuth2Provider};
 use support::*;
 
@@ -98,12 +96,12 @@ async fn no_secret_in_debug_display_or_trace_logs() {
     seen.show("TokenManager", &w.manager);
     seen.show(
         "FitbitProviderBuilder",
-        &FitbitProvider::builder("id", AppType::Server)
-            .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET),
+        &FitbitProvider::builder("id").client_secret(demo::FITBIT_SERVER_CLIENT_SECRET),
     );
     let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .endpoints(GoogleEndpoints::with_base(w.emulator.base_url()).unwrap());
+        .base_url(w.emulator.base_url())
+        .unwrap();
     seen.show("GoogleHealthProviderBuilder", &google);
     let google = google.build().unwrap();
     seen.show("GoogleHealthProvider", &google);
@@ -203,9 +201,10 @@ async fn no_secret_in_debug_display_or_trace_logs() {
     assert!(err.is_reauthorization_required(), "{err}");
     seen.error("invalid_grant", &err);
     // invalid_client: a wrong secret.
-    let wrong = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let wrong = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret("wrong-secret-0f1e2d3c4b5a6978")
-        .endpoints(FitbitEndpoints::with_base(w.emulator.base_url()).unwrap())
+        .base_url(w.emulator.base_url())
+        .unwrap()
         .build()
         .unwrap();
     seen.secret("wrong-secret-0f1e2d3c4b5a6978");

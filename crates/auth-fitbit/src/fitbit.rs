@@ -307,7 +307,10 @@ mod tests {
 
     #[test]
     fn retirement_is_the_entry_s() {
-        let hooks = FitbitHooks::new(auth_catalogue::lookup(FITBIT).unwrap(), Arc::new(SystemClock));
+        let hooks = FitbitHooks::new(
+            auth_catalogue::lookup(FITBIT).unwrap(),
+            Arc::new(SystemClock),
+        );
         let retirement = hooks.retirement().expect("the fitbit entry is retired");
         assert_eq!(retirement.successor, GOOGLE_HEALTH);
         assert!(retirement.notice.unwrap().contains("2026-11-02"));

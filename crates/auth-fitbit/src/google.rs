@@ -140,8 +140,11 @@ fn identity_endpoint(google: &OAuth2Provider) -> Result<url::Url> {
     })?;
     let base = url::Url::parse(&format!("{}/", base.trim_end_matches('/')))
         .map_err(|e| Error::configuration(format!("provider {id}: API base URL {base:?}: {e}")))?;
-    base.join(IDENTITY_PATH)
-        .map_err(|e| Error::configuration(format!("provider {id}: cannot join {IDENTITY_PATH} to {base}: {e}")))
+    base.join(IDENTITY_PATH).map_err(|e| {
+        Error::configuration(format!(
+            "provider {id}: cannot join {IDENTITY_PATH} to {base}: {e}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -150,7 +153,9 @@ mod tests {
 
     #[test]
     fn the_identity_endpoint_is_under_the_api_base_url() {
-        let google = GoogleHealthProvider::builder("id", "secret").build().unwrap();
+        let google = GoogleHealthProvider::builder("id", "secret")
+            .build()
+            .unwrap();
         assert_eq!(
             identity_endpoint(&google).unwrap().as_str(),
             "https://health.googleapis.com/v4/users/me/identity"

@@ -431,7 +431,10 @@ async fn the_code_exchange_echoes_the_state_and_asks_for_the_lifetime() {
         .await
         .unwrap();
     let sent = world.emulator.last_request(Endpoint::FitbitToken).unwrap();
-    assert_eq!(sent.form_param("grant_type").as_deref(), Some("refresh_token"));
+    assert_eq!(
+        sent.form_param("grant_type").as_deref(),
+        Some("refresh_token")
+    );
     assert_eq!(sent.form_param("expires_in").as_deref(), Some("3600"));
     assert_eq!(lifetime(&refreshed), 3600);
 }
@@ -452,7 +455,10 @@ async fn without_a_lifetime_asked_for_none_is_sent_and_fitbit_s_default_applies(
     let key = login(&w, &fitbit_id(), AuthorizeRequest::new()).await;
     let sent = w.emulator.last_request(Endpoint::FitbitToken).unwrap();
     assert_eq!(sent.form_param("expires_in"), None, "{}", sent.body);
-    assert!(sent.form_param("state").is_some(), "the state is always echoed");
+    assert!(
+        sent.form_param("state").is_some(),
+        "the state is always echoed"
+    );
     let token = w.manager.access_token(&key).await.unwrap();
     assert_eq!(lifetime(token.token_set()), 28_800);
 }
@@ -507,7 +513,9 @@ async fn google_health_sends_no_state_and_no_lifetime_on_its_exchange() {
     login(
         &w,
         &google_id(),
-        AuthorizeRequest::new().state("state-from-the-app").account("u1".parse().unwrap()),
+        AuthorizeRequest::new()
+            .state("state-from-the-app")
+            .account("u1".parse().unwrap()),
     )
     .await;
     let sent = w.emulator.last_request(Endpoint::GoogleToken).unwrap();

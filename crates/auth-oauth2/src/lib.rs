@@ -110,8 +110,7 @@ pub use device::{
 };
 pub use hooks::{
     ErrorMeaning, Hooks, IntrospectionContext, Retirement, RevocationToken, ServerError,
-    StandardHooks,
-    epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
+    StandardHooks, epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
 pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};
 pub use provider::{ExtraFields, OAuth2Provider, OAuth2ProviderBuilder, api_url_allowed};

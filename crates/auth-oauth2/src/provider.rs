@@ -356,14 +356,12 @@ impl OAuth2ProviderBuilder {
     pub fn base_url(mut self, base: &Url) -> Result<Self> {
         let id = &self.id;
         let rebase = |url: &Url| -> Result<Url> {
-            let mut moved = base
-                .join(url.path().trim_start_matches('/'))
-                .map_err(|e| {
-                    Error::configuration(format!(
-                        "provider {id}: cannot join {} to {base}: {e}",
-                        url.path()
-                    ))
-                })?;
+            let mut moved = base.join(url.path().trim_start_matches('/')).map_err(|e| {
+                Error::configuration(format!(
+                    "provider {id}: cannot join {} to {base}: {e}",
+                    url.path()
+                ))
+            })?;
             moved.set_query(url.query());
             Ok(moved)
         };
@@ -1274,6 +1272,97 @@ fn url_is_under(url: &Url, base: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_url_moves_every_endpoint_and_keeps_its_path() {
+        let spec = auth_catalogue::lookup("google-health").unwrap();
+        let local = Url::parse("http://127.0.0.1:9/").unwrap();
+        let google = crate::catalogue::builder("google-health", spec, "id")
+            .unwrap()
+            .client_secret("secret")
+            .base_url(&local)
+            .unwrap()
+            .build()
+            .unwrap();
+        let e = google.endpoints();
+        assert_eq!(e.authorize.as_str(), "http://127.0.0.1:9/o/oauth2/v2/auth");
+        assert_eq!(e.token.as_str(), "http://127.0.0.1:9/token");
+        let tokeninfo = e.introspection.as_ref().unwrap();
+        assert_eq!(tokeninfo.as_str(), "http://127.0.0.1:9/tokeninfo");
+        let revoke = e.revocation.as_ref().unwrap();
+        assert_eq!(revoke.as_str(), "http://127.0.0.1:9/revoke");
+        assert_eq!(google.inner.issuer.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(google.api_base_urls(), ["http://127.0.0.1:9"]);
+
+        let strava =
+            crate::catalogue::builder("strava", auth_catalogue::lookup("strava").unwrap(), "1")
+                .unwrap()
+                .client_secret("s")
+                .base_url(&Url::parse("http://127.0.0.1:9/mirror/").unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        assert_eq!(strava.api_base_urls(), ["http://127.0.0.1:9/mirror/api/v3"]);
+        let err = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .base_url(&local)
+            .unwrap_err();
+        assert!(err.to_string().contains("no endpoints"), "{err}");
+    }
+
+    #[test]
+    fn secrets_must_fit_the_client_authentication() {
+        let builder = || {
+            OAuth2Provider::builder("x".parse().unwrap(), "id").endpoints(Endpoints::new(
+                Url::parse("https://id.example/authorize").unwrap(),
+                Url::parse("https://id.example/token").unwrap(),
+            ))
+        };
+        let public_with_secret = builder()
+            .client_auth(ClientAuth::None)
+            .client_secret("s")
+            .build()
+            .unwrap_err();
+        assert!(
+            public_with_secret.to_string().contains("public client"),
+            "{public_with_secret}"
+        );
+        let empty = builder().client_secret("").build().unwrap_err();
+        assert!(
+            empty.to_string().contains("needs a client secret"),
+            "{empty}"
+        );
+        assert!(builder().client_auth(ClientAuth::None).build().is_ok());
+        assert!(builder().client_secret("s").build().is_ok());
+    }
+
+    #[test]
+    fn the_check_authorize_hook_can_refuse_a_request() {
+        #[derive(Debug)]
+        struct NoPrompt;
+        impl Hooks for NoPrompt {
+            fn check_authorize(&self, request: &AuthorizeRequest) -> Result<()> {
+                match &request.prompt {
+                    Some(_) => Err(Error::invalid_input("no prompt here")),
+                    None => Ok(()),
+                }
+            }
+        }
+        let provider = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .client_auth(ClientAuth::None)
+            .endpoints(Endpoints::new(
+                Url::parse("https://id.example/authorize").unwrap(),
+                Url::parse("https://id.example/token").unwrap(),
+            ))
+            .redirect_uri("https://app.example/cb")
+            .hooks(Arc::new(NoPrompt))
+            .build()
+            .unwrap();
+        assert!(provider.authorize(AuthorizeRequest::new()).is_ok());
+        let err = provider
+            .authorize(AuthorizeRequest::new().prompt("login"))
+            .unwrap_err();
+        assert!(err.to_string().contains("no prompt here"), "{err}");
+    }
 
     #[test]
     fn api_urls_must_lie_under_a_base() {

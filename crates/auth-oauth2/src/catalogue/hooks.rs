@@ -215,3 +215,20 @@ impl Hooks for CatalogueHooks {
         AccountId::new(id.as_ref()).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(name: &str) -> CatalogueHooks {
+        CatalogueHooks::new(Arc::new(auth_catalogue::lookup(name).unwrap().clone()))
+    }
+
+    #[test]
+    fn a_retired_entry_names_its_successor_and_an_active_one_is_not_retired() {
+        let fitbit = hooks("fitbit").retirement().expect("fitbit is retired");
+        assert_eq!(fitbit.successor, "google-health");
+        assert!(fitbit.notice.is_some_and(|n| n.contains("Google Health")));
+        assert_eq!(hooks("google-health").retirement(), None);
+    }
+}
