@@ -105,6 +105,21 @@ async fn no_secret_in_debug_display_or_trace_logs() {
     seen.show("GoogleHealthProviderBuilder", &google);
     let google = google.build().unwrap();
     seen.show("GoogleHealthProvider", &google);
+    // The hooks the Fitbit provider carries, and the configuration errors
+    // that name a secret's role: neither shows the secret.
+    seen.show("FitbitHooks", w.provider.hooks());
+    let public_with_secret = FitbitProvider::builder(demo::FITBIT_PUBLIC_CLIENT_ID)
+        .client_auth(auth_fitbit::AppType::Client.client_auth())
+        .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
+        .build()
+        .unwrap_err();
+    seen.error("a public Fitbit app given a secret", &public_with_secret);
+    let refused_lifetime = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
+        .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
+        .expires_in(7200)
+        .build()
+        .unwrap_err();
+    seen.error("an expires_in Fitbit does not take", &refused_lifetime);
     let oauth2 = OAuth2Provider::builder("generic".parse().unwrap(), "client")
         .client_secret("generic-secret-5d4c3b2a19f8e7d6")
         .endpoints(Endpoints::new(
