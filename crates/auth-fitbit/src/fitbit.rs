@@ -264,7 +264,10 @@ impl FitbitProvider {
 
     /// Starts configuring a Fitbit app from `spec`, a `fitbit` entry that
     /// may have other URLs or facts (a user's catalogue file), registered
-    /// under the provider id `id`, with [`FitbitHooks`].
+    /// under the provider id `id`, with [`FitbitHooks`] on the system
+    /// clock. (For another clock, build the hooks with
+    /// [`FitbitHooks::new`] and give them to
+    /// [`hooks`](OAuth2ProviderBuilder::hooks).)
     ///
     /// # Errors
     ///

@@ -1,8 +1,9 @@
 //! [`Hooks`]: the quirks of a provider, so that it needs no fork.
 //!
 //! Every method has the standards behaviour as its default; a provider
-//! overrides only what its server does differently. The Fitbit and Google
-//! providers in `auth-fitbit` are this crate's provider plus hooks.
+//! overrides only what its server does differently. A catalogue entry's
+//! facts are [`CatalogueHooks`](crate::catalogue::CatalogueHooks); legacy
+//! Fitbit in `auth-fitbit` wraps those in hooks of its own.
 
 use std::any::Any;
 use std::collections::BTreeMap;

@@ -20,8 +20,9 @@
 //!
 //! Errors are classified: `invalid_grant` → `ReauthorizationRequired`,
 //! `invalid_client` → `Configuration`, 5xx and 429 → `Transient`, 410 →
-//! `ProviderRetired`, an unreadable body → `Protocol` with the status and a
-//! short redacted excerpt.
+//! `ProviderRetired` (naming the successor [`Hooks::retirement`] gives: a
+//! retired catalogue entry's), an unreadable body → `Protocol` with the
+//! status and a short redacted excerpt.
 //!
 //! # Providers from the catalogue
 //!
