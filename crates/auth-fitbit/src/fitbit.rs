@@ -223,8 +223,8 @@ fn normalize_scope(scope: String) -> String {
 ///
 /// This type only starts configurations: [`builder`](Self::builder) returns
 /// the generic [`OAuth2ProviderBuilder`], so the client secret, redirect
-/// URI, scopes, `expires_in`, endpoints and clock are set with its own
-/// methods, and [`build`](OAuth2ProviderBuilder::build) returns an
+/// URI, scopes, `expires_in`, endpoints (`token_url`, `base_url`, …) and
+/// clock are set with its own methods, and [`build`](OAuth2ProviderBuilder::build) returns an
 /// [`OAuth2Provider`]. PKCE S256 is always used, and a 410 from Fitbit's
 /// switched-off endpoints becomes [`Error::ProviderRetired`] naming
 /// [`GOOGLE_HEALTH`], as the entry says.

@@ -152,6 +152,44 @@ pub struct OAuth2ProviderBuilder {
     expires_in: Option<u64>,
     expires_in_choices: Vec<u64>,
     userinfo_account: Option<(Url, Vec<String>)>,
+    endpoint_urls: EndpointUrls,
+}
+
+/// Single endpoints set on the builder, which replace the configured ones
+/// at [`build`](OAuth2ProviderBuilder::build).
+#[derive(Debug, Default)]
+struct EndpointUrls {
+    authorize: Option<Url>,
+    token: Option<Url>,
+    revocation: Option<Url>,
+    introspection: Option<Url>,
+}
+
+impl EndpointUrls {
+    /// `endpoints` with these URLs in place; with none configured, the
+    /// authorize and token URLs set here, if both are.
+    fn apply(self, endpoints: Option<Endpoints>) -> Option<Endpoints> {
+        let mut endpoints = match (endpoints, &self.authorize, &self.token) {
+            (Some(endpoints), _, _) => endpoints,
+            (None, Some(authorize), Some(token)) => {
+                Endpoints::new(authorize.clone(), token.clone())
+            }
+            (None, _, _) => return None,
+        };
+        if let Some(url) = self.authorize {
+            endpoints.authorize = url;
+        }
+        if let Some(url) = self.token {
+            endpoints.token = url;
+        }
+        if let Some(url) = self.revocation {
+            endpoints.revocation = Some(url);
+        }
+        if let Some(url) = self.introspection {
+            endpoints.introspection = Some(url);
+        }
+        Some(endpoints)
+    }
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -298,6 +336,37 @@ impl OAuth2ProviderBuilder {
         self
     }
 
+    /// Sets the authorize endpoint alone, in place of the configured one
+    /// (with [`token_url`](Self::token_url), enough without
+    /// [`endpoints`](Self::endpoints)).
+    #[must_use]
+    pub fn authorize_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.authorize = Some(url);
+        self
+    }
+
+    /// Sets the token endpoint alone, in place of the configured one.
+    #[must_use]
+    pub fn token_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.token = Some(url);
+        self
+    }
+
+    /// Sets the RFC 7009 revocation endpoint alone.
+    #[must_use]
+    pub fn revocation_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.revocation = Some(url);
+        self
+    }
+
+    /// Sets the introspection endpoint alone (RFC 7662, or the provider's
+    /// equivalent that its hooks speak).
+    #[must_use]
+    pub fn introspection_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.introspection = Some(url);
+        self
+    }
+
     /// Sets the default redirect URI, registered with the provider.
     #[must_use]
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
@@ -347,7 +416,7 @@ impl OAuth2ProviderBuilder {
     /// endpoint and the API base URLs from `base` instead, each keeping its
     /// path: for a local server (the emulator) that mirrors the provider's
     /// paths. Call it after the endpoints are set (a catalogue builder has
-    /// them already).
+    /// them already); endpoints set alone (`token_url`, …) stay as given.
     ///
     /// # Errors
     ///
@@ -470,7 +539,7 @@ impl OAuth2ProviderBuilder {
     /// (loopback excepted), a secret is missing for a confidential method,
     /// or the redirect URI is not a URL.
     pub fn build(self) -> Result<OAuth2Provider> {
-        let endpoints = self.endpoints.ok_or_else(|| {
+        let endpoints = self.endpoint_urls.apply(self.endpoints).ok_or_else(|| {
             Error::configuration(format!(
                 "provider {}: no endpoints configured; set them or use discovery",
                 self.id
@@ -627,6 +696,7 @@ impl OAuth2Provider {
             expires_in: None,
             expires_in_choices: Vec::new(),
             userinfo_account: None,
+            endpoint_urls: EndpointUrls::default(),
         }
     }
 
@@ -1305,6 +1375,41 @@ mod tests {
         assert_eq!(strava.api_base_urls(), ["http://127.0.0.1:9/mirror/api/v3"]);
         let err = OAuth2Provider::builder("x".parse().unwrap(), "id")
             .base_url(&local)
+            .unwrap_err();
+        assert!(err.to_string().contains("no endpoints"), "{err}");
+    }
+
+    #[test]
+    fn single_endpoints_replace_the_configured_ones_or_stand_alone() {
+        let url = |path: &str| Url::parse(&format!("https://id.example/{path}")).unwrap();
+        let strava =
+            crate::catalogue::builder("strava", auth_catalogue::lookup("strava").unwrap(), "1")
+                .unwrap()
+                .client_secret("s")
+                .token_url(url("token"))
+                .revocation_url(url("revoke"))
+                .build()
+                .unwrap();
+        let e = strava.endpoints();
+        assert_eq!(e.token, url("token"));
+        assert_eq!(e.revocation, Some(url("revoke")));
+        assert_eq!(
+            e.authorize.as_str(),
+            "https://www.strava.com/oauth/authorize"
+        );
+
+        let alone = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .client_auth(ClientAuth::None)
+            .authorize_url(url("authorize"))
+            .token_url(url("token"))
+            .introspection_url(url("introspect"))
+            .build()
+            .unwrap();
+        assert_eq!(alone.endpoints().introspection, Some(url("introspect")));
+        let err = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .client_auth(ClientAuth::None)
+            .token_url(url("token"))
+            .build()
             .unwrap_err();
         assert!(err.to_string().contains("no endpoints"), "{err}");
     }
