@@ -83,11 +83,21 @@ impl AppType {
 /// Fitbit takes, and the Google-shaped 401. Everything else (retirement
 /// and successor, Bearer introspection, `user_id` as the account, token
 /// response handling) is the entry's [`CatalogueHooks`].
-#[derive(Debug)]
 pub struct FitbitHooks {
     entry: CatalogueHooks,
     rate_limit: RateLimitCell,
     clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for FitbitHooks {
+    /// The entry's title and the last rate limit; the whole entry would
+    /// crowd every provider's `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitbitHooks")
+            .field("entry", &self.entry.spec().title)
+            .field("last_rate_limit", &self.last_rate_limit())
+            .finish_non_exhaustive()
+    }
 }
 
 impl FitbitHooks {
@@ -317,6 +327,11 @@ mod tests {
         let retirement = hooks.retirement().expect("the fitbit entry is retired");
         assert_eq!(retirement.successor, GOOGLE_HEALTH);
         assert!(retirement.notice.unwrap().contains("2026-11-02"));
+        let debug = format!("{hooks:?}");
+        assert!(
+            debug.starts_with("FitbitHooks { entry: \"Fitbit"),
+            "{debug}"
+        );
     }
 
     #[test]
