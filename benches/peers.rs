@@ -50,7 +50,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Emulator, demo};
-use auth_fitbit::{GoogleEndpoints, GoogleHealthProvider};
+use auth_fitbit::GoogleHealthProvider;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use oauth2::basic::BasicClient;
@@ -199,8 +199,9 @@ impl World {
         let provider =
             GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
                 .redirect_uri(demo::REDIRECT_URI)
-                .scopes([SCOPE])
-                .endpoints(GoogleEndpoints::with_base(emulator.base_url()).expect("endpoints"))
+                .default_scopes([SCOPE])
+                .base_url(emulator.base_url())
+                .expect("endpoints")
                 .build()
                 .expect("the Google Health provider");
         let store = MemoryTokenStore::new();

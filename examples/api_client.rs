@@ -33,9 +33,7 @@ use auth_core::{
     AuthorizeRequest, Callback, Error, ManualClock, ProviderId, TokenKey, TokenManager,
 };
 use auth_emulator::{Emulator, Endpoint, demo};
-use auth_fitbit::{
-    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope, scopes,
-};
+use auth_fitbit::{FitbitProvider, GoogleHealthProvider, Scope, scopes};
 use auth_reqwest::{BearerAuth, auth_error};
 use examples::{check, play_browser};
 use store_memory::MemoryTokenStore;
@@ -49,17 +47,17 @@ async fn run() -> Result<(), Box<dyn StdError>> {
     let emulator = Emulator::builder().with_demo_clients().start().await?;
     // The app's clock, moved forward by the example instead of waiting.
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .scopes([Scope::Profile, Scope::Sleep])
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+        .default_scopes([Scope::Profile, Scope::Sleep])
+        .base_url(emulator.base_url())?
         .clock(clock.clone())
         .build()?;
     let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .scopes([scopes::PROFILE_READONLY])
-        .endpoints(GoogleEndpoints::with_base(emulator.base_url())?)
+        .default_scopes([scopes::PROFILE_READONLY])
+        .base_url(emulator.base_url())?
         .clock(clock.clone())
         .build()?;
     let manager = TokenManager::builder(Arc::new(MemoryTokenStore::new()))

@@ -31,7 +31,7 @@ use auth_core::{
     Version, async_trait,
 };
 use auth_emulator::{Emulator, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use auth_fitbit::{AppType, FitbitProvider, Scope};
 use examples::{check, play_browser};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -333,10 +333,11 @@ async fn run() -> std::result::Result<(), Box<dyn StdError>> {
     let clock = Arc::new(ManualClock::new(start));
     let manager = || -> std::result::Result<TokenManager, Box<dyn StdError>> {
         // A Fitbit "client" (public) app: no secret, PKCE only.
-        let fitbit = FitbitProvider::builder(demo::FITBIT_PUBLIC_CLIENT_ID, AppType::Client)
+        let fitbit = FitbitProvider::builder(demo::FITBIT_PUBLIC_CLIENT_ID)
+            .client_auth(AppType::Client.client_auth())
             .redirect_uri(demo::REDIRECT_URI)
-            .scopes([Scope::Activity, Scope::Heartrate])
-            .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+            .default_scopes([Scope::Activity, Scope::Heartrate])
+            .base_url(emulator.base_url())?
             .clock(clock.clone())
             .build()?;
         Ok(TokenManager::builder(Arc::new(store.clone()))

@@ -34,9 +34,7 @@ use auth_core::{
 };
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::migration::{self, Access, Bridge};
-use auth_fitbit::{
-    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope, scopes,
-};
+use auth_fitbit::{FitbitProvider, GoogleHealthProvider, Scope, scopes};
 use examples::{check, play_browser};
 use store_memory::MemoryTokenStore;
 
@@ -49,16 +47,16 @@ async fn run() -> Result<(), Box<dyn StdError>> {
     let emulator = Emulator::builder().with_demo_clients().start().await?;
     // The app's clock, moved forward by the example instead of waiting a day.
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+        .default_scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
+        .base_url(emulator.base_url())?
         .clock(clock.clone())
         .build()?;
     let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .endpoints(GoogleEndpoints::with_base(emulator.base_url())?)
+        .base_url(emulator.base_url())?
         .clock(clock.clone())
         .build()?;
     let manager = TokenManager::builder(Arc::new(MemoryTokenStore::new()))

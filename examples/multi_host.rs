@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::{Expect, Record, TokenKey, TokenManager, TokenSet};
 use auth_emulator::{Emulator, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
+use auth_fitbit::FitbitProvider;
 use examples::check;
 use secrecy::ExposeSecret as _;
 use store_postgres::PostgresTokenStore;
@@ -38,9 +38,9 @@ async fn host(url: &str, emulator: &Emulator) -> Result<TokenManager, Box<dyn Er
         .max_connections(4)
         .connect(url)
         .await?;
-    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+        .base_url(emulator.base_url())?
         .build()?;
     Ok(TokenManager::builder(Arc::new(store))
         .provider(Arc::new(fitbit))

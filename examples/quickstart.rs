@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::{AuthorizeRequest, Callback, TokenManager, TokenStore};
 use auth_emulator::{Emulator, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use auth_fitbit::{FitbitProvider, Scope};
 use examples::{check, play_browser};
 use secrecy::ExposeSecret as _;
 use store_file::FileTokenStore;
@@ -31,11 +31,11 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let emulator = Emulator::builder().with_demo_clients().start().await?;
     let dir = tempfile::tempdir()?;
 
-    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .scopes([Scope::Activity, Scope::Sleep])
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+        .default_scopes([Scope::Activity, Scope::Sleep])
+        .base_url(emulator.base_url())?
         .build()?;
     let store = FileTokenStore::open(dir.path().join("tokens"))?;
     let manager = TokenManager::builder(Arc::new(store))

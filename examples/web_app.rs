@@ -41,9 +41,7 @@ use std::time::Duration;
 use auth_axum::{Connect, FitbitMigration};
 use auth_core::{AccountId, ProviderId, TokenKey, TokenManager};
 use auth_emulator::{ClientConfig, Emulator, demo};
-use auth_fitbit::{
-    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope, scopes,
-};
+use auth_fitbit::{FitbitProvider, GoogleHealthProvider, Scope, scopes};
 use auth_oauth2::{Endpoints, OAuth2Provider};
 use axum::Router;
 use axum::extract::Query;
@@ -122,19 +120,19 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         )
         .start()
         .await?;
-    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(&redirect_uri)
-        .scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+        .default_scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
+        .base_url(emulator.base_url())?
         .build()?;
     let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
         .redirect_uri(&redirect_uri)
-        .scopes([
+        .default_scopes([
             scopes::ACTIVITY_AND_FITNESS_READONLY,
             scopes::SLEEP_READONLY,
         ])
-        .endpoints(GoogleEndpoints::with_base(emulator.base_url())?)
+        .base_url(emulator.base_url())?
         .build()?;
     let base = emulator.base_url();
     let generic = OAuth2Provider::builder(ProviderId::new(GENERIC)?, GENERIC_CLIENT_ID)

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{Expect, Record, TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, Endpoint, Fault, Release, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
+use auth_fitbit::FitbitProvider;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -201,9 +201,10 @@ async fn storm(backing: Backing, hosts: usize, per_host: usize, seed: u64) -> St
         );
     }
     // A fresh process finishes whatever a killed one left in flight.
-    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url()).expect("endpoints"))
+        .base_url(emulator.base_url())
+        .expect("endpoints")
         .build()
         .expect("the provider");
     let manager = TokenManager::builder(Arc::clone(&store))

@@ -17,9 +17,7 @@ use auth_core::{
     TokenProvider, TokenSet,
 };
 use auth_emulator::{Endpoint, Fault, demo};
-use auth_fitbit::{
-    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider,
-};
+use auth_fitbit::{FitbitProvider, GoogleHealthProvider};
 use auth_oauth2::{Endpoints, OAuth2Provider};
 use support::*;
 
@@ -98,15 +96,30 @@ async fn no_secret_in_debug_display_or_trace_logs() {
     seen.show("TokenManager", &w.manager);
     seen.show(
         "FitbitProviderBuilder",
-        &FitbitProvider::builder("id", AppType::Server)
-            .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET),
+        &FitbitProvider::builder("id").client_secret(demo::FITBIT_SERVER_CLIENT_SECRET),
     );
     let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .endpoints(GoogleEndpoints::with_base(w.emulator.base_url()).unwrap());
+        .base_url(w.emulator.base_url())
+        .unwrap();
     seen.show("GoogleHealthProviderBuilder", &google);
     let google = google.build().unwrap();
     seen.show("GoogleHealthProvider", &google);
+    // The hooks the Fitbit provider carries, and the configuration errors
+    // that name a secret's role: neither shows the secret.
+    seen.show("FitbitHooks", w.provider.hooks());
+    let public_with_secret = FitbitProvider::builder(demo::FITBIT_PUBLIC_CLIENT_ID)
+        .client_auth(auth_fitbit::AppType::Client.client_auth())
+        .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
+        .build()
+        .unwrap_err();
+    seen.error("a public Fitbit app given a secret", &public_with_secret);
+    let refused_lifetime = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
+        .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
+        .expires_in(7200)
+        .build()
+        .unwrap_err();
+    seen.error("an expires_in Fitbit does not take", &refused_lifetime);
     let oauth2 = OAuth2Provider::builder("generic".parse().unwrap(), "client")
         .client_secret("generic-secret-5d4c3b2a19f8e7d6")
         .endpoints(Endpoints::new(
@@ -203,9 +216,10 @@ async fn no_secret_in_debug_display_or_trace_logs() {
     assert!(err.is_reauthorization_required(), "{err}");
     seen.error("invalid_grant", &err);
     // invalid_client: a wrong secret.
-    let wrong = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let wrong = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret("wrong-secret-0f1e2d3c4b5a6978")
-        .endpoints(FitbitEndpoints::with_base(w.emulator.base_url()).unwrap())
+        .base_url(w.emulator.base_url())
+        .unwrap()
         .build()
         .unwrap();
     seen.secret("wrong-secret-0f1e2d3c4b5a6978");

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Emulator, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use auth_fitbit::{FitbitProvider, Scope};
+use auth_oauth2::OAuth2Provider;
 use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{
     AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RefreshToken, TokenResponse,
@@ -35,7 +36,7 @@ pub struct World {
     /// The emulator, serving on the same runtime.
     pub emulator: Emulator,
     /// The Fitbit provider (server app, Basic auth) against the emulator.
-    pub provider: Arc<FitbitProvider>,
+    pub provider: Arc<OAuth2Provider>,
     /// The store under the manager.
     pub store: MemoryTokenStore,
     /// A manager over `store` with `provider`, without retries.
@@ -67,13 +68,12 @@ impl World {
                 .expect("the emulator starts")
         });
         let provider = Arc::new(
-            FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+            FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
                 .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
                 .redirect_uri(demo::REDIRECT_URI)
-                .scopes([Scope::Activity, Scope::Sleep])
-                .endpoints(
-                    FitbitEndpoints::with_base(emulator.base_url()).expect("emulator endpoints"),
-                )
+                .default_scopes([Scope::Activity, Scope::Sleep])
+                .base_url(emulator.base_url())
+                .expect("emulator endpoints")
                 .build()
                 .expect("the Fitbit provider"),
         );

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use auth_core::{TokenKey, TokenManager};
 use auth_emulator::demo;
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
+use auth_fitbit::FitbitProvider;
 use store_file::FileTokenStore;
 
 #[tokio::main(flavor = "current_thread")]
@@ -39,9 +39,9 @@ async fn run(
     account: &str,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let store = FileTokenStore::open(store_dir)?;
-    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
-        .endpoints(FitbitEndpoints::with_base(&base.parse()?)?)
+        .base_url(&base.parse()?)?
         .build()?;
     let manager = TokenManager::builder(Arc::new(store))
         .provider(Arc::new(provider))

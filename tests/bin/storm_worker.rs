@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use auth_core::{Refresher, TokenKey, TokenManager, TokenStore};
 use auth_emulator::demo;
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
+use auth_fitbit::FitbitProvider;
 use auth_oauth2::HttpConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -64,9 +64,9 @@ async fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(|a| TokenKey::parse("fitbit", a))
         .collect::<Result<_, _>>()?;
-    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
-        .endpoints(FitbitEndpoints::with_base(&base.parse()?)?)
+        .base_url(&base.parse()?)?
         .http_config(HttpConfig::default().with_timeouts(HTTP_TIMEOUT, HTTP_TIMEOUT))
         .build()?;
     let manager = TokenManager::builder(store)

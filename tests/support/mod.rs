@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use auth_core::{Clock, Expect, Record, RetryPolicy, TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, EmulatorBuilder, IssuedTokens, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use auth_fitbit::{FitbitProvider, Scope};
 use auth_oauth2::HttpConfig;
+use auth_oauth2::OAuth2Provider;
 
 /// Which real store a test runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct World {
     pub emulator: Emulator,
     pub store: Arc<dyn TokenStore>,
     pub manager: TokenManager,
-    pub provider: Arc<FitbitProvider>,
+    pub provider: Arc<OAuth2Provider>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -61,11 +62,12 @@ pub fn open_store(kind: StoreKind) -> (Arc<dyn TokenStore>, Option<tempfile::Tem
 
 pub async fn world(kind: StoreKind, options: Options) -> World {
     let emulator = options.emulator.start().await.expect("emulator");
-    let mut provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let mut provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .scopes([Scope::Sleep])
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url()).unwrap())
+        .default_scopes([Scope::Sleep])
+        .base_url(emulator.base_url())
+        .unwrap()
         .http_config(HttpConfig::default().with_timeouts(options.timeout, options.timeout));
     if let Some(clock) = &options.clock {
         provider = provider.clock(Arc::clone(clock));

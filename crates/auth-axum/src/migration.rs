@@ -9,9 +9,9 @@ use auth_core::{
     AuthorizeRequest, Callback, Error, PendingAuthorization, ProviderId, TokenKey, TokenManager,
     TokenProvider as _,
 };
-use auth_fitbit::GoogleHealthProvider;
 use auth_fitbit::Scope;
 use auth_fitbit::migration::{Access, Bridge, map_scopes};
+use auth_oauth2::OAuth2Provider;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -36,9 +36,10 @@ pub struct FitbitMigration {
 
 impl FitbitMigration {
     /// Moves accounts from `legacy` to `google`; both must be registered
-    /// with `manager` (pass the same `GoogleHealthProvider`: its identity
-    /// endpoint makes the check). Asks Google for read access.
-    pub fn new(manager: TokenManager, legacy: ProviderId, google: GoogleHealthProvider) -> Self {
+    /// with `manager` (pass the same Google Health provider, built with
+    /// [`GoogleHealthProvider::builder`](auth_fitbit::GoogleHealthProvider::builder):
+    /// its identity endpoint makes the check). Asks Google for read access.
+    pub fn new(manager: TokenManager, legacy: ProviderId, google: OAuth2Provider) -> Self {
         let google_id = google.id().clone();
         let bridge =
             Bridge::new(manager, legacy.clone(), google_id.clone()).with_identity_check(google);

@@ -130,6 +130,15 @@ impl Catalogue {
                         .to_owned(),
                 ));
             }
+            if let Some(seconds) = spec.response.requested_expires_in
+                && !spec.response.expires_in_choices.contains(&seconds)
+            {
+                return Err(entry_error(format!(
+                    "field `response.requested_expires_in` = {seconds} is not one of \
+                     `response.expires_in_choices` ({})",
+                    choices_text(&spec.response.expires_in_choices)
+                )));
+            }
             parsed.push((name, spec));
         }
         self.entries.extend(parsed);
@@ -165,6 +174,18 @@ impl Catalogue {
 /// The built-in entry named `name`.
 pub fn lookup(name: &str) -> Option<&'static ProviderSpec> {
     Catalogue::builtin().get(name)
+}
+
+/// `3600 or 28800`, or `none` for an entry that takes no `expires_in`.
+fn choices_text(choices: &[u64]) -> String {
+    if choices.is_empty() {
+        return "none".to_owned();
+    }
+    choices
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 fn valid_name(name: &str) -> bool {
@@ -253,6 +274,28 @@ source = "https://acme.example/docs/oauth"
             .unwrap_err()
             .to_string();
         assert!(err.contains("mine.toml") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_asks_only_for_an_expires_in_it_lists() {
+        let with = |requested: u64| {
+            format!(
+                "{MINIMAL}[acme.response]\nexpires_in_choices = [3600, 28800]\n\
+                 requested_expires_in = {requested}\n"
+            )
+        };
+        let mut c = Catalogue::default();
+        c.merge_toml("mine.toml", &with(3600)).unwrap();
+        let response = &c.get("acme").unwrap().response;
+        assert_eq!(response.requested_expires_in, Some(3600));
+        let mut c = Catalogue::default();
+        let err = c
+            .merge_toml("mine.toml", &with(7200))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("requested_expires_in"), "{err}");
+        assert!(err.contains("3600 or 28800"), "{err}");
+        assert!(c.is_empty(), "nothing merged from a bad file");
     }
 
     #[test]

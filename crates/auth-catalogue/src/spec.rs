@@ -10,7 +10,7 @@
 //! | `client` | `auth` (`client_secret_basic`, `client_secret_post`, `none`), `pkce` (`required`, `supported`, `unsupported`), `echo_state` (send `state` again with the code exchange) |
 //! | `scopes` | `separator`, `default`, `offline` (the scopes a refresh token needs), `authorize_params`, `token_params`, `refresh_params` |
 //! | `refresh` | `rotates`, `old_token_dies_at_once`, `replay_window`, `first_use_ends_window`, `lifetime`, `lifetime_by_app_status`, `idle_limit`, `may_omit_refresh_token`, `source` |
-//! | `response` | `expires_in` (`number`, `string`, `absent`), `default_expires_in`, `envelope` (`withings`), `nested_token`, `keep_extras`, `form_encoded_unless_json`, `errors_with_200`, `unchanged_access_token_on_refresh`, `expires_in_choices` |
+//! | `response` | `expires_in` (`number`, `string`, `absent`), `default_expires_in`, `envelope` (`withings`), `nested_token`, `keep_extras`, `form_encoded_unless_json`, `errors_with_200`, `unchanged_access_token_on_refresh`, `expires_in_choices`, `requested_expires_in` |
 //! | `errors` | `format` (`rfc6749`, `fitbit`, `withings`, `github`, `slack`), `reauthorize`, `bad_client`, `bad_token_statuses`, `bad_token_codes` |
 //! | `account` | `from` (`token`, `userinfo`, `none`), `field` (a dotted path such as `athlete.id`) |
 //!
@@ -366,6 +366,11 @@ pub struct ResponseSpec {
     /// (Fitbit: 3600 or 28800 seconds); empty: the client cannot ask.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expires_in_choices: Vec<u64>,
+    /// The `expires_in` to ask for on every token request, one of
+    /// [`expires_in_choices`](Self::expires_in_choices); none: the server's
+    /// default lifetime. A client's own choice replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_expires_in: Option<u64>,
     /// An envelope around the token fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<Envelope>,

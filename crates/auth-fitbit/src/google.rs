@@ -1,15 +1,17 @@
 //! [`GoogleHealthProvider`]: Google OAuth 2.0 for the Google Health API,
-//! which replaced the legacy Fitbit Web API on 2026-11-02.
+//! which replaced the legacy Fitbit Web API on 2026-11-02. It is the
+//! catalogue entry `google-health` on the generic provider, with no hooks
+//! of its own: the identity endpoint is an API call, not OAuth.
 
-use std::fmt;
-use std::sync::Arc;
-
-use auth_core::{Clock, Error, ProviderId, Result, SystemClock};
-use auth_oauth2::{HttpConfig, OAuth2Provider};
-use secrecy::{ExposeSecret, SecretString};
-use url::Url;
+use auth_core::{Error, Result, TokenSet};
+use auth_oauth2::{OAuth2Provider, OAuth2ProviderBuilder};
+use secrecy::SecretString;
 
 use crate::fitbit::GOOGLE_HEALTH;
+
+/// The Google Health API's identity endpoint, under the provider's first
+/// API base URL (`https://health.googleapis.com`).
+pub const IDENTITY_PATH: &str = "v4/users/me/identity";
 
 /// Google Health API scopes (`https://www.googleapis.com/auth/googlehealth.*`).
 pub mod scopes {
@@ -59,236 +61,120 @@ pub mod scopes {
     pub const IRN_READONLY: &str = "https://www.googleapis.com/auth/googlehealth.irn.readonly";
 }
 
-/// Google's OAuth endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GoogleEndpoints {
-    /// The issuer identifier, checked against the callback's `iss`.
-    pub issuer: String,
-    /// `https://accounts.google.com/o/oauth2/v2/auth`.
-    pub authorize: Url,
-    /// `https://oauth2.googleapis.com/token`.
-    pub token: Url,
-    /// `https://oauth2.googleapis.com/revoke`.
-    pub revoke: Url,
-    /// `https://oauth2.googleapis.com/tokeninfo`.
-    pub tokeninfo: Url,
-    /// The Google Health API's identity endpoint,
-    /// `https://health.googleapis.com/v4/users/me/identity`.
-    pub identity: Url,
-}
-
-impl Default for GoogleEndpoints {
-    fn default() -> Self {
-        Self {
-            issuer: "https://accounts.google.com".to_owned(),
-            authorize: Url::parse("https://accounts.google.com/o/oauth2/v2/auth")
-                .expect("static URL"),
-            token: Url::parse("https://oauth2.googleapis.com/token").expect("static URL"),
-            revoke: Url::parse("https://oauth2.googleapis.com/revoke").expect("static URL"),
-            tokeninfo: Url::parse("https://oauth2.googleapis.com/tokeninfo").expect("static URL"),
-            identity: Url::parse("https://health.googleapis.com/v4/users/me/identity")
-                .expect("static URL"),
-        }
-    }
-}
-
-impl GoogleEndpoints {
-    /// All endpoints under one base URL, with Google's paths (for a local
-    /// emulator); the issuer is the base URL without its trailing slash.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Configuration`] when `base` cannot be joined.
-    pub fn with_base(base: &Url) -> Result<Self> {
-        let join = |path: &str| {
-            base.join(path)
-                .map_err(|e| Error::configuration(format!("cannot join {path} to {base}: {e}")))
-        };
-        Ok(Self {
-            issuer: base.as_str().trim_end_matches('/').to_owned(),
-            authorize: join("o/oauth2/v2/auth")?,
-            token: join("token")?,
-            revoke: join("revoke")?,
-            tokeninfo: join("tokeninfo")?,
-            identity: join("v4/users/me/identity")?,
-        })
-    }
-}
-
-/// Google OAuth 2.0 for the Google Health API.
+/// Google OAuth 2.0 for the Google Health API: the catalogue entry
+/// `google-health` on the generic [`OAuth2Provider`].
 ///
-/// Always asks for `access_type=offline` (else Google issues no refresh
-/// token); pass `prompt("consent")` in the [`AuthorizeRequest`](auth_core::AuthorizeRequest) to get a
-/// refresh token again for a user who already consented. Refresh responses
-/// carry no refresh token: the [`TokenManager`](auth_core::TokenManager)
-/// keeps the stored one. Google's `tokeninfo` serves as introspection.
+/// This type only starts configurations: [`builder`](Self::builder) returns
+/// the generic [`OAuth2ProviderBuilder`] with the entry's facts set:
+/// `client_secret_post`, `access_type=offline` on every authorization (else
+/// Google issues no refresh token), `tokeninfo` as introspection, the
+/// issuer, and refresh tokens that do not rotate. Pass `prompt("consent")`
+/// in the [`AuthorizeRequest`](auth_core::AuthorizeRequest) to get a refresh
+/// token again for a user who already consented. Refresh responses carry
+/// no refresh token: the [`TokenManager`](auth_core::TokenManager) keeps the
+/// stored one.
 ///
 /// Google does not name the user in its token response, so give the
-/// account in the [`AuthorizeRequest`](auth_core::AuthorizeRequest) (the migration helper uses the
-/// legacy Fitbit account id).
-#[derive(Clone)]
-pub struct GoogleHealthProvider {
-    inner: OAuth2Provider,
-    identity: Url,
-}
-
-impl fmt::Debug for GoogleHealthProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GoogleHealthProvider")
-            .field("oauth2", &self.inner)
-            .finish()
-    }
-}
-
-/// Builds a [`GoogleHealthProvider`].
-pub struct GoogleHealthProviderBuilder {
-    id: String,
-    client_id: String,
-    client_secret: SecretString,
-    redirect_uri: Option<String>,
-    scopes: Vec<String>,
-    endpoints: GoogleEndpoints,
-    http: HttpConfig,
-    clock: Arc<dyn Clock>,
-}
-
-impl fmt::Debug for GoogleHealthProviderBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GoogleHealthProviderBuilder")
-            .field("id", &self.id)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
-            .field("endpoints", &self.endpoints)
-            .finish_non_exhaustive()
-    }
-}
-
-impl GoogleHealthProviderBuilder {
-    /// Registers under another provider id than `google-health`.
-    #[must_use]
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = id.into();
-        self
-    }
-
-    /// The redirect URI registered for the client, matched exactly.
-    #[must_use]
-    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
-        self.redirect_uri = Some(uri.into());
-        self
-    }
-
-    /// Scopes requested when an authorization names none; see [`scopes`].
-    #[must_use]
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Other endpoints than Google's (an emulator).
-    #[must_use]
-    pub fn endpoints(mut self, endpoints: GoogleEndpoints) -> Self {
-        self.endpoints = endpoints;
-        self
-    }
-
-    /// HTTP timeouts and body cap.
-    #[must_use]
-    pub fn http_config(mut self, http: HttpConfig) -> Self {
-        self.http = http;
-        self
-    }
-
-    /// Stamps tokens with this clock (for tests).
-    #[must_use]
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Checks the configuration and builds the provider.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Configuration`] for an invalid id, an empty secret or a
-    /// non-https endpoint (loopback excepted).
-    pub fn build(self) -> Result<GoogleHealthProvider> {
-        let id = ProviderId::new(&self.id)?;
-        if self.client_secret.expose_secret().is_empty() {
-            return Err(Error::configuration(format!(
-                "provider {id}: the Google client secret is empty"
-            )));
-        }
-        // Everything but the scopes asked for by default is the catalogue
-        // entry's: client_secret_post, access_type=offline, tokeninfo as
-        // introspection, and refresh tokens that do not rotate (so a
-        // refreshed access token may be used before its save lands).
-        let mut spec = crate::entry(GOOGLE_HEALTH)?;
-        let e = &mut spec.endpoints;
-        e.authorize = self.endpoints.authorize.to_string();
-        e.token = self.endpoints.token.to_string();
-        e.revoke = Some(self.endpoints.revoke.to_string());
-        e.introspect = Some(self.endpoints.tokeninfo.to_string());
-        e.issuer = Some(self.endpoints.issuer.clone());
-        let mut builder = auth_oauth2::catalogue::builder(id.as_str(), &spec, self.client_id)?
-            .client_secret(self.client_secret)
-            .default_scopes(self.scopes)
-            .http_config(self.http)
-            .clock(self.clock);
-        if let Some(uri) = self.redirect_uri {
-            builder = builder.redirect_uri(uri);
-        }
-        auth_oauth2::require_secure("identity", &self.endpoints.identity)?;
-        Ok(GoogleHealthProvider {
-            inner: builder.build()?,
-            identity: self.endpoints.identity,
-        })
-    }
-}
+/// account in the [`AuthorizeRequest`](auth_core::AuthorizeRequest) (the
+/// migration helper uses the legacy Fitbit account id), or ask
+/// [`identity`](Self::identity).
+///
+/// ```
+/// use auth_fitbit::{GoogleHealthProvider, scopes};
+/// let google = GoogleHealthProvider::builder("1234.apps.googleusercontent.com", "client-secret")
+///     .redirect_uri("https://app.example/callback")
+///     .default_scopes([scopes::SLEEP_READONLY])
+///     .build()
+///     .unwrap();
+/// assert_eq!(auth_core::TokenProvider::id(&google).as_str(), "google-health");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub enum GoogleHealthProvider {}
 
 impl GoogleHealthProvider {
-    /// Starts configuring a Google OAuth client (a "Web application" client).
+    /// Starts configuring a Google OAuth client (a "Web application"
+    /// client) from the built-in `google-health` entry.
+    ///
+    /// # Panics
+    ///
+    /// Never: the built-in catalogue always holds a valid `google-health`
+    /// entry (the catalogue's tests check it).
     pub fn builder(
         client_id: impl Into<String>,
         client_secret: impl Into<SecretString>,
-    ) -> GoogleHealthProviderBuilder {
-        GoogleHealthProviderBuilder {
-            id: GOOGLE_HEALTH.to_owned(),
-            client_id: client_id.into(),
-            client_secret: client_secret.into(),
-            redirect_uri: None,
-            scopes: Vec::new(),
-            endpoints: GoogleEndpoints::default(),
-            http: HttpConfig::default(),
-            clock: Arc::new(SystemClock),
-        }
+    ) -> OAuth2ProviderBuilder {
+        let spec = auth_catalogue::lookup(GOOGLE_HEALTH)
+            .expect("the built-in catalogue has google-health");
+        auth_oauth2::catalogue::builder(GOOGLE_HEALTH, spec, client_id)
+            .expect("the built-in google-health entry builds")
+            .client_secret(client_secret)
     }
 
-    /// The standards provider underneath.
-    pub fn oauth2(&self) -> &OAuth2Provider {
-        &self.inner
-    }
-
-    /// Asks the Google Health API who `token` belongs to: the user's
-    /// `legacyUserId` (their Fitbit user id, if they have Fitbit history)
-    /// and `healthUserId`. The token is sent to the identity endpoint only.
+    /// Asks the Google Health API, through `google`'s HTTP client, who
+    /// `token` belongs to: the user's `legacyUserId` (their Fitbit user id,
+    /// if they have Fitbit history) and `healthUserId`. The token is sent to
+    /// the identity endpoint only: [`IDENTITY_PATH`] under `google`'s first
+    /// API base URL.
     ///
     /// # Errors
     ///
+    /// [`Error::Configuration`] when `google` has no API base URL;
     /// [`Error::Transient`] when the endpoint cannot be reached or answers
     /// 5xx or 429; [`Error::Protocol`] for other answers.
-    pub async fn identity(&self, token: &auth_core::TokenSet) -> Result<crate::HealthIdentity> {
-        crate::identity::fetch(self.inner.http_client(), &self.identity, token).await
-    }
-
-    /// RFC 6750's challenge, which Google's APIs send with a 401.
-    fn token_rejected(&self, response: &auth_core::ResourceResponse<'_>) -> bool {
-        response.is_rfc6750_invalid_token()
+    pub async fn identity(
+        google: &OAuth2Provider,
+        token: &TokenSet,
+    ) -> Result<crate::HealthIdentity> {
+        let endpoint = identity_endpoint(google)?;
+        crate::identity::fetch(google.http_client(), &endpoint, token).await
     }
 }
 
-crate::delegate::forward_token_provider!(GoogleHealthProvider);
+/// [`IDENTITY_PATH`] under the provider's first API base URL.
+fn identity_endpoint(google: &OAuth2Provider) -> Result<url::Url> {
+    let id = auth_core::TokenProvider::id(google);
+    let base = google.api_base_urls().first().ok_or_else(|| {
+        Error::configuration(format!(
+            "provider {id}: no API base URL, so no Google Health identity endpoint"
+        ))
+    })?;
+    let base = url::Url::parse(&format!("{}/", base.trim_end_matches('/')))
+        .map_err(|e| Error::configuration(format!("provider {id}: API base URL {base:?}: {e}")))?;
+    base.join(IDENTITY_PATH).map_err(|e| {
+        Error::configuration(format!(
+            "provider {id}: cannot join {IDENTITY_PATH} to {base}: {e}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_endpoint_is_under_the_api_base_url() {
+        let google = GoogleHealthProvider::builder("id", "secret")
+            .build()
+            .unwrap();
+        assert_eq!(
+            identity_endpoint(&google).unwrap().as_str(),
+            "https://health.googleapis.com/v4/users/me/identity"
+        );
+        let local: url::Url = "http://127.0.0.1:9/".parse().unwrap();
+        let google = GoogleHealthProvider::builder("id", "secret")
+            .base_url(&local)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            identity_endpoint(&google).unwrap().as_str(),
+            "http://127.0.0.1:9/v4/users/me/identity"
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused() {
+        let err = GoogleHealthProvider::builder("id", "").build().unwrap_err();
+        assert!(matches!(err, Error::Configuration { .. }), "{err}");
+    }
+}

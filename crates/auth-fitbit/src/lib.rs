@@ -1,19 +1,52 @@
 //! Fitbit's two OAuth faces for [`auth_core`], and the move between them.
 //!
+//! Both are catalogue entries (`auth-catalogue`) on the generic
+//! [`auth_oauth2::OAuth2Provider`]: [`FitbitProvider::builder`] and
+//! [`GoogleHealthProvider::builder`] return its builder with the entry's
+//! facts set, so everything else is the generic builder's own methods.
+//!
+//! ```no_run
+//! # use std::error::Error;
+//! use std::sync::Arc;
+//! use auth_core::{AuthorizeRequest, TokenManager};
+//! use auth_fitbit::{GoogleHealthProvider, scopes};
+//! use store_file::FileTokenStore;
+//!
+//! # fn main() -> Result<(), Box<dyn Error>> {
+//! let google = GoogleHealthProvider::builder("1234.apps.googleusercontent.com", "client-secret")
+//!     .redirect_uri("https://app.example/oauth/callback")
+//!     .default_scopes([scopes::SLEEP_READONLY, scopes::ACTIVITY_AND_FITNESS_READONLY])
+//!     .build()?;
+//! let store = FileTokenStore::open(FileTokenStore::default_root()?)?;
+//! let manager = TokenManager::builder(Arc::new(store))
+//!     .provider(Arc::new(google))
+//!     .build();
+//! let pending = manager.begin_authorization(&"google-health".parse()?, AuthorizeRequest::new())?;
+//! println!("open {}", pending.authorize_url);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! - [`FitbitProvider`]: the legacy Fitbit OAuth 2.0 server (the seed's
 //!   AuthorizationApi: `oauth_token`, `introspect`, `revoke`), with server
-//!   and client app types, PKCE, [`Scope`]s, `user_id` as the account, both
+//!   and client app types, PKCE, [`Scope`]s, `user_id` as the account, an
+//!   `expires_in` of 3600 or 28800 seconds, and [`FitbitHooks`] for both
 //!   error-body shapes, rate-limit headers and v1.1 introspection. **Google
-//!   switched these endpoints off on 2026-11-02**: they now answer 410, which
-//!   becomes [`auth_core::Error::ProviderRetired`] naming `google-health`.
+//!   switched these endpoints off on 2026-11-02**: they now answer 410,
+//!   which becomes [`auth_core::Error::ProviderRetired`] naming
+//!   `google-health`, because the catalogue entry says it is retired and
+//!   names that successor.
 //! - [`GoogleHealthProvider`]: Google OAuth 2.0 for the Google Health API,
-//!   which now guards the same data.
+//!   which now guards the same data, and its identity endpoint.
 //! - [`migration`]: the scope mapping, a per-user move plan, and the
 //!   dual-provider [`Bridge`](migration::Bridge) Google's migration guide
 //!   asks for.
 //!
-//! Both providers are [`auth_oauth2::OAuth2Provider`] plus hooks; every URL
-//! defaults to the real one and can be overridden.
+//! Every URL defaults to the real one;
+//! [`base_url`](auth_oauth2::OAuth2ProviderBuilder::base_url) serves them
+//! all from a local emulator, and
+//! [`endpoints`](auth_oauth2::OAuth2ProviderBuilder::endpoints) sets them
+//! one by one.
 //!
 //! # The dual-provider bridge, end to end
 //!
@@ -25,7 +58,7 @@
 //! use auth_core::{AuthorizeRequest, Callback, ProviderId, TokenManager};
 //! use auth_emulator::{Emulator, demo};
 //! use auth_fitbit::migration::{self, Access, Bridge};
-//! use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope};
+//! use auth_fitbit::{FitbitProvider, GoogleHealthProvider, Scope};
 //! use store_memory::MemoryTokenStore;
 //!
 //! # async fn browse(url: &url::Url) -> Result<String, Box<dyn Error>> {
@@ -37,15 +70,15 @@
 //! # async fn main() -> Result<(), Box<dyn Error>> {
 //! let emulator = Emulator::builder().with_demo_clients().start().await?;
 //!
-//! let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+//! let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
 //!     .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
 //!     .redirect_uri(demo::REDIRECT_URI)
-//!     .scopes([Scope::Activity, Scope::Sleep])
-//!     .endpoints(FitbitEndpoints::with_base(emulator.base_url())?)
+//!     .default_scopes([Scope::Activity, Scope::Sleep])
+//!     .base_url(emulator.base_url())?
 //!     .build()?;
 //! let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
 //!     .redirect_uri(demo::REDIRECT_URI)
-//!     .endpoints(GoogleEndpoints::with_base(emulator.base_url())?)
+//!     .base_url(emulator.base_url())?
 //!     .build()?;
 //! let manager = TokenManager::builder(Arc::new(MemoryTokenStore::new()))
 //!     .provider(Arc::new(fitbit))
@@ -77,7 +110,6 @@
 //! # }
 //! ```
 
-mod delegate;
 mod error_body;
 mod fitbit;
 mod google;
@@ -88,19 +120,17 @@ mod rate_limit;
 mod scope;
 
 pub use error_body::parse_fitbit_error;
-
-/// The built-in catalogue entry `name` (`fitbit`, `google-health`).
-fn entry(name: &str) -> auth_core::Result<auth_catalogue::ProviderSpec> {
-    auth_catalogue::lookup(name).cloned().ok_or_else(|| {
-        auth_core::Error::configuration(format!("the provider catalogue has no entry {name:?}"))
-    })
-}
 pub use fitbit::{
-    AppType, EXPIRES_IN_CHOICES, FITBIT, FitbitEndpoints, FitbitProvider, FitbitProviderBuilder,
-    GOOGLE_HEALTH, RETIREMENT_NOTICE, USER_ID, user_id,
+    AppType, EXPIRES_IN_CHOICES, FITBIT, FitbitHooks, FitbitProvider, GOOGLE_HEALTH, USER_ID,
+    user_id,
 };
-pub use google::{GoogleEndpoints, GoogleHealthProvider, GoogleHealthProviderBuilder, scopes};
+pub use google::{GoogleHealthProvider, IDENTITY_PATH, scopes};
 pub use identity::HealthIdentity;
 pub use introspection::parse_braces_scopes;
 pub use rate_limit::RateLimit;
 pub use scope::{Prompt, Scope};
+
+/// What [`FitbitProvider::builder`] returns: the generic builder.
+pub type FitbitProviderBuilder = auth_oauth2::OAuth2ProviderBuilder;
+/// What [`GoogleHealthProvider::builder`] returns: the generic builder.
+pub type GoogleHealthProviderBuilder = auth_oauth2::OAuth2ProviderBuilder;

@@ -6,8 +6,8 @@
 //!
 //! 1. Register both providers with one [`TokenManager`]: a
 //!    [`FitbitProvider`](crate::FitbitProvider) under `fitbit` and a
-//!    [`GoogleHealthProvider`] under
-//!    `google-health`.
+//!    [`GoogleHealthProvider`] under `google-health` (both are
+//!    [`OAuth2Provider`]s).
 //! 2. Keep each user under the **same account id** in both. The per-user
 //!    flag is then simply which provider holds a usable token: the
 //!    [`Bridge`] asks Google Health first and falls back to legacy Fitbit.
@@ -30,6 +30,8 @@ use auth_core::{
     AccessToken, AccountId, AuthorizeRequest, Callback, Error, PendingAuthorization, ProviderId,
     Result, TokenKey, TokenManager, TokenSet,
 };
+
+use auth_oauth2::OAuth2Provider;
 
 use crate::GoogleHealthProvider;
 use crate::google::scopes as g;
@@ -206,7 +208,7 @@ pub struct Bridge {
     legacy: ProviderId,
     google: ProviderId,
     moved: Arc<RwLock<HashSet<AccountId>>>,
-    identity: Option<GoogleHealthProvider>,
+    identity: Option<OAuth2Provider>,
 }
 
 impl Bridge {
@@ -221,11 +223,12 @@ impl Bridge {
         }
     }
 
-    /// Uses `google`'s identity endpoint for the check in
+    /// Uses `google`'s identity endpoint (see
+    /// [`GoogleHealthProvider::identity`]) for the check in
     /// [`link`](Self::link). Pass the same provider that is registered with
     /// the manager under the bridge's Google id.
     #[must_use]
-    pub fn with_identity_check(mut self, google: GoogleHealthProvider) -> Self {
+    pub fn with_identity_check(mut self, google: OAuth2Provider) -> Self {
         self.identity = Some(google);
         self
     }
@@ -293,7 +296,7 @@ impl Bridge {
             )));
         };
         let grant = provider.exchange_code(pending, callback).await?;
-        let identity = identity_source.identity(&grant).await?;
+        let identity = GoogleHealthProvider::identity(identity_source, &grant).await?;
         let refused = |why: String| {
             Err(Error::invalid_input(format!(
                 "account {account}: {why}. Nothing was stored under {}; the new Google grant was \

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{AuthorizeRequest, Error, TokenProvider, TokenStore};
 use auth_emulator::{Emulator, Endpoint, Fault, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Prompt, Scope};
+use auth_fitbit::{AppType, FitbitProvider, Prompt, Scope};
 use support::*;
 
 #[tokio::test]
@@ -82,7 +82,7 @@ async fn server_app_full_lifecycle() {
     );
 
     // Rate limits are exposed.
-    let limit = w.fitbit.last_rate_limit().expect("rate-limit headers seen");
+    let limit = FitbitProvider::last_rate_limit(&w.fitbit).expect("rate-limit headers seen");
     assert_eq!(limit.limit, 150);
     assert!(limit.remaining < 150);
 
@@ -138,11 +138,13 @@ async fn public_app_sends_client_id_and_no_authorization_header() {
 #[tokio::test]
 async fn a_server_app_without_secret_and_a_public_app_with_one_are_refused() {
     assert!(
-        auth_fitbit::FitbitProvider::builder("x", AppType::Server)
+        auth_fitbit::FitbitProvider::builder("x")
+            .client_auth(AppType::Server.client_auth())
             .build()
             .is_err()
     );
-    let err = auth_fitbit::FitbitProvider::builder("x", AppType::Client)
+    let err = auth_fitbit::FitbitProvider::builder("x")
+        .client_auth(AppType::Client.client_auth())
         .client_secret("s")
         .build()
         .unwrap_err();
@@ -393,11 +395,12 @@ async fn stored_refresh(w: &World, key: &auth_core::TokenKey) -> String {
 #[tokio::test]
 async fn the_code_exchange_echoes_the_state_and_asks_for_the_lifetime() {
     let world = world(AppType::Server).await;
-    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .scopes([Scope::Activity])
-        .endpoints(FitbitEndpoints::with_base(world.emulator.base_url()).unwrap())
+        .default_scopes([Scope::Activity])
+        .base_url(world.emulator.base_url())
+        .unwrap()
         .expires_in(3600)
         .build()
         .unwrap();
@@ -407,17 +410,115 @@ async fn the_code_exchange_echoes_the_state_and_asks_for_the_lifetime() {
     )
     .unwrap();
     let callback = browse(&pending.authorize_url).await;
-    auth_core::TokenProvider::exchange_code(&fitbit, &pending, &callback)
+    let token = auth_core::TokenProvider::exchange_code(&fitbit, &pending, &callback)
         .await
         .unwrap();
     let sent = world
         .emulator
         .last_request(Endpoint::FitbitToken)
         .expect("a token request");
-    assert!(
-        sent.body.contains("state=state-from-the-app"),
+    assert_eq!(
+        sent.form_param("state").as_deref(),
+        Some("state-from-the-app"),
         "{}",
         sent.body
     );
-    assert!(sent.body.contains("expires_in=3600"), "{}", sent.body);
+    assert_eq!(sent.form_param("expires_in").as_deref(), Some("3600"));
+    assert_eq!(lifetime(&token), 3600, "the server gave what was asked");
+
+    // The refresh asks for the same lifetime.
+    let refreshed = auth_core::TokenProvider::refresh(&fitbit, &token)
+        .await
+        .unwrap();
+    let sent = world.emulator.last_request(Endpoint::FitbitToken).unwrap();
+    assert_eq!(
+        sent.form_param("grant_type").as_deref(),
+        Some("refresh_token")
+    );
+    assert_eq!(sent.form_param("expires_in").as_deref(), Some("3600"));
+    assert_eq!(lifetime(&refreshed), 3600);
+}
+
+/// The access token lifetime the server stated, in seconds.
+fn lifetime(token: &auth_core::TokenSet) -> u64 {
+    token
+        .expires_at()
+        .unwrap()
+        .duration_since(token.issued_at())
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn without_a_lifetime_asked_for_none_is_sent_and_fitbit_s_default_applies() {
+    let w = world(AppType::Server).await;
+    let key = login(&w, &fitbit_id(), AuthorizeRequest::new()).await;
+    let sent = w.emulator.last_request(Endpoint::FitbitToken).unwrap();
+    assert_eq!(sent.form_param("expires_in"), None, "{}", sent.body);
+    assert!(
+        sent.form_param("state").is_some(),
+        "the state is always echoed"
+    );
+    let token = w.manager.access_token(&key).await.unwrap();
+    assert_eq!(lifetime(token.token_set()), 28_800);
+}
+
+#[tokio::test]
+async fn a_catalogue_entry_can_ask_for_the_lifetime_and_the_builder_can_replace_it() {
+    let world = world(AppType::Server).await;
+    let mut entry = auth_catalogue::lookup("fitbit").unwrap().clone();
+    entry.response.requested_expires_in = Some(3600);
+    let build = |expires_in: Option<u64>| {
+        let mut builder =
+            FitbitProvider::from_entry("fitbit", &entry, demo::FITBIT_SERVER_CLIENT_ID)
+                .unwrap()
+                .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
+                .redirect_uri(demo::REDIRECT_URI)
+                .base_url(world.emulator.base_url())
+                .unwrap();
+        if let Some(seconds) = expires_in {
+            builder = builder.expires_in(seconds);
+        }
+        builder.build().unwrap()
+    };
+    for (asked, expected) in [(None, "3600"), (Some(28_800), "28800")] {
+        let fitbit = build(asked);
+        let pending =
+            auth_core::TokenProvider::authorize(&fitbit, AuthorizeRequest::new()).unwrap();
+        let callback = browse(&pending.authorize_url).await;
+        auth_core::TokenProvider::exchange_code(&fitbit, &pending, &callback)
+            .await
+            .unwrap();
+        let sent = world.emulator.last_request(Endpoint::FitbitToken).unwrap();
+        let sent: Vec<_> = url::form_urlencoded::parse(sent.body.as_bytes())
+            .filter(|(k, _)| k == "expires_in")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(sent, vec![expected.to_owned()], "asked {asked:?}");
+    }
+    // An entry asking for a lifetime Fitbit does not take is refused
+    // before anything is sent.
+    entry.response.requested_expires_in = Some(7200);
+    let err = FitbitProvider::from_entry("fitbit", &entry, "x")
+        .unwrap()
+        .client_secret("s")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("3600 or 28800"), "{err}");
+}
+
+#[tokio::test]
+async fn google_health_sends_no_state_and_no_lifetime_on_its_exchange() {
+    let w = world(AppType::Server).await;
+    login(
+        &w,
+        &google_id(),
+        AuthorizeRequest::new()
+            .state("state-from-the-app")
+            .account("u1".parse().unwrap()),
+    )
+    .await;
+    let sent = w.emulator.last_request(Endpoint::GoogleToken).unwrap();
+    assert_eq!(sent.form_param("state"), None, "{}", sent.body);
+    assert_eq!(sent.form_param("expires_in"), None, "{}", sent.body);
 }

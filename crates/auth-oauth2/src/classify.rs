@@ -16,8 +16,6 @@ pub(crate) struct Context<'a> {
     pub(crate) provider: &'a ProviderId,
     pub(crate) endpoint: &'static str,
     pub(crate) hooks: &'a dyn Hooks,
-    pub(crate) successor: Option<&'a str>,
-    pub(crate) retirement_notice: Option<&'a str>,
     pub(crate) secrets: &'a [&'a str],
 }
 
@@ -97,11 +95,16 @@ impl Context<'_> {
             .unwrap_or_else(|| format!("HTTP {status}"));
         let where_ = format!("the {} endpoint of {}", self.endpoint, self.provider);
         if status == 410 {
+            let retirement = self.hooks.retirement();
+            let (successor, notice) = match retirement {
+                Some(r) => (r.successor, r.notice),
+                None => ("a successor".to_owned(), None),
+            };
             return Error::ProviderRetired {
                 provider: self.provider.clone(),
-                successor: self.successor.unwrap_or("a successor").to_owned(),
+                successor,
                 // The provider's own notice says it better than a 410 body.
-                message: match self.retirement_notice {
+                message: match notice {
                     Some(notice) => format!("{where_} answered 410 Gone. {notice}"),
                     None => format!("{where_} answered 410 Gone ({detail})"),
                 },

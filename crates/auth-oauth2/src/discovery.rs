@@ -51,8 +51,6 @@ pub(crate) async fn discover(http: &HttpClient, id: &ProviderId, issuer: &Url) -
         provider: id,
         endpoint: "discovery",
         hooks: &hooks,
-        successor: None,
-        retirement_notice: None,
         secrets: &[],
     };
     let mut last_status = None;

@@ -1,9 +1,11 @@
 //! [`Hooks`]: the quirks of a provider, so that it needs no fork.
 //!
 //! Every method has the standards behaviour as its default; a provider
-//! overrides only what its server does differently. The Fitbit and Google
-//! providers in `auth-fitbit` are this crate's provider plus hooks.
+//! overrides only what its server does differently. A catalogue entry's
+//! facts are [`CatalogueHooks`](crate::catalogue::CatalogueHooks); legacy
+//! Fitbit in `auth-fitbit` wraps those in hooks of its own.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::{Duration, SystemTime};
@@ -50,8 +52,42 @@ pub struct IntrospectionContext<'a> {
     pub client_id: &'a str,
 }
 
+/// What a retired provider's 410 Gone answers turn into: the provider that
+/// replaces it, and what to tell users. A catalogue entry with
+/// `status = "retired"` states both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    /// The id of the provider that replaces this one.
+    pub successor: String,
+    /// When and why the provider was shut down, if it says.
+    pub notice: Option<String>,
+}
+
 /// A provider's quirks. Every method defaults to the standards behaviour.
-pub trait Hooks: Debug + Send + Sync {
+///
+/// Hooks are `'static` ([`Any`]), so code that knows the concrete type can
+/// get it back from [`OAuth2Provider::hooks`](crate::OAuth2Provider::hooks)
+/// with `downcast_ref` (legacy Fitbit's last rate limit is read so).
+pub trait Hooks: Any + Debug + Send + Sync {
+    /// Checks an authorization request before anything is built from it,
+    /// for servers that show a bad parameter on their own page and never
+    /// redirect back. The default accepts every request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (or another error) to refuse the request.
+    fn check_authorize(&self, request: &AuthorizeRequest) -> Result<()> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// Whether the provider is retired, and by what: a 410 Gone answer
+    /// then becomes [`Error::ProviderRetired`] naming the successor. The
+    /// default: not retired, and a 410 names no successor.
+    fn retirement(&self) -> Option<Retirement> {
+        None
+    }
+
     /// Parses an error body. The default reads RFC 6749 §5.2
     /// `{"error": …, "error_description": …}`.
     fn parse_error(&self, response: &ResponseMeta) -> Option<ServerError> {

@@ -20,8 +20,9 @@
 //!
 //! Errors are classified: `invalid_grant` → `ReauthorizationRequired`,
 //! `invalid_client` → `Configuration`, 5xx and 429 → `Transient`, 410 →
-//! `ProviderRetired`, an unreadable body → `Protocol` with the status and a
-//! short redacted excerpt.
+//! `ProviderRetired` (naming the successor [`Hooks::retirement`] gives: a
+//! retired catalogue entry's), an unreadable body → `Protocol` with the
+//! status and a short redacted excerpt.
 //!
 //! # Providers from the catalogue
 //!
@@ -109,8 +110,8 @@ pub use device::{
     MIN_INTERVAL, SLOW_DOWN_STEP,
 };
 pub use hooks::{
-    ErrorMeaning, Hooks, IntrospectionContext, RevocationToken, ServerError, StandardHooks,
-    epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
+    ErrorMeaning, Hooks, IntrospectionContext, Retirement, RevocationToken, ServerError,
+    StandardHooks, epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
 pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};
 pub use provider::{ExtraFields, OAuth2Provider, OAuth2ProviderBuilder, api_url_allowed};

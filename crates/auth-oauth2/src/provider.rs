@@ -75,8 +75,6 @@ struct Inner {
     client_credentials: Option<ClientCredentials>,
     issuer: Option<String>,
     require_iss: bool,
-    successor: Option<String>,
-    retirement_notice: Option<String>,
     hooks: Arc<dyn Hooks>,
     http: HttpClient,
     clock: Arc<dyn Clock>,
@@ -144,8 +142,6 @@ pub struct OAuth2ProviderBuilder {
     client_credentials: Option<ClientCredentials>,
     issuer: Option<String>,
     require_iss: bool,
-    successor: Option<String>,
-    retirement_notice: Option<String>,
     hooks: Arc<dyn Hooks>,
     http_config: HttpConfig,
     http: Option<HttpClient>,
@@ -156,6 +152,44 @@ pub struct OAuth2ProviderBuilder {
     expires_in: Option<u64>,
     expires_in_choices: Vec<u64>,
     userinfo_account: Option<(Url, Vec<String>)>,
+    endpoint_urls: EndpointUrls,
+}
+
+/// Single endpoints set on the builder, which replace the configured ones
+/// at [`build`](OAuth2ProviderBuilder::build).
+#[derive(Debug, Default)]
+struct EndpointUrls {
+    authorize: Option<Url>,
+    token: Option<Url>,
+    revocation: Option<Url>,
+    introspection: Option<Url>,
+}
+
+impl EndpointUrls {
+    /// `endpoints` with these URLs in place; with none configured, the
+    /// authorize and token URLs set here, if both are.
+    fn apply(self, endpoints: Option<Endpoints>) -> Option<Endpoints> {
+        let mut endpoints = match (endpoints, &self.authorize, &self.token) {
+            (Some(endpoints), _, _) => endpoints,
+            (None, Some(authorize), Some(token)) => {
+                Endpoints::new(authorize.clone(), token.clone())
+            }
+            (None, _, _) => return None,
+        };
+        if let Some(url) = self.authorize {
+            endpoints.authorize = url;
+        }
+        if let Some(url) = self.token {
+            endpoints.token = url;
+        }
+        if let Some(url) = self.revocation {
+            endpoints.revocation = Some(url);
+        }
+        if let Some(url) = self.introspection {
+            endpoints.introspection = Some(url);
+        }
+        Some(endpoints)
+    }
 }
 
 impl fmt::Debug for OAuth2ProviderBuilder {
@@ -302,6 +336,37 @@ impl OAuth2ProviderBuilder {
         self
     }
 
+    /// Sets the authorize endpoint alone, in place of the configured one
+    /// (with [`token_url`](Self::token_url), enough without
+    /// [`endpoints`](Self::endpoints)).
+    #[must_use]
+    pub fn authorize_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.authorize = Some(url);
+        self
+    }
+
+    /// Sets the token endpoint alone, in place of the configured one.
+    #[must_use]
+    pub fn token_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.token = Some(url);
+        self
+    }
+
+    /// Sets the RFC 7009 revocation endpoint alone.
+    #[must_use]
+    pub fn revocation_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.revocation = Some(url);
+        self
+    }
+
+    /// Sets the introspection endpoint alone (RFC 7662, or the provider's
+    /// equivalent that its hooks speak).
+    #[must_use]
+    pub fn introspection_url(mut self, url: Url) -> Self {
+        self.endpoint_urls.introspection = Some(url);
+        self
+    }
+
     /// Sets the default redirect URI, registered with the provider.
     #[must_use]
     pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
@@ -347,19 +412,71 @@ impl OAuth2ProviderBuilder {
         self
     }
 
-    /// The provider that replaces this one when it answers 410 Gone.
-    #[must_use]
-    pub fn successor(mut self, successor: impl Into<String>) -> Self {
-        self.successor = Some(successor.into());
-        self
-    }
-
-    /// What to tell users when the provider answers 410 Gone, for example
-    /// when and why it was shut down.
-    #[must_use]
-    pub fn retirement_notice(mut self, notice: impl Into<String>) -> Self {
-        self.retirement_notice = Some(notice.into());
-        self
+    /// Serves every configured endpoint, the issuer, the userinfo
+    /// endpoint and the API base URLs from `base` instead, each keeping its
+    /// path: for a local server (the emulator) that mirrors the provider's
+    /// paths. Call it after the endpoints are set (a catalogue builder has
+    /// them already); endpoints set alone (`token_url`, …) stay as given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] when no endpoints are set yet, or a path
+    /// cannot be joined to `base`.
+    pub fn base_url(mut self, base: &Url) -> Result<Self> {
+        let id = &self.id;
+        let rebase = |url: &Url| -> Result<Url> {
+            let mut moved = base.join(url.path().trim_start_matches('/')).map_err(|e| {
+                Error::configuration(format!(
+                    "provider {id}: cannot join {} to {base}: {e}",
+                    url.path()
+                ))
+            })?;
+            moved.set_query(url.query());
+            Ok(moved)
+        };
+        let Some(endpoints) = &self.endpoints else {
+            return Err(Error::configuration(format!(
+                "provider {id}: no endpoints to serve from {base}; set them first"
+            )));
+        };
+        let moved = Endpoints {
+            authorize: rebase(&endpoints.authorize)?,
+            token: rebase(&endpoints.token)?,
+            introspection: endpoints.introspection.as_ref().map(rebase).transpose()?,
+            revocation: endpoints.revocation.as_ref().map(rebase).transpose()?,
+            device_authorization: endpoints
+                .device_authorization
+                .as_ref()
+                .map(rebase)
+                .transpose()?,
+        };
+        if let Some(issuer) = &self.issuer {
+            let path = Url::parse(issuer)
+                .map(|u| u.path().trim_matches('/').to_owned())
+                .unwrap_or_default();
+            let moved = base.join(&path).map_err(|e| {
+                Error::configuration(format!("provider {id}: cannot join {path} to {base}: {e}"))
+            })?;
+            self.issuer = Some(moved.as_str().trim_end_matches('/').to_owned());
+        }
+        if let Some((userinfo, field)) = self.userinfo_account.take() {
+            self.userinfo_account = Some((rebase(&userinfo)?, field));
+        }
+        let mut bases = Vec::with_capacity(self.api_base_urls.len());
+        for api in &self.api_base_urls {
+            // A wildcard origin (`https://*.example.com`) has no path.
+            let moved = match Url::parse(api) {
+                Ok(url) => rebase(&url)?,
+                Err(_) => base.clone(),
+            };
+            let moved = moved.as_str().trim_end_matches('/').to_owned();
+            if !bases.contains(&moved) {
+                bases.push(moved);
+            }
+        }
+        self.api_base_urls = bases;
+        self.endpoints = Some(moved);
+        Ok(self)
     }
 
     /// The provider's quirks.
@@ -422,18 +539,30 @@ impl OAuth2ProviderBuilder {
     /// (loopback excepted), a secret is missing for a confidential method,
     /// or the redirect URI is not a URL.
     pub fn build(self) -> Result<OAuth2Provider> {
-        let endpoints = self.endpoints.ok_or_else(|| {
+        let endpoints = self.endpoint_urls.apply(self.endpoints).ok_or_else(|| {
             Error::configuration(format!(
                 "provider {}: no endpoints configured; set them or use discovery",
                 self.id
             ))
         })?;
         endpoints.validate()?;
-        if self.auth != ClientAuth::None && self.client_secret.is_none() {
+        let has_secret = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose_secret().is_empty());
+        if self.auth != ClientAuth::None && !has_secret {
             return Err(Error::configuration(format!(
-                "provider {}: client authentication {} needs a client secret",
+                "provider {}: client authentication {} needs a client secret, and none or an \
+                 empty one was given",
                 self.id,
                 self.auth.as_str()
+            )));
+        }
+        if self.auth == ClientAuth::None && has_secret {
+            return Err(Error::configuration(format!(
+                "provider {}: a public client (client authentication none) was given a client \
+                 secret; remove the secret, or set client_secret_basic or client_secret_post",
+                self.id
             )));
         }
         if self.client_credentials.is_some() && self.auth == ClientAuth::None {
@@ -530,8 +659,6 @@ impl OAuth2ProviderBuilder {
                 client_credentials: self.client_credentials,
                 issuer: self.issuer,
                 require_iss: self.require_iss,
-                successor: self.successor,
-                retirement_notice: self.retirement_notice,
                 hooks: self.hooks,
                 http,
                 clock: self.clock,
@@ -559,8 +686,6 @@ impl OAuth2Provider {
             client_credentials: None,
             issuer: None,
             require_iss: false,
-            successor: None,
-            retirement_notice: None,
             hooks: Arc::new(StandardHooks),
             http_config: HttpConfig::default(),
             http: None,
@@ -571,6 +696,7 @@ impl OAuth2Provider {
             expires_in: None,
             expires_in_choices: Vec::new(),
             userinfo_account: None,
+            endpoint_urls: EndpointUrls::default(),
         }
     }
 
@@ -732,8 +858,6 @@ impl OAuth2Provider {
             provider: &self.inner.id,
             endpoint,
             hooks: self.inner.hooks.as_ref(),
-            successor: self.inner.successor.as_deref(),
-            retirement_notice: self.inner.retirement_notice.as_deref(),
             secrets,
         }
     }
@@ -882,6 +1006,7 @@ impl TokenProvider for OAuth2Provider {
     }
 
     fn authorize(&self, request: AuthorizeRequest) -> Result<PendingAuthorization> {
+        self.inner.hooks.check_authorize(&request)?;
         let mut scopes = if request.scopes.is_empty() {
             self.inner.default_scopes.clone()
         } else {
@@ -1217,6 +1342,132 @@ fn url_is_under(url: &Url, base: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_url_moves_every_endpoint_and_keeps_its_path() {
+        let spec = auth_catalogue::lookup("google-health").unwrap();
+        let local = Url::parse("http://127.0.0.1:9/").unwrap();
+        let google = crate::catalogue::builder("google-health", spec, "id")
+            .unwrap()
+            .client_secret("secret")
+            .base_url(&local)
+            .unwrap()
+            .build()
+            .unwrap();
+        let e = google.endpoints();
+        assert_eq!(e.authorize.as_str(), "http://127.0.0.1:9/o/oauth2/v2/auth");
+        assert_eq!(e.token.as_str(), "http://127.0.0.1:9/token");
+        let tokeninfo = e.introspection.as_ref().unwrap();
+        assert_eq!(tokeninfo.as_str(), "http://127.0.0.1:9/tokeninfo");
+        let revoke = e.revocation.as_ref().unwrap();
+        assert_eq!(revoke.as_str(), "http://127.0.0.1:9/revoke");
+        assert_eq!(google.inner.issuer.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(google.api_base_urls(), ["http://127.0.0.1:9"]);
+
+        let strava =
+            crate::catalogue::builder("strava", auth_catalogue::lookup("strava").unwrap(), "1")
+                .unwrap()
+                .client_secret("s")
+                .base_url(&Url::parse("http://127.0.0.1:9/mirror/").unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        assert_eq!(strava.api_base_urls(), ["http://127.0.0.1:9/mirror/api/v3"]);
+        let err = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .base_url(&local)
+            .unwrap_err();
+        assert!(err.to_string().contains("no endpoints"), "{err}");
+    }
+
+    #[test]
+    fn single_endpoints_replace_the_configured_ones_or_stand_alone() {
+        let url = |path: &str| Url::parse(&format!("https://id.example/{path}")).unwrap();
+        let strava =
+            crate::catalogue::builder("strava", auth_catalogue::lookup("strava").unwrap(), "1")
+                .unwrap()
+                .client_secret("s")
+                .token_url(url("token"))
+                .revocation_url(url("revoke"))
+                .build()
+                .unwrap();
+        let e = strava.endpoints();
+        assert_eq!(e.token, url("token"));
+        assert_eq!(e.revocation, Some(url("revoke")));
+        assert_eq!(
+            e.authorize.as_str(),
+            "https://www.strava.com/oauth/authorize"
+        );
+
+        let alone = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .client_auth(ClientAuth::None)
+            .authorize_url(url("authorize"))
+            .token_url(url("token"))
+            .introspection_url(url("introspect"))
+            .build()
+            .unwrap();
+        assert_eq!(alone.endpoints().introspection, Some(url("introspect")));
+        let err = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .client_auth(ClientAuth::None)
+            .token_url(url("token"))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("no endpoints"), "{err}");
+    }
+
+    #[test]
+    fn secrets_must_fit_the_client_authentication() {
+        let builder = || {
+            OAuth2Provider::builder("x".parse().unwrap(), "id").endpoints(Endpoints::new(
+                Url::parse("https://id.example/authorize").unwrap(),
+                Url::parse("https://id.example/token").unwrap(),
+            ))
+        };
+        let public_with_secret = builder()
+            .client_auth(ClientAuth::None)
+            .client_secret("s")
+            .build()
+            .unwrap_err();
+        assert!(
+            public_with_secret.to_string().contains("public client"),
+            "{public_with_secret}"
+        );
+        let empty = builder().client_secret("").build().unwrap_err();
+        assert!(
+            empty.to_string().contains("needs a client secret"),
+            "{empty}"
+        );
+        assert!(builder().client_auth(ClientAuth::None).build().is_ok());
+        assert!(builder().client_secret("s").build().is_ok());
+    }
+
+    #[test]
+    fn the_check_authorize_hook_can_refuse_a_request() {
+        #[derive(Debug)]
+        struct NoPrompt;
+        impl Hooks for NoPrompt {
+            fn check_authorize(&self, request: &AuthorizeRequest) -> Result<()> {
+                match &request.prompt {
+                    Some(_) => Err(Error::invalid_input("no prompt here")),
+                    None => Ok(()),
+                }
+            }
+        }
+        let provider = OAuth2Provider::builder("x".parse().unwrap(), "id")
+            .client_auth(ClientAuth::None)
+            .endpoints(Endpoints::new(
+                Url::parse("https://id.example/authorize").unwrap(),
+                Url::parse("https://id.example/token").unwrap(),
+            ))
+            .redirect_uri("https://app.example/cb")
+            .hooks(Arc::new(NoPrompt))
+            .build()
+            .unwrap();
+        assert!(provider.authorize(AuthorizeRequest::new()).is_ok());
+        let err = provider
+            .authorize(AuthorizeRequest::new().prompt("login"))
+            .unwrap_err();
+        assert!(err.to_string().contains("no prompt here"), "{err}");
+    }
 
     #[test]
     fn api_urls_must_lie_under_a_base() {

@@ -2,17 +2,31 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{AuthorizeRequest, Error, TokenProvider, TokenSet};
-use auth_oauth2::{Endpoints, HttpConfig, OAuth2Provider};
+use auth_oauth2::{Endpoints, Hooks, HttpConfig, OAuth2Provider, Retirement};
 use base64::Engine;
 use sha2::Digest;
 use support::mock::{Canned, Mock};
 
 const REFRESH: &str = "refresh-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
 const SECRET: &str = "client-secret-0a1b2c3d4e5f60718293";
+
+/// A retired provider, replaced by `google-health`.
+#[derive(Debug)]
+struct Retired;
+
+impl Hooks for Retired {
+    fn retirement(&self) -> Option<Retirement> {
+        Some(Retirement {
+            successor: "google-health".to_owned(),
+            notice: None,
+        })
+    }
+}
 
 fn provider(mock: &Mock) -> OAuth2Provider {
     OAuth2Provider::builder("mock".parse().unwrap(), "client-1")
@@ -22,7 +36,7 @@ fn provider(mock: &Mock) -> OAuth2Provider {
                 .with_revocation(mock.url("revoke"))
                 .with_introspection(mock.url("introspect")),
         )
-        .successor("google-health")
+        .hooks(Arc::new(Retired))
         .redirect_uri("http://127.0.0.1:9/cb")
         .http_config(
             HttpConfig::default().with_timeouts(Duration::from_secs(2), Duration::from_secs(2)),

@@ -195,3 +195,47 @@ async fn a_busy_callback_port_is_a_usage_error_that_suggests_manual() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_expires_in_is_asked_for_and_the_state_echoed() {
+    let world = World::start().await;
+    world.write_config(&world.config_text().replace(
+        "app_type = \"server\"\n",
+        "app_type = \"server\"\nexpires_in = 3600\n",
+    ));
+    let mut login = Running::spawn(world.command(&["login", "fitbit", "--no-browser"]));
+    let authorize = login.authorize_url().await;
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("the authorize URL carries a state");
+    let callback = consent(&world, &authorize).await;
+    let page = browser()
+        .get(callback.as_str())
+        .send()
+        .await
+        .expect("authctl's callback page answers");
+    assert_eq!(page.status(), 200);
+    let output = login.finish().await;
+    assert_code(&output, 0);
+
+    let sent = world
+        .emulator
+        .last_request(auth_emulator::Endpoint::FitbitToken)
+        .expect("a token request");
+    assert_eq!(sent.form_param("expires_in").as_deref(), Some("3600"));
+    assert_eq!(sent.form_param("state"), Some(state));
+    let stored = world
+        .stored("fitbit", "default")
+        .await
+        .expect("the token is stored");
+    let lifetime = stored
+        .expires_at()
+        .expect("an expiry")
+        .duration_since(stored.issued_at())
+        .expect("after issue");
+    assert_eq!(lifetime.as_secs(), 3600);
+    world.remember_stored_tokens().await;
+    world.assert_no_secrets(&output, false);
+}

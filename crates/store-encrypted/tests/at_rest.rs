@@ -9,7 +9,7 @@ use std::sync::Arc;
 use auth_core::secrecy::ExposeSecret as _;
 use auth_core::{AuthorizeRequest, Callback, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider, Scope};
+use auth_fitbit::{FitbitProvider, Scope};
 
 /// Every file under `dir`, recursively, with its bytes.
 fn all_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
@@ -44,11 +44,12 @@ async fn no_issued_token_is_in_any_file_of_an_encrypted_file_store() {
         .start()
         .await
         .expect("the emulator starts");
-    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(demo::REDIRECT_URI)
-        .scopes([Scope::Sleep, Scope::Activity])
-        .endpoints(FitbitEndpoints::with_base(emulator.base_url()).expect("endpoints"))
+        .default_scopes([Scope::Sleep, Scope::Activity])
+        .base_url(emulator.base_url())
+        .expect("endpoints")
         .build()
         .expect("the provider");
     let (dir, store, _inner) = support::file(&[("k1", 1)]);

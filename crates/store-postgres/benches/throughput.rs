@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use auth_core::{Expect, Record, TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, Endpoint, Fault, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
+use auth_fitbit::FitbitProvider;
 use store_postgres::PostgresTokenStore;
 use tokio::runtime::Runtime;
 
@@ -77,9 +77,10 @@ fn throughput(rt: &Runtime, url: &str) {
                 .connect(url)
                 .await
                 .expect("connect");
-            let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+            let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
                 .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
-                .endpoints(FitbitEndpoints::with_base(emulator.base_url()).expect("endpoints"))
+                .base_url(emulator.base_url())
+                .expect("endpoints")
                 .build()
                 .expect("provider");
             stores.push(store.clone());

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, Endpoint, Fault, IssuedTokens, demo};
-use auth_fitbit::{AppType, FitbitEndpoints, FitbitProvider};
+use auth_fitbit::FitbitProvider;
 use store_postgres::PostgresTokenStore;
 use support::child::{self, ChildProcess, Role};
 
@@ -31,9 +31,10 @@ fn child_process() {
 }
 
 fn manager(store: PostgresTokenStore, base: &str) -> TokenManager {
-    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let provider = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
-        .endpoints(FitbitEndpoints::with_base(&base.parse().expect("base url")).expect("endpoints"))
+        .base_url(&base.parse().expect("base url"))
+        .expect("endpoints")
         .build()
         .expect("provider");
     TokenManager::builder(Arc::new(store))

@@ -14,7 +14,7 @@ use auth_axum::tower_sessions::MemoryStore;
 use auth_axum::{Connect, FitbitMigration};
 use auth_core::{AccountId, ProviderId, TokenKey, TokenManager, TokenProvider};
 use auth_emulator::{ClientConfig, Emulator, demo};
-use auth_fitbit::{AppType, FitbitProvider, GoogleHealthProvider, Scope, scopes};
+use auth_fitbit::{FitbitProvider, GoogleHealthProvider, Scope, scopes};
 use axum::Router;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
@@ -182,20 +182,22 @@ pub async fn start_with(options: Options) -> App {
         .start()
         .await
         .unwrap();
-    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+    let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
         .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
         .redirect_uri(&redirect_uri)
-        .scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
-        .endpoints(auth_fitbit::FitbitEndpoints::with_base(emulator.base_url()).unwrap())
+        .default_scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
+        .base_url(emulator.base_url())
+        .unwrap()
         .build()
         .unwrap();
     let google = GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
         .redirect_uri(&redirect_uri)
-        .scopes([
+        .default_scopes([
             scopes::ACTIVITY_AND_FITNESS_READONLY,
             scopes::SLEEP_READONLY,
         ])
-        .endpoints(auth_fitbit::GoogleEndpoints::with_base(emulator.base_url()).unwrap())
+        .base_url(emulator.base_url())
+        .unwrap()
         .build()
         .unwrap();
     let mut fitbit: Arc<dyn TokenProvider> = Arc::new(fitbit);

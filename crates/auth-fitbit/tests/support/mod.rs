@@ -10,17 +10,16 @@ use auth_core::{
     AuthorizeRequest, Callback, ProviderId, RetryPolicy, TokenKey, TokenManager, TokenSet,
 };
 use auth_emulator::{Emulator, IssuedTokens, demo};
-use auth_fitbit::{
-    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope,
-};
+use auth_fitbit::{AppType, FitbitProvider, GoogleHealthProvider, Scope};
+use auth_oauth2::OAuth2Provider;
 use store_memory::MemoryTokenStore;
 
 pub struct World {
     pub emulator: Emulator,
     pub store: MemoryTokenStore,
     pub manager: TokenManager,
-    pub fitbit: Arc<FitbitProvider>,
-    pub google: Arc<GoogleHealthProvider>,
+    pub fitbit: Arc<OAuth2Provider>,
+    pub google: Arc<OAuth2Provider>,
 }
 
 pub fn fitbit_id() -> ProviderId {
@@ -37,16 +36,15 @@ pub async fn world(app_type: AppType) -> World {
 
 pub async fn world_with(builder: auth_emulator::EmulatorBuilder, app_type: AppType) -> World {
     let emulator = builder.start().await.expect("emulator");
-    let mut fitbit = FitbitProvider::builder(
-        match app_type {
-            AppType::Server | AppType::Personal => demo::FITBIT_SERVER_CLIENT_ID,
-            AppType::Client => demo::FITBIT_PUBLIC_CLIENT_ID,
-        },
-        app_type,
-    )
+    let mut fitbit = FitbitProvider::builder(match app_type {
+        AppType::Server | AppType::Personal => demo::FITBIT_SERVER_CLIENT_ID,
+        AppType::Client => demo::FITBIT_PUBLIC_CLIENT_ID,
+    })
+    .client_auth(app_type.client_auth())
     .redirect_uri(demo::REDIRECT_URI)
-    .scopes([Scope::Activity, Scope::Sleep, Scope::Heartrate])
-    .endpoints(FitbitEndpoints::with_base(emulator.base_url()).unwrap());
+    .default_scopes([Scope::Activity, Scope::Sleep, Scope::Heartrate])
+    .base_url(emulator.base_url())
+    .unwrap();
     if app_type != AppType::Client {
         fitbit = fitbit.client_secret(demo::FITBIT_SERVER_CLIENT_SECRET);
     }
@@ -54,8 +52,9 @@ pub async fn world_with(builder: auth_emulator::EmulatorBuilder, app_type: AppTy
     let google = Arc::new(
         GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
             .redirect_uri(demo::REDIRECT_URI)
-            .scopes([auth_fitbit::scopes::SLEEP_READONLY])
-            .endpoints(GoogleEndpoints::with_base(emulator.base_url()).unwrap())
+            .default_scopes([auth_fitbit::scopes::SLEEP_READONLY])
+            .base_url(emulator.base_url())
+            .unwrap()
             .build()
             .unwrap(),
     );

@@ -3,18 +3,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use auth_catalogue::{AccountFrom, IntrospectStyle, ProviderSpec};
+use auth_catalogue::{AccountFrom, IntrospectStyle, ProviderSpec, Status};
 use auth_core::{AccountId, GrantedScope, Introspection, ResourceResponse, Result, TokenSet};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::response;
 use crate::hooks::{
-    ErrorMeaning, Hooks, IntrospectionContext, ServerError, epoch_seconds_or_millis, parse_rfc7662,
+    ErrorMeaning, Hooks, IntrospectionContext, Retirement, ServerError, epoch_seconds_or_millis,
+    parse_rfc7662,
 };
 use crate::http::ResponseMeta;
 
-/// The hooks a catalogue entry describes: its error bodies and codes, its
+/// The hooks a catalogue entry describes: its retirement and successor,
+/// its error bodies and codes, its
 /// token response quirks, its scope separator, its account id field, its
 /// introspection style and what its resource servers say about a bad token.
 ///
@@ -69,6 +71,16 @@ fn without_credentials(value: &Value) -> Value {
 }
 
 impl Hooks for CatalogueHooks {
+    fn retirement(&self) -> Option<Retirement> {
+        if self.spec.status != Status::Retired {
+            return None;
+        }
+        Some(Retirement {
+            successor: self.spec.successor.clone()?,
+            notice: self.spec.retirement_notice.clone(),
+        })
+    }
+
     fn parse_error(&self, response: &ResponseMeta) -> Option<ServerError> {
         let (code, description) = response::error_code(&response.body, self.spec.errors.format)?;
         Some(ServerError { code, description })
@@ -201,5 +213,22 @@ impl Hooks for CatalogueHooks {
         let value = token.extras().get(*root)?;
         let id = at_path(value, rest)?;
         AccountId::new(id.as_ref()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(name: &str) -> CatalogueHooks {
+        CatalogueHooks::new(Arc::new(auth_catalogue::lookup(name).unwrap().clone()))
+    }
+
+    #[test]
+    fn a_retired_entry_names_its_successor_and_an_active_one_is_not_retired() {
+        let fitbit = hooks("fitbit").retirement().expect("fitbit is retired");
+        assert_eq!(fitbit.successor, "google-health");
+        assert!(fitbit.notice.is_some_and(|n| n.contains("Google Health")));
+        assert_eq!(hooks("google-health").retirement(), None);
     }
 }

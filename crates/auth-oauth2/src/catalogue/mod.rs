@@ -34,7 +34,7 @@ mod response;
 
 use std::sync::Arc;
 
-use auth_catalogue::{AccountFrom, ClientAuthMethod, Pkce, ProviderSpec, Status};
+use auth_catalogue::{AccountFrom, ClientAuthMethod, Pkce, ProviderSpec};
 use auth_core::{Error, ProviderId, Result};
 use secrecy::SecretString;
 use url::Url;
@@ -72,8 +72,9 @@ pub fn provider(
 /// A builder for `spec`, registered under the provider id `name`, with
 /// every fact of the entry set: endpoints, client authentication, PKCE,
 /// scopes and their separator, the parameters a refresh token needs, the
-/// refresh rules, retirement, the API base URLs and the entry's hooks
-/// ([`CatalogueHooks`]).
+/// refresh rules, the API base URLs and the entry's hooks
+/// ([`CatalogueHooks`], which also say whether the entry is retired and
+/// for what).
 ///
 /// # Errors
 ///
@@ -137,6 +138,9 @@ pub fn builder(
     for (k, v) in &spec.scopes.refresh_params {
         builder = builder.refresh_param(k, v);
     }
+    if let Some(seconds) = spec.response.requested_expires_in {
+        builder = builder.expires_in(seconds);
+    }
     if let Some(issuer) = &e.issuer {
         builder = builder.issuer(issuer.clone(), false);
     }
@@ -144,14 +148,6 @@ pub fn builder(
         && let (Some(userinfo), Some(field)) = (&e.userinfo, &spec.account.field)
     {
         builder = builder.userinfo_account(url("userinfo", userinfo)?, field);
-    }
-    if spec.status == Status::Retired {
-        if let Some(successor) = &spec.successor {
-            builder = builder.successor(successor.clone());
-        }
-        if let Some(notice) = &spec.retirement_notice {
-            builder = builder.retirement_notice(notice.clone());
-        }
     }
     Ok(builder)
 }

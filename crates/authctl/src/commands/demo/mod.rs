@@ -23,9 +23,8 @@ use auth_core::{
 };
 use auth_emulator::{ClientConfig, Emulator, Endpoint, demo};
 use auth_fitbit::migration::{self, Access, Bridge};
-use auth_fitbit::{
-    AppType, FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope,
-};
+use auth_fitbit::{FitbitProvider, GoogleHealthProvider, Scope};
+use auth_oauth2::OAuth2Provider;
 use secrecy::ExposeSecret as _;
 use store_file::FileTokenStore;
 use tokio::time::Instant;
@@ -69,7 +68,7 @@ struct Demo {
     fitbit: ProviderId,
     google: ProviderId,
     /// The Google Health provider, for its identity endpoint.
-    health: GoogleHealthProvider,
+    health: OAuth2Provider,
     step: usize,
     _store_dir: tempfile::TempDir,
 }
@@ -143,17 +142,19 @@ impl Demo {
             .await
             .map_err(|e| setup("the emulator did not start", &e))?;
         let base = emulator.base_url();
-        let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID, AppType::Server)
+        let fitbit = FitbitProvider::builder(demo::FITBIT_SERVER_CLIENT_ID)
             .client_secret(demo::FITBIT_SERVER_CLIENT_SECRET)
             .redirect_uri(redirect.clone())
-            .scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
-            .endpoints(FitbitEndpoints::with_base(base).map_err(|e| setup("endpoints", &e))?)
+            .default_scopes([Scope::Activity, Scope::Heartrate, Scope::Sleep])
+            .base_url(base)
+            .map_err(|e| setup("endpoints", &e))?
             .build()
             .map_err(|e| setup("the Fitbit provider", &e))?;
         let google =
             GoogleHealthProvider::builder(demo::GOOGLE_CLIENT_ID, demo::GOOGLE_CLIENT_SECRET)
                 .redirect_uri(redirect.clone())
-                .endpoints(GoogleEndpoints::with_base(base).map_err(|e| setup("endpoints", &e))?)
+                .base_url(base)
+                .map_err(|e| setup("endpoints", &e))?
                 .build()
                 .map_err(|e| setup("the Google Health provider", &e))?;
         let store = FileTokenStore::open(store_dir.path().join("tokens"))
@@ -645,9 +646,7 @@ impl Demo {
             granted == sorted,
             format!("granted {granted:?}, asked for {wanted:?}"),
         )?;
-        let identity = self
-            .health
-            .identity(set)
+        let identity = GoogleHealthProvider::identity(&self.health, set)
             .await
             .map_err(|e| failed(step, e))?;
         expect(

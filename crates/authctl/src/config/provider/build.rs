@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
+use auth_catalogue::ProviderSpec;
 use auth_core::{ProviderId, TokenProvider};
-use auth_fitbit::{FitbitEndpoints, FitbitProvider, GoogleEndpoints, GoogleHealthProvider, Scope};
-use auth_oauth2::{ClientCredentials, Endpoints, HttpConfig, OAuth2Provider};
+use auth_fitbit::{FitbitProvider, Scope};
+use auth_oauth2::{
+    ClientCredentials, Endpoints, HttpConfig, OAuth2Provider, OAuth2ProviderBuilder,
+};
 use secrecy::SecretString;
 use url::Url;
 
@@ -74,48 +77,11 @@ impl ProviderConfig {
     pub(crate) async fn build(&self) -> CliResult<Arc<dyn TokenProvider>> {
         let secret = self.client_secret()?;
         let library = |e: auth_core::Error| self.library_error(&e);
-        let urls = self.urls.clone();
         let provider: Arc<dyn TokenProvider> = match self.kind {
-            ProviderKind::Fitbit => {
-                let mut endpoints = FitbitEndpoints::default();
-                override_url(&mut endpoints.authorize, urls.authorize);
-                override_url(&mut endpoints.token, urls.token);
-                override_url(&mut endpoints.introspect, urls.introspect);
-                override_url(&mut endpoints.revoke, urls.revoke);
-                let mut builder = FitbitProvider::builder(&self.client_id, self.app_type)
-                    .id(&self.name)
-                    .redirect_uri(self.redirect_uri.as_str())
-                    .scopes(self.scopes.iter().map(|s| Scope::parse(s)))
-                    .endpoints(endpoints);
-                if let Some(secret) = &secret {
-                    builder = builder.client_secret(secret.clone());
-                }
-                if let Some(seconds) = self.expires_in {
-                    builder = builder.expires_in(seconds);
-                }
-                Arc::new(builder.build().map_err(library)?)
-            }
+            ProviderKind::Fitbit => Arc::new(self.fitbit(secret).map_err(library)?),
             ProviderKind::GoogleHealth => {
-                let mut endpoints = GoogleEndpoints::default();
-                if let Some(authorize) = &urls.authorize {
-                    // Google's issuer is the origin of its authorize
-                    // endpoint; the same holds for the emulator.
-                    endpoints.issuer = authorize.origin().ascii_serialization();
-                }
-                override_url(&mut endpoints.authorize, urls.authorize);
-                override_url(&mut endpoints.token, urls.token);
-                override_url(&mut endpoints.revoke, urls.revoke);
-                override_url(&mut endpoints.tokeninfo, urls.tokeninfo);
-                if let Some(issuer) = &self.issuer {
-                    endpoints.issuer = issuer.trim_end_matches('/').to_owned();
-                }
                 let secret = secret.ok_or_else(|| self.google_secret_missing())?;
-                let builder = GoogleHealthProvider::builder(&self.client_id, secret)
-                    .id(&self.name)
-                    .redirect_uri(self.redirect_uri.as_str())
-                    .scopes(self.scopes.clone())
-                    .endpoints(endpoints);
-                Arc::new(builder.build().map_err(library)?)
+                Arc::new(self.google_health(secret).map_err(library)?)
             }
             ProviderKind::OAuth2 => Arc::new(self.oauth2(secret.as_ref()).await?),
             ProviderKind::Catalogue => Arc::new(self.catalogue(secret).map_err(library)?),
@@ -123,14 +89,9 @@ impl ProviderConfig {
         Ok(provider)
     }
 
-    /// Builds a catalogue provider: the entry, with the section's endpoint
-    /// overrides, scopes, redirect URI and secret.
-    fn catalogue(&self, secret: Option<SecretString>) -> auth_core::Result<OAuth2Provider> {
-        let mut spec = self
-            .entry
-            .as_deref()
-            .expect("a catalogue section has its entry")
-            .clone();
+    /// `spec` with the section's endpoint URLs and issuer in place of the
+    /// entry's.
+    fn with_overrides(&self, mut spec: ProviderSpec) -> ProviderSpec {
         let urls = &self.urls;
         let e = &mut spec.endpoints;
         if let Some(url) = &urls.authorize {
@@ -142,7 +103,8 @@ impl ProviderConfig {
         if let Some(url) = &urls.revoke {
             e.revoke = Some(url.to_string());
         }
-        if let Some(url) = &urls.introspect {
+        // Google's tokeninfo is its introspection.
+        if let Some(url) = urls.introspect.as_ref().or(urls.tokeninfo.as_ref()) {
             e.introspect = Some(url.to_string());
         }
         if let Some(url) = &urls.device {
@@ -151,7 +113,17 @@ impl ProviderConfig {
         if let Some(issuer) = &self.issuer {
             e.issuer = Some(issuer.clone());
         }
-        let mut builder = auth_oauth2::catalogue::builder(&self.name, &spec, &self.client_id)?
+        spec
+    }
+
+    /// The section's redirect URI, API base URLs, scopes, secret and
+    /// `expires_in` on `builder`.
+    fn configure(
+        &self,
+        mut builder: OAuth2ProviderBuilder,
+        secret: Option<SecretString>,
+    ) -> OAuth2ProviderBuilder {
+        builder = builder
             .redirect_uri(self.redirect_uri.as_str())
             .api_base_urls(self.api_base_urls.clone());
         if !self.scopes.is_empty() {
@@ -163,8 +135,61 @@ impl ProviderConfig {
         if let Some(seconds) = self.expires_in {
             builder = builder.expires_in(seconds);
         }
+        builder
+    }
+
+    /// The built-in entry `name`.
+    fn builtin(name: &str) -> auth_core::Result<ProviderSpec> {
+        auth_catalogue::lookup(name).cloned().ok_or_else(|| {
+            auth_core::Error::configuration(format!("the provider catalogue has no entry {name:?}"))
+        })
+    }
+
+    /// Builds a `kind = "fitbit"` provider: the `fitbit` entry with the
+    /// section's URLs, the app type's client authentication and Fitbit's
+    /// hooks; scope names as [`Scope::parse`] writes them.
+    fn fitbit(&self, secret: Option<SecretString>) -> auth_core::Result<OAuth2Provider> {
+        let spec = self.with_overrides(Self::builtin("fitbit")?);
+        let builder = FitbitProvider::from_entry(&self.name, &spec, &self.client_id)?
+            .client_auth(self.app_type.client_auth());
+        let mut builder = self.configure(builder, secret);
+        if !self.scopes.is_empty() {
+            builder = builder.default_scopes(self.scopes.iter().map(|s| Scope::parse(s)));
+        }
         builder.build()
     }
+
+    /// Builds a `kind = "google-health"` provider: the `google-health`
+    /// entry with the section's URLs. Google's issuer is the origin of its
+    /// authorize endpoint; the same holds for the emulator.
+    fn google_health(&self, secret: SecretString) -> auth_core::Result<OAuth2Provider> {
+        let mut spec = self.with_overrides(Self::builtin("google-health")?);
+        match (&self.issuer, &self.urls.authorize) {
+            (Some(issuer), _) => {
+                spec.endpoints.issuer = Some(issuer.trim_end_matches('/').to_owned());
+            }
+            (None, Some(authorize)) => {
+                spec.endpoints.issuer = Some(authorize.origin().ascii_serialization());
+            }
+            (None, None) => {}
+        }
+        let builder = auth_oauth2::catalogue::builder(&self.name, &spec, &self.client_id)?;
+        self.configure(builder, Some(secret)).build()
+    }
+
+    /// Builds a catalogue provider: the entry, with the section's endpoint
+    /// overrides, scopes, redirect URI and secret.
+    fn catalogue(&self, secret: Option<SecretString>) -> auth_core::Result<OAuth2Provider> {
+        let spec = self.with_overrides(
+            self.entry
+                .as_deref()
+                .expect("a catalogue section has its entry")
+                .clone(),
+        );
+        let builder = auth_oauth2::catalogue::builder(&self.name, &spec, &self.client_id)?;
+        self.configure(builder, secret).build()
+    }
+
     /// Builds a `kind = "oauth2"` provider (for `login --device`, which
     /// needs the device flow of this concrete type).
     pub(crate) async fn build_oauth2(&self) -> CliResult<OAuth2Provider> {
@@ -230,11 +255,5 @@ impl ProviderConfig {
             builder = builder.client_secret(secret.clone());
         }
         builder.build().map_err(library)
-    }
-}
-
-fn override_url(slot: &mut Url, value: Option<Url>) {
-    if let Some(value) = value {
-        *slot = value;
     }
 }
