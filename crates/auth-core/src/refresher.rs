@@ -51,8 +51,10 @@ pub const ORPHAN_POLL: Duration = Duration::from_secs(2);
 /// Orphaned keys taken over per poll at most.
 const ORPHAN_BATCH: usize = 64;
 /// How many times one takeover comes back when its replay was paced for
-/// less than a poll.
-const TAKEOVER_TRIES: usize = 2;
+/// less than a poll, or the store failed before anything was sent.
+const TAKEOVER_TRIES: usize = 4;
+/// How soon a takeover comes back after a store failure.
+const TAKEOVER_STORE_RETRY: Duration = Duration::from_millis(250);
 /// Due times further away than this are held at this distance (a token
 /// valid for decades, a keep-alive of years): the entry simply comes up
 /// again then.
@@ -656,9 +658,14 @@ impl Worker {
             self.tasks.spawn(async move {
                 debug!(%key, "a refresh was left in flight; taking it over");
                 // A replay paced a moment ago says when it may come again
-                // (sooner than the next poll): the takeover comes back then.
+                // (sooner than the next poll), and a store that failed
+                // before anything was sent may answer in a moment: the
+                // takeover comes back then rather than at the next poll.
                 for _ in 0..TAKEOVER_TRIES {
                     match manager.take_over(&key).await {
+                        Err(err) if err.store_kind().is_some() => {
+                            tokio::time::sleep(TAKEOVER_STORE_RETRY).await;
+                        }
                         Err(err) if err.retry_after().is_some_and(|d| d < ORPHAN_POLL) => {
                             tokio::time::sleep(err.retry_after().unwrap_or_default()).await;
                         }
