@@ -48,8 +48,8 @@ pub(super) const MARGIN: Duration = Duration::from_secs(2);
 /// How often the late-replay guard reads the record it watches.
 const GUARD_POLL: Duration = Duration::from_secs(1);
 /// How many times the guard tries its takeover when the store fails
-/// before anything is sent.
-const GUARD_TRIES: usize = 3;
+/// before anything is sent, and how long it waits between tries.
+const GUARD_TRIES: (usize, Duration) = (8, Duration::from_millis(250));
 /// The longest wait for the lease by work that finishes a record: a
 /// takeover, and the save of an unsaved pair. A caller may wait longer
 /// (the manager's `lock_wait`), but a replay that waits behind it may miss
@@ -745,13 +745,13 @@ impl Inner {
                 // busy, a read or the mark failed) does not cost another
                 // whole watch: the takeover is tried again at once, and
                 // checks the record's version again under the lease.
-                for _ in 0..GUARD_TRIES {
+                for _ in 0..GUARD_TRIES.0 {
                     let goal = Goal::Takeover {
                         observed: Some(version),
                     };
                     match inner.fly(&key, goal).await {
                         Err(e) if e.store_kind().is_some() => {
-                            tokio::time::sleep(GUARD_POLL).await;
+                            tokio::time::sleep(GUARD_TRIES.1).await;
                         }
                         _ => break,
                     }
