@@ -47,6 +47,9 @@ pub(super) const SAVE_BACKOFF: (Duration, Duration) =
 pub(super) const MARGIN: Duration = Duration::from_secs(2);
 /// How often the late-replay guard reads the record it watches.
 const GUARD_POLL: Duration = Duration::from_secs(1);
+/// A wait for the lease this long means it was busy: the guard's replay
+/// then watches again (see [`Inner::guard`]).
+const LEASE_BUSY: Duration = Duration::from_millis(100);
 /// How many times the guard tries its takeover when the store fails
 /// before anything is sent, and how long it waits between tries.
 const GUARD_TRIES: (usize, Duration) = (8, Duration::from_millis(250));
@@ -158,12 +161,22 @@ impl Inner {
             Goal::Takeover { .. } => RECORD_LOCK_WAIT.min(self.config.lock_wait),
             _ => self.config.lock_wait,
         };
+        let asked = Instant::now();
         let lease = match self.take_lease(key, wait).await {
             Ok(lease) => lease,
             Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
                 return self.after_lock_timeout(key, goal, err).await;
             }
             Err(err) => return Err(err),
+        };
+        // The guard watched the record unchanged, but if the lease was busy
+        // when it came to replay, a live holder may have been kept from
+        // saving by the same busy lease (a third process paused holding
+        // it): watch again rather than replay.
+        let unwatched = Goal::Takeover { observed: None };
+        let goal = match goal {
+            Goal::Takeover { observed: Some(_) } if asked.elapsed() >= LEASE_BUSY => &unwatched,
+            goal => goal,
         };
         let row = lease.load().await?;
         // The cache keeps up with the newest stored version even when this
