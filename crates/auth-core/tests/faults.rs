@@ -748,3 +748,55 @@ async fn regression_an_unsaved_login_keeps_its_sequence_so_a_later_remove_holds(
         "the removal holds: the login came before it"
     );
 }
+
+/// Found by the soak (seeds 1000721, 1001194, 1001387): a refreshed pair
+/// whose save took effect but whose answer was lost was handed out from
+/// memory. Another process then removed the account, and the save task,
+/// finding the tombstone, dropped the pair but left the token from before
+/// it in the cache. A `force_refresh` rejecting the pair it had been given
+/// was answered from the cache with that older token. The cache now
+/// follows what the save task found.
+#[tokio::test(start_paused = true)]
+async fn regression_a_dropped_unsaved_pair_leaves_no_older_token_in_the_cache() {
+    let clock = TokioClock::new();
+    let store = FlakyStore::new(clock.clone());
+    let provider = Arc::new(
+        FakeProvider::new("fake")
+            .with_clock(clock.clone())
+            .strict(None),
+    );
+    let older = provider
+        .issue()
+        .with_expires_at(Some(clock.now() + Duration::from_secs(3600)));
+    seed(&store.inner, &key(), &older).await;
+    let app = TokenManager::builder(Arc::new(store.clone()))
+        .provider(provider.clone())
+        .clock(clock.clone())
+        .retry_policy(RetryPolicy::none())
+        .build();
+    let cached = app.access_token(&key()).await.unwrap();
+    // The new pair is stored, but the process is told the save failed: it
+    // serves the pair from memory and keeps saving it.
+    store.faults.lose_next_answers(1);
+    let newer = app.force_refresh(&key(), &cached).await.unwrap();
+    assert_ne!(newer.secret(), cached.secret());
+    assert_eq!(app.unsaved(), vec![key()]);
+    // Another process removes the account before the save task's next try.
+    let lease = store.lock(&key(), Duration::from_secs(1)).await.unwrap();
+    let stored = lease.load().await.unwrap().expect("the new pair is stored");
+    lease.delete(stored.version).await.unwrap();
+    lease.release().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(app.unsaved().is_empty(), "the task found the tombstone");
+    match app.force_refresh(&key(), &newer).await {
+        Ok(token) => assert_ne!(
+            token.secret(),
+            older.access_token().expose_secret(),
+            "answered with the token from before the one rejected"
+        ),
+        Err(err) => assert!(
+            matches!(err, Error::ReauthorizationRequired { .. }),
+            "{err}"
+        ),
+    }
+}

@@ -705,10 +705,17 @@ impl Inner {
             Verdict::KeepStored => {
                 warn!(%key, "the store holds a newer grant (or a tombstone) than the unsaved token; keeping the stored one");
                 self.unsaved.settle(key, unsaved);
-                if let Some(row) = row
-                    && let Some(token) = row.token
-                {
-                    self.cache.put(key, Arc::new(token), row.version);
+                // The cache follows the store: it may still hold the token
+                // from before the unsaved one, which a caller given the
+                // unsaved one must never get back from `force_refresh`.
+                match row {
+                    Some(Stored {
+                        token: Some(token),
+                        version,
+                        ..
+                    }) => self.cache.put(key, Arc::new(token), version),
+                    Some(tombstone) => self.cache.bury(key, Some(tombstone.version)),
+                    None => self.cache.bury(key, None),
                 }
             }
         }

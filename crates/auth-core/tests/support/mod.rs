@@ -257,6 +257,9 @@ pub struct Faults {
     pub gate: std::sync::Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// Notified when a save starts (remembered if nobody waits yet).
     pub save_started: tokio::sync::Notify,
+    /// The next this many saves take effect, and then report `Unavailable`
+    /// (the answer was lost on its way back).
+    pub lose_answers: std::sync::atomic::AtomicU32,
 }
 
 impl Faults {
@@ -264,6 +267,12 @@ impl Faults {
     pub fn fail_next_saves(&self, n: u32, lease_lost: bool) {
         self.lease_lost.store(lease_lost, Ordering::SeqCst);
         self.fail_saves.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` saves take effect and then fail, as when the
+    /// connection breaks after the statement was sent.
+    pub fn lose_next_answers(&self, n: u32) {
+        self.lose_answers.store(n, Ordering::SeqCst);
     }
 
     /// Holds every save until `release`.
@@ -297,6 +306,21 @@ impl Faults {
             return Err(auth_core::Error::store(kind, None, "injected by the test"));
         }
         Ok(())
+    }
+
+    fn after_save(&self, version: Version) -> Result<Version> {
+        let losing = self
+            .lose_answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if losing {
+            return Err(auth_core::Error::store(
+                auth_core::StoreErrorKind::Unavailable,
+                None,
+                "injected by the test: the save took effect, its answer was lost",
+            ));
+        }
+        Ok(version)
     }
 }
 
@@ -336,7 +360,8 @@ impl Lease for FlakyLease {
     }
     async fn save(&self, token: &TokenSet, expected: Expect, record: Record) -> Result<Version> {
         self.faults.before_save().await?;
-        self.inner.save(token, expected, record).await
+        let version = self.inner.save(token, expected, record).await?;
+        self.faults.after_save(version)
     }
     async fn save_and_release(
         self: Box<Self>,
@@ -345,7 +370,8 @@ impl Lease for FlakyLease {
         record: Record,
     ) -> Result<Version> {
         self.faults.before_save().await?;
-        self.inner.save_and_release(token, expected, record).await
+        let version = self.inner.save_and_release(token, expected, record).await?;
+        self.faults.after_save(version)
     }
     async fn delete(&self, expected: Version) -> Result<Version> {
         self.inner.delete(expected).await
