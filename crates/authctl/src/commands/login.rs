@@ -68,7 +68,7 @@ async fn device(
     timeout: Option<u64>,
 ) -> CliResult {
     let provider = session.provider()?;
-    if provider.kind() != ProviderKind::OAuth2 {
+    let Some(oauth2) = provider.build_oauth2().await? else {
         return Err(Failure::usage(
             format!(
                 "provider {} is {}; --device works with kind = \"oauth2\" providers",
@@ -80,8 +80,7 @@ async fn device(
                 session.target().login_command()
             ),
         ));
-    }
-    let oauth2 = provider.build_oauth2().await?;
+    };
     let authorization = oauth2
         .begin_device_authorization(&scopes)
         .await

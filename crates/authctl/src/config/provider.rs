@@ -6,27 +6,28 @@
 //! is checked against that kind's keys (so a key of another kind is named
 //! as such); then the keys every kind takes and the kind's own keys are
 //! deserialized into their typed structs, each refusing unknown fields.
+//! Last, the rules between the keys turn the kind's shape into its checked
+//! settings ([`kinds::KindConfig`]): the rest of authctl reads those, so it
+//! can read only the settings a section's kind has.
 
 mod build;
 mod keys;
+mod kinds;
 mod rules;
+mod secret;
 mod section;
 mod shapes;
 
-use std::fmt;
-
-use auth_catalogue::{Catalogue, ProviderSpec};
-
+use auth_catalogue::Catalogue;
 use auth_core::ProviderId;
-use auth_fitbit::AppType;
-use auth_oauth2::ClientAuth;
-use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::exit::{CliResult, Failure};
+use kinds::{CatalogueEntry, EndpointUrls, Fitbit, GoogleHealth, KindConfig};
+use secret::Secret;
 use section::Section;
-use shapes::{Common, Grant, Shape};
+use shapes::{Common, Shape};
 
 /// The redirect URI used when a provider names none: the loopback callback
 /// registered for the emulator's demo clients (RFC 8252).
@@ -74,65 +75,24 @@ impl ProviderKind {
     }
 }
 
-/// Where the client secret comes from.
-enum SecretSource {
-    None,
-    Env(String),
-    Inline(SecretString),
-}
-
-/// Endpoint URLs given in the config.
-#[derive(Debug, Default, Clone)]
-struct Urls {
-    authorize: Option<Url>,
-    token: Option<Url>,
-    introspect: Option<Url>,
-    revoke: Option<Url>,
-    tokeninfo: Option<Url>,
-    device: Option<Url>,
-}
-
-/// One checked `[providers.NAME]` section.
+/// One checked `[providers.NAME]` section: what every kind has, and its
+/// kind's own settings.
+#[derive(Debug)]
 pub(crate) struct ProviderConfig {
+    /// The config file, as shown.
     file: String,
-    name: String,
-    kind: ProviderKind,
-    /// The `kind` as written: a catalogue entry's own name.
-    kind_name: String,
+    /// The section's name.
+    id: ProviderId,
+    /// The client id the provider gave.
     client_id: String,
-    secret: SecretSource,
-    app_type: AppType,
+    /// Where the provider sends the browser back.
     redirect_uri: Url,
+    /// The scopes to ask for.
     scopes: Vec<String>,
-    issuer: Option<String>,
-    auth_method: ClientAuth,
-    urls: Urls,
-    grant: Grant,
-    audience: Option<String>,
-    resource: Option<String>,
-    expires_in: Option<u64>,
-    /// The catalogue entry of a `kind = "NAME"` section, placeholders filled.
-    entry: Option<Box<ProviderSpec>>,
+    /// Where the provider's APIs are (empty: anywhere).
     api_base_urls: Vec<String>,
-}
-
-impl fmt::Debug for ProviderConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secret = match &self.secret {
-            SecretSource::None => "none".to_owned(),
-            SecretSource::Env(name) => format!("env {name}"),
-            SecretSource::Inline(_) => "[redacted]".to_owned(),
-        };
-        f.debug_struct("ProviderConfig")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &secret)
-            .field("redirect_uri", &self.redirect_uri.as_str())
-            .field("scopes", &self.scopes)
-            .field("grant", &self.grant)
-            .finish_non_exhaustive()
-    }
+    /// The kind, with its own settings.
+    kind: KindConfig,
 }
 
 /// Takes `kind` out of the section: it must be there, and be a string.
@@ -178,7 +138,7 @@ impl ProviderConfig {
     ) -> CliResult<Self> {
         let section = Section { file, name };
         let written = take_kind(&section, &mut table)?;
-        ProviderId::new(name).map_err(|e| {
+        let id = ProviderId::new(name).map_err(|e| {
             Failure::usage(
                 format!("{file}: [providers.{name}]: the name is not a valid provider id ({e})"),
                 format!("rename the section in {file}"),
@@ -214,64 +174,64 @@ impl ProviderConfig {
         if common.client_id.trim().is_empty() {
             return Err(section.error("client_id", "must not be empty"));
         }
-        let secret = rules::secret_source(&section, &common)?;
-        let urls = Urls {
-            authorize: section.endpoint("authorize_url", common.authorize_url.as_deref())?,
-            token: section.endpoint("token_url", common.token_url.as_deref())?,
-            introspect: section.endpoint("introspect_url", shape.introspect_url())?,
-            revoke: section.endpoint("revoke_url", common.revoke_url.as_deref())?,
-            tokeninfo: section.endpoint("tokeninfo_url", shape.tokeninfo_url())?,
-            device: section
-                .endpoint("device_authorization_url", shape.device_authorization_url())?,
+        let secret = Secret::of(&section, &common)?;
+        let authorize = section.endpoint("authorize_url", common.authorize_url.as_deref())?;
+        let token = section.endpoint("token_url", common.token_url.as_deref())?;
+        let introspect = section.endpoint("introspect_url", shape.introspect_url())?;
+        let revoke = section.endpoint("revoke_url", common.revoke_url.as_deref())?;
+        let tokeninfo = section.endpoint("tokeninfo_url", shape.tokeninfo_url())?;
+        let device =
+            section.endpoint("device_authorization_url", shape.device_authorization_url())?;
+        let issuer = section.endpoint("issuer", shape.issuer())?;
+        // At most one of the two is given: Google's tokeninfo is its
+        // introspection.
+        let urls = EndpointUrls {
+            authorize,
+            token,
+            introspect: introspect.or(tokeninfo),
+            revoke,
         };
-        if let Some(issuer) = shape.issuer() {
-            section.endpoint("issuer", Some(issuer))?;
-        }
-        let has_secret = !matches!(secret, SecretSource::None);
-        let mut app_type = AppType::Server;
-        let mut grant = Grant::AuthorizationCode;
-        let (mut audience, mut resource) = (None, None);
-        let mut entry = None;
-        let auth_method = match &shape {
+        let kind = match shape {
             Shape::Fitbit(s) => {
-                app_type = rules::fitbit(&section, s.app_type, has_secret)?;
-                ClientAuth::ClientSecretBasic
+                let app = rules::fitbit(&section, s.app_type, secret)?;
+                rules::expires_in(&section, s.expires_in, catalogue.get("fitbit"))?;
+                KindConfig::Fitbit(Fitbit {
+                    app,
+                    urls,
+                    expires_in: s.expires_in,
+                })
             }
-            Shape::GoogleHealth(_) => {
-                rules::google_health(&section, has_secret)?;
-                ClientAuth::ClientSecretPost
-            }
+            Shape::GoogleHealth(s) => KindConfig::GoogleHealth(GoogleHealth {
+                secret: rules::google_health(&section, secret)?,
+                urls,
+                issuer: s.issuer,
+            }),
             Shape::OAuth2(s) => {
-                let method = rules::oauth2(&section, s, has_secret, &urls)?;
-                grant = s.grant;
-                audience.clone_from(&s.audience);
-                resource.clone_from(&s.resource);
-                method
+                KindConfig::OAuth2(rules::oauth2(&section, &s, secret, urls, device, issuer)?)
             }
             Shape::Catalogue(s, spec) => {
-                let method = rules::catalogue(&section, &written, has_secret, spec)?;
-                entry = Some(Box::new(rules::fill_placeholders(
-                    &section,
-                    &written,
-                    s.placeholders.as_ref(),
-                    spec,
-                )?));
-                method
+                let secret = rules::catalogue(&section, &written, secret, spec)?;
+                let entry =
+                    rules::fill_placeholders(&section, &written, s.placeholders.as_ref(), spec)?;
+                rules::expires_in(&section, s.expires_in, Some(&entry))?;
+                KindConfig::Catalogue(CatalogueEntry {
+                    name: written,
+                    entry: Box::new(entry),
+                    secret,
+                    urls,
+                    issuer: s.issuer,
+                    expires_in: s.expires_in,
+                })
             }
         };
-        let expires_in_entry = match kind {
-            ProviderKind::Fitbit => catalogue.get("fitbit"),
-            _ => entry.as_deref(),
-        };
-        rules::expires_in(&section, shape.expires_in(), expires_in_entry)?;
-        let api_base_urls = match &common.api_base_urls {
+        let api_base_urls = match common.api_base_urls {
             Some(urls) => {
-                for url in urls {
+                for url in &urls {
                     section.endpoint("api_base_urls", Some(&url.replacen("*.", "wildcard.", 1)))?;
                 }
-                urls.clone()
+                urls
             }
-            None => default_api_base_urls(kind, entry.as_deref(), catalogue, &urls),
+            None => default_api_base_urls(&kind, catalogue),
         };
         let redirect_uri = section.parse_url(
             "redirect_uri",
@@ -282,23 +242,12 @@ impl ProviderConfig {
         )?;
         Ok(Self {
             file: file.to_owned(),
-            name: name.to_owned(),
-            kind,
-            kind_name: written,
+            id,
             client_id: common.client_id,
-            secret,
-            app_type,
             redirect_uri,
             scopes: common.scopes,
-            issuer: shape.issuer().map(str::to_owned),
-            auth_method,
-            urls,
-            grant,
-            audience,
-            resource,
-            expires_in: shape.expires_in(),
-            entry,
             api_base_urls,
+            kind,
         })
     }
 
@@ -310,23 +259,23 @@ impl ProviderConfig {
 
     /// Whether the secret is written in the file itself.
     pub(super) fn has_inline_secret(&self) -> bool {
-        matches!(self.secret, SecretSource::Inline(_))
+        self.kind.secret().is_some_and(Secret::is_inline)
     }
 
     /// The provider name (the provider id).
     pub(crate) fn name(&self) -> &str {
-        &self.name
+        self.id.as_str()
     }
 
     /// The kind.
     pub(crate) fn kind(&self) -> ProviderKind {
-        self.kind
+        self.kind.kind()
     }
 
     /// The kind for messages: `kind = "oauth2"`, or `kind = "strava" (a
     /// catalogue entry)`.
     pub(crate) fn describe_kind(&self) -> String {
-        keys::describe(self.kind, &self.kind_name)
+        keys::describe(self.kind(), self.kind.written())
     }
 
     /// The redirect URI registered with the provider.
@@ -339,33 +288,18 @@ impl ProviderConfig {
 /// `fitbit` and `google-health`, their built-in entries), plus the origin of
 /// any endpoint the section points elsewhere (a local emulator serves both).
 /// A plain `oauth2` section allows any URL.
-fn default_api_base_urls(
-    kind: ProviderKind,
-    entry: Option<&ProviderSpec>,
-    catalogue: &Catalogue,
-    urls: &Urls,
-) -> Vec<String> {
-    let entry = match kind {
-        ProviderKind::Catalogue => entry,
-        ProviderKind::Fitbit => catalogue.get("fitbit"),
-        ProviderKind::GoogleHealth => catalogue.get("google-health"),
-        ProviderKind::OAuth2 => None,
+fn default_api_base_urls(kind: &KindConfig, catalogue: &Catalogue) -> Vec<String> {
+    let (entry, urls) = match kind {
+        KindConfig::Fitbit(f) => (catalogue.get("fitbit"), &f.urls),
+        KindConfig::GoogleHealth(g) => (catalogue.get("google-health"), &g.urls),
+        KindConfig::Catalogue(c) => (Some(&*c.entry), &c.urls),
+        KindConfig::OAuth2(_) => return Vec::new(),
     };
     let Some(entry) = entry else {
         return Vec::new();
     };
     let mut bases = entry.endpoints.api_base_urls.clone();
-    for url in [
-        &urls.authorize,
-        &urls.token,
-        &urls.introspect,
-        &urls.revoke,
-        &urls.tokeninfo,
-        &urls.device,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for url in urls.given() {
         let origin = format!("{}/", url.origin().ascii_serialization());
         if !bases.contains(&origin) {
             bases.push(origin);

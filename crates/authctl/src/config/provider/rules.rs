@@ -1,138 +1,144 @@
 //! The rules between a section's keys that its shape's types cannot say:
 //! who needs a secret, which endpoints a server needs, which values a
-//! catalogue entry allows.
+//! catalogue entry allows. Each rule that holds gives the checked setting
+//! (a [`FitbitApp`] with its secret, an [`OAuth2`] with its server), so the
+//! kinds' settings cannot be made without passing them.
 
 use std::collections::BTreeMap;
 
 use auth_catalogue::{ClientAuthMethod, ProviderSpec};
-use auth_fitbit::AppType;
-use auth_oauth2::ClientAuth;
-use secrecy::SecretString;
+use auth_oauth2::{ClientAuth, Endpoints};
+use url::Url;
 
+use super::kinds::{EndpointUrls, FitbitApp, OAuth2, OAuth2Client, OAuth2Grant, Server};
+use super::secret::Secret;
 use super::section::Section;
-use super::shapes::{Common, FitbitAppType, Grant, OAuth2Section};
-use super::{SecretSource, Urls};
+use super::shapes::{FitbitAppType, Grant, OAuth2Section};
 use crate::exit::CliResult;
-
-/// Where the secret comes from; at most one of the two keys.
-pub(super) fn secret_source(section: &Section<'_>, common: &Common) -> CliResult<SecretSource> {
-    match (&common.client_secret_env, &common.client_secret) {
-        (Some(_), Some(_)) => Err(section.error(
-            "client_secret",
-            "give either client_secret_env or client_secret, not both (prefer client_secret_env)",
-        )),
-        (Some(var), None) => {
-            if var.is_empty() || var.contains(['=', '\0']) {
-                return Err(section.error(
-                    "client_secret_env",
-                    format!("{var:?} is not an environment variable name"),
-                ));
-            }
-            Ok(SecretSource::Env(var.clone()))
-        }
-        (None, Some(toml::Value::String(secret))) => {
-            Ok(SecretSource::Inline(SecretString::from(secret.clone())))
-        }
-        (None, Some(_)) => Err(section.error("client_secret", "must be a string")),
-        (None, None) => Ok(SecretSource::None),
-    }
-}
 
 /// `kind = "fitbit"`: the app type decides whether there is a secret.
 pub(super) fn fitbit(
     section: &Section<'_>,
     app_type: FitbitAppType,
-    has_secret: bool,
-) -> CliResult<AppType> {
-    match (app_type, has_secret) {
-        (FitbitAppType::Server, false) => Err(section.error(
+    secret: Option<Secret>,
+) -> CliResult<FitbitApp> {
+    match (app_type, secret) {
+        (FitbitAppType::Server, None) => Err(section.error(
             "client_secret_env",
             "missing: a Fitbit server app needs its client secret; name the environment \
              variable that holds it (or set app_type = \"public\")",
         )),
-        (FitbitAppType::Public, true) => Err(section.error(
+        (FitbitAppType::Public, Some(_)) => Err(section.error(
             "app_type",
             "a public app has no client secret; remove client_secret_env / client_secret, or \
              use app_type = \"server\"",
         )),
-        _ => Ok(app_type.app_type()),
+        (FitbitAppType::Server, Some(secret)) => Ok(FitbitApp::Server(secret)),
+        (FitbitAppType::Public, None) => Ok(FitbitApp::Public),
     }
 }
 
 /// `kind = "google-health"`: a web client with a secret.
-pub(super) fn google_health(section: &Section<'_>, has_secret: bool) -> CliResult {
-    if has_secret {
-        Ok(())
-    } else {
-        Err(section.error(
+pub(super) fn google_health(section: &Section<'_>, secret: Option<Secret>) -> CliResult<Secret> {
+    secret.ok_or_else(|| {
+        section.error(
             "client_secret_env",
             "missing: a Google web client needs its client secret; name the environment \
              variable that holds it",
-        ))
-    }
+        )
+    })
 }
 
 /// `kind = "oauth2"`: discovery or explicit endpoints, a secret that
 /// matches the client authentication method, and `audience` and
-/// `resource` only with the client credentials grant.
+/// `resource` only with the client credentials grant. `issuer` and
+/// `device` are the checked `issuer` and `device_authorization_url`.
 pub(super) fn oauth2(
     section: &Section<'_>,
     shape: &OAuth2Section,
-    has_secret: bool,
-    urls: &Urls,
-) -> CliResult<ClientAuth> {
-    let grant = shape.grant;
+    secret: Option<Secret>,
+    urls: EndpointUrls,
+    device: Option<Url>,
+    issuer: Option<Url>,
+) -> CliResult<OAuth2> {
     let auth_method = shape
         .auth_method
         .map_or(ClientAuth::ClientSecretBasic, |method| method.0);
-    if grant == Grant::ClientCredentials && auth_method == ClientAuth::None {
-        return Err(section.error(
-            "auth_method",
-            "the client credentials grant needs a confidential client (RFC 6749 §4.4); use \
-             client_secret_basic or client_secret_post, with its secret",
-        ));
-    }
-    if grant != Grant::ClientCredentials {
-        for (field, set) in [
-            ("audience", shape.audience.is_some()),
-            ("resource", shape.resource.is_some()),
-        ] {
-            if set {
-                return Err(section.error(
-                    field,
-                    "applies only to grant = \"client_credentials\"; remove it",
-                ));
-            }
+    let grant = match shape.grant {
+        Grant::ClientCredentials if auth_method == ClientAuth::None => {
+            return Err(section.error(
+                "auth_method",
+                "the client credentials grant needs a confidential client (RFC 6749 §4.4); \
+                 use client_secret_basic or client_secret_post, with its secret",
+            ));
         }
-    }
-    match (auth_method, has_secret) {
-        (ClientAuth::None, true) => {
+        Grant::ClientCredentials => OAuth2Grant::ClientCredentials {
+            audience: shape.audience.clone(),
+            resource: shape.resource.clone(),
+        },
+        Grant::AuthorizationCode => {
+            for (field, set) in [
+                ("audience", shape.audience.is_some()),
+                ("resource", shape.resource.is_some()),
+            ] {
+                if set {
+                    return Err(section.error(
+                        field,
+                        "applies only to grant = \"client_credentials\"; remove it",
+                    ));
+                }
+            }
+            OAuth2Grant::AuthorizationCode
+        }
+    };
+    let client = match (auth_method, secret) {
+        (ClientAuth::None, Some(_)) => {
             return Err(section.error(
                 "auth_method",
                 "\"none\" is for public clients, which have no secret; remove the secret or \
                  choose client_secret_basic / client_secret_post",
             ));
         }
-        (ClientAuth::None, false) | (_, true) => {}
-        (_, false) => {
+        (ClientAuth::None, None) => OAuth2Client::Public,
+        (method, Some(secret)) => OAuth2Client::Confidential { method, secret },
+        (method, None) => {
             return Err(section.error(
                 "client_secret_env",
                 format!(
                     "missing: auth_method {} needs a client secret; name the environment \
                      variable that holds it (or use auth_method = \"none\")",
-                    auth_method.as_str()
+                    method.as_str()
                 ),
             ));
         }
-    }
-    let endpoints = [
-        ("authorize_url", urls.authorize.is_some()),
-        ("token_url", urls.token.is_some()),
-        ("introspect_url", urls.introspect.is_some()),
-        ("revoke_url", urls.revoke.is_some()),
-        ("device_authorization_url", urls.device.is_some()),
-    ];
-    if shape.issuer.is_some() {
+    };
+    let server = server(section, shape.grant, urls, device, issuer)?;
+    Ok(OAuth2 {
+        client,
+        grant,
+        server,
+    })
+}
+
+/// Where an `oauth2` section's endpoints come from: discovery from its
+/// issuer, or its URLs. A client credentials provider never sends anyone
+/// to authorize: its token URL stands in for the authorize URL it has no
+/// use for.
+fn server(
+    section: &Section<'_>,
+    grant: Grant,
+    urls: EndpointUrls,
+    device: Option<Url>,
+    issuer: Option<Url>,
+) -> CliResult<Server> {
+    if let Some(issuer) = issuer {
+        let endpoints = [
+            ("authorize_url", urls.authorize.is_some()),
+            ("token_url", urls.token.is_some()),
+            ("introspect_url", urls.introspect.is_some()),
+            ("revoke_url", urls.revoke.is_some()),
+            ("device_authorization_url", device.is_some()),
+        ];
         if let Some((field, _)) = endpoints.iter().find(|(_, set)| *set) {
             return Err(section.error(
                 field,
@@ -140,21 +146,44 @@ pub(super) fn oauth2(
                  the endpoint URLs",
             ));
         }
-    } else if grant == Grant::ClientCredentials {
-        if urls.token.is_none() {
+        return Ok(Server::Discovery(issuer));
+    }
+    let EndpointUrls {
+        authorize,
+        token,
+        introspect,
+        revoke,
+    } = urls;
+    let missing = "missing: an oauth2 provider needs issuer (for discovery) or authorize_url and \
+                   token_url";
+    let (authorize, token) = match (grant, authorize, token) {
+        (Grant::ClientCredentials, authorize, Some(token)) => {
+            (authorize.unwrap_or_else(|| token.clone()), token)
+        }
+        (Grant::ClientCredentials, _, None) => {
             return Err(section.error(
                 "token_url",
-                "missing: a client credentials provider needs issuer (for discovery) or token_url",
+                "missing: a client credentials provider needs issuer (for discovery) or \
+                 token_url",
             ));
         }
-    } else if let Some((field, _)) = endpoints[..2].iter().find(|(_, set)| !*set) {
-        return Err(section.error(
-            field,
-            "missing: an oauth2 provider needs issuer (for discovery) or authorize_url and \
-             token_url",
-        ));
+        (Grant::AuthorizationCode, Some(authorize), Some(token)) => (authorize, token),
+        (Grant::AuthorizationCode, None, _) => return Err(section.error("authorize_url", missing)),
+        (Grant::AuthorizationCode, Some(_), None) => {
+            return Err(section.error("token_url", missing));
+        }
+    };
+    let mut endpoints = Endpoints::new(authorize, token);
+    if let Some(url) = introspect {
+        endpoints = endpoints.with_introspection(url);
     }
-    Ok(auth_method)
+    if let Some(url) = revoke {
+        endpoints = endpoints.with_revocation(url);
+    }
+    if let Some(url) = device {
+        endpoints = endpoints.with_device_authorization(url);
+    }
+    Ok(Server::Endpoints(Box::new(endpoints)))
 }
 
 /// A catalogue entry's kind (`written`): the entry decides the client
@@ -163,17 +192,17 @@ pub(super) fn oauth2(
 pub(super) fn catalogue(
     section: &Section<'_>,
     written: &str,
-    has_secret: bool,
+    secret: Option<Secret>,
     spec: &ProviderSpec,
-) -> CliResult<ClientAuth> {
-    let auth = auth_oauth2::catalogue::client_auth(spec.client.auth);
-    match (spec.client.auth, has_secret) {
-        (ClientAuthMethod::None, true) => Err(section.error(
+) -> CliResult<Option<Secret>> {
+    match (spec.client.auth, secret) {
+        (ClientAuthMethod::None, Some(_)) => Err(section.error(
             "client_secret",
             format!("{written} clients are public and have no secret; remove it"),
         )),
-        (ClientAuthMethod::None, false) | (_, true) => Ok(auth),
-        (_, false) => Err(section.error(
+        (ClientAuthMethod::None, None) => Ok(None),
+        (_, Some(secret)) => Ok(Some(secret)),
+        (_, None) => Err(section.error(
             "client_secret_env",
             format!(
                 "missing: {written} authenticates clients with {}; name the environment \

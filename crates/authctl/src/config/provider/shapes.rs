@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use auth_catalogue::ProviderSpec;
-use auth_fitbit::AppType;
 use auth_oauth2::ClientAuth;
 use serde::Deserialize;
 
@@ -108,16 +107,6 @@ pub(super) enum FitbitAppType {
     Public,
 }
 
-impl FitbitAppType {
-    /// The library's app type.
-    pub(super) fn app_type(self) -> AppType {
-        match self {
-            Self::Server => AppType::Server,
-            Self::Public => AppType::Client,
-        }
-    }
-}
-
 impl TryFrom<String> for FitbitAppType {
     type Error = String;
 
@@ -153,7 +142,7 @@ impl TryFrom<String> for AuthMethod {
 /// Which grant an `oauth2` provider gets its tokens with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub(crate) enum Grant {
+pub(super) enum Grant {
     /// A person logs in (`authctl login`, or `login --device`).
     #[default]
     AuthorizationCode,
@@ -222,15 +211,6 @@ impl Shape<'_> {
         match self {
             Self::OAuth2(s) => s.device_authorization_url.as_deref(),
             _ => None,
-        }
-    }
-
-    /// `expires_in`, where the kind takes one.
-    pub(super) fn expires_in(&self) -> Option<u64> {
-        match self {
-            Self::Fitbit(s) => s.expires_in,
-            Self::Catalogue(s, _) => s.expires_in,
-            Self::GoogleHealth(_) | Self::OAuth2(_) => None,
         }
     }
 }

@@ -2,6 +2,10 @@
 
 use std::path::Path;
 
+use auth_fitbit::AppType;
+use auth_oauth2::ClientAuth;
+
+use super::kinds::{OAuth2Client, OAuth2Grant, Server};
 use super::*;
 use crate::config::Config;
 
@@ -35,6 +39,15 @@ fn a_good_file_parses() {
     let p = config.provider("fitbit").unwrap();
     assert_eq!(p.kind(), ProviderKind::Fitbit);
     assert_eq!(p.scopes, ["activity", "sleep"]);
+    let KindConfig::Fitbit(f) = &p.kind else {
+        panic!("{p:?} is not fitbit");
+    };
+    assert_eq!(f.app.app_type(), AppType::Server);
+    assert!(matches!(f.app.secret(), Some(Secret::Env(var)) if var == "FITBIT_SECRET"));
+    assert_eq!(
+        f.urls.token.as_ref().map(Url::as_str),
+        Some("http://127.0.0.1:9/oauth2/token")
+    );
     assert_eq!(
         config.store,
         Some(super::super::StoreLocation::Path("/etc/tokens".into()))
@@ -225,10 +238,23 @@ fn the_kinds_of_oauth2_parse_into_their_settings() {
     )
     .unwrap();
     let p = config.provider("svc").unwrap();
-    assert_eq!(p.grant, Grant::ClientCredentials);
-    assert_eq!(p.auth_method, ClientAuth::ClientSecretPost);
-    assert_eq!(p.audience.as_deref(), Some("https://api.example"));
-    assert_eq!(p.resource.as_deref(), Some("https://api.example/r"));
+    let KindConfig::OAuth2(o) = &p.kind else {
+        panic!("{p:?} is not oauth2");
+    };
+    assert_eq!(
+        o.grant,
+        OAuth2Grant::ClientCredentials {
+            audience: Some("https://api.example".to_owned()),
+            resource: Some("https://api.example/r".to_owned()),
+        }
+    );
+    assert_eq!(o.client.auth(), ClientAuth::ClientSecretPost);
+    assert!(matches!(o.client.secret(), Some(Secret::Env(var)) if var == "S"));
+    let Server::Endpoints(endpoints) = &o.server else {
+        panic!("{o:?} has no endpoints");
+    };
+    // No authorize URL: the token URL stands in for it.
+    assert_eq!(endpoints.authorize.as_str(), "https://id.example/token");
     assert!(p.api_base_urls().is_empty());
     let config = parse(
         "[providers.g]\nkind = \"google-health\"\nclient_id = \"x\"\n\
@@ -237,9 +263,27 @@ fn the_kinds_of_oauth2_parse_into_their_settings() {
     )
     .unwrap();
     let p = config.provider("g").unwrap();
-    assert_eq!(p.auth_method, ClientAuth::ClientSecretPost);
-    assert_eq!(p.issuer.as_deref(), Some("https://accounts.example"));
-    assert!(p.urls.tokeninfo.is_some());
+    let KindConfig::GoogleHealth(g) = &p.kind else {
+        panic!("{p:?} is not google-health");
+    };
+    assert!(matches!(&g.secret, Secret::Env(var) if var == "S"));
+    assert_eq!(g.issuer.as_deref(), Some("https://accounts.example"));
+    assert_eq!(
+        g.urls.introspect.as_ref().map(Url::as_str),
+        Some("https://t.example/tokeninfo")
+    );
+    let config = parse(
+        "[providers.acme]\nkind = \"oauth2\"\nclient_id = \"x\"\nauth_method = \"none\"\n\
+         issuer = \"https://id.example\"\n",
+    )
+    .unwrap();
+    let p = config.provider("acme").unwrap();
+    let KindConfig::OAuth2(o) = &p.kind else {
+        panic!("{p:?} is not oauth2");
+    };
+    assert!(matches!(o.client, OAuth2Client::Public));
+    assert_eq!(o.grant, OAuth2Grant::AuthorizationCode);
+    assert!(matches!(&o.server, Server::Discovery(url) if url.as_str() == "https://id.example/"));
 }
 
 #[test]
@@ -270,10 +314,13 @@ fn kind_specific_rules() {
     let public = FITBIT
         .replace("client_secret_env = \"FITBIT_SECRET\"", "")
         .replace("\"server\"", "\"public\"");
-    assert_eq!(
-        parse(&public).unwrap().provider("fitbit").unwrap().app_type,
-        AppType::Client
-    );
+    let config = parse(&public).unwrap();
+    let p = config.provider("fitbit").unwrap();
+    let KindConfig::Fitbit(f) = &p.kind else {
+        panic!("{p:?} is not fitbit");
+    };
+    assert_eq!(f.app.app_type(), AppType::Client);
+    assert!(p.kind.secret().is_none());
     let m =
         message("[providers.acme]\nkind = \"oauth2\"\nclient_id = \"x\"\nauth_method = \"none\"\n");
     assert!(m.contains("authorize_url"), "{m}");
@@ -465,4 +512,39 @@ fn missing_provider_says_how_to_add_it() {
         "{}",
         err.next()
     );
+}
+
+#[test]
+fn a_secret_missing_from_the_environment_is_named_when_it_is_read() {
+    let var = "AUTHCTL_UNIT_TEST_SECRET_NEVER_SET";
+    for (name, text) in [
+        ("fitbit", FITBIT.replace("FITBIT_SECRET", var)),
+        (
+            "g",
+            format!(
+                "[providers.g]\nkind = \"google-health\"\nclient_id = \"x\"\n\
+                 client_secret_env = \"{var}\"\n"
+            ),
+        ),
+    ] {
+        let config = parse(&text).unwrap();
+        let err = config.provider(name).unwrap().check_secret().unwrap_err();
+        assert_eq!(err.kind().code(), 2);
+        assert_eq!(
+            err.message(),
+            format!(
+                "/etc/authctl.toml: [providers.{name}] client_secret_env: the environment \
+                 variable {var} is not set (or is empty)"
+            )
+        );
+        assert_eq!(
+            err.next(),
+            format!("export {var}=<the client secret> and run the command again")
+        );
+    }
+    let public = FITBIT
+        .replace("client_secret_env = \"FITBIT_SECRET\"", "")
+        .replace("\"server\"", "\"public\"");
+    let config = parse(&public).unwrap();
+    assert!(config.provider("fitbit").unwrap().check_secret().is_ok());
 }
