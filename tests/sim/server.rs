@@ -18,6 +18,14 @@
 //! a request refused before it leaves, 5xx and 429 answers, an answer lost
 //! after processing, the process dying while the answer is on its way, a
 //! slow or garbled answer, pauses before the send.
+//!
+//! Why a third server, beside the emulator (`auth-emulator`, real HTTP) and
+//! `auth_core::testing::FakeProvider` (a scriptable provider for unit
+//! tests): the simulation must replay a seed exactly, so this server has no
+//! sockets, no threads and no clock of its own (it reads the simulated
+//! clock), and it keeps the ledger the checker judges by (every pair, every
+//! delivery, every refresh token that arrived), which neither of the
+//! others records.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

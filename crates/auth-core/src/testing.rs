@@ -3,6 +3,14 @@
 //! It counts every call, answers from a script (or with fresh made-up
 //! tokens when the script is empty), and can hold refreshes at a gate so a
 //! test can act while one is in flight, without sleeping.
+//!
+//! It is one of three servers in this workspace that rotate single-use
+//! refresh tokens. This one is for tests of the manager in one process: no
+//! HTTP, answers a test chooses, and gates a test can hold. The emulator
+//! (`auth-emulator`) speaks the real wire formats over HTTP, for the
+//! provider crates, `authctl` and the kill storms; the seeded simulation
+//! (`tests/sim/server.rs`) has a deterministic server of its own that
+//! records what its checker needs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
