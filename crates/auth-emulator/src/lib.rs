@@ -124,37 +124,18 @@
 //! test what reached the server; [`Emulator::advance_time`] moves the
 //! emulator's own clock for expiry tests without sleeping.
 
-mod builder;
-mod client_auth;
-mod clock;
-mod counters;
 pub mod demo;
-mod device;
-mod emulator;
-mod endpoint;
 mod error;
-mod error_body;
-mod fault;
-mod fitbit;
-mod google;
-mod grants;
-mod params;
-mod pkce;
+mod oauth;
 pub mod profile;
-mod rate_limit;
-mod reply;
-mod resource;
-mod router;
-mod scopes;
+mod providers;
 mod server;
-mod standalone;
-mod state;
-mod token;
 
-pub use builder::{ClientConfig, EmulatorBuilder};
-pub use counters::{Counters, RecordedRequest};
-pub use emulator::{Emulator, FitbitEndpoints, GoogleEndpoints, IssuedTokens};
-pub use endpoint::Endpoint;
 pub use error::EmulatorError;
-pub use fault::{Fault, HeldAnswer, Release};
-pub use standalone::{run_standalone, run_standalone_profiles};
+pub use oauth::endpoint::Endpoint;
+pub use oauth::grants::IssuedTokens;
+pub use server::builder::{ClientConfig, EmulatorBuilder};
+pub use server::counters::{Counters, RecordedRequest};
+pub use server::emulator::{Emulator, FitbitEndpoints, GoogleEndpoints};
+pub use server::fault::{Fault, HeldAnswer, Release};
+pub use server::standalone::{run_standalone, run_standalone_profiles};
