@@ -105,6 +105,15 @@ impl fmt::Debug for ClientConfig {
     }
 }
 
+// Defined here, next to the builder, so that the handle's module does not
+// import the builder's: the builder makes handles.
+impl Emulator {
+    /// A builder with the defaults (no clients, port 0).
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+}
+
 /// Configures and starts an [`Emulator`] (see [`Emulator::builder`]).
 #[derive(Clone, Debug)]
 pub struct EmulatorBuilder {

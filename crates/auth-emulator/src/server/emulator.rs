@@ -12,7 +12,6 @@ use url::Url;
 
 use crate::oauth::endpoint::Endpoint;
 use crate::oauth::grants::IssuedTokens;
-use crate::server::builder::EmulatorBuilder;
 use crate::server::counters::{Counters, RecordedRequest};
 use crate::server::fault::{Fault, HeldAnswer, Release};
 use crate::server::state::Shared;
@@ -88,11 +87,6 @@ impl Emulator {
             shutdown,
             task: Some(task),
         }
-    }
-
-    /// A builder with the defaults (no clients, port 0).
-    pub fn builder() -> EmulatorBuilder {
-        EmulatorBuilder::default()
     }
 
     /// The base URL, `http://127.0.0.1:PORT/`.
