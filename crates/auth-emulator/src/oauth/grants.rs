@@ -63,6 +63,15 @@ pub struct IssuedTokens {
     pub scopes: Vec<String>,
 }
 
+/// A grant a test seeds: as if `user_id` had consented to `scopes` for
+/// `client_id`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seed<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) user_id: &'a str,
+    pub(crate) scopes: &'a [&'a str],
+}
+
 /// One consent of one user for one client.
 #[derive(Clone, Debug)]
 pub(crate) struct Grant {

@@ -6,7 +6,7 @@
 //! Everything here runs under the server's lock and must never block or await.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use serde::Serialize;
@@ -17,13 +17,11 @@ use crate::oauth::consent::{Consent, grant_scopes};
 use crate::oauth::context::{Cx, Event};
 use crate::oauth::endpoint::Endpoint;
 use crate::oauth::error_body::{self, FITBIT_DOCS_HINT};
-use crate::oauth::grants::{Authority, Code, GrantId, IssuedTokens, Rotation};
+use crate::oauth::grants::{Authority, Code, GrantId, IssuedTokens, Rotation, Seed};
 use crate::oauth::params::Params;
-use crate::oauth::pkce;
 use crate::oauth::reply::Reply;
 use crate::oauth::request::Request;
-use crate::oauth::scopes;
-use crate::oauth::token;
+use crate::oauth::{pkce, scopes, token};
 use crate::providers::rate_limit::{RateKey, RateLimiter};
 use crate::providers::resource;
 
@@ -115,7 +113,7 @@ impl Fitbit {
         endpoint: Endpoint,
         req: &Request,
         reply: Reply,
-        now: std::time::SystemTime,
+        now: SystemTime,
     ) -> Reply {
         if endpoint == Endpoint::FitbitAuthorize {
             return reply;
@@ -266,21 +264,19 @@ impl Fitbit {
             }
             Consent::Granted { user_id, only } => (user_id, grant_scopes(requested, only)),
         };
+        let record = Code {
+            client_id: client.id.clone(),
+            user_id,
+            scopes: granted,
+            redirect_uri: sent_redirect,
+            challenge,
+            issued_at: cx.now,
+            // Google-only fields: every Fitbit exchange returns a refresh token.
+            offline: false,
+            issue_refresh: false,
+        };
         let code = token::fitbit_code();
-        self.records.codes.insert(
-            code.clone(),
-            Code {
-                client_id: client.id.clone(),
-                user_id,
-                scopes: granted,
-                redirect_uri: sent_redirect,
-                challenge,
-                issued_at: cx.now,
-                // Google-only fields: every Fitbit exchange returns a refresh token.
-                offline: false,
-                issue_refresh: false,
-            },
-        );
+        self.records.codes.insert(code.clone(), record);
         let mut pairs = vec![("code", code)];
         if let Some(s) = state_param {
             pairs.push(("state", s));
@@ -339,7 +335,10 @@ impl Fitbit {
         };
         match params.get("grant_type") {
             Some("authorization_code") => self.exchange_code(&client, &params, lifetime, cx),
-            Some("refresh_token") => self.refresh(&client, &params, lifetime, cx),
+            Some("refresh_token") => match params.get("refresh_token") {
+                Some(presented) => self.refresh(&client, presented, lifetime, cx),
+                None => invalid_request("Missing parameters: refresh_token"),
+            },
             Some(other) => invalid_request(&format!("Unsupported grant_type: {other}")),
             None => invalid_request("Missing parameters: grant_type"),
         }
@@ -420,7 +419,7 @@ impl Fitbit {
         &mut self,
         grant: GrantId,
         lifetime: Duration,
-        now: std::time::SystemTime,
+        now: SystemTime,
     ) -> (String, String, String) {
         let access = token::fitbit_access();
         let refresh = token::fitbit_refresh();
@@ -440,16 +439,14 @@ impl Fitbit {
         (body, access, refresh)
     }
 
+    /// A refresh with the refresh token `presented`.
     fn refresh(
         &mut self,
         client: &Client,
-        params: &Params,
+        presented: &str,
         lifetime: Duration,
         cx: &mut Cx<'_>,
     ) -> Reply {
-        let Some(presented) = params.get("refresh_token") else {
-            return invalid_request("Missing parameters: refresh_token");
-        };
         let invalid = || {
             invalid_grant(&format!(
                 "Refresh token invalid: {presented}. {FITBIT_DOCS_HINT}"
@@ -539,7 +536,7 @@ struct ActiveIntrospection<'a> {
 // ---- introspect, revoke, seeding ----
 
 impl Fitbit {
-    fn introspect(&mut self, req: &Request, now: std::time::SystemTime) -> Reply {
+    fn introspect(&mut self, req: &Request, now: SystemTime) -> Reply {
         let Some(bearer) = req.bearer() else {
             return error_body::fitbit(
                 StatusCode::UNAUTHORIZED,
@@ -612,29 +609,24 @@ impl Fitbit {
     }
 
     /// Issues tokens as if `user_id` had consented to `scopes` for `client_id`.
-    pub(crate) fn seed(
-        &mut self,
-        client_id: &str,
-        user_id: &str,
-        scopes: &[&str],
-        now: std::time::SystemTime,
-    ) -> IssuedTokens {
+    pub(crate) fn seed(&mut self, seed: &Seed<'_>, now: SystemTime) -> IssuedTokens {
         assert!(
-            self.settings.clients.contains_key(client_id),
-            "seed_fitbit_grant: unknown Fitbit client {client_id:?}; register it with EmulatorBuilder::fitbit_client"
+            self.settings.clients.contains_key(seed.client_id),
+            "seed_fitbit_grant: unknown Fitbit client {:?}; register it with EmulatorBuilder::fitbit_client",
+            seed.client_id
         );
-        if let Some(bad) = scopes.iter().find(|s| !scopes::is_fitbit(s)) {
+        if let Some(bad) = seed.scopes.iter().find(|s| !scopes::is_fitbit(s)) {
             panic!("seed_fitbit_grant: {bad:?} is not a legacy Fitbit scope");
         }
-        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let grant = self.new_consent(client_id, user_id, scopes.clone());
+        let scopes: Vec<String> = seed.scopes.iter().map(|s| (*s).to_owned()).collect();
+        let grant = self.new_consent(seed.client_id, seed.user_id, scopes.clone());
         let lifetime = self.settings.access_lifetime;
         let (_, access_token, refresh_token) = self.issue_pair(grant, lifetime, now);
         IssuedTokens {
             access_token,
             refresh_token: Some(refresh_token),
             expires_in: lifetime.as_secs(),
-            user_id: user_id.to_owned(),
+            user_id: seed.user_id.to_owned(),
             scopes,
         }
     }

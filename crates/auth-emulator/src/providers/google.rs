@@ -19,7 +19,7 @@ use crate::oauth::consent::{Consent, grant_scopes};
 use crate::oauth::context::{Cx, Event};
 use crate::oauth::endpoint::Endpoint;
 use crate::oauth::error_body::{self, oauth_bad_request as bad_request};
-use crate::oauth::grants::{Authority, Code, GrantId, IssuedTokens};
+use crate::oauth::grants::{Authority, Code, GrantId, IssuedTokens, Seed};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::oauth::reply::Reply;
@@ -541,30 +541,27 @@ impl Google {
 
     /// Issues an offline grant (with a refresh token) as if `user_id` had
     /// consented to `scopes` for `client_id`.
-    pub(crate) fn seed(
-        &mut self,
-        client_id: &str,
-        user_id: &str,
-        scopes: &[&str],
-        now: SystemTime,
-    ) -> IssuedTokens {
+    pub(crate) fn seed(&mut self, seed: &Seed<'_>, now: SystemTime) -> IssuedTokens {
         assert!(
-            self.settings.clients.contains_key(client_id),
-            "seed_google_grant: unknown Google client {client_id:?}; register it with EmulatorBuilder::google_client"
+            self.settings.clients.contains_key(seed.client_id),
+            "seed_google_grant: unknown Google client {:?}; register it with EmulatorBuilder::google_client",
+            seed.client_id
         );
-        if let Some(bad) = scopes.iter().find(|s| !scopes::is_google(s)) {
+        if let Some(bad) = seed.scopes.iter().find(|s| !scopes::is_google(s)) {
             panic!("seed_google_grant: {bad:?} is not a Google Health or identity scope");
         }
-        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let grant = self.records.new_grant(client_id, user_id, scopes, true);
+        let scopes: Vec<String> = seed.scopes.iter().map(|s| (*s).to_owned()).collect();
+        let grant = self
+            .records
+            .new_grant(seed.client_id, seed.user_id, scopes, true);
         self.offline_consents
-            .insert((client_id.to_owned(), user_id.to_owned()));
+            .insert((seed.client_id.to_owned(), seed.user_id.to_owned()));
         let issued = self.issue(grant, true, now);
         IssuedTokens {
             access_token: issued.access_token,
             refresh_token: issued.refresh_token,
             expires_in: issued.expires_in,
-            user_id: user_id.to_owned(),
+            user_id: seed.user_id.to_owned(),
             scopes: issued.scopes,
         }
     }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::oauth::endpoint::Endpoint;
-use crate::oauth::grants::IssuedTokens;
+use crate::oauth::grants::{IssuedTokens, Seed};
 use crate::server::counters::{Counters, RecordedRequest};
 use crate::server::fault::{Fault, HeldAnswer, Release};
 use crate::server::state::Shared;
@@ -224,7 +224,11 @@ impl Emulator {
         user_id: &str,
         scopes: &[&str],
     ) -> IssuedTokens {
-        self.shared.lock().seed_fitbit(client_id, user_id, scopes)
+        self.shared.lock().seed_fitbit(&Seed {
+            client_id,
+            user_id,
+            scopes,
+        })
     }
 
     /// Issues Google tokens, with a refresh token (an offline grant), as if
@@ -240,7 +244,11 @@ impl Emulator {
         user_id: &str,
         scopes: &[&str],
     ) -> IssuedTokens {
-        self.shared.lock().seed_google(client_id, user_id, scopes)
+        self.shared.lock().seed_google(&Seed {
+            client_id,
+            user_id,
+            scopes,
+        })
     }
 
     /// Sets the legacy Fitbit id that the Google Health identity endpoint

@@ -12,7 +12,7 @@ use crate::oauth::clock::Clock;
 use crate::oauth::consent::Consents;
 use crate::oauth::context::Cx;
 use crate::oauth::endpoint::Endpoint;
-use crate::oauth::grants::IssuedTokens;
+use crate::oauth::grants::{IssuedTokens, Seed};
 use crate::oauth::reply::Reply;
 use crate::oauth::request::Request;
 use crate::providers::fitbit::{self, Fitbit, FitbitSettings};
@@ -99,25 +99,15 @@ impl State {
     }
 
     /// Seeds a Fitbit grant (see `Emulator::seed_fitbit_grant`).
-    pub(crate) fn seed_fitbit(
-        &mut self,
-        client_id: &str,
-        user_id: &str,
-        scopes: &[&str],
-    ) -> IssuedTokens {
+    pub(crate) fn seed_fitbit(&mut self, seed: &Seed<'_>) -> IssuedTokens {
         let now = self.clock.now();
-        self.fitbit.seed(client_id, user_id, scopes, now)
+        self.fitbit.seed(seed, now)
     }
 
     /// Seeds a Google grant (see `Emulator::seed_google_grant`).
-    pub(crate) fn seed_google(
-        &mut self,
-        client_id: &str,
-        user_id: &str,
-        scopes: &[&str],
-    ) -> IssuedTokens {
+    pub(crate) fn seed_google(&mut self, seed: &Seed<'_>) -> IssuedTokens {
         let now = self.clock.now();
-        self.google.seed(client_id, user_id, scopes, now)
+        self.google.seed(seed, now)
     }
 
     /// Forgets one access token, Fitbit or Google.
