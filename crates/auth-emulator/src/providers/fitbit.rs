@@ -520,7 +520,7 @@ fn requested_lifetime(params: &Params, default: Duration) -> Result<Duration, Re
     }
 }
 
-// ---- introspect ----
+// ---- introspect, revoke, seeding ----
 
 #[derive(Serialize)]
 struct ActiveIntrospection<'a> {
@@ -532,8 +532,6 @@ struct ActiveIntrospection<'a> {
     exp: u64,
     iat: u64,
 }
-
-// ---- introspect, revoke, seeding ----
 
 impl Fitbit {
     fn introspect(&mut self, req: &Request, now: SystemTime) -> Reply {

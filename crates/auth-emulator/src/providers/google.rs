@@ -250,7 +250,7 @@ impl Google {
     }
 }
 
-// ---- token ----
+// ---- token, tokeninfo, revoke, device code, discovery, seeding ----
 
 #[derive(Serialize)]
 struct TokenResponse<'a> {
