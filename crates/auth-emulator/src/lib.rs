@@ -117,6 +117,30 @@
 //!   identity endpoint (its required scope is not documented in
 //!   `docs/providers-facts.md`).
 //!
+//! # Layers
+//!
+//! The modules form a stack; each imports only from its own layer and the
+//! ones below (the crate's `tests/layers.rs` checks it), top to bottom:
+//!
+//! 1. **The public face**: this crate root and [`profile`], which only
+//!    re-export.
+//! 2. **The server** (`server`): the emulator's state, which holds the
+//!    providers and what the server itself keeps (clock, consent queue,
+//!    counters, last requests, queued faults); the router and its pipeline;
+//!    faults and held answers; counters; the accept loop; the builder, the
+//!    [`Emulator`] handle and the standalone runner; the server of catalogue
+//!    profiles.
+//! 3. **The providers** (`providers`): the legacy Fitbit server (with its
+//!    rate limits), the Google server (with its device logins and the
+//!    Google Health identities), the resource endpoints, and the catalogue
+//!    profiles. Each owns its state behind a small type whose fields are
+//!    private; for one request the server lends it the clock's time, the
+//!    consent queue and a place to report events for the counters.
+//! 4. **The OAuth primitives** (`oauth`, with `demo` and `error`): request
+//!    parameters, PKCE, client authentication, scopes, codes and grants,
+//!    token strings, replies and error bodies, the clock, endpoint names,
+//!    the consent queue.
+//!
 //! # Faults and observation
 //!
 //! [`Emulator::inject`] queues a [`Fault`] for the next requests to an
@@ -124,37 +148,18 @@
 //! test what reached the server; [`Emulator::advance_time`] moves the
 //! emulator's own clock for expiry tests without sleeping.
 
-mod builder;
-mod client_auth;
-mod clock;
-mod counters;
 pub mod demo;
-mod device;
-mod emulator;
-mod endpoint;
 mod error;
-mod error_body;
-mod fault;
-mod fitbit;
-mod google;
-mod grants;
-mod params;
-mod pkce;
+mod oauth;
 pub mod profile;
-mod rate_limit;
-mod reply;
-mod resource;
-mod router;
-mod scopes;
+mod providers;
 mod server;
-mod standalone;
-mod state;
-mod token;
 
-pub use builder::{ClientConfig, EmulatorBuilder};
-pub use counters::{Counters, RecordedRequest};
-pub use emulator::{Emulator, FitbitEndpoints, GoogleEndpoints, IssuedTokens};
-pub use endpoint::Endpoint;
 pub use error::EmulatorError;
-pub use fault::{Fault, HeldAnswer, Release};
-pub use standalone::{run_standalone, run_standalone_profiles};
+pub use oauth::endpoint::Endpoint;
+pub use oauth::grants::IssuedTokens;
+pub use server::builder::{ClientConfig, EmulatorBuilder};
+pub use server::counters::{Counters, RecordedRequest};
+pub use server::emulator::{Emulator, FitbitEndpoints, GoogleEndpoints};
+pub use server::fault::{Fault, HeldAnswer, Release};
+pub use server::standalone::{run_standalone, run_standalone_profiles};

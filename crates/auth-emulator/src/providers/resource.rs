@@ -3,48 +3,65 @@
 //! (`GET /1/user/-/profile.json`) and Google Health's identity
 //! (`GET /v4/users/me/identity`, which names the user's legacy Fitbit id).
 //!
-//! Everything here runs under the state lock and must never block or await.
+//! Everything here runs under the server's lock and must never block or await.
+
+use std::collections::HashMap;
 
 use http::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::error_body::{self, FITBIT_DOCS_HINT};
-use crate::reply::Reply;
-use crate::state::{Request, State};
+use crate::oauth::context::{Cx, Event};
+use crate::oauth::error_body::{self, FITBIT_DOCS_HINT};
+use crate::oauth::grants::Authority;
+use crate::oauth::reply::Reply;
+use crate::oauth::request::Request;
 
 /// The Fitbit scope the profile endpoint needs.
 const PROFILE_SCOPE: &str = "profile";
 
-/// The bearer token of the `Authorization` header.
-pub(crate) fn bearer(req: &Request) -> Option<&str> {
-    let (scheme, token) = req.authorization()?.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+/// The legacy Fitbit id the identity endpoint gives for a Google user, where
+/// it is not the Google user id itself (`None`: no Fitbit history).
+#[derive(Debug, Default)]
+pub(crate) struct Identities {
+    legacy_user_ids: HashMap<String, Option<String>>,
+}
+
+impl Identities {
+    /// Sets the legacy Fitbit id of `google_user`.
+    pub(crate) fn set_legacy_user_id(&mut self, google_user: &str, legacy: Option<&str>) {
+        self.legacy_user_ids
+            .insert(google_user.to_owned(), legacy.map(str::to_owned));
+    }
+
+    /// The legacy Fitbit id of `google_user`: by default the same id.
+    fn legacy_user_id(&self, google_user: &str) -> Option<String> {
+        match self.legacy_user_ids.get(google_user) {
+            Some(set) => set.clone(),
+            None => Some(google_user.to_owned()),
+        }
+    }
 }
 
 /// `GET /1/user/-/profile.json`: the current user's profile. 401 with
 /// Fitbit's `invalid_token` or `expired_token` error bodies, 403 without the
 /// `profile` scope. (Quota and the retired switch are applied by callers.)
-pub(crate) fn fitbit_profile(state: &mut State, req: &Request) -> Reply {
-    let Some(token) = bearer(req) else {
+pub(crate) fn fitbit_profile(records: &mut Authority, req: &Request, cx: &mut Cx<'_>) -> Reply {
+    let Some(token) = req.bearer() else {
         return error_body::fitbit(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             &format!("Authorization header required. {FITBIT_DOCS_HINT}"),
         );
     };
-    let now = state.clock.now();
-    let Some(access) = state.fitbit.access.get(token) else {
+    let Some(access) = records.access.get(token) else {
         return error_body::fitbit(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             &format!("Access token invalid: {token}. {FITBIT_DOCS_HINT}"),
         );
     };
-    let grant = state.fitbit.grants.get(&access.grant);
+    let grant = records.grants.get(&access.grant);
     if grant.is_none_or(|g| g.revoked) {
         return error_body::fitbit(
             StatusCode::UNAUTHORIZED,
@@ -52,7 +69,7 @@ pub(crate) fn fitbit_profile(state: &mut State, req: &Request) -> Reply {
             &format!("Access token invalid: {token}. {FITBIT_DOCS_HINT}"),
         );
     }
-    if now >= access.expires_at {
+    if cx.now >= access.expires_at {
         return error_body::fitbit(
             StatusCode::UNAUTHORIZED,
             "expired_token",
@@ -60,7 +77,7 @@ pub(crate) fn fitbit_profile(state: &mut State, req: &Request) -> Reply {
         );
     }
     let grant = grant.expect("checked above").clone();
-    if let Some(a) = state.fitbit.access.get_mut(token) {
+    if let Some(a) = records.access.get_mut(token) {
         a.used = true;
     }
     if !grant.scopes.iter().any(|s| s == PROFILE_SCOPE) {
@@ -71,7 +88,7 @@ pub(crate) fn fitbit_profile(state: &mut State, req: &Request) -> Reply {
              Visit https://dev.fitbit.com/docs/oauth2 for more information on the Fitbit Web API authorization process.",
         );
     }
-    state.counters.resource_ok += 1;
+    cx.report(Event::ResourceOk);
     Reply::json(
         StatusCode::OK,
         &json!({
@@ -92,9 +109,16 @@ const GOOGLE_CHALLENGE: &str =
 /// user id, absent for a Google account with no Fitbit history) and
 /// `healthUserId`. A bad token gets Google's 401: the RFC 6750 challenge and
 /// a Google API error body.
-pub(crate) fn google_identity(state: &mut State, req: &Request) -> Reply {
-    let now = state.clock.now();
-    let grant = bearer(req).and_then(|token| state.google.active_access(token, now));
+pub(crate) fn google_identity(
+    records: &Authority,
+    identities: &Identities,
+    req: &Request,
+    cx: &mut Cx<'_>,
+) -> Reply {
+    let now = cx.now;
+    let grant = req
+        .bearer()
+        .and_then(|token| records.active_access(token, now));
     let Some((_, grant)) = grant else {
         return error_body::google_api(
             StatusCode::UNAUTHORIZED,
@@ -104,11 +128,8 @@ pub(crate) fn google_identity(state: &mut State, req: &Request) -> Reply {
         .with_header(http::header::WWW_AUTHENTICATE, GOOGLE_CHALLENGE);
     };
     let user = grant.user_id.clone();
-    let legacy = match state.legacy_user_ids.get(&user) {
-        Some(set) => set.clone(),
-        None => Some(user.clone()),
-    };
-    state.counters.resource_ok += 1;
+    let legacy = identities.legacy_user_id(&user);
+    cx.report(Event::ResourceOk);
     let mut body = json!({ "healthUserId": health_user_id(&user) });
     if let Some(legacy) = legacy {
         body["legacyUserId"] = json!(legacy);

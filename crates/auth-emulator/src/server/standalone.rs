@@ -3,9 +3,10 @@
 //! module that prints.
 
 use crate::demo;
-use crate::emulator::Emulator;
 use crate::error::EmulatorError;
-use crate::profile::{PROFILE_CLIENT_SECRET, ProfileEmulator};
+use crate::providers::catalogue::PROFILE_CLIENT_SECRET;
+use crate::server::emulator::Emulator;
+use crate::server::profiles::ProfileEmulator;
 
 /// Runs catalogue profiles (`all`: every entry) on 127.0.0.1:`port`, prints
 /// each one's endpoints and the client credentials, and serves until Ctrl-C.

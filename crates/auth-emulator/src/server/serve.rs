@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use crate::reply::DropConnection;
+use crate::oauth::reply::DropConnection;
 
 /// The client's address, put in every request's extensions (for
 /// `Fault::HoldAnswer`'s list of held answers).

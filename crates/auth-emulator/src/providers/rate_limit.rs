@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use http::HeaderName;
 
-use crate::clock::epoch_seconds;
-use crate::reply::Reply;
+use crate::oauth::clock::epoch_seconds;
+use crate::oauth::reply::Reply;
 
 /// Whose quota a request spends: the user when the request names a known
 /// token or code, else the client, else nobody in particular.

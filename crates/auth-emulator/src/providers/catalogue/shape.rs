@@ -5,7 +5,7 @@ use auth_catalogue::{AccountFrom, Envelope, ErrorFormat, ExpiresIn, ProviderSpec
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::reply::Reply;
+use crate::oauth::reply::Reply;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 

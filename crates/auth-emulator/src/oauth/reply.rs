@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, PRAGMA, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::Serialize;
+use url::Url;
 
 const JSON: &str = "application/json;charset=UTF-8";
 const HTML: &str = "text/html; charset=utf-8";
@@ -94,6 +95,32 @@ impl Reply {
             reply.headers.push((LOCATION, value));
         }
         reply
+    }
+
+    /// A 302 redirect to `target` with `pairs` added to its query and,
+    /// when given, `fragment` (Fitbit appends `_=_`).
+    pub(crate) fn redirect_with(
+        target: &str,
+        pairs: &[(&str, String)],
+        fragment: Option<&str>,
+    ) -> Self {
+        let location = match Url::parse(target) {
+            Ok(mut url) => {
+                {
+                    let mut query = url.query_pairs_mut();
+                    for (k, v) in pairs {
+                        query.append_pair(k, v);
+                    }
+                }
+                if fragment.is_some() {
+                    url.set_fragment(fragment);
+                }
+                url.into()
+            }
+            // Registered URIs are checked when the emulator starts.
+            Err(_) => target.to_owned(),
+        };
+        Self::redirect(&location)
     }
 
     /// Adds a header.

@@ -1,7 +1,9 @@
 //! What tests observe: counters by endpoint and by event, and the last
 //! request each endpoint received. Observation never changes behaviour.
 
-use crate::endpoint::Endpoint;
+use crate::oauth::context::{Event, Observer};
+use crate::oauth::endpoint::Endpoint;
+use crate::providers::device;
 
 /// A snapshot of the emulator's counters (see
 /// [`Emulator::counters`](crate::Emulator::counters)).
@@ -89,9 +91,7 @@ impl Counters {
                 &mut self.google_token_authorization_code
             }
             (Endpoint::GoogleToken, Some("refresh_token")) => &mut self.google_token_refresh,
-            (Endpoint::GoogleToken, Some(crate::device::GRANT_TYPE)) => {
-                &mut self.google_token_device_code
-            }
+            (Endpoint::GoogleToken, Some(device::GRANT_TYPE)) => &mut self.google_token_device_code,
             (Endpoint::GoogleToken, _) => &mut self.google_token_other,
             (Endpoint::GoogleRevoke, _) => &mut self.google_revoke,
             (Endpoint::GoogleTokeninfo, _) => &mut self.google_tokeninfo,
@@ -100,6 +100,20 @@ impl Counters {
             (Endpoint::GoogleHealthIdentity, _) => &mut self.google_health_identity,
             (Endpoint::GoogleDeviceCode, _) => &mut self.google_device_code,
             (Endpoint::GoogleDevicePage, _) => &mut self.google_device_page,
+        };
+        *counter += 1;
+    }
+}
+
+impl Observer for Counters {
+    fn record(&mut self, event: Event) {
+        let counter = match event {
+            Event::ClientAuthFailure => &mut self.client_auth_failures,
+            Event::PkceFailure => &mut self.pkce_failures,
+            Event::Replay => &mut self.replays,
+            Event::ReuseDetection => &mut self.reuse_detections,
+            Event::RateLimited => &mut self.rate_limited,
+            Event::ResourceOk => &mut self.resource_ok,
         };
         *counter += 1;
     }

@@ -5,7 +5,7 @@
 //! [`Fault::HoldAnswer`] also keeps the answers it holds back here
 //! ([`Holds`]), until a test releases them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,9 +13,9 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::sync::{oneshot, watch};
 
-use crate::endpoint::Endpoint;
-use crate::error_body;
-use crate::reply::Reply;
+use crate::oauth::endpoint::Endpoint;
+use crate::oauth::error_body;
+use crate::oauth::reply::Reply;
 
 /// A fault to inject into the next requests to an endpoint (see
 /// [`Emulator::inject`](crate::Emulator::inject)).
@@ -91,6 +91,32 @@ impl Fault {
             }
             Fault::Delay(_) | Fault::DropAfterProcessing | Fault::HoldAnswer => None,
         }
+    }
+}
+
+/// The faults queued for each endpoint, first in first out.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    queues: HashMap<Endpoint, VecDeque<Fault>>,
+}
+
+impl Faults {
+    /// Queues `fault` for the next `times` requests to `endpoint`.
+    pub(crate) fn push(&mut self, endpoint: Endpoint, fault: Fault, times: u32) {
+        let queue = self.queues.entry(endpoint).or_default();
+        for _ in 0..times {
+            queue.push_back(fault.clone());
+        }
+    }
+
+    /// Takes the next fault queued for `endpoint`.
+    pub(crate) fn next(&mut self, endpoint: Endpoint) -> Option<Fault> {
+        self.queues.get_mut(&endpoint).and_then(VecDeque::pop_front)
+    }
+
+    /// Removes every queued fault.
+    pub(crate) fn clear(&mut self) {
+        self.queues.clear();
     }
 }
 

@@ -10,12 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::builder::EmulatorBuilder;
-use crate::counters::{Counters, RecordedRequest};
-use crate::endpoint::Endpoint;
-use crate::fault::{Fault, HeldAnswer, Release};
-use crate::state::Shared;
-use crate::{fitbit, google};
+use crate::oauth::endpoint::Endpoint;
+use crate::oauth::grants::{IssuedTokens, Seed};
+use crate::server::counters::{Counters, RecordedRequest};
+use crate::server::fault::{Fault, HeldAnswer, Release};
+use crate::server::state::Shared;
 
 /// The legacy Fitbit endpoints of an emulator.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,22 +53,6 @@ pub struct GoogleEndpoints {
     pub device_page: Url,
 }
 
-/// Tokens issued by [`Emulator::seed_fitbit_grant`] or
-/// [`Emulator::seed_google_grant`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IssuedTokens {
-    /// The access token.
-    pub access_token: String,
-    /// The refresh token (always present for seeded grants).
-    pub refresh_token: Option<String>,
-    /// The access token's lifetime in seconds.
-    pub expires_in: u64,
-    /// The Fitbit `user_id` or Google `sub`.
-    pub user_id: String,
-    /// The granted scopes.
-    pub scopes: Vec<String>,
-}
-
 /// A running emulator of the legacy Fitbit and Google authorization servers,
 /// on 127.0.0.1.
 ///
@@ -104,11 +87,6 @@ impl Emulator {
             shutdown,
             task: Some(task),
         }
-    }
-
-    /// A builder with the defaults (no clients, port 0).
-    pub fn builder() -> EmulatorBuilder {
-        EmulatorBuilder::default()
     }
 
     /// The base URL, `http://127.0.0.1:PORT/`.
@@ -154,50 +132,45 @@ impl Emulator {
     /// Turns retired mode on or off: when on, every legacy Fitbit endpoint
     /// answers `410 Gone`.
     pub fn set_retired(&self, on: bool) {
-        self.shared.lock().config.retired = on;
+        self.shared.lock().fitbit().set_retired(on);
     }
 
     /// Turns Fitbit's replay window on, or off (strict mode).
     pub fn set_replay_window(&self, on: bool) {
-        self.shared.lock().config.replay_window = on;
+        self.shared.lock().fitbit().set_replay_window(on);
     }
 
     /// The next consent page (Fitbit or Google) redirects with
     /// `error=access_denied`. Calls add up: two calls deny two consents.
     pub fn deny_next_authorization(&self) {
-        self.shared.lock().consent.deny += 1;
+        self.shared.lock().consents().deny_next();
     }
 
     /// The next consent page consents as this user (Fitbit `user_id`, Google
     /// `sub`). Calls queue up, first in first out.
     pub fn set_next_user(&self, user_id: &str) {
-        self.shared
-            .lock()
-            .consent
-            .users
-            .push_back(user_id.to_owned());
+        self.shared.lock().consents().push_user(user_id.to_owned());
     }
 
     /// The next consent page grants only those requested scopes that are in
     /// `scopes`, like a user who unticks the others.
     pub fn set_next_granted_scopes(&self, scopes: &[&str]) {
-        self.shared.lock().consent.scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
+        self.shared
+            .lock()
+            .consents()
+            .restrict_next_scopes(scopes.iter().map(|s| (*s).to_owned()).collect());
     }
 
     /// The next `times` requests to `endpoint` suffer `fault`, after any
     /// faults already queued for it. In retired mode the legacy Fitbit
     /// endpoints answer `410 Gone` without consuming a fault.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: u32) {
-        let mut state = self.shared.lock();
-        let queue = state.faults.entry(endpoint).or_default();
-        for _ in 0..times {
-            queue.push_back(fault.clone());
-        }
+        self.shared.lock().faults().push(endpoint, fault, times);
     }
 
     /// Removes every queued fault.
     pub fn clear_faults(&self) {
-        self.shared.lock().faults.clear();
+        self.shared.lock().faults().clear();
     }
 
     /// The answers held back by [`Fault::HoldAnswer`] now, oldest first.
@@ -224,17 +197,17 @@ impl Emulator {
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        self.shared.lock().counters.clone()
+        self.shared.lock().counters().clone()
     }
 
     /// Sets every counter back to zero.
     pub fn reset_counters(&self) {
-        self.shared.lock().counters = Counters::default();
+        self.shared.lock().reset_counters();
     }
 
     /// The last request `endpoint` received, if any.
     pub fn last_request(&self, endpoint: Endpoint) -> Option<RecordedRequest> {
-        self.shared.lock().last_requests.get(&endpoint).cloned()
+        self.shared.lock().last_request(endpoint).cloned()
     }
 
     /// Issues legacy Fitbit tokens as if `user_id` had consented to `scopes`
@@ -251,7 +224,11 @@ impl Emulator {
         user_id: &str,
         scopes: &[&str],
     ) -> IssuedTokens {
-        fitbit::seed(&mut self.shared.lock(), client_id, user_id, scopes)
+        self.shared.lock().seed_fitbit(&Seed {
+            client_id,
+            user_id,
+            scopes,
+        })
     }
 
     /// Issues Google tokens, with a refresh token (an offline grant), as if
@@ -267,7 +244,11 @@ impl Emulator {
         user_id: &str,
         scopes: &[&str],
     ) -> IssuedTokens {
-        google::seed(&mut self.shared.lock(), client_id, user_id, scopes)
+        self.shared.lock().seed_google(&Seed {
+            client_id,
+            user_id,
+            scopes,
+        })
     }
 
     /// Sets the legacy Fitbit id that the Google Health identity endpoint
@@ -278,8 +259,8 @@ impl Emulator {
     pub fn set_legacy_user_id(&self, google_user: &str, legacy: Option<&str>) {
         self.shared
             .lock()
-            .legacy_user_ids
-            .insert(google_user.to_owned(), legacy.map(str::to_owned));
+            .google()
+            .set_legacy_user_id(google_user, legacy);
     }
 
     /// Makes one access token (Fitbit or Google) invalid at the server, as
@@ -287,21 +268,19 @@ impl Emulator {
     /// token: resource endpoints then answer 401 `invalid_token`, and a
     /// refresh still works.
     pub fn invalidate_access_token(&self, access_token: &str) {
-        let mut state = self.shared.lock();
-        state.fitbit.access.remove(access_token);
-        state.google.access.remove(access_token);
+        self.shared.lock().invalidate_access_token(access_token);
     }
 
     /// Moves the emulator's clock forward: code and token expiry, the replay
     /// window and the rate-limit hour all follow it.
     pub fn advance_time(&self, d: Duration) {
-        self.shared.lock().clock.advance(d);
+        self.shared.lock().clock().advance(d);
     }
 
     /// The emulator's current time (the wall clock plus every
     /// [`advance_time`](Emulator::advance_time)).
     pub fn now(&self) -> SystemTime {
-        self.shared.lock().clock.now()
+        self.shared.lock().clock().now()
     }
 
     /// Stops accepting connections, lets requests in flight finish (for at

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use auth_catalogue::{Fact, ProviderSpec, RefreshRules};
 
-use crate::pkce::Challenge;
-use crate::token;
+use crate::oauth::pkce::Challenge;
+use crate::oauth::token;
 
 /// A code waiting for its exchange.
 pub(super) struct PendingCode {

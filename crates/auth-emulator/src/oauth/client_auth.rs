@@ -9,7 +9,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 
-use crate::params::Params;
+use crate::oauth::params::Params;
 
 /// A registered client, as the server knows it.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,174 +1,34 @@
-//! Catalogue profiles: the emulator acting as any entry of the provider
-//! catalogue ([`auth_catalogue`]), with that entry's behaviour.
-//!
-//! Each profile is served under its own path, `http://127.0.0.1:PORT/NAME/`,
-//! so one [`ProfileEmulator`] serves several. A profile enforces what its
-//! entry says, so a client proves it honours the entry:
-//!
-//! - client authentication: only the entry's method is accepted;
-//! - PKCE: required (no challenge, no code), supported, or unsupported (a
-//!   challenge is refused);
-//! - scopes joined with the entry's separator; without the entry's offline
-//!   scopes and authorize parameters no refresh token is issued; the
-//!   entry's token and refresh parameters must be sent;
-//! - rotation and the replay window, read safely when unknown (rotating,
-//!   the old token dead at once, no window);
-//! - token response quirks (envelopes, string or absent `expires_in`, a
-//!   nested user token, extra fields, form answers unless JSON is asked for),
-//!   error bodies in the entry's format, and the account id field;
-//! - revocation, introspection (in the entry's style), userinfo, the device
-//!   flow (approved at once) and a resource endpoint under `NAME/api/`,
-//!   where the entry has them.
+//! One catalogue profile's behaviour and state ([`Profile`]): the emulator
+//! acting as an entry of the provider catalogue ([`auth_catalogue`]),
+//! enforcing what the entry says (client authentication, PKCE, scopes,
+//! rotation and replay window, response quirks, error bodies). The public
+//! `profile` module lists the rules; the server that serves profiles is
+//! `server::profiles`.
 //!
 //! Consent is given at once: the authorize endpoint redirects straight back
 //! with a code for a new user.
 
+mod grants;
 mod shape;
-mod state;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
 
-use auth_catalogue::{
-    AccountFrom, Catalogue, ClientAuthMethod, IntrospectStyle, Pkce, ProviderSpec,
-};
-use axum::Router;
-use axum::extract::State as AxumState;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, Method, StatusCode};
+use auth_catalogue::{AccountFrom, ClientAuthMethod, IntrospectStyle, Pkce, ProviderSpec};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::client_auth::parse_basic;
-use crate::error::EmulatorError;
-use crate::params::Params;
-use crate::pkce;
-use crate::reply::Reply;
-use crate::server;
+use crate::oauth::client_auth::parse_basic;
+use crate::oauth::params::Params;
+use crate::oauth::pkce;
+use crate::oauth::reply::Reply;
+use crate::oauth::request::Request;
+use crate::oauth::token;
+use grants::{Grants, PendingCode, RefreshOutcome};
 use shape::{Issued, bad_token_reply, error_reply, token_reply};
-use state::{Grants, PendingCode, RefreshOutcome};
-
-/// The largest request body accepted.
-const MAX_BODY: usize = 64 * 1024;
 
 /// The device code grant type (RFC 8628).
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// Configures a [`ProfileEmulator`].
-#[derive(Debug, Default, Clone)]
-pub struct ProfileEmulatorBuilder {
-    profiles: BTreeMap<String, ProviderSpec>,
-    port: u16,
-}
-
-impl ProfileEmulatorBuilder {
-    /// Serves `spec` as the profile `name`. A template's placeholders are
-    /// filled with emulator values.
-    #[must_use]
-    pub fn profile(mut self, name: impl Into<String>, spec: ProviderSpec) -> Self {
-        self.profiles.insert(name.into(), spec);
-        self
-    }
-
-    /// Serves the built-in catalogue entry `name`.
-    ///
-    /// # Errors
-    ///
-    /// [`EmulatorError::UnknownProfile`] when the catalogue has no such entry.
-    pub fn catalogue_profile(self, name: &str) -> Result<Self, EmulatorError> {
-        let spec = Catalogue::builtin()
-            .get(name)
-            .ok_or_else(|| EmulatorError::UnknownProfile {
-                name: name.to_owned(),
-            })?
-            .clone();
-        Ok(self.profile(name, spec))
-    }
-
-    /// Serves every entry of the built-in catalogue.
-    #[must_use]
-    pub fn whole_catalogue(mut self) -> Self {
-        for (name, spec) in Catalogue::builtin().iter() {
-            self.profiles.insert(name.to_owned(), spec.clone());
-        }
-        self
-    }
-
-    /// Listens on this port (default 0: any free port).
-    #[must_use]
-    pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
-        self
-    }
-
-    /// Binds 127.0.0.1 and starts serving.
-    ///
-    /// # Errors
-    ///
-    /// [`EmulatorError::Bind`] when the port cannot be bound.
-    pub async fn start(self) -> Result<ProfileEmulator, EmulatorError> {
-        let bind = |source| EmulatorError::Bind {
-            port: self.port,
-            source,
-        };
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .map_err(bind)?;
-        let addr = listener.local_addr().map_err(bind)?;
-        let base_url =
-            Url::parse(&format!("http://{addr}/")).map_err(|e| bind(std::io::Error::other(e)))?;
-        let mut profiles = HashMap::new();
-        for (name, spec) in self.profiles {
-            let served = served_spec(&base_url, &name, &spec);
-            profiles.insert(name.clone(), Mutex::new(Profile::new(name, served)));
-        }
-        let shared = Arc::new(ProfileShared { profiles });
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let router = Router::new()
-            .fallback(dispatch)
-            .with_state(Arc::clone(&shared));
-        let task = tokio::spawn(server::serve(listener, router, shutdown_rx));
-        Ok(ProfileEmulator {
-            shared,
-            base_url,
-            shutdown,
-            task: Some(task),
-        })
-    }
-}
-
-/// A running emulator of catalogue profiles, on 127.0.0.1. Dropping it
-/// stops the server.
-pub struct ProfileEmulator {
-    shared: Arc<ProfileShared>,
-    base_url: Url,
-    shutdown: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl fmt::Debug for ProfileEmulator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<&String> = self.shared.profiles.keys().collect();
-        names.sort();
-        f.debug_struct("ProfileEmulator")
-            .field("base_url", &self.base_url.as_str())
-            .field("profiles", &names)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for ProfileEmulator {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
 
 /// Per-profile counts of what clients asked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -186,71 +46,13 @@ pub struct ProfileCounters {
     pub revocations: u64,
 }
 
-impl ProfileEmulator {
-    /// A builder with no profiles.
-    pub fn builder() -> ProfileEmulatorBuilder {
-        ProfileEmulatorBuilder::default()
-    }
-
-    /// The base URL, `http://127.0.0.1:PORT/`.
-    pub fn base_url(&self) -> &Url {
-        &self.base_url
-    }
-
-    /// The profiles served, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.shared.profiles.keys().cloned().collect();
-        names.sort();
-        names
-    }
-
-    /// The entry as this emulator serves it: every endpoint, the issuer and
-    /// the API base URL point here. `None` for a profile not served.
-    pub fn spec(&self, name: &str) -> Option<ProviderSpec> {
-        self.with(name, |p| p.grants.spec.clone())
-    }
-
-    /// The client id registered with every profile.
-    pub fn client_id(&self, name: &str) -> String {
-        client_id(name)
-    }
-
-    /// The client secret registered with every profile.
-    pub fn client_secret(&self, name: &str) -> String {
-        client_secret(name)
-    }
-
-    /// The resource endpoint of a profile: the entry's resource path under
-    /// its API base URL.
-    pub fn resource_url(&self, name: &str) -> Option<Url> {
-        let spec = self.spec(name)?;
-        let base = Url::parse(spec.endpoints.api_base_urls.first()?).ok()?;
-        base.join(spec.endpoints.resource.as_deref().unwrap_or("resource"))
-            .ok()
-    }
-
-    /// What clients of a profile asked so far.
-    pub fn counters(&self, name: &str) -> Option<ProfileCounters> {
-        self.with(name, |p| p.counters)
-    }
-
-    /// Ends the grant a token belongs to, as a user revoking access would.
-    pub fn revoke_grant_of(&self, name: &str, token: &str) {
-        self.with(name, |p| p.grants.revoke(token));
-    }
-
-    fn with<T>(&self, name: &str, f: impl FnOnce(&mut Profile) -> T) -> Option<T> {
-        let profile = self.shared.profiles.get(name)?;
-        let mut guard = profile.lock().unwrap_or_else(PoisonError::into_inner);
-        Some(f(&mut guard))
-    }
-}
-
-fn client_id(name: &str) -> String {
+/// The client id registered with the profile `name`.
+pub(crate) fn client_id(name: &str) -> String {
     format!("{name}-emulated-client")
 }
 
-fn client_secret(_name: &str) -> String {
+/// The client secret registered with every profile.
+pub(crate) fn client_secret(_name: &str) -> String {
     PROFILE_CLIENT_SECRET.to_owned()
 }
 
@@ -289,11 +91,9 @@ fn served_spec(base: &Url, name: &str, spec: &ProviderSpec) -> ProviderSpec {
     spec
 }
 
-struct ProfileShared {
-    profiles: HashMap<String, Mutex<Profile>>,
-}
-
-struct Profile {
+/// One served profile: its entry (as served), grants, device logins and
+/// counters.
+pub(crate) struct Profile {
     name: String,
     grants: Grants,
     counters: ProfileCounters,
@@ -301,74 +101,56 @@ struct Profile {
 }
 
 impl Profile {
-    fn new(name: String, spec: ProviderSpec) -> Self {
+    /// The profile `name` playing `spec`, served under `base`.
+    pub(crate) fn new(name: String, base: &Url, spec: &ProviderSpec) -> Self {
+        let served = served_spec(base, &name, spec);
         Self {
             name,
-            grants: Grants::new(spec),
+            grants: Grants::new(served),
             counters: ProfileCounters::default(),
             devices: HashMap::new(),
         }
     }
-}
 
-/// One request, read whole.
-struct Incoming {
-    method: Method,
-    headers: HeaderMap,
-    query: String,
-    body: String,
-}
-
-impl Incoming {
-    fn header(&self, name: http::header::HeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+    /// The entry as served: every endpoint points at the emulator.
+    pub(crate) fn spec(&self) -> &ProviderSpec {
+        &self.grants.spec
     }
 
-    fn params(&self) -> Result<Params, Reply> {
-        let query = Params::parse(&self.query);
-        let body = Params::parse(&self.body);
-        match (query, body) {
-            (Ok(q), Ok(b)) => Ok(b.merged_with(q)),
-            (Err(name), _) | (_, Err(name)) => Err(Reply::json(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": "invalid_request", "error_description": format!("{name} was sent twice")}),
-            )),
-        }
+    /// What clients asked so far.
+    pub(crate) fn counters(&self) -> ProfileCounters {
+        self.counters
     }
 
-    fn bearer(&self) -> Option<&str> {
-        let value = self.header(http::header::AUTHORIZATION)?;
-        let (scheme, token) = value.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then_some(token.trim())
+    /// Ends the grant a token belongs to.
+    pub(crate) fn revoke_grant_of(&mut self, token: &str) {
+        self.grants.revoke(token);
+    }
+
+    /// Answers one request to `endpoint`, the path under the profile's root.
+    pub(crate) fn handle(&mut self, endpoint: &str, req: &Request) -> Reply {
+        handle(self, endpoint, req)
     }
 }
 
-async fn dispatch(
-    AxumState(shared): AxumState<Arc<ProfileShared>>,
-    req: axum::extract::Request,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let path = parts.uri.path().trim_start_matches('/').to_owned();
-    let (name, rest) = path.split_once('/').unwrap_or((path.as_str(), ""));
-    let Some(profile) = shared.profiles.get(name) else {
-        return (StatusCode::NOT_FOUND, "no such profile").into_response();
-    };
-    let incoming = Incoming {
-        method: parts.method,
-        headers: parts.headers,
-        query: parts.uri.query().unwrap_or_default().to_owned(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    let mut profile = profile.lock().unwrap_or_else(PoisonError::into_inner);
-    handle(&mut profile, rest, &incoming).into_response()
+/// The query and body parameters together.
+fn params(req: &Request) -> Result<Params, Reply> {
+    let query = Params::parse(&req.query);
+    let body = Params::parse(&req.body);
+    match (query, body) {
+        (Ok(q), Ok(b)) => Ok(b.merged_with(q)),
+        (Err(name), _) | (_, Err(name)) => Err(Reply::json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "invalid_request", "error_description": format!("{name} was sent twice")}),
+        )),
+    }
 }
 
-fn handle(p: &mut Profile, endpoint: &str, req: &Incoming) -> Reply {
+fn header(req: &Request, name: http::header::HeaderName) -> Option<&str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn handle(p: &mut Profile, endpoint: &str, req: &Request) -> Reply {
     let has = |url: &Option<String>| url.is_some();
     let e = &p.grants.spec.endpoints;
     match (endpoint, &req.method) {
@@ -392,8 +174,8 @@ fn bad_request(p: &Profile, description: &str) -> Reply {
     )
 }
 
-fn authorize(p: &mut Profile, req: &Incoming) -> Reply {
-    let params = match req.params() {
+fn authorize(p: &mut Profile, req: &Request) -> Reply {
+    let params = match params(req) {
         Ok(params) => params,
         Err(reply) => return reply,
     };
@@ -465,10 +247,8 @@ fn authorize(p: &mut Profile, req: &Incoming) -> Reply {
 }
 
 /// Checks client authentication by the entry's method.
-fn authenticate(p: &mut Profile, req: &Incoming, params: &Params) -> Result<(), Reply> {
-    let basic = req
-        .header(http::header::AUTHORIZATION)
-        .and_then(parse_basic);
+fn authenticate(p: &mut Profile, req: &Request, params: &Params) -> Result<(), Reply> {
+    let basic = header(req, http::header::AUTHORIZATION).and_then(parse_basic);
     let id = client_id(&p.name);
     let secret = client_secret(&p.name);
     let ok = match p.grants.spec.client.auth {
@@ -526,8 +306,8 @@ fn dead_grant(p: &mut Profile) -> Reply {
     )
 }
 
-fn token(p: &mut Profile, req: &Incoming) -> Reply {
-    let params = match req.params() {
+fn token(p: &mut Profile, req: &Request) -> Reply {
+    let params = match params(req) {
         Ok(params) => params,
         Err(reply) => return reply,
     };
@@ -545,8 +325,7 @@ fn token(p: &mut Profile, req: &Incoming) -> Reply {
             return bad_request(p, "expires_in is not one this provider accepts.");
         }
     }
-    let accept = req
-        .header(http::header::ACCEPT)
+    let accept = header(req, http::header::ACCEPT)
         .unwrap_or_default()
         .to_owned();
     match params.get("grant_type") {
@@ -642,8 +421,8 @@ fn respond(p: &Profile, grant: u64, access: &str, refresh: Option<&str>, accept:
     )
 }
 
-fn revoke(p: &mut Profile, req: &Incoming) -> Reply {
-    let params = match req.params() {
+fn revoke(p: &mut Profile, req: &Request) -> Reply {
+    let params = match params(req) {
         Ok(params) => params,
         Err(reply) => return reply,
     };
@@ -658,8 +437,8 @@ fn revoke(p: &mut Profile, req: &Incoming) -> Reply {
     Reply::empty(StatusCode::OK)
 }
 
-fn introspect(p: &mut Profile, req: &Incoming) -> Reply {
-    let params = match req.params() {
+fn introspect(p: &mut Profile, req: &Request) -> Reply {
+    let params = match params(req) {
         Ok(params) => params,
         Err(reply) => return reply,
     };
@@ -705,12 +484,12 @@ fn introspect(p: &mut Profile, req: &Incoming) -> Reply {
     }
 }
 
-fn device(p: &mut Profile, req: &Incoming) -> Reply {
-    let params = match req.params() {
+fn device(p: &mut Profile, req: &Request) -> Reply {
+    let params = match params(req) {
         Ok(params) => params,
         Err(reply) => return reply,
     };
-    if params.get("client_id").is_none() && req.header(http::header::AUTHORIZATION).is_none() {
+    if params.get("client_id").is_none() && header(req, http::header::AUTHORIZATION).is_none() {
         return bad_request(p, "client_id is required.");
     }
     let separator = p.grants.spec.scopes.separator.clone();
@@ -721,7 +500,7 @@ fn device(p: &mut Profile, req: &Incoming) -> Reply {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let device_code = crate::token::opaque_device_code();
+    let device_code = token::opaque_device_code();
     p.devices.insert(device_code.clone(), scopes);
     let page = p.grants.spec.endpoints.authorize.clone();
     Reply::json(
@@ -736,7 +515,7 @@ fn device(p: &mut Profile, req: &Incoming) -> Reply {
     )
 }
 
-fn userinfo(p: &mut Profile, req: &Incoming) -> Reply {
+fn userinfo(p: &mut Profile, req: &Request) -> Reply {
     let Some(token) = req.bearer() else {
         return bad_token_reply(&p.grants.spec);
     };
@@ -753,7 +532,7 @@ fn userinfo(p: &mut Profile, req: &Incoming) -> Reply {
     Reply::json(StatusCode::OK, &Value::Object(body))
 }
 
-fn resource(p: &mut Profile, req: &Incoming) -> Reply {
+fn resource(p: &mut Profile, req: &Request) -> Reply {
     let Some(token) = req.bearer() else {
         return bad_token_reply(&p.grants.spec);
     };

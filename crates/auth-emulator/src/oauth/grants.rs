@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use crate::pkce::Challenge;
+use crate::oauth::pkce::Challenge;
 
 /// Identifies a grant within one server.
 pub(crate) type GrantId = u64;
@@ -45,6 +45,31 @@ pub(crate) struct Rotation {
     pub(crate) at: SystemTime,
     pub(crate) new_access: String,
     pub(crate) new_refresh: String,
+}
+
+/// Tokens issued by [`Emulator::seed_fitbit_grant`](crate::Emulator::seed_fitbit_grant) or
+/// [`Emulator::seed_google_grant`](crate::Emulator::seed_google_grant).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedTokens {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token (always present for seeded grants).
+    pub refresh_token: Option<String>,
+    /// The access token's lifetime in seconds.
+    pub expires_in: u64,
+    /// The Fitbit `user_id` or Google `sub`.
+    pub user_id: String,
+    /// The granted scopes.
+    pub scopes: Vec<String>,
+}
+
+/// A grant a test seeds: as if `user_id` had consented to `scopes` for
+/// `client_id`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seed<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) user_id: &'a str,
+    pub(crate) scopes: &'a [&'a str],
 }
 
 /// One consent of one user for one client.

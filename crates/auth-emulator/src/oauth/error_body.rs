@@ -7,7 +7,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::reply::Reply;
+use crate::oauth::reply::Reply;
 
 /// The text Fitbit appends to its OAuth error messages.
 pub(crate) const FITBIT_DOCS_HINT: &str = "Visit https://dev.fitbit.com/docs/oauth2 for more information on the Fitbit Web API authorization process.";
@@ -43,6 +43,11 @@ pub(crate) fn oauth(status: StatusCode, error: &str, description: &str) -> Reply
         status,
         &json!({ "error": error, "error_description": description }),
     )
+}
+
+/// An RFC 6749 error body with status 400.
+pub(crate) fn oauth_bad_request(error: &str, description: &str) -> Reply {
+    oauth(StatusCode::BAD_REQUEST, error, description)
 }
 
 /// The RFC 6749 `error` code and description normally sent with `status`.

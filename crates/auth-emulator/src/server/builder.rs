@@ -10,12 +10,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use url::Url;
 
-use crate::client_auth::Client;
 use crate::demo;
-use crate::emulator::Emulator;
 use crate::error::EmulatorError;
-use crate::state::{Config, Shared};
-use crate::{router, server};
+use crate::oauth::client_auth::Client;
+use crate::providers::fitbit::FitbitSettings;
+use crate::providers::google::GoogleSettings;
+use crate::server::emulator::Emulator;
+use crate::server::state::{Shared, State};
+use crate::server::{router, serve};
 
 /// A client (an app) registered with one of the emulated servers.
 ///
@@ -100,6 +102,15 @@ impl fmt::Debug for ClientConfig {
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
             .field("redirect_uris", &self.redirect_uris)
             .finish()
+    }
+}
+
+// Defined here, next to the builder, so that the handle's module does not
+// import the builder's: the builder makes handles.
+impl Emulator {
+    /// A builder with the defaults (no clients, port 0).
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
     }
 }
 
@@ -272,24 +283,26 @@ impl EmulatorBuilder {
             port: self.port,
             source: std::io::Error::other(e),
         })?;
-        let config = Config {
-            fitbit_clients,
-            google_clients,
-            fitbit_access_lifetime: self.fitbit_access_lifetime,
-            google_access_lifetime: self.google_access_lifetime,
-            google_refresh_lifetime: self.google_refresh_lifetime,
+        let fitbit = FitbitSettings {
+            clients: fitbit_clients,
+            access_lifetime: self.fitbit_access_lifetime,
             replay_window: self.replay_window,
             replay_window_duration: self.replay_window_duration,
             retired: self.retired,
             rate_limit_per_hour: self.rate_limit_per_hour,
-            default_user: self.default_user,
+        };
+        let google = GoogleSettings {
+            clients: google_clients,
+            access_lifetime: self.google_access_lifetime,
+            refresh_lifetime: self.google_refresh_lifetime,
             issuer: base_url.as_str().trim_end_matches('/').to_owned(),
-            google_device_interval: self.google_device_interval,
+            device_interval: self.google_device_interval,
             base_url: base_url.clone(),
         };
-        let shared = Arc::new(Shared::new(config));
+        let state = State::new(fitbit, google, self.default_user);
+        let shared = Arc::new(Shared::new(state));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(server::serve(
+        let task = tokio::spawn(serve::serve(
             listener,
             router::router(Arc::clone(&shared)),
             shutdown_rx,
