@@ -9,11 +9,11 @@
 //!   are, so that a mix of two tokens shows;
 //! - [`child`]: a test binary re-running itself as a child process that
 //!   plays a role (another process, or another host) and talks in lines;
-//! - [`logs`] (feature `logs`): what code logs through `tracing`, captured
+//! - `logs` (feature `logs`): what code logs through `tracing`, captured
 //!   for the tests of its warnings;
-//! - [`postgres`] (feature `postgres`, Unix): a throwaway PostgreSQL
+//! - `postgres` (feature `postgres`, Unix): a throwaway PostgreSQL
 //!   cluster, or the developer's own server;
-//! - [`oidc_provider`] (feature `oidc`): `oidc-provider`, an OpenID
+//! - `oidc_provider` (feature `oidc`): `oidc-provider`, an OpenID
 //!   Certified authorization server, run with Node.js.
 //!
 //! A helper that needs a program the machine may lack (PostgreSQL's
