@@ -15,10 +15,6 @@
 //! `STORM_KILLS` (default 200 per store) makes a longer run:
 //! `STORM_KILLS=2000 cargo test --release -p reliability --test kill_storm -- --nocapture`.
 
-#[path = "../crates/store-postgres/tests/support/cluster.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod cluster;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -297,7 +293,7 @@ async fn kill_storm_eight_processes_on_one_file_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_storm_two_hosts_of_four_on_postgres() {
-    let cluster = cluster::shared();
+    let cluster = test_support::postgres::shared();
     let report = storm(
         Backing::Postgres {
             url: cluster.url().to_owned(),

@@ -145,13 +145,6 @@ async fn run_with(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     stdout
 }
 
-/// The throwaway PostgreSQL cluster of store-postgres's tests, for
-/// `multi_host` (or `TOKEN_KEEPER_PG_URL` when set).
-#[cfg(unix)]
-#[allow(dead_code, reason = "the example needs only the URL")]
-#[path = "../../crates/store-postgres/tests/support/cluster.rs"]
-mod cluster;
-
 #[test]
 fn the_secret_detector_catches_tokens_and_spares_scopes() {
     for token in [
@@ -199,13 +192,13 @@ async fn migration() {
 #[cfg(unix)]
 #[tokio::test]
 async fn multi_host() {
-    let url = cluster::shared().url();
+    let url = test_support::postgres::shared().url();
     let out = run_with("multi_host", &[], &[("TOKEN_KEEPER_PG_URL", url)]).await;
     assert!(
         out.contains("exactly one refresh per user (5 for 5 users"),
         "{out}"
     );
-    assert!(!out.contains(cluster::PASSWORD), "{out}");
+    assert!(!out.contains(test_support::postgres::PASSWORD), "{out}");
 }
 
 #[tokio::test]

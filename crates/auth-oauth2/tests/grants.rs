@@ -6,8 +6,6 @@
 //! The only waiting on real time is the polling interval the server asks
 //! for (1 s here, and 5 s more after `slow_down`), as RFC 8628 requires.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,7 +13,7 @@ use auth_core::secrecy::ExposeSecret;
 use auth_core::{Error, TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_oauth2::{ClientAuth, ClientCredentials, DeviceAuthorization, HttpConfig, OAuth2Provider};
 use store_memory::MemoryTokenStore;
-use support::oidc_provider::{
+use test_support::oidc_provider::{
     API_RESOURCE, DEVICE_CLIENT_ID, DeviceDecision, OidcProvider, SERVICE_CLIENT_ID,
     SERVICE_CLIENT_SECRET, device_browser,
 };

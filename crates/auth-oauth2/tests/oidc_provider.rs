@@ -3,15 +3,13 @@
 //! oidc-provider revokes the whole grant when a rotated refresh token is
 //! reused, so any double refresh in these flows fails loudly.
 
-mod support;
-
 use std::sync::Arc;
 
 use auth_core::secrecy::ExposeSecret;
 use auth_core::{AuthorizeRequest, Callback, Error, TokenKey, TokenManager, TokenProvider};
 use auth_oauth2::{ClientAuth, HttpConfig, OAuth2Provider};
 use store_memory::MemoryTokenStore;
-use support::oidc_provider::{OidcProvider, browser_login};
+use test_support::oidc_provider::{OidcProvider, browser_login};
 
 async fn provider(
     server: &OidcProvider,
@@ -150,7 +148,7 @@ async fn client_secret_post_works() {
     let p = provider(
         &server,
         &server.post_client_id,
-        Some(support::oidc_provider::POST_CLIENT_SECRET),
+        Some(test_support::oidc_provider::POST_CLIENT_SECRET),
         ClientAuth::ClientSecretPost,
     )
     .await;

@@ -1,19 +1,15 @@
 //! `authctl token` with the client credentials grant (against
-//! oidc-provider, the auth-oauth2 tests' certified peer) and
+//! oidc-provider, the certified peer of test-support) and
 //! `authctl login --device` (against the emulator's Google device flow).
 
 mod support;
-
-#[path = "../../auth-oauth2/tests/support/oidc_provider.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod oidc_provider;
 
 use std::time::Duration;
 
 use auth_core::secrecy::ExposeSecret as _;
 use auth_emulator::Emulator;
-use oidc_provider::{OidcProvider, SERVICE_CLIENT_ID, SERVICE_CLIENT_SECRET};
 use support::*;
+use test_support::oidc_provider::{OidcProvider, SERVICE_CLIENT_ID, SERVICE_CLIENT_SECRET};
 
 const SERVICE_SECRET_ENV: &str = "TEST_AUTHCTL_SERVICE_SECRET";
 

@@ -14,7 +14,8 @@ use auth_core::{
 };
 use store_encrypted::EncryptedStore;
 use store_memory::MemoryTokenStore;
-use support::{WAIT, key, token};
+use support::{WAIT, token};
+use test_support::tokens::key;
 
 type Calls = Arc<Mutex<Vec<String>>>;
 

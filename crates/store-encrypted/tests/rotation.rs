@@ -12,7 +12,8 @@ use auth_core::secrecy::ExposeSecret as _;
 use auth_core::{StoreErrorKind, TokenStore};
 use store_encrypted::EncryptedStore;
 use store_memory::MemoryTokenStore;
-use support::{key, token};
+use support::token;
+use test_support::tokens::key;
 
 const WAIT: Duration = Duration::from_secs(5);
 

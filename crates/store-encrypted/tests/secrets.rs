@@ -13,7 +13,8 @@ use auth_core::{TokenSet, TokenStore};
 use base64::Engine as _;
 use store_encrypted::{EncryptedStore, KeyRing};
 use store_memory::MemoryTokenStore;
-use support::{key, token};
+use support::token;
+use test_support::tokens::key;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use store_encrypted::EncryptedStore;
 use store_memory::MemoryTokenStore;
-use support::{key, token};
+use support::token;
+use test_support::tokens::key;
 
 /// The stored token as JSON, to compare records exactly.
 fn json(token: &TokenSet) -> String {

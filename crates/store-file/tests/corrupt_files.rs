@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use auth_core::{Error, Expect, Record, Sequence, StoreErrorKind, TokenKey, TokenStore, Version};
 use store_file::FileTokenStore;
+use test_support::tokens;
 
 /// Makes a damaged file from the good file's bytes.
 type Damage = fn(&[u8]) -> Vec<u8>;
@@ -81,10 +82,10 @@ async fn damaged_store(
     Version,
 ) {
     let (dir, store) = support::temp_store();
-    let victim = support::key("fitbit", "victim");
-    let neighbour = support::key("fitbit", "neighbour");
-    let version = support::create(&store, &victim, &support::token(1)).await;
-    support::create(&store, &neighbour, &support::token(2)).await;
+    let victim = tokens::key("fitbit", "victim");
+    let neighbour = tokens::key("fitbit", "neighbour");
+    let version = support::create(&store, &victim, &tokens::token(1)).await;
+    support::create(&store, &neighbour, &tokens::token(2)).await;
     let path = store.token_path(&victim);
     let good = std::fs::read(&path).expect("read the good file");
     std::fs::write(&path, damage(&good)).expect("damage the file");
@@ -117,7 +118,7 @@ async fn each_kind_of_damage_is_reported_and_left_untouched() {
         ] {
             for record in [Record::Clear, Record::Keep] {
                 let err = lease
-                    .save(&support::token(3), expected, record)
+                    .save(&tokens::token(3), expected, record)
                     .await
                     .expect_err(damage);
                 assert_corrupt(&err, &path, damage);
@@ -152,14 +153,14 @@ async fn each_kind_of_damage_is_reported_and_left_untouched() {
             .expect("load neighbour")
             .expect("neighbour is there");
         assert_eq!(
-            support::generation_of(support::token_of(&loaded)),
+            tokens::generation_of(support::token_of(&loaded)),
             2,
             "{damage}"
         );
         support::save(
             &store,
             &neighbour,
-            &support::token(4),
+            &tokens::token(4),
             Expect::Version(loaded.version),
         )
         .await
@@ -179,9 +180,9 @@ async fn each_kind_of_damage_is_reported_and_left_untouched() {
 #[tokio::test]
 async fn a_file_moved_from_another_key_is_reported() {
     let (_dir, store) = support::temp_store();
-    let alice = support::key("fitbit", "alice");
-    let bob = support::key("fitbit", "bob");
-    support::create(&store, &alice, &support::token(1)).await;
+    let alice = tokens::key("fitbit", "alice");
+    let bob = tokens::key("fitbit", "bob");
+    support::create(&store, &alice, &tokens::token(1)).await;
     std::fs::copy(store.token_path(&alice), store.token_path(&bob)).expect("copy by hand");
 
     let err = store
@@ -193,7 +194,7 @@ async fn a_file_moved_from_another_key_is_reported() {
         err.to_string().contains("holds the token of fitbit/alice"),
         "{err}"
     );
-    let err = support::save(&store, &bob, &support::token(2), Expect::Absent)
+    let err = support::save(&store, &bob, &tokens::token(2), Expect::Absent)
         .await
         .expect_err("overwrote the copied file");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
@@ -228,7 +229,7 @@ async fn a_damaged_file_moved_aside_frees_the_key_and_versions_still_grow() {
         let lease = store.lock(&victim, support::WAIT).await.expect(damage);
         let sequence = lease.next_sequence().await.expect(damage);
         let new_version = lease
-            .save(&support::token(5), Expect::Login(sequence), Record::Clear)
+            .save(&tokens::token(5), Expect::Login(sequence), Record::Clear)
             .await
             .expect(damage);
         assert!(

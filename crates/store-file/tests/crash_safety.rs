@@ -12,7 +12,8 @@ use std::time::Duration;
 use auth_core::{Expect, Record, TokenStore, Version};
 use rand::Rng;
 use store_file::FileTokenStore;
-use support::child::{self, ChildProcess, Role};
+use test_support::child::{self, ChildProcess, Role};
+use test_support::tokens;
 
 const KILLS: usize = 200;
 /// The kill comes a random delay, from zero to this, after the child's first
@@ -33,7 +34,7 @@ fn play(role: Role) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let store = FileTokenStore::open(&role.root).expect("open the store");
+        let store = FileTokenStore::open(&role.place).expect("open the store");
         match role.name.as_str() {
             "saver" => save_forever(&store).await,
             "refresher" => refresh_forever(&store).await,
@@ -45,7 +46,7 @@ fn play(role: Role) {
 /// Saves generation after generation under one lease until killed, and
 /// reports the first one it saved.
 async fn save_forever(store: &FileTokenStore) {
-    let key = support::key("crash", "Alice");
+    let key = tokens::key("crash", "Alice");
     let lease = store
         .lock(&key, support::WAIT)
         .await
@@ -53,7 +54,7 @@ async fn save_forever(store: &FileTokenStore) {
     let current = lease.load().await.expect("load in the child");
     let (mut generation, mut expected) = match current {
         Some(row) => (
-            support::generation_of(support::token_of(&row)),
+            tokens::generation_of(support::token_of(&row)),
             Expect::Version(row.version),
         ),
         None => (0, Expect::Absent),
@@ -62,7 +63,7 @@ async fn save_forever(store: &FileTokenStore) {
     loop {
         generation += 1;
         let saved = lease
-            .save(&support::token(generation), expected, Record::Clear)
+            .save(&tokens::token(generation), expected, Record::Clear)
             .await;
         expected = Expect::Version(saved.expect("save in the child"));
         if !reported {
@@ -75,7 +76,7 @@ async fn save_forever(store: &FileTokenStore) {
 /// Refreshes until killed, the way the manager does: lease, load, mark,
 /// save clearing the record, release.
 async fn refresh_forever(store: &FileTokenStore) {
-    let key = support::key("crash", "Bob");
+    let key = tokens::key("crash", "Bob");
     let mut reported = false;
     loop {
         let lease = store
@@ -83,11 +84,11 @@ async fn refresh_forever(store: &FileTokenStore) {
             .await
             .expect("lock in the child");
         let row = lease.load().await.expect("load").expect("a stored token");
-        let generation = support::generation_of(support::token_of(&row));
+        let generation = tokens::generation_of(support::token_of(&row));
         let marked = lease.mark_in_flight(row.version).await.expect("mark");
         lease
             .save_and_release(
-                &support::token(generation + 1),
+                &tokens::token(generation + 1),
                 Expect::Version(marked),
                 Record::Clear,
             )
@@ -103,7 +104,7 @@ async fn refresh_forever(store: &FileTokenStore) {
 #[tokio::test]
 async fn a_killed_writer_leaves_the_old_token_or_the_new_one() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("crash", "Alice");
+    let key = tokens::key("crash", "Alice");
     let path = store.token_path(&key);
     let mut rng = rand::rng();
     let mut last_generation = 0;
@@ -127,7 +128,7 @@ async fn a_killed_writer_leaves_the_old_token_or_the_new_one() {
             .expect("the token file is readable after a kill")
             .expect("a saved token disappeared");
         // Every field agrees on one generation: no mix of two tokens.
-        let generation = support::generation_of(support::token_of(&stored));
+        let generation = tokens::generation_of(support::token_of(&stored));
         assert!(
             generation >= confirmed,
             "generation {confirmed} was saved, but the file holds {generation}"
@@ -163,8 +164,8 @@ async fn a_killed_writer_leaves_the_old_token_or_the_new_one() {
 #[tokio::test]
 async fn a_killed_refresher_never_leaves_a_record_the_orphan_scan_misses() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("crash", "Bob");
-    support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("crash", "Bob");
+    support::create(&store, &key, &tokens::token(1)).await;
     let marker = support::marker_path(&store, &key);
     let mut rng = rand::rng();
     let (mut with_record, mut without) = (0, 0);
@@ -183,7 +184,7 @@ async fn a_killed_refresher_never_leaves_a_record_the_orphan_scan_misses() {
             .await
             .expect("the account file is readable after a kill")
             .expect("the token disappeared");
-        let generation = support::generation_of(support::token_of(&stored));
+        let generation = tokens::generation_of(support::token_of(&stored));
         assert!(generation > last_generation, "no refresh was kept");
         last_generation = generation;
         // The dead child's lease is free, so a record is an orphan, and the
@@ -198,7 +199,7 @@ async fn a_killed_refresher_never_leaves_a_record_the_orphan_scan_misses() {
             let lease = store.lock(&key, support::WAIT).await.expect("lock");
             lease
                 .save_and_release(
-                    &support::token(generation),
+                    &tokens::token(generation),
                     Expect::Version(stored.version),
                     Record::Clear,
                 )

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use auth_core::{Expect, Record, StoreErrorKind, TokenStore, Version};
 use store_file::FileTokenStore;
-use support::child::{self, ChildProcess, Role};
+use test_support::child::{self, ChildProcess, Role};
+use test_support::tokens;
 
 /// Not a test: the entry point of the child processes the tests here spawn
 /// (see `support::child`). In a normal run it returns at once.
@@ -26,8 +27,8 @@ fn play(role: Role) {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let store = FileTokenStore::open(&role.root).expect("open the store");
-        let key = support::key("cross", "Alice");
+        let store = FileTokenStore::open(&role.place).expect("open the store");
+        let key = tokens::key("cross", "Alice");
         match role.name.as_str() {
             // Holds the lease until told to release it (or killed).
             "holder" => {
@@ -72,7 +73,7 @@ fn play(role: Role) {
                 match support::save(
                     &store,
                     &key,
-                    &support::token(index),
+                    &tokens::token(index),
                     Expect::Version(expected),
                 )
                 .await
@@ -92,7 +93,7 @@ fn play(role: Role) {
 #[tokio::test]
 async fn a_lease_held_by_another_process_excludes_this_one_until_released() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("cross", "Alice");
+    let key = tokens::key("cross", "Alice");
     let mut holder = ChildProcess::spawn("holder", store.root(), "");
     holder.expect_line("locked");
 
@@ -114,7 +115,7 @@ async fn a_lease_held_by_another_process_excludes_this_one_until_released() {
         .expect("the released lease can be taken");
     holder.finish();
     let v1 = lease
-        .save(&support::token(1), Expect::Absent, Record::Clear)
+        .save(&tokens::token(1), Expect::Absent, Record::Clear)
         .await
         .expect("save under the lease");
     assert_eq!(
@@ -127,7 +128,7 @@ async fn a_lease_held_by_another_process_excludes_this_one_until_released() {
 #[tokio::test]
 async fn a_lease_held_here_excludes_another_process_until_dropped() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("cross", "Alice");
+    let key = tokens::key("cross", "Alice");
     let lease = store
         .lock(&key, Duration::from_secs(5))
         .await
@@ -146,7 +147,7 @@ async fn a_lease_held_here_excludes_another_process_until_dropped() {
 #[tokio::test]
 async fn a_killed_holder_releases_its_lease() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("cross", "Alice");
+    let key = tokens::key("cross", "Alice");
     let mut holder = ChildProcess::spawn("holder", store.root(), "");
     holder.expect_line("locked");
     let err = store
@@ -169,8 +170,8 @@ async fn a_killed_holder_releases_its_lease() {
 async fn of_processes_racing_to_save_one_version_exactly_one_wins() {
     const RACERS: u64 = 6;
     let (_dir, store) = support::temp_store();
-    let key = support::key("cross", "Alice");
-    let base = support::create(&store, &key, &support::token(0)).await;
+    let key = tokens::key("cross", "Alice");
+    let base = support::create(&store, &key, &tokens::token(0)).await;
 
     let mut racers: Vec<ChildProcess> = (1..=RACERS)
         .map(|i| ChildProcess::spawn("racer", store.root(), &format!("{i}:{}", base.0)))
@@ -203,7 +204,7 @@ async fn of_processes_racing_to_save_one_version_exactly_one_wins() {
         .expect("load")
         .expect("the token is there");
     assert_eq!(
-        support::generation_of(support::token_of(&stored)),
+        tokens::generation_of(support::token_of(&stored)),
         winners[0],
         "the stored token is not the winner's"
     );
@@ -213,8 +214,8 @@ async fn of_processes_racing_to_save_one_version_exactly_one_wins() {
 #[tokio::test]
 async fn a_killed_holders_record_is_orphaned_at_once() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("cross", "Alice");
-    support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("cross", "Alice");
+    support::create(&store, &key, &tokens::token(1)).await;
     let mut marker = ChildProcess::spawn("marker", store.root(), "");
     marker.expect_line("marked");
     let row = store.load(&key).await.expect("load").expect("there");
@@ -238,7 +239,7 @@ async fn a_killed_holders_record_is_orphaned_at_once() {
     assert!(row.in_flight.is_some(), "the record died with its holder");
     lease
         .save_and_release(
-            &support::token(2),
+            &tokens::token(2),
             Expect::Version(row.version),
             Record::Clear,
         )

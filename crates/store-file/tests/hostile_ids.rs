@@ -7,6 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use auth_core::{MAX_ID_LEN, TokenKey, TokenStore};
+use test_support::tokens;
 
 fn hostile_ids() -> Vec<String> {
     let mut ids: Vec<String> = [
@@ -90,7 +91,7 @@ async fn hostile_ids_stay_inside_the_root_apart_and_listable() {
     let mut keys = Vec::new();
     for provider in providers() {
         for account in hostile_ids() {
-            keys.push(support::key(&provider, &account));
+            keys.push(tokens::key(&provider, &account));
         }
     }
     assert_eq!(
@@ -100,7 +101,7 @@ async fn hostile_ids_stay_inside_the_root_apart_and_listable() {
     );
 
     for (generation, key) in (0u64..).zip(&keys) {
-        support::create(&store, key, &support::token(generation)).await;
+        support::create(&store, key, &tokens::token(generation)).await;
     }
     // Each key reads back its own token: no two share a file.
     for (generation, key) in (0u64..).zip(&keys) {
@@ -110,7 +111,7 @@ async fn hostile_ids_stay_inside_the_root_apart_and_listable() {
             .expect("load")
             .unwrap_or_else(|| panic!("{key} is missing"));
         assert_eq!(
-            support::generation_of(support::token_of(&loaded)),
+            tokens::generation_of(support::token_of(&loaded)),
             generation,
             "{key} holds another key's token"
         );
@@ -193,11 +194,11 @@ async fn hostile_ids_stay_inside_the_root_apart_and_listable() {
 #[tokio::test]
 async fn names_of_plain_ids_stay_readable() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "26FWFL");
+    let key = tokens::key("fitbit", "26FWFL");
     let path = store.token_path(&key);
     let relative = path.strip_prefix(store.root()).expect("inside the root");
     assert_eq!(relative, std::path::Path::new("fitbit/26%46%57%46%4C.json"));
-    let dots = store.token_path(&support::key("google-health", ".."));
+    let dots = store.token_path(&tokens::key("google-health", ".."));
     assert_eq!(
         dots.strip_prefix(store.root()).expect("inside"),
         std::path::Path::new("google-health/%2E%2E.json")

@@ -9,11 +9,12 @@ use std::time::Duration;
 use auth_core::{Expect, Record, TokenStore};
 use store_file::FileTokenStore;
 use support::WAIT;
+use test_support::tokens;
 
 /// A store with `key` saved and a refresh of it marked in flight (the lease
 /// released, so the record is an orphan).
 async fn marked(store: &FileTokenStore, key: &auth_core::TokenKey) -> auth_core::Version {
-    let v1 = support::create(store, key, &support::token(1)).await;
+    let v1 = support::create(store, key, &tokens::token(1)).await;
     let lease = store.lock(key, WAIT).await.expect("lock");
     let v2 = lease.mark_in_flight(v1).await.expect("mark");
     drop(lease);
@@ -23,19 +24,19 @@ async fn marked(store: &FileTokenStore, key: &auth_core::TokenKey) -> auth_core:
 #[tokio::test]
 async fn a_mark_writes_a_marker_that_keep_keeps_and_clear_login_and_delete_remove() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
+    let key = tokens::key("fitbit", "alice");
     let marker = support::marker_path(&store, &key);
 
     let v = marked(&store, &key).await;
     assert!(marker.exists(), "a mark wrote no marker");
     let lease = store.lock(&key, WAIT).await.expect("lock");
     let v = lease
-        .save(&support::token(1), Expect::Version(v), Record::Keep)
+        .save(&tokens::token(1), Expect::Version(v), Record::Keep)
         .await
         .expect("keep");
     assert!(marker.exists(), "Record::Keep removed the marker");
     let v = lease
-        .save(&support::token(2), Expect::Version(v), Record::Clear)
+        .save(&tokens::token(2), Expect::Version(v), Record::Clear)
         .await
         .expect("clear");
     assert!(!marker.exists(), "Record::Clear left the marker");
@@ -45,7 +46,7 @@ async fn a_mark_writes_a_marker_that_keep_keeps_and_clear_login_and_delete_remov
     let sequence = lease.next_sequence().await.expect("sequence");
     assert!(marker.exists(), "a sequence number removed the marker");
     let v = lease
-        .save(&support::token(3), Expect::Login(sequence), Record::Keep)
+        .save(&tokens::token(3), Expect::Login(sequence), Record::Keep)
         .await
         .expect("login");
     assert!(!marker.exists(), "a login left the marker");
@@ -59,8 +60,8 @@ async fn a_mark_writes_a_marker_that_keep_keeps_and_clear_login_and_delete_remov
 #[tokio::test]
 async fn a_stale_marker_is_removed_by_the_scan_but_never_under_a_held_lease() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
-    support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("fitbit", "alice");
+    support::create(&store, &key, &tokens::token(1)).await;
     let marker = support::marker_path(&store, &key);
     // What a crash between a clear and the marker's removal leaves.
     std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
@@ -83,7 +84,7 @@ async fn a_stale_marker_is_removed_by_the_scan_but_never_under_a_held_lease() {
 #[tokio::test]
 async fn a_marker_of_a_vanished_key_is_removed() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
+    let key = tokens::key("fitbit", "alice");
     marked(&store, &key).await;
     let marker = support::marker_path(&store, &key);
     std::fs::remove_dir_all(store.token_path(&key).parent().unwrap()).unwrap();
@@ -94,7 +95,7 @@ async fn a_marker_of_a_vanished_key_is_removed() {
 #[tokio::test]
 async fn a_lost_marker_comes_back_with_the_next_write_that_keeps_the_record() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
+    let key = tokens::key("fitbit", "alice");
     let v = marked(&store, &key).await;
     // Someone removed the index by hand: the scan cannot see the record.
     std::fs::remove_dir_all(store.root().join(".in-flight")).unwrap();
@@ -104,7 +105,7 @@ async fn a_lost_marker_comes_back_with_the_next_write_that_keeps_the_record() {
         .lock(&key, WAIT)
         .await
         .expect("lock")
-        .save_and_release(&support::token(1), Expect::Version(v), Record::Keep)
+        .save_and_release(&tokens::token(1), Expect::Version(v), Record::Keep)
         .await
         .expect("keep");
     assert!(support::marker_path(&store, &key).exists());
@@ -113,16 +114,16 @@ async fn a_lost_marker_comes_back_with_the_next_write_that_keeps_the_record() {
 
 #[tokio::test]
 async fn the_scan_reads_no_account_file_without_a_marker() {
-    let (guard, logs) = support::logs::capture();
+    let (guard, logs) = test_support::logs::capture(tracing::Level::WARN);
     let (_dir, store) = support::temp_store();
     // Damaged files of keys without a record: reading any of them would log
     // a warning.
     for i in 0..50 {
-        let key = support::key("fitbit", &format!("quiet-{i}"));
-        support::create(&store, &key, &support::token(i)).await;
+        let key = tokens::key("fitbit", &format!("quiet-{i}"));
+        support::create(&store, &key, &tokens::token(i)).await;
         std::fs::write(store.token_path(&key), b"{ damaged").unwrap();
     }
-    let orphan = support::key("fitbit", "orphan");
+    let orphan = tokens::key("fitbit", "orphan");
     marked(&store, &orphan).await;
     logs.clear();
     assert_eq!(store.orphaned(100).await.expect("orphaned"), vec![orphan]);
@@ -137,7 +138,7 @@ async fn the_scan_reads_no_account_file_without_a_marker() {
 #[tokio::test]
 async fn a_marker_is_never_taken_for_a_provider() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
+    let key = tokens::key("fitbit", "alice");
     marked(&store, &key).await;
     assert_eq!(store.list(None).await.expect("list"), vec![key.clone()]);
     let lease = store

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use auth_core::{Expect, Record, StoreErrorKind, TokenKey, TokenStore};
 use support::lease_path;
+use test_support::tokens;
 
 #[tokio::test]
 async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
-    let version = support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("fitbit", "alice");
+    let version = support::create(&store, &key, &tokens::token(1)).await;
     let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
     lease.load().await.expect("a fresh lease loads");
 
@@ -28,7 +29,7 @@ async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
     assert!(err.to_string().contains("deleted or replaced"), "{err}");
     let err = lease
-        .save(&support::token(2), Expect::Version(version), Record::Clear)
+        .save(&tokens::token(2), Expect::Version(version), Record::Clear)
         .await
         .expect_err("a save through the orphaned lease");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
@@ -44,7 +45,7 @@ async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
     );
     // The real holder writes.
     second
-        .save(&support::token(2), Expect::Version(version), Record::Clear)
+        .save(&tokens::token(2), Expect::Version(version), Record::Clear)
         .await
         .expect("the new holder saves");
 }
@@ -52,8 +53,8 @@ async fn a_deleted_lock_file_is_noticed_before_the_next_write() {
 #[tokio::test]
 async fn a_removed_provider_directory_is_noticed() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "bob");
-    let version = support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("fitbit", "bob");
+    let version = support::create(&store, &key, &tokens::token(1)).await;
     let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
     let dir = store.token_path(&key).parent().unwrap().to_owned();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -63,7 +64,7 @@ async fn a_removed_provider_directory_is_noticed() {
         .expect_err("the lease outlived its directory");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
     let err = lease
-        .save(&support::token(2), Expect::Version(version), Record::Clear)
+        .save(&tokens::token(2), Expect::Version(version), Record::Clear)
         .await
         .expect_err("a save through a lease whose directory is gone");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
@@ -73,7 +74,7 @@ async fn a_removed_provider_directory_is_noticed() {
 #[tokio::test]
 async fn a_replaced_lock_file_is_noticed() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "carol");
+    let key = tokens::key("fitbit", "carol");
     let lease = store.lock(&key, Duration::from_secs(1)).await.unwrap();
     let path = lease_path(&store, &key);
     let tmp = path.with_extension("new");
@@ -104,7 +105,7 @@ fn a_thousand_lease_waiters_leave_loads_and_saves_free() {
     runtime.block_on(async {
         let (_dir, store) = support::temp_store();
         let keys: Vec<TokenKey> = (0..1000)
-            .map(|i| support::key("busy", &format!("k{i}")))
+            .map(|i| tokens::key("busy", &format!("k{i}")))
             .collect();
         let mut held = Vec::new();
         for key in &keys {
@@ -120,9 +121,9 @@ fn a_thousand_lease_waiters_leave_loads_and_saves_free() {
             .collect();
         // With the single blocking thread tied up by any waiter, these
         // would not finish before the waiters' 60 s; they finish at once.
-        let other = support::key("free", "alice");
+        let other = tokens::key("free", "alice");
         let done = tokio::time::timeout(Duration::from_secs(20), async {
-            let v = support::create(&store, &other, &support::token(1)).await;
+            let v = support::create(&store, &other, &tokens::token(1)).await;
             assert_eq!(store.load(&other).await.unwrap().unwrap().version, v);
         })
         .await;

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use auth_core::testing::FakeProvider;
 use auth_core::{TokenManager, TokenSet, TokenStore};
 use store_file::FileTokenStore;
+use test_support::tokens;
 
 const MANAGERS: usize = 4;
 const CALLERS_PER_MANAGER: usize = 25;
@@ -17,7 +18,7 @@ const CALLERS_PER_MANAGER: usize = 25;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managers_sharing_a_root_refresh_an_expired_token_once() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fake", "26FWFL");
+    let key = tokens::key("fake", "26FWFL");
     let issued = SystemTime::now() - Duration::from_secs(7200);
     let expired = TokenSet::new("old-access", "Bearer", issued)
         .with_refresh_token("old-refresh")
@@ -84,7 +85,7 @@ async fn unknown_accounts_leave_no_files_behind() {
         .provider(Arc::new(FakeProvider::new("fake")))
         .build();
     for i in 0..20 {
-        let key = support::key("fake", &format!("nobody-{i}"));
+        let key = tokens::key("fake", &format!("nobody-{i}"));
         let err = manager
             .access_token(&key)
             .await
@@ -111,8 +112,8 @@ async fn removed_accounts_do_not_grow_memory_without_bound() {
         .cache_capacity(64)
         .build();
     for i in 0..300 {
-        let key = support::key("fake", &format!("user-{i}"));
-        support::create(&store, &key, &support::token(i)).await;
+        let key = tokens::key("fake", &format!("user-{i}"));
+        support::create(&store, &key, &tokens::token(i)).await;
         manager.access_token(&key).await.unwrap();
         assert!(manager.remove(&key).await.unwrap());
         assert!(manager.stored(&key).await.unwrap().is_none());

@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use auth_core::TokenStore;
 use store_file::FileTokenStore;
+use test_support::tokens;
 
 #[tokio::test]
 async fn creates_private_directories_and_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("nested/twice/tokens");
     let store = FileTokenStore::open(&root).expect("open");
-    let key = support::key("fitbit", "alice");
-    let v1 = support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("fitbit", "alice");
+    let v1 = support::create(&store, &key, &tokens::token(1)).await;
     // A refresh in flight adds the in-flight index and a marker.
     let lease = store
         .lock(&key, Duration::from_secs(1))
@@ -58,10 +59,10 @@ async fn creates_private_directories_and_files() {
 
 #[tokio::test]
 async fn a_token_file_others_can_read_loads_with_a_warning_until_saved_again() {
-    let (guard, logs) = support::logs::capture();
+    let (guard, logs) = test_support::logs::capture(tracing::Level::WARN);
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
-    let v1 = support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("fitbit", "alice");
+    let v1 = support::create(&store, &key, &tokens::token(1)).await;
     let path = store.token_path(&key);
     assert!(
         logs.text().is_empty(),
@@ -75,7 +76,7 @@ async fn a_token_file_others_can_read_loads_with_a_warning_until_saved_again() {
         .await
         .expect("a loose file still loads")
         .expect("there");
-    assert_eq!(support::generation_of(support::token_of(&loaded)), 1);
+    assert_eq!(tokens::generation_of(support::token_of(&loaded)), 1);
     let text = logs.text();
     assert!(text.contains("WARN"), "no warning: {text}");
     assert!(
@@ -104,7 +105,7 @@ async fn a_token_file_others_can_read_loads_with_a_warning_until_saved_again() {
     support::save(
         &store,
         &key,
-        &support::token(2),
+        &tokens::token(2),
         auth_core::Expect::Version(v1),
     )
     .await
@@ -122,7 +123,7 @@ async fn a_token_file_others_can_read_loads_with_a_warning_until_saved_again() {
 
 #[test]
 fn an_existing_root_others_can_enter_is_used_with_a_warning() {
-    let (guard, logs) = support::logs::capture();
+    let (guard, logs) = test_support::logs::capture(tracing::Level::WARN);
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("shared");
     fs::create_dir(&root).expect("mkdir");

@@ -5,19 +5,20 @@ mod support;
 
 use auth_core::{Expect, Record, TokenStore};
 use support::WAIT;
+use test_support::tokens;
 
 #[tokio::test]
 async fn a_refresh_is_two_atomic_replaces() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
-    support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("fitbit", "alice");
+    support::create(&store, &key, &tokens::token(1)).await;
 
     let before = store.account_file_replaces();
     let lease = store.lock(&key, WAIT).await.expect("lock");
     let row = lease.load().await.expect("load").expect("a token");
     let marked = lease.mark_in_flight(row.version).await.expect("mark");
     let saved = lease
-        .save_and_release(&support::token(2), Expect::Version(marked), Record::Clear)
+        .save_and_release(&tokens::token(2), Expect::Version(marked), Record::Clear)
         .await
         .expect("save");
     assert_eq!(
@@ -28,21 +29,21 @@ async fn a_refresh_is_two_atomic_replaces() {
     let stored = store.load(&key).await.expect("load").expect("a token");
     assert_eq!(stored.version, saved);
     assert!(stored.in_flight.is_none());
-    assert_eq!(support::generation_of(support::token_of(&stored)), 2);
+    assert_eq!(tokens::generation_of(support::token_of(&stored)), 2);
 }
 
 #[tokio::test]
 async fn a_refresh_without_a_record_is_one_atomic_replace() {
     // Providers whose refresh tokens do not rotate write no record.
     let (_dir, store) = support::temp_store();
-    let key = support::key("google-health", "alice");
-    let v1 = support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("google-health", "alice");
+    let v1 = support::create(&store, &key, &tokens::token(1)).await;
     let before = store.account_file_replaces();
     store
         .lock(&key, WAIT)
         .await
         .expect("lock")
-        .save_and_release(&support::token(2), Expect::Version(v1), Record::Clear)
+        .save_and_release(&tokens::token(2), Expect::Version(v1), Record::Clear)
         .await
         .expect("save");
     assert_eq!(store.account_file_replaces() - before, 1);
@@ -51,8 +52,8 @@ async fn a_refresh_without_a_record_is_one_atomic_replace() {
 #[tokio::test]
 async fn reads_and_the_orphan_scan_replace_nothing() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
-    let v1 = support::create(&store, &key, &support::token(1)).await;
+    let key = tokens::key("fitbit", "alice");
+    let v1 = support::create(&store, &key, &tokens::token(1)).await;
     let lease = store.lock(&key, WAIT).await.expect("lock");
     lease.mark_in_flight(v1).await.expect("mark");
     drop(lease);
@@ -106,7 +107,7 @@ async fn a_refresh_through_the_manager_is_at_most_two_atomic_replaces() {
         (None, "without a replay window"),
     ] {
         let (_dir, store) = support::temp_store();
-        let key = support::key("fake", "alice");
+        let key = tokens::key("fake", "alice");
         let (provider, manager) = manager_with_expired_token(&store, &key, Some(window)).await;
         let before = store.account_file_replaces();
         let token = manager.access_token(&key).await.expect("access_token");
@@ -138,7 +139,7 @@ async fn a_refresh_through_the_manager_is_at_most_two_atomic_replaces() {
 #[tokio::test]
 async fn a_refresh_that_does_not_rotate_through_the_manager_is_one_atomic_replace() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fake", "alice");
+    let key = tokens::key("fake", "alice");
     let (provider, manager) = manager_with_expired_token(&store, &key, None).await;
     let before = store.account_file_replaces();
     manager.access_token(&key).await.expect("access_token");

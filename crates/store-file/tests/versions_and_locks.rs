@@ -9,11 +9,12 @@ use std::time::Duration;
 use auth_core::{Expect, Record, StoreErrorKind, TokenStore, Version};
 use store_file::FileTokenStore;
 use support::WAIT;
+use test_support::tokens;
 
 #[tokio::test]
 async fn versions_and_sequences_keep_growing_across_delete_and_login() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
+    let key = tokens::key("fitbit", "alice");
     let mut last = Version(0);
     let mut last_sequence = auth_core::Sequence(0);
     for round in 0..20 {
@@ -25,7 +26,7 @@ async fn versions_and_sequences_keep_growing_across_delete_and_login() {
         );
         let created = lease
             .save(
-                &support::token(round),
+                &tokens::token(round),
                 Expect::Login(sequence),
                 Record::Clear,
             )
@@ -37,7 +38,7 @@ async fn versions_and_sequences_keep_growing_across_delete_and_login() {
         );
         let updated = lease
             .save(
-                &support::token(round),
+                &tokens::token(round),
                 Expect::Version(created),
                 Record::Clear,
             )
@@ -48,13 +49,13 @@ async fn versions_and_sequences_keep_growing_across_delete_and_login() {
         assert!(tombstone > updated);
         // A holder of a version from before the delete can never write.
         let err = lease
-            .save(&support::token(99), Expect::Version(updated), Record::Clear)
+            .save(&tokens::token(99), Expect::Version(updated), Record::Clear)
             .await
             .expect_err("stale version won");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
         // Nor can a login sequenced before it.
         let err = lease
-            .save(&support::token(99), Expect::Login(sequence), Record::Clear)
+            .save(&tokens::token(99), Expect::Login(sequence), Record::Clear)
             .await
             .expect_err("an old login won over the tombstone");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
@@ -67,9 +68,9 @@ async fn versions_and_sequences_keep_growing_across_delete_and_login() {
 async fn two_stores_on_one_root_share_tokens_and_leases() {
     let (_dir, first) = support::temp_store();
     let second = FileTokenStore::open(first.root()).expect("open again");
-    let key = support::key("fitbit", "alice");
+    let key = tokens::key("fitbit", "alice");
 
-    let v1 = support::create(&first, &key, &support::token(1)).await;
+    let v1 = support::create(&first, &key, &tokens::token(1)).await;
     let seen = second
         .load(&key)
         .await
@@ -102,7 +103,7 @@ async fn two_stores_on_one_root_share_tokens_and_leases() {
 
     let lease = second.lock(&key, WAIT).await.expect("lock after release");
     lease
-        .save_and_release(&support::token(2), Expect::Version(v2), Record::Clear)
+        .save_and_release(&tokens::token(2), Expect::Version(v2), Record::Clear)
         .await
         .expect("save in the second");
     assert!(first.orphaned(10).await.expect("orphaned").is_empty());
@@ -111,7 +112,7 @@ async fn two_stores_on_one_root_share_tokens_and_leases() {
 #[tokio::test]
 async fn missing_keys_create_no_files_on_load_list_or_orphan_scan() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "nobody");
+    let key = tokens::key("fitbit", "nobody");
     assert!(store.load(&key).await.expect("load").is_none());
     assert!(store.list(None).await.expect("list").is_empty());
     assert!(store.orphaned(10).await.expect("orphaned").is_empty());
@@ -125,7 +126,7 @@ async fn missing_keys_create_no_files_on_load_list_or_orphan_scan() {
 #[tokio::test]
 async fn a_lease_alone_writes_no_account_file() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "nobody");
+    let key = tokens::key("fitbit", "nobody");
     drop(store.lock(&key, WAIT).await.expect("lock"));
     assert!(
         !store.token_path(&key).exists(),
@@ -138,8 +139,8 @@ async fn a_lease_alone_writes_no_account_file() {
 #[tokio::test]
 async fn debug_shows_the_root_and_no_token() {
     let (_dir, store) = support::temp_store();
-    let key = support::key("fitbit", "alice");
-    support::create(&store, &key, &support::token(7)).await;
+    let key = tokens::key("fitbit", "alice");
+    support::create(&store, &key, &tokens::token(7)).await;
     let lease = store.lock(&key, WAIT).await.expect("lock");
     let row = lease.load().await.expect("load").expect("there");
     let text = format!("{store:?} {lease:?} {row:?}");

@@ -37,16 +37,13 @@
     reason = "criterion_main! generates an undocumented main"
 )]
 
-#[allow(dead_code, reason = "the benchmark needs only part of the harness")]
-#[path = "../tests/support/cluster.rs"]
-mod cluster;
-
 use std::time::{Duration, Instant, SystemTime};
 
 use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::PgPool;
 use store_postgres::PostgresTokenStore;
+use test_support::postgres;
 use tokio::runtime::Runtime;
 
 const LARGE: usize = 100_000;
@@ -69,7 +66,7 @@ fn key(i: usize) -> TokenKey {
 
 struct World {
     rt: Runtime,
-    _cluster: Option<cluster::Cluster>,
+    _cluster: Option<postgres::Cluster>,
     small: PostgresTokenStore,
     large: PostgresTokenStore,
     bare_pool: PgPool,
@@ -81,10 +78,10 @@ fn world() -> World {
         .enable_all()
         .build()
         .expect("runtime");
-    let (cluster, url) = match std::env::var(cluster::URL_VAR) {
+    let (cluster, url) = match std::env::var(postgres::URL_VAR) {
         Ok(url) if !url.is_empty() => (None, url),
         _ => {
-            let c = cluster::Cluster::start_with(&[]);
+            let c = postgres::Cluster::start_with(&[]);
             let url = c.url().to_owned();
             (Some(c), url)
         }

@@ -9,10 +9,6 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
-#[allow(dead_code, reason = "the benchmark needs only part of the harness")]
-#[path = "../tests/support/cluster.rs"]
-mod cluster;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,6 +16,7 @@ use auth_core::{Expect, Record, TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, Endpoint, Fault, demo};
 use auth_fitbit::FitbitProvider;
 use store_postgres::PostgresTokenStore;
+use test_support::postgres;
 use tokio::runtime::Runtime;
 
 /// Saves `token` over whatever `key` holds, under a lease.
@@ -44,10 +41,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (_cluster, url) = match std::env::var(cluster::URL_VAR) {
+    let (_cluster, url) = match std::env::var(postgres::URL_VAR) {
         Ok(url) if !url.is_empty() => (None, url),
         _ => {
-            let c = cluster::Cluster::start_with(&[]);
+            let c = postgres::Cluster::start_with(&[]);
             let url = c.url().to_owned();
             (Some(c), url)
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use auth_core::{Error, Expect, Record, Sequence, StoreErrorKind, TokenKey, TokenStore, Version};
 use store_postgres::PostgresTokenStore;
+use test_support::tokens;
 
 fn quoted_tokens(store: &PostgresTokenStore) -> String {
     support::quoted(store, "")
@@ -48,22 +49,22 @@ async fn hostile_ids_are_stored_apart_and_round_trip() {
     ];
     let keys: Vec<TokenKey> = ids
         .iter()
-        .flat_map(|id| [support::key("hostile", id), support::key(id, "account")])
+        .flat_map(|id| [tokens::key("hostile", id), tokens::key(id, "account")])
         .collect();
     for (i, key) in keys.iter().enumerate() {
-        support::put(&store, key, &support::token(i as u64)).await;
+        support::put(&store, key, &tokens::token(i as u64)).await;
     }
     for (i, key) in keys.iter().enumerate() {
         let loaded = support::stored_token(&store, key).await;
-        assert_eq!(support::generation_of(&loaded), i as u64, "{key}");
+        assert_eq!(tokens::generation_of(&loaded), i as u64, "{key}");
     }
     // A provider filter is an equality, never a pattern.
     for id in ["%", "_", "a_c"] {
         let listed = store
-            .list(Some(&support::key(id, "account").provider))
+            .list(Some(&tokens::key(id, "account").provider))
             .await
             .expect("list");
-        assert_eq!(listed, vec![support::key(id, "account")], "{id}");
+        assert_eq!(listed, vec![tokens::key(id, "account")], "{id}");
     }
     let mut all = store.list(None).await.expect("list all");
     all.sort();
@@ -86,8 +87,8 @@ async fn undecodable_data_is_reported_and_never_overwritten() {
         r#"{"format": 1, "access_token": "a", "token_type": "Bearer", "issued_at": "not a time"}"#,
     ];
     for (i, data) in damaged.iter().enumerate() {
-        let key = support::key("undecodable", &format!("k{i}"));
-        let v = support::put(&store, &key, &support::token(1)).await;
+        let key = tokens::key("undecodable", &format!("k{i}"));
+        let v = support::put(&store, &key, &tokens::token(1)).await;
         sqlx::query(&format!(
             "UPDATE {} SET data = $1::jsonb WHERE provider = $2 AND account = $3",
             quoted_tokens(&store)
@@ -122,7 +123,7 @@ async fn undecodable_data_is_reported_and_never_overwritten() {
             Expect::Login(Sequence(99)),
         ] {
             let err = lease
-                .save(&support::token(2), expected, Record::Clear)
+                .save(&tokens::token(2), expected, Record::Clear)
                 .await
                 .expect_err("overwrote damaged data");
             // Damage is reported whatever the caller expected.
@@ -133,7 +134,7 @@ async fn undecodable_data_is_reported_and_never_overwritten() {
             );
         }
         let err = lease
-            .save_and_release(&support::token(2), Expect::Version(v), Record::Clear)
+            .save_and_release(&tokens::token(2), Expect::Version(v), Record::Clear)
             .await
             .expect_err("a save and release overwrote damaged data");
         assert_eq!(err.store_kind(), Some(StoreErrorKind::Corrupt), "{err}");
@@ -178,9 +179,9 @@ async fn undecodable_data_is_reported_and_never_overwritten() {
 #[tokio::test]
 async fn a_row_edited_by_hand_that_still_decodes_can_be_saved_over() {
     let store = support::store("hand_edited").await;
-    let key = support::key("hand-edited", "Alice");
-    let v1 = support::put(&store, &key, &support::token(1)).await;
-    let edited = serde_json::to_string(&support::token(5)).unwrap();
+    let key = tokens::key("hand-edited", "Alice");
+    let v1 = support::put(&store, &key, &tokens::token(1)).await;
+    let edited = serde_json::to_string(&tokens::token(5)).unwrap();
     sqlx::query(&format!(
         "UPDATE {} SET data = $1::jsonb WHERE provider = $2 AND account = $3",
         quoted_tokens(&store)
@@ -192,7 +193,7 @@ async fn a_row_edited_by_hand_that_still_decodes_can_be_saved_over() {
     .await
     .expect("edit the row");
     assert_eq!(
-        support::generation_of(&support::stored_token(&store, &key).await),
+        tokens::generation_of(&support::stored_token(&store, &key).await),
         5
     );
     let lease = store
@@ -200,12 +201,12 @@ async fn a_row_edited_by_hand_that_still_decodes_can_be_saved_over() {
         .await
         .expect("lock");
     let v2 = lease
-        .save(&support::token(6), Expect::Version(v1), Record::Clear)
+        .save(&tokens::token(6), Expect::Version(v1), Record::Clear)
         .await
         .expect("save over decodable hand-edited data");
     assert!(v2 > v1);
     let err = lease
-        .save(&support::token(7), Expect::Version(v1), Record::Clear)
+        .save(&tokens::token(7), Expect::Version(v1), Record::Clear)
         .await
         .expect_err("a stale version won");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
@@ -215,19 +216,19 @@ async fn a_row_edited_by_hand_that_still_decodes_can_be_saved_over() {
         "UPDATE {} SET data = $1::jsonb WHERE provider = $2 AND account = $3",
         quoted_tokens(&store)
     ))
-    .bind(serde_json::to_string(&support::token(8)).unwrap())
+    .bind(serde_json::to_string(&tokens::token(8)).unwrap())
     .bind(key.provider.as_str())
     .bind(key.account.as_str())
     .execute(store.pool())
     .await
     .expect("edit the row again");
     let v3 = lease
-        .save_and_release(&support::token(9), Expect::Version(v2), Record::Clear)
+        .save_and_release(&tokens::token(9), Expect::Version(v2), Record::Clear)
         .await
         .expect("save and release over decodable hand-edited data");
     assert!(v3 > v2);
     assert_eq!(
-        support::generation_of(&support::stored_token(&store, &key).await),
+        tokens::generation_of(&support::stored_token(&store, &key).await),
         9
     );
     drop(
@@ -252,7 +253,7 @@ async fn tables_that_need_a_newer_reader_are_refused() {
     for migrate in [true, false] {
         let err = support::builder(schema)
             .migrate(migrate)
-            .connect(support::cluster::shared().url())
+            .connect(test_support::postgres::shared().url())
             .await
             .expect_err("opened tables needing a newer reader");
         assert!(matches!(err, Error::Configuration { .. }), "{err}");
@@ -279,7 +280,7 @@ async fn tables_that_need_a_newer_reader_are_refused() {
 async fn without_migrations_missing_tables_are_a_configuration_error() {
     let err = support::builder(&support::unique_schema("unmigrated"))
         .migrate(false)
-        .connect(support::cluster::shared().url())
+        .connect(test_support::postgres::shared().url())
         .await
         .expect_err("opened missing tables");
     assert!(matches!(err, Error::Configuration { .. }), "{err}");
@@ -289,7 +290,7 @@ async fn without_migrations_missing_tables_are_a_configuration_error() {
 #[tokio::test]
 async fn stores_on_other_tables_of_one_database_never_meet() {
     let schema = support::unique_schema("side_by_side");
-    let url = support::cluster::shared().url();
+    let url = test_support::postgres::shared().url();
     let a = support::builder(&schema)
         .table("a_tokens")
         .connect(url)
@@ -300,8 +301,8 @@ async fn stores_on_other_tables_of_one_database_never_meet() {
         .connect(url)
         .await
         .expect("b");
-    let key = support::key("side", "Alice");
-    support::put(&a, &key, &support::token(1)).await;
+    let key = tokens::key("side", "Alice");
+    support::put(&a, &key, &tokens::token(1)).await;
     assert!(b.load(&key).await.expect("load b").is_none());
     let _held = a.lock(&key, Duration::from_secs(5)).await.expect("lock a");
     let lease_b = b
@@ -403,7 +404,7 @@ async fn schema_1_tables(pool: &sqlx::PgPool, schema: &str) {
     .execute(pool)
     .await
     .expect("schema 1 tables");
-    let data = serde_json::to_string(&support::token(1)).unwrap();
+    let data = serde_json::to_string(&tokens::token(1)).unwrap();
     sqlx::query(&format!(
         "INSERT INTO {tokens} (provider, account, version, data, data_md5) \
          VALUES ('fitbit', 'live', 3, $1::jsonb, md5($1::jsonb::text))"
@@ -417,7 +418,7 @@ async fn schema_1_tables(pool: &sqlx::PgPool, schema: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_1_tables_are_migrated_in_place_and_need_reader_2_afterwards() {
     let schema = support::unique_schema("schema_1");
-    let url = support::cluster::shared().url();
+    let url = test_support::postgres::shared().url();
     let pool = sqlx::PgPool::connect(url).await.expect("connect");
     schema_1_tables(&pool, &schema).await;
 
@@ -442,14 +443,14 @@ async fn schema_1_tables_are_migrated_in_place_and_need_reader_2_afterwards() {
     );
 
     // The live row reads as before, with grant 0 and no record.
-    let live = support::key("fitbit", "live");
+    let live = tokens::key("fitbit", "live");
     let stored = store.load(&live).await.expect("load").expect("the row");
     assert_eq!(stored.version, Version(3));
     assert_eq!(stored.grant, Sequence(0));
     assert!(stored.in_flight.is_none());
-    assert_eq!(support::generation_of(&stored.token.expect("token")), 1);
+    assert_eq!(tokens::generation_of(&stored.token.expect("token")), 1);
     // The tombstone is one, keeps its version, and any login beats it.
-    let gone = support::key("fitbit", "gone");
+    let gone = tokens::key("fitbit", "gone");
     let tomb = store
         .load(&gone)
         .await
@@ -464,7 +465,7 @@ async fn schema_1_tables_are_migrated_in_place_and_need_reader_2_afterwards() {
         .expect("lock");
     let seq = lease.next_sequence().await.expect("sequence");
     let v = lease
-        .save_and_release(&support::token(2), Expect::Login(seq), Record::Clear)
+        .save_and_release(&tokens::token(2), Expect::Login(seq), Record::Clear)
         .await
         .expect("a login over a schema 1 tombstone");
     assert!(v > Version(4), "a version was reused across the migration");

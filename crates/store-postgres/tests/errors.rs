@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use auth_core::{Error, Expect, Record, StoreErrorKind, TokenStore};
 use store_postgres::{PgConnectOptions, PostgresTokenStore};
-use support::cluster::{self, PASSWORD};
+use test_support::postgres::{self, PASSWORD};
+use test_support::tokens;
 
 fn assert_no_password(text: &str) {
     assert!(!text.contains(PASSWORD), "the password leaked: {text}");
@@ -41,7 +42,7 @@ async fn an_unreachable_database_is_unavailable_and_named() {
 
 #[tokio::test]
 async fn a_failed_login_is_a_configuration_error_without_the_password() {
-    let options: PgConnectOptions = cluster::shared().url().parse().expect("url");
+    let options: PgConnectOptions = postgres::shared().url().parse().expect("url");
     let wrong = "not-the-password-7e2a";
     let err = PostgresTokenStore::builder()
         .connect_with(options.password(wrong))
@@ -50,7 +51,7 @@ async fn a_failed_login_is_a_configuration_error_without_the_password() {
     assert!(matches!(err, Error::Configuration { .. }), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains(&format!("127.0.0.1:{}/postgres", cluster::shared().port())),
+        text.contains(&format!("127.0.0.1:{}/postgres", postgres::shared().port())),
         "{text}"
     );
     assert!(
@@ -83,7 +84,7 @@ async fn names_that_are_not_plain_identifiers_are_refused() {
         let err = PostgresTokenStore::builder()
             .schema(schema)
             .table(table)
-            .connect(cluster::shared().url())
+            .connect(postgres::shared().url())
             .await
             .expect_err("a bad name was used");
         assert!(matches!(err, Error::Configuration { .. }), "{err}");
@@ -97,11 +98,11 @@ async fn debug_of_the_store_its_leases_and_its_errors_shows_no_password() {
     let text = format!("{store:?}");
     assert!(text.contains("PostgresTokenStore"), "{text}");
     assert!(
-        text.contains(&format!("127.0.0.1:{}", cluster::shared().port())),
+        text.contains(&format!("127.0.0.1:{}", postgres::shared().port())),
         "{text}"
     );
     assert_no_password(&text);
-    let key = support::key("debug", "Alice");
+    let key = tokens::key("debug", "Alice");
     let lease = store
         .lock(&key, Duration::from_secs(5))
         .await
@@ -109,11 +110,11 @@ async fn debug_of_the_store_its_leases_and_its_errors_shows_no_password() {
     assert_no_password(&format!("{lease:?}"));
     assert_eq!(lease.key(), &key);
     let v = lease
-        .save(&support::token(1), Expect::Absent, Record::Clear)
+        .save(&tokens::token(1), Expect::Absent, Record::Clear)
         .await
         .expect("save");
     let err = lease
-        .save(&support::token(2), Expect::Absent, Record::Clear)
+        .save(&tokens::token(2), Expect::Absent, Record::Clear)
         .await
         .expect_err("conflict");
     drop(lease);
@@ -129,14 +130,14 @@ async fn debug_of_the_store_its_leases_and_its_errors_shows_no_password() {
 
 #[tokio::test]
 async fn a_database_that_goes_away_gives_unavailable_errors() {
-    let own = cluster::Cluster::start();
+    let own = postgres::Cluster::start();
     let store = PostgresTokenStore::builder()
         .acquire_timeout(Duration::from_millis(500))
         .connect(own.url())
         .await
         .expect("connect");
-    let key = support::key("gone", "Alice");
-    support::put(&store, &key, &support::token(1)).await;
+    let key = tokens::key("gone", "Alice");
+    support::put(&store, &key, &tokens::token(1)).await;
     let lease = store
         .lock(&key, Duration::from_secs(5))
         .await
@@ -181,8 +182,8 @@ async fn a_database_that_goes_away_gives_unavailable_errors() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_log_line_shows_the_password_or_a_token() {
-    let url = cluster::shared().url().to_owned();
-    let (_guard, logs) = support::logs::capture();
+    let url = postgres::shared().url().to_owned();
+    let (_guard, logs) = test_support::logs::capture(tracing::Level::TRACE);
     let options: PgConnectOptions = url.parse().expect("url");
     let _ = PostgresTokenStore::builder()
         .connect_with(options.password("wrong-pw-1d9c"))
@@ -192,20 +193,20 @@ async fn no_log_line_shows_the_password_or_a_token() {
         .connect(&url)
         .await
         .expect("connect");
-    let key = support::key("logs", "Alice");
-    let v = support::put(&store, &key, &support::token(1)).await;
+    let key = tokens::key("logs", "Alice");
+    let v = support::put(&store, &key, &tokens::token(1)).await;
     store.load(&key).await.expect("load");
     let lease = store
         .lock(&key, Duration::from_secs(5))
         .await
         .expect("lock");
     let _ = lease
-        .save(&support::token(2), Expect::Absent, Record::Clear)
+        .save(&tokens::token(2), Expect::Absent, Record::Clear)
         .await
         .expect_err("conflict");
     let v = lease.mark_in_flight(v).await.expect("mark");
     lease
-        .save_and_release(&support::token(3), Expect::Version(v), Record::Clear)
+        .save_and_release(&tokens::token(3), Expect::Version(v), Record::Clear)
         .await
         .expect("fenced save");
     store.close().await;

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use auth_core::{Expect, Lease, Record, Result, StoreErrorKind, TokenStore};
 use store_postgres::PostgresTokenStore;
+use test_support::tokens;
 
 /// Every call through `lease` fails with `LeaseLost`.
 async fn assert_every_call_is_refused(lease: Box<dyn Lease>, version: auth_core::Version) {
-    let t = support::token(99);
+    let t = tokens::token(99);
     let results: Vec<(&str, Result<()>)> = vec![
         ("load", lease.load().await.map(drop)),
         ("mark", lease.mark_in_flight(version).await.map(drop)),
@@ -69,8 +70,8 @@ async fn sqlx_exec(store: &store_postgres::PostgresTokenStore, sql: &str) {
 async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_writes_are_refused() {
     let other = support::store("frozen").await;
     let ttl = other.lease_ttl().expect("postgres leases expire");
-    let key = support::key("frozen", "Alice");
-    let v1 = support::put(&other, &key, &support::token(1)).await;
+    let key = tokens::key("frozen", "Alice");
+    let v1 = support::put(&other, &key, &tokens::token(1)).await;
 
     // The holder reaches the database only through the proxy.
     let (holder, proxy) = support::through_proxy(&other, Some(ttl)).await;
@@ -100,14 +101,14 @@ async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_writes_are_refus
         "freed after {freed_after:?}, the bound is {bound:?}"
     );
     let v2 = taken
-        .save(&support::token(2), Expect::Version(v1), Record::Clear)
+        .save(&tokens::token(2), Expect::Version(v1), Record::Clear)
         .await
         .expect("the new holder saves");
 
     proxy.thaw();
     // Even a save that would win the compare-and-swap is fenced.
     let err = lease
-        .save(&support::token(98), Expect::Version(v2), Record::Clear)
+        .save(&tokens::token(98), Expect::Version(v2), Record::Clear)
         .await
         .expect_err("a fenced save with the current version went through");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::LeaseLost), "{err}");
@@ -115,7 +116,7 @@ async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_writes_are_refus
 
     let stored = other.load(&key).await.expect("load").expect("there");
     assert_eq!(stored.version, v2);
-    assert_eq!(support::generation_of(&stored.token.expect("token")), 2);
+    assert_eq!(tokens::generation_of(&stored.token.expect("token")), 2);
     // The new holder goes on.
     taken.load().await.expect("the new holder still holds it");
 }
@@ -124,12 +125,12 @@ async fn a_frozen_holder_loses_its_lease_within_the_ttl_and_its_writes_are_refus
 async fn a_taken_over_lease_fails_every_call_and_writes_nothing() {
     let a = support::store("takeover").await;
     let b = support::same_tables(&a).await;
-    let key = support::key("takeover", "Bob");
-    let v1 = support::put(&a, &key, &support::token(1)).await;
+    let key = tokens::key("takeover", "Bob");
+    let v1 = support::put(&a, &key, &tokens::token(1)).await;
     let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
     lease.load().await.expect("a held lease loads");
     let second = a
-        .lock(&support::key("takeover", "Bob2"), Duration::from_secs(5))
+        .lock(&tokens::key("takeover", "Bob2"), Duration::from_secs(5))
         .await
         .expect("lock another key");
 
@@ -159,7 +160,7 @@ async fn a_taken_over_lease_fails_every_call_and_writes_nothing() {
 async fn the_heartbeat_keeps_a_live_holders_lease_past_its_ttl() {
     let a = support::store("heartbeat").await;
     let b = support::same_tables(&a).await;
-    let key = support::key("heartbeat", "Carol");
+    let key = tokens::key("heartbeat", "Carol");
     let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
     let until = Instant::now() + a.lease_ttl().expect("expires") * 2 + Duration::from_millis(500);
     let mut tries = 0;
@@ -185,7 +186,7 @@ async fn the_heartbeat_keeps_every_live_lease_and_revives_none() {
     let b = support::same_tables(&a).await;
     let keys: Vec<_> = ["k1", "k2", "k3"]
         .iter()
-        .map(|k| support::key("heartbeats", k))
+        .map(|k| tokens::key("heartbeats", k))
         .collect();
     let mut leases = Vec::new();
     for key in &keys {
@@ -229,7 +230,7 @@ async fn the_heartbeat_keeps_every_live_lease_and_revives_none() {
 #[tokio::test]
 async fn a_cancelled_waiter_leaves_nothing_held() {
     let a = support::store("cancelled").await;
-    let key = support::key("cancelled", "Dave");
+    let key = tokens::key("cancelled", "Dave");
     let held = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
     for _ in 0..5 {
         let waiter = a.lock(&key, Duration::from_secs(30));
@@ -257,7 +258,7 @@ async fn a_cancelled_waiter_leaves_nothing_held() {
 async fn a_held_lease_holds_no_connection() {
     let a = support::store("no_connection").await;
     let keys: Vec<_> = (0..20)
-        .map(|i| support::key("no-connection", &format!("k{i}")))
+        .map(|i| tokens::key("no-connection", &format!("k{i}")))
         .collect();
     let leases: Vec<Box<dyn Lease>> =
         futures::future::join_all(keys.iter().map(|k| a.lock(k, Duration::from_secs(5))))
@@ -288,8 +289,8 @@ async fn a_held_lease_holds_no_connection() {
 #[tokio::test]
 async fn closing_the_pool_does_not_wait_for_the_store() {
     let a = support::store("close_pool").await;
-    let key = support::key("close-pool", "Erin");
-    support::put(&a, &key, &support::token(1)).await;
+    let key = tokens::key("close-pool", "Erin");
+    support::put(&a, &key, &tokens::token(1)).await;
     a.load(&key).await.expect("load").expect("there");
     tokio::time::timeout(Duration::from_secs(5), a.pool().close())
         .await
@@ -319,10 +320,10 @@ fn a_store_dropped_after_its_runtime_closes_its_connection() {
         .enable_all()
         .build()
         .expect("runtime");
-    let key = support::key("after-runtime", "Frank");
+    let key = tokens::key("after-runtime", "Frank");
     let store = runtime.block_on(async {
         let store = support::store("after_runtime").await;
-        support::put(&store, &key, &support::token(1)).await;
+        support::put(&store, &key, &tokens::token(1)).await;
         store
     });
     drop(runtime);

@@ -15,7 +15,8 @@ use auth_core::{TokenKey, TokenManager, TokenSet, TokenStore};
 use auth_emulator::{Emulator, Endpoint, Fault, IssuedTokens, demo};
 use auth_fitbit::FitbitProvider;
 use store_postgres::PostgresTokenStore;
-use support::child::{self, ChildProcess, Role};
+use test_support::child::{self, ChildProcess, Role};
+use test_support::tokens;
 
 /// The children's lease TTL. The manager cuts each request to the lease
 /// TTL less a 2-second margin (a request never outlives its lease), so the
@@ -48,11 +49,14 @@ fn play(role: Role) {
         .enable_all()
         .build()
         .expect("runtime");
+    // The parent gives the store's place as `URL SCHEMA`.
+    let place = role.place.to_str().expect("a UTF-8 place");
+    let (url, schema) = place.split_once(' ').expect("URL SCHEMA");
     runtime.block_on(async {
-        let store = support::builder(&role.schema)
+        let store = support::builder(schema)
             .lease_ttl(LEASE_TTL)
             .max_connections(2)
-            .connect(&role.url)
+            .connect(url)
             .await
             .expect("connect in the child");
         match role.name.as_str() {
@@ -60,7 +64,7 @@ fn play(role: Role) {
             "refresher" => {
                 let (base, account) = role.arg.split_once(' ').expect("BASE ACCOUNT");
                 let manager = manager(store, base);
-                let key = support::key("fitbit", account);
+                let key = tokens::key("fitbit", account);
                 child::report("ready");
                 assert_eq!(child::listen().as_deref(), Some("go"));
                 match manager.access_token(&key).await {
@@ -92,7 +96,7 @@ async fn seed_expired(
 ) -> (TokenKey, TokenSet, auth_core::Version) {
     let issued = emulator.seed_fitbit_grant(demo::FITBIT_SERVER_CLIENT_ID, user, &["sleep"]);
     let token = token_from(&issued, SystemTime::now() - Duration::from_secs(10 * 3600));
-    let key = support::key("fitbit", user);
+    let key = tokens::key("fitbit", user);
     let version = support::put(store, &key, &token).await;
     (key, token, version)
 }
@@ -117,12 +121,12 @@ async fn eight_processes_stampeding_one_expired_token_make_one_refresh() {
         .expect("emulator");
     let store = support::store("stampede").await;
     let (key, original, seeded) = seed_expired(&emulator, &store, "STAMPEDE1").await;
-    let url = support::cluster::shared().url().to_owned();
+    let url = test_support::postgres::shared().url().to_owned();
     let schema = schema_of(&store);
     let arg = format!("{} STAMPEDE1", emulator.base_url());
 
     let mut children: Vec<ChildProcess> = (0..PROCESSES)
-        .map(|_| ChildProcess::spawn("refresher", &url, &schema, &arg))
+        .map(|_| ChildProcess::spawn("refresher", format!("{url} {schema}"), &arg))
         .collect();
     for c in &mut children {
         c.expect_line("ready");
@@ -178,7 +182,7 @@ async fn a_lease_holder_killed_mid_refresh_is_taken_over_within_the_ttl() {
         .expect("emulator");
     let store = support::store("sigkill").await;
     let (key, original, seeded) = seed_expired(&emulator, &store, "SIGKILL1").await;
-    let url = support::cluster::shared().url().to_owned();
+    let url = test_support::postgres::shared().url().to_owned();
     let schema = schema_of(&store);
     let arg = format!("{} SIGKILL1", emulator.base_url());
 
@@ -189,7 +193,7 @@ async fn a_lease_holder_killed_mid_refresh_is_taken_over_within_the_ttl() {
         Fault::Delay(Duration::from_secs(4)),
         1,
     );
-    let mut victim = ChildProcess::spawn("refresher", &url, &schema, &arg);
+    let mut victim = ChildProcess::spawn("refresher", format!("{url} {schema}"), &arg);
     victim.expect_line("ready");
     victim.send("go");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -204,7 +208,7 @@ async fn a_lease_holder_killed_mid_refresh_is_taken_over_within_the_ttl() {
     victim.kill();
     let killed_at = Instant::now();
 
-    let mut successor = ChildProcess::spawn("refresher", &url, &schema, &arg);
+    let mut successor = ChildProcess::spawn("refresher", format!("{url} {schema}"), &arg);
     successor.expect_line("ready");
     successor.send("go");
     let answer = successor.next_line();

@@ -9,6 +9,7 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use auth_core::{Expect, Record, StoreErrorKind, TokenStore};
+use test_support::tokens;
 
 /// The database's clock now.
 async fn db_now(store: &store_postgres::PostgresTokenStore) -> SystemTime {
@@ -22,8 +23,8 @@ async fn db_now(store: &store_postgres::PostgresTokenStore) -> SystemTime {
 #[tokio::test]
 async fn the_record_is_stamped_on_the_database_clock_kept_and_cleared() {
     let store = support::store("records").await;
-    let key = support::key("records", "Alice");
-    let v1 = support::put(&store, &key, &support::token(1)).await;
+    let key = tokens::key("records", "Alice");
+    let v1 = support::put(&store, &key, &tokens::token(1)).await;
 
     let lease = store
         .lock(&key, Duration::from_secs(5))
@@ -49,7 +50,7 @@ async fn the_record_is_stamped_on_the_database_clock_kept_and_cleared() {
     // A second mark keeps the first `since`; a Keep save keeps the record.
     let v3 = lease.mark_in_flight(v2).await.expect("mark again");
     let v4 = lease
-        .save(&support::token(1), Expect::Version(v3), Record::Keep)
+        .save(&tokens::token(1), Expect::Version(v3), Record::Keep)
         .await
         .expect("a cooldown's save");
     let kept = store.load(&key).await.expect("load").expect("row");
@@ -65,13 +66,13 @@ async fn the_record_is_stamped_on_the_database_clock_kept_and_cleared() {
 
     // The definite outcome clears it, in the save that releases.
     let v5 = lease
-        .save_and_release(&support::token(2), Expect::Version(v4), Record::Clear)
+        .save_and_release(&tokens::token(2), Expect::Version(v4), Record::Clear)
         .await
         .expect("the new pair");
     let cleared = store.load(&key).await.expect("load").expect("row");
     assert_eq!(cleared.version, v5);
     assert!(cleared.in_flight.is_none());
-    assert_eq!(support::generation_of(&cleared.token.expect("token")), 2);
+    assert_eq!(tokens::generation_of(&cleared.token.expect("token")), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,10 +81,10 @@ async fn a_record_whose_holder_is_gone_is_orphaned_once_its_lease_is_free_or_exp
     let b = support::same_tables(&a).await;
     let keys: Vec<_> = ["dropped", "expired", "held", "clean"]
         .iter()
-        .map(|k| support::key("orphans", k))
+        .map(|k| tokens::key("orphans", k))
         .collect();
     for key in &keys {
-        support::put(&a, key, &support::token(1)).await;
+        support::put(&a, key, &tokens::token(1)).await;
     }
     let mut leases = Vec::new();
     for key in &keys[..3] {
@@ -122,7 +123,7 @@ async fn a_record_whose_holder_is_gone_is_orphaned_once_its_lease_is_free_or_exp
     );
     lease
         .save_and_release(
-            &support::token(2),
+            &tokens::token(2),
             Expect::Version(stored.version),
             Record::Clear,
         )
@@ -176,7 +177,7 @@ async fn the_orphan_query_reads_the_partial_index() {
 async fn tombstones_refuse_older_logins_and_sequences_survive_deletes_and_hosts() {
     let a = support::store("tombstones").await;
     let b = support::same_tables(&a).await;
-    let key = support::key("tombstones", "Alice");
+    let key = tokens::key("tombstones", "Alice");
 
     let lease = a.lock(&key, Duration::from_secs(5)).await.expect("lock");
     let s1 = lease.next_sequence().await.expect("sequence");
@@ -188,14 +189,14 @@ async fn tombstones_refuse_older_logins_and_sequences_survive_deletes_and_hosts(
             .is_some_and(|s| s.token.is_none())
     );
     let v1 = lease
-        .save(&support::token(1), Expect::Login(s1), Record::Clear)
+        .save(&tokens::token(1), Expect::Login(s1), Record::Clear)
         .await
         .expect("the first login");
     let s2 = lease.next_sequence().await.expect("sequence");
     assert!(s2 > s1);
     // A login sequenced before the stored grant's is refused.
     let err = lease
-        .save(&support::token(9), Expect::Login(s1), Record::Clear)
+        .save(&tokens::token(9), Expect::Login(s1), Record::Clear)
         .await
         .expect_err("an equal login replaced the grant");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
@@ -222,33 +223,33 @@ async fn tombstones_refuse_older_logins_and_sequences_survive_deletes_and_hosts(
     );
     // s2 was handed out before the delete: refused. A later one lands.
     let err = lease
-        .save(&support::token(2), Expect::Login(s2), Record::Clear)
+        .save(&tokens::token(2), Expect::Login(s2), Record::Clear)
         .await
         .expect_err("a login from before the delete revived the account");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
     let err = lease
-        .save(&support::token(2), Expect::Absent, Record::Clear)
+        .save(&tokens::token(2), Expect::Absent, Record::Clear)
         .await
         .expect_err("a create over a tombstone");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
     let s4 = lease.next_sequence().await.expect("sequence after delete");
     assert!(s4 > s3);
     let v = lease
-        .save_and_release(&support::token(4), Expect::Login(s4), Record::Clear)
+        .save_and_release(&tokens::token(4), Expect::Login(s4), Record::Clear)
         .await
         .expect("a login after the delete");
     assert!(v > tomb);
     let stored = a.load(&key).await.expect("load").expect("row");
     assert_eq!(stored.grant, s4);
-    assert_eq!(support::generation_of(&stored.token.expect("token")), 4);
+    assert_eq!(tokens::generation_of(&stored.token.expect("token")), 4);
     assert_eq!(a.list(None).await.expect("list"), vec![key.clone()]);
 }
 
 #[tokio::test]
 async fn a_delete_clears_the_record_and_a_login_over_a_record_clears_it() {
     let store = support::store("record_clears").await;
-    let key = support::key("record-clears", "Bob");
-    let v1 = support::put(&store, &key, &support::token(1)).await;
+    let key = tokens::key("record-clears", "Bob");
+    let v1 = support::put(&store, &key, &tokens::token(1)).await;
     let lease = store
         .lock(&key, Duration::from_secs(5))
         .await
@@ -256,7 +257,7 @@ async fn a_delete_clears_the_record_and_a_login_over_a_record_clears_it() {
     let v2 = lease.mark_in_flight(v1).await.expect("mark");
     let s = lease.next_sequence().await.expect("sequence");
     let v3 = lease
-        .save(&support::token(5), Expect::Login(s), Record::Clear)
+        .save(&tokens::token(5), Expect::Login(s), Record::Clear)
         .await
         .expect("login");
     assert!(v3 > v2);

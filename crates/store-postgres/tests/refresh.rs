@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use auth_core::{Expect, Record, StoreErrorKind, TokenKey, TokenStore, Version};
 use store_postgres::PostgresTokenStore;
+use test_support::tokens;
 
 /// The store's side of one refresh of `key`, from generation `from` to
 /// `from + 1`, as the manager does it: lock, load, mark, save and release.
@@ -20,7 +21,7 @@ async fn refresh(store: &PostgresTokenStore, key: &TokenKey, from: u64) -> Versi
         .expect("lock");
     let stored = lease.load().await.expect("load").expect("a row");
     let token = stored.token.expect("a token");
-    assert_eq!(support::generation_of(&token), from);
+    assert_eq!(tokens::generation_of(&token), from);
     assert!(stored.in_flight.is_none(), "a record before the mark");
     let marked = lease
         .mark_in_flight(stored.version)
@@ -29,7 +30,7 @@ async fn refresh(store: &PostgresTokenStore, key: &TokenKey, from: u64) -> Versi
     assert!(marked > stored.version);
     lease
         .save_and_release(
-            &support::token(from + 1),
+            &tokens::token(from + 1),
             Expect::Version(marked),
             Record::Clear,
         )
@@ -41,8 +42,8 @@ async fn refresh(store: &PostgresTokenStore, key: &TokenKey, from: u64) -> Versi
 async fn a_refresh_takes_three_statements_and_three_round_trips() {
     let direct = support::store("three").await;
     let (store, proxy) = support::through_proxy(&direct, None).await;
-    let key = support::key("three", "Alice");
-    support::put(&store, &key, &support::token(1)).await;
+    let key = tokens::key("three", "Alice");
+    support::put(&store, &key, &tokens::token(1)).await;
     // The first refresh prepares the statements (sqlx then caches them per
     // connection): one round trip more per statement, no statement more.
     let before = proxy.statements();
@@ -70,7 +71,7 @@ async fn a_refresh_takes_three_statements_and_three_round_trips() {
         assert_eq!(stored.version, version);
         assert!(stored.in_flight.is_none(), "the save left the record");
         assert_eq!(
-            support::generation_of(&stored.token.expect("token")),
+            tokens::generation_of(&stored.token.expect("token")),
             from + 1
         );
     }
@@ -158,8 +159,8 @@ async fn writer_in_flight(
 async fn the_lock_reads_the_row_a_writer_committed_while_the_take_waited() {
     let direct = support::store("interleave").await;
     let (store, proxy) = support::through_proxy(&direct, None).await;
-    let key = support::key("interleave", "Alice");
-    let v1 = support::put(&direct, &key, &support::token(1)).await;
+    let key = tokens::key("interleave", "Alice");
+    let v1 = support::put(&direct, &key, &tokens::token(1)).await;
 
     let tx = writer_in_flight(
         &direct,
@@ -169,7 +170,7 @@ async fn the_lock_reads_the_row_a_writer_committed_while_the_take_waited() {
              data_md5 = md5($3::jsonb::text) WHERE provider = $1 AND account = $2",
             support::quoted(&direct, "")
         ),
-        &serde_json::to_string(&support::token(2)).unwrap(),
+        &serde_json::to_string(&tokens::token(2)).unwrap(),
     )
     .await;
     let before = proxy.statements();
@@ -184,7 +185,7 @@ async fn the_lock_reads_the_row_a_writer_committed_while_the_take_waited() {
     until_a_statement_waits(&direct, &support::schema_of(&direct)).await;
     // Uncommitted: every snapshot taken until now holds generation 1.
     assert_eq!(
-        support::generation_of(&support::stored_token(&direct, &key).await),
+        tokens::generation_of(&support::stored_token(&direct, &key).await),
         1
     );
     tx.commit().await.expect("the writer commits");
@@ -192,7 +193,7 @@ async fn the_lock_reads_the_row_a_writer_committed_while_the_take_waited() {
     let stored = stored.expect("a row");
     assert_eq!(stored.version, Version(v1.0 + 1), "a stale version");
     assert_eq!(
-        support::generation_of(stored.token.as_ref().expect("a token")),
+        tokens::generation_of(stored.token.as_ref().expect("a token")),
         2,
         "the lock read the row of its snapshot, not the newest committed one"
     );
@@ -204,11 +205,11 @@ async fn the_lock_reads_the_row_a_writer_committed_while_the_take_waited() {
     // And the lease is really held, with that version to build on.
     let marked = lease.mark_in_flight(stored.version).await.expect("mark");
     lease
-        .save_and_release(&support::token(3), Expect::Version(marked), Record::Clear)
+        .save_and_release(&tokens::token(3), Expect::Version(marked), Record::Clear)
         .await
         .expect("save");
     assert_eq!(
-        support::generation_of(&support::stored_token(&direct, &key).await),
+        tokens::generation_of(&support::stored_token(&direct, &key).await),
         3
     );
 }
@@ -221,7 +222,7 @@ async fn the_lock_reads_the_row_a_writer_committed_while_the_take_waited() {
 async fn a_row_created_while_the_take_waited_is_read_again_not_missed() {
     let direct = support::store("interleave_create").await;
     let (store, proxy) = support::through_proxy(&direct, None).await;
-    let key = support::key("interleave-create", "Bob");
+    let key = tokens::key("interleave-create", "Bob");
 
     let tx = writer_in_flight(
         &direct,
@@ -231,7 +232,7 @@ async fn a_row_created_while_the_take_waited_is_read_again_not_missed() {
              VALUES ($1, $2, 1, $3::jsonb, md5($3::jsonb::text))",
             support::quoted(&direct, "")
         ),
-        &serde_json::to_string(&support::token(7)).unwrap(),
+        &serde_json::to_string(&tokens::token(7)).unwrap(),
     )
     .await;
     let before = proxy.statements();
@@ -248,11 +249,11 @@ async fn a_row_created_while_the_take_waited_is_read_again_not_missed() {
     tx.commit().await.expect("the writer commits");
     let (lease, stored) = taking.await.expect("the task").expect("lock and load");
     let stored = stored.expect("the row created meanwhile was missed");
-    assert_eq!(support::generation_of(&stored.token.expect("token")), 7);
+    assert_eq!(tokens::generation_of(&stored.token.expect("token")), 7);
     assert_eq!(proxy.statements() - before, 2);
     // A create over it fails: the row is there.
     let err = lease
-        .save(&support::token(8), Expect::Absent, Record::Clear)
+        .save(&tokens::token(8), Expect::Absent, Record::Clear)
         .await
         .expect_err("created over a row");
     assert_eq!(err.store_kind(), Some(StoreErrorKind::Conflict), "{err}");
@@ -265,8 +266,8 @@ async fn a_row_created_while_the_take_waited_is_read_again_not_missed() {
 async fn only_the_first_load_right_after_the_take_is_served_from_it() {
     let direct = support::store("first_load").await;
     let (store, proxy) = support::through_proxy(&direct, None).await;
-    let key = support::key("first-load", "Carol");
-    support::put(&direct, &key, &support::token(1)).await;
+    let key = tokens::key("first-load", "Carol");
+    support::put(&direct, &key, &tokens::token(1)).await;
 
     let lease = store
         .lock(&key, Duration::from_secs(5))
@@ -325,7 +326,7 @@ async fn force_refresh_through_the_manager_takes_three_statements() {
     let direct = support::store("manager_three").await;
     let (store, proxy) = support::through_proxy(&direct, None).await;
     let provider = Arc::new(FakeProvider::new("fake"));
-    let key = support::key("fake", "Alice");
+    let key = tokens::key("fake", "Alice");
     support::put(&direct, &key, &provider.issue()).await;
     let manager = TokenManager::builder(Arc::new(store))
         .provider(provider.clone())
@@ -376,11 +377,11 @@ async fn the_lock_leaves_the_session_durable() {
     let schema = support::unique_schema("durable");
     let store = support::builder(&schema)
         .max_connections(1)
-        .connect(support::cluster::shared().url())
+        .connect(test_support::postgres::shared().url())
         .await
         .expect("connect");
-    let key = support::key("durable", "Alice");
-    support::put(&store, &key, &support::token(1)).await;
+    let key = tokens::key("durable", "Alice");
+    support::put(&store, &key, &tokens::token(1)).await;
     let lease = store
         .lock(&key, Duration::from_secs(5))
         .await

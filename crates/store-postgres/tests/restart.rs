@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth_core::{Expect, Record, StoreErrorKind, TokenStore, Version};
-use support::cluster::Cluster;
+use test_support::postgres::Cluster;
+use test_support::tokens;
 
 #[derive(Default)]
 struct Run {
@@ -41,8 +42,8 @@ async fn a_restart_mid_run_gives_transient_errors_and_loses_nothing() {
         .connect(cluster.url())
         .await
         .expect("connect");
-    let key = support::key("restart", "Alice");
-    support::put(&store, &key, &support::token(0)).await;
+    let key = tokens::key("restart", "Alice");
+    support::put(&store, &key, &tokens::token(0)).await;
     let run = Arc::new(Mutex::new(Run::default()));
 
     let writer = {
@@ -92,7 +93,7 @@ async fn a_restart_mid_run_gives_transient_errors_and_loses_nothing() {
                 generation += 1;
                 match lease
                     .save_and_release(
-                        &support::token(generation),
+                        &tokens::token(generation),
                         Expect::Version(marked),
                         Record::Clear,
                     )
@@ -141,7 +142,7 @@ async fn a_restart_mid_run_gives_transient_errors_and_loses_nothing() {
         assert!(message.contains("try again"), "{message}");
     }
     let (last_generation, last_version) = *r.saved.last().unwrap();
-    let stored_generation = support::generation_of(stored_token);
+    let stored_generation = tokens::generation_of(stored_token);
     assert!(stored.version >= last_version);
     assert!(
         stored_generation == last_generation || r.unknown.contains(&stored_generation),

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use auth_core::Error;
 use store_postgres::PostgresTokenStore;
-use support::cluster::{Cluster, PASSWORD};
+use test_support::postgres::{Cluster, PASSWORD};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

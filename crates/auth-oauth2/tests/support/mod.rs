@@ -4,4 +4,3 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod mock;
-pub mod oidc_provider;

@@ -7,11 +7,6 @@
     reason = "each test binary uses a different part of the helpers"
 )]
 
-/// The throwaway PostgreSQL cluster of store-postgres's tests, shared.
-#[cfg(unix)]
-#[path = "../../../store-postgres/tests/support/cluster.rs"]
-pub(crate) mod cluster;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::TcpListener;
@@ -116,7 +111,7 @@ impl World {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let mut world = Self::with(builder).await;
-        let cluster = cluster::shared();
+        let cluster = test_support::postgres::shared();
         let name = format!(
             "authctl_{}_{}",
             std::process::id(),
@@ -136,7 +131,7 @@ impl World {
             .expect("a URL with a database")
             .0;
         world.store_url = Some(format!("{base}/{name}"));
-        world.remember(cluster::PASSWORD);
+        world.remember(test_support::postgres::PASSWORD);
         world
     }
 

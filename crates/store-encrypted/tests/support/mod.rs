@@ -59,11 +59,6 @@ pub(crate) fn file(
     )
 }
 
-/// A key from two ids.
-pub(crate) fn key(provider: &str, account: &str) -> TokenKey {
-    TokenKey::parse(provider, account).expect("a valid key")
-}
-
 /// The access token of generation `n`.
 pub(crate) fn access(n: u32) -> String {
     format!("ACCESS-SECRET-{n:04}-f00dfeedcafe")

@@ -1,15 +1,13 @@
 //! Helpers shared by the integration tests: stores in temporary
-//! directories, recognizable tokens, captured logs and child processes.
+//! directories and the paths of their files. The recognizable tokens come
+//! from `test_support::tokens`, child processes and captured logs from
+//! `test_support::{child, logs}`.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-pub(crate) mod child;
-pub(crate) mod logs;
-
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use auth_core::secrecy::ExposeSecret;
 use auth_core::{Expect, Record, Stored, TokenKey, TokenSet, TokenStore, Version};
 use store_file::FileTokenStore;
 
@@ -89,61 +87,6 @@ pub(crate) async fn delete(store: &FileTokenStore, key: &TokenKey) -> auth_core:
 /// The token of a row that must hold one.
 pub(crate) fn token_of(stored: &Stored) -> &TokenSet {
     stored.token.as_ref().expect("the row holds a token")
-}
-
-/// A key from two ids, which must be valid.
-pub(crate) fn key(provider: &str, account: &str) -> TokenKey {
-    TokenKey::parse(provider, account).expect("valid test key")
-}
-
-/// A token whose every field says which `generation` it is, so that a mix
-/// of two tokens is visible.
-pub(crate) fn token(generation: u64) -> TokenSet {
-    let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000 + generation);
-    // Long enough that the file is more than one small write.
-    let padding = format!("{generation:020}").repeat(100);
-    TokenSet::new(format!("access-{generation}-{padding}"), "Bearer", issued)
-        .with_refresh_token(format!("refresh-{generation}-{padding}"))
-        .with_expires_in(Duration::from_secs(3600))
-        .with_scopes([format!("scope-{generation}")])
-        .with_extra("generation", serde_json::json!(generation))
-}
-
-/// The generation of a token made by [`token`], after checking that every
-/// field agrees on it.
-pub(crate) fn generation_of(token: &TokenSet) -> u64 {
-    let generation = token
-        .extras()
-        .get("generation")
-        .and_then(serde_json::Value::as_u64)
-        .expect("the token has a generation");
-    let want = self::token(generation);
-    assert_eq!(
-        token.access_token().expose_secret(),
-        want.access_token().expose_secret(),
-        "access token of another generation"
-    );
-    assert_eq!(
-        token.refresh_token().map(|t| t.expose_secret().to_owned()),
-        want.refresh_token().map(|t| t.expose_secret().to_owned()),
-        "refresh token of another generation"
-    );
-    assert_eq!(
-        token.issued_at(),
-        want.issued_at(),
-        "issued_at of another generation"
-    );
-    assert_eq!(
-        token.expires_at(),
-        want.expires_at(),
-        "expires_at of another generation"
-    );
-    assert_eq!(
-        token.scopes(),
-        want.scopes(),
-        "scopes of another generation"
-    );
-    generation
 }
 
 /// The Unix permission bits of a path.

@@ -1,20 +1,19 @@
-//! Helpers shared by the integration tests: the database, stores in
-//! schemas of their own, recognizable tokens, child processes and a
-//! freezable proxy.
+//! Helpers shared by the integration tests: stores in schemas of their
+//! own on the shared cluster, SQL that breaks leases and rows, and a
+//! freezable proxy. The cluster, the recognizable tokens, child processes
+//! and captured logs come from `test_support`.
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-pub(crate) mod child;
-pub(crate) mod cluster;
-pub(crate) mod logs;
 pub(crate) mod proxy;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use auth_core::conformance::{Corrupter, LeaseBreaker};
 use auth_core::{Expect, Record, TokenKey, TokenSet, TokenStore, async_trait};
 use store_postgres::{PostgresStoreBuilder, PostgresTokenStore};
+use test_support::postgres;
 
 /// A schema name no other test (or test binary) uses.
 pub(crate) fn unique_schema(tag: &str) -> String {
@@ -41,7 +40,7 @@ pub(crate) fn unique_schema(tag: &str) -> String {
 pub(crate) async fn store(tag: &str) -> PostgresTokenStore {
     let schema = unique_schema(tag);
     builder(&schema)
-        .connect(cluster::shared().url())
+        .connect(postgres::shared().url())
         .await
         .expect("connect to the test database")
 }
@@ -55,7 +54,7 @@ pub(crate) async fn same_tables(store: &PostgresTokenStore) -> PostgresTokenStor
         .map(|(s, t)| (s.to_owned(), t.to_owned()))
         .expect("schema.table");
     builder(&schema)
-        .connect(cluster::shared().url())
+        .connect(postgres::shared().url())
         .await
         .expect("connect again")
 }
@@ -156,9 +155,9 @@ pub(crate) async fn through_proxy(
     store: &PostgresTokenStore,
     ttl: Option<Duration>,
 ) -> (PostgresTokenStore, proxy::FreezableProxy) {
-    let target: std::net::SocketAddr = ([127, 0, 0, 1], cluster::shared().port()).into();
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], postgres::shared().port()).into();
     let proxy = proxy::FreezableProxy::start(target).await;
-    let options: store_postgres::PgConnectOptions = cluster::shared().url().parse().expect("url");
+    let options: store_postgres::PgConnectOptions = postgres::shared().url().parse().expect("url");
     let via = builder(&schema_of(store))
         .lease_ttl(ttl.unwrap_or(PostgresTokenStore::DEFAULT_LEASE_TTL))
         .connect_with(options.port(proxy.port()))
@@ -198,27 +197,4 @@ pub(crate) async fn stored_token(store: &PostgresTokenStore, key: &TokenKey) -> 
         .expect("a row")
         .token
         .expect("a token")
-}
-
-/// A key from two ids, which must be valid.
-pub(crate) fn key(provider: &str, account: &str) -> TokenKey {
-    TokenKey::parse(provider, account).expect("valid test key")
-}
-
-/// A token that says which `generation` it is.
-pub(crate) fn token(generation: u64) -> TokenSet {
-    let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000 + generation);
-    TokenSet::new(format!("access-{generation}"), "Bearer", issued)
-        .with_refresh_token(format!("refresh-{generation}"))
-        .with_expires_in(Duration::from_secs(3600))
-        .with_extra("generation", serde_json::json!(generation))
-}
-
-/// The generation of a token made by [`token`].
-pub(crate) fn generation_of(token: &TokenSet) -> u64 {
-    token
-        .extras()
-        .get("generation")
-        .and_then(serde_json::Value::as_u64)
-        .expect("the token has a generation")
 }

@@ -1,4 +1,6 @@
-//! Child processes for the cross-process and crash tests.
+//! Child processes for the multi-process tests: each child is another
+//! process (on a file store) or another "host" (on a database, with its own
+//! pool).
 //!
 //! A test binary re-runs itself: it starts its own executable with the
 //! libtest filter `child_process --exact` and an environment variable naming
@@ -7,56 +9,61 @@
 //! otherwise. So `cargo test` builds the child along with the tests, with
 //! nothing extra to build or install.
 //!
-//! Children talk on stdout in lines starting with [`PREFIX`] (libtest
-//! prints its own lines there too), and listen on stdin.
+//! Children talk on stdout in lines starting with `@child ` (libtest
+//! prints its own lines there too), and listen on stdin. A child is told
+//! its role's name, the *place* of the store it works on (a directory, or
+//! a database and schema, as its test spells it) and an argument.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 /// The variable naming the role a child plays.
-const ROLE_VAR: &str = "STORE_FILE_TEST_CHILD_ROLE";
-/// The variable giving the store root to a child.
-const ROOT_VAR: &str = "STORE_FILE_TEST_CHILD_ROOT";
+const ROLE_VAR: &str = "TOKEN_KEEPER_TEST_CHILD_ROLE";
+/// The variable giving a child the place of its store.
+const PLACE_VAR: &str = "TOKEN_KEEPER_TEST_CHILD_PLACE";
 /// The variable giving a child its role's argument.
-const ARG_VAR: &str = "STORE_FILE_TEST_CHILD_ARG";
+const ARG_VAR: &str = "TOKEN_KEEPER_TEST_CHILD_ARG";
 /// Marks the lines a child writes for its parent.
 const PREFIX: &str = "@child ";
 /// How long a parent waits for a line before declaring the child stuck.
 const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a child was asked to do.
-pub(crate) struct Role {
+pub struct Role {
     /// The role's name.
-    pub(crate) name: String,
-    /// The store root to use.
-    pub(crate) root: PathBuf,
+    pub name: String,
+    /// The place of the store, as the parent gave it to
+    /// [`ChildProcess::spawn`].
+    pub place: OsString,
     /// The role's argument (may be empty).
-    pub(crate) arg: String,
+    pub arg: String,
 }
 
 /// In a child, runs `play` with its role and exits; in a normal test run,
 /// returns at once.
-pub(crate) fn run_if_child(play: impl FnOnce(Role)) {
+pub fn run_if_child(play: impl FnOnce(Role)) {
     let Ok(name) = std::env::var(ROLE_VAR) else {
         return;
     };
-    let root = PathBuf::from(std::env::var_os(ROOT_VAR).expect("a child needs a store root"));
+    let place = std::env::var_os(PLACE_VAR).expect("a child needs the place of its store");
     let arg = std::env::var(ARG_VAR).unwrap_or_default();
-    play(Role { name, root, arg });
+    play(Role { name, place, arg });
+    // Never fall through to the parent's tests.
+    std::process::exit(0);
 }
 
 /// Tells the parent `line` (in a child).
-pub(crate) fn report(line: &str) {
+pub fn report(line: &str) {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{PREFIX}{line}").expect("write to the parent");
     out.flush().expect("flush to the parent");
 }
 
 /// Reads the next line from the parent (in a child); `None` at end of input.
-pub(crate) fn listen() -> Option<String> {
+pub fn listen() -> Option<String> {
     let mut line = String::new();
     match std::io::stdin()
         .lock()
@@ -69,7 +76,7 @@ pub(crate) fn listen() -> Option<String> {
 }
 
 /// A running child, killed when dropped.
-pub(crate) struct ChildProcess {
+pub struct ChildProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -77,8 +84,8 @@ pub(crate) struct ChildProcess {
 
 impl ChildProcess {
     /// Starts this test binary as a child playing `role` on the store at
-    /// `root`.
-    pub(crate) fn spawn(role: &str, root: &Path, arg: &str) -> Self {
+    /// `place`, with `arg`.
+    pub fn spawn(role: &str, place: impl AsRef<OsStr>, arg: &str) -> Self {
         let exe = std::env::current_exe().expect("the test binary's path");
         let mut child = Command::new(exe)
             .args([
@@ -88,7 +95,7 @@ impl ChildProcess {
                 "--test-threads=1",
             ])
             .env(ROLE_VAR, role)
-            .env(ROOT_VAR, root)
+            .env(PLACE_VAR, place)
             .env(ARG_VAR, arg)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -117,12 +124,12 @@ impl ChildProcess {
     }
 
     /// The child's process id.
-    pub(crate) fn id(&self) -> u32 {
+    pub fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// The next line the child reports.
-    pub(crate) fn next_line(&mut self) -> String {
+    pub fn next_line(&mut self) -> String {
         match self.lines.recv_timeout(LINE_TIMEOUT) {
             Ok(line) => line,
             Err(RecvTimeoutError::Timeout) => {
@@ -136,27 +143,27 @@ impl ChildProcess {
     }
 
     /// Waits for the child to report `want`, failing on anything else.
-    pub(crate) fn expect_line(&mut self, want: &str) {
+    pub fn expect_line(&mut self, want: &str) {
         let got = self.next_line();
         assert_eq!(got, want, "child {} reported something else", self.id());
     }
 
     /// Sends `line` to the child.
-    pub(crate) fn send(&mut self, line: &str) {
+    pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("the child's stdin is open");
         writeln!(stdin, "{line}").expect("write to the child");
         stdin.flush().expect("flush to the child");
     }
 
     /// Kills the child with SIGKILL (on Unix) and reaps it.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         self.child.kill().expect("kill the child");
         self.child.wait().expect("reap the child");
     }
 
     /// Closes the child's stdin and waits for it to exit, which it must do
     /// successfully.
-    pub(crate) fn finish(mut self) {
+    pub fn finish(mut self) {
         drop(self.stdin.take());
         let status = self.child.wait().expect("wait for the child");
         assert!(status.success(), "child {} failed: {status}", self.id());

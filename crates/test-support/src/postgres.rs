@@ -18,14 +18,14 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 
 /// The variable naming a developer's own server.
-pub(crate) const URL_VAR: &str = "TOKEN_KEEPER_PG_URL";
+pub const URL_VAR: &str = "TOKEN_KEEPER_PG_URL";
 
 /// The superuser password of a throwaway cluster (it listens on loopback
 /// only and lives as long as one test binary).
-pub(crate) const PASSWORD: &str = "tk-test-pw-5b1e9c";
+pub const PASSWORD: &str = "tk-test-pw-5b1e9c";
 
 /// A running server.
-pub(crate) struct Cluster {
+pub struct Cluster {
     url: String,
     port: u16,
     /// `None` for a developer's own server.
@@ -52,7 +52,7 @@ fn fail(why: &str) -> ! {
 }
 
 /// The cluster of this test binary, started on first use.
-pub(crate) fn shared() -> &'static Cluster {
+pub fn shared() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| match std::env::var(URL_VAR) {
         Ok(url) if !url.is_empty() => Cluster::external(url),
@@ -116,12 +116,12 @@ impl Cluster {
 
     /// Starts a new cluster of its own (used directly by tests that
     /// restart it).
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         Self::start_with(&["-c", "fsync=off"])
     }
 
     /// Starts a new cluster with extra `postgres` options (`-c name=value`).
-    pub(crate) fn start_with(options: &[&str]) -> Self {
+    pub fn start_with(options: &[&str]) -> Self {
         let bin = bin_dir().unwrap_or_else(|| fail("no initdb and pg_ctl were found"));
         let as_postgres = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid == "0");
         let dir = tempfile::Builder::new()
@@ -212,12 +212,12 @@ impl Cluster {
     }
 
     /// The URL of the server (with the password).
-    pub(crate) fn url(&self) -> &str {
+    pub fn url(&self) -> &str {
         &self.url
     }
 
     /// The server's TCP port.
-    pub(crate) fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.port
     }
 
@@ -228,14 +228,14 @@ impl Cluster {
     }
 
     /// Stops the server (fast shutdown: sessions are cut off).
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         self.local()
             .pg_ctl(&["stop", "-w", "-m", "fast"])
             .expect("stop the server");
     }
 
     /// Starts the stopped server again, on the same port.
-    pub(crate) fn start_again(&self) {
+    pub fn start_again(&self) {
         let local = self.local();
         let options = std::fs::read_to_string(local.data.parent().unwrap().join("options"))
             .expect("the server options");

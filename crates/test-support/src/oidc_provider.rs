@@ -1,7 +1,7 @@
 //! A real, OpenID Certified authorization server for integration tests.
 //!
 //! [`OidcProvider::start`] runs `oidc-provider` (npm, by panva) from
-//! `tests/oidc-provider/server.mjs` as a child process on `127.0.0.1` with a
+//! `oidc-provider/server.mjs` of this crate as a child process on `127.0.0.1` with a
 //! random port, and [`browser_login`] plays the user agent: it follows the
 //! redirects of an authorization request through the server's automatic login
 //! and consent, and returns the callback URL with `code`, `state` and `iss`.
@@ -94,7 +94,7 @@ const MAX_HOPS: usize = 20;
 /// Written into `node_modules` after a successful `npm ci`: the SHA-256 of
 /// `package.json` and `package-lock.json`, so that changing them triggers a reinstall.
 const STAMP_FILE: &str = ".auth-oauth2-npm-ci.sha256";
-/// The file locked while installing. Ignored by `tests/oidc-provider/.gitignore`.
+/// The file locked while installing. Ignored by `oidc-provider/.gitignore`.
 const LOCK_FILE: &str = ".npm-install.lock";
 
 /// A running `oidc-provider`. Dropping it kills the server.
@@ -410,15 +410,9 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     Some(tag[at..at + len].replace("&amp;", "&"))
 }
 
-/// `tests/oidc-provider` of auth-oauth2, found from any crate of the
-/// workspace: other crates' tests (authctl's) include this file by path.
+/// `oidc-provider/` of this crate: the server and its pinned packages.
 fn server_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("crates live in crates/")
-        .join("auth-oauth2")
-        .join("tests")
-        .join("oidc-provider")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc-provider")
 }
 
 /// Panics with installation advice unless a usable `node` is on the PATH.
@@ -426,8 +420,8 @@ fn check_node() {
     let output = match Command::new("node").arg("--version").output() {
         Ok(output) => output,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
-            "Node.js is required by the auth-oauth2 integration tests (they run the \
-             `oidc-provider` npm package as a real authorization server), but `node` \
+            "Node.js is required by the integration tests of auth-oauth2 and authctl (they run \
+             the `oidc-provider` npm package as a real authorization server), but `node` \
              was not found on PATH. Install Node.js 20 or newer, with npm \
              (https://nodejs.org/ or your package manager), and run the tests again."
         ),
@@ -443,7 +437,7 @@ fn check_node() {
     match major {
         Some(major) if major >= 18 => {}
         _ => panic!(
-            "the auth-oauth2 integration tests need Node.js 18 or newer (20 recommended), \
+            "the integration tests of auth-oauth2 and authctl need Node.js 18 or newer (20 recommended), \
              found `node --version` = {:?}; install a newer Node.js.",
             version.trim()
         ),
@@ -508,8 +502,8 @@ fn npm_ci(dir: &Path) {
     let output = match output {
         Ok(output) => output,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`npm` was not found on PATH. The auth-oauth2 integration tests install their \
-             test server with npm; install Node.js 20 or newer together with npm."
+            "`npm` was not found on PATH. The integration tests of auth-oauth2 and authctl \
+             install their test server with npm; install Node.js 20 or newer together with npm."
         ),
         Err(err) => panic!("could not run `npm ci` in {}: {err}", dir.display()),
     };

@@ -1,7 +1,7 @@
 // Test peer for the auth-oauth2 integration tests: oidc-provider (OpenID Certified, by panva)
 // on 127.0.0.1, with logins and consent completed automatically.
 //
-// Protocol with the test process (see tests/support/oidc_provider.rs):
+// Protocol with the test process (see src/oidc_provider.rs of test-support):
 // - listens on 127.0.0.1, port 0 (or $OIDC_PROVIDER_PORT when set);
 // - when ready, writes exactly ONE line to stdout: {"issuer":"http://127.0.0.1:<port>","port":<port>};
 //   nothing else is ever written to stdout (library notices are sent to stderr);
@@ -33,7 +33,7 @@ async function readForm(req) {
 // Fixed test credentials. The secret deliberately uses the base64 alphabet ('+', '/', '='):
 // oidc-provider form-decodes HTTP Basic credentials, so a client that does not
 // application/x-www-form-urlencode the id and secret before Basic encoding (RFC 6749 §2.3.1)
-// fails with invalid_client. Keep in sync with tests/support/oidc_provider.rs.
+// fails with invalid_client. Keep in sync with src/oidc_provider.rs of test-support.
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 const CONFIDENTIAL_CLIENT_ID = 'conf-client';
 const CONFIDENTIAL_CLIENT_SECRET = 'cS3cr3t+Vq9/ZkW2rTnX8pLmB4yHd7Fo1uJgEa6Ns0Ri5KtUw/Yc+Qx==';
@@ -43,7 +43,7 @@ const PUBLIC_CLIENT_ID = 'public-client';
 const ACCOUNT_ID = 'user-1';
 // The second client family: a service that acts as itself (client credentials, RFC 6749 §4.4)
 // and a device with no browser (device authorization, RFC 8628). Keep in sync with
-// tests/support/oidc_provider.rs.
+// src/oidc_provider.rs of test-support.
 const SERVICE_CLIENT_ID = 'service-client';
 const SERVICE_CLIENT_SECRET = 'sS3cr3t+Lk2/Mn8Pq4Rs6Tu0Vw3Xy5Za7Bc9De1Fg=';
 const DEVICE_CLIENT_ID = 'device-client';
