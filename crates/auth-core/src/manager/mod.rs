@@ -161,7 +161,14 @@ impl TokenManager {
             return Ok(AccessToken::new(token));
         }
         self.inner.telemetry.cache_miss(&key.provider);
-        self.inner.fly(key, Goal::Fresh).await.map(AccessToken::new)
+        // Boxed: the refresh path's state is about 2.8 KB, and inline it
+        // made this future that large for the cache hit too, which is then
+        // copied whenever a caller moves the future (`now_or_never`, a
+        // spawn, a box): 13% of the hot path's time (BENCHMARKS.md §1,
+        // round 3). A miss does I/O; one allocation there is noise.
+        Box::pin(self.inner.fly(key, Goal::Fresh))
+            .await
+            .map(AccessToken::new)
     }
 
     /// Replaces a token that an API rejected: refreshes only if `rejected`
