@@ -10,6 +10,7 @@ use axum::Router;
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
@@ -56,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) issuers: BTreeMap<ProviderId, String>,
     pub(crate) extra_scopes: BTreeMap<ProviderId, BTreeSet<String>>,
     pub(crate) names: BTreeMap<ProviderId, String>,
+    /// The manager's providers in its order, listed once at build.
+    pub(crate) providers: Vec<ProviderId>,
     pub(crate) page: bool,
     #[cfg(feature = "fitbit-migration")]
     pub(crate) migration: Option<crate::migration::FitbitMigration>,
@@ -127,6 +130,7 @@ impl Connect {
                 issuers: BTreeMap::new(),
                 extra_scopes: BTreeMap::new(),
                 names: BTreeMap::new(),
+                providers: Vec::new(),
                 page: true,
                 #[cfg(feature = "fitbit-migration")]
                 migration: None,
@@ -197,16 +201,27 @@ impl Connect {
             routes = routes.route("/move/{provider}", get(crate::migration::begin_move));
         }
         // Every answer of these routes is private to one user: never
-        // cached, never sent on as a referrer (a callback's address carries
-        // a code), never sniffed or framed.
+        // cached, never sniffed as another type. Pages and redirects are
+        // also never framed, and never sent on as a referrer (a callback's
+        // address carries a code); the JSON of `/connections` is neither
+        // shown nor followed, so it goes without those two.
         let private =
             |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
+        let document = |name, value: &'static str| {
+            SetResponseHeaderLayer::overriding(name, move |response: &Response| {
+                let json = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+                (!json).then(|| HeaderValue::from_static(value))
+            })
+        };
         routes
             .layer(sessions)
             .layer(private(header::CACHE_CONTROL, "no-store"))
-            .layer(private(header::REFERRER_POLICY, "no-referrer"))
             .layer(private(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-            .layer(private(header::X_FRAME_OPTIONS, "DENY"))
+            .layer(document(header::REFERRER_POLICY, "no-referrer"))
+            .layer(document(header::X_FRAME_OPTIONS, "DENY"))
             .with_state(self.clone())
     }
 
@@ -314,9 +329,10 @@ impl ConnectBuilder {
     /// The configured routes.
     pub fn build(mut self) -> Connect {
         // Every provider's name, worked out once.
-        for provider in self.inner.manager.provider_ids() {
-            let name = default_name(&provider);
-            self.inner.names.entry(provider).or_insert(name);
+        self.inner.providers = self.inner.manager.provider_ids();
+        for provider in &self.inner.providers {
+            let name = default_name(provider);
+            self.inner.names.entry(provider.clone()).or_insert(name);
         }
         Connect {
             inner: Arc::new(self.inner),

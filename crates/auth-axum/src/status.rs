@@ -91,9 +91,9 @@ impl Connect {
     /// them. A connected account costs a cache lookup (the manager
     /// refreshes an expiring token first); others cost a store read.
     pub async fn connections(&self, user: &AccountId) -> Connections {
-        let mut connections = Vec::new();
-        for provider in self.manager().provider_ids() {
-            connections.push(self.connection(user, provider).await);
+        let mut connections = Vec::with_capacity(self.inner.providers.len());
+        for provider in &self.inner.providers {
+            connections.push(self.connection(user, provider.clone()).await);
         }
         #[cfg(feature = "fitbit-migration")]
         if let Some(migration) = &self.inner.migration {
@@ -155,7 +155,11 @@ fn unavailable(provider: ProviderId, name: String, error: &Error) -> Connection 
 }
 
 pub(crate) fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
+    use std::fmt::Write as _;
+    // Sized for "2026-12-07T16:02:03Z", so it is written without growing.
+    let mut out = String::with_capacity(20);
+    let _ = write!(out, "{}", humantime::format_rfc3339_seconds(at));
+    out
 }
 
 /// `GET /connections`.

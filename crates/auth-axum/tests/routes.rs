@@ -540,3 +540,46 @@ async fn nobody_signed_in_gets_a_page_and_a_401() {
         .await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn every_answer_is_private_and_pages_are_never_framed_or_referred() {
+    let app = support::start().await;
+    let browser = Browser::new();
+    browser.sign_in(&app.url, "dana").await;
+    let (status, headers, _) = browser
+        .send(
+            browser
+                .client
+                .get(format!("{}/accounts/connections", app.url)),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // JSON is neither shown nor followed: framing and referrers do not apply.
+    assert!(headers.get("x-frame-options").is_none(), "{headers:?}");
+    assert!(headers.get("referrer-policy").is_none(), "{headers:?}");
+    let (status, headers, _) = browser
+        .send(browser.client.get(format!("{}/accounts", app.url)))
+        .await;
+    assert_eq!(status, 200);
+    for (name, value) in [
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(headers[name], value, "{name}");
+    }
+    // A redirect (here the connect route's, to the provider) is followed
+    // by the browser: it carries no referrer either.
+    let (status, headers, _) = browser
+        .send(
+            browser
+                .client
+                .get(format!("{}/accounts/connect/{FITBIT}", app.url)),
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+}
