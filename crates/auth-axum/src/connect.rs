@@ -229,6 +229,12 @@ impl Connect {
         &self.inner.manager
     }
 
+    /// The name people read for `provider`, borrowed: every provider of
+    /// the manager has one from the build on.
+    pub(crate) fn name_of(&self, provider: &ProviderId) -> &str {
+        self.inner.names.get(provider).map_or("", String::as_str)
+    }
+
     /// The name people read for `provider`.
     pub(crate) fn display_name(&self, provider: &ProviderId) -> String {
         self.inner

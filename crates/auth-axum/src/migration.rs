@@ -21,7 +21,7 @@ use crate::begin::{BeginArgs, begin, known_provider, unavailable};
 use crate::connect::{Connect, Mount, User};
 use crate::parked::Kind;
 use crate::problem::Problem;
-use crate::status::{Connection, ConnectionState};
+use crate::status::{ConnectionState, Row};
 
 /// The move from a legacy provider (Fitbit) to Google Health, offered in
 /// the page for accounts on the first and not yet on the second. Give it
@@ -70,13 +70,17 @@ impl FitbitMigration {
 
     /// Marks the legacy row movable when the account is there and not yet
     /// on Google Health.
-    pub(crate) fn offer(&self, rows: &mut [Connection]) {
+    pub(crate) fn offer(&self, rows: &mut [Row<'_>]) {
         let on_google = rows
             .iter()
-            .any(|r| r.provider == self.google && r.state != ConnectionState::NotConnected);
+            .any(|r| *r.provider() == self.google && r.state() != ConnectionState::NotConnected);
         if on_google {
-            for row in rows.iter_mut().filter(|r| r.provider == self.legacy) {
-                if row.state != ConnectionState::NotConnected && row.detail.is_none() {
+            for row in rows.iter_mut().filter(|r| *r.provider() == self.legacy) {
+                if row.state() == ConnectionState::NotConnected {
+                    continue;
+                }
+                let row = row.owned_mut();
+                if row.detail.is_none() {
                     row.detail = Some(
                         "This account has moved to Google Health. You can disconnect the old \
                          Fitbit connection."
@@ -86,8 +90,9 @@ impl FitbitMigration {
             }
             return;
         }
-        for row in rows.iter_mut().filter(|r| r.provider == self.legacy) {
-            if row.state != ConnectionState::NotConnected {
+        for row in rows.iter_mut().filter(|r| *r.provider() == self.legacy) {
+            if row.state() != ConnectionState::NotConnected {
+                let row = row.owned_mut();
                 row.move_to = Some(self.google.clone());
                 if row.detail.is_none() {
                     row.detail = Some(

@@ -583,3 +583,63 @@ async fn every_answer_is_private_and_pages_are_never_framed_or_referred() {
     assert_eq!(status, 303);
     assert_eq!(headers["referrer-policy"], "no-referrer");
 }
+
+/// `GET /connections` writes connected rows from borrowed data; its JSON
+/// must be exactly that of [`auth_axum::Connect::connections`], in every
+/// state, the move offer included.
+#[tokio::test]
+async fn the_json_route_answers_exactly_what_connections_returns() {
+    let app = support::start().await;
+    let browser = Browser::new();
+    browser.sign_in(&app.url, "mira").await;
+    let user = auth_core::AccountId::new("mira").unwrap();
+    let compare = |label: &'static str| {
+        let (app, browser, user) = (&app, &browser, &user);
+        async move {
+            let (status, _, body) = browser
+                .send(
+                    browser
+                        .client
+                        .get(format!("{}/accounts/connections", app.url)),
+                )
+                .await;
+            assert_eq!(status, 200, "{label}: {body}");
+            let route: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let direct = serde_json::to_value(app.connect.connections(user).await).unwrap();
+            assert_eq!(route, direct, "{label}");
+            route
+        }
+    };
+    let json = compare("nothing connected").await;
+    assert!(json["connections"].as_array().unwrap().len() >= 2, "{json}");
+    // Fitbit alone: connected, with the move to Google Health offered.
+    browser
+        .get(&format!("{}/accounts/connect/{FITBIT}", app.url))
+        .await;
+    let json = compare("fitbit connected, the move offered").await;
+    let fitbit = json["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["provider"] == FITBIT)
+        .unwrap()
+        .clone();
+    assert_eq!(fitbit["state"], "connected", "{json}");
+    assert_eq!(fitbit["move_to"], GOOGLE, "{json}");
+    assert!(!fitbit["scopes"].as_array().unwrap().is_empty(), "{json}");
+    assert!(
+        fitbit["expires_at"].as_str().unwrap().ends_with('Z'),
+        "{json}"
+    );
+    // Both connected, then Google Health flagged.
+    browser
+        .get(&format!("{}/accounts/connect/{GOOGLE}", app.url))
+        .await;
+    compare("both connected").await;
+    rewrite(&app, GOOGLE, "mira", |t| {
+        t.flagged_for_reauthorization("invalid_grant")
+    })
+    .await;
+    let json = compare("google health needs a new sign-in").await;
+    assert!(json.to_string().contains("needs_login"), "{json}");
+}
