@@ -71,15 +71,6 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A row that is about to be overwritten.
-    fn placeholder() -> Self {
-        Self::new(
-            ProviderId::new("placeholder").expect("a valid id"),
-            String::new(),
-            ConnectionState::Unavailable,
-        )
-    }
-
     fn new(provider: ProviderId, name: String, state: ConnectionState) -> Self {
         Self {
             provider,
@@ -126,9 +117,13 @@ impl Row<'_> {
 
     /// The row as a [`Connection`], made one in place if it was not.
     pub(crate) fn owned_mut(&mut self) -> &mut Connection {
-        if let Row::Connected { .. } = self {
-            let owned = std::mem::replace(self, Row::Owned(Connection::placeholder()));
-            *self = Row::Owned(owned.into_owned());
+        if let Row::Connected {
+            provider,
+            name,
+            token,
+        } = self
+        {
+            *self = Row::Owned(connected(provider, name, token));
         }
         match self {
             Row::Owned(row) => row,
@@ -142,20 +137,23 @@ impl Row<'_> {
                 provider,
                 name,
                 token,
-            } => {
-                let set = token.token_set();
-                let mut row = Connection::new(
-                    provider.clone(),
-                    name.to_owned(),
-                    ConnectionState::Connected,
-                );
-                row.scopes = set.scopes().iter().cloned().collect();
-                row.expires_at = set.expires_at().map(rfc3339);
-                row
-            }
+            } => connected(provider, name, &token),
             Row::Owned(row) => row,
         }
     }
+}
+
+/// A connected provider's row, its name and scopes copied.
+fn connected(provider: &ProviderId, name: &str, token: &AccessToken) -> Connection {
+    let set = token.token_set();
+    let mut row = Connection::new(
+        provider.clone(),
+        name.to_owned(),
+        ConnectionState::Connected,
+    );
+    row.scopes = set.scopes().iter().cloned().collect();
+    row.expires_at = set.expires_at().map(rfc3339);
+    row
 }
 
 impl Serialize for Row<'_> {

@@ -368,7 +368,7 @@ async fn two_app_instances_share_one_session_store() {
     wrong
         .set_port(url::Url::parse(&second.url).unwrap().port())
         .unwrap();
-    let (status, _, body) = browser.send(browser.client.get(wrong.as_str())).await;
+    let (status, _, body) = browser.fetch(wrong.as_str()).await;
     assert_eq!(
         status, 400,
         "a callback at another address than registered is refused: {body}"
@@ -472,11 +472,7 @@ async fn the_page_shows_a_connection_that_needs_a_new_sign_in_and_a_retired_prov
     .await;
 
     let (_, _, json) = browser
-        .send(
-            browser
-                .client
-                .get(format!("{}/accounts/connections", app.url)),
-        )
+        .fetch(&format!("{}/accounts/connections", app.url))
         .await;
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     let row = |p: &str| {
@@ -527,11 +523,7 @@ async fn nobody_signed_in_gets_a_page_and_a_401() {
     assert_eq!(page.status, 401);
     assert!(page.body.contains("<h1>Please sign in first</h1>"));
     let (status, _, body) = browser
-        .send(
-            browser
-                .client
-                .get(format!("{}/accounts/connections", app.url)),
-        )
+        .fetch(&format!("{}/accounts/connections", app.url))
         .await;
     assert_eq!(status, 401);
     assert!(body.contains("not signed in"));
@@ -547,11 +539,7 @@ async fn every_answer_is_private_and_pages_are_never_framed_or_referred() {
     let browser = Browser::new();
     browser.sign_in(&app.url, "dana").await;
     let (status, headers, _) = browser
-        .send(
-            browser
-                .client
-                .get(format!("{}/accounts/connections", app.url)),
-        )
+        .fetch(&format!("{}/accounts/connections", app.url))
         .await;
     assert_eq!(status, 200);
     assert_eq!(headers["cache-control"], "no-store");
@@ -559,9 +547,7 @@ async fn every_answer_is_private_and_pages_are_never_framed_or_referred() {
     // JSON is neither shown nor followed: framing and referrers do not apply.
     assert!(headers.get("x-frame-options").is_none(), "{headers:?}");
     assert!(headers.get("referrer-policy").is_none(), "{headers:?}");
-    let (status, headers, _) = browser
-        .send(browser.client.get(format!("{}/accounts", app.url)))
-        .await;
+    let (status, headers, _) = browser.fetch(&format!("{}/accounts", app.url)).await;
     assert_eq!(status, 200);
     for (name, value) in [
         ("cache-control", "no-store"),
@@ -574,11 +560,7 @@ async fn every_answer_is_private_and_pages_are_never_framed_or_referred() {
     // A redirect (here the connect route's, to the provider) is followed
     // by the browser: it carries no referrer either.
     let (status, headers, _) = browser
-        .send(
-            browser
-                .client
-                .get(format!("{}/accounts/connect/{FITBIT}", app.url)),
-        )
+        .fetch(&format!("{}/accounts/connect/{FITBIT}", app.url))
         .await;
     assert_eq!(status, 303);
     assert_eq!(headers["referrer-policy"], "no-referrer");
@@ -597,11 +579,7 @@ async fn the_json_route_answers_exactly_what_connections_returns() {
         let (app, browser, user) = (&app, &browser, &user);
         async move {
             let (status, _, body) = browser
-                .send(
-                    browser
-                        .client
-                        .get(format!("{}/accounts/connections", app.url)),
-                )
+                .fetch(&format!("{}/accounts/connections", app.url))
                 .await;
             assert_eq!(status, 200, "{label}: {body}");
             let route: serde_json::Value = serde_json::from_str(&body).unwrap();

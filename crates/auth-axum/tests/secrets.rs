@@ -44,11 +44,7 @@ async fn connecting_two_providers_shows_both_connected_and_never_a_token() {
     );
 
     let (status, _, json) = browser
-        .send(
-            browser
-                .client
-                .get(format!("{}/accounts/connections", app.url)),
-        )
+        .fetch(&format!("{}/accounts/connections", app.url))
         .await;
     assert_eq!(status, 200);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();

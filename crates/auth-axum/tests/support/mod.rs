@@ -351,9 +351,14 @@ impl Browser {
         panic!("too many redirects: {trail:?}");
     }
 
+    /// GET one answer, without following a redirect: (status, headers, body).
+    pub async fn fetch(&self, url: &str) -> (u16, HeaderMap, String) {
+        self.send(self.client.get(url)).await
+    }
+
     /// GET one hop, without following a redirect: (status, Location).
     pub async fn hop(&self, url: &str) -> (u16, Option<String>, String) {
-        let (status, headers, body) = self.send(self.client.get(url)).await;
+        let (status, headers, body) = self.fetch(url).await;
         let location = headers
             .get(header::LOCATION)
             .map(|l| l.to_str().unwrap().to_owned());

@@ -166,24 +166,24 @@ impl Fitbit {
             .unwrap_or(RateKey::Anonymous)
     }
 
-    /// Authenticates the client of a token or revoke request.
-    fn authenticate(
-        &self,
-        req: &Request,
-        params: &Params,
-        cx: &mut Cx<'_>,
-    ) -> Result<Client, Reply> {
-        client_auth::authenticate(
+    /// Reads the form of a token or revoke request and authenticates its
+    /// client.
+    fn client_form(&self, req: &Request, cx: &mut Cx<'_>) -> Result<(Params, Client), Reply> {
+        let params = req
+            .form_params()
+            .map_err(|message| invalid_request(&message))?;
+        let client = client_auth::authenticate(
             &self.settings.clients,
             req.authorization(),
-            params,
+            &params,
             Rules::Fitbit,
         )
         .cloned()
         .map_err(|failure| {
             cx.report(Event::ClientAuthFailure);
             error_body::fitbit(StatusCode::UNAUTHORIZED, "invalid_client", failure.0)
-        })
+        })?;
+        Ok((params, client))
     }
 }
 
@@ -321,12 +321,8 @@ fn invalid_grant(message: &str) -> Reply {
 
 impl Fitbit {
     fn token_endpoint(&mut self, req: &Request, cx: &mut Cx<'_>) -> Reply {
-        let params = match req.form_params() {
-            Ok(p) => p,
-            Err(message) => return invalid_request(&message),
-        };
-        let client = match self.authenticate(req, &params, cx) {
-            Ok(c) => c,
+        let (params, client) = match self.client_form(req, cx) {
+            Ok(form) => form,
             Err(reply) => return reply,
         };
         let lifetime = match requested_lifetime(&params, self.settings.access_lifetime) {
@@ -579,12 +575,8 @@ impl Fitbit {
     }
 
     fn revoke(&mut self, req: &Request, cx: &mut Cx<'_>) -> Reply {
-        let params = match req.form_params() {
-            Ok(p) => p,
-            Err(message) => return invalid_request(&message),
-        };
-        let client = match self.authenticate(req, &params, cx) {
-            Ok(c) => c,
+        let (params, client) = match self.client_form(req, cx) {
+            Ok(form) => form,
             Err(reply) => return reply,
         };
         let Some(token) = params.get("token") else {
