@@ -5,11 +5,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use super::cache::Cache;
 use super::driver::{Guards, MARGIN, Received, UnsavedMap};
-use super::flight::Tasks;
 use super::{Config, CooldownPolicy, Inner, RetryPolicy, TokenManager};
 use crate::clock::Clock;
 use crate::error::human_duration;
@@ -251,7 +251,7 @@ impl TokenManagerBuilder {
                 unsaved: UnsavedMap::default(),
                 guards: Guards::default(),
                 received: Received::default(),
-                tasks: Arc::new(Tasks::default()),
+                tasks: TaskTracker::new(),
                 closing: AtomicBool::new(false),
                 events,
                 telemetry,

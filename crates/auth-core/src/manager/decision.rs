@@ -244,27 +244,17 @@ pub(crate) fn on_renewal(
     (late && !observed).then_some(Next::Guard(row.version))
 }
 
-/// How one attempt ended, as far as the grant is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Processed {
-    /// Not processed: nothing was sent, a 429, or an error answer.
-    No,
-    /// It may have been: a timeout, a lost answer, a 5xx, a 200 that
-    /// could not be parsed, a panic.
-    Unknown,
-}
-
-/// Classifies a failed attempt.
-pub(crate) fn processed(err: &Error) -> Processed {
+/// Whether a failed attempt may have been processed by the server: a
+/// timeout, a lost answer, a 5xx, a 200 that could not be parsed, a panic.
+/// Not when nothing was sent, on a 429, or on another error answer.
+pub(crate) fn outcome_unknown(err: &Error) -> bool {
     match err {
-        Error::Transient { sent: Sent::No, .. } => Processed::No,
-        Error::Transient {
+        Error::Transient { sent: Sent::No, .. }
+        | Error::Transient {
             status: Some(429), ..
-        } => Processed::No,
-        Error::Transient { .. } | Error::Protocol { .. } | Error::Store { .. } => {
-            Processed::Unknown
-        }
-        _ => Processed::No,
+        } => false,
+        Error::Transient { .. } | Error::Protocol { .. } | Error::Store { .. } => true,
+        _ => false,
     }
 }
 
@@ -308,7 +298,7 @@ pub(crate) fn after_failure(
     if err.is_reauthorization_required() {
         return AfterFailure::Flag;
     }
-    tenure.unknown |= processed(err) == Processed::Unknown;
+    tenure.unknown |= outcome_unknown(err);
     if matches!(err, Error::Transient { .. })
         && !tenure.takeover
         && let Some(mut delay) = retry.delay_after(tenure.attempts, err.retry_after())

@@ -13,6 +13,8 @@
 //! holder's goes to [`guard`](Inner::guard).
 
 use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -75,17 +77,8 @@ impl Inner {
             // A takeover leads its own flight: behind a caller's flight it
             // would wait as long as that caller waits for the lease, and
             // the replay could miss the window.
-            let busy = self.tasks.start();
-            let outcome = AssertUnwindSafe(self.drive(key, &goal))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::transient(format!(
-                        "the takeover of {key} panicked (a bug in its provider or store)"
-                    )))
-                });
-            drop(busy);
-            return outcome;
+            let _busy = self.tasks.token();
+            return self.drive_caught(key, &goal).await;
         }
         let mut last = None;
         for _ in 0..MAX_ROUNDS {
@@ -93,17 +86,9 @@ impl Inner {
                 Joined::Lead(sender) => {
                     let inner = Arc::clone(self);
                     let (key, goal) = (key.clone(), goal.clone());
-                    let busy = self.tasks.start();
+                    let busy = self.tasks.token();
                     let work = async move {
-                        let outcome = AssertUnwindSafe(inner.drive(&key, &goal))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(Error::transient(format!(
-                                    "the refresh of {key} panicked (a bug in its provider or \
-                                     store)"
-                                )))
-                            });
+                        let outcome = inner.drive_caught(&key, &goal).await;
                         Flights::finish(sender, &outcome);
                         drop(busy);
                         outcome
@@ -138,6 +123,19 @@ impl Inner {
         })
     }
 
+    /// [`drive`](Self::drive), with a panic (a bug in the provider or the
+    /// store) turned into a transient error.
+    async fn drive_caught(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
+        AssertUnwindSafe(self.drive(key, goal))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::transient(format!(
+                    "the refresh of {key} panicked (a bug in its provider or store)"
+                )))
+            })
+    }
+
     /// One flight: find or make a token that fits `goal`.
     async fn drive(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
         let provider = Arc::clone(self.provider(&key.provider)?);
@@ -161,8 +159,8 @@ impl Inner {
             Goal::Takeover { .. } => RECORD_LOCK_WAIT.min(self.config.lock_wait),
             _ => self.config.lock_wait,
         };
-        let asked = Instant::now();
-        let lease = match self.take_lease(key, wait).await {
+        let (lease, waited) = self.take_lease(key, wait).await;
+        let lease = match lease {
             Ok(lease) => lease,
             Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
                 return self.after_lock_timeout(key, goal, err).await;
@@ -175,7 +173,7 @@ impl Inner {
         // it): watch again rather than replay.
         let unwatched = Goal::Takeover { observed: None };
         let goal = match goal {
-            Goal::Takeover { observed: Some(_) } if asked.elapsed() >= LEASE_BUSY => &unwatched,
+            Goal::Takeover { observed: Some(_) } if waited >= LEASE_BUSY => &unwatched,
             goal => goal,
         };
         let row = lease.load().await?;
@@ -266,8 +264,12 @@ impl Inner {
         token
     }
 
-    /// Takes the key's lease, and reports how long that took.
-    async fn take_lease(&self, key: &TokenKey, wait: Duration) -> Result<Box<dyn Lease>> {
+    /// Takes the key's lease, and says how long that took.
+    async fn take_lease(
+        &self,
+        key: &TokenKey,
+        wait: Duration,
+    ) -> (Result<Box<dyn Lease>>, Duration) {
         let started = Instant::now();
         let lease = self.store.lock(key, wait).await;
         let waited = started.elapsed();
@@ -278,7 +280,7 @@ impl Inner {
         } else {
             debug!(%key, waited_ms, taken, "took the key's lease");
         }
-        lease
+        (lease, waited)
     }
 
     /// The lease was busy for the whole wait: serve a still-valid stored
@@ -362,12 +364,12 @@ impl Inner {
                     }
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
             let limit = decision::attempt_timeout(
                 self.config.attempt_timeout,
-                left,
+                deadline.saturating_duration_since(now),
                 self.store.lease_ttl(),
-                renewed_at.elapsed(),
+                now.saturating_duration_since(renewed_at),
                 MARGIN,
             );
             if limit.is_zero() {
@@ -378,7 +380,7 @@ impl Inner {
                 return Err(decision::in_flight_error(key));
             }
             tenure.attempts += 1;
-            let attempt_began = started.elapsed();
+            let attempt_began = now.saturating_duration_since(started);
             let stopwatch = telemetry::Stopwatch::start();
             let answer = match tokio::time::timeout(
                 limit,
@@ -566,13 +568,10 @@ impl Inner {
             .now()
             .duration_since(unsaved.token.issued_at())
             .unwrap_or_default();
+        // A received pair's clock offset is noted as soon as it can be
+        // seen: in the cache once saved, or (before the interim answer may
+        // hand it out) in the unsaved map while its save is retried.
         let received = !matches!(unsaved.origin, Origin::Login(_));
-        if received {
-            // Before the save: while it is retried, the interim answer may
-            // hand this pair out, and it is just as young.
-            self.received
-                .note(key, Arc::clone(&unsaved.token), None, (arrived, offset));
-        }
         let expect = match unsaved.origin {
             Origin::Refresh { from, .. } => Expect::Version(from),
             Origin::Mint { from: Some(v) } => Expect::Version(v),
@@ -598,6 +597,10 @@ impl Inner {
             }
             Err(err) => {
                 warn!(%key, error = %err, "saving the new token failed; keeping it in memory and saving it again");
+                if received {
+                    let token = Arc::clone(&unsaved.token);
+                    self.received.note(key, token, None, (arrived, offset));
+                }
                 let interim = decision::interim(key, &unsaved, goal, self.now());
                 self.keep_saving(key, Arc::new(unsaved));
                 interim
@@ -783,10 +786,10 @@ impl Inner {
 
 /// Tokens this process holds but has not saved yet, by key.
 #[derive(Default)]
-pub(super) struct UnsavedMap(Mutex<HashMap<TokenKey, Arc<Unsaved>>>);
+pub(super) struct UnsavedMap(Mutex<HashMap<TokenKey, Arc<Unsaved>, RandomState>>);
 
 impl UnsavedMap {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>, RandomState>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -831,7 +834,7 @@ impl UnsavedMap {
 /// how far the host's clock was ahead of its issue time then. See
 /// [`Inner::token_now`].
 #[derive(Default)]
-pub(super) struct Received(Mutex<HashMap<TokenKey, Receipt>>);
+pub(super) struct Received(Mutex<HashMap<TokenKey, Receipt, RandomState>>);
 
 struct Receipt {
     token: Arc<TokenSet>,
@@ -885,7 +888,7 @@ impl Received {
 
 /// Keys whose late-replay guard is running.
 #[derive(Default)]
-pub(super) struct Guards(Mutex<HashSet<TokenKey>>);
+pub(super) struct Guards(Mutex<HashSet<TokenKey, RandomState>>);
 
 impl Guards {
     fn start(&self, key: &TokenKey) -> bool {

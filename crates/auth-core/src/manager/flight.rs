@@ -1,6 +1,8 @@
 //! The in-process single flight: one refresh per key at a time, whatever
-//! the number of callers; and the tracking of work that
-//! [`TokenManager::shutdown`](super::TokenManager::shutdown) waits for.
+//! the number of callers. The work that
+//! [`TokenManager::shutdown`](super::TokenManager::shutdown) waits for is
+//! counted by a `tokio_util` [`TaskTracker`]: a flight's leader holds one of
+//! its tokens, and background work is spawned on it.
 //!
 //! The first caller of a key *leads*: it polls the refresh work itself (no
 //! task hop: spawning every refresh cost two thread hand-offs, about 90 µs
@@ -9,17 +11,15 @@
 //! refresh abandoned between the server's answer and the save is how
 //! grants get burned.
 
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
-
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::error::Result;
@@ -187,65 +187,15 @@ impl Drop for FinishOnDrop {
     }
 }
 
-/// Counts the manager's work in progress (flights, logins, saves, guards),
-/// so that shutdown can wait for it.
-#[derive(Default)]
-pub(super) struct Tasks {
-    running: AtomicUsize,
-    idle: Notify,
-}
-
-/// One unit of tracked work; dropping it marks the work done.
-pub(super) struct Busy(Arc<Tasks>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl Tasks {
-    /// Marks one unit of work as started.
-    pub(super) fn start(self: &Arc<Self>) -> Busy {
-        self.running.fetch_add(1, Ordering::SeqCst);
-        Busy(Arc::clone(self))
-    }
-
-    /// Units of work in progress.
-    pub(super) fn running(&self) -> usize {
-        self.running.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no work is in progress, or `timeout` passes. Returns
-    /// whether everything finished.
-    pub(super) async fn wait_idle(&self, timeout: Duration) -> bool {
-        let wait = async {
-            loop {
-                let idle = self.idle.notified();
-                if self.running() == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.is_ok()
-    }
-}
-
-/// Spawns tracked background work, if there is a runtime.
-pub(super) fn spawn_tracked<F>(tasks: &Arc<Tasks>, work: F)
+/// Spawns background work (a save, a guard) that
+/// [`shutdown`](super::TokenManager::shutdown) waits for, if there is a
+/// runtime.
+pub(super) fn spawn_tracked<F>(tasks: &TaskTracker, work: F)
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let busy = tasks.start();
     match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(async move {
-            // Catch a panic so the count still goes down.
-            let _ = std::panic::AssertUnwindSafe(work).catch_unwind().await;
-            drop(busy);
-        })),
+        Ok(runtime) => drop(tasks.spawn_on(work, &runtime)),
         Err(_) => warn!("background token work needs a Tokio runtime; none is running"),
     }
 }

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
+use tokio_util::task::TaskTracker;
 use tracing::error;
 
 pub use builder::{
@@ -49,7 +50,7 @@ use crate::token::{AccessToken, TokenSet};
 
 use cache::Cache;
 use driver::{Guards, Received, UnsavedMap};
-use flight::{Flights, Tasks};
+use flight::Flights;
 
 /// Keeps tokens of many accounts and providers fresh, over one store.
 ///
@@ -110,7 +111,7 @@ pub(crate) struct Inner {
     unsaved: UnsavedMap,
     guards: Guards,
     received: Received,
-    tasks: Arc<Tasks>,
+    tasks: TaskTracker,
     closing: AtomicBool,
     events: broadcast::Sender<TokenEvent>,
     telemetry: Telemetry,
@@ -434,7 +435,10 @@ impl TokenManager {
         if !self.inner.closing.swap(true, Ordering::SeqCst) {
             self.inner.emit(TokenEvent::ShuttingDown);
         }
-        let idle = self.inner.tasks.wait_idle(timeout).await;
+        self.inner.tasks.close();
+        let idle = tokio::time::timeout(timeout, self.inner.tasks.wait())
+            .await
+            .is_ok();
         let unsaved = self.inner.unsaved.keys();
         for key in &unsaved {
             error!(%key, "shutting down with a new token for this account that is not saved: the store still holds the spent pair with a refresh in flight, and another process can recover it only by replaying within the provider's window; otherwise the account needs a new login");
@@ -454,7 +458,7 @@ impl TokenManager {
         if !idle {
             return Err(Error::transient(format!(
                 "{} refresh(es), login(s) or save(s) were still running after {}",
-                self.inner.tasks.running(),
+                self.inner.tasks.len(),
                 human_duration(timeout)
             )));
         }

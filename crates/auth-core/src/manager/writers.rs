@@ -11,7 +11,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -111,15 +110,9 @@ impl Inner {
         &self,
         work: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let busy = self.tasks.start();
-        let handle = tokio::spawn(async move {
-            let out = std::panic::AssertUnwindSafe(work).catch_unwind().await;
-            drop(busy);
-            out
-        });
-        match handle.await {
-            Ok(Ok(out)) => out,
-            _ => Err(Error::transient(
+        match self.tasks.spawn(work).await {
+            Ok(out) => out,
+            Err(_) => Err(Error::transient(
                 "the login task panicked (a bug in the provider or store)",
             )),
         }
