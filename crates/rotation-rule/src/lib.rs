@@ -83,8 +83,9 @@ pub trait Time: Copy + Ord + Add<Duration, Output = Self> {}
 
 impl<T: Copy + Ord + Add<Duration, Output = T>> Time for T {}
 
-/// How a server treats a spent refresh token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a server treats a spent refresh token. The default is
+/// [`Rules::NO_WINDOW`], the strictest.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
     /// How long after a rotation an identical replay of the token it spent
     /// is answered with the same pair again; `None`: never (every reuse
@@ -272,6 +273,7 @@ mod tests {
         assert_eq!(WINDOW_ONLY.window_end(t(100), Some(t(130))), Some(t(220)));
         assert_eq!(Rules::NO_WINDOW.window_end(t(100), None), None);
         assert_eq!(Rules::NO_WINDOW.window_end(t(100), Some(t(130))), None);
+        assert_eq!(Rules::default(), Rules::NO_WINDOW);
     }
 
     #[test]
