@@ -6,7 +6,8 @@
 //!   grant, except an identical replay inside the replay window (when the
 //!   server has one), which gets the same new pair again. The window ends
 //!   `window` after the rotation, or at the first use of the new pair when
-//!   the server says so (Fitbit).
+//!   the server says so (Fitbit). Which of these a send is comes from the
+//!   shared rule (`rotation_rule`, see below).
 //! - A new consent (a code exchange) supersedes every older grant of the
 //!   same account, as Fitbit's does: their refresh tokens stop working.
 //! - Revoking the current refresh token kills the grant; revoking a spent
@@ -26,6 +27,15 @@
 //! clock), and it keeps the ledger the checker judges by (every pair, every
 //! delivery, every refresh token that arrived), which neither of the
 //! others records.
+//!
+//! What it shares with them is the rule itself: [`Rules`] and the verdict
+//! on a presented refresh token (current, replay inside the window, spent)
+//! are `rotation_rule`'s, pure and given the simulated time, so the three
+//! servers cannot drift apart. What stays here is its own: the ledger, the
+//! faults, and one harshness of its own: a spent token outside the window
+//! burns the grant even when the server has a window (Fitbit only refuses
+//! it), so that every misstep of a client is a burn the checker must
+//! explain.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -38,6 +48,8 @@ use auth_core::{
 };
 use tokio::time::Instant;
 
+use rotation_rule::{Presented, Rotation, Verdict};
+
 use super::chaos::Chaos;
 use super::life::Life;
 use super::wall;
@@ -45,28 +57,16 @@ use super::wall;
 /// The provider id of the simulated server.
 pub(crate) const PROVIDER: &str = "sim";
 
-/// How the server treats a spent refresh token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Rules {
-    /// How long an identical replay is answered again; `None`: never (every
-    /// reuse burns the grant, as oidc-provider does).
-    pub(crate) window: Option<Duration>,
-    /// Whether the first use of the new pair ends the window (Fitbit).
-    pub(crate) first_use_ends: bool,
-}
+/// How the server treats a spent refresh token: the shared rule's
+/// parameters (a window, and whether the first use of the new pair ends
+/// it).
+pub(crate) use rotation_rule::Rules;
 
-impl Rules {
-    pub(crate) const NO_WINDOW: Self = Self {
-        window: None,
-        first_use_ends: false,
-    };
-
-    /// What the provider declares to the manager: exactly the truth.
-    pub(crate) fn declared(self) -> RefreshRules {
-        match self.window {
-            None => RefreshRules::ROTATING,
-            Some(w) => RefreshRules::rotating_with_window(w, self.first_use_ends),
-        }
+/// What the provider declares to the manager: exactly the truth.
+pub(crate) fn declared(rules: Rules) -> RefreshRules {
+    match rules.window {
+        None => RefreshRules::ROTATING,
+        Some(w) => RefreshRules::rotating_with_window(w, rules.first_use_ends),
     }
 }
 
@@ -641,15 +641,8 @@ impl Model {
     /// closes: `window` after the rotation, or at the first use of the new
     /// pair. `None`: the server has no window.
     pub(crate) fn window_end(&self, g: usize, i: usize) -> Option<Instant> {
-        let w = self.rules.window?;
         let next = &self.grants[g].pairs[i + 1];
-        let mut end = next.issued + w;
-        if self.rules.first_use_ends
-            && let Some(used) = next.first_used
-        {
-            end = end.min(used);
-        }
-        Some(end)
+        self.rules.window_end(next.issued, next.first_used)
     }
 
     /// Classifies a refresh token on arrival, and counts it as a use of
@@ -677,16 +670,31 @@ impl Model {
         send.grant = Some(g);
         send.index = i;
         send.behind = self.grants[g].pairs.len() - 1 - i;
+        let pairs = &self.grants[g].pairs;
         send.arrival = if self.grants[g].death.is_some() {
             Arrival::DeadGrant
-        } else if i + 1 == self.grants[g].pairs.len() {
-            Arrival::Current
-        } else if i + 2 == self.grants[g].pairs.len()
-            && self.window_end(g, i).is_some_and(|end| now < end)
-        {
-            Arrival::InWindow
         } else {
-            Arrival::Spent
+            // Every older token of a live grant was spent by a rotation;
+            // only the last rotation can be replayed.
+            let presented = if i + 1 == pairs.len() {
+                Presented::Current
+            } else if i + 2 == pairs.len() {
+                Presented::Spent(Rotation {
+                    at: pairs[i + 1].issued,
+                    successor_first_used: pairs[i + 1].first_used,
+                })
+            } else {
+                Presented::SpentEarlier
+            };
+            match self.rules.judge(presented, now) {
+                Verdict::Rotate => Arrival::Current,
+                Verdict::Replay => Arrival::InWindow,
+                // This server burns on any reuse, window or not.
+                Verdict::Reused { .. } => Arrival::Spent,
+                // Not given here: unknown tokens and dead grants are
+                // classified above.
+                Verdict::Invalid => Arrival::DeadGrant,
+            }
         };
         self.grants[g].pairs[i].first_used.get_or_insert(now);
         send
@@ -767,7 +775,7 @@ pub(crate) struct SimProvider {
 
 impl SimProvider {
     pub(crate) fn new(server: Arc<Server>, proc: usize) -> Self {
-        let rules = server.model().rules.declared();
+        let rules = declared(server.model().rules);
         Self {
             server,
             proc,

@@ -11,6 +11,17 @@
 //! provider crates, `authctl` and the kill storms; the seeded simulation
 //! (`tests/sim/server.rs`) has a deterministic server of its own that
 //! records what its checker needs.
+//!
+//! The rule all three apply to a presented refresh token (rotate the
+//! current one, answer a replay inside the window again, refuse a spent
+//! one) is not written here: strict mode takes it from `rotation_rule`
+//! (feature `testing` brings it in), given this provider's clock. What
+//! stays here is the fake's own: the scripts and gates, one current token
+//! (no grants; [`issue`](FakeProvider::issue) and a code exchange replace
+//! it), and a memory of *every* rotation, each replayable within `window`
+//! of its own use; the first use of a new pair does not end a window here
+//! (the declared rules say it does, the conservative reading), and a burn
+//! is counted, not fatal: the current token still works after one.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +40,7 @@ use crate::id::{AccountId, ProviderId};
 use crate::introspection::{GrantedScope, Introspection};
 use crate::provider::{RefreshRules, TokenProvider};
 use crate::token::TokenSet;
+use rotation_rule::{Presented, Rotation, Rules, Verdict};
 
 /// One scripted answer to `refresh` or `exchange_code`.
 #[derive(Debug, Clone)]
@@ -51,7 +63,8 @@ pub enum Scripted {
 #[derive(Debug, Default)]
 struct Server {
     strict: bool,
-    window: Option<Duration>,
+    /// The shared rule's parameters: `window`, never ended by a first use.
+    rules: Rules,
     /// The refresh token the server accepts now.
     current: Option<String>,
     /// Spent refresh tokens: the pair each was answered with, and when.
@@ -139,7 +152,10 @@ impl FakeProvider {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
         server.strict = true;
-        server.window = window;
+        server.rules = Rules {
+            window,
+            first_use_ends: false,
+        };
         self
     }
 
@@ -270,24 +286,37 @@ impl FakeProvider {
             .map(|t| t.expose_secret().to_owned());
         let now = self.clock.now();
         let mut server = lock(&self.server);
-        if sent.is_some() && sent == server.current {
-            drop(server);
-            let new = self.answer(scripted)?;
-            let mut server = lock(&self.server);
-            server.current = new.refresh_token().map(|t| t.expose_secret().to_owned());
-            server
-                .spent
-                .insert(sent.unwrap_or_default(), (new.clone(), now));
-            return Ok(new);
+        let spent = sent.as_ref().and_then(|s| server.spent.get(s));
+        let presented = if sent.is_some() && sent == server.current {
+            Presented::Current
+        } else if let Some(&(_, at)) = spent {
+            // Every rotation is remembered; no use of a pair is watched.
+            Presented::Spent(Rotation {
+                at,
+                successor_first_used: None,
+            })
+        } else {
+            // Superseded by `issue` or an exchange, or never issued.
+            Presented::Unknown
+        };
+        match (server.rules.judge(presented, now), spent) {
+            (Verdict::Rotate, _) => {
+                drop(server);
+                let new = self.answer(scripted)?;
+                let mut server = lock(&self.server);
+                server.current = new.refresh_token().map(|t| t.expose_secret().to_owned());
+                server
+                    .spent
+                    .insert(sent.unwrap_or_default(), (new.clone(), now));
+                Ok(new)
+            }
+            (Verdict::Replay, Some((pair, _))) => Ok(pair.clone()),
+            // Every refusal counts as a burn; there is no grant to kill.
+            _ => {
+                server.burns += 1;
+                Err(Error::reauthorization_required(None, "invalid_grant"))
+            }
         }
-        let window = server.window;
-        if let Some((pair, at)) = sent.as_ref().and_then(|s| server.spent.get(s))
-            && window.is_some_and(|w| now < *at + w)
-        {
-            return Ok(pair.clone());
-        }
-        server.burns += 1;
-        Err(Error::reauthorization_required(None, "invalid_grant"))
     }
 }
 

@@ -7,7 +7,10 @@
 //! `auth-emulator` binary) for people testing their own apps. The emulator is
 //! strict where the real servers are strict, and it can inject the faults real
 //! networks produce. It depends on none of the client crates of this
-//! workspace, so each side checks the other.
+//! workspace, so each side checks the other. The rule it applies to a spent
+//! refresh token (rotation, the replay window, reuse) comes from
+//! `token-keeper-rotation-rule`, a crate with no dependencies that the
+//! workspace's test fakes share with it.
 //!
 //! It can also play any entry of the provider catalogue (`auth-catalogue`):
 //! a [`profile::ProfileEmulator`] serves one or several entries, each under

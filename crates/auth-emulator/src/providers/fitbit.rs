@@ -4,11 +4,27 @@
 //! [`Fitbit`] owns all of it: its clients, settings, records and quota.
 //!
 //! Everything here runs under the server's lock and must never block or await.
+//!
+//! Why this server exists beside the two other rotating servers of the
+//! workspace (`auth_core::testing::FakeProvider`, scriptable, for unit
+//! tests; the seeded simulation's, deterministic and without sockets): it
+//! is the one a real client meets over HTTP, with Fitbit's wire formats,
+//! error bodies, rate limits, records and counters, written apart from the
+//! client crates. The rule it applies to a presented refresh token is the
+//! one the other two apply, from `rotation_rule`: the current token
+//! rotates; an identical replay of the last rotation is answered with the
+//! same body until the new access or refresh token is used, or the window
+//! (120 s by default) has passed; any other spent token is `invalid_grant`
+//! and, with the window switched off, revokes the grant. What stays here is
+//! Fitbit's: the records the verdict is drawn from and acted on, the
+//! byte-identical replayed body, and the `Replay` and `ReuseDetection`
+//! events.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
+use rotation_rule::{Presented, Rotation, Verdict};
 use serde::Serialize;
 
 use crate::oauth::client_auth::{self, Client, Rules};
@@ -17,7 +33,7 @@ use crate::oauth::consent::{Consent, grant_scopes};
 use crate::oauth::context::{Cx, Event};
 use crate::oauth::endpoint::Endpoint;
 use crate::oauth::error_body::{self, FITBIT_DOCS_HINT};
-use crate::oauth::grants::{Authority, Code, GrantId, IssuedTokens, Rotation, Seed};
+use crate::oauth::grants::{self, Authority, Code, GrantId, IssuedTokens, Seed};
 use crate::oauth::params::Params;
 use crate::oauth::reply::Reply;
 use crate::oauth::request::Request;
@@ -458,48 +474,67 @@ impl Fitbit {
             return invalid();
         }
         let now = cx.now;
-        if grant.current_refresh.as_deref() == Some(presented) {
-            let (body, new_access, new_refresh) = self.issue_pair(record.grant, lifetime, now);
-            if let Some(r) = self.records.refresh.get_mut(presented) {
-                r.used = true;
-            }
-            if let Some(g) = self.records.grants.get_mut(&record.grant) {
-                g.last_rotation = Some(Rotation {
-                    presented: presented.to_owned(),
-                    body: body.clone(),
-                    at: now,
-                    new_access,
-                    new_refresh,
-                });
-            }
-            return Reply::json_text(StatusCode::OK, body);
-        }
-        if !record.used {
-            // Superseded by a newer consent, never used: simply invalid.
-            return invalid();
-        }
-        let settings = &self.settings;
-        let replay = grant.last_rotation.as_ref().filter(|r| {
-            settings.replay_window
-                && r.presented == presented
-                && now.duration_since(r.at).unwrap_or_default() <= settings.replay_window_duration
-                && grant.current_refresh.as_deref() == Some(r.new_refresh.as_str())
+        let rules = rotation_rule::Rules {
+            window: (self.settings.replay_window).then_some(self.settings.replay_window_duration),
+            first_use_ends: true,
+        };
+        let last = grant
+            .last_rotation
+            .as_ref()
+            .filter(|r| r.presented == presented);
+        let seen = if grant.current_refresh.as_deref() == Some(presented) {
+            Presented::Current
+        } else if !record.used {
+            // Superseded by a newer consent before it was used.
+            Presented::NeverUsed
+        } else if let Some(r) = last {
+            // The records say whether the new pair was used (its access
+            // token as a bearer, its refresh token, or a newer consent that
+            // took its place), not when: a used one closes the window now.
+            let unused = grant.current_refresh.as_deref() == Some(r.new_refresh.as_str())
                 && self
                     .records
                     .access
                     .get(&r.new_access)
-                    .is_some_and(|a| !a.used)
-        });
-        if let Some(rotation) = replay {
-            cx.report(Event::Replay);
-            return Reply::json_text(StatusCode::OK, rotation.body.clone());
+                    .is_some_and(|a| !a.used);
+            Presented::Spent(Rotation {
+                at: r.at,
+                successor_first_used: (!unused).then_some(now),
+            })
+        } else {
+            Presented::SpentEarlier
+        };
+        match (rules.judge(seen, now), last) {
+            (Verdict::Rotate, _) => {
+                let (body, new_access, new_refresh) = self.issue_pair(record.grant, lifetime, now);
+                if let Some(r) = self.records.refresh.get_mut(presented) {
+                    r.used = true;
+                }
+                if let Some(g) = self.records.grants.get_mut(&record.grant) {
+                    g.last_rotation = Some(grants::Rotation {
+                        presented: presented.to_owned(),
+                        body: body.clone(),
+                        at: now,
+                        new_access,
+                        new_refresh,
+                    });
+                }
+                Reply::json_text(StatusCode::OK, body)
+            }
+            (Verdict::Replay, Some(rotation)) => {
+                cx.report(Event::Replay);
+                Reply::json_text(StatusCode::OK, rotation.body.clone())
+            }
+            (Verdict::Reused { grant_dies }, _) => {
+                cx.report(Event::ReuseDetection);
+                if grant_dies {
+                    // Strict mode: reuse means the chain leaked; the whole grant dies.
+                    self.records.revoke_user(&grant.client_id, &grant.user_id);
+                }
+                invalid()
+            }
+            _ => invalid(),
         }
-        cx.report(Event::ReuseDetection);
-        if !settings.replay_window {
-            // Strict mode: reuse means the chain leaked; the whole grant dies.
-            self.records.revoke_user(&grant.client_id, &grant.user_id);
-        }
-        invalid()
     }
 }
 
