@@ -45,16 +45,11 @@ pub struct TokenManagerBuilder {
     store: Arc<dyn TokenStore>,
     providers: super::Providers,
     clock: Option<Arc<dyn Clock>>,
-    skew: Duration,
-    lock_wait: Duration,
-    retry: RetryPolicy,
-    cooldown: CooldownPolicy,
-    refresh_deadline: Duration,
-    attempt_timeout: Duration,
+    /// What the manager is built with for the driver to read.
+    config: Config,
     survived_failures: u32,
     cache_capacity: usize,
     event_capacity: usize,
-    pending_max_age: Duration,
 }
 
 impl TokenManagerBuilder {
@@ -63,16 +58,18 @@ impl TokenManagerBuilder {
             store,
             providers: super::Providers::default(),
             clock: None,
-            skew: DEFAULT_SKEW,
-            lock_wait: DEFAULT_LOCK_WAIT,
-            retry: RetryPolicy::default(),
-            cooldown: CooldownPolicy::default(),
-            refresh_deadline: DEFAULT_REFRESH_DEADLINE,
-            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            config: Config {
+                skew: DEFAULT_SKEW,
+                lock_wait: DEFAULT_LOCK_WAIT,
+                retry: RetryPolicy::default(),
+                cooldown: CooldownPolicy::default(),
+                refresh_deadline: DEFAULT_REFRESH_DEADLINE,
+                attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+                pending_max_age: DEFAULT_PENDING_MAX_AGE,
+            },
             survived_failures: DEFAULT_SURVIVED_FAILURES,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             event_capacity: 256,
-            pending_max_age: DEFAULT_PENDING_MAX_AGE,
         }
     }
 
@@ -90,7 +87,7 @@ impl TokenManagerBuilder {
     /// Refreshes tokens that expire within `skew` (default 5 minutes).
     #[must_use]
     pub fn refresh_skew(mut self, skew: Duration) -> Self {
-        self.skew = skew;
+        self.config.skew = skew;
         self
     }
 
@@ -99,7 +96,7 @@ impl TokenManagerBuilder {
     /// so that a waiter outlasts a refresh in progress elsewhere.
     #[must_use]
     pub fn lock_wait(mut self, wait: Duration) -> Self {
-        self.lock_wait = wait;
+        self.config.lock_wait = wait;
         self
     }
 
@@ -107,7 +104,7 @@ impl TokenManagerBuilder {
     /// `Retry-After` wait (default 20 seconds, below the default lock wait).
     #[must_use]
     pub fn refresh_deadline(mut self, deadline: Duration) -> Self {
-        self.refresh_deadline = deadline;
+        self.config.refresh_deadline = deadline;
         self
     }
 
@@ -116,7 +113,7 @@ impl TokenManagerBuilder {
     /// deadline; `build` warns otherwise.
     #[must_use]
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
+        self.config.attempt_timeout = timeout;
         self
     }
 
@@ -133,7 +130,7 @@ impl TokenManagerBuilder {
     /// failures (default 15 seconds, doubling to 10 minutes).
     #[must_use]
     pub fn cooldown_policy(mut self, cooldown: CooldownPolicy) -> Self {
-        self.cooldown = cooldown;
+        self.config.cooldown = cooldown;
         self
     }
 
@@ -149,7 +146,7 @@ impl TokenManagerBuilder {
     /// How transient refresh failures are retried.
     #[must_use]
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.config.retry = retry;
         self
     }
 
@@ -172,7 +169,7 @@ impl TokenManagerBuilder {
     /// stale or replayed browser tab).
     #[must_use]
     pub fn pending_max_age(mut self, max_age: Duration) -> Self {
-        self.pending_max_age = max_age;
+        self.config.pending_max_age = max_age;
         self
     }
 
@@ -180,33 +177,34 @@ impl TokenManagerBuilder {
     /// cannot keep the protocol's promises, in words. Empty when all is
     /// well.
     pub fn parameter_warnings(&self) -> Vec<String> {
+        let c = &self.config;
         let mut warnings = Vec::new();
-        if self.refresh_deadline >= self.lock_wait {
+        if c.refresh_deadline >= c.lock_wait {
             warnings.push(format!(
                 "the refresh deadline ({}) is not shorter than the lock wait ({}): callers may \
                  give up on a lease whose holder is still refreshing",
-                human_duration(self.refresh_deadline),
-                human_duration(self.lock_wait)
+                human_duration(c.refresh_deadline),
+                human_duration(c.lock_wait)
             ));
         }
-        let two_attempts = self.attempt_timeout * 2 + self.retry.initial_backoff;
-        if self.refresh_deadline < two_attempts && self.retry.max_attempts > 1 {
+        let two_attempts = c.attempt_timeout * 2 + c.retry.initial_backoff;
+        if c.refresh_deadline < two_attempts && c.retry.max_attempts > 1 {
             warnings.push(format!(
                 "the refresh deadline ({}) leaves no room for a retry after a slow answer: it \
                  should be at least twice the attempt timeout ({}) plus the first back-off",
-                human_duration(self.refresh_deadline),
-                human_duration(self.attempt_timeout)
+                human_duration(c.refresh_deadline),
+                human_duration(c.attempt_timeout)
             ));
         }
         let ttl = self.store.lease_ttl();
         if let Some(ttl) = ttl
-            && ttl < self.attempt_timeout + super::decision::lease_margin(ttl, MARGIN)
+            && ttl < c.attempt_timeout + super::decision::lease_margin(ttl, MARGIN)
         {
             warnings.push(format!(
                 "the store's lease TTL ({}) is shorter than the attempt timeout ({}) plus a \
                  margin of {}: a request may outlive its lease (each attempt is cut to fit it)",
                 human_duration(ttl),
-                human_duration(self.attempt_timeout),
+                human_duration(c.attempt_timeout),
                 human_duration(super::decision::lease_margin(ttl, MARGIN))
             ));
         }
@@ -215,8 +213,7 @@ impl TokenManagerBuilder {
         for id in ids {
             let rules = self.providers[id].refresh_rules();
             if let Some(window) = rules.replay_window().filter(|_| rules.rotates()) {
-                let needed =
-                    ttl.unwrap_or_default() * self.survived_failures + self.refresh_deadline;
+                let needed = ttl.unwrap_or_default() * self.survived_failures + c.refresh_deadline;
                 if window <= needed {
                     warnings.push(format!(
                         "provider {id}'s replay window ({}) is not longer than {} holder \
@@ -225,7 +222,7 @@ impl TokenManagerBuilder {
                         human_duration(window),
                         self.survived_failures,
                         human_duration(ttl.unwrap_or_default()),
-                        human_duration(self.refresh_deadline)
+                        human_duration(c.refresh_deadline)
                     ));
                 }
             }
@@ -256,15 +253,7 @@ impl TokenManagerBuilder {
                 events,
                 telemetry,
                 clock: self.clock,
-                config: Config {
-                    skew: self.skew,
-                    lock_wait: self.lock_wait,
-                    retry: self.retry,
-                    cooldown: self.cooldown,
-                    refresh_deadline: self.refresh_deadline,
-                    attempt_timeout: self.attempt_timeout,
-                    pending_max_age: self.pending_max_age,
-                },
+                config: self.config,
             }),
         }
     }
