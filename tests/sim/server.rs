@@ -20,17 +20,18 @@
 //! after processing, the process dying while the answer is on its way, a
 //! slow or garbled answer, pauses before the send.
 //!
-//! Why a third server, beside the emulator (`auth-emulator`, real HTTP) and
+//! Why another server, beside the emulator (`auth-emulator`, real HTTP: its
+//! Fitbit server and its catalogue profiles) and
 //! `auth_core::testing::FakeProvider` (a scriptable provider for unit
 //! tests): the simulation must replay a seed exactly, so this server has no
 //! sockets, no threads and no clock of its own (it reads the simulated
 //! clock), and it keeps the ledger the checker judges by (every pair, every
-//! delivery, every refresh token that arrived), which neither of the
+//! delivery, every refresh token that arrived), which none of the
 //! others records.
 //!
 //! What it shares with them is the rule itself: [`Rules`] and the verdict
 //! on a presented refresh token (current, replay inside the window, spent)
-//! are `rotation_rule`'s, pure and given the simulated time, so the three
+//! are `rotation_rule`'s, pure and given the simulated time, so the four
 //! servers cannot drift apart. What stays here is its own: the ledger, the
 //! faults, and one harshness of its own: a spent token outside the window
 //! burns the grant even when the server has a window (Fitbit only refuses

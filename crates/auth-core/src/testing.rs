@@ -4,15 +4,16 @@
 //! tokens when the script is empty), and can hold refreshes at a gate so a
 //! test can act while one is in flight, without sleeping.
 //!
-//! It is one of three servers in this workspace that rotate single-use
+//! It is one of four servers in this workspace that rotate single-use
 //! refresh tokens. This one is for tests of the manager in one process: no
 //! HTTP, answers a test chooses, and gates a test can hold. The emulator
-//! (`auth-emulator`) speaks the real wire formats over HTTP, for the
-//! provider crates, `authctl` and the kill storms; the seeded simulation
+//! (`auth-emulator`: its Fitbit server and its catalogue profiles) speaks
+//! the real wire formats over HTTP, for the provider crates, `authctl` and
+//! the kill storms; the seeded simulation
 //! (`tests/sim/server.rs`) has a deterministic server of its own that
 //! records what its checker needs.
 //!
-//! The rule all three apply to a presented refresh token (rotate the
+//! The rule all four apply to a presented refresh token (rotate the
 //! current one, answer a replay inside the window again, refuse a spent
 //! one) is not written here: strict mode takes it from `rotation_rule`
 //! (feature `testing` brings it in), given this provider's clock. What

@@ -8,7 +8,8 @@
 //! strict where the real servers are strict, and it can inject the faults real
 //! networks produce. It depends on none of the client crates of this
 //! workspace, so each side checks the other. The rule it applies to a spent
-//! refresh token (rotation, the replay window, reuse) comes from
+//! refresh token (rotation, the replay window, reuse), in its Fitbit server
+//! and its catalogue profiles alike, comes from
 //! `token-keeper-rotation-rule`, a crate with no dependencies that the
 //! workspace's test fakes share with it.
 //!

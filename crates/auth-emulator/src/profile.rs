@@ -12,7 +12,9 @@
 //!   scopes and authorize parameters no refresh token is issued; the
 //!   entry's token and refresh parameters must be sent;
 //! - rotation and the replay window, read safely when unknown (rotating,
-//!   the old token dead at once, no window);
+//!   the old token dead at once, no window), judged by the workspace's
+//!   shared rule (`rotation_rule`), every spent token with a window of its
+//!   own;
 //! - token response quirks (envelopes, string or absent `expires_in`, a
 //!   nested user token, extra fields, form answers unless JSON is asked for),
 //!   error bodies in the entry's format, and the account id field;
@@ -22,6 +24,11 @@
 //!
 //! Consent is given at once: the authorize endpoint redirects straight back
 //! with a code for a new user.
+//!
+//! Time is the emulator's own clock, the machine's plus whatever
+//! [`ProfileEmulator::advance_time`] added: access-token expiry, replay
+//! windows and an absolute `expires_at` all follow it, so a test moves time
+//! instead of waiting.
 
 pub use crate::providers::catalogue::{PROFILE_CLIENT_SECRET, ProfileCounters};
 pub use crate::server::profiles::{ProfileEmulator, ProfileEmulatorBuilder};

@@ -1,7 +1,10 @@
 //! Catalogue profiles at the wire: rotation and replay windows as each
 //! entry states them, client authentication and PKCE enforced, quirks in
 //! the answers. (The client side of every entry is proven by the provider
-//! conformance suite in auth-oauth2.)
+//! conformance suite in auth-oauth2.) Time passes by the emulator's clock
+//! (`advance_time`), never by waiting.
+
+use std::time::{Duration, UNIX_EPOCH};
 
 use auth_emulator::profile::{PROFILE_CLIENT_SECRET, ProfileEmulator};
 use serde_json::Value;
@@ -190,6 +193,109 @@ async fn strava_kills_the_old_token_at_once_and_keeps_a_valid_access_token() {
     let (status, dead) = refresh(&emulator, name, &old).await;
     assert_eq!(status, 400, "{dead}");
     assert_eq!(dead["error"], "invalid_grant");
+    // No entry documents reuse detection: the grant lives on.
+    let (status, next) = refresh(&emulator, name, field(&a, "refresh_token")).await;
+    assert_eq!(status, 200, "{next}");
+    let counters = emulator.counters(name).unwrap();
+    assert_eq!((counters.refreshes, counters.dead_refreshes), (2, 1));
+}
+
+#[tokio::test]
+async fn withings_refuses_a_replay_after_its_eight_hours_and_the_grant_lives() {
+    let name = "withings";
+    let emulator = start(name).await;
+    let first = login(&emulator, name).await;
+    let old = field(&first, "refresh_token").to_owned();
+    let (_, a) = refresh(&emulator, name, &old).await;
+    assert_eq!(a["status"], 0, "{a}");
+    let new = field(&a, "refresh_token").to_owned();
+    assert_ne!(new, old, "the token rotated");
+    // Nobody used the new pair: only the eight hours bound the window.
+    emulator.advance_time(Duration::from_secs(8 * 3600 - 60));
+    let (_, b) = refresh(&emulator, name, &old).await;
+    assert_eq!(a, b, "a replay inside the window gets the same pair");
+    emulator.advance_time(Duration::from_secs(120));
+    let (status, dead) = refresh(&emulator, name, &old).await;
+    assert_eq!(status, 200, "Withings sends errors with 200");
+    assert_ne!(dead["status"], 0, "after eight hours the old token is dead");
+    // A reuse after a window refuses the token; the grant lives.
+    let (_, next) = refresh(&emulator, name, &new).await;
+    assert_eq!(next["status"], 0, "{next}");
+    assert_ne!(field(&next, "refresh_token"), new, "the new token rotates");
+    let counters = emulator.counters(name).unwrap();
+    assert_eq!((counters.refreshes, counters.dead_refreshes), (3, 1));
+}
+
+#[tokio::test]
+async fn atlassian_keeps_a_window_for_every_spent_token_and_time_alone_ends_it() {
+    let name = "atlassian";
+    let emulator = start(name).await;
+    let first = login(&emulator, name).await;
+    let a = field(&first, "refresh_token").to_owned();
+    let (_, to_b) = refresh(&emulator, name, &a).await;
+    let b = field(&to_b, "refresh_token").to_owned();
+    emulator.advance_time(Duration::from_secs(60));
+    let (_, to_c) = refresh(&emulator, name, &b).await;
+    let c = field(&to_c, "refresh_token").to_owned();
+    assert!(a != b && b != c && a != c, "every refresh rotates");
+    emulator.advance_time(Duration::from_secs(60));
+    // Two links back, yet inside its own ten minutes: its own answer.
+    let (status, again) = refresh(&emulator, name, &a).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, to_b);
+    // Ten and a half minutes after a's rotation, nine and a half after b's.
+    emulator.advance_time(Duration::from_secs(510));
+    let (status, dead) = refresh(&emulator, name, &a).await;
+    assert_eq!(status, 400, "{dead}");
+    assert_eq!(dead["error"], "invalid_grant");
+    let (status, again) = refresh(&emulator, name, &b).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, to_c, "b's window is still open");
+    // The grant lives: the current token rotates.
+    let (status, next) = refresh(&emulator, name, &c).await;
+    assert_eq!(status, 200, "{next}");
+    assert_ne!(field(&next, "refresh_token"), c);
+}
+
+#[tokio::test]
+async fn strava_expiry_follows_the_emulators_clock() {
+    let name = "strava";
+    let emulator = start(name).await;
+    // A day ahead of the machine's clock.
+    emulator.advance_time(Duration::from_secs(86_400));
+    let first = login(&emulator, name).await;
+    let expires_in = first["expires_in"].as_u64().unwrap();
+    let now = emulator.now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let expires_at = first["expires_at"].as_u64().unwrap();
+    assert!(
+        expires_at.abs_diff(now + expires_in) <= 60,
+        "expires_at is on the emulator's clock: {expires_at} vs {now} + {expires_in}"
+    );
+    let access = field(&first, "access_token").to_owned();
+    let rt = field(&first, "refresh_token").to_owned();
+    let (_, a) = refresh(&emulator, name, &rt).await;
+    assert_eq!(
+        field(&a, "access_token"),
+        access,
+        "still valid: handed back"
+    );
+    emulator.advance_time(Duration::from_secs(expires_in));
+    assert_eq!(
+        use_access(&emulator, name, &access).await,
+        401,
+        "expired by the emulator's clock"
+    );
+    let (status, b) = refresh(&emulator, name, field(&a, "refresh_token")).await;
+    assert_eq!(status, 200, "{b}");
+    assert_ne!(
+        field(&b, "access_token"),
+        access,
+        "an expired access token is not handed back"
+    );
+    assert_eq!(
+        use_access(&emulator, name, field(&b, "access_token")).await,
+        200
+    );
 }
 
 #[tokio::test]

@@ -25,11 +25,14 @@
 //!
 //! # Who uses it
 //!
-//! Three servers in the token-keeper workspace rotate single-use refresh
-//! tokens, each for its own reason, and all three take this rule from here:
+//! Four servers in the token-keeper workspace rotate single-use refresh
+//! tokens, each for its own reason, and all four take this rule from here:
 //!
-//! - the emulator (`auth-emulator`), a real HTTP server with Fitbit's wire
-//!   formats, records and events;
+//! - the emulator's Fitbit server (`auth-emulator`), a real HTTP server with
+//!   Fitbit's wire formats, records and events;
+//! - the emulator's catalogue profiles (`auth_emulator::profile`), which
+//!   play any entry of the provider catalogue, the window read from the
+//!   entry's facts, every spent token with a window of its own;
 //! - the seeded simulation's server (`tests/sim/server.rs`), with its ledger
 //!   and its faults;
 //! - `auth_core::testing::FakeProvider` in strict mode, with its scripts and
@@ -163,8 +166,9 @@ pub enum Presented<T> {
     /// The grant's newest refresh token, never used.
     Current,
     /// Spent by a rotation the server remembers, whose pair a replay would
-    /// repeat. Fitbit (and the emulator and the simulation) remember only a
-    /// grant's last rotation; a server may remember more.
+    /// repeat. Fitbit (and the emulator's Fitbit server and the simulation)
+    /// remember only a grant's last rotation; a server may remember more
+    /// (the emulator's catalogue profiles remember every one).
     Spent(Rotation<T>),
     /// Spent by a rotation the server does not remember as replayable: an
     /// older link of the chain (two or more rotations back, for a server

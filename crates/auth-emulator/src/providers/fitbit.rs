@@ -5,13 +5,14 @@
 //!
 //! Everything here runs under the server's lock and must never block or await.
 //!
-//! Why this server exists beside the two other rotating servers of the
+//! Why this server exists beside the other rotating servers of the
 //! workspace (`auth_core::testing::FakeProvider`, scriptable, for unit
-//! tests; the seeded simulation's, deterministic and without sockets): it
-//! is the one a real client meets over HTTP, with Fitbit's wire formats,
-//! error bodies, rate limits, records and counters, written apart from the
+//! tests; the seeded simulation's, deterministic and without sockets; the
+//! catalogue profiles, any entry's facts rather than Fitbit's): it is the
+//! one a real client meets over HTTP, with Fitbit's wire formats, error
+//! bodies, rate limits, records and counters, written apart from the
 //! client crates. The rule it applies to a presented refresh token is the
-//! one the other two apply, from `rotation_rule`: the current token
+//! one the others apply, from `rotation_rule`: the current token
 //! rotates; an identical replay of the last rotation is answered with the
 //! same body until the new access or refresh token is used, or the window
 //! (120 s by default) has passed; any other spent token is `invalid_grant`

@@ -1,10 +1,12 @@
 //! The server of catalogue profiles: one [`ProfileEmulator`] serves several
 //! [`Profile`]s on 127.0.0.1, each under its own path
-//! (`http://127.0.0.1:PORT/NAME/`), each behind its own lock.
+//! (`http://127.0.0.1:PORT/NAME/`), each behind its own lock, on one clock
+//! of its own (the machine's wall clock plus what tests move it forward).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use auth_catalogue::{Catalogue, ProviderSpec};
 use axum::Router;
@@ -17,6 +19,7 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::error::EmulatorError;
+use crate::oauth::clock::Clock;
 use crate::oauth::request::Request;
 use crate::providers::catalogue::{self, Profile, ProfileCounters};
 use crate::server::serve;
@@ -92,7 +95,10 @@ impl ProfileEmulatorBuilder {
             let profile = Profile::new(name.clone(), &base_url, &spec);
             profiles.insert(name, Mutex::new(profile));
         }
-        let shared = Arc::new(ProfileShared { profiles });
+        let shared = Arc::new(ProfileShared {
+            profiles,
+            clock: Mutex::new(Clock::default()),
+        });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let router = Router::new()
             .fallback(dispatch)
@@ -189,6 +195,18 @@ impl ProfileEmulator {
         self.with(name, |p| p.revoke_grant_of(token));
     }
 
+    /// Moves the emulator's clock forward for every profile: access-token
+    /// expiry and replay windows follow it.
+    pub fn advance_time(&self, d: Duration) {
+        self.shared.clock().advance(d);
+    }
+
+    /// The emulator's current time (the wall clock plus every
+    /// [`advance_time`](ProfileEmulator::advance_time)).
+    pub fn now(&self) -> SystemTime {
+        self.shared.clock().now()
+    }
+
     fn with<T>(&self, name: &str, f: impl FnOnce(&mut Profile) -> T) -> Option<T> {
         let profile = self.shared.profiles.get(name)?;
         let mut guard = profile.lock().unwrap_or_else(PoisonError::into_inner);
@@ -198,6 +216,15 @@ impl ProfileEmulator {
 
 struct ProfileShared {
     profiles: HashMap<String, Mutex<Profile>>,
+    /// The one clock of every profile, behind its own lock (held only to
+    /// read or move it).
+    clock: Mutex<Clock>,
+}
+
+impl ProfileShared {
+    fn clock(&self) -> MutexGuard<'_, Clock> {
+        self.clock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 async fn dispatch(
@@ -219,6 +246,7 @@ async fn dispatch(
         query: parts.uri.query().unwrap_or_default().to_owned(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
+    let now = shared.clock().now();
     let mut profile = profile.lock().unwrap_or_else(PoisonError::into_inner);
-    profile.handle(rest, &request).into_response()
+    profile.handle(rest, &request, now).into_response()
 }

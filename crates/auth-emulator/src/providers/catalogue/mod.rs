@@ -7,11 +7,16 @@
 //!
 //! Consent is given at once: the authorize endpoint redirects straight back
 //! with a code for a new user.
+//!
+//! Time is the emulator's clock, read once per request by the server and
+//! passed in as `now`: token expiry and replay windows follow
+//! `ProfileEmulator::advance_time`, never the machine's clock directly.
 
 mod grants;
 mod shape;
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
 
 use auth_catalogue::{AccountFrom, ClientAuthMethod, IntrospectStyle, Pkce, ProviderSpec};
 use http::{Method, StatusCode};
@@ -127,9 +132,10 @@ impl Profile {
         self.grants.revoke(token);
     }
 
-    /// Answers one request to `endpoint`, the path under the profile's root.
-    pub(crate) fn handle(&mut self, endpoint: &str, req: &Request) -> Reply {
-        handle(self, endpoint, req)
+    /// Answers one request to `endpoint`, the path under the profile's
+    /// root, at `now` on the emulator's clock.
+    pub(crate) fn handle(&mut self, endpoint: &str, req: &Request, now: SystemTime) -> Reply {
+        handle(self, endpoint, req, now)
     }
 }
 
@@ -150,17 +156,17 @@ fn header(req: &Request, name: http::header::HeaderName) -> Option<&str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn handle(p: &mut Profile, endpoint: &str, req: &Request) -> Reply {
+fn handle(p: &mut Profile, endpoint: &str, req: &Request, now: SystemTime) -> Reply {
     let has = |url: &Option<String>| url.is_some();
     let e = &p.grants.spec.endpoints;
     match (endpoint, &req.method) {
         ("authorize", &Method::GET) => authorize(p, req),
-        ("token", &Method::POST) => token(p, req),
+        ("token", &Method::POST) => token(p, req, now),
         ("revoke", &Method::POST) if has(&e.revoke) => revoke(p, req),
-        ("introspect", &Method::POST) if has(&e.introspect) => introspect(p, req),
+        ("introspect", &Method::POST) if has(&e.introspect) => introspect(p, req, now),
         ("device", &Method::POST) if has(&e.device_authorization) => device(p, req),
-        ("userinfo", &Method::GET) if has(&e.userinfo) => userinfo(p, req),
-        (path, _) if path.starts_with("api/") => resource(p, req),
+        ("userinfo", &Method::GET) if has(&e.userinfo) => userinfo(p, req, now),
+        (path, _) if path.starts_with("api/") => resource(p, req, now),
         _ => Reply::json(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
     }
 }
@@ -306,7 +312,7 @@ fn dead_grant(p: &mut Profile) -> Reply {
     )
 }
 
-fn token(p: &mut Profile, req: &Request) -> Reply {
+fn token(p: &mut Profile, req: &Request, now: SystemTime) -> Reply {
     let params = match params(req) {
         Ok(params) => params,
         Err(reply) => return reply,
@@ -329,7 +335,7 @@ fn token(p: &mut Profile, req: &Request) -> Reply {
         .unwrap_or_default()
         .to_owned();
     match params.get("grant_type") {
-        Some("authorization_code") => exchange_code(p, &params, &accept),
+        Some("authorization_code") => exchange_code(p, &params, &accept, now),
         Some("refresh_token") => {
             for (k, v) in p.grants.spec.scopes.refresh_params.clone() {
                 if params.get(&k) != Some(v.as_str()) {
@@ -339,8 +345,10 @@ fn token(p: &mut Profile, req: &Request) -> Reply {
             let Some(presented) = params.get("refresh_token") else {
                 return bad_request(p, "refresh_token is required.");
             };
-            p.grants.note_use(presented);
-            match p.grants.refresh(presented) {
+            // Refreshing with a rotation's new token is a first use of its
+            // pair, before the token itself is judged.
+            p.grants.note_use(presented, now);
+            match p.grants.refresh(presented, now) {
                 RefreshOutcome::Dead => {
                     p.counters.dead_refreshes += 1;
                     dead_grant(p)
@@ -351,7 +359,7 @@ fn token(p: &mut Profile, req: &Request) -> Reply {
                     grant,
                 } => {
                     p.counters.refreshes += 1;
-                    respond(p, grant, &access, refresh.as_deref(), &accept)
+                    respond(p, grant, &access, refresh.as_deref(), &accept, now)
                 }
             }
         }
@@ -362,8 +370,8 @@ fn token(p: &mut Profile, req: &Request) -> Reply {
             else {
                 return dead_grant(p);
             };
-            let (grant, access, refresh) = p.grants.start_grant(scopes, true);
-            respond(p, grant, &access, refresh.as_deref(), &accept)
+            let (grant, access, refresh) = p.grants.start_grant(scopes, true, now);
+            respond(p, grant, &access, refresh.as_deref(), &accept, now)
         }
         _ => error_reply(
             &p.grants.spec,
@@ -374,7 +382,7 @@ fn token(p: &mut Profile, req: &Request) -> Reply {
     }
 }
 
-fn exchange_code(p: &mut Profile, params: &Params, accept: &str) -> Reply {
+fn exchange_code(p: &mut Profile, params: &Params, accept: &str, now: SystemTime) -> Reply {
     let Some(pending) = params.get("code").and_then(|c| p.grants.codes.remove(c)) else {
         return dead_grant(p);
     };
@@ -392,12 +400,19 @@ fn exchange_code(p: &mut Profile, params: &Params, accept: &str) -> Reply {
     if p.grants.spec.client.echo_state && params.get("state") != pending.state.as_deref() {
         return bad_request(p, "state must be sent again with the code exchange.");
     }
-    let (grant, access, refresh) = p.grants.start_grant(pending.scopes, pending.offline);
+    let (grant, access, refresh) = p.grants.start_grant(pending.scopes, pending.offline, now);
     p.counters.code_exchanges += 1;
-    respond(p, grant, &access, refresh.as_deref(), accept)
+    respond(p, grant, &access, refresh.as_deref(), accept, now)
 }
 
-fn respond(p: &Profile, grant: u64, access: &str, refresh: Option<&str>, accept: &str) -> Reply {
+fn respond(
+    p: &Profile,
+    grant: u64,
+    access: &str,
+    refresh: Option<&str>,
+    accept: &str,
+    now: SystemTime,
+) -> Reply {
     let spec = &p.grants.spec;
     let user = p.grants.user_of(grant);
     let scopes = p.grants.scopes_of(grant);
@@ -416,6 +431,7 @@ fn respond(p: &Profile, grant: u64, access: &str, refresh: Option<&str>, accept:
             scopes: &scopes,
             user: &user,
             api_base: &api_base,
+            now,
         },
         accept,
     )
@@ -437,7 +453,7 @@ fn revoke(p: &mut Profile, req: &Request) -> Reply {
     Reply::empty(StatusCode::OK)
 }
 
-fn introspect(p: &mut Profile, req: &Request) -> Reply {
+fn introspect(p: &mut Profile, req: &Request, now: SystemTime) -> Reply {
     let params = match params(req) {
         Ok(params) => params,
         Err(reply) => return reply,
@@ -452,7 +468,10 @@ fn introspect(p: &mut Profile, req: &Request) -> Reply {
         }
         IntrospectStyle::GoogleTokeninfo => params.get("access_token"),
         IntrospectStyle::Bearer => {
-            if !req.bearer().is_some_and(|b| p.grants.access_is_valid(b)) {
+            if !req
+                .bearer()
+                .is_some_and(|b| p.grants.access_is_valid(b, now))
+            {
                 return bad_token_reply(&p.grants.spec);
             }
             params.get("token")
@@ -461,12 +480,15 @@ fn introspect(p: &mut Profile, req: &Request) -> Reply {
     .unwrap_or_default()
     .to_owned();
     let separator = p.grants.spec.scopes.separator.clone();
-    let active = p.grants.grant_of_access(&token).map(|(grant, expires)| {
-        let exp = expires
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        (grant.user.clone(), grant.scopes.join(&separator), exp)
-    });
+    let active = p
+        .grants
+        .grant_of_access(&token, now)
+        .map(|(grant, expires)| {
+            let exp = expires
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            (grant.user.clone(), grant.scopes.join(&separator), exp)
+        });
     match (style, active) {
         (IntrospectStyle::GoogleTokeninfo, None) => Reply::json(
             StatusCode::BAD_REQUEST,
@@ -515,12 +537,12 @@ fn device(p: &mut Profile, req: &Request) -> Reply {
     )
 }
 
-fn userinfo(p: &mut Profile, req: &Request) -> Reply {
+fn userinfo(p: &mut Profile, req: &Request, now: SystemTime) -> Reply {
     let Some(token) = req.bearer() else {
         return bad_token_reply(&p.grants.spec);
     };
-    p.grants.note_use(token);
-    let Some((grant, _)) = p.grants.grant_of_access(token) else {
+    p.grants.note_use(token, now);
+    let Some((grant, _)) = p.grants.grant_of_access(token, now) else {
         return bad_token_reply(&p.grants.spec);
     };
     let mut body = serde_json::Map::new();
@@ -532,12 +554,12 @@ fn userinfo(p: &mut Profile, req: &Request) -> Reply {
     Reply::json(StatusCode::OK, &Value::Object(body))
 }
 
-fn resource(p: &mut Profile, req: &Request) -> Reply {
+fn resource(p: &mut Profile, req: &Request, now: SystemTime) -> Reply {
     let Some(token) = req.bearer() else {
         return bad_token_reply(&p.grants.spec);
     };
-    p.grants.note_use(token);
-    match p.grants.grant_of_access(token) {
+    p.grants.note_use(token, now);
+    match p.grants.grant_of_access(token, now) {
         Some((grant, _)) => Reply::json(
             StatusCode::OK,
             &json!({"ok": true, "user": grant.user, "scopes": grant.scopes}),

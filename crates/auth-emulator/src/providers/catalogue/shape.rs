@@ -1,10 +1,13 @@
 //! The shape of a profile's answers: token responses with the entry's
 //! quirks, and error bodies in the entry's format.
 
+use std::time::SystemTime;
+
 use auth_catalogue::{AccountFrom, Envelope, ErrorFormat, ExpiresIn, ProviderSpec};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use crate::oauth::clock::epoch_seconds;
 use crate::oauth::reply::Reply;
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -17,6 +20,8 @@ pub(super) struct Issued<'a> {
     pub(super) scopes: &'a [String],
     pub(super) user: &'a str,
     pub(super) api_base: &'a str,
+    /// The emulator's time of the answer (for an absolute `expires_at`).
+    pub(super) now: SystemTime,
 }
 
 /// The account field's value at its path, as nested objects.
@@ -78,12 +83,7 @@ pub(super) fn token_reply(spec: &ProviderSpec, issued: &Issued<'_>, accept: &str
         let value = match extra.as_str() {
             "athlete" => json!({"firstname": "Emulated", "lastname": "User"}),
             "instance_url" => Value::from(issued.api_base.trim_end_matches('/')),
-            "expires_at" => Value::from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-                    + issued.expires_in,
-            ),
+            "expires_at" => Value::from(epoch_seconds(issued.now) + issued.expires_in),
             "refresh_token_expires_in" => Value::from(15_897_600u64),
             "issued_at" => Value::from("1700000000000"),
             other => Value::from(format!("emulated {other}")),
