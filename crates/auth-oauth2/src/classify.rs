@@ -43,45 +43,27 @@ impl Context<'_> {
             ),
             // A request that could not be built or connect never left
             // this host; anything later may have been processed.
-            HttpError::InvalidRequest(cause) => Error::Transient {
-                message: format!(
-                    "the request to the {} endpoint of {} could not be sent ({}); nothing was sent",
-                    self.endpoint,
-                    self.provider,
-                    self.say(cause)
-                ),
-                sent: Sent::No,
-                status: None,
-                retry_after: None,
-                source: None,
-            },
+            HttpError::InvalidRequest(cause) => Error::not_sent(format!(
+                "the request to the {} endpoint of {} could not be sent ({}); nothing was sent",
+                self.endpoint,
+                self.provider,
+                self.say(cause)
+            )),
             HttpError::Transport(cause) if cause.starts_with("could not connect") => {
-                Error::Transient {
-                    message: format!(
-                        "could not reach the {} endpoint of {} ({}); nothing was sent",
-                        self.endpoint,
-                        self.provider,
-                        self.say(cause)
-                    ),
-                    sent: Sent::No,
-                    status: None,
-                    retry_after: None,
-                    source: None,
-                }
-            }
-            HttpError::Transport(cause) => Error::Transient {
-                message: format!(
-                    "no answer from the {} endpoint of {} ({}); the outcome is unknown, so the same \
-                     request may be retried",
+                Error::not_sent(format!(
+                    "could not reach the {} endpoint of {} ({}); nothing was sent",
                     self.endpoint,
                     self.provider,
                     self.say(cause)
-                ),
-                sent: Sent::Unknown,
-                status: None,
-                retry_after: None,
-                source: None,
-            },
+                ))
+            }
+            HttpError::Transport(cause) => Error::transient(format!(
+                "no answer from the {} endpoint of {} ({}); the outcome is unknown, so the same \
+                 request may be retried",
+                self.endpoint,
+                self.provider,
+                self.say(cause)
+            )),
         }
     }
 
