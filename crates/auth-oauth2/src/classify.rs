@@ -67,6 +67,19 @@ impl Context<'_> {
         }
     }
 
+    /// An answer that means "try again later" (busy, down, or another
+    /// refresh in flight): transient, possibly processed, with the status
+    /// and the wait the server asks for.
+    fn try_again_later(&self, meta: &ResponseMeta, message: String) -> Error {
+        Error::Transient {
+            sent: Sent::Unknown,
+            message,
+            status: Some(meta.status.as_u16()),
+            retry_after: self.hooks.retry_after(meta),
+            source: None,
+        }
+    }
+
     /// The server answered, but not with what the operation expected.
     pub(crate) fn response(&self, meta: &ResponseMeta) -> Error {
         let status = meta.status.as_u16();
@@ -93,27 +106,18 @@ impl Context<'_> {
             };
         }
         if status == 429 || meta.status.is_server_error() {
-            return Error::Transient {
-                sent: Sent::Unknown,
-                message: format!("{where_} answered {detail}"),
-                status: Some(status),
-                retry_after: self.hooks.retry_after(meta),
-                source: None,
-            };
+            return self.try_again_later(meta, format!("{where_} answered {detail}"));
         }
         if status == 409 {
             // Whatever the body says, a conflict on a token endpoint means
             // another refresh of this grant is in flight (Fitbit documents
             // it so): the caller reloads and tries again.
-            return Error::Transient {
-                sent: Sent::Unknown,
-                message: format!(
+            return self.try_again_later(
+                meta,
+                format!(
                     "{where_} answered 409 Conflict ({detail}): another refresh of this grant is in flight"
                 ),
-                status: Some(status),
-                retry_after: self.hooks.retry_after(meta),
-                source: None,
-            };
+            );
         }
         if let Some(server) = &server {
             match self.hooks.error_meaning(&server.code) {
@@ -174,13 +178,7 @@ impl Context<'_> {
                     };
                 }
                 "temporarily_unavailable" | "server_error" => {
-                    return Error::Transient {
-                        sent: Sent::Unknown,
-                        message: format!("{where_} answered {detail}"),
-                        status: Some(status),
-                        retry_after: self.hooks.retry_after(meta),
-                        source: None,
-                    };
+                    return self.try_again_later(meta, format!("{where_} answered {detail}"));
                 }
                 _ => {}
             }
