@@ -267,16 +267,6 @@ impl Lease for MapLease {
         Ok(version)
     }
 
-    async fn save_and_release(
-        self: Box<Self>,
-        token: &TokenSet,
-        expected: Expect,
-        record: Record,
-    ) -> Result<Version> {
-        // The lease goes when `self` drops, whatever the save did.
-        self.save(token, expected, record).await
-    }
-
     async fn delete(&self, expected: Version) -> Result<Version> {
         let hi = self.shared.sequences.lock().await.get(&self.key).copied();
         let mut rows = self.shared.rows.lock().await;

@@ -160,12 +160,21 @@ pub trait Lease: Any + Debug + Send + Sync {
     /// [`save`](Self::save), then releases the lease: one round trip where
     /// the backend can. The lease is released whether or not the save
     /// succeeds.
+    ///
+    /// The provided method is the plain sequence, for stores with no
+    /// round trip to spare: [`save`](Self::save), then
+    /// [`release`](Self::release), returning what the save returned (a
+    /// release that fails after it leaves the lease as dropping it would).
     async fn save_and_release(
         self: Box<Self>,
         token: &TokenSet,
         expected: Expect,
         record: Record,
-    ) -> Result<Version>;
+    ) -> Result<Version> {
+        let saved = self.save(token, expected, record).await;
+        let _ = self.release().await;
+        saved
+    }
 
     /// Replaces the token by a tombstone if the row is at `expected`, in one
     /// fenced write, and clears the record. The tombstone's grant is the

@@ -43,45 +43,40 @@ impl Context<'_> {
             ),
             // A request that could not be built or connect never left
             // this host; anything later may have been processed.
-            HttpError::InvalidRequest(cause) => Error::Transient {
-                message: format!(
-                    "the request to the {} endpoint of {} could not be sent ({}); nothing was sent",
-                    self.endpoint,
-                    self.provider,
-                    self.say(cause)
-                ),
-                sent: Sent::No,
-                status: None,
-                retry_after: None,
-                source: None,
-            },
+            HttpError::InvalidRequest(cause) => Error::not_sent(format!(
+                "the request to the {} endpoint of {} could not be sent ({}); nothing was sent",
+                self.endpoint,
+                self.provider,
+                self.say(cause)
+            )),
             HttpError::Transport(cause) if cause.starts_with("could not connect") => {
-                Error::Transient {
-                    message: format!(
-                        "could not reach the {} endpoint of {} ({}); nothing was sent",
-                        self.endpoint,
-                        self.provider,
-                        self.say(cause)
-                    ),
-                    sent: Sent::No,
-                    status: None,
-                    retry_after: None,
-                    source: None,
-                }
-            }
-            HttpError::Transport(cause) => Error::Transient {
-                message: format!(
-                    "no answer from the {} endpoint of {} ({}); the outcome is unknown, so the same \
-                     request may be retried",
+                Error::not_sent(format!(
+                    "could not reach the {} endpoint of {} ({}); nothing was sent",
                     self.endpoint,
                     self.provider,
                     self.say(cause)
-                ),
-                sent: Sent::Unknown,
-                status: None,
-                retry_after: None,
-                source: None,
-            },
+                ))
+            }
+            HttpError::Transport(cause) => Error::transient(format!(
+                "no answer from the {} endpoint of {} ({}); the outcome is unknown, so the same \
+                 request may be retried",
+                self.endpoint,
+                self.provider,
+                self.say(cause)
+            )),
+        }
+    }
+
+    /// An answer that means "try again later" (busy, down, or another
+    /// refresh in flight): transient, possibly processed, with the status
+    /// and the wait the server asks for.
+    fn try_again_later(&self, meta: &ResponseMeta, message: String) -> Error {
+        Error::Transient {
+            sent: Sent::Unknown,
+            message,
+            status: Some(meta.status.as_u16()),
+            retry_after: self.hooks.retry_after(meta),
+            source: None,
         }
     }
 
@@ -111,27 +106,18 @@ impl Context<'_> {
             };
         }
         if status == 429 || meta.status.is_server_error() {
-            return Error::Transient {
-                sent: Sent::Unknown,
-                message: format!("{where_} answered {detail}"),
-                status: Some(status),
-                retry_after: self.hooks.retry_after(meta),
-                source: None,
-            };
+            return self.try_again_later(meta, format!("{where_} answered {detail}"));
         }
         if status == 409 {
             // Whatever the body says, a conflict on a token endpoint means
             // another refresh of this grant is in flight (Fitbit documents
             // it so): the caller reloads and tries again.
-            return Error::Transient {
-                sent: Sent::Unknown,
-                message: format!(
+            return self.try_again_later(
+                meta,
+                format!(
                     "{where_} answered 409 Conflict ({detail}): another refresh of this grant is in flight"
                 ),
-                status: Some(status),
-                retry_after: self.hooks.retry_after(meta),
-                source: None,
-            };
+            );
         }
         if let Some(server) = &server {
             match self.hooks.error_meaning(&server.code) {
@@ -192,13 +178,7 @@ impl Context<'_> {
                     };
                 }
                 "temporarily_unavailable" | "server_error" => {
-                    return Error::Transient {
-                        sent: Sent::Unknown,
-                        message: format!("{where_} answered {detail}"),
-                        status: Some(status),
-                        retry_after: self.hooks.retry_after(meta),
-                        source: None,
-                    };
+                    return self.try_again_later(meta, format!("{where_} answered {detail}"));
                 }
                 _ => {}
             }

@@ -168,14 +168,9 @@ impl OAuth2Provider {
         let exchange = Exchange::new(self.http_client());
         let secrets = [self.client_secret_str()];
         let ctx = self.context("device authorization", &secrets);
-        exchange
-            .send(request)
-            .await
-            .map_err(|e| ctx.transport(&e))?;
-        let meta = exchange
-            .take_last()
-            .ok_or_else(|| Error::protocol(None, "no device authorization response", ""))?;
-        self.hooks().observe_response(&meta);
+        let meta = self
+            .send_observed(&exchange, request, &ctx, "device authorization")
+            .await?;
         if !meta.status.is_success() {
             return Err(ctx.response(&meta));
         }
@@ -213,14 +208,9 @@ impl OAuth2Provider {
         )?;
         let exchange = Exchange::for_token(self.http_client(), self.hooks().as_ref());
         let ctx = self.context("token", &secrets);
-        exchange
-            .send(request)
-            .await
-            .map_err(|e| ctx.transport(&e))?;
-        let meta = exchange
-            .take_last()
-            .ok_or_else(|| Error::protocol(None, "no token response", ""))?;
-        self.hooks().observe_response(&meta);
+        let meta = self
+            .send_observed(&exchange, request, &ctx, "token")
+            .await?;
         if meta.status.is_success() {
             let token = self.parse_token_response(&meta)?;
             return Ok(DevicePoll::Token(Box::new(token)));

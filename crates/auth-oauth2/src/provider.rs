@@ -862,6 +862,28 @@ impl OAuth2Provider {
         }
     }
 
+    /// Sends one request built here rather than by the `oauth2` crate and
+    /// hands back its response, whatever the status, once the hooks have
+    /// observed it. A transport failure is classified by `ctx`; no response
+    /// at all is a protocol error "no {`operation`} response".
+    pub(crate) async fn send_observed(
+        &self,
+        exchange: &Exchange<'_>,
+        request: oauth2::HttpRequest,
+        ctx: &Context<'_>,
+        operation: &str,
+    ) -> Result<ResponseMeta> {
+        exchange
+            .send(request)
+            .await
+            .map_err(|e| ctx.transport(&e))?;
+        let meta = exchange
+            .take_last()
+            .ok_or_else(|| Error::protocol(None, format!("no {operation} response"), ""))?;
+        self.inner.hooks.observe_response(&meta);
+        Ok(meta)
+    }
+
     pub(crate) fn client_secret_str(&self) -> &str {
         self.inner
             .client_secret
@@ -1206,14 +1228,9 @@ impl TokenProvider for OAuth2Provider {
             Some(request) => {
                 let exchange = Exchange::new(&self.inner.http);
                 let ctx = self.context("introspection", &secrets);
-                exchange
-                    .send(request)
-                    .await
-                    .map_err(|e| ctx.transport(&e))?;
-                let meta = exchange
-                    .take_last()
-                    .ok_or_else(|| Error::protocol(None, "no introspection response", ""))?;
-                hooks.observe_response(&meta);
+                let meta = self
+                    .send_observed(&exchange, request, &ctx, "introspection")
+                    .await?;
                 if !meta.status.is_success() {
                     if hooks.introspection_error_means_inactive(&meta) {
                         return Ok(Introspection::inactive());

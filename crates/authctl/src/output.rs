@@ -381,14 +381,7 @@ pub(crate) fn status(place: &str, rows: &[StatusRow], as_json: bool, now: System
 
 /// `authctl introspect`: the server's view of the token.
 pub(crate) fn introspection(key: &TokenKey, info: &Introspection, as_json: bool) {
-    let scopes: Vec<String> = info
-        .scopes
-        .iter()
-        .map(|s| match &s.access {
-            Some(access) => format!("{}={access}", s.name),
-            None => s.name.clone(),
-        })
-        .collect();
+    let scopes = granted_scopes(info);
     if as_json {
         json(&json!({
             "provider": key.provider.as_str(),
@@ -408,6 +401,19 @@ pub(crate) fn introspection(key: &TokenKey, info: &Introspection, as_json: bool)
     for row in introspection_rows(info, &scopes, SystemTime::now()) {
         line(&row);
     }
+}
+
+/// The scopes the server says the token grants, as `authctl introspect`
+/// and the demo show them: each name, with `=access` where the server names
+/// the access it grants.
+pub(crate) fn granted_scopes(info: &Introspection) -> Vec<String> {
+    info.scopes
+        .iter()
+        .map(|s| match &s.access {
+            Some(access) => format!("{}={access}", s.name),
+            None => s.name.clone(),
+        })
+        .collect()
 }
 
 /// The lines under `authctl introspect`'s heading: one label and value per

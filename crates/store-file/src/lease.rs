@@ -218,19 +218,6 @@ impl Lease for FileLease {
         .await
     }
 
-    async fn save_and_release(
-        self: Box<Self>,
-        token: &TokenSet,
-        expected: Expect,
-        record: Record,
-    ) -> Result<Version> {
-        // A file write has no round trip to save: the save, then the
-        // release, which is dropping the lock.
-        let saved = self.save(token, expected, record).await;
-        drop(self);
-        saved
-    }
-
     async fn delete(&self, expected: Version) -> Result<Version> {
         self.write(move |shared, current, held| {
             if !matches(current.as_ref(), Expect::Version(expected)) {

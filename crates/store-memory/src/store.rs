@@ -299,15 +299,6 @@ impl Lease for MemoryLease {
         self.shared.save(&self.key, token, expected, record)
     }
 
-    async fn save_and_release(
-        self: Box<Self>,
-        token: &TokenSet,
-        expected: Expect,
-        record: Record,
-    ) -> Result<Version> {
-        self.shared.save(&self.key, token, expected, record)
-    }
-
     async fn delete(&self, expected: Version) -> Result<Version> {
         self.shared.write(&self.key, |entry| {
             let sequence = entry.sequence;

@@ -229,6 +229,17 @@ impl Drop for OidcProvider {
     }
 }
 
+/// The HTTP client that plays a browser: it keeps cookies and follows no
+/// redirect by itself, so each hop can be looked at.
+fn browser_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build the browser's HTTP client")
+}
+
 /// Plays the user agent for an authorization request.
 ///
 /// Starting at `authorize_url`, sends GET requests with a cookie store and
@@ -241,12 +252,7 @@ impl Drop for OidcProvider {
 /// Panics on a non-redirect response (with its body, which is the server's
 /// error), on a network error, or after 20 redirects.
 pub async fn browser_login(authorize_url: &Url, redirect_uri: &str) -> Url {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("build the browser's HTTP client");
+    let client = browser_client();
 
     let mut current = authorize_url.clone();
     for _ in 0..MAX_HOPS {
@@ -300,12 +306,7 @@ pub async fn device_browser(
     user_code: &str,
     decision: DeviceDecision,
 ) -> String {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("build the browser's HTTP client");
+    let client = browser_client();
     let mut url = Url::parse(verification_uri).expect("verification URI");
     let mut response = client
         .get(url.clone())

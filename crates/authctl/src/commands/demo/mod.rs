@@ -59,6 +59,14 @@ pub(crate) async fn run(cx: &super::Context) -> CliResult {
     Ok(())
 }
 
+/// A refresh seen from the store: the token before, the new access token,
+/// and the token after.
+struct Refreshed {
+    before: Arc<TokenSet>,
+    access: AccessToken,
+    after: Arc<TokenSet>,
+}
+
 /// The demo's world.
 struct Demo {
     emulator: Emulator,
@@ -278,6 +286,31 @@ impl Demo {
         self.manager.stored(key).await.map_err(|e| failed(step, e))
     }
 
+    /// Refreshes `key` through the manager, reading the stored token just
+    /// before and just after, for the current step to compare; `token`
+    /// names it in the failure messages ("token", "Google token").
+    async fn refresh_between(&self, key: &TokenKey, token: &str) -> CliResult<Refreshed> {
+        let step = self.step;
+        let before = self
+            .stored(key)
+            .await?
+            .ok_or_else(|| failed(step, format!("the {token} is not in the store")))?;
+        let access = self
+            .manager
+            .refresh(key)
+            .await
+            .map_err(|e| failed(step, e))?;
+        let after = self
+            .stored(key)
+            .await?
+            .ok_or_else(|| failed(step, format!("the refreshed {token} is not in the store")))?;
+        Ok(Refreshed {
+            before,
+            access,
+            after,
+        })
+    }
+
     async fn legacy_login(&mut self) -> CliResult<TokenKey> {
         let step = self.begin("Log in with legacy Fitbit as a server app (PKCE S256 + HTTP Basic)");
         let fitbit = self.fitbit.clone();
@@ -399,14 +432,7 @@ impl Demo {
                 .all(|s| names.iter().any(|n| n == s)),
             format!("introspection lists the scopes {names:?}"),
         )?;
-        let shown: Vec<String> = info
-            .scopes
-            .iter()
-            .map(|s| match &s.access {
-                Some(access) => format!("{}={access}", s.name),
-                None => s.name.clone(),
-            })
-            .collect();
+        let shown = output::granted_scopes(&info);
         say("introspect", format!("active; scopes {}", shown.join(" ")));
         if let Some(client) = &info.client_id {
             say("", format!("issued to client {client}"));
@@ -417,19 +443,11 @@ impl Demo {
 
     async fn rotating_refresh(&mut self, key: &TokenKey) -> CliResult {
         let step = self.begin("Refresh: Fitbit rotates the single-use refresh token");
-        let before = self
-            .stored(key)
-            .await?
-            .ok_or_else(|| failed(step, "the token is not in the store"))?;
-        let refreshed = self
-            .manager
-            .refresh(key)
-            .await
-            .map_err(|e| failed(step, e))?;
-        let after = self
-            .stored(key)
-            .await?
-            .ok_or_else(|| failed(step, "the refreshed token is not in the store"))?;
+        let Refreshed {
+            before,
+            access: refreshed,
+            after,
+        } = self.refresh_between(key, "token").await?;
         expect(
             step,
             self.emulator.counters().fitbit_token_refresh == 1,
@@ -698,18 +716,7 @@ impl Demo {
 
     async fn keeping_refresh(&mut self, key: &TokenKey) -> CliResult {
         let step = self.begin("Refresh with Google: the refresh token is kept");
-        let before = self
-            .stored(key)
-            .await?
-            .ok_or_else(|| failed(step, "the Google token is not in the store"))?;
-        self.manager
-            .refresh(key)
-            .await
-            .map_err(|e| failed(step, e))?;
-        let after = self
-            .stored(key)
-            .await?
-            .ok_or_else(|| failed(step, "the refreshed Google token is not in the store"))?;
+        let Refreshed { before, after, .. } = self.refresh_between(key, "Google token").await?;
         expect(
             step,
             self.emulator.counters().google_token_refresh == 1,
