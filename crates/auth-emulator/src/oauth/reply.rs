@@ -155,20 +155,10 @@ impl IntoResponse for Reply {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values (`&`, `<`,
+/// `>`, `"` and `'`).
 pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 #[cfg(test)]
@@ -178,7 +168,7 @@ mod tests {
     #[test]
     fn html_escapes_reflected_text() {
         let reply = Reply::html_page(StatusCode::BAD_REQUEST, "Error", &["<script>&\"'"]);
-        assert!(reply.body.contains("&lt;script&gt;&amp;&quot;&#39;"));
+        assert!(reply.body.contains("&lt;script&gt;&amp;&quot;&#x27;"));
         assert!(!reply.body.contains("<script>"));
     }
 }
