@@ -13,13 +13,12 @@
 //! holder's goes to [`guard`](Inner::guard).
 
 use std::collections::{HashMap, HashSet};
-
-use foldhash::fast::RandomState;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use futures::FutureExt;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
@@ -583,7 +582,6 @@ impl Inner {
             .await
         {
             Ok(version) => {
-                self.cache.put(key, Arc::clone(&unsaved.token), version);
                 if received {
                     self.received.note(
                         key,
@@ -592,6 +590,7 @@ impl Inner {
                         (arrived, offset),
                     );
                 }
+                self.cache.put(key, Arc::clone(&unsaved.token), version);
                 self.announce(key, &unsaved);
                 Ok(Arc::clone(&unsaved.token))
             }
