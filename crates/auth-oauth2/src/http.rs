@@ -114,7 +114,7 @@ impl HttpClient {
             .client
             .execute(outgoing)
             .await
-            .map_err(|e| HttpError::Transport(describe(&e)))?;
+            .map_err(|e| HttpError::Transport(describe(e)))?;
         let status = response.status();
         // Moved out, not copied: the body is read without them.
         let headers = std::mem::take(response.headers_mut());
@@ -131,7 +131,7 @@ impl HttpClient {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| HttpError::Transport(describe(&e)))?
+            .map_err(|e| HttpError::Transport(describe(e)))?
         {
             if body.len() + chunk.len() > self.max_body_bytes {
                 return Err(HttpError::BodyTooLarge {
@@ -209,8 +209,8 @@ fn parse_uri(uri: &http::Uri) -> Result<reqwest::Url, HttpError> {
         .map_err(|e| HttpError::InvalidRequest(format!("the request URL is not valid ({e})")))
 }
 
-fn describe(err: &reqwest::Error) -> String {
-    use std::error::Error as _;
+fn describe(err: reqwest::Error) -> String {
+    let err = err.without_url();
     let kind = if err.is_timeout() {
         "timed out"
     } else if err.is_connect() {
@@ -222,17 +222,66 @@ fn describe(err: &reqwest::Error) -> String {
     } else {
         "HTTP failure"
     };
-    let mut text = kind.to_owned();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+    format!("{kind}: {}", network_cause(&err))
+}
+
+/// The root cause of a failed HTTP request, in words a person reads once:
+/// nothing listens at the address, the host name does not resolve, the
+/// connection broke or timed out, or the secure connection could not be set
+/// up. Otherwise the innermost error's own message, never a generic "error
+/// sending request". It names no URL of its own; pass a `reqwest::Error`
+/// through [`reqwest::Error::without_url`] to keep its URL out too (a
+/// URL's query may hold a token).
+///
+/// ```
+/// let err = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+/// assert_eq!(
+///     auth_oauth2::network_cause(&err),
+///     "connection refused: nothing is listening at that address and port"
+/// );
+/// ```
+pub fn network_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    use std::io::ErrorKind;
+    let mut chain = vec![err];
+    while let Some(source) = chain.last().and_then(|e| e.source()) {
+        chain.push(source);
     }
-    text
+    for e in &chain {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ErrorKind::ConnectionRefused => {
+                    return "connection refused: nothing is listening at that address and port"
+                        .to_owned();
+                }
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                    return "the server closed the connection before it answered".to_owned();
+                }
+                ErrorKind::TimedOut => return "the connection timed out".to_owned(),
+                _ => {}
+            }
+        }
+    }
+    let text = chain
+        .iter()
+        .map(|e| e.to_string().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(": ");
+    if text.contains("dns error")
+        || text.contains("failed to lookup address")
+        || text.contains("name or service not known")
+    {
+        return "the host name could not be resolved (DNS lookup failed)".to_owned();
+    }
+    if text.contains("timed out") || text.contains("timeout") {
+        return "no answer within the time limit".to_owned();
+    }
+    if text.contains("certificate") || text.contains("tls") {
+        return format!(
+            "the secure connection could not be set up ({})",
+            chain.last().map_or_else(String::new, ToString::to_string)
+        );
+    }
+    chain.last().map_or_else(String::new, ToString::to_string)
 }
 
 /// One operation's view of the client: it keeps the last response so the
@@ -313,6 +362,37 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Exchange<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn send(url: &str) -> reqwest::Error {
+        reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .expect_err("the request must fail")
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_named_in_words() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let err = send(&format!("http://127.0.0.1:{port}/x")).await;
+        let cause = network_cause(&err);
+        assert!(cause.starts_with("connection refused"), "{cause}");
+        assert!(!cause.contains("error sending request"), "{cause}");
+    }
+
+    #[tokio::test]
+    async fn a_host_that_does_not_resolve_is_named_in_words() {
+        // `.invalid` never resolves (RFC 6761).
+        let err = send("http://token-keeper-test.invalid/x").await;
+        let cause = network_cause(&err);
+        assert_eq!(
+            cause, "the host name could not be resolved (DNS lookup failed)",
+            "{err:?}"
+        );
+    }
 
     fn uri(text: &str) -> http::Uri {
         text.parse().expect("a valid URI")

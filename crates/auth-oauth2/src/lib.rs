@@ -113,5 +113,5 @@ pub use hooks::{
     ErrorMeaning, Hooks, IntrospectionContext, Retirement, RevocationToken, ServerError,
     StandardHooks, epoch_seconds_or_millis, parse_retry_after, parse_rfc6749_error, parse_rfc7662,
 };
-pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta};
+pub use http::{HttpClient, HttpError, HttpRequest, HttpResponse, ResponseMeta, network_cause};
 pub use provider::{ExtraFields, OAuth2Provider, OAuth2ProviderBuilder, api_url_allowed};

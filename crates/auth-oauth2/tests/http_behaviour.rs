@@ -211,8 +211,10 @@ async fn redirects_are_never_followed() {
     );
 }
 
+/// A dead port: transient, nothing sent, and the cause in words, without
+/// reqwest's own wording or the URL.
 #[tokio::test]
-async fn a_dead_server_is_transient() {
+async fn a_dead_server_is_transient_and_named_in_words() {
     let mock = Mock::start(vec![]).await;
     let url = mock.url("token");
     drop(mock);
@@ -226,6 +228,30 @@ async fn a_dead_server_is_transient() {
         .unwrap();
     let err = p.refresh(&token()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Transient {
+                sent: auth_core::Sent::No,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("connection refused: nothing is listening at that address and port"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was sent"), "{text}");
+    for raw in [
+        "tcp connect error",
+        "error sending request",
+        "os error",
+        &dead,
+    ] {
+        assert!(!text.contains(raw), "{raw:?} in {text}");
+    }
 }
 
 #[tokio::test]

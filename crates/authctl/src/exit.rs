@@ -232,51 +232,6 @@ pub(crate) fn error_chain<'a>(
     chain
 }
 
-/// The root cause of a failed HTTP request, in words a person reads once:
-/// whether nothing listens at the address, the host name does not
-/// resolve, the connection broke or timed out. Falls back to the innermost
-/// error's own message, never to a generic "error sending request".
-pub(crate) fn network_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    use std::io::ErrorKind;
-    let chain = error_chain(err);
-    for e in &chain {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                ErrorKind::ConnectionRefused => {
-                    return "connection refused: nothing is listening at that address and port"
-                        .to_owned();
-                }
-                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
-                    return "the server closed the connection before it answered".to_owned();
-                }
-                ErrorKind::TimedOut => return "the connection timed out".to_owned(),
-                _ => {}
-            }
-        }
-    }
-    let text = chain
-        .iter()
-        .map(|e| e.to_string().to_lowercase())
-        .collect::<Vec<_>>()
-        .join(": ");
-    if text.contains("dns error")
-        || text.contains("failed to lookup address")
-        || text.contains("name or service not known")
-    {
-        return "the host name could not be resolved (DNS lookup failed)".to_owned();
-    }
-    if text.contains("timed out") || text.contains("timeout") {
-        return "no answer within the time limit".to_owned();
-    }
-    if text.contains("certificate") || text.contains("tls") {
-        return format!(
-            "the secure connection could not be set up ({})",
-            chain.last().map_or_else(String::new, ToString::to_string)
-        );
-    }
-    chain.last().map_or_else(String::new, ToString::to_string)
-}
-
 /// What a command was working on, to phrase the next step.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Target<'a> {
@@ -402,37 +357,6 @@ mod tests {
             f.next().contains("authctl login google-health"),
             "{}",
             f.next()
-        );
-    }
-
-    async fn send(url: &str) -> reqwest::Error {
-        reqwest::Client::new()
-            .get(url)
-            .send()
-            .await
-            .expect_err("the request must fail")
-    }
-
-    #[tokio::test]
-    async fn a_refused_connection_is_named_in_words() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let err = send(&format!("http://127.0.0.1:{port}/x")).await;
-        let cause = network_cause(&err);
-        assert!(cause.starts_with("connection refused"), "{cause}");
-        assert!(!cause.contains("error sending request"), "{cause}");
-    }
-
-    #[tokio::test]
-    async fn a_host_that_does_not_resolve_is_named_in_words() {
-        // `.invalid` never resolves (RFC 6761).
-        let err = send("http://token-keeper-test.invalid/x").await;
-        let cause = network_cause(&err);
-        assert_eq!(
-            cause, "the host name could not be resolved (DNS lookup failed)",
-            "{err:?}"
         );
     }
 }

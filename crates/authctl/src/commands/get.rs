@@ -2,11 +2,12 @@
 //! the body on stdout. The token goes to the URL's origin only, never over
 //! plain http off loopback, and never along a redirect to another origin.
 
+use auth_oauth2::network_cause;
 use auth_reqwest::{BearerAuth, auth_error};
 
 use super::{Context, Session};
 use crate::cli::GetArgs;
-use crate::exit::{CliResult, ExitKind, Failure, network_cause};
+use crate::exit::{CliResult, ExitKind, Failure};
 use crate::output;
 
 /// Runs `authctl get PROVIDER URL [--account ID]`.
