@@ -49,14 +49,12 @@ impl Context<'_> {
                 self.provider,
                 self.say(cause)
             )),
-            HttpError::Transport(cause) if cause.starts_with("could not connect") => {
-                Error::not_sent(format!(
-                    "could not reach the {} endpoint of {} ({}); nothing was sent",
-                    self.endpoint,
-                    self.provider,
-                    self.say(cause)
-                ))
-            }
+            HttpError::Connect(cause) => Error::not_sent(format!(
+                "could not reach the {} endpoint of {} ({}); nothing was sent",
+                self.endpoint,
+                self.provider,
+                self.say(cause)
+            )),
             HttpError::Transport(cause) => Error::transient(format!(
                 "no answer from the {} endpoint of {} ({}); the outcome is unknown, so the same \
                  request may be retried",

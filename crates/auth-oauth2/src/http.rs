@@ -26,10 +26,13 @@ pub type HttpResponse = http::Response<Vec<u8>>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
-    /// Connecting, sending or receiving failed, or timed out. The outcome at
-    /// the server is unknown.
+    /// Sending or receiving failed, or timed out. The outcome at the server
+    /// is unknown.
     #[error("{0}")]
     Transport(String),
+    /// No connection could be made: nothing was sent.
+    #[error("{0}")]
+    Connect(String),
     /// The response body was larger than the cap.
     #[error("the response body exceeds the {limit}-byte limit")]
     BodyTooLarge {
@@ -114,7 +117,7 @@ impl HttpClient {
             .client
             .execute(outgoing)
             .await
-            .map_err(|e| HttpError::Transport(describe(e)))?;
+            .map_err(transport_error)?;
         let status = response.status();
         // Moved out, not copied: the body is read without them.
         let headers = std::mem::take(response.headers_mut());
@@ -128,11 +131,7 @@ impl HttpClient {
             Some(len) => Vec::with_capacity(usize::try_from(len).unwrap_or(0)),
             None => Vec::new(),
         };
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| HttpError::Transport(describe(e)))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             if body.len() + chunk.len() > self.max_body_bytes {
                 return Err(HttpError::BodyTooLarge {
                     limit: self.max_body_bytes,
@@ -209,20 +208,24 @@ fn parse_uri(uri: &http::Uri) -> Result<reqwest::Url, HttpError> {
         .map_err(|e| HttpError::InvalidRequest(format!("the request URL is not valid ({e})")))
 }
 
-fn describe(err: reqwest::Error) -> String {
+/// A failed request as an [`HttpError`], its cause in words and without
+/// its URL. A timeout counts as unknown even while connecting.
+fn transport_error(err: reqwest::Error) -> HttpError {
     let err = err.without_url();
-    let kind = if err.is_timeout() {
-        "timed out"
+    let cause = network_cause(&err);
+    if err.is_timeout() {
+        HttpError::Transport(format!("timed out: {cause}"))
     } else if err.is_connect() {
-        "could not connect"
+        HttpError::Connect(format!("could not connect: {cause}"))
     } else if err.is_body() || err.is_decode() {
-        "the connection broke while reading the response"
+        HttpError::Transport(format!(
+            "the connection broke while reading the response: {cause}"
+        ))
     } else if err.is_request() {
-        "the request failed"
+        HttpError::Transport(format!("the request failed: {cause}"))
     } else {
-        "HTTP failure"
-    };
-    format!("{kind}: {}", network_cause(&err))
+        HttpError::Transport(format!("HTTP failure: {cause}"))
+    }
 }
 
 /// The root cause of a failed HTTP request, in words a person reads once:
