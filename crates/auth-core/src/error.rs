@@ -301,6 +301,15 @@ impl Error {
         }
     }
 
+    /// For [`Error::Transient`]: the same error, asking for a retry after
+    /// `after`. Other variants are returned as they are.
+    pub(crate) fn retry_in(mut self, after: Duration) -> Self {
+        if let Self::Transient { retry_after, .. } = &mut self {
+            *retry_after = Some(after);
+        }
+        self
+    }
+
     /// For [`Error::Transient`]: whether its request may have been
     /// processed. `None` for other variants.
     pub fn sent(&self) -> Option<Sent> {

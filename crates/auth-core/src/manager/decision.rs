@@ -151,19 +151,14 @@ pub(crate) enum Next {
 
 /// Decides what to do with a row just read.
 pub(crate) fn on_row(k: &Known<'_>) -> Next {
-    let Some(row) = k.row.filter(|r| r.token.is_some()) else {
-        if matches!(k.goal, Goal::Takeover { .. }) {
-            return Next::Fail(no_token(k.key));
-        }
-        return if k.can_mint && k.leased {
-            Next::Mint
-        } else if k.can_mint {
-            Next::Lease
-        } else {
-            Next::Fail(no_token(k.key))
+    let Some((row, token)) = k.row.and_then(|r| Some((r, r.token.as_ref()?))) else {
+        let mint = k.can_mint && !matches!(k.goal, Goal::Takeover { .. });
+        return match (mint, k.leased) {
+            (true, true) => Next::Mint,
+            (true, false) => Next::Lease,
+            (false, _) => Next::Fail(no_token(k.key)),
         };
     };
-    let token = row.token.as_ref().expect("filtered above");
     if let Some(reason) = token.reauthorization_required() {
         return Next::Fail(Error::reauthorization_required(Some(k.key.clone()), reason));
     }
@@ -183,10 +178,7 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
             // The error says when the pacing ends, so that a takeover can
             // come back then rather than at its next poll.
             let left = cooling.map_or(Duration::ZERO, |c| remaining(c, row));
-            let mut err = in_flight_error(k.key);
-            if let Error::Transient { retry_after, .. } = &mut err {
-                *retry_after = Some(left.max(PACED_RETRY_MIN));
-            }
+            let err = in_flight_error(k.key).retry_in(left.max(PACED_RETRY_MIN));
             return serve_or_fail(k, token, err);
         }
         let observed = matches!(k.goal, Goal::Takeover { observed: Some(v) } if *v == row.version);
@@ -456,17 +448,12 @@ pub(crate) fn interim(
     {
         return Ok(Arc::clone(previous));
     }
-    Err(Error::Transient {
-        message: format!(
-            "a new token for {key} was issued but is not saved yet; it is kept in memory and \
-             its save is being retried, and it cannot be handed out before it is saved without \
-             risking the grant"
-        ),
-        sent: Sent::Unknown,
-        status: None,
-        retry_after: Some(Duration::from_secs(5)),
-        source: None,
-    })
+    Err(Error::transient(format!(
+        "a new token for {key} was issued but is not saved yet; it is kept in memory and its \
+         save is being retried, and it cannot be handed out before it is saved without risking \
+         the grant"
+    ))
+    .retry_in(Duration::from_secs(5)))
 }
 
 /// The still-valid `token` for a caller who may have it (not a rejected
@@ -501,31 +488,21 @@ const PACED_RETRY_MIN: Duration = Duration::from_millis(100);
 /// finished now. This call sent nothing: the earlier one did. It asks for
 /// a retry in 2 s.
 pub(crate) fn in_flight_error(key: &TokenKey) -> Error {
-    Error::Transient {
-        message: format!(
-            "an earlier refresh of {key} was sent and its outcome is not known yet; it is being \
-             finished (this call sent nothing)"
-        ),
-        sent: Sent::No,
-        status: None,
-        retry_after: Some(Duration::from_secs(2)),
-        source: None,
-    }
+    Error::not_sent(format!(
+        "an earlier refresh of {key} was sent and its outcome is not known yet; it is being \
+         finished (this call sent nothing)"
+    ))
+    .retry_in(Duration::from_secs(2))
 }
 
 fn cooldown_error(key: &TokenKey, c: &RefreshCooldown, left: Duration) -> Error {
-    Error::Transient {
-        message: format!(
-            "refreshes of {key} failed {} time(s) in a row, so the next try waits {}; nothing was \
-             sent (run `authctl clear-flag` for the account to try at once)",
-            c.failures,
-            human_duration(left)
-        ),
-        sent: Sent::No,
-        status: None,
-        retry_after: Some(left),
-        source: None,
-    }
+    Error::not_sent(format!(
+        "refreshes of {key} failed {} time(s) in a row, so the next try waits {}; nothing was \
+         sent (run `authctl clear-flag` for the account to try at once)",
+        c.failures,
+        human_duration(left)
+    ))
+    .retry_in(left)
 }
 
 fn remaining(c: &RefreshCooldown, row: &Stored) -> Duration {

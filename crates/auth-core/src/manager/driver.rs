@@ -3,19 +3,19 @@
 //! (the store, the provider, timers, tasks); every choice is the
 //! decision's.
 //!
-//! A refresh, top to bottom: [`fly`](Inner::fly) joins or leads the key's
-//! single flight; [`drive`](Inner::drive) reads the row (without the lease,
-//! then under it) and asks [`on_row`]; [`refresh`](Inner::refresh) writes
-//! the record and sends, renewing before every retry and replay;
-//! [`finish`](Inner::finish) saves the pair, flags, or cools down. A pair
-//! that cannot be saved goes to [`keep_saving`](Inner::keep_saving), a task
-//! that lives as long as the process; a record that may be a live
-//! holder's goes to [`guard`](Inner::guard).
+//! A refresh, top to bottom: [`drive`](Inner::drive) reads the row
+//! (without the lease, then under it) and asks [`on_row`];
+//! [`refresh`](Inner::refresh) writes the record and sends, renewing the
+//! lease before every retry and replay; [`persist`](Inner::persist) saves
+//! the new pair, [`flag`](Inner::flag) the refusal, [`stop`](Inner::stop)
+//! the cooldown. A pair that cannot be saved goes to
+//! [`keep_saving`](Inner::keep_saving), a task that lives as long as the
+//! process; a record that may be a live holder's, to [`guard`](Inner::guard).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use foldhash::fast::RandomState;
@@ -27,116 +27,44 @@ use tracing::{debug, error, info, warn};
 use super::decision::{
     self, AfterFailure, Goal, Known, Next, Origin, Tenure, Unsaved, Verdict, on_row,
 };
-use super::flight::{FinishOnDrop, Flights, Joined, Outcome, spawn_tracked};
+use super::flight::{Outcome, spawn_tracked};
 use super::{Inner, TokenEvent};
-use crate::error::{Error, Result, StoreErrorKind};
+use crate::error::{Error, Result, StoreErrorKind, human_duration};
 use crate::id::TokenKey;
 use crate::provider::TokenProvider;
 use crate::store::{Expect, Lease, Record, Sequence, Stored, Version};
 use crate::telemetry;
 use crate::token::TokenSet;
 
-/// How many times a follower may start over when a flight's answer does
-/// not fit its goal.
-const MAX_ROUNDS: usize = 4;
-/// The first and the longest pause between saves of an unsaved pair after
-/// store errors (a lost lease is taken back at once, without a pause).
-pub(super) const SAVE_BACKOFF: (Duration, Duration) =
-    (Duration::from_millis(100), Duration::from_secs(5));
-/// What a renewed lease must outlive a request by, and what the
-/// late-replay guard adds to the save back-off cap.
+/// What a renewed lease must outlive a request by.
 pub(super) const MARGIN: Duration = Duration::from_secs(2);
+/// The first and the longest pause between saves of an unsaved pair after
+/// store errors (a lost lease is taken back at once).
+const SAVE_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+/// The longest wait for the lease by work that finishes a record (a
+/// takeover, an unsaved pair's save). A replay waiting behind a caller's
+/// longer wait may miss the window; the orphan poll and the save task come
+/// back instead.
+const RECORD_LOCK_WAIT: Duration = Duration::from_secs(1);
 /// How often the late-replay guard reads the record it watches.
 const GUARD_POLL: Duration = Duration::from_secs(1);
-/// A wait for the lease this long means it was busy: the guard's replay
-/// then watches again (see [`Inner::guard`]).
-const LEASE_BUSY: Duration = Duration::from_millis(100);
-/// How many times the guard tries its takeover when the store fails
-/// before anything is sent, and how long it waits between tries.
-const GUARD_TRIES: (usize, Duration) = (8, Duration::from_millis(250));
-/// The longest wait for the lease by work that finishes a record: a
-/// takeover, and the save of an unsaved pair. A caller may wait longer
-/// (the manager's `lock_wait`), but a replay that waits behind it may miss
-/// the window; the orphan poll and the save task come back instead.
-pub(super) const RECORD_LOCK_WAIT: Duration = Duration::from_secs(1);
-/// How long the late-replay guard watches a record unchanged before it
-/// replays: longer than a live holder's longest pause between saves of
-/// its unsaved pair (the back-off cap plus its wait for the lease), with
-/// a margin.
-pub(super) const GUARD_WATCH: Duration = SAVE_BACKOFF
+/// How long the guard watches a record unchanged before it replays: longer
+/// than a live holder's longest pause between saves of its unsaved pair
+/// (the back-off cap and its wait for the lease), with a margin.
+const GUARD_WATCH: Duration = SAVE_BACKOFF
     .1
     .saturating_add(RECORD_LOCK_WAIT)
     .saturating_add(MARGIN);
+/// A wait for the lease this long means it was busy: the guard's takeover
+/// then watches again (see [`Inner::drive`]).
+const LEASE_BUSY: Duration = Duration::from_millis(100);
+/// How many times the guard tries its takeover when the store fails before
+/// anything is sent, and the pause between tries.
+const GUARD_TRIES: (usize, Duration) = (8, Duration::from_millis(250));
 
 impl Inner {
-    /// Joins the key's flight, or leads a new one, until an answer fits
-    /// `goal`.
-    pub(super) async fn fly(self: &Arc<Self>, key: &TokenKey, goal: Goal) -> Outcome {
-        if matches!(goal, Goal::Takeover { .. }) {
-            // A takeover leads its own flight: behind a caller's flight it
-            // would wait as long as that caller waits for the lease, and
-            // the replay could miss the window.
-            let _busy = self.tasks.token();
-            return self.drive_caught(key, &goal).await;
-        }
-        let mut last = None;
-        for _ in 0..MAX_ROUNDS {
-            match self.flights.join(key) {
-                Joined::Lead(sender) => {
-                    let inner = Arc::clone(self);
-                    let (key, goal) = (key.clone(), goal.clone());
-                    let busy = self.tasks.token();
-                    let work = async move {
-                        let outcome = inner.drive_caught(&key, &goal).await;
-                        Flights::finish(sender, &outcome);
-                        drop(busy);
-                        outcome
-                    };
-                    return FinishOnDrop::run(work.boxed()).await;
-                }
-                Joined::Follow(flight) => {
-                    let Some(outcome) = Flights::follow(flight).await else {
-                        continue;
-                    };
-                    // A fresh-goal flight's answer is the answer; a rejected
-                    // token or another goal's transient error is not.
-                    let fits = match (&goal, &outcome) {
-                        (Goal::Replace(rejected), Ok(token)) => {
-                            token.access_token().expose_secret()
-                                != rejected.access_token().expose_secret()
-                        }
-                        (Goal::Fresh, Err(e)) => !e.is_transient() || last.is_some(),
-                        _ => true,
-                    };
-                    if fits {
-                        return outcome;
-                    }
-                    last = Some(outcome);
-                }
-            }
-        }
-        last.unwrap_or_else(|| {
-            Err(Error::transient(format!(
-                "the refresh of {key} kept being superseded; try again"
-            )))
-        })
-    }
-
-    /// [`drive`](Self::drive), with a panic (a bug in the provider or the
-    /// store) turned into a transient error.
-    async fn drive_caught(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
-        AssertUnwindSafe(self.drive(key, goal))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::transient(format!(
-                    "the refresh of {key} panicked (a bug in its provider or store)"
-                )))
-            })
-    }
-
     /// One flight: find or make a token that fits `goal`.
-    async fn drive(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
+    pub(super) async fn drive(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
         let provider = Arc::clone(self.provider(&key.provider)?);
         if let Some(unsaved) = self.unsaved.get(key) {
             return decision::interim(key, &unsaved, goal, self.now());
@@ -158,11 +86,29 @@ impl Inner {
             Goal::Takeover { .. } => RECORD_LOCK_WAIT.min(self.config.lock_wait),
             _ => self.config.lock_wait,
         };
-        let (lease, waited) = self.take_lease(key, wait).await;
+        let started = Instant::now();
+        let lease = self.store.lock(key, wait).await;
+        let waited = started.elapsed();
+        telemetry::lease_wait(&key.provider, waited);
+        let (waited_ms, taken) = (waited.as_millis(), lease.is_ok());
+        if waited >= LEASE_BUSY / 2 {
+            info!(%key, waited_ms, taken, "waited for the key's lease");
+        } else {
+            debug!(%key, waited_ms, taken, "took the key's lease");
+        }
         let lease = match lease {
             Ok(lease) => lease,
             Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
-                return self.after_lock_timeout(key, goal, err).await;
+                // Never refresh without the lease; but a caller who may
+                // have a still-valid stored token gets it (and caches it,
+                // like any token served from a row).
+                let row = self.store.load(key).await.ok().flatten();
+                let Some(token) = row.as_ref().and_then(|r| r.token.as_ref()) else {
+                    return Err(err);
+                };
+                let token = decision::meanwhile(goal, self.now(), token, err)?;
+                warn!(%key, "the key's lease was busy for the whole wait; serving the stored token, which is still valid");
+                return Ok(self.cached(key, token, row.as_ref()));
             }
             Err(err) => return Err(err),
         };
@@ -263,42 +209,6 @@ impl Inner {
         token
     }
 
-    /// Takes the key's lease, and says how long that took.
-    async fn take_lease(
-        &self,
-        key: &TokenKey,
-        wait: Duration,
-    ) -> (Result<Box<dyn Lease>>, Duration) {
-        let started = Instant::now();
-        let lease = self.store.lock(key, wait).await;
-        let waited = started.elapsed();
-        telemetry::lease_wait(&key.provider, waited);
-        let (waited_ms, taken) = (waited.as_millis(), lease.is_ok());
-        if waited >= Duration::from_millis(50) {
-            info!(%key, waited_ms, taken, "waited for the key's lease");
-        } else {
-            debug!(%key, waited_ms, taken, "took the key's lease");
-        }
-        (lease, waited)
-    }
-
-    /// The lease was busy for the whole wait: serve a still-valid stored
-    /// token to a caller who may have it; never refresh without the lease.
-    async fn after_lock_timeout(&self, key: &TokenKey, goal: &Goal, err: Error) -> Outcome {
-        if let Ok(Some(row)) = self.store.load(key).await
-            && let Some(token) = &row.token
-            && matches!(goal, Goal::Fresh)
-            && token.reauthorization_required().is_none()
-            && token.is_fresh(self.now(), Duration::ZERO)
-        {
-            warn!(%key, "the key's lease was busy for the whole wait; serving the stored token, which is still valid");
-            // Cached like any token served from a row: a later
-            // `force_refresh` that rejects it must not find an older one.
-            return Ok(self.cached(key, Arc::new(token.clone()), Some(&row)));
-        }
-        Err(err)
-    }
-
     /// One refresh under the lease: the write-ahead record, then attempts
     /// with the same refresh token, each after a renewal of the lease, until a
     /// definite outcome, a stop, or the deadline.
@@ -391,7 +301,7 @@ impl Inner {
                 Ok(Err(_)) => Err(Error::transient("the provider panicked during the request")),
                 Err(_) => Err(Error::transient(format!(
                     "the provider did not answer within {}",
-                    crate::error::human_duration(limit)
+                    human_duration(limit)
                 ))),
             };
             let class = answer.as_ref().map_or_else(Error::class, |_| "ok");
@@ -475,7 +385,7 @@ impl Inner {
             retry_at: self.now() + pause,
             served_stale: serve,
         });
-        warn!(%key, error = %err, retry_in = %crate::error::human_duration(pause), served_stale = serve, "refresh failed");
+        warn!(%key, error = %err, retry_in = %human_duration(pause), served_stale = serve, "refresh failed");
         if serve {
             return Ok(Arc::new(written));
         }
@@ -562,44 +472,35 @@ impl Inner {
         lease: Box<dyn Lease>,
         unsaved: Unsaved,
     ) -> Outcome {
-        let arrived = Instant::now();
-        let offset = self
-            .now()
-            .duration_since(unsaved.token.issued_at())
-            .unwrap_or_default();
-        // A received pair's clock offset is noted as soon as it can be
-        // seen: in the cache once saved, or (before the interim answer may
-        // hand it out) in the unsaved map while its save is retried.
-        let received = !matches!(unsaved.origin, Origin::Login(_));
+        let arrived = (
+            Instant::now(),
+            (self.now().duration_since(unsaved.token.issued_at())).unwrap_or_default(),
+        );
         let expect = match unsaved.origin {
-            Origin::Refresh { from, .. } => Expect::Version(from),
-            Origin::Mint { from: Some(v) } => Expect::Version(v),
+            Origin::Refresh { from, .. } | Origin::Mint { from: Some(from) } => {
+                Expect::Version(from)
+            }
             Origin::Mint { from: None } => Expect::Absent,
             Origin::Login(seq) => Expect::Login(seq.expect("a login saves with its sequence")),
         };
-        match lease
+        let saved = lease
             .save_and_release(&unsaved.token, expect, Record::Clear)
-            .await
-        {
+            .await;
+        // A received pair's clock offset is noted before the pair can be
+        // seen: cached once saved, or handed out by `interim` meanwhile.
+        if !matches!(unsaved.origin, Origin::Login(_)) {
+            let token = Arc::clone(&unsaved.token);
+            self.received
+                .note(key, token, saved.as_ref().ok().copied(), arrived);
+        }
+        match saved {
             Ok(version) => {
-                if received {
-                    self.received.note(
-                        key,
-                        Arc::clone(&unsaved.token),
-                        Some(version),
-                        (arrived, offset),
-                    );
-                }
                 self.cache.put(key, Arc::clone(&unsaved.token), version);
                 self.announce(key, &unsaved);
                 Ok(Arc::clone(&unsaved.token))
             }
             Err(err) => {
                 warn!(%key, error = %err, "saving the new token failed; keeping it in memory and saving it again");
-                if received {
-                    let token = Arc::clone(&unsaved.token);
-                    self.received.note(key, token, None, (arrived, offset));
-                }
                 let interim = decision::interim(key, &unsaved, goal, self.now());
                 self.keep_saving(key, Arc::new(unsaved));
                 interim
@@ -729,7 +630,7 @@ impl Inner {
     /// store was unavailable, when a live holder could not save either),
     /// then replays only if it is unchanged. One guard per key at a time.
     pub(super) fn guard(self: &Arc<Self>, key: &TokenKey, version: Version) {
-        if !self.guards.start(key) {
+        if self.guards.map().insert(key.clone(), ()).is_some() {
             return;
         }
         let inner = Arc::clone(self);
@@ -760,7 +661,7 @@ impl Inner {
                     break false;
                 }
             };
-            inner.guards.finish(&key);
+            inner.guards.map().remove(&key);
             if unchanged {
                 info!(%key, "a late refresh record stayed unchanged; replaying it");
                 // A store that failed before anything was sent (the lease
@@ -783,15 +684,25 @@ impl Inner {
     }
 }
 
-/// Tokens this process holds but has not saved yet, by key.
-#[derive(Default)]
-pub(super) struct UnsavedMap(Mutex<HashMap<TokenKey, Arc<Unsaved>, RandomState>>);
+/// A per-key map behind a mutex: the driver's bookkeeping.
+pub(super) struct KeyMap<V>(Mutex<HashMap<TokenKey, V, RandomState>>);
 
-impl UnsavedMap {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenKey, Arc<Unsaved>, RandomState>> {
+impl<V> Default for KeyMap<V> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<V> KeyMap<V> {
+    fn map(&self) -> MutexGuard<'_, HashMap<TokenKey, V, RandomState>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
+/// Tokens this process holds but has not saved yet.
+pub(super) type UnsavedMap = KeyMap<Arc<Unsaved>>;
+
+impl UnsavedMap {
     pub(super) fn get(&self, key: &TokenKey) -> Option<Arc<Unsaved>> {
         self.map().get(key).cloned()
     }
@@ -827,17 +738,18 @@ impl UnsavedMap {
     }
 }
 
-/// The last pair this process received from the provider for each key
-/// (a refresh or a mint it saved itself): the stored version it was saved
-/// at, when it arrived on the monotonic clock (to keep the newest), and
-/// how far the host's clock was ahead of its issue time then. See
-/// [`Inner::token_now`].
-#[derive(Default)]
-pub(super) struct Received(Mutex<HashMap<TokenKey, Receipt, RandomState>>);
+/// Keys whose late-replay guard is running.
+pub(super) type Guards = KeyMap<()>;
 
-struct Receipt {
+/// The last pair this process received from the provider for each key (a
+/// refresh or a mint): see [`Inner::token_now`].
+pub(super) type Received = KeyMap<Receipt>;
+
+/// A received pair: the version it was saved at (`None` until saved), when
+/// it arrived on the monotonic clock (to keep the newest), and how far the
+/// host's clock was ahead of its issue time then.
+pub(super) struct Receipt {
     token: Arc<TokenSet>,
-    /// `None` until it is saved.
     version: Option<Version>,
     arrived: Instant,
     offset: Duration,
@@ -851,56 +763,33 @@ impl Received {
         version: Option<Version>,
         (arrived, offset): (Instant, Duration),
     ) {
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.get(key).is_some_and(|r| r.arrived > arrived) {
-            return;
-        }
-        map.insert(
-            key.clone(),
-            Receipt {
+        let mut map = self.map();
+        if map.get(key).is_none_or(|r| r.arrived <= arrived) {
+            let receipt = Receipt {
                 token,
                 version,
                 arrived,
                 offset,
-            },
-        );
+            };
+            map.insert(key.clone(), receipt);
+        }
     }
 
     /// How far the host's clock was ahead of the issue time of `token` (at
-    /// `version`, if known) when it arrived here: its own receipt's, or
-    /// for a row stored after that receipt (a newer version: issued
-    /// later), the receipt's, which it can only be younger than.
+    /// `version`, if known) when it arrived: its own receipt's, or for a row
+    /// stored after that receipt (a newer version: issued later), the
+    /// receipt's, which it can only be younger than.
     fn offset(
         &self,
         key: &TokenKey,
         token: &TokenSet,
         version: Option<Version>,
     ) -> Option<Duration> {
-        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self.map();
         let receipt = map.get(key)?;
         let ours =
             receipt.token.access_token().expose_secret() == token.access_token().expose_secret();
         let later = matches!((version, receipt.version), (Some(v), Some(r)) if v >= r);
         (ours || later).then_some(receipt.offset)
-    }
-}
-
-/// Keys whose late-replay guard is running.
-#[derive(Default)]
-pub(super) struct Guards(Mutex<HashSet<TokenKey, RandomState>>);
-
-impl Guards {
-    fn start(&self, key: &TokenKey) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.clone())
-    }
-
-    fn finish(&self, key: &TokenKey) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
     }
 }

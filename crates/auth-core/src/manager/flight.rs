@@ -1,106 +1,129 @@
-//! The in-process single flight: one refresh per key at a time, whatever
-//! the number of callers. The work that
-//! [`TokenManager::shutdown`](super::TokenManager::shutdown) waits for is
-//! counted by a `tokio_util` [`TaskTracker`]: a flight's leader holds one of
-//! its tokens, and background work is spawned on it.
-//!
-//! The first caller of a key *leads*: it polls the refresh work itself (no
-//! task hop: spawning every refresh cost two thread hand-offs, about 90 µs
-//! on loopback). Everyone else *follows*, waiting for the leader's result.
-//! A leader dropped mid-refresh hands its unfinished work to a task: a
-//! refresh abandoned between the server's answer and the save is how
-//! grants get burned.
+//! The in-process single flight: one refresh per key at a time, however
+//! many callers. The first caller of a key *leads*: it polls the work
+//! itself (spawning every refresh cost two thread hand-offs, about 90 µs
+//! on loopback). The others *follow*, and take the leader's answer when it
+//! fits their goal. A leader dropped mid-refresh hands the unfinished work
+//! to a task: a refresh abandoned between the server's answer and the save
+//! is how grants get burned. [`shutdown`](super::TokenManager::shutdown)
+//! waits for that work, counted by a `tokio_util` [`TaskTracker`].
 
-use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
+
+use foldhash::fast::RandomState;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
-use crate::error::Result;
+use super::Inner;
+use super::decision::Goal;
+use crate::error::{Error, Result};
 use crate::id::TokenKey;
 use crate::token::TokenSet;
 
 /// What a flight hands its followers.
 pub(super) type Outcome = Result<Arc<TokenSet>>;
 
-/// One flight's result, for its followers. Made by the first follower: a
-/// flight nobody joins (almost every refresh) allocates none.
-#[derive(Default)]
-struct Cell {
-    /// `None` while running; `Some(None)` when the leader went away
-    /// without an outcome.
-    state: Mutex<Option<Option<Outcome>>>,
-    done: Notify,
-}
+/// How many times a follower may start over when a flight's answer does
+/// not fit its goal.
+const MAX_ROUNDS: usize = 4;
 
-impl Cell {
-    fn settle(&self, outcome: Option<Outcome>) {
-        *lock(&self.state) = Some(outcome);
-        self.done.notify_waiters();
+impl Inner {
+    /// Joins the key's flight, or leads a new one, until an answer fits
+    /// `goal`.
+    pub(super) async fn fly(self: &Arc<Self>, key: &TokenKey, goal: Goal) -> Outcome {
+        if matches!(goal, Goal::Takeover { .. }) {
+            // A takeover leads its own flight: behind a caller's flight it
+            // would wait as long as that caller waits for the lease, and
+            // the replay could miss the window.
+            let _busy = self.tasks.token();
+            return self.drive_caught(key, &goal).await;
+        }
+        let mut last = None;
+        for _ in 0..MAX_ROUNDS {
+            let cell = match self.flights.join(key) {
+                Ok(lead) => {
+                    let inner = Arc::clone(self);
+                    let (key, goal) = (key.clone(), goal.clone());
+                    let busy = self.tasks.token();
+                    let work = async move {
+                        let outcome = inner.drive_caught(&key, &goal).await;
+                        lead.finish(&outcome);
+                        drop(busy);
+                        outcome
+                    };
+                    return FinishOnDrop(Some(work.boxed())).await;
+                }
+                Err(cell) => cell,
+            };
+            let Some(outcome) = cell.wait().await else {
+                continue;
+            };
+            // A fresh-goal flight's answer is the answer; a rejected token
+            // or another goal's transient error is not.
+            let fits = match (&goal, &outcome) {
+                (Goal::Replace(rejected), Ok(token)) => {
+                    token.access_token().expose_secret() != rejected.access_token().expose_secret()
+                }
+                (Goal::Fresh, Err(e)) => !e.is_transient() || last.is_some(),
+                _ => true,
+            };
+            if fits {
+                return outcome;
+            }
+            last = Some(outcome);
+        }
+        last.unwrap_or_else(|| {
+            Err(Error::transient(format!(
+                "the refresh of {key} kept being superseded; try again"
+            )))
+        })
+    }
+
+    /// [`drive`](Self::drive), with a panic (a bug in the provider or the
+    /// store) turned into a transient error.
+    async fn drive_caught(self: &Arc<Self>, key: &TokenKey, goal: &Goal) -> Outcome {
+        AssertUnwindSafe(self.drive(key, goal))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::transient(format!(
+                    "the refresh of {key} panicked (a bug in its provider or store)"
+                )))
+            })
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A flight in the map: its leader's id, and its followers' cell.
-type Slot = (u64, Option<Arc<Cell>>);
-
-/// The flights in progress, one per key at most; keyed with `foldhash`.
+/// The flights in progress, one per key at most.
 #[derive(Default)]
 pub(super) struct Flights {
-    map: Mutex<HashMap<TokenKey, Slot, foldhash::fast::RandomState>>,
+    map: Mutex<HashMap<TokenKey, Slot, RandomState>>,
     next_id: AtomicU64,
 }
 
-/// A follower's view of a flight.
-pub(super) struct Receiver(Arc<Cell>);
-
-/// What the leader reports through. Dropped without reporting (the work
-/// was dropped unfinished), it closes the flight and tells the followers.
-pub(super) struct Sender {
-    flights: Arc<Flights>,
-    key: TokenKey,
-    id: u64,
-    reported: bool,
-}
-
-impl Drop for Sender {
-    fn drop(&mut self) {
-        if !self.reported
-            && let Some(cell) = self.flights.close(&self.key, self.id)
-        {
-            cell.settle(None);
-        }
-    }
-}
-
-/// Either the caller leads a new flight, or it follows one.
-pub(super) enum Joined {
-    /// Lead: run the work and report through the sender.
-    Lead(Sender),
-    /// Follow: wait for this flight's outcome.
-    Follow(Receiver),
-}
+/// A flight: its leader's id, and its followers' cell, made by the first
+/// follower (a flight nobody joins, almost every refresh, allocates none).
+type Slot = (u64, Option<Arc<Cell>>);
 
 impl Flights {
-    /// Joins `key`'s flight, or opens one for the caller to lead.
-    pub(super) fn join(self: &Arc<Self>, key: &TokenKey) -> Joined {
+    /// Opens `key`'s flight for the caller to lead, or gives the running
+    /// flight's cell to follow.
+    fn join(self: &Arc<Self>, key: &TokenKey) -> std::result::Result<Lead, Arc<Cell>> {
         let mut map = lock(&self.map);
         if let Some((_, cell)) = map.get_mut(key) {
-            let cell = cell.get_or_insert_with(Arc::default);
-            return Joined::Follow(Receiver(Arc::clone(cell)));
+            return Err(Arc::clone(cell.get_or_insert_with(Arc::default)));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         map.insert(key.clone(), (id, None));
-        Joined::Lead(Sender {
+        Ok(Lead {
             flights: Arc::clone(self),
             key: key.clone(),
             id,
@@ -117,49 +140,79 @@ impl Flights {
         None
     }
 
-    /// Closes the sender's flight with `outcome`. The flight leaves the map
-    /// before its followers are told, and only after the cache holds the
-    /// result, so a newcomer either joins it or finds the result cached.
-    pub(super) fn finish(mut sender: Sender, outcome: &Outcome) {
-        sender.reported = true;
-        if let Some(cell) = sender.flights.close(&sender.key, sender.id) {
-            cell.settle(Some(outcome.clone()));
-        }
-    }
-
-    /// Waits for a followed flight. `None`: its work was dropped unfinished
-    /// (outside a runtime); the caller starts over.
-    pub(super) async fn follow(flight: Receiver) -> Option<Outcome> {
-        loop {
-            // Created before the state is read, so a settle in between
-            // still wakes it.
-            let settled = flight.0.done.notified();
-            if let Some(outcome) = &*lock(&flight.0.state) {
-                return outcome.clone();
-            }
-            settled.await;
-        }
-    }
-
     /// Keys with a flight in progress; for tests of bounded memory.
     pub(super) fn len(&self) -> usize {
         lock(&self.map).len()
     }
 }
 
-/// Refresh work owned by its leader.
-pub(super) type Work = BoxFuture<'static, Outcome>;
+/// A leader's hold on its flight. Dropped without reporting (the work was
+/// dropped unfinished, outside a runtime), it closes the flight, and the
+/// followers start over.
+struct Lead {
+    flights: Arc<Flights>,
+    key: TokenKey,
+    id: u64,
+    reported: bool,
+}
 
-/// Polls `work` in place and, if dropped before it finished, spawns what
-/// is left.
-pub(super) struct FinishOnDrop(Option<Work>);
-
-impl FinishOnDrop {
-    /// Runs `work` to completion, here or (if dropped first) in a task.
-    pub(super) fn run(work: Work) -> Self {
-        Self(Some(work))
+impl Lead {
+    /// Closes the flight with `outcome`. The flight leaves the map before
+    /// its followers are told, and only after the cache holds the result,
+    /// so a newcomer either joins it or finds the result cached.
+    fn finish(mut self, outcome: &Outcome) {
+        self.reported = true;
+        if let Some(cell) = self.flights.close(&self.key, self.id) {
+            cell.settle(Some(outcome.clone()));
+        }
     }
 }
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if !self.reported
+            && let Some(cell) = self.flights.close(&self.key, self.id)
+        {
+            cell.settle(None);
+        }
+    }
+}
+
+/// One flight's answer, for its followers: `Some(None)` once the leader
+/// went away without one.
+#[derive(Default)]
+struct Cell {
+    answer: Mutex<Option<Option<Outcome>>>,
+    done: Notify,
+}
+
+impl Cell {
+    fn settle(&self, outcome: Option<Outcome>) {
+        *lock(&self.answer) = Some(outcome);
+        self.done.notify_waiters();
+    }
+
+    /// The flight's answer; `None` if it has none (the caller starts over).
+    async fn wait(&self) -> Option<Outcome> {
+        loop {
+            // Made before the answer is read, so a settle in between still
+            // wakes it.
+            let settled = self.done.notified();
+            if let Some(outcome) = &*lock(&self.answer) {
+                return outcome.clone();
+            }
+            settled.await;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A leader's work, polled in place; if dropped before it finished, what
+/// is left runs in a task.
+struct FinishOnDrop(Option<BoxFuture<'static, Outcome>>);
 
 impl Future for FinishOnDrop {
     type Output = Outcome;
@@ -174,15 +227,14 @@ impl Future for FinishOnDrop {
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
-        let Some(work) = self.0.take() else {
-            return;
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(work)),
-            Err(_) => warn!(
-                "a refresh was abandoned outside a Tokio runtime and cannot be finished; \
-                 its followers will start over"
-            ),
+        if let Some(work) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(work)),
+                Err(_) => warn!(
+                    "a refresh was abandoned outside a Tokio runtime and cannot be finished; \
+                     its followers will start over"
+                ),
+            }
         }
     }
 }

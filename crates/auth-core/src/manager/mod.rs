@@ -16,6 +16,7 @@ mod driver;
 mod events;
 mod flight;
 mod retry;
+mod sharded;
 mod writers;
 
 use std::collections::HashMap;
