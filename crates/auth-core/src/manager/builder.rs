@@ -9,7 +9,8 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use super::cache::Cache;
-use super::driver::{Guards, MARGIN, Received, UnsavedMap};
+use super::driver::{Guards, MARGIN, UnsavedMap};
+use super::received::Received;
 use super::{Config, CooldownPolicy, Inner, RetryPolicy, TokenManager};
 use crate::clock::Clock;
 use crate::error::human_duration;

@@ -1,40 +1,36 @@
 //! The refresh decision: from what is known to the next action. It does no
-//! I/O and reads no clock: the driver (`driver.rs`) performs each action
-//! and asks again with what it learned, the way quinn-proto's `Connection`
-//! is driven by quinn.
+//! I/O and reads no clock; the [driver](super::driver) performs each action
+//! and asks again with what it learned (as quinn drives quinn-proto).
 //!
 //! What is known: the caller's [`Goal`]; the key's row as last read, with
-//! its write-ahead record and its age on the **store's** clock; a pair this
-//! process holds unsaved; the provider's [`RefreshRules`]; this host's
-//! time (used only for a token's own expiry, never against the store); and,
-//! within one lease, the attempts made so far ([`Tenure`]).
-//!
-//! The rules it keeps, and the fault each one closes:
+//! its write-ahead record and its age on the **store's** clock; a pair held
+//! unsaved; the provider's [`RefreshRules`]; this host's time (only for a
+//! token's own expiry, never against the store); and the attempts made
+//! under one lease ([`Tenure`]). The rules, and the fault each one closes:
 //! - **Write-ahead.** A rotating refresh token is sent only after a fenced
 //!   record "refresh of version v in flight"; if that write fails, nothing
-//!   is sent ([`Next::Refresh`] with `record`).
+//!   is sent ([`Next::Refresh`]).
 //! - **Only a definite outcome clears the record**: the new pair, or the
-//!   flag after `invalid_grant`. An attempt that was not processed (nothing
-//!   sent, a 429, an error answer) clears it only if no earlier attempt
-//!   under the same record had an unknown outcome; a record found at
-//!   takeover counts as unknown ([`Tenure::unknown`]).
-//! - **The lease outlives every request.** Every retry and replay is preceded by a fenced renewal that
-//!   re-reads the record ([`on_renewal`]); the first send's renewal is the
-//!   write-ahead itself. Each attempt ends before the lease would
-//!   ([`attempt_timeout`]).
+//!   flag after `invalid_grant`. Attempts that were not processed (nothing
+//!   sent, a 429, an error answer) clear it only if none under the same
+//!   record had an unknown outcome; a record found at takeover counts as
+//!   unknown ([`after_failure`]).
+//! - **The lease outlives every request.** Each retry and replay follows a
+//!   fenced renewal that re-reads the record ([`on_renewal`]); the first
+//!   send's is the write-ahead itself. Each attempt ends before the lease
+//!   would ([`attempt_timeout`]).
 //! - **Takeover.** A record found under the lease is replayed first,
-//!   whatever expiry, skew or cooldown say, while it is younger than the
+//!   whatever expiry, skew or cooldown say, while younger than the
 //!   provider's window, at most every window/8 ([`Next::Replay`]).
-//! - **The late-replay guard.** A record a window old (or any record,
-//!   for a provider without a window) may belong to a live holder still
-//!   saving its pair: watch it first ([`Next::Guard`]), replay only after
-//!   it stayed unchanged.
+//! - **The late-replay guard.** A record a window old (or any, without a
+//!   window) may be a live holder's still saving its pair: watch it first,
+//!   replay only if it stays unchanged ([`Next::Guard`]).
 //! - **Serving.** A token with a record is never "fresh, nothing to do";
-//!   meanwhile a still-valid token is served or a transient error given
-//!   ([`interim`]). An unsaved pair's new access token is not served while
-//!   its first use would end the server's replay window.
+//!   meanwhile a still-valid token is served, or a transient error given
+//!   ([`meanwhile`], [`interim`]). An unsaved pair's new access token is not
+//!   served while its first use would end the server's replay window.
 //! - **Cooldown.** Its end is on the store's clock; while an outcome is
-//!   unknown and the provider has a window, no wait passes a quarter of it.
+//!   unknown under a window, no wait passes a quarter of it ([`cool_down`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -54,20 +50,20 @@ pub(crate) enum Goal {
     /// A token fresh beyond the skew (or, during a cooldown or while a
     /// refresh is being finished, still valid).
     Fresh,
-    /// Any valid token other than this rejected one: refresh only if the
-    /// rejected token is still the current one.
+    /// Any valid token but this rejected one: refresh only if it is still
+    /// the current one.
     Replace(Arc<TokenSet>),
-    /// Finish a refresh left in flight (the Refresher's orphan poll, the
-    /// guard's replay): act only on a record. `observed`: the record
-    /// version the late-replay guard watched unchanged.
+    /// Finish a refresh left in flight (the orphan poll, the guard): act
+    /// only on a record.
     Takeover {
-        /// The version the guard watched, if it ran.
+        /// The record version the late-replay guard watched unchanged.
         observed: Option<Version>,
     },
 }
 
 impl Goal {
-    fn rejected(&self) -> Option<&str> {
+    /// The rejected access token of a [`Goal::Replace`].
+    pub(crate) fn rejected(&self) -> Option<&str> {
         match self {
             Goal::Replace(t) => Some(t.access_token().expose_secret()),
             _ => None,
@@ -76,22 +72,20 @@ impl Goal {
 
     /// Whether `token` answers this goal without a refresh.
     pub(crate) fn satisfied_by(&self, token: &TokenSet, now: SystemTime, skew: Duration) -> bool {
-        if token.reauthorization_required().is_some() {
-            return false;
-        }
-        match self {
-            Goal::Fresh => fresh_beyond_skew(token, now, skew),
-            Goal::Replace(_) => usable(token, now, self.rejected()),
-            Goal::Takeover { .. } => token.is_fresh(now, Duration::ZERO),
-        }
+        token.reauthorization_required().is_none()
+            && match self {
+                Goal::Fresh => fresh_beyond_skew(token, now, skew),
+                Goal::Replace(_) => usable(token, now, self.rejected()),
+                // A takeover acts only on a record.
+                Goal::Takeover { .. } => true,
+            }
     }
 }
 
-/// A pair this process holds but could not save yet (a refresh's new pair,
-/// or a login's token). Its save task owns it; callers get [`interim`].
+/// A token this process holds but could not save yet. Its save task owns
+/// it; callers get [`interim`].
 #[derive(Debug)]
 pub(crate) struct Unsaved {
-    /// The new token.
     pub(crate) token: Arc<TokenSet>,
     /// Where it came from, which decides what it may overwrite.
     pub(crate) origin: Origin,
@@ -114,32 +108,31 @@ pub(crate) enum Origin {
     Mint { from: Option<Version> },
 }
 
-/// What is known when a row has just been read.
+/// What is known when a row has just been read (`leased`: under the key's
+/// lease). `now` is only for the token's own expiry.
 pub(crate) struct Known<'a> {
     pub(crate) key: &'a TokenKey,
     pub(crate) goal: &'a Goal,
-    /// This host's clock: only for the token's own expiry.
     pub(crate) now: SystemTime,
     pub(crate) skew: Duration,
     pub(crate) rules: RefreshRules,
     pub(crate) can_mint: bool,
-    /// The row, or `None` when nothing was ever stored.
     pub(crate) row: Option<&'a Stored>,
-    /// Whether the row was read under the key's lease.
     pub(crate) leased: bool,
 }
 
 /// What to do next with a row.
 #[derive(Debug)]
 pub(crate) enum Next {
-    /// Answer with this token (and cache it).
+    /// Answer with this token (and cache it), or this error.
     Serve(Arc<TokenSet>),
-    /// Answer with this error.
     Fail(Error),
     /// Take the lease and read again.
     Lease,
     /// Refresh from the stored pair: write the record first when `record`.
-    Refresh { record: bool },
+    Refresh {
+        record: bool,
+    },
     /// Replay the stored refresh token: a record was found.
     Replay,
     /// The record may be a live holder's: release the lease, watch the
@@ -179,7 +172,7 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
             // come back then rather than at its next poll.
             let left = cooling.map_or(Duration::ZERO, |c| remaining(c, row));
             let err = in_flight_error(k.key).retry_in(left.max(PACED_RETRY_MIN));
-            return serve_or_fail(k, token, err);
+            return meanwhile(k.goal, k.now, token, err).map_or_else(Next::Fail, Next::Serve);
         }
         let observed = matches!(k.goal, Goal::Takeover { observed: Some(v) } if *v == row.version);
         return if late && !observed {
@@ -188,15 +181,12 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
             Next::Replay
         };
     }
-    if matches!(k.goal, Goal::Takeover { .. }) || k.goal.satisfied_by(token, k.now, k.skew) {
+    if k.goal.satisfied_by(token, k.now, k.skew) {
         return Next::Serve(Arc::new(token.clone()));
     }
     if let Some(cooldown) = cooling {
-        return serve_or_fail(
-            k,
-            token,
-            cooldown_error(k.key, cooldown, remaining(cooldown, row)),
-        );
+        let err = cooldown_error(k.key, cooldown, remaining(cooldown, row));
+        return meanwhile(k.goal, k.now, token, err).map_or_else(Next::Fail, Next::Serve);
     }
     if !k.leased {
         return Next::Lease;
@@ -216,9 +206,8 @@ pub(crate) fn on_row(k: &Known<'_>) -> Next {
     }
 }
 
-/// The check before a retry or replay: the renewed row must be the one
-/// refreshed from (`version`), still with its record when one was written.
-/// `None`: send. Otherwise what to do instead of sending.
+/// The check before a retry or replay: `None` (send) if the renewed row is
+/// the one refreshed from, still with its record if one was written.
 pub(crate) fn on_renewal(
     row: Option<&Stored>,
     version: Version,
@@ -241,28 +230,21 @@ pub(crate) fn on_renewal(
 /// Not when nothing was sent, on a 429, or on another error answer.
 pub(crate) fn outcome_unknown(err: &Error) -> bool {
     match err {
-        Error::Transient { sent: Sent::No, .. }
-        | Error::Transient {
-            status: Some(429), ..
-        } => false,
-        Error::Transient { .. } | Error::Protocol { .. } | Error::Store { .. } => true,
+        Error::Transient { sent, status, .. } => *sent != Sent::No && *status != Some(429),
+        Error::Protocol { .. } | Error::Store { .. } => true,
         _ => false,
     }
 }
 
-/// The attempts made under one lease, from one record.
+/// The attempts sent under one lease, from one record (written or found);
+/// `unknown`: whether one may have been processed (a record found at
+/// takeover counts). A `takeover` makes one attempt: the orphan poll comes
+/// back for it, paced, so an outage is not a storm of replays.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tenure {
-    /// Attempts sent so far.
     pub(crate) attempts: u32,
-    /// Whether an attempt under this record may have been processed (a
-    /// record found at takeover counts).
     pub(crate) unknown: bool,
-    /// Whether a record was written or found.
     pub(crate) record: bool,
-    /// Whether this is a takeover of a refresh left in flight: it makes one
-    /// attempt, since the orphan poll comes back for it, paced (an outage
-    /// is then not a storm of replays).
     pub(crate) takeover: bool,
 }
 
@@ -273,13 +255,12 @@ pub(crate) enum AfterFailure {
     Retry(Duration),
     /// Flag the token (`invalid_grant`), clearing the record.
     Flag,
-    /// Stop: write the cooldown (transient errors) and do this with the
+    /// Stop: write the cooldown (transient errors), and keep or clear the
     /// record.
     Stop { cool: bool, record: Record },
 }
 
-/// Decides after a failed attempt. `time_left`: until the refresh
-/// deadline.
+/// Decides after a failed attempt, `time_left` before the deadline.
 pub(crate) fn after_failure(
     tenure: &mut Tenure,
     err: &Error,
@@ -295,9 +276,7 @@ pub(crate) fn after_failure(
         && !tenure.takeover
         && let Some(mut delay) = retry.delay_after(tenure.attempts, err.retry_after())
     {
-        if tenure.unknown
-            && let Some(w) = rules.replay_window()
-        {
+        if let (true, Some(w)) = (tenure.unknown, rules.replay_window()) {
             delay = delay.min(w / 4);
         }
         if delay < time_left {
@@ -316,13 +295,11 @@ pub(crate) fn after_failure(
     }
 }
 
-/// The token with a cooldown after a failed refresh, and the pause. The
-/// end is on the store's clock: `read_at` of the row refreshed from plus
-/// the time spent since (`spent`, measured here). While an outcome is
-/// unknown under a window, the next replay comes window/8 after the
-/// failed attempt began (`attempt_began`, since the read), so that a slow
-/// answer does not push it back, and never more than a quarter of the
-/// window after the read.
+/// The token with a cooldown after a failed refresh, and the pause. The end
+/// is on the store's clock: the row's `read_at` plus the time `spent` since.
+/// While an outcome is unknown under a window, the next replay comes
+/// window/8 after the failed attempt began (so a slow answer does not push
+/// it back), and at most a quarter of the window after the read.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn cool_down(
     token: &TokenSet,
@@ -342,10 +319,7 @@ pub(crate) fn cool_down(
         .delay(failures)
         .max(err.retry_after().unwrap_or_default());
     let mut wait = spent + pause;
-    if unknown
-        && rules.rotates()
-        && let Some(w) = rules.replay_window()
-    {
+    if let (true, Some(w)) = (unknown && rules.rotates(), rules.replay_window()) {
         wait = (attempt_began + w / 8).min(w / 4);
         pause = wait.saturating_sub(spent);
     }
@@ -393,8 +367,8 @@ pub(crate) enum Verdict {
     KeepStored,
 }
 
-/// Decides what an unsaved token's save does with `row`. A login's
-/// sequence must be known by now.
+/// Decides what an unsaved token's save does with `row` (a login's
+/// sequence is known by now).
 pub(crate) fn verdict(origin: &Origin, row: Option<&Stored>) -> Verdict {
     match (origin, row) {
         (Origin::Login(Some(seq)), None) => Verdict::Overwrite(Expect::Login(*seq)),
@@ -456,15 +430,6 @@ pub(crate) fn interim(
     .retry_in(Duration::from_secs(5)))
 }
 
-/// The still-valid `token` for a caller who may have it (not a rejected
-/// one, not for a takeover), else `err`.
-fn serve_or_fail(k: &Known<'_>, token: &TokenSet, err: Error) -> Next {
-    match meanwhile(k.goal, k.now, token, err) {
-        Ok(token) => Next::Serve(token),
-        Err(err) => Next::Fail(err),
-    }
-}
-
 /// What a caller gets while a refresh of `token` cannot be finished now
 /// (paced, cooling down, or watched by the late-replay guard): the token
 /// if still valid and theirs to have, else `err`.
@@ -474,19 +439,15 @@ pub(crate) fn meanwhile(
     token: &TokenSet,
     err: Error,
 ) -> Result<Arc<TokenSet>, Error> {
-    if matches!(goal, Goal::Fresh) && usable(token, now, None) {
-        Ok(Arc::new(token.clone()))
-    } else {
-        Err(err)
-    }
+    let theirs = matches!(goal, Goal::Fresh) && usable(token, now, None);
+    theirs.then(|| Arc::new(token.clone())).ok_or(err)
 }
 
 /// The shortest retry a paced replay asks for.
 const PACED_RETRY_MIN: Duration = Duration::from_millis(100);
 
-/// The error while an earlier refresh of `key` is in flight and cannot be
-/// finished now. This call sent nothing: the earlier one did. It asks for
-/// a retry in 2 s.
+/// The error while an earlier refresh of `key` cannot be finished now:
+/// this call sent nothing (the earlier one did).
 pub(crate) fn in_flight_error(key: &TokenKey) -> Error {
     Error::not_sent(format!(
         "an earlier refresh of {key} was sent and its outcome is not known yet; it is being \

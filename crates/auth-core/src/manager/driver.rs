@@ -20,16 +20,16 @@ use std::time::Duration;
 
 use foldhash::fast::RandomState;
 use futures::FutureExt;
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::decision::{
     self, AfterFailure, Goal, Known, Next, Origin, Tenure, Unsaved, Verdict, on_row,
 };
-use super::flight::{Outcome, spawn_tracked};
+use super::flight::Outcome;
 use super::{Inner, TokenEvent};
-use crate::error::{Error, Result, StoreErrorKind, human_duration};
+use crate::error::StoreErrorKind::{self, Conflict, LeaseLost, LockTimeout};
+use crate::error::{Error, Result, human_duration};
 use crate::id::TokenKey;
 use crate::provider::TokenProvider;
 use crate::store::{Expect, Lease, Record, Sequence, Stored, Version};
@@ -41,10 +41,8 @@ pub(super) const MARGIN: Duration = Duration::from_secs(2);
 /// The first and the longest pause between saves of an unsaved pair after
 /// store errors (a lost lease is taken back at once).
 const SAVE_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
-/// The longest wait for the lease by work that finishes a record (a
-/// takeover, an unsaved pair's save). A replay waiting behind a caller's
-/// longer wait may miss the window; the orphan poll and the save task come
-/// back instead.
+/// The longest wait for the lease by a takeover or an unsaved pair's save:
+/// waiting longer, a replay may miss the window (they come back instead).
 const RECORD_LOCK_WAIT: Duration = Duration::from_secs(1);
 /// How often the late-replay guard reads the record it watches.
 const GUARD_POLL: Duration = Duration::from_secs(1);
@@ -90,11 +88,9 @@ impl Inner {
         let lease = self.store.lock(key, wait).await;
         let waited = started.elapsed();
         telemetry::lease_wait(&key.provider, waited);
-        let (waited_ms, taken) = (waited.as_millis(), lease.is_ok());
         if waited >= LEASE_BUSY / 2 {
+            let (waited_ms, taken) = (waited.as_millis(), lease.is_ok());
             info!(%key, waited_ms, taken, "waited for the key's lease");
-        } else {
-            debug!(%key, waited_ms, taken, "took the key's lease");
         }
         let lease = match lease {
             Ok(lease) => lease,
@@ -124,13 +120,11 @@ impl Inner {
         let row = lease.load().await?;
         // The cache keeps up with the newest stored version even when this
         // flight goes on: nothing older is left for `force_refresh`.
-        if let Some(Stored {
-            token: Some(token),
-            version,
-            ..
-        }) = &row
+        if let Some((token, version)) = row
+            .as_ref()
+            .and_then(|r| Some((r.token.as_ref()?, r.version)))
         {
-            self.cache.put_stored(key, token, *version);
+            self.cache.put_stored(key, token, version);
         }
         let next = on_row(&self.known(key, goal, &*provider, row.as_ref(), true));
         match next {
@@ -177,28 +171,6 @@ impl Inner {
             row,
             leased,
         }
-    }
-
-    /// The time to judge `token`'s own expiry by. For a pair this process
-    /// received from the provider (or a row stored after it: a newer
-    /// version), this host's clock less how far it was ahead of the
-    /// token's issue time when the pair arrived: whoever stamped its expiry
-    /// (this host, another host, the server), a token just received is not
-    /// due at once, so a host clock minutes fast cannot drive a refresh
-    /// loop. The host clock still moves it on, through a suspend (which a
-    /// monotonic clock does not count) or a jump forward. Never later than
-    /// the host's clock, which is used otherwise.
-    pub(super) fn token_now(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        version: Option<Version>,
-    ) -> std::time::SystemTime {
-        let now = self.now();
-        self.received
-            .offset(key, token, version)
-            .and_then(|offset| now.checked_sub(offset))
-            .unwrap_or(now)
     }
 
     /// Caches a token served from `row`, and returns it.
@@ -291,12 +263,8 @@ impl Inner {
             tenure.attempts += 1;
             let attempt_began = now.saturating_duration_since(started);
             let stopwatch = telemetry::Stopwatch::start();
-            let answer = match tokio::time::timeout(
-                limit,
-                AssertUnwindSafe(provider.refresh(&token)).catch_unwind(),
-            )
-            .await
-            {
+            let call = AssertUnwindSafe(provider.refresh(&token)).catch_unwind();
+            let answer = match tokio::time::timeout(limit, call).await {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(_)) => Err(Error::transient("the provider panicked during the request")),
                 Err(_) => Err(Error::transient(format!(
@@ -317,7 +285,8 @@ impl Inner {
                         },
                         serve_new: !(rules.rotates() && rules.first_use_ends_window()),
                     };
-                    return self.persist(key, goal, lease, unsaved).await;
+                    let expect = Expect::Version(version);
+                    return self.persist(key, goal, (lease, expect), unsaved).await;
                 }
                 Err(err) => err,
             };
@@ -389,11 +358,8 @@ impl Inner {
         if serve {
             return Ok(Arc::new(written));
         }
-        let mut err = err.for_key(key);
-        if let Error::Transient { retry_after, .. } = &mut err {
-            *retry_after = Some(retry_after.unwrap_or_default().max(pause));
-        }
-        Err(err)
+        let after = err.retry_after().unwrap_or_default().max(pause);
+        Err(err.for_key(key).retry_in(after))
     }
 
     /// Flags the stored token after `invalid_grant`, clearing the record
@@ -444,55 +410,39 @@ impl Inner {
             .config
             .attempt_timeout
             .min(self.config.refresh_deadline);
-        let token = match tokio::time::timeout(limit, provider.mint(key)).await {
-            Ok(token) => token.map_err(|e| e.for_key(key))?,
-            Err(_) => {
-                return Err(Error::transient(format!(
-                    "minting a token for {key} timed out"
-                )));
-            }
-        };
+        let token = tokio::time::timeout(limit, provider.mint(key))
+            .await
+            .map_err(|_| Error::transient(format!("minting a token for {key} timed out")))?
+            .map_err(|e| e.for_key(key))?;
+        let from = row.map(|r| r.version);
         let unsaved = Unsaved {
             token: Arc::new(token),
-            origin: Origin::Mint {
-                from: row.map(|r| r.version),
-            },
+            origin: Origin::Mint { from },
             serve_new: true,
         };
-        self.persist(key, goal, lease, unsaved).await
+        let expect = from.map_or(Expect::Absent, Expect::Version);
+        self.persist(key, goal, (lease, expect), unsaved).await
     }
 
-    /// Saves a new token under the lease, clearing the record, before
-    /// anyone sees it. If that fails, the token stays in memory, a task
-    /// saves it, and the caller gets the interim answer.
+    /// Saves a pair received from the provider (`expect`ing the row it
+    /// replaces) under the lease, clearing the record, before anyone sees
+    /// it. If that fails, the pair stays in memory, a task saves it, and the
+    /// caller gets the interim answer.
     async fn persist(
         self: &Arc<Self>,
         key: &TokenKey,
         goal: &Goal,
-        lease: Box<dyn Lease>,
+        (lease, expect): (Box<dyn Lease>, Expect),
         unsaved: Unsaved,
     ) -> Outcome {
-        let arrived = (
-            Instant::now(),
-            (self.now().duration_since(unsaved.token.issued_at())).unwrap_or_default(),
-        );
-        let expect = match unsaved.origin {
-            Origin::Refresh { from, .. } | Origin::Mint { from: Some(from) } => {
-                Expect::Version(from)
-            }
-            Origin::Mint { from: None } => Expect::Absent,
-            Origin::Login(seq) => Expect::Login(seq.expect("a login saves with its sequence")),
-        };
+        let (arrived, now) = (Instant::now(), self.now());
         let saved = lease
             .save_and_release(&unsaved.token, expect, Record::Clear)
             .await;
-        // A received pair's clock offset is noted before the pair can be
-        // seen: cached once saved, or handed out by `interim` meanwhile.
-        if !matches!(unsaved.origin, Origin::Login(_)) {
-            let token = Arc::clone(&unsaved.token);
-            self.received
-                .note(key, token, saved.as_ref().ok().copied(), arrived);
-        }
+        // The pair's clock offset is noted before the pair can be seen:
+        // cached once saved, or handed out by `interim` meanwhile.
+        let version = saved.as_ref().ok().copied();
+        self.note_received(key, &unsaved.token, version, arrived, now);
         match saved {
             Ok(version) => {
                 self.cache.put(key, Arc::clone(&unsaved.token), version);
@@ -529,7 +479,7 @@ impl Inner {
         self.unsaved.keep(key, Arc::clone(&unsaved));
         let inner = Arc::clone(self);
         let key = key.clone();
-        spawn_tracked(&self.tasks, async move {
+        self.spawn_tracked(async move {
             let mut backoff = SAVE_BACKOFF.0;
             let mut failures = 0u32;
             // A login's sequence, once taken, is kept for every later try:
@@ -537,33 +487,24 @@ impl Inner {
             // that came after it.
             let mut sequence = None;
             while inner.unsaved.holds(&key, &unsaved) {
-                match inner.save_once(&key, &unsaved, &mut sequence).await {
-                    Ok(()) => return,
-                    Err(err)
-                        if matches!(
-                            err.store_kind(),
-                            Some(
-                                StoreErrorKind::LeaseLost
-                                    | StoreErrorKind::Conflict
-                                    | StoreErrorKind::LockTimeout
-                            )
-                        ) =>
-                    {
-                        debug!(%key, error = %err, "saving the unsaved token again at once");
-                    }
-                    Err(err) => {
-                        failures += 1;
-                        if failures == 10 {
-                            error!(%key, error = %err, "a new token still cannot be saved; it is kept in memory and saved as soon as the store allows, but it is lost if this process stops");
-                            inner.emit(TokenEvent::SaveFailed {
-                                key: key.clone(),
-                                reason: err.to_string(),
-                            });
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(SAVE_BACKOFF.1);
-                    }
+                let Err(err) = inner.save_once(&key, &unsaved, &mut sequence).await else {
+                    return;
+                };
+                if matches!(err.store_kind(), Some(LeaseLost | Conflict | LockTimeout)) {
+                    debug!(%key, error = %err, "saving the unsaved token again at once");
+                    continue;
                 }
+                failures += 1;
+                if failures == 10 {
+                    error!(%key, error = %err, "a new token still cannot be saved; it is kept in memory and saved as soon as the store allows, but it is lost if this process stops");
+                    let reason = err.to_string();
+                    inner.emit(TokenEvent::SaveFailed {
+                        key: key.clone(),
+                        reason,
+                    });
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(SAVE_BACKOFF.1);
             }
         });
     }
@@ -581,16 +522,11 @@ impl Inner {
         let lease = self.store.lock(key, wait).await?;
         let origin = match unsaved.origin {
             Origin::Login(None) => {
-                let taken = match *sequence {
-                    Some(taken) => taken,
-                    None => {
-                        self.emit(TokenEvent::LoginRace { key: key.clone() });
-                        let taken = lease.next_sequence().await?;
-                        *sequence = Some(taken);
-                        taken
-                    }
-                };
-                Origin::Login(Some(taken))
+                if sequence.is_none() {
+                    self.emit(TokenEvent::LoginRace { key: key.clone() });
+                    *sequence = Some(lease.next_sequence().await?);
+                }
+                Origin::Login(*sequence)
             }
             ref origin => origin.clone(),
         };
@@ -635,7 +571,7 @@ impl Inner {
         }
         let inner = Arc::clone(self);
         let key = key.clone();
-        spawn_tracked(&self.tasks, async move {
+        self.spawn_tracked(async move {
             let mut quiet_since = Instant::now();
             let unchanged = loop {
                 tokio::time::sleep(GUARD_POLL).await;
@@ -647,15 +583,12 @@ impl Inner {
                     // read alone) says nothing about the holder: the next
                     // poll reads again.
                     Err(_) => {}
-                    Ok(row)
-                        if !row
-                            .as_ref()
-                            .is_some_and(|r| r.version == version && r.in_flight.is_some()) =>
-                    {
-                        break false;
+                    Ok(Some(r)) if r.version == version && r.in_flight.is_some() => {
+                        if quiet_since.elapsed() >= GUARD_WATCH {
+                            break true;
+                        }
                     }
-                    Ok(_) if quiet_since.elapsed() >= GUARD_WATCH => break true,
-                    Ok(_) => {}
+                    Ok(_) => break false,
                 }
                 if inner.closing.load(Ordering::SeqCst) {
                     break false;
@@ -668,11 +601,9 @@ impl Inner {
                 // busy, a read or the mark failed) does not cost another
                 // whole watch: the takeover is tried again at once, and
                 // checks the record's version again under the lease.
+                let observed = Some(version);
                 for _ in 0..GUARD_TRIES.0 {
-                    let goal = Goal::Takeover {
-                        observed: Some(version),
-                    };
-                    match inner.fly(&key, goal).await {
+                    match inner.fly(&key, Goal::Takeover { observed }).await {
                         Err(e) if e.store_kind().is_some() => {
                             tokio::time::sleep(GUARD_TRIES.1).await;
                         }
@@ -740,56 +671,3 @@ impl UnsavedMap {
 
 /// Keys whose late-replay guard is running.
 pub(super) type Guards = KeyMap<()>;
-
-/// The last pair this process received from the provider for each key (a
-/// refresh or a mint): see [`Inner::token_now`].
-pub(super) type Received = KeyMap<Receipt>;
-
-/// A received pair: the version it was saved at (`None` until saved), when
-/// it arrived on the monotonic clock (to keep the newest), and how far the
-/// host's clock was ahead of its issue time then.
-pub(super) struct Receipt {
-    token: Arc<TokenSet>,
-    version: Option<Version>,
-    arrived: Instant,
-    offset: Duration,
-}
-
-impl Received {
-    fn note(
-        &self,
-        key: &TokenKey,
-        token: Arc<TokenSet>,
-        version: Option<Version>,
-        (arrived, offset): (Instant, Duration),
-    ) {
-        let mut map = self.map();
-        if map.get(key).is_none_or(|r| r.arrived <= arrived) {
-            let receipt = Receipt {
-                token,
-                version,
-                arrived,
-                offset,
-            };
-            map.insert(key.clone(), receipt);
-        }
-    }
-
-    /// How far the host's clock was ahead of the issue time of `token` (at
-    /// `version`, if known) when it arrived: its own receipt's, or for a row
-    /// stored after that receipt (a newer version: issued later), the
-    /// receipt's, which it can only be younger than.
-    fn offset(
-        &self,
-        key: &TokenKey,
-        token: &TokenSet,
-        version: Option<Version>,
-    ) -> Option<Duration> {
-        let map = self.map();
-        let receipt = map.get(key)?;
-        let ours =
-            receipt.token.access_token().expose_secret() == token.access_token().expose_secret();
-        let later = matches!((version, receipt.version), (Some(v), Some(r)) if v >= r);
-        (ours || later).then_some(receipt.offset)
-    }
-}

@@ -5,7 +5,7 @@
 //! fits their goal. A leader dropped mid-refresh hands the unfinished work
 //! to a task: a refresh abandoned between the server's answer and the save
 //! is how grants get burned. [`shutdown`](super::TokenManager::shutdown)
-//! waits for that work, counted by a `tokio_util` [`TaskTracker`].
+//! waits for that work, counted by a `tokio_util` `TaskTracker`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,8 +19,7 @@ use foldhash::fast::RandomState;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
-use tokio::sync::Notify;
-use tokio_util::task::TaskTracker;
+use tokio::sync::watch;
 use tracing::warn;
 
 use super::Inner;
@@ -56,7 +55,7 @@ impl Inner {
                     let busy = self.tasks.token();
                     let work = async move {
                         let outcome = inner.drive_caught(&key, &goal).await;
-                        lead.finish(&outcome);
+                        lead.close(Some(&outcome));
                         drop(busy);
                         outcome
                     };
@@ -64,14 +63,14 @@ impl Inner {
                 }
                 Err(cell) => cell,
             };
-            let Some(outcome) = cell.wait().await else {
+            let Some(outcome) = wait(&cell).await else {
                 continue;
             };
             // A fresh-goal flight's answer is the answer; a rejected token
             // or another goal's transient error is not.
             let fits = match (&goal, &outcome) {
-                (Goal::Replace(rejected), Ok(token)) => {
-                    token.access_token().expose_secret() != rejected.access_token().expose_secret()
+                (Goal::Replace(_), Ok(t)) => {
+                    goal.rejected() != Some(t.access_token().expose_secret())
                 }
                 (Goal::Fresh, Err(e)) => !e.is_transient() || last.is_some(),
                 _ => true,
@@ -119,7 +118,9 @@ impl Flights {
     fn join(self: &Arc<Self>, key: &TokenKey) -> std::result::Result<Lead, Arc<Cell>> {
         let mut map = lock(&self.map);
         if let Some((_, cell)) = map.get_mut(key) {
-            return Err(Arc::clone(cell.get_or_insert_with(Arc::default)));
+            return Err(Arc::clone(
+                cell.get_or_insert_with(|| Arc::new(watch::Sender::new(None))),
+            ));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         map.insert(key.clone(), (id, None));
@@ -127,7 +128,6 @@ impl Flights {
             flights: Arc::clone(self),
             key: key.clone(),
             id,
-            reported: false,
         })
     }
 
@@ -146,64 +146,41 @@ impl Flights {
     }
 }
 
-/// A leader's hold on its flight. Dropped without reporting (the work was
-/// dropped unfinished, outside a runtime), it closes the flight, and the
-/// followers start over.
+/// A leader's hold on its flight. Dropped before it closed the flight (the
+/// work was dropped unfinished, outside a runtime), it closes it without an
+/// answer, and the followers start over.
 struct Lead {
     flights: Arc<Flights>,
     key: TokenKey,
     id: u64,
-    reported: bool,
 }
 
 impl Lead {
     /// Closes the flight with `outcome`. The flight leaves the map before
     /// its followers are told, and only after the cache holds the result,
     /// so a newcomer either joins it or finds the result cached.
-    fn finish(mut self, outcome: &Outcome) {
-        self.reported = true;
+    fn close(&self, outcome: Option<&Outcome>) {
         if let Some(cell) = self.flights.close(&self.key, self.id) {
-            cell.settle(Some(outcome.clone()));
+            cell.send_replace(Some(outcome.cloned()));
         }
     }
 }
 
 impl Drop for Lead {
     fn drop(&mut self) {
-        if !self.reported
-            && let Some(cell) = self.flights.close(&self.key, self.id)
-        {
-            cell.settle(None);
-        }
+        self.close(None);
     }
 }
 
 /// One flight's answer, for its followers: `Some(None)` once the leader
 /// went away without one.
-#[derive(Default)]
-struct Cell {
-    answer: Mutex<Option<Option<Outcome>>>,
-    done: Notify,
-}
+type Cell = watch::Sender<Option<Option<Outcome>>>;
 
-impl Cell {
-    fn settle(&self, outcome: Option<Outcome>) {
-        *lock(&self.answer) = Some(outcome);
-        self.done.notify_waiters();
-    }
-
-    /// The flight's answer; `None` if it has none (the caller starts over).
-    async fn wait(&self) -> Option<Outcome> {
-        loop {
-            // Made before the answer is read, so a settle in between still
-            // wakes it.
-            let settled = self.done.notified();
-            if let Some(outcome) = &*lock(&self.answer) {
-                return outcome.clone();
-            }
-            settled.await;
-        }
-    }
+/// The flight's answer; `None` if it has none (the caller starts over).
+async fn wait(cell: &Cell) -> Option<Outcome> {
+    let mut answer = cell.subscribe();
+    let settled = answer.wait_for(Option::is_some).await.ok()?;
+    settled.clone().flatten()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -219,7 +196,7 @@ impl Future for FinishOnDrop {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let work = self.0.as_mut().expect("a finished flight is not polled");
-        let outcome = std::task::ready!(work.as_mut().poll(cx));
+        let outcome = std::task::ready!(work.poll_unpin(cx));
         self.0 = None;
         Poll::Ready(outcome)
     }
@@ -236,18 +213,5 @@ impl Drop for FinishOnDrop {
                 ),
             }
         }
-    }
-}
-
-/// Spawns background work (a save, a guard) that
-/// [`shutdown`](super::TokenManager::shutdown) waits for, if there is a
-/// runtime.
-pub(super) fn spawn_tracked<F>(tasks: &TaskTracker, work: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(tasks.spawn_on(work, &runtime)),
-        Err(_) => warn!("background token work needs a Tokio runtime; none is running"),
     }
 }

@@ -15,6 +15,7 @@ mod decision;
 mod driver;
 mod events;
 mod flight;
+mod received;
 mod retry;
 mod sharded;
 mod writers;
@@ -26,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
-use tracing::error;
+use tracing::{error, warn};
 
 pub use builder::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CACHE_CAPACITY, DEFAULT_LOCK_WAIT, DEFAULT_PENDING_MAX_AGE,
@@ -50,8 +51,9 @@ use crate::telemetry::Telemetry;
 use crate::token::{AccessToken, TokenSet};
 
 use cache::Cache;
-use driver::{Guards, Received, UnsavedMap};
+use driver::{Guards, UnsavedMap};
 use flight::Flights;
+use received::Received;
 
 /// Keeps tokens of many accounts and providers fresh, over one store.
 ///
@@ -511,6 +513,15 @@ impl Inner {
                     "no token is stored for this account",
                 )
             })
+    }
+
+    /// Spawns background work (a save, a guard) that
+    /// [`shutdown`](TokenManager::shutdown) waits for, if there is a runtime.
+    fn spawn_tracked(&self, work: impl Future<Output = ()> + Send + 'static) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(self.tasks.spawn_on(work, &runtime)),
+            Err(_) => warn!("background token work needs a Tokio runtime; none is running"),
+        }
     }
 
     fn emit(&self, event: TokenEvent) {
