@@ -330,10 +330,9 @@ pub(crate) fn cool_down(
     (cooling, pause)
 }
 
-/// The longest a single attempt may take: the manager's attempt timeout,
-/// within the time left, and short enough that the lease, renewed
-/// `since_renewal` ago, outlives it by the [`lease_margin`]. Zero means
-/// send nothing: the lease may have lapsed since its renewal (the process
+/// The longest one attempt may take: the attempt timeout, within the time
+/// left, ending a [`lease_margin`] before the lease renewed `since_renewal`
+/// ago. Zero means send nothing: the lease may have lapsed (the process
 /// paused), and another process may hold it and be sending.
 pub(crate) fn attempt_timeout(
     configured: Duration,
@@ -348,11 +347,10 @@ pub(crate) fn attempt_timeout(
     configured.min(time_left).min(by_lease)
 }
 
-/// What a renewed lease of `ttl` must outlive a request by: `margin`, but
-/// at most half the TTL. A margin longer than the TTL (2 s against a
-/// 0.9 s lease) would cut every attempt to nothing: each request then
-/// times out the moment it starts, possibly after it left, so every
-/// outcome is unknown and a record is never finished.
+/// What a renewed lease of `ttl` must outlive a request by: `margin`, at
+/// most half the TTL. Against a shorter lease (2 s against 0.9 s) every
+/// request would time out as it starts, perhaps after it left: every
+/// outcome unknown, and a record never finished.
 pub(crate) fn lease_margin(ttl: Duration, margin: Duration) -> Duration {
     margin.min(ttl / 2)
 }

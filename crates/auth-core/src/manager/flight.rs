@@ -1,11 +1,9 @@
-//! The in-process single flight: one refresh per key at a time, however
-//! many callers. The first caller of a key *leads*: it polls the work
-//! itself (spawning every refresh cost two thread hand-offs, about 90 µs
-//! on loopback). The others *follow*, and take the leader's answer when it
-//! fits their goal. A leader dropped mid-refresh hands the unfinished work
-//! to a task: a refresh abandoned between the server's answer and the save
-//! is how grants get burned. [`shutdown`](super::TokenManager::shutdown)
-//! waits for that work, counted by a `tokio_util` `TaskTracker`.
+//! The in-process single flight: one refresh per key at a time. The first
+//! caller of a key *leads*, polling the work itself (a task per refresh
+//! cost two thread hand-offs, about 90 µs on loopback); the others *follow*
+//! and take its answer when it fits their goal. A leader dropped
+//! mid-refresh hands the rest to a task, which `shutdown` waits for: a
+//! refresh abandoned between the server's answer and the save burns grants.
 
 use std::collections::HashMap;
 use std::future::Future;
