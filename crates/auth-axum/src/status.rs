@@ -100,7 +100,10 @@ pub(crate) enum Row<'a> {
     Owned(Connection),
 }
 
+// `provider`, `state` and `owned_mut` are for the move from legacy Fitbit,
+// behind its feature.
 impl Row<'_> {
+    #[cfg(feature = "fitbit-migration")]
     pub(crate) fn provider(&self) -> &ProviderId {
         match self {
             Row::Connected { provider, .. } => provider,
@@ -108,6 +111,7 @@ impl Row<'_> {
         }
     }
 
+    #[cfg(feature = "fitbit-migration")]
     pub(crate) fn state(&self) -> ConnectionState {
         match self {
             Row::Connected { .. } => ConnectionState::Connected,
@@ -116,6 +120,7 @@ impl Row<'_> {
     }
 
     /// The row as a [`Connection`], made one in place if it was not.
+    #[cfg(feature = "fitbit-migration")]
     pub(crate) fn owned_mut(&mut self) -> &mut Connection {
         if let Row::Connected {
             provider,
