@@ -124,15 +124,14 @@ pub(crate) struct Known<'a> {
 /// What to do next with a row.
 #[derive(Debug)]
 pub(crate) enum Next {
-    /// Answer with this token (and cache it), or this error.
+    /// Answer with this token (and cache it).
     Serve(Arc<TokenSet>),
+    /// Answer with this error.
     Fail(Error),
     /// Take the lease and read again.
     Lease,
     /// Refresh from the stored pair: write the record first when `record`.
-    Refresh {
-        record: bool,
-    },
+    Refresh { record: bool },
     /// Replay the stored refresh token: a record was found.
     Replay,
     /// The record may be a live holder's: release the lease, watch the

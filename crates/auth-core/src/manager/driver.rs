@@ -100,9 +100,8 @@ impl Inner {
         let lease = match lease {
             Ok(lease) => lease,
             Err(err) if err.store_kind() == Some(StoreErrorKind::LockTimeout) => {
-                // Never refresh without the lease; but a caller who may
-                // have a still-valid stored token gets it (and caches it,
-                // like any token served from a row).
+                // Never refresh without the lease; but a caller who may have
+                // a still-valid stored token gets it (cached, as any row).
                 let row = self.store.load(key).await.ok().flatten();
                 let Some(token) = row.as_ref().and_then(|r| r.token.as_ref()) else {
                     return Err(err);
@@ -187,8 +186,7 @@ impl Inner {
     }
 
     /// One refresh under the lease: the write-ahead record, then attempts
-    /// with the same refresh token, each after a renewal of the lease, until a
-    /// definite outcome, a stop, or the deadline.
+    /// with the same refresh token, each after a renewal of the lease.
     async fn refresh(
         self: &Arc<Self>,
         key: &TokenKey,
@@ -324,9 +322,8 @@ impl Inner {
         }
     }
 
-    /// Ends a refresh that failed without a definite outcome: records the
-    /// cooldown (`cooled`), or just clears the record, and serves the
-    /// still-valid token to a caller who may have it.
+    /// Ends a refresh without a definite outcome: writes the cooldown or
+    /// clears the record, and serves a still-valid token to who may have it.
     #[allow(clippy::too_many_arguments)]
     async fn stop(
         &self,
@@ -430,10 +427,9 @@ impl Inner {
         self.persist(key, goal, (lease, expect), unsaved).await
     }
 
-    /// Saves a pair received from the provider (`expect`ing the row it
-    /// replaces) under the lease, clearing the record, before anyone sees
-    /// it. If that fails, the pair stays in memory, a task saves it, and the
-    /// caller gets the interim answer.
+    /// Saves a pair from the provider over the row `expect`ed, clearing the
+    /// record, before anyone sees it; if that fails, a task saves it, and
+    /// the caller gets the interim answer.
     async fn persist(
         self: &Arc<Self>,
         key: &TokenKey,
@@ -477,20 +473,17 @@ impl Inner {
         }
     }
 
-    /// Keeps `unsaved` in memory and saves it in a task that lives as
-    /// long as the process: it takes the lease back the moment it is free
-    /// after a lost lease or a conflict, and backs off only on store
-    /// errors. The record stays in flight meanwhile.
+    /// Keeps `unsaved` in memory and saves it in a task that lives as long
+    /// as the process, taking the lease back the moment it is free (backing
+    /// off only on store errors). The record stays in flight meanwhile.
     pub(super) fn keep_saving(self: &Arc<Self>, key: &TokenKey, unsaved: Arc<Unsaved>) {
         self.unsaved.keep(key, Arc::clone(&unsaved));
-        let inner = Arc::clone(self);
-        let key = key.clone();
+        let (inner, key) = (Arc::clone(self), key.clone());
         self.spawn_tracked(async move {
             let mut backoff = SAVE_BACKOFF.0;
             let mut failures = 0u32;
-            // A login's sequence, once taken, is kept for every later try:
-            // a new one would order the login after a revoke or remove
-            // that came after it.
+            // A login's sequence, once taken, is kept for every try: a new
+            // one would order it after a revoke or remove that came later.
             let mut sequence = None;
             while inner.unsaved.holds(&key, &unsaved) {
                 let Err(err) = inner.save_once(&key, &unsaved, &mut sequence).await else {
@@ -515,9 +508,8 @@ impl Inner {
         });
     }
 
-    /// One save of an unsaved token under a fresh lease, with the rules of
-    /// [`decision::verdict`]. A login without a sequence takes one the
-    /// first time (`sequence`) and keeps it.
+    /// One save of an unsaved token under a fresh lease, by
+    /// [`decision::verdict`]; a login takes its `sequence` the first time.
     async fn save_once(
         &self,
         key: &TokenKey,
@@ -572,11 +564,10 @@ impl Inner {
     /// store was unavailable, when a live holder could not save either),
     /// then replays only if it is unchanged. One guard per key at a time.
     pub(super) fn guard(self: &Arc<Self>, key: &TokenKey, version: Version) {
-        if self.guards.map().insert(key.clone(), ()).is_some() {
+        if self.guards.lock().insert(key.clone(), ()).is_some() {
             return;
         }
-        let inner = Arc::clone(self);
-        let key = key.clone();
+        let (inner, key) = (Arc::clone(self), key.clone());
         self.spawn_tracked(async move {
             let mut quiet_since = Instant::now();
             let unchanged = loop {
@@ -600,7 +591,7 @@ impl Inner {
                     break false;
                 }
             };
-            inner.guards.map().remove(&key);
+            inner.guards.lock().remove(&key);
             if unchanged {
                 info!(%key, "a late refresh record stayed unchanged; replaying it");
                 // A store that failed before anything was sent (the lease
@@ -621,7 +612,7 @@ impl Inner {
     }
 }
 
-/// A per-key map behind a mutex: the driver's bookkeeping.
+/// A per-key map behind a mutex, for the manager's bookkeeping.
 pub(super) struct KeyMap<V>(Mutex<HashMap<TokenKey, V, RandomState>>);
 
 impl<V> Default for KeyMap<V> {
@@ -631,7 +622,7 @@ impl<V> Default for KeyMap<V> {
 }
 
 impl<V> KeyMap<V> {
-    fn map(&self) -> MutexGuard<'_, HashMap<TokenKey, V, RandomState>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<TokenKey, V, RandomState>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -641,22 +632,24 @@ pub(super) type UnsavedMap = KeyMap<Arc<Unsaved>>;
 
 impl UnsavedMap {
     pub(super) fn get(&self, key: &TokenKey) -> Option<Arc<Unsaved>> {
-        self.map().get(key).cloned()
+        self.lock().get(key).cloned()
     }
 
     /// Keeps `unsaved`, replacing an older one (whose task then stops).
     pub(super) fn keep(&self, key: &TokenKey, unsaved: Arc<Unsaved>) {
-        self.map().insert(key.clone(), unsaved);
+        self.lock().insert(key.clone(), unsaved);
     }
 
     /// Whether `unsaved` is still the one kept for `key`.
     fn holds(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) -> bool {
-        self.map().get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved))
+        self.lock()
+            .get(key)
+            .is_some_and(|u| Arc::ptr_eq(u, unsaved))
     }
 
     /// Drops `key`'s entry if it is still `unsaved`.
     pub(super) fn settle(&self, key: &TokenKey, unsaved: &Arc<Unsaved>) {
-        let mut map = self.map();
+        let mut map = self.lock();
         if map.get(key).is_some_and(|u| Arc::ptr_eq(u, unsaved)) {
             map.remove(key);
         }
@@ -665,11 +658,11 @@ impl UnsavedMap {
     /// Drops `key`'s entry, whatever it is (a revoke or remove finished, or
     /// a login saved).
     pub(super) fn abandon(&self, key: &TokenKey) {
-        self.map().remove(key);
+        self.lock().remove(key);
     }
 
     pub(super) fn keys(&self) -> Vec<TokenKey> {
-        let mut keys: Vec<_> = self.map().keys().cloned().collect();
+        let mut keys: Vec<_> = self.lock().keys().cloned().collect();
         keys.sort();
         keys
     }

@@ -5,23 +5,22 @@
 //! mid-refresh hands the rest to a task, which `shutdown` waits for: a
 //! refresh abandoned between the server's answer and the save burns grants.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use foldhash::fast::RandomState;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use secrecy::ExposeSecret;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tracing::warn;
 
 use super::Inner;
 use super::decision::Goal;
+use super::driver::KeyMap;
 use crate::error::{Error, Result};
 use crate::id::TokenKey;
 use crate::token::TokenSet;
@@ -48,8 +47,7 @@ impl Inner {
         for _ in 0..MAX_ROUNDS {
             let cell = match self.flights.join(key) {
                 Ok(lead) => {
-                    let inner = Arc::clone(self);
-                    let (key, goal) = (key.clone(), goal.clone());
+                    let (inner, key, goal) = (Arc::clone(self), key.clone(), goal.clone());
                     let busy = self.tasks.token();
                     let work = async move {
                         let outcome = inner.drive_caught(&key, &goal).await;
@@ -61,7 +59,7 @@ impl Inner {
                 }
                 Err(cell) => cell,
             };
-            let Some(outcome) = wait(&cell).await else {
+            let Some(outcome) = cell.wait().await else {
                 continue;
             };
             // A fresh-goal flight's answer is the answer; a rejected token
@@ -102,7 +100,7 @@ impl Inner {
 /// The flights in progress, one per key at most.
 #[derive(Default)]
 pub(super) struct Flights {
-    map: Mutex<HashMap<TokenKey, Slot, RandomState>>,
+    map: KeyMap<Slot>,
     next_id: AtomicU64,
 }
 
@@ -114,11 +112,9 @@ impl Flights {
     /// Opens `key`'s flight for the caller to lead, or gives the running
     /// flight's cell to follow.
     fn join(self: &Arc<Self>, key: &TokenKey) -> std::result::Result<Lead, Arc<Cell>> {
-        let mut map = lock(&self.map);
+        let mut map = self.map.lock();
         if let Some((_, cell)) = map.get_mut(key) {
-            return Err(Arc::clone(
-                cell.get_or_insert_with(|| Arc::new(watch::Sender::new(None))),
-            ));
+            return Err(Arc::clone(cell.get_or_insert_with(Arc::default)));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         map.insert(key.clone(), (id, None));
@@ -129,18 +125,9 @@ impl Flights {
         })
     }
 
-    /// Removes flight `id` of `key`; its cell, if it has followers.
-    fn close(&self, key: &TokenKey, id: u64) -> Option<Arc<Cell>> {
-        let mut map = lock(&self.map);
-        if map.get(key).is_some_and(|(held, _)| *held == id) {
-            return map.remove(key).and_then(|(_, cell)| cell);
-        }
-        None
-    }
-
     /// Keys with a flight in progress; for tests of bounded memory.
     pub(super) fn len(&self) -> usize {
-        lock(&self.map).len()
+        self.map.lock().len()
     }
 }
 
@@ -158,8 +145,14 @@ impl Lead {
     /// its followers are told, and only after the cache holds the result,
     /// so a newcomer either joins it or finds the result cached.
     fn close(&self, outcome: Option<&Outcome>) {
-        if let Some(cell) = self.flights.close(&self.key, self.id) {
-            cell.send_replace(Some(outcome.cloned()));
+        let mut map = self.flights.map.lock();
+        if map.get(&self.key).is_none_or(|(held, _)| *held != self.id) {
+            return;
+        }
+        let followers = map.remove(&self.key).and_then(|(_, cell)| cell);
+        drop(map);
+        if let Some(cell) = followers {
+            cell.settle(outcome.cloned());
         }
     }
 }
@@ -170,19 +163,33 @@ impl Drop for Lead {
     }
 }
 
-/// One flight's answer, for its followers: `Some(None)` once the leader
-/// went away without one.
-type Cell = watch::Sender<Option<Option<Outcome>>>;
-
-/// The flight's answer; `None` if it has none (the caller starts over).
-async fn wait(cell: &Cell) -> Option<Outcome> {
-    let mut answer = cell.subscribe();
-    let settled = answer.wait_for(Option::is_some).await.ok()?;
-    settled.clone().flatten()
+/// One flight's answer for its followers: `None` if the leader went away
+/// without one. (A `tokio::sync::watch` wakes in an order of its own, and
+/// the simulation must replay a seed exactly.)
+#[derive(Default)]
+struct Cell {
+    answer: OnceLock<Option<Outcome>>,
+    done: Notify,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+impl Cell {
+    fn settle(&self, outcome: Option<Outcome>) {
+        let _ = self.answer.set(outcome);
+        self.done.notify_waiters();
+    }
+
+    /// The flight's answer; `None` if it has none (the caller starts over).
+    async fn wait(&self) -> Option<Outcome> {
+        loop {
+            // Made before the answer is read, so that a settle in between
+            // still wakes it.
+            let settled = self.done.notified();
+            if let Some(outcome) = self.answer.get() {
+                return outcome.clone();
+            }
+            settled.await;
+        }
+    }
 }
 
 /// A leader's work, polled in place; if dropped before it finished, what
