@@ -3,10 +3,9 @@
 //!
 //! It never goes backwards: each entry carries the store version it was
 //! read or written at, an older write is ignored, and a removal leaves a
-//! *tombstone* with the removed version, so that a flight which read the
-//! token before the removal cannot bring it back. Its size is bounded: a
-//! full shard drops tombstones and expired tokens first (the store has the
-//! data). How it scales with threads is the [`ShardedMap`]'s business.
+//! *tombstone* with the removed version, so a flight which read the token
+//! before the removal cannot bring it back. A full shard drops tombstones
+//! and expired tokens first. Scaling with threads is [`ShardedMap`]'s job.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -33,10 +32,10 @@ pub(super) struct Cache(ShardedMap<Entry>);
 impl Cache {
     /// A cache holding about `capacity` entries at most.
     pub(super) fn new(capacity: usize) -> Self {
-        Self(ShardedMap::new(capacity, |e| {
+        Self(ShardedMap::new(capacity, |e, now| {
             e.token
                 .as_ref()
-                .is_some_and(|t| t.is_fresh(SystemTime::now(), Duration::ZERO))
+                .is_some_and(|t| t.is_fresh(now, Duration::ZERO))
         }))
     }
 

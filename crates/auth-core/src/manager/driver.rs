@@ -57,10 +57,9 @@ const LEASE_BUSY: Duration = Duration::from_millis(100);
 const GUARD_TRIES: (usize, Duration) = (8, Duration::from_millis(250));
 
 /// The driver's one piece of tuning (BENCHMARKS.md §3): `refresh`, `mint`
-/// and the failure paths are boxed where they are awaited, so that no
-/// allocation of a refresh is larger than glibc's per-thread cache serves
-/// (1,032 bytes); in one 2.7 KB box, glibc first merged its free chunks.
-/// Alternating processes: 1.137× → 1.115× and 1.146× → 1.139× a raw refresh.
+/// and the failure paths are boxed where awaited, so no allocation of a
+/// refresh outgrows glibc's per-thread cache (1,032 bytes; one 2.7 KB box
+/// merged free chunks first): 1.137× → 1.115×, 1.146× → 1.139× a raw one.
 fn boxed<F: Future>(work: F) -> Pin<Box<F>> {
     Box::pin(work)
 }

@@ -28,8 +28,7 @@ use crate::token::TokenSet;
 /// What a flight hands its followers.
 pub(super) type Outcome = Result<Arc<TokenSet>>;
 
-/// How many times a follower may start over when a flight's answer does
-/// not fit its goal.
+/// How often a follower may start over when an answer does not fit its goal.
 const MAX_ROUNDS: usize = 4;
 
 impl Inner {
@@ -46,7 +45,7 @@ impl Inner {
         let mut last = None;
         for _ in 0..MAX_ROUNDS {
             let cell = match self.flights.join(key) {
-                Ok(lead) => {
+                Ok(mut lead) => {
                     let (inner, key, goal) = (Arc::clone(self), key.clone(), goal.clone());
                     let busy = self.tasks.token();
                     let work = async move {
@@ -105,7 +104,7 @@ pub(super) struct Flights {
 }
 
 /// A flight: its leader's id, and its followers' cell, made by the first
-/// follower (a flight nobody joins, almost every refresh, allocates none).
+/// follower (most flights have none, and allocate none).
 type Slot = (u64, Option<Arc<Cell>>);
 
 impl Flights {
@@ -122,6 +121,7 @@ impl Flights {
             flights: Arc::clone(self),
             key: key.clone(),
             id,
+            closed: false,
         })
     }
 
@@ -131,20 +131,23 @@ impl Flights {
     }
 }
 
-/// A leader's hold on its flight. Dropped before it closed the flight (the
-/// work was dropped unfinished, outside a runtime), it closes it without an
-/// answer, and the followers start over.
+/// A leader's hold on its flight. Dropped unclosed (the work was dropped
+/// outside a runtime), it closes it without an answer: followers start over.
 struct Lead {
     flights: Arc<Flights>,
     key: TokenKey,
     id: u64,
+    closed: bool,
 }
 
 impl Lead {
-    /// Closes the flight with `outcome`. The flight leaves the map before
-    /// its followers are told, and only after the cache holds the result,
-    /// so a newcomer either joins it or finds the result cached.
-    fn close(&self, outcome: Option<&Outcome>) {
+    /// Closes the flight with `outcome`, once. It leaves the map before its
+    /// followers are told and after the cache holds the result, so a
+    /// newcomer either joins it or finds the result cached.
+    fn close(&mut self, outcome: Option<&Outcome>) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
         let mut map = self.flights.map.lock();
         if map.get(&self.key).is_none_or(|(held, _)| *held != self.id) {
             return;

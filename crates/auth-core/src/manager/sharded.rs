@@ -19,6 +19,7 @@
 
 use std::hash::BuildHasher as _;
 use std::sync::PoisonError;
+use std::time::SystemTime;
 
 use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use foldhash::fast::RandomState;
@@ -35,17 +36,18 @@ pub(super) const SHARDS: usize = 64;
 #[repr(align(128))]
 struct Shard<V>(ShardedLock<HashTable<(TokenKey, V)>>);
 
-/// The map. `valued` says which entries a full shard keeps first.
+/// The map. `valued` says which entries a full shard keeps first, at a time
+/// read once per pruning.
 pub(super) struct ShardedMap<V> {
     shards: Box<[Shard<V>]>,
     hasher: RandomState,
     per_shard: usize,
-    valued: fn(&V) -> bool,
+    valued: fn(&V, SystemTime) -> bool,
 }
 
 impl<V> ShardedMap<V> {
     /// A map holding about `capacity` entries at most.
-    pub(super) fn new(capacity: usize, valued: fn(&V) -> bool) -> Self {
+    pub(super) fn new(capacity: usize, valued: fn(&V, SystemTime) -> bool) -> Self {
         Self {
             shards: (0..SHARDS)
                 .map(|_| Shard(ShardedLock::new(HashTable::new())))
@@ -127,7 +129,8 @@ impl<V> ShardedMap<V> {
     /// Frees at least one place in a full shard: the entries not valued
     /// first, then an eighth of the rest.
     fn make_room(&self, shard: &mut HashTable<(TokenKey, V)>) {
-        shard.retain(|(_, v)| (self.valued)(v));
+        let now = SystemTime::now();
+        shard.retain(|(_, v)| (self.valued)(v, now));
         if shard.len() >= self.per_shard {
             let mut to_drop = (self.per_shard / 8).max(1);
             shard.retain(|_| {
