@@ -13,6 +13,13 @@
 //!   `BasicClient::exchange_refresh_token` stored back into the map. That is
 //!   what most apps write today.
 //!
+//! Two more rows split the refresh: the manager's own provider refreshing
+//! alone (`GoogleHealthProvider::refresh`, the new token kept by the
+//! caller) against the hand-written cache, and the manager against that
+//! provider. They have no budget; they say which layer a gap is in.
+//! `PEERS_PROFILE=SIDE[:N]` runs one side's refreshes alone, for a
+//! profiler.
+//!
 //! Goals (issue "measured against peers"):
 //!
 //! 1. the manager's hot path (`TokenManager::access_token`, cached) is no
@@ -45,12 +52,13 @@ mod support;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Emulator, demo};
 use auth_fitbit::GoogleHealthProvider;
+use auth_oauth2::OAuth2Provider;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::FutureExt;
 use oauth2::basic::BasicClient;
@@ -176,6 +184,10 @@ struct World {
     rt: Runtime,
     emulator: Emulator,
     manager: TokenManager,
+    /// The manager's own provider, for the refresh without the manager.
+    provider: Arc<OAuth2Provider>,
+    /// The token the provider-alone side refreshes, as a caller keeps it.
+    provider_token: Mutex<TokenSet>,
     hand: Arc<HandCache>,
     yup: Arc<Yup>,
     key: TokenKey,
@@ -208,9 +220,10 @@ impl World {
                 .expect("endpoints")
                 .build()
                 .expect("the Google Health provider");
+        let provider = Arc::new(provider);
         let store = MemoryTokenStore::new();
         let manager = TokenManager::builder(Arc::new(store.clone()))
-            .provider(Arc::new(provider) as Arc<dyn TokenProvider>)
+            .provider(Arc::clone(&provider) as Arc<dyn TokenProvider>)
             // A failure must show, not be retried into a slower figure.
             .retry_policy(RetryPolicy::none())
             .build();
@@ -308,10 +321,17 @@ impl World {
             yup
         });
         let refreshes = AtomicU64::new(emulator.counters().google_token_refresh);
+        let provider_token = Mutex::new(
+            TokenSet::new(issued.access_token.clone(), "Bearer", now)
+                .with_refresh_token(refresh_token.clone())
+                .with_scopes([SCOPE]),
+        );
         Self {
             rt,
             emulator,
             manager,
+            provider,
+            provider_token,
             hand,
             yup: Arc::new(yup),
             key,
@@ -366,6 +386,19 @@ impl World {
                         Side::Hand => {
                             black_box(world.hand.refresh(&world.key, &world.refresh_token).await);
                         }
+                        Side::Provider => {
+                            let current = world
+                                .provider_token
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .clone();
+                            let fresh = world.provider.refresh(&current).await.expect("a refresh");
+                            *world
+                                .provider_token
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner) =
+                                current.merge_refreshed(fresh);
+                        }
                         Side::Yup => {
                             black_box(
                                 world
@@ -395,6 +428,7 @@ impl World {
 #[derive(Debug, Clone, Copy)]
 enum Side {
     Ours,
+    Provider,
     Hand,
     Yup,
 }
@@ -414,6 +448,16 @@ fn per_call(total: Duration, calls: u64) -> Duration {
 
 fn bench(c: &mut Criterion) {
     let world = Arc::new(World::new());
+    if let Some((side, n)) = profile_request() {
+        // Warm up (connections, allocator), then the part to profile.
+        world.refresh(side, 100);
+        let per = world.refresh(side, n);
+        #[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+        {
+            println!("PROFILE peers/{side:?}: {per:.3?} per refresh over {n}");
+        }
+        return;
+    }
     let key = world.key.clone();
 
     let mut group = c.benchmark_group("peers/cached_1_thread");
@@ -451,6 +495,19 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     summary(&world);
+}
+
+/// `PEERS_PROFILE=SIDE[:N]` (`Ours`, `Provider`, `Hand` or `Yup`): run only
+/// `N` (default 2,000) refreshes of that side and nothing else, for a
+/// profiler such as `valgrind --tool=callgrind`.
+fn profile_request() -> Option<(Side, u64)> {
+    let spec = std::env::var("PEERS_PROFILE").ok()?;
+    let (name, n) = spec.split_once(':').unwrap_or((&spec, "2000"));
+    let side = [Side::Ours, Side::Provider, Side::Hand, Side::Yup]
+        .into_iter()
+        .find(|side| format!("{side:?}") == name)
+        .unwrap_or_else(|| panic!("PEERS_PROFILE: no side named {name}"));
+    Some((side, n.parse().expect("PEERS_PROFILE: N is a number")))
 }
 
 /// The goals, each as the median ratio of alternating rounds.
@@ -513,6 +570,30 @@ fn summary(world: &Arc<World>) {
         "manager refresh",
         "oauth2 + map",
         &hand,
+        None,
+    );
+    let provider = compare(
+        refresh_rounds,
+        || world.refresh(Side::Provider, refreshes),
+        || world.refresh(Side::Hand, refreshes),
+    );
+    report(
+        "refresh: the provider alone vs hand-written",
+        "GoogleHealthProvider::refresh",
+        "oauth2 + map",
+        &provider,
+        None,
+    );
+    let over = compare(
+        refresh_rounds,
+        || world.refresh(Side::Ours, refreshes),
+        || world.refresh(Side::Provider, refreshes),
+    );
+    report(
+        "refresh: the manager vs its provider alone",
+        "manager refresh",
+        "GoogleHealthProvider::refresh",
+        &over,
         None,
     );
     let yup = compare(
