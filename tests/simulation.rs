@@ -66,12 +66,18 @@ fn replay() {
     report.assert_ok();
 }
 
-/// The same seed gives the same run.
+/// The same seed gives the same run: the same figures and the same trace,
+/// line for line, for seeds of both kinds of server. (Once, followers woke
+/// in an order of tokio's choosing; the figures of a short run stayed the
+/// same, and only a few of the soak's seeds showed it.)
 #[test]
 fn a_seed_replays_exactly() {
-    let a = sim::world::run(42, 300).summary();
-    let b = sim::world::run(42, 300).summary();
-    assert_eq!(a, b);
+    for seed in CI_SEEDS_A.iter().chain(&CI_SEEDS_B).take(4) {
+        let a = sim::world::run(*seed, 600);
+        let b = sim::world::run(*seed, 600);
+        assert_eq!(a.summary(), b.summary(), "seed {seed}: the figures differ");
+        assert_eq!(a.digest, b.digest, "seed {seed}: the traces differ");
+    }
 }
 
 /// The faults the issue names do happen in the CI seeds: kills at await

@@ -102,6 +102,18 @@ impl Life {
             .collect()
     }
 
+    /// A digest of the whole trace, every account's lines in order: two
+    /// runs of one seed that interleave differently anywhere differ here.
+    pub(crate) fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// The last `n` lines of the whole trace.
     pub(crate) fn tail(&self, n: usize) -> Vec<String> {
         let journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);

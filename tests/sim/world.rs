@@ -55,6 +55,8 @@ pub(crate) struct Report {
     pub(crate) findings: Findings,
     /// The server's log of the account of the first violation.
     pub(crate) trace: String,
+    /// A digest of the whole trace, for comparing two runs of one seed.
+    pub(crate) digest: u64,
 }
 
 impl Report {
@@ -79,6 +81,7 @@ impl Report {
             error_kinds: BTreeMap::new(),
             findings,
             trace: String::new(),
+            digest: 0,
         }
     }
 
@@ -643,6 +646,7 @@ impl World {
             error_kinds: ledger.error_kinds,
             findings: ledger.findings,
             trace,
+            digest: self.shared.life.digest(),
         }
     }
 
