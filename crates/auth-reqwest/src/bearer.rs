@@ -210,11 +210,31 @@ impl Middleware for BearerAuth {
             .await
             .map_err(|e| middleware_error(e.for_key(&key)))?;
         authorize(&mut request, &token).map_err(middleware_error)?;
-        let retry = request.try_clone();
+        // The copy for a retry is boxed, as is the rare path below: each
+        // would otherwise make every request's future too big for the
+        // allocator's per-thread cache (BENCHMARKS.md §9).
+        let retry = request.try_clone().map(Box::new);
         let response = next.clone().run(request, extensions).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
+        Box::pin(self.after_unauthorized(key, token, retry, response, extensions, next)).await
+    }
+}
+
+impl BearerAuth {
+    /// A 401 came back for `token`: if the token was rejected, replaces it
+    /// and sends `retry` once with the new one (when the body allowed a
+    /// copy); otherwise hands the response back.
+    async fn after_unauthorized(
+        &self,
+        key: TokenKey,
+        token: AccessToken,
+        retry: Option<Box<Request>>,
+        response: Response,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
         let (rejected, response) = self.rejected(&key, response).await?;
         if !rejected {
             return Ok(response);
@@ -234,6 +254,6 @@ impl Middleware for BearerAuth {
             .map_err(|e| middleware_error(e.for_key(&key)))?;
         debug!(%key, "the token was rejected; retrying once with a new one");
         authorize(&mut retry, &fresh).map_err(middleware_error)?;
-        next.run(retry, extensions).await
+        next.run(*retry, extensions).await
     }
 }
