@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use auth_core::{Error, Result};
+use futures::FutureExt as _;
 use http::{HeaderMap, StatusCode};
 
 use crate::config::HttpConfig;
@@ -110,15 +111,20 @@ impl HttpClient {
         &self,
         request: HttpRequest,
     ) -> impl Future<Output = Result<ResponseMeta, HttpError>> + Send + '_ {
-        // The request is handed to `reqwest` before the first await, so
-        // that the future keeps none of its parts: it stays small enough
-        // (with the exchange around it) for the allocator's per-thread
-        // cache when boxed (BENCHMARKS.md §9).
-        let sent = self.outgoing(request).map(|r| self.client.execute(r));
+        // The request is converted before the future is made, so that the
+        // future keeps only what `reqwest` takes, not the request's parts
+        // too: it stays small enough (with the exchange around it) for the
+        // allocator's per-thread cache when boxed (BENCHMARKS.md §9).
+        // Nothing is sent, and no timer armed, before the first poll.
+        let outgoing = self.outgoing(request);
         async move {
             // Never let reqwest's error text carry the URL: a tokeninfo URL
             // holds the access token in its query.
-            let mut response = sent?.await.map_err(transport_error)?;
+            let mut response = self
+                .client
+                .execute(outgoing?)
+                .await
+                .map_err(transport_error)?;
             let status = response.status();
             // Moved out, not copied: the body is read without them.
             let headers = std::mem::take(response.headers_mut());
@@ -328,12 +334,20 @@ impl<'h> Exchange<'h> {
     }
 
     /// Sends `request`, keeps the response, and hands the `oauth2` crate
-    /// its own copy, which it consumes.
-    pub(crate) async fn send(
+    /// its own copy, which it consumes. (Not an `async fn`, which would keep
+    /// the request beside the future it goes into: see
+    /// [`HttpClient::execute`].)
+    pub(crate) fn send(
         &self,
         request: oauth2::HttpRequest,
-    ) -> Result<oauth2::HttpResponse, HttpError> {
-        let mut meta = self.http.execute(request).await?;
+    ) -> impl Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + '_ {
+        self.http
+            .execute(request)
+            .map(|answer| answer.and_then(|meta| self.keep(meta)))
+    }
+
+    /// Keeps `meta` as the last response and makes the `oauth2` crate's copy.
+    fn keep(&self, mut meta: ResponseMeta) -> Result<oauth2::HttpResponse, HttpError> {
         if let Some(hooks) = self.normalize {
             meta = hooks.normalize_token_response(meta);
         }
@@ -376,6 +390,20 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Exchange<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Making the future of a request sends nothing and arms no timer (as
+    /// an `async fn`'s would not): it can be made and dropped outside a
+    /// runtime, where arming `reqwest`'s timeout would panic.
+    #[test]
+    fn a_request_starts_when_first_polled() {
+        let client = HttpClient::new(&HttpConfig::default()).expect("a client");
+        let request = http::Request::post("http://127.0.0.1:9/token")
+            .body(b"grant_type=refresh_token".to_vec())
+            .expect("a request");
+        let exchange = Exchange::new(&client);
+        drop(client.execute(request.clone()));
+        drop(exchange.send(request));
+    }
 
     async fn send(url: &str) -> reqwest::Error {
         reqwest::Client::new()
