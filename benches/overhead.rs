@@ -51,7 +51,7 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth_core::secrecy::ExposeSecret;
@@ -60,6 +60,7 @@ use auth_core::{RetryPolicy, TokenKey, TokenManager, TokenProvider, TokenSet};
 use auth_emulator::{Endpoint, Fault};
 use criterion::{Criterion, criterion_group, criterion_main};
 use store_memory::MemoryTokenStore;
+use support::lock;
 use support::refresh::{World, rotated};
 
 const BUDGET: f64 = 1.1;
@@ -97,10 +98,6 @@ struct Sides {
     provider_token: Mutex<TokenSet>,
     bookkeeping: TokenManager,
     bookkeeping_key: TokenKey,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Sides {

@@ -68,7 +68,7 @@ use oauth2::{
 };
 use store_memory::MemoryTokenStore;
 use support::threads::{self, one_thread};
-use support::{compare, heading, quick_mode, report};
+use support::{compare, heading, lock, quick_mode, report};
 use tokio::runtime::Runtime;
 use yup_oauth2::storage::{TokenInfo, TokenStorage, TokenStorageError};
 
@@ -387,17 +387,9 @@ impl World {
                             black_box(world.hand.refresh(&world.key, &world.refresh_token).await);
                         }
                         Side::Provider => {
-                            let current = world
-                                .provider_token
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .clone();
+                            let current = lock(&world.provider_token).clone();
                             let fresh = world.provider.refresh(&current).await.expect("a refresh");
-                            *world
-                                .provider_token
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner) =
-                                current.merge_refreshed(fresh);
+                            *lock(&world.provider_token) = current.merge_refreshed(fresh);
                         }
                         Side::Yup => {
                             black_box(

@@ -72,7 +72,7 @@ fn replay() {
 /// same, and only a few of the soak's seeds showed it.)
 #[test]
 fn a_seed_replays_exactly() {
-    for seed in CI_SEEDS_A.iter().chain(&CI_SEEDS_B).take(4) {
+    for seed in CI_SEEDS_A.iter().take(4) {
         let a = sim::world::run(*seed, 600);
         let b = sim::world::run(*seed, 600);
         assert_eq!(a.summary(), b.summary(), "seed {seed}: the figures differ");

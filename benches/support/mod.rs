@@ -18,6 +18,7 @@
 pub mod refresh;
 pub mod threads;
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// Candidate and baseline, measured in alternating rounds of one run.
@@ -134,4 +135,10 @@ pub fn context_switches() -> Option<u64> {
         }
     }
     Some(total)
+}
+
+/// `m`'s guard, poisoned or not: a benchmark that panicked has failed
+/// already.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
